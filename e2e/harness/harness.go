@@ -1,0 +1,160 @@
+// Package harness starts real Consul and Nomad agents for one test and tears them down
+// with t.Cleanup, also when the test fails or panics. It builds on internal/devgrid, the
+// same code that runs `dyno dev up`.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+)
+
+// StartTimeout bounds how long a grid may take to become healthy.
+const StartTimeout = 2 * time.Minute
+
+// BinDir is the folder that holds the agents and the project's binaries: $DYNO_BIN_DIR,
+// or build/bin at the top of the repository. It fails the test when nomad or consul is
+// missing there, since `make test` builds them first.
+func BinDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("DYNO_BIN_DIR")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "build", "bin")
+	}
+	for _, b := range []string{"nomad", "consul"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("harness: %s not built in %s (run `make agents build`): %v", b, dir, err)
+		}
+	}
+	return dir
+}
+
+// RepoRoot is the top of the repository this package was built from.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("harness: cannot find the repository")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// RequireRoot skips nothing: agents that isolate tasks need root, and CI runs as root,
+// so a test that needs it fails loudly elsewhere.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("harness: this test needs root (it runs a Nomad client that isolates tasks)")
+	}
+}
+
+// Grid starts Consul and a Nomad server+client on loopback with free ports, its own data
+// directory and the project's plugins from BinDir, and returns once both are healthy.
+func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
+	t.Helper()
+	RequireRoot(t)
+	o := devgrid.Options{
+		DataDir:    dataDir(t),
+		BinDir:     BinDir(t),
+		ConsulPort: freePortRun(t, 4),
+		NomadPort:  freePortRun(t, 3),
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	g, err := devgrid.Up(ctx, o)
+	if err != nil {
+		t.Fatalf("harness: grid did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, a := range g.Agents {
+				t.Logf("harness: last lines of %s log:\n%s", a.Name, devgrid.Tail(a.Log, 40))
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), devgrid.StopTimeout+10*time.Second)
+		defer cancel()
+		if err := g.Down(ctx); err != nil {
+			t.Errorf("harness: grid did not stop cleanly: %v", err)
+		}
+	})
+	return g
+}
+
+// Consul starts a Consul agent alone (for tests that need no Nomad) and returns its HTTP
+// address.
+func Consul(t testing.TB) *devgrid.Grid {
+	t.Helper()
+	return Grid(t, func(o *devgrid.Options) { o.ConsulOnly = true })
+}
+
+// dataDir is a fresh directory outside t.TempDir, because the grid removes its own data
+// directory after unmounting what Nomad mounted there.
+func dataDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dynogrid-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// freePortRun finds n consecutive free ports on 127.0.0.1 and returns the first.
+func freePortRun(t testing.TB, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 200; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if base+n > 65535 {
+			continue
+		}
+		ok := true
+		for p := base; p < base+n; p++ {
+			if !portFree(p) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal(fmt.Errorf("harness: no run of %d free ports", n))
+	return 0
+}
+
+func portFree(p int) bool {
+	for _, network := range []string{"tcp", "udp"} {
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		if network == "tcp" {
+			l, err := net.Listen(network, addr)
+			if err != nil {
+				return false
+			}
+			l.Close()
+		} else {
+			c, err := net.ListenPacket(network, addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
+		}
+	}
+	return true
+}

@@ -1,0 +1,62 @@
+# The Dynogrid example app: a Rack app served by Thin, one request at a time.
+#
+#   /            the dyno's name, pid and how many requests this process has served
+#   /sleep?ms=N  answers after N milliseconds (for routing tests)
+#   /tmp         writes a file to ./tmp and reads it back
+#   /health      the health check the deployer registers in Consul
+require "rack"
+require "socket"
+
+class DynoApp
+  MAX_SLEEP_MS = 120_000
+
+  def initialize
+    @served = 0
+  end
+
+  def call(env)
+    @served += 1
+    req = Rack::Request.new(env)
+    case req.path_info
+    when "/" then index
+    when "/sleep" then sleep_for(req.params["ms"])
+    when "/tmp" then write_tmp
+    when "/health" then text(200, "ok\n")
+    else text(404, "not found: #{req.path_info}\n")
+    end
+  end
+
+  private
+
+  def index
+    text(200, <<~BODY)
+      Hello from #{ENV.fetch("DYNO", "an unnamed dyno")}
+      pid:      #{Process.pid}
+      host:     #{Socket.gethostname}
+      served:   #{@served}
+    BODY
+  end
+
+  def sleep_for(raw)
+    ms = Integer(raw || "0", 10)
+    return text(400, "ms must be between 0 and #{MAX_SLEEP_MS}\n") unless ms.between?(0, MAX_SLEEP_MS)
+    sleep(ms / 1000.0)
+    text(200, "slept #{ms}ms on #{ENV.fetch("DYNO", "?")}\n")
+  rescue ArgumentError
+    text(400, "ms must be a whole number of milliseconds\n")
+  end
+
+  def write_tmp
+    path = File.join("tmp", "visit-#{Process.pid}.txt")
+    File.write(path, "request #{@served} at #{Time.now.utc}\n", mode: "a")
+    text(200, "wrote #{path}:\n#{File.read(path)}")
+  rescue SystemCallError => e
+    text(500, "cannot write #{path}: #{e.message}\n")
+  end
+
+  def text(status, body)
+    [status, { "content-type" => "text/plain; charset=utf-8" }, [body]]
+  end
+end
+
+run DynoApp.new

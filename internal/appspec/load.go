@@ -1,0 +1,430 @@
+package appspec
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+var (
+	appNameRe   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,28}[a-z0-9]$`)
+	envKeyRe    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	hostLabelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	// reservedEnv are set by the platform on every dyno.
+	reservedEnv = map[string]bool{"PORT": true, "DYNO": true}
+)
+
+// Limits on what a spec may ask for.
+const (
+	MaxCount      = 100
+	MinMemoryMB   = 64
+	MaxMemoryMB   = 65536
+	MaxTimeout    = 10 * time.Minute
+	maxConfigSize = 32 * 1024
+)
+
+type fileSchema struct {
+	Apps []appBlock `hcl:"app,block"`
+}
+
+type appBlock struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	DefRange  hcl.Range      `hcl:",def_range"`
+	Source    *string        `hcl:"source,optional"`
+	Procfile  *string        `hcl:"procfile,optional"`
+	Domains   []string       `hcl:"domains,optional"`
+	Timeout   *string        `hcl:"timeout,optional"`
+	Config    []configBlock  `hcl:"config,block"`
+	Processes []processBlock `hcl:"process,block"`
+	Addons    []addonBlock   `hcl:"addon,block"`
+
+	SourceRange   hcl.Range `hcl:"source,attr_value_range"`
+	ProcfileRange hcl.Range `hcl:"procfile,attr_value_range"`
+	DomainsRange  hcl.Range `hcl:"domains,attr_value_range"`
+	TimeoutRange  hcl.Range `hcl:"timeout,attr_value_range"`
+}
+
+type configBlock struct {
+	DefRange hcl.Range      `hcl:",def_range"`
+	Vars     hcl.Attributes `hcl:",remain"`
+}
+
+type processBlock struct {
+	Name        string    `hcl:"name,label"`
+	NameRange   hcl.Range `hcl:"name,label_range"`
+	DefRange    hcl.Range `hcl:",def_range"`
+	Command     *string   `hcl:"command,optional"`
+	Count       *int      `hcl:"count,optional"`
+	Memory      *int      `hcl:"memory,optional"`
+	HealthCheck *string   `hcl:"health_check,optional"`
+
+	CommandRange     hcl.Range `hcl:"command,attr_value_range"`
+	CountRange       hcl.Range `hcl:"count,attr_value_range"`
+	MemoryRange      hcl.Range `hcl:"memory,attr_value_range"`
+	HealthCheckRange hcl.Range `hcl:"health_check,attr_value_range"`
+}
+
+type addonBlock struct {
+	Service   string    `hcl:"service,label"`
+	NameRange hcl.Range `hcl:"service,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	As        *string   `hcl:"as,optional"`
+	Plan      *string   `hcl:"plan,optional"`
+	AsRange   hcl.Range `hcl:"as,attr_value_range"`
+}
+
+// Load reads the app spec at path: an HCL file, or a directory that holds a dyno.hcl or
+// only a Procfile. The diagnostics carry file:line:col.
+func Load(path string) (*Spec, hcl.Diagnostics) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, errDiag("Cannot read app spec", fmt.Sprintf("%v; give the path of a spec file or of an app directory.", err))
+	}
+	if !st.IsDir() {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return nil, errDiag("Cannot read app spec", err.Error())
+		}
+		return Parse(path, src)
+	}
+	specPath := filepath.Join(path, SpecFile)
+	if src, err := os.ReadFile(specPath); err == nil {
+		return Parse(specPath, src)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, errDiag("Cannot read app spec", err.Error())
+	}
+	return fromProcfileDir(path)
+}
+
+// fromProcfileDir makes a spec from a directory with only a Procfile: the app is named
+// after the directory, with one dyno of each process type.
+func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, errDiag("Cannot read app directory", err.Error())
+	}
+	procfile := filepath.Join(abs, "Procfile")
+	src, err := os.ReadFile(procfile)
+	if err != nil {
+		return nil, errDiag("No app spec", fmt.Sprintf("%s has neither a %s nor a Procfile; add one of them.", abs, SpecFile))
+	}
+	entries, diags := ParseProcfile(procfile, src)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	name := strings.ToLower(filepath.Base(abs))
+	if !appNameRe.MatchString(name) {
+		return nil, errDiag("Cannot name the app", fmt.Sprintf("The directory name %q is not an app name; add a %s with `app \"name\" { procfile = \"Procfile\" }`, naming it with lowercase letters, digits and dashes.", name, SpecFile))
+	}
+	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
+	for _, e := range entries {
+		p := Process{Name: e.Name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB}
+		if e.Name == "web" {
+			p.HealthCheck = "/"
+		}
+		spec.Processes = append(spec.Processes, p)
+	}
+	sortProcesses(spec.Processes)
+	return spec, nil
+}
+
+// Parse reads an HCL app spec from src; filename names it in diagnostics and anchors its
+// relative paths.
+func Parse(filename string, src []byte) (*Spec, hcl.Diagnostics) {
+	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var fs fileSchema
+	if diags := gohcl.DecodeBody(file.Body, nil, &fs); diags.HasErrors() {
+		return nil, diags
+	}
+	switch len(fs.Apps) {
+	case 0:
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Missing app block",
+			Detail:  `An app spec holds one block such as app "myapp" { process "web" { command = "..." } }.`,
+			Subject: &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos}}}
+	case 1:
+	default:
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "More than one app block",
+			Detail:  fmt.Sprintf("A spec describes one app; this one also declares %q. Put each app in a file of its own.", fs.Apps[1].Name),
+			Subject: fs.Apps[1].DefRange.Ptr()}}
+	}
+	return resolve(filename, &fs.Apps[0])
+}
+
+func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	add := func(rng hcl.Range, summary, detail string, args ...any) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary,
+			Detail: fmt.Sprintf(detail, args...), Subject: rng.Ptr()})
+	}
+	base := filepath.Dir(filename)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
+	spec := &Spec{Name: a.Name, Dir: base, Timeout: DefaultTimeout}
+
+	if !appNameRe.MatchString(a.Name) {
+		add(a.NameRange, "Invalid app name", "%q is not an app name; use 2 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash.", a.Name)
+	}
+	if a.Source != nil {
+		dir := *a.Source
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(base, dir)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			add(a.SourceRange, "Source directory not found", "%q is not a directory; give the app's code directory, relative to this file.", *a.Source)
+		}
+		spec.Dir = filepath.Clean(dir)
+	}
+
+	procfile := map[string]ProcfileEntry{}
+	if a.Procfile != nil {
+		path := *a.Procfile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(spec.Dir, path)
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			add(a.ProcfileRange, "Procfile not found", "Cannot read %q (%v); give its path relative to the source directory, or list commands in process blocks instead.", *a.Procfile, errors.Unwrap(err))
+		} else {
+			entries, pdiags := ParseProcfile(path, src)
+			diags = append(diags, pdiags...)
+			for _, e := range entries {
+				procfile[e.Name] = e
+			}
+		}
+	}
+
+	seen := map[string]hcl.Range{}
+	for _, pb := range a.Processes {
+		if prev, dup := seen[pb.Name]; dup {
+			add(pb.NameRange, "Duplicate process type", "Process type %q is already declared on line %d; keep one block per process type.", pb.Name, prev.Start.Line)
+			continue
+		}
+		seen[pb.Name] = pb.NameRange
+		spec.Processes = append(spec.Processes, resolveProcess(pb, procfile, a.Procfile != nil, add))
+	}
+	for name, e := range procfile {
+		if _, ok := seen[name]; ok {
+			continue
+		}
+		p := Process{Name: name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB}
+		if name == "web" {
+			p.HealthCheck = "/"
+		} else {
+			p.Count = 0
+		}
+		spec.Processes = append(spec.Processes, p)
+	}
+	if len(spec.Processes) == 0 && !diags.HasErrors() {
+		add(a.DefRange, "No process types", `App %q runs nothing; add a block such as process "web" { command = "thin start -p $PORT" }, or procfile = "Procfile".`, a.Name)
+	}
+	sortProcesses(spec.Processes)
+
+	spec.Config = resolveConfig(a.Config, &diags)
+	spec.Addons = resolveAddons(a.Addons, add)
+
+	for i, d := range a.Domains {
+		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		if !validHostname(d) {
+			add(a.DomainsRange, "Invalid domain", "Domain %d, %q, is not a host name; write names such as \"www.example.com\", without scheme, port or path.", i+1, a.Domains[i])
+			continue
+		}
+		spec.Domains = append(spec.Domains, d)
+	}
+	if len(spec.Domains) > 0 && spec.Process("web") == nil {
+		add(a.DomainsRange, "Domains without a web process", "The router sends a domain's requests to web dynos; add a process \"web\" block or remove the domains.")
+	}
+	if a.Timeout != nil {
+		d, err := time.ParseDuration(*a.Timeout)
+		switch {
+		case err != nil:
+			add(a.TimeoutRange, "Invalid timeout", "%q is not a duration; write it like \"30s\" or \"2m\".", *a.Timeout)
+		case d <= 0 || d > MaxTimeout:
+			add(a.TimeoutRange, "Timeout out of range", "The router timeout must be more than 0 and at most %s; %s is not.", MaxTimeout, d)
+		default:
+			spec.Timeout = d
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return spec, diags
+}
+
+func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProcfile bool,
+	add func(hcl.Range, string, string, ...any)) Process {
+	p := Process{Name: pb.Name, Count: 1, MemoryMB: DefaultMemoryMB}
+	if pb.Name != "web" {
+		p.Count = 0
+	}
+	if !procNameRe.MatchString(pb.Name) {
+		add(pb.NameRange, "Invalid process type name", "%q is not a process type name; use lowercase letters, digits and underscores, starting with a letter (at most 30).", pb.Name)
+	}
+	switch {
+	case pb.Command != nil && strings.TrimSpace(*pb.Command) == "":
+		add(pb.CommandRange, "Empty command", "Process type %q has an empty command; write the command its dynos run.", pb.Name)
+	case pb.Command != nil:
+		p.Command = strings.TrimSpace(*pb.Command)
+	case procfile[pb.Name].Command != "":
+		p.Command = procfile[pb.Name].Command
+	case haveProcfile:
+		add(pb.DefRange, "Missing command", "Process type %q is neither in the Procfile nor given a command; add `command = \"...\"` or a Procfile line.", pb.Name)
+	default:
+		add(pb.DefRange, "Missing command", "Process type %q has no command; add `command = \"...\"`, or `procfile = \"Procfile\"` to the app block.", pb.Name)
+	}
+	if pb.Count != nil {
+		if *pb.Count < 0 || *pb.Count > MaxCount {
+			add(pb.CountRange, "Count out of range", "count must be from 0 to %d; %d is not.", MaxCount, *pb.Count)
+		}
+		p.Count = *pb.Count
+	}
+	if pb.Memory != nil {
+		if *pb.Memory < MinMemoryMB || *pb.Memory > MaxMemoryMB {
+			add(pb.MemoryRange, "Memory out of range", "memory is in MB, from %d to %d; %d is not.", MinMemoryMB, MaxMemoryMB, *pb.Memory)
+		}
+		p.MemoryMB = *pb.Memory
+	}
+	if pb.Name == "web" {
+		p.HealthCheck = "/"
+	}
+	if pb.HealthCheck != nil {
+		switch {
+		case pb.Name != "web":
+			add(pb.HealthCheckRange, "Health check on a non-web process", "Only web dynos serve HTTP, so only process \"web\" takes health_check; remove it from %q.", pb.Name)
+		case !strings.HasPrefix(*pb.HealthCheck, "/") || strings.ContainsAny(*pb.HealthCheck, " \t\r\n#"):
+			add(pb.HealthCheckRange, "Invalid health check path", "%q is not a URL path; write one that starts with a slash, such as \"/health\".", *pb.HealthCheck)
+		default:
+			p.HealthCheck = *pb.HealthCheck
+		}
+	}
+	return p
+}
+
+func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]string {
+	if len(blocks) == 0 {
+		return nil
+	}
+	for _, b := range blocks[1:] {
+		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "More than one config block",
+			Detail: fmt.Sprintf("Config vars are already set in the block on line %d; put them all in one config block.", blocks[0].DefRange.Start.Line), Subject: b.DefRange.Ptr()})
+	}
+	config := map[string]string{}
+	size := 0
+	names := make([]string, 0, len(blocks[0].Vars))
+	for k := range blocks[0].Vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		attr := blocks[0].Vars[k]
+		if err := ValidateConfigKey(k); err != nil {
+			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var name",
+				Detail: err.Error(), Subject: attr.NameRange.Ptr()})
+			continue
+		}
+		v, vd := attr.Expr.Value(nil)
+		*diags = append(*diags, vd...)
+		if vd.HasErrors() {
+			continue
+		}
+		s, err := convert.Convert(v, cty.String)
+		if err != nil || s.IsNull() || !s.IsKnown() {
+			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var value",
+				Detail: fmt.Sprintf("%s must be a string, number or bool; write it in quotes.", k), Subject: attr.Expr.Range().Ptr()})
+			continue
+		}
+		if strings.ContainsRune(s.AsString(), 0) {
+			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var value",
+				Detail: fmt.Sprintf("%s holds a NUL byte, which no environment variable can carry.", k), Subject: attr.Expr.Range().Ptr()})
+			continue
+		}
+		size += len(k) + len(s.AsString())
+		config[k] = s.AsString()
+	}
+	if size > maxConfigSize {
+		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Config too large",
+			Detail: fmt.Sprintf("Config vars take %d bytes; keep them under %d.", size, maxConfigSize), Subject: blocks[0].DefRange.Ptr()})
+	}
+	return config
+}
+
+// ValidateConfigKey says why k cannot be a config var's name, or nil.
+func ValidateConfigKey(k string) error {
+	if !envKeyRe.MatchString(k) {
+		return fmt.Errorf("%q is not a config var name; use uppercase letters, digits and underscores, not starting with a digit", k)
+	}
+	if reservedEnv[k] {
+		return fmt.Errorf("%s is set by Dynogrid on every dyno and cannot be a config var", k)
+	}
+	return nil
+}
+
+func resolveAddons(blocks []addonBlock, add func(hcl.Range, string, string, ...any)) []Addon {
+	var addons []Addon
+	seen := map[string]hcl.Range{}
+	for _, b := range blocks {
+		a := Addon{Service: b.Service, Name: b.Service}
+		if !procNameRe.MatchString(b.Service) {
+			add(b.NameRange, "Invalid add-on", "%q is not an add-on name; use the name of an installed add-on plugin, such as \"postgres\".", b.Service)
+			continue
+		}
+		rng := b.NameRange
+		if b.As != nil {
+			a.Name, rng = *b.As, b.AsRange
+			if !appNameRe.MatchString(a.Name) {
+				add(b.AsRange, "Invalid add-on name", "%q is not an attachment name; use lowercase letters, digits and dashes.", a.Name)
+				continue
+			}
+		}
+		if b.Plan != nil {
+			a.Plan = *b.Plan
+		}
+		if prev, dup := seen[a.Name]; dup {
+			add(rng, "Duplicate add-on", "An add-on named %q is already attached on line %d; give this one another name with `as = \"...\"`.", a.Name, prev.Start.Line)
+			continue
+		}
+		seen[a.Name] = rng
+		addons = append(addons, a)
+	}
+	return addons
+}
+
+func validHostname(h string) bool {
+	if len(h) == 0 || len(h) > 253 || net.ParseIP(h) != nil {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !hostLabelRe.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortProcesses(ps []Process) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+}
+
+func errDiag(summary, detail string) hcl.Diagnostics {
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail}}
+}

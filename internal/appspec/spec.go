@@ -1,0 +1,61 @@
+// Package appspec reads an app's spec: an HCL file with one `app` block, or a directory
+// that holds only a Procfile. Every problem is an hcl.Diagnostic with file:line:col and a
+// sentence that says what to write instead.
+package appspec
+
+import (
+	"time"
+)
+
+// Defaults for what a spec leaves out.
+const (
+	DefaultMemoryMB = 512
+	DefaultTimeout  = 30 * time.Second
+	// SpecFile is the spec a directory's deploy looks for before its Procfile.
+	SpecFile = "dyno.hcl"
+)
+
+// Spec is an app as the deployer needs it: every default applied, every path absolute.
+type Spec struct {
+	Name string `json:"name"`
+	// Dir is the absolute path of the app's source directory, packed into its slug.
+	Dir string `json:"dir"`
+	// Processes are the app's process types, sorted by name.
+	Processes []Process         `json:"processes"`
+	Config    map[string]string `json:"config,omitempty"`
+	Addons    []Addon           `json:"addons,omitempty"`
+	// Domains are custom domains the router routes to the web dynos, besides
+	// <name>.<router domain>.
+	Domains []string `json:"domains,omitempty"`
+	// Timeout is the router's request timeout for this app (H12).
+	Timeout time.Duration `json:"timeout"`
+}
+
+// Process is one process type: the command its dynos run and how many of them.
+type Process struct {
+	Name     string `json:"name"`
+	Command  string `json:"command"`
+	Count    int    `json:"count"`
+	MemoryMB int    `json:"memory_mb"`
+	// HealthCheck is the HTTP path Consul checks on web dynos.
+	HealthCheck string `json:"health_check,omitempty"`
+}
+
+// Addon is an add-on the app asks for.
+type Addon struct {
+	// Service is the add-on's plugin name (postgres, memcached, ...).
+	Service string `json:"service"`
+	// Name is the attachment's name, unique within the app (defaults to Service).
+	Name string `json:"name"`
+	Plan string `json:"plan,omitempty"`
+}
+
+// Process returns the process type called name, or nil.
+func (s *Spec) Process(name string) *Process {
+	for i := range s.Processes {
+		if s.Processes[i].Name == name {
+			return &s.Processes[i]
+		}
+	}
+	return nil
+}

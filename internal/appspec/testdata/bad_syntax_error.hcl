@@ -1,0 +1,5 @@
+app "shop" {
+  process "web" {
+    command = "thin start
+  }
+}

@@ -1,0 +1,4 @@
+app "shop" {
+  procfile = "Nope"
+  process "web" {}
+}

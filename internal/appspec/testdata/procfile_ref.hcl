@@ -1,0 +1,8 @@
+app "shop" {
+  source   = "app"
+  procfile = "Procfile"
+
+  process "worker" {
+    count = 3
+  }
+}

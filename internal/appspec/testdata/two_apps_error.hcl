@@ -1,0 +1,6 @@
+app "one" {
+  process "web" { command = "a" }
+}
+app "two" {
+  process "web" { command = "b" }
+}

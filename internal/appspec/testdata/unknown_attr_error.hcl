@@ -1,0 +1,6 @@
+app "shop" {
+  process "web" {
+    command = "thin start"
+    replicas = 2
+  }
+}

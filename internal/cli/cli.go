@@ -1,0 +1,70 @@
+// Package cli holds the commands of the `dyno` CLI. Each command lives in a file of its
+// own; cmd/dyno only wires them together.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	mcli "github.com/mitchellh/cli"
+)
+
+// Version is the version of the dyno CLI, set at build time.
+var Version = "0.1.0-dev"
+
+// Run runs the CLI with args (without the program name) and returns the exit code.
+func Run(args []string, stdout, stderr io.Writer) int {
+	ui := &mcli.BasicUi{Reader: os.Stdin, Writer: stdout, ErrorWriter: stderr}
+	c := &mcli.CLI{
+		Name:        "dyno",
+		Version:     Version,
+		Args:        args,
+		Commands:    Commands(ui),
+		HelpFunc:    mcli.BasicHelpFunc("dyno"),
+		HelpWriter:  stdout,
+		ErrorWriter: stderr,
+	}
+	code, err := c.Run()
+	if err != nil {
+		fmt.Fprintf(stderr, "dyno: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// Commands maps each command's name to its factory.
+func Commands(ui mcli.Ui) map[string]mcli.CommandFactory {
+	return map[string]mcli.CommandFactory{
+		"dev":      func() (mcli.Command, error) { return &devCommand{}, nil },
+		"dev up":   func() (mcli.Command, error) { return &devUpCommand{ui: ui}, nil },
+		"dev down": func() (mcli.Command, error) { return &devDownCommand{ui: ui}, nil },
+	}
+}
+
+// newFlagSet returns a flag set whose errors and usage go to the UI, so a bad flag
+// gives a clear message and exit code 1.
+func newFlagSet(ui mcli.Ui, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(&uiWriter{ui: ui})
+	fs.Usage = func() { ui.Error(fmt.Sprintf("See `dyno %s --help` for the flags it takes.", name)) }
+	return fs
+}
+
+type uiWriter struct{ ui mcli.Ui }
+
+func (w *uiWriter) Write(p []byte) (int, error) {
+	w.ui.Error(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// noArgs reports an error when a command that takes no arguments got some.
+func noArgs(ui mcli.Ui, fs *flag.FlagSet) bool {
+	if fs.NArg() > 0 {
+		ui.Error(fmt.Sprintf("unexpected argument %q: `dyno %s` takes flags only", fs.Arg(0), fs.Name()))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	mcli "github.com/mitchellh/cli"
+)
+
+type devCommand struct{}
+
+func (c *devCommand) Help() string {
+	return `Usage: dyno dev <up|down> [options]
+
+  Runs a local grid on this machine: a Consul agent and a Nomad agent (server
+  and client) that loads Dynogrid's plugins.
+
+Subcommands:
+  up      Start the grid and wait until it is healthy
+  down    Stop the grid and remove everything it left`
+}
+func (c *devCommand) Synopsis() string      { return "Run a local grid (Consul + Nomad) on this machine" }
+func (c *devCommand) Run(args []string) int { return mcli.RunResultHelp }
+
+type devFlags struct {
+	opts devgrid.Options
+}
+
+func (f *devFlags) register(fsys interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+}) {
+	d := devgrid.Defaults()
+	fsys.StringVar(&f.opts.DataDir, "data-dir", d.DataDir, "folder for the agents' data, logs and state (removed by down)")
+	fsys.StringVar(&f.opts.BinDir, "bin-dir", defaultBinDir(), "folder that holds nomad, consul and the plugins")
+	fsys.IntVar(&f.opts.ConsulPort, "consul-port", d.ConsulPort, "Consul HTTP port (the next three ports are Consul's too)")
+	fsys.IntVar(&f.opts.NomadPort, "nomad-port", d.NomadPort, "Nomad HTTP port (the next two ports are Nomad's too)")
+}
+
+// defaultBinDir is the folder of the running dyno binary, where `make build` puts the
+// agents and plugins beside it.
+func defaultBinDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "build/bin"
+	}
+	return filepath.Dir(exe)
+}
+
+type devUpCommand struct {
+	ui mcli.Ui
+}
+
+func (c *devUpCommand) Synopsis() string { return "Start a local grid and wait until it is healthy" }
+func (c *devUpCommand) Help() string {
+	return `Usage: dyno dev up [options]
+
+  Starts a Consul agent and a Nomad agent (server and client) on loopback,
+  waits until both are healthy and the dyno driver is loaded, and prints where
+  their web UIs are. Without --detach it stays in the foreground and Ctrl-C
+  stops the grid; with --detach it returns and ` + "`dyno dev down`" + ` stops it.
+
+Options:
+  --data-dir=DIR     Folder for the agents' data, logs and state
+  --bin-dir=DIR      Folder that holds nomad, consul and the plugins
+  --consul-port=N    Consul HTTP port; N+1..N+3 are its serf and server ports
+  --nomad-port=N     Nomad HTTP port; N+1 and N+2 are its RPC and serf ports
+  --timeout=D        How long to wait for the grid to be healthy (default 2m)
+  --detach           Return once the grid is up, leaving it running`
+}
+
+func (c *devUpCommand) Run(args []string) int {
+	var f devFlags
+	fs := newFlagSet(c.ui, "dev up")
+	f.register(fs)
+	detach := fs.Bool("detach", false, "")
+	timeout := fs.Duration("timeout", 2*time.Minute, "")
+	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+		return 1
+	}
+	if os.Geteuid() != 0 {
+		c.ui.Error("dyno dev up must run as root: the Nomad client isolates dynos with namespaces, mounts and cgroups")
+		return 1
+	}
+	abs, err := filepath.Abs(f.opts.DataDir)
+	if err != nil {
+		c.ui.Error(err.Error())
+		return 1
+	}
+	f.opts.DataDir = abs
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	c.ui.Output(fmt.Sprintf("==> Starting Consul and Nomad (data in %s)", f.opts.DataDir))
+	g, err := devgrid.Up(ctx, f.opts)
+	if err != nil {
+		c.ui.Error(fmt.Sprintf("dyno dev up: %v", err))
+		if errors.Is(err, devgrid.ErrRunning) {
+			return 2
+		}
+		return 1
+	}
+	cancel()
+	c.ui.Output(fmt.Sprintf(`==> The grid is up
+    Nomad UI:  http://%s/ui/
+    Consul UI: http://%s/ui/
+    export NOMAD_ADDR=http://%s CONSUL_HTTP_ADDR=%s
+    logs:      %s`, g.Options.NomadAddr(), g.Options.ConsulAddr(), g.Options.NomadAddr(), g.Options.ConsulAddr(),
+		strings.Join(agentLogs(g), " ")))
+	if *detach {
+		c.ui.Output(fmt.Sprintf("    stop it:   dyno dev down --data-dir %s", g.Options.DataDir))
+		return 0
+	}
+	c.ui.Output("    Ctrl-C stops it.")
+	<-sigs
+	return downGrid(c.ui, g)
+}
+
+func agentLogs(g *devgrid.Grid) []string {
+	var logs []string
+	for _, a := range g.Agents {
+		logs = append(logs, a.Log)
+	}
+	return logs
+}
+
+func downGrid(ui mcli.Ui, g *devgrid.Grid) int {
+	ui.Output("==> Stopping the grid (Nomad stops its dynos first)")
+	ctx, cancel := context.WithTimeout(context.Background(), devgrid.StopTimeout+30*time.Second)
+	defer cancel()
+	if err := g.Down(ctx); err != nil {
+		ui.Error(fmt.Sprintf("dyno dev down: %v", err))
+		return 1
+	}
+	ui.Output("==> The grid is stopped and its data directory removed")
+	return 0
+}
+
+type devDownCommand struct {
+	ui mcli.Ui
+}
+
+func (c *devDownCommand) Synopsis() string { return "Stop the local grid and remove what it left" }
+func (c *devDownCommand) Help() string {
+	return `Usage: dyno dev down [options]
+
+  Stops the grid that ` + "`dyno dev up`" + ` started in the data directory: Nomad
+  first, so that it stops its dynos, then Consul. Then it unmounts what is left
+  mounted there and removes the directory.
+
+Options:
+  --data-dir=DIR     Folder of the grid to stop`
+}
+
+func (c *devDownCommand) Run(args []string) int {
+	var f devFlags
+	fs := newFlagSet(c.ui, "dev down")
+	f.register(fs)
+	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+		return 1
+	}
+	g, err := devgrid.Load(f.opts.DataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		c.ui.Output(fmt.Sprintf("No grid runs in %s: nothing to stop.", f.opts.DataDir))
+		return 0
+	}
+	if err != nil {
+		c.ui.Error(fmt.Sprintf("dyno dev down: %v", err))
+		return 1
+	}
+	return downGrid(c.ui, g)
+}

@@ -1,0 +1,134 @@
+// Package devgrid starts and stops a local grid: a Consul agent and a Nomad agent (server
+// and client) whose plugin directory holds Dynogrid's plugins. `dyno dev up` and the e2e
+// harness both use it, so the grid a developer sees is the grid the tests run on.
+package devgrid
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Options say where a grid lives and which ports it takes. The zero value of a field means
+// its default (see Defaults).
+type Options struct {
+	// DataDir holds the agents' data, their logs, the plugin directory and the state file.
+	// Down removes it.
+	DataDir string
+	// BinDir holds nomad, consul and the project's plugin binaries (build/bin).
+	BinDir string
+	// Bind is the address both agents bind to.
+	Bind string
+	// ConsulPort is Consul's HTTP port; serf LAN, serf WAN and server RPC take the next three.
+	ConsulPort int
+	// NomadPort is Nomad's HTTP port; RPC and serf take the next two.
+	NomadPort int
+	// ExtraNomadConfig is appended to the Nomad agent's configuration file.
+	ExtraNomadConfig string
+	// ConsulOnly starts Consul alone, for tests of parts that need no Nomad.
+	ConsulOnly bool
+}
+
+// Defaults are the ports and places `dyno dev up` uses when no flag says otherwise.
+func Defaults() Options {
+	return Options{
+		DataDir:    filepath.Join(os.TempDir(), "dynogrid-dev"),
+		Bind:       "127.0.0.1",
+		ConsulPort: 8500,
+		NomadPort:  4646,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := Defaults()
+	if o.DataDir == "" {
+		o.DataDir = d.DataDir
+	}
+	if o.Bind == "" {
+		o.Bind = d.Bind
+	}
+	if o.ConsulPort == 0 {
+		o.ConsulPort = d.ConsulPort
+	}
+	if o.NomadPort == 0 {
+		o.NomadPort = d.NomadPort
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.BinDir == "" {
+		errs = append(errs, errors.New("bin dir: must name the folder that holds nomad and consul"))
+	}
+	for name, p := range map[string]int{"consul port": o.ConsulPort, "nomad port": o.NomadPort} {
+		if p < 1 || p > 65535-3 {
+			errs = append(errs, fmt.Errorf("%s: %d is not a port from 1 to 65532", name, p))
+		}
+	}
+	if d := o.ConsulPort - o.NomadPort; d > -3 && d < 4 {
+		errs = append(errs, fmt.Errorf("ports: consul takes %d-%d and nomad %d-%d, which overlap",
+			o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2))
+	}
+	if !filepath.IsAbs(o.DataDir) {
+		errs = append(errs, fmt.Errorf("data dir: %q must be an absolute path", o.DataDir))
+	}
+	return errors.Join(errs...)
+}
+
+// ConsulAddr is Consul's HTTP address, host:port.
+func (o Options) ConsulAddr() string { return fmt.Sprintf("%s:%d", o.Bind, o.ConsulPort) }
+
+// NomadAddr is Nomad's HTTP address, host:port.
+func (o Options) NomadAddr() string { return fmt.Sprintf("%s:%d", o.Bind, o.NomadPort) }
+
+func (o Options) ports() []int {
+	return []int{o.ConsulPort, o.ConsulPort + 1, o.ConsulPort + 2, o.ConsulPort + 3,
+		o.NomadPort, o.NomadPort + 1, o.NomadPort + 2}
+}
+
+func (o Options) consulConfig() string {
+	return fmt.Sprintf(`# Written by dyno dev up.
+disable_update_check = true
+bind_addr   = %[1]q
+client_addr = %[1]q
+ports {
+  http     = %[2]d
+  serf_lan = %[3]d
+  serf_wan = %[4]d
+  server   = %[5]d
+  dns      = -1
+  grpc     = -1
+}
+`, o.Bind, o.ConsulPort, o.ConsulPort+1, o.ConsulPort+2, o.ConsulPort+3)
+}
+
+func (o Options) nomadConfig() string {
+	return fmt.Sprintf(`# Written by dyno dev up.
+disable_update_check = true
+data_dir   = %[1]q
+plugin_dir = %[2]q
+bind_addr  = %[3]q
+ports {
+  http = %[4]d
+  rpc  = %[5]d
+  serf = %[6]d
+}
+consul {
+  address = %[7]q
+}
+client {
+  # Dynos bind to the host's loopback in a dev grid.
+  network_interface = "lo"
+}
+plugin "dyno" {
+  config {}
+}
+%[8]s
+`, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
+		o.ConsulAddr(), o.ExtraNomadConfig)
+}
+
+func (o Options) pluginDir() string { return filepath.Join(o.DataDir, "plugins") }
+func (o Options) statePath() string { return filepath.Join(o.DataDir, "grid.json") }

@@ -1,0 +1,92 @@
+package devgrid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// ConsulClient returns an API client for the grid's Consul agent.
+func (g *Grid) ConsulClient() (*consulapi.Client, error) {
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = g.Options.ConsulAddr()
+	return consulapi.NewClient(cfg)
+}
+
+// NomadClient returns an API client for the grid's Nomad agent.
+func (g *Grid) NomadClient() (*nomadapi.Client, error) {
+	cfg := nomadapi.DefaultConfig()
+	cfg.Address = "http://" + g.Options.NomadAddr()
+	return nomadapi.NewClient(cfg)
+}
+
+func (g *Grid) consulHealthy(ctx context.Context) error {
+	c, err := g.ConsulClient()
+	if err != nil {
+		return err
+	}
+	leader, err := c.Status().Leader()
+	if err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	return nil
+}
+
+// nomadHealthy wants a leader, a ready client node, and every plugin of the plugin
+// directory detected and healthy on that node.
+func (g *Grid) nomadHealthy(ctx context.Context) error {
+	c, err := g.NomadClient()
+	if err != nil {
+		return err
+	}
+	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
+	leader, err := c.Status().Leader()
+	if err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	stubs, _, err := c.Nodes().List(q)
+	if err != nil {
+		return err
+	}
+	for _, s := range stubs {
+		if s.Status != nomadapi.NodeStatusReady {
+			continue
+		}
+		for _, name := range g.driverNames() {
+			d, ok := s.Drivers[name]
+			if !ok || !d.Detected || !d.Healthy {
+				desc := "not detected"
+				if ok {
+					desc = d.HealthDescription
+				}
+				return fmt.Errorf("driver %q on node %s is not healthy: %s", name, s.Name, desc)
+			}
+		}
+		return nil
+	}
+	return errors.New("no ready client node yet")
+}
+
+// driverNames lists the task drivers installed in the plugin directory, named as Nomad
+// names them (nomad-driver-dyno serves driver "dyno").
+func (g *Grid) driverNames() []string {
+	matches, _ := filepath.Glob(filepath.Join(g.Options.pluginDir(), "nomad-driver-*"))
+	var names []string
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
+			names = append(names, filepath.Base(m)[len("nomad-driver-"):])
+		}
+	}
+	return names
+}
