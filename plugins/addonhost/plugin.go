@@ -1,0 +1,283 @@
+package addonhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dynogrid/dynogrid/plugins/addon"
+)
+
+// Plugin is one running add-on plugin. It is safe for use by one goroutine at a time.
+// After a crash or a timeout it is stopped, and every later call fails.
+type Plugin struct {
+	name    string
+	host    *Host
+	client  *plugin.Client
+	impl    addon.Addon
+	desc    addon.Description
+	stderr  *tail
+	exitErr *exitRecorder
+
+	mu      sync.Mutex
+	stopped error
+}
+
+// Open starts add-on name, configures it with its settings and describes it. The
+// caller must Close the Plugin.
+func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
+	path, err := h.path(name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plugin{name: name, host: h, stderr: newTail(4096), exitErr: &exitRecorder{}}
+	// go-plugin logs to an intercept logger that writes nothing itself; its sinks
+	// forward to the host's logger and remember why the process exited.
+	logger := hclog.NewInterceptLogger(&hclog.LoggerOptions{
+		Name:   "addon." + name,
+		Level:  hclog.Debug,
+		Output: io.Discard,
+	})
+	logger.RegisterSink(p.exitErr)
+	logger.RegisterSink(forwardSink{to: h.opts.Logger.Named("addon." + name)})
+	cmd := exec.Command(path)
+	cmd.Dir = h.opts.PluginDir
+	p.client = plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  addon.Handshake,
+		VersionedPlugins: addon.PluginSets(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     h.opts.StartTimeout,
+		Logger:           logger,
+		Stderr:           p.stderr,
+		SyncStderr:       p.stderr,
+	})
+	fail := func(op string, kind Kind, err error) (*Plugin, error) {
+		p.client.Kill()
+		return nil, &Error{Addon: name, Op: op, Kind: kind, Err: err}
+	}
+	rpc, err := p.client.Client()
+	if err != nil {
+		return fail("start", KindStart, p.explainStart(err))
+	}
+	raw, err := rpc.Dispense(addon.PluginName)
+	if err != nil {
+		return fail("start", KindStart, fmt.Errorf("the plugin serves no add-on service: %w", err))
+	}
+	impl, ok := raw.(addon.Addon)
+	if !ok {
+		return fail("start", KindStart, fmt.Errorf("the plugin served %T, not an add-on", raw))
+	}
+	p.impl = impl
+
+	cfg := addon.Config{Settings: h.opts.Settings[name]}
+	if h.opts.StateDir != "" {
+		cfg.StateDir = filepath.Join(h.opts.StateDir, name)
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return fail("configure", KindStart, fmt.Errorf("failed to create the state directory: %w", err))
+		}
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = map[string]string{}
+	}
+	if err := p.call(ctx, "configure", h.opts.CallTimeout, func(ctx context.Context) error {
+		return p.impl.Configure(ctx, cfg)
+	}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := p.call(ctx, "describe", h.opts.CallTimeout, func(ctx context.Context) error {
+		d, err := p.impl.Describe(ctx)
+		if err != nil {
+			return err
+		}
+		if err := addon.ValidateDescription(d); err != nil {
+			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer, Err: err}
+		}
+		if d.Name != name {
+			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer,
+				Err: fmt.Errorf("the plugin calls itself %q but its binary is %s%s", d.Name, addon.BinaryPrefix, name)}
+		}
+		p.desc = d
+		return nil
+	}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Name is the add-on's name.
+func (p *Plugin) Name() string { return p.name }
+
+// Description is what the add-on said of itself at Open.
+func (p *Plugin) Description() addon.Description { return p.desc }
+
+// Pid is the plugin process's ID, or 0 when it is not running.
+func (p *Plugin) Pid() int {
+	if rc := p.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+// Close stops the plugin process (gracefully, then by force after 2 s).
+func (p *Plugin) Close() {
+	p.client.Kill()
+	p.mu.Lock()
+	if p.stopped == nil {
+		p.stopped = errors.New("the plugin was closed")
+	}
+	p.mu.Unlock()
+}
+
+// Provision asks the add-on for the resource of req and checks the answer. The same
+// req.RequestID gives the same resource, so a call that failed with a Retryable error
+// can be made again.
+func (p *Plugin) Provision(ctx context.Context, req addon.ProvisionRequest) (addon.Resource, error) {
+	if err := addon.ValidateProvisionRequest(req); err != nil {
+		return addon.Resource{}, &Error{Addon: p.name, Op: "provision", Kind: KindInvalidRequest, Err: err}
+	}
+	plan, err := p.desc.ResolvePlan(req.Plan)
+	if err != nil {
+		return addon.Resource{}, &Error{Addon: p.name, Op: "provision", Kind: KindInvalidRequest, Err: err}
+	}
+	req.Plan = plan
+	var res addon.Resource
+	err = p.call(ctx, "provision", p.host.opts.ProvisionTimeout, func(ctx context.Context) error {
+		r, err := p.impl.Provision(ctx, req)
+		if err != nil {
+			return err
+		}
+		if err := addon.ValidateResource(p.desc, r); err != nil {
+			return &Error{Addon: p.name, Op: "provision", Kind: KindInvalidAnswer, Err: err}
+		}
+		res = r
+		return nil
+	})
+	return res, err
+}
+
+// Deprovision asks the add-on to remove a resource; one already gone is success.
+func (p *Plugin) Deprovision(ctx context.Context, req addon.DeprovisionRequest) error {
+	if err := addon.ValidateDeprovisionRequest(req); err != nil {
+		return &Error{Addon: p.name, Op: "deprovision", Kind: KindInvalidRequest, Err: err}
+	}
+	return p.call(ctx, "deprovision", p.host.opts.ProvisionTimeout, func(ctx context.Context) error {
+		return p.impl.Deprovision(ctx, req)
+	})
+}
+
+// call runs fn with a deadline and turns whatever goes wrong into an *Error. A crash or
+// a timeout stops the plugin for good.
+func (p *Plugin) call(ctx context.Context, op string, timeout time.Duration, fn func(context.Context) error) (err error) {
+	p.mu.Lock()
+	stopped := p.stopped
+	p.mu.Unlock()
+	if stopped != nil {
+		return &Error{Addon: p.name, Op: op, Kind: KindCrashed, Err: stopped}
+	}
+	defer func() {
+		// A panic here would be a bug in this package or the gRPC stack: report it
+		// as the plugin's failure rather than take the caller down.
+		if r := recover(); r != nil {
+			err = &Error{Addon: p.name, Op: op, Kind: KindInvalidAnswer, Err: fmt.Errorf("the call panicked: %v", r)}
+		}
+	}()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	err = fn(cctx)
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	kind, cause := p.classify(cctx, ctx, err, time.Since(start))
+	if kind == KindCrashed || kind == KindTimeout {
+		p.mu.Lock()
+		p.stopped = fmt.Errorf("the plugin was stopped after an earlier failure: %v", cause)
+		p.mu.Unlock()
+		p.client.Kill()
+	}
+	return &Error{Addon: p.name, Op: op, Kind: kind, Err: cause}
+}
+
+// classify tells a crash from a timeout from the add-on's own error.
+func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Duration) (Kind, error) {
+	st, _ := status.FromError(err)
+	switch {
+	case parent.Err() != nil:
+		return KindTimeout, fmt.Errorf("the caller gave up after %s: %w", took.Round(time.Millisecond), parent.Err())
+	case cctx.Err() != nil || st.Code() == codes.DeadlineExceeded:
+		return KindTimeout, fmt.Errorf("the plugin did not answer within %s (it was stopped; a retry with the same request ID is safe)", took.Round(time.Second))
+	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled || p.exitedSoon():
+		msg := "the plugin process exited during the call"
+		if !p.exitedSoon() {
+			msg = "the connection to the plugin broke during the call"
+		}
+		if e := p.exitErr.get(); e != "" {
+			msg += " (" + e + ")"
+		}
+		if t := p.stderr.String(); t != "" {
+			msg += "; its last output: " + t
+		}
+		return KindCrashed, errors.New(msg)
+	case st.Code() == codes.Internal:
+		return KindInvalidAnswer, errors.New(st.Message())
+	case st.Code() == codes.Unimplemented:
+		return KindInvalidAnswer, fmt.Errorf("the plugin does not implement the call: %s", st.Message())
+	case st.Code() == codes.InvalidArgument:
+		return KindInvalidRequest, errors.New(st.Message())
+	case st.Code() == codes.Unknown, st.Code() == codes.FailedPrecondition:
+		return KindRejected, errors.New(st.Message())
+	}
+	return KindRejected, fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+// exitedSoon waits briefly for go-plugin to notice the process exit that usually
+// follows a broken connection.
+func (p *Plugin) exitedSoon() bool {
+	deadline := time.Now().Add(time.Second)
+	for {
+		if p.client.Exited() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// explainStart turns go-plugin's start errors into what an operator can act on.
+func (p *Plugin) explainStart(err error) error {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "incompatible api version"):
+		return fmt.Errorf("the plugin speaks another add-on protocol version (this host speaks %d): %w", addon.ProtocolVersion, err)
+	case strings.Contains(msg, "unrecognized remote plugin message"):
+		return fmt.Errorf("the program is not a Dynogrid add-on plugin (it printed something other than a go-plugin handshake): %w", err)
+	case strings.Contains(msg, "timeout"):
+		return fmt.Errorf("the plugin did not complete its handshake within %s: %w", p.host.opts.StartTimeout, err)
+	}
+	if t := p.stderr.String(); t != "" {
+		return fmt.Errorf("%w; its last output: %s", err, t)
+	}
+	return err
+}
