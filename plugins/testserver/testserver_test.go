@@ -1,0 +1,37 @@
+package testserver
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shoenig/test/must"
+)
+
+func TestPostgres_StartsAndAnswers(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	p := PostgresT(t, PostgresOptions{})
+	t.Logf("postgres ready in %s on port %d", time.Since(start).Round(time.Millisecond), p.Port)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.AdminURL(""))
+	must.NoError(t, err)
+	defer conn.Close(ctx)
+	var v string
+	must.NoError(t, conn.QueryRow(ctx, "SHOW server_version").Scan(&v))
+	t.Logf("server_version %s", v)
+	_, err = pgx.Connect(ctx, "postgres://postgres:wrong@"+p.Host+":"+itoa(p.Port)+"/postgres?sslmode=disable")
+	must.Error(t, err, must.Sprint("a wrong password is refused"))
+}
+
+func TestMemcached_StartsAndAnswers(t *testing.T) {
+	t.Parallel()
+	m := MemcachedT(t, MemcachedOptions{})
+	v, err := MemcachedVersion(context.Background(), m.Addr)
+	must.NoError(t, err)
+	must.StrHasPrefix(t, "1.", v)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
