@@ -37,10 +37,25 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 // Commands maps each command's name to its factory.
 func Commands(ui mcli.Ui) map[string]mcli.CommandFactory {
+	m := meta{ui: ui}
 	return map[string]mcli.CommandFactory{
-		"dev":      func() (mcli.Command, error) { return &devCommand{}, nil },
-		"dev up":   func() (mcli.Command, error) { return &devUpCommand{ui: ui}, nil },
-		"dev down": func() (mcli.Command, error) { return &devDownCommand{ui: ui}, nil },
+		"dev":          func() (mcli.Command, error) { return &devCommand{}, nil },
+		"dev up":       func() (mcli.Command, error) { return &devUpCommand{ui: ui}, nil },
+		"dev down":     func() (mcli.Command, error) { return &devDownCommand{ui: ui}, nil },
+		"deploy":       func() (mcli.Command, error) { return &deployCommand{m}, nil },
+		"plan":         func() (mcli.Command, error) { return &planCommand{m}, nil },
+		"apps":         func() (mcli.Command, error) { return &appsCommand{m}, nil },
+		"apps:destroy": func() (mcli.Command, error) { return &destroyCommand{m}, nil },
+		"ps":           func() (mcli.Command, error) { return &psCommand{m}, nil },
+		"ps:scale":     func() (mcli.Command, error) { return &scaleCommand{m}, nil },
+		"ps:restart":   func() (mcli.Command, error) { return &restartCommand{m}, nil },
+		"config":       func() (mcli.Command, error) { return &configCommand{m}, nil },
+		"config:set":   func() (mcli.Command, error) { return &configSetCommand{m}, nil },
+		"config:unset": func() (mcli.Command, error) { return &configUnsetCommand{m}, nil },
+		"releases":     func() (mcli.Command, error) { return &releasesCommand{m}, nil },
+		"rollback":     func() (mcli.Command, error) { return &rollbackCommand{m}, nil },
+		"logs":         func() (mcli.Command, error) { return &logsCommand{m}, nil },
+		"run":          func() (mcli.Command, error) { return &runCommand{m}, nil },
 	}
 }
 

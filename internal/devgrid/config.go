@@ -123,12 +123,20 @@ client {
   network_interface = "lo"
 }
 plugin "dyno" {
-  config {}
+  config {
+    slug_dir = %[9]q
+  }
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
-		o.ConsulAddr(), o.ExtraNomadConfig)
+		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache())
 }
 
 func (o Options) pluginDir() string { return filepath.Join(o.DataDir, "plugins") }
+
+// SlugStore is where `dyno deploy` stores slugs for this grid.
+func (o Options) SlugStore() string { return filepath.Join(o.DataDir, "slug-store") }
+
+// slugCache is where the dyno driver unpacks slugs, once per host.
+func (o Options) slugCache() string { return filepath.Join(o.DataDir, "slugs") }
 func (o Options) statePath() string { return filepath.Join(o.DataDir, "grid.json") }

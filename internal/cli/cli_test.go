@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestDynoName(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"shop.web[0]":          "web.1",
+		"shop.worker[9]":       "worker.10",
+		"my.app.web[1]":        "web.2",
+		"weird":                "weird",
+		"shop.web[x]":          "shop.web[x]",
+		"shop-run-abcd.run[0]": "run.1",
+	}
+	for in, want := range cases {
+		if got := dynoName(in); got != want {
+			t.Errorf("dynoName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseCounts(t *testing.T) {
+	t.Parallel()
+	got, err := parseCounts([]string{"web=3", "worker=0"})
+	if err != nil || got["web"] != 3 || got["worker"] != 0 {
+		t.Fatalf("parseCounts = %v, %v", got, err)
+	}
+	for _, bad := range [][]string{{"web"}, {"web=-1"}, {"web=two"}, {"=3"}, {"web=1", "web=2"}} {
+		if _, err := parseCounts(bad); err == nil {
+			t.Errorf("parseCounts(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestShellJoin(t *testing.T) {
+	t.Parallel()
+	if got := shellJoin([]string{"rake db:migrate"}); got != "rake db:migrate" {
+		t.Errorf("one argument is a command line, got %q", got)
+	}
+	if got := shellJoin([]string{"echo", "it's", "$HOME"}); got != `'echo' 'it'\''s' '$HOME'` {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestLessDyno(t *testing.T) {
+	t.Parallel()
+	if !lessDyno("web.2", "web.10") || lessDyno("web.10", "web.2") || !lessDyno("clock.5", "web.1") {
+		t.Error("dynos must sort by process type, then by number")
+	}
+}
+
+// TestBadArguments runs commands with wrong arguments: each must exit non-zero with a
+// message that names the problem, before talking to any agent.
+func TestBadArguments(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps:scale"}, "which process types?"},
+		{[]string{"ps:scale", "web=lots"}, "web=lots: the count must be a whole number"},
+		{[]string{"config:set"}, "which config vars?"},
+		{[]string{"config:set", "NOVALUE"}, `"NOVALUE" is not a config var`},
+		{[]string{"config:unset", "A=1"}, "takes names only"},
+		{[]string{"rollback", "vx"}, `"vx" is not a release`},
+		{[]string{"ps", "--app", "Bad_Name"}, "is not an app name"},
+		{[]string{"ps", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"apps:destroy", "--app", "shop"}, "--confirm shop"},
+		{[]string{"logs", "--num", "0", "--app", "shop"}, "--num 0"},
+		{[]string{"run", "--app", "shop"}, "which command?"},
+		{[]string{"deploy", "/nonexistent/spec.hcl"}, "Cannot read app spec"},
+		{[]string{"deploy", "a", "b"}, "at most one path"},
+		{[]string{"dev", "up", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		var out, errOut bytes.Buffer
+		code := Run(c.args, &out, &errOut)
+		if code == 0 || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("dyno %s: exit %d, stderr %q; want non-zero and %q", strings.Join(c.args, " "), code, errOut.String(), c.want)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/deploy"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	nomadapi "github.com/hashicorp/nomad/api"
+	mcli "github.com/mitchellh/cli"
+)
+
+// meta holds what every app command shares: where Nomad is, which app, output format.
+type meta struct {
+	ui        mcli.Ui
+	nomadAddr string
+	slugStore string
+	app       string
+	json      bool
+	timeout   time.Duration
+}
+
+const commonHelp = `
+Common options:
+  --app=NAME, -a NAME  The app (default: the app of ./dyno.hcl, or of the
+                       current directory's Procfile)
+  --nomad-addr=URL     Nomad's HTTP address (default: $NOMAD_ADDR, or the local
+                       grid of ` + "`dyno dev up`" + `, or http://127.0.0.1:4646)
+  --slug-store=DIR     Where slugs are stored for every host (default:
+                       $DYNO_SLUG_STORE, or the local grid's store)
+  --json               Print the result as JSON
+  --timeout=D          How long to wait for dynos to be healthy (default 5m)`
+
+func (m *meta) flagSet(name string) *flag.FlagSet {
+	fs := newFlagSet(m.ui, name)
+	fs.StringVar(&m.app, "app", "", "")
+	fs.StringVar(&m.app, "a", "", "")
+	fs.StringVar(&m.nomadAddr, "nomad-addr", "", "")
+	fs.StringVar(&m.slugStore, "slug-store", "", "")
+	fs.BoolVar(&m.json, "json", false, "")
+	fs.DurationVar(&m.timeout, "timeout", 5*time.Minute, "")
+	return fs
+}
+
+// localGrid is the grid that `dyno dev up` runs with its default data directory.
+func localGrid() *devgrid.Grid {
+	g, err := devgrid.Load(devgrid.Defaults().DataDir)
+	if err != nil {
+		return nil
+	}
+	return g
+}
+
+func (m *meta) nomad() (*nomadapi.Client, error) {
+	cfg := nomadapi.DefaultConfig() // reads NOMAD_ADDR and the other NOMAD_* variables
+	switch {
+	case m.nomadAddr != "":
+		cfg.Address = m.nomadAddr
+	case os.Getenv("NOMAD_ADDR") == "":
+		if g := localGrid(); g != nil {
+			cfg.Address = "http://" + g.Options.NomadAddr()
+		}
+	}
+	if !strings.Contains(cfg.Address, "://") {
+		cfg.Address = "http://" + cfg.Address
+	}
+	return nomadapi.NewClient(cfg)
+}
+
+func (m *meta) deployer() (*deploy.Deployer, error) {
+	n, err := m.nomad()
+	if err != nil {
+		return nil, err
+	}
+	store := m.slugStore
+	if store == "" {
+		store = os.Getenv("DYNO_SLUG_STORE")
+	}
+	if store == "" {
+		if g := localGrid(); g != nil {
+			store = g.Options.SlugStore()
+		} else {
+			store = "/var/lib/dynogrid/slug-store"
+		}
+	}
+	return &deploy.Deployer{Nomad: n, SlugStore: store, Progress: &uiWriterOut{m.ui}, Timeout: m.timeout}, nil
+}
+
+// appName is the app the command is about: --app, or the app of the spec in the
+// current directory.
+func (m *meta) appName() (string, error) {
+	if m.app != "" {
+		if !appNameRe.MatchString(m.app) {
+			return "", fmt.Errorf("--app %q is not an app name (lowercase letters, digits and dashes)", m.app)
+		}
+		return m.app, nil
+	}
+	spec, diags := appspec.Load(".")
+	if diags.HasErrors() {
+		return "", errors.New("which app? pass --app NAME, or run the command in the app's directory")
+	}
+	return spec.Name, nil
+}
+
+var appNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,28}[a-z0-9]$`)
+
+// interruptible returns a context that ends on Ctrl-C.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func (m *meta) fail(err error) int {
+	m.ui.Error("Error: " + err.Error())
+	if errors.Is(err, deploy.ErrNoApp) {
+		return 3
+	}
+	return 1
+}
+
+func (m *meta) printJSON(v any) int {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return m.fail(err)
+	}
+	m.ui.Output(string(b))
+	return 0
+}
+
+// parseAssignments reads NAME=VALUE arguments.
+func parseAssignments(args []string, what string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not %s; write NAME=VALUE", a, what)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%s is given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseCounts reads process=count arguments of ps:scale.
+func parseCounts(args []string) (map[string]int, error) {
+	kv, err := parseAssignments(args, "a process type and a count")
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for k, v := range kv {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%s=%s: the count must be a whole number from 0 to %d", k, v, appspec.MaxCount)
+		}
+		counts[k] = n
+	}
+	return counts, nil
+}
+
+type uiWriterOut struct{ ui mcli.Ui }
+
+func (w *uiWriterOut) Write(p []byte) (int, error) {
+	w.ui.Output(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// dynoName turns an allocation name ("shop.web[0]") into the dyno's name ("web.1").
+func dynoName(allocName string) string {
+	i := strings.LastIndexByte(allocName, '[')
+	j := strings.LastIndexByte(allocName, ']')
+	dot := strings.LastIndexByte(allocName[:max(i, 0)], '.')
+	if i < 0 || j < i || dot < 0 {
+		return allocName
+	}
+	n, err := strconv.Atoi(allocName[i+1 : j])
+	if err != nil {
+		return allocName
+	}
+	return fmt.Sprintf("%s.%d", allocName[dot+1:i], n+1)
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	nomadapi "github.com/hashicorp/nomad/api"
+	mcli "github.com/mitchellh/cli"
+)
+
+type deployCommand struct{ meta }
+
+func (c *deployCommand) Synopsis() string { return "Deploy an app from its spec or Procfile" }
+func (c *deployCommand) Help() string {
+	return `Usage: dyno deploy [options] [PATH]
+
+  Packs the app at PATH (a dyno.hcl spec, a directory holding one, or a
+  directory with only a Procfile; default: the current directory) into a slug
+  and releases it. It waits until every new dyno is healthy. A failed deploy
+  says why and leaves the previous release serving.
+
+  An app that is already deployed keeps its dyno counts (change them with
+  ` + "`dyno ps:scale`" + `) and its config vars, with the spec's on top.
+` + commonHelp
+}
+
+func (c *deployCommand) Run(args []string) int {
+	fs := c.flagSet("deploy")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	spec, code := loadSpec(c.ui, fs.Args())
+	if spec == nil {
+		return code
+	}
+	d, err := c.deployer()
+	if err != nil {
+		return c.fail(err)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	job, err := d.Deploy(ctx, spec)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		return c.printJSON(map[string]any{"app": spec.Name, "release": job.Meta["dyno.release"]})
+	}
+	c.ui.Output(fmt.Sprintf("==> %s %s is released and healthy", spec.Name, job.Meta["dyno.release"]))
+	return 0
+}
+
+// loadSpec reads the spec named by args (at most one path), printing diagnostics.
+func loadSpec(ui mcli.Ui, args []string) (*appspec.Spec, int) {
+	path := "."
+	switch len(args) {
+	case 0:
+	case 1:
+		path = args[0]
+	default:
+		ui.Error(fmt.Sprintf("expected at most one path, got %d arguments: %s", len(args), strings.Join(args, " ")))
+		return nil, 1
+	}
+	spec, diags := appspec.Load(path)
+	if diags.HasErrors() {
+		ui.Error(strings.TrimRight(appspec.FormatDiagnostics(diags), "\n"))
+		return nil, 1
+	}
+	return spec, 0
+}
+
+type planCommand struct{ meta }
+
+func (c *planCommand) Synopsis() string { return "Show what a deploy would change" }
+func (c *planCommand) Help() string {
+	return `Usage: dyno plan [options] [PATH]
+
+  Shows what ` + "`dyno deploy PATH`" + ` would change, without changing anything:
+  which process types are added, changed or removed, and how many dynos would
+  start, be replaced or stop.
+` + commonHelp
+}
+
+func (c *planCommand) Run(args []string) int {
+	fs := c.flagSet("plan")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	spec, code := loadSpec(c.ui, fs.Args())
+	if spec == nil {
+		return code
+	}
+	d, err := c.deployer()
+	if err != nil {
+		return c.fail(err)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	plan, err := d.Plan(ctx, spec)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		return c.printJSON(plan)
+	}
+	c.ui.Output(renderPlan(spec.Name, plan))
+	return 0
+}
+
+func renderPlan(app string, plan *nomadapi.JobPlanResponse) string {
+	var b strings.Builder
+	if plan.Diff == nil {
+		fmt.Fprintf(&b, "No changes to %s.\n", app)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%s: %s\n", app, strings.ToLower(plan.Diff.Type))
+	for _, tg := range plan.Diff.TaskGroups {
+		fmt.Fprintf(&b, "  process %s: %s", tg.Name, strings.ToLower(tg.Type))
+		var counts []string
+		for k, v := range tg.Updates {
+			if v > 0 {
+				counts = append(counts, fmt.Sprintf("%d %s", v, k))
+			}
+		}
+		sort.Strings(counts)
+		if len(counts) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(counts, ", "))
+		}
+		b.WriteByte('\n')
+		for _, f := range tg.Fields {
+			if f.Type != "None" {
+				fmt.Fprintf(&b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
+			}
+		}
+		for _, t := range tg.Tasks {
+			for _, o := range t.Objects {
+				if o.Type != "None" {
+					fmt.Fprintf(&b, "    %s %s\n", strings.ToLower(o.Type), o.Name)
+				}
+			}
+			for _, f := range t.Fields {
+				if f.Type != "None" {
+					fmt.Fprintf(&b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
+				}
+			}
+		}
+	}
+	for _, w := range strings.Split(strings.TrimSpace(plan.Warnings), "\n") {
+		if w != "" {
+			fmt.Fprintf(&b, "warning: %s\n", w)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/deploy"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// Dyno is one dyno as `dyno ps` shows it.
+type Dyno struct {
+	Name    string    `json:"name"`
+	Process string    `json:"process"`
+	State   string    `json:"state"`
+	Host    string    `json:"host"`
+	Release string    `json:"release"`
+	Since   time.Time `json:"since"`
+	AllocID string    `json:"alloc_id"`
+}
+
+type psCommand struct{ meta }
+
+func (c *psCommand) Synopsis() string { return "List an app's dynos" }
+func (c *psCommand) Help() string {
+	return `Usage: dyno ps [options]
+
+  Lists the app's dynos: name, state, host, release and since when.
+` + commonHelp
+}
+
+func (c *psCommand) Run(args []string) int {
+	fs := c.flagSet("ps")
+	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+		return 1
+	}
+	app, err := c.appName()
+	if err != nil {
+		return c.fail(err)
+	}
+	dynos, err := c.dynos(app, false)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		return c.printJSON(dynos)
+	}
+	if len(dynos) == 0 {
+		c.ui.Output(fmt.Sprintf("%s has no dynos running. Scale up with `dyno ps:scale web=1 --app %s`.", app, app))
+		return 0
+	}
+	byProc := map[string][]Dyno{}
+	for _, d := range dynos {
+		byProc[d.Process] = append(byProc[d.Process], d)
+	}
+	for _, p := range deploy.SortedKeys(byProc) {
+		c.ui.Output(fmt.Sprintf("=== %s (%d)", p, len(byProc[p])))
+		for _, d := range byProc[p] {
+			c.ui.Output(fmt.Sprintf("%s: %s since %s (%s ago) on %s, release %s",
+				d.Name, d.State, d.Since.Format("2006-01-02 15:04:05"), time.Since(d.Since).Round(time.Second), d.Host, d.Release))
+		}
+		c.ui.Output("")
+	}
+	return 0
+}
+
+// dynos lists the app's current dynos (allocations that run or are about to), sorted
+// by name. With all, stopped ones are listed too.
+func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
+	nomad, err := m.nomad()
+	if err != nil {
+		return nil, err
+	}
+	allocs, _, err := nomad.Jobs().Allocations(app, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list the dynos of %s: %w", app, err)
+	}
+	releases := releaseNames(nomad, app)
+	var dynos []Dyno
+	for _, a := range allocs {
+		if !all && (a.DesiredStatus != nomadapi.AllocDesiredStatusRun || a.ClientStatus == nomadapi.AllocClientStatusComplete || a.ClientStatus == nomadapi.AllocClientStatusFailed || a.ClientStatus == nomadapi.AllocClientStatusLost) {
+			continue
+		}
+		d := Dyno{Name: dynoName(a.Name), Process: a.TaskGroup, State: a.ClientStatus, AllocID: a.ID, Host: a.NodeName,
+			Release: releases[a.JobVersion]}
+		if st, ok := a.TaskStates[a.TaskGroup]; ok {
+			d.State = st.State
+			if st.Restarts > 0 {
+				d.State = fmt.Sprintf("%s (restarted %d times)", st.State, st.Restarts)
+			}
+			d.Since = st.StartedAt
+			if st.State == "dead" {
+				d.Since = st.FinishedAt
+			}
+		}
+		if d.Since.IsZero() {
+			d.Since = time.Unix(0, a.CreateTime)
+		}
+		if d.Release == "" {
+			d.Release = fmt.Sprintf("job version %d", a.JobVersion)
+		}
+		dynos = append(dynos, d)
+	}
+	sort.Slice(dynos, func(i, j int) bool { return lessDyno(dynos[i].Name, dynos[j].Name) })
+	return dynos, nil
+}
+
+// releaseNames maps the app's job versions to their release names.
+func releaseNames(nomad *nomadapi.Client, app string) map[uint64]string {
+	names := map[uint64]string{}
+	versions, _, _, err := nomad.Jobs().Versions(app, false, nil)
+	if err != nil {
+		return names
+	}
+	for _, v := range versions {
+		if v.Version != nil {
+			names[*v.Version] = v.Meta[deploy.MetaRelease]
+		}
+	}
+	return names
+}
+
+// lessDyno orders web.2 before web.10.
+func lessDyno(a, b string) bool {
+	pa, na, _ := strings.Cut(a, ".")
+	pb, nb, _ := strings.Cut(b, ".")
+	if pa != pb {
+		return pa < pb
+	}
+	if len(na) != len(nb) {
+		return len(na) < len(nb)
+	}
+	return na < nb
+}
+
+type scaleCommand struct{ meta }
+
+func (c *scaleCommand) Synopsis() string { return "Set how many dynos each process type runs" }
+func (c *scaleCommand) Help() string {
+	return `Usage: dyno ps:scale [options] PROCESS=COUNT...
+
+  Sets the number of dynos of process types at once, with no redeploy, for
+  example ` + "`dyno ps:scale web=4 worker=1`" + `. A scale-down takes dynos out of
+  routing and lets them finish their requests (SIGTERM, then SIGKILL after 30s).
+` + commonHelp
+}
+
+func (c *scaleCommand) Run(args []string) int {
+	fs := c.flagSet("ps:scale")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() == 0 {
+		c.ui.Error("which process types? write PROCESS=COUNT, for example `dyno ps:scale web=2`")
+		return 1
+	}
+	counts, err := parseCounts(fs.Args())
+	if err != nil {
+		return c.fail(err)
+	}
+	app, err := c.appName()
+	if err != nil {
+		return c.fail(err)
+	}
+	d, err := c.deployer()
+	if err != nil {
+		return c.fail(err)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	c.ui.Output(fmt.Sprintf("==> Scaling %s", app))
+	if err := d.Scale(ctx, app, counts); err != nil {
+		return c.fail(err)
+	}
+	return 0
+}
+
+type restartCommand struct{ meta }
+
+func (c *restartCommand) Synopsis() string { return "Restart all dynos, a process type's, or one" }
+func (c *restartCommand) Help() string {
+	return `Usage: dyno ps:restart [options] [DYNO|PROCESS]
+
+  Restarts every dyno of the app, the dynos of one process type (web), or one
+  dyno (web.1), in place.
+` + commonHelp
+}
+
+func (c *restartCommand) Run(args []string) int {
+	fs := c.flagSet("ps:restart")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() > 1 {
+		c.ui.Error("ps:restart takes at most one dyno or process type")
+		return 1
+	}
+	target := fs.Arg(0)
+	app, err := c.appName()
+	if err != nil {
+		return c.fail(err)
+	}
+	dynos, err := c.dynos(app, false)
+	if err != nil {
+		return c.fail(err)
+	}
+	nomad, err := c.nomad()
+	if err != nil {
+		return c.fail(err)
+	}
+	n := 0
+	for _, d := range dynos {
+		if target != "" && d.Name != target && d.Process != target {
+			continue
+		}
+		a := &nomadapi.Allocation{ID: d.AllocID, Namespace: "default"}
+		if err := nomad.Allocations().Restart(a, d.Process, nil); err != nil {
+			return c.fail(fmt.Errorf("failed to restart %s: %w", d.Name, err))
+		}
+		c.ui.Output(fmt.Sprintf("Restarting %s", d.Name))
+		n++
+	}
+	if n == 0 {
+		return c.fail(fmt.Errorf("%s has no running dyno or process type %q", app, target))
+	}
+	return 0
+}

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/moby/term"
+)
+
+type runCommand struct{ meta }
+
+func (c *runCommand) Synopsis() string { return "Run a command in a one-off dyno" }
+func (c *runCommand) Help() string {
+	return `Usage: dyno run [options] -- COMMAND [ARGS...]
+
+  Runs COMMAND in a one-off dyno: the same sandbox, code and environment as the
+  app's dynos, attached to this terminal. The exit code is the command's. The
+  one-off dyno is removed when the command ends.
+
+Options:
+  --memory=MB        Memory limit of the one-off dyno (default 512)
+` + commonHelp
+}
+
+func (c *runCommand) Run(args []string) int {
+	fs := c.flagSet("run")
+	memory := fs.Int("memory", 512, "")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() == 0 {
+		c.ui.Error("which command? for example `dyno run -- ruby -v`")
+		return 1
+	}
+	if *memory < 64 || *memory > 65536 {
+		c.ui.Error(fmt.Sprintf("--memory %d: give from 64 to 65536 MB", *memory))
+		return 1
+	}
+	app, err := c.appName()
+	if err != nil {
+		return c.fail(err)
+	}
+	d, err := c.deployer()
+	if err != nil {
+		return c.fail(err)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	c.ui.Output(fmt.Sprintf("==> Starting a one-off dyno of %s", app))
+	id, alloc, err := d.StartOneOff(ctx, app, *memory)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer func() { _ = d.StopOneOff(context.Background(), id) }()
+
+	tty := term.IsTerminal(os.Stdin.Fd()) && term.IsTerminal(os.Stdout.Fd())
+	sizes := make(chan nomadapi.TerminalSize, 1)
+	if tty {
+		state, err := term.SetRawTerminal(os.Stdin.Fd())
+		if err == nil {
+			defer func() { _ = term.RestoreTerminal(os.Stdin.Fd(), state) }()
+		}
+		if ws, err := term.GetWinsize(os.Stdout.Fd()); err == nil {
+			sizes <- nomadapi.TerminalSize{Height: int(ws.Height), Width: int(ws.Width)}
+		}
+	}
+	// Exec runs the command in the dyno's sandbox, in the app's directory.
+	cmd := []string{"/bin/sh", "-c", "cd /app && exec " + shellJoin(fs.Args())}
+	code, err := d.Nomad.Allocations().Exec(ctx, alloc, "run", tty, cmd, os.Stdin, os.Stdout, os.Stderr, sizes, nil)
+	if err != nil {
+		return c.fail(fmt.Errorf("one-off dyno: %w", err))
+	}
+	return code
+}
+
+// shellJoin quotes args for /bin/sh so that the command runs as typed.
+func shellJoin(args []string) string {
+	if len(args) == 1 {
+		return args[0] // one argument is a command line: `dyno run "rake db:migrate"`
+	}
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
+}

@@ -1,0 +1,257 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/slug"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// Deployer releases apps on a Nomad cluster.
+type Deployer struct {
+	Nomad *nomadapi.Client
+	// SlugStore is the directory where slugs are stored, readable by every host.
+	SlugStore string
+	// Progress receives one line per step of a long wait.
+	Progress io.Writer
+	// Timeout bounds the wait for a release's dynos to be healthy.
+	Timeout time.Duration
+}
+
+// ErrNoApp means the app is not deployed.
+var ErrNoApp = errors.New("no such app")
+
+// App is an app's current state, read from its Nomad job.
+type App struct {
+	Job     *nomadapi.Job
+	Release int
+	Env     map[string]string
+	Counts  map[string]int
+}
+
+// Current reads the app's current job, release and environment.
+func (d *Deployer) Current(ctx context.Context, app string) (*App, error) {
+	job, _, err := d.Nomad.Jobs().Info(app, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		if strings.Contains(err.Error(), "404") {
+			return nil, fmt.Errorf("%w: %s", ErrNoApp, app)
+		}
+		return nil, fmt.Errorf("failed to read app %s: %w", app, err)
+	}
+	if job.Meta[MetaApp] != app {
+		return nil, fmt.Errorf("%w: the Nomad job %q is not a Dynogrid app", ErrNoApp, app)
+	}
+	if job.Stop != nil && *job.Stop {
+		return nil, fmt.Errorf("%w: %s was destroyed", ErrNoApp, app)
+	}
+	a := &App{Job: job, Counts: Counts(job)}
+	a.Release, _ = strconv.Atoi(strings.TrimPrefix(job.Meta[MetaRelease], "v"))
+	if a.Env, err = ReadEnv(ctx, d.Nomad, job.Meta[MetaEnv]); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Deploy packs the spec's code into a slug and releases it. An existing app keeps its
+// current dyno counts and config vars, with the spec's config vars on top.
+func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Job, error) {
+	cur, err := d.Current(ctx, spec.Name)
+	if err != nil && !errors.Is(err, ErrNoApp) {
+		return nil, err
+	}
+	d.progress("==> Packing %s into a slug", spec.Dir)
+	s, err := slug.Pack(spec.Dir, d.SlugStore)
+	if err != nil {
+		return nil, err
+	}
+	d.progress("    slug %s (%d KB)", s.SHA256[:12], s.Size/1024)
+	r := Release{Spec: spec, Slug: s, Version: 1, Description: "Deploy " + s.SHA256[:12]}
+	env := map[string]string{}
+	if cur != nil {
+		r.Version = cur.Release + 1
+		r.Counts = map[string]int{}
+		for name, c := range cur.Counts {
+			if spec.Process(name) != nil {
+				r.Counts[name] = c
+			}
+		}
+		env = cur.Env
+	}
+	for k, v := range spec.Config {
+		env[k] = v
+	}
+	if r.EnvPath, err = WriteEnv(ctx, d.Nomad, spec.Name, env); err != nil {
+		return nil, err
+	}
+	job := Job(r)
+	return job, d.register(ctx, job, cur)
+}
+
+// Plan asks Nomad what deploying spec would change, without changing anything.
+func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobPlanResponse, error) {
+	cur, err := d.Current(ctx, spec.Name)
+	if err != nil && !errors.Is(err, ErrNoApp) {
+		return nil, err
+	}
+	tmp, err := slugDryRun(spec.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r := Release{Spec: spec, Slug: tmp, Version: 1}
+	env := map[string]string{}
+	if cur != nil {
+		r.Version, r.Counts, env = cur.Release+1, cur.Counts, cur.Env
+	}
+	for k, v := range spec.Config {
+		env[k] = v
+	}
+	r.EnvPath = EnvPath(spec.Name, env)
+	resp, _, err := d.Nomad.Jobs().Plan(Job(r), true, (&nomadapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("failed to plan %s: %w", spec.Name, err)
+	}
+	return resp, nil
+}
+
+// SetConfig makes a release with config vars set and unset.
+func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]string, unset []string) (*App, error) {
+	cur, err := d.Current(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for k, v := range cur.Env {
+		env[k] = v
+	}
+	var changed []string
+	for k, v := range set {
+		if err := appspec.ValidateConfigKey(k); err != nil {
+			return nil, err
+		}
+		env[k] = v
+		changed = append(changed, k)
+	}
+	for _, k := range unset {
+		if _, ok := env[k]; !ok {
+			return nil, fmt.Errorf("config var %s is not set on %s", k, app)
+		}
+		delete(env, k)
+		changed = append(changed, k)
+	}
+	path, err := WriteEnv(ctx, d.Nomad, app, env)
+	if err != nil {
+		return nil, err
+	}
+	verb := "Set"
+	if len(set) == 0 {
+		verb = "Unset"
+	}
+	job := cur.Job
+	setRelease(job, cur.Release+1, fmt.Sprintf("%s %s config vars", verb, strings.Join(changed, ", ")))
+	setEnvPath(job, path)
+	if err := d.register(ctx, job, cur); err != nil {
+		return nil, err
+	}
+	return d.Current(ctx, app)
+}
+
+// Rollback makes a new release with the code and config of release version, keeping
+// the current dyno counts.
+func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, error) {
+	cur, err := d.Current(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	if version == 0 {
+		version = cur.Release - 1
+	}
+	if version < 1 || version >= cur.Release {
+		return 0, fmt.Errorf("cannot roll back %s to v%d: releases run from v1 to v%d, and v%d is current", app, version, cur.Release, cur.Release)
+	}
+	versions, _, _, err := d.Nomad.Jobs().Versions(app, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("failed to read releases of %s: %w", app, err)
+	}
+	var old *nomadapi.Job
+	for _, v := range versions { // newest first: take the latest version of that release
+		if v.Meta[MetaRelease] == ReleaseName(version) {
+			old = v
+			break
+		}
+	}
+	if old == nil {
+		return 0, fmt.Errorf("release v%d of %s is no longer kept by Nomad", version, app)
+	}
+	for _, tg := range old.TaskGroups {
+		if c, ok := cur.Counts[*tg.Name]; ok {
+			tg.Count = ptr(c)
+		}
+	}
+	old.Stop = ptr(false)
+	setRelease(old, cur.Release+1, fmt.Sprintf("Rollback to v%d", version))
+	if err := d.register(ctx, old, cur); err != nil {
+		return 0, err
+	}
+	return cur.Release + 1, nil
+}
+
+// Scale sets the dyno counts of process types, without a new release.
+func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int) error {
+	cur, err := d.Current(ctx, app)
+	if err != nil {
+		return err
+	}
+	for name, c := range counts {
+		if _, ok := cur.Counts[name]; !ok {
+			return fmt.Errorf("%s has no process type %q (it has: %s)", app, name, strings.Join(SortedKeys(cur.Counts), ", "))
+		}
+		if c < 0 || c > appspec.MaxCount {
+			return fmt.Errorf("%s=%d: a process type runs from 0 to %d dynos", name, c, appspec.MaxCount)
+		}
+	}
+	// Check every name before changing anything: nothing is half-applied.
+	for _, name := range SortedKeys(counts) {
+		c := counts[name]
+		msg := fmt.Sprintf("dyno ps:scale %s=%d", name, c)
+		q := (&nomadapi.WriteOptions{}).WithContext(ctx)
+		if _, _, err := d.Nomad.Jobs().Scale(app, name, &c, msg, false, nil, q); err != nil {
+			return fmt.Errorf("failed to scale %s to %d: %w", name, c, err)
+		}
+		d.progress("    %s: %d -> %d dynos", name, cur.Counts[name], c)
+	}
+	return nil
+}
+
+func (d *Deployer) register(ctx context.Context, job *nomadapi.Job, cur *App) error {
+	opts := &nomadapi.RegisterOptions{EnforceIndex: true}
+	if cur != nil {
+		opts.ModifyIndex = *cur.Job.JobModifyIndex
+	}
+	d.progress("==> Releasing %s %s: %s", *job.ID, job.Meta[MetaRelease], job.Meta[MetaDescription])
+	resp, _, err := d.Nomad.Jobs().RegisterOpts(job, opts, (&nomadapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		if strings.Contains(err.Error(), "Enforcing job modify index") {
+			return fmt.Errorf("%s changed while this release was prepared; try again: %w", *job.ID, err)
+		}
+		return fmt.Errorf("failed to release %s: %w", *job.ID, err)
+	}
+	for _, w := range strings.Split(strings.TrimSpace(resp.Warnings), "\n") {
+		if w != "" {
+			d.progress("    warning: %s", w)
+		}
+	}
+	return d.WaitHealthy(ctx, *job.ID, resp.JobModifyIndex)
+}
+
+func (d *Deployer) progress(format string, args ...any) {
+	if d.Progress != nil {
+		fmt.Fprintf(d.Progress, format+"\n", args...)
+	}
+}

@@ -1,0 +1,196 @@
+// Package deploy turns an app spec into a Nomad job, following the deployer's contract:
+// job ID = app name, one task group per process type, driver "dyno", one core, a memory
+// limit, SIGTERM with a 30 s grace period, dynos spread over hosts, and web dynos
+// registered in Consul as <app>-web for the router.
+package deploy
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/slug"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// Meta keys the deployer sets on the job and its groups.
+const (
+	MetaApp     = "dyno.app"
+	MetaProcess = "dyno.process"
+	MetaRelease = "dyno.release"
+	// MetaEnv names the Nomad Variable that holds the release's config and add-on
+	// variables.
+	MetaEnv = "dyno.env"
+	// MetaDescription says what made the release (deploy, config change, rollback).
+	MetaDescription = "dyno.description"
+	// MetaSlug is the release's slug checksum.
+	MetaSlug = "dyno.slug"
+
+	DriverName  = "dyno"
+	KillTimeout = 30 * time.Second
+	PortLabel   = "http"
+)
+
+// Release is everything that makes one release of an app.
+type Release struct {
+	Spec *appspec.Spec
+	Slug *slug.Slug
+	// Version is the release's number: v1 is the first.
+	Version int
+	// EnvPath is the Nomad Variable path holding config and add-on variables; empty
+	// when the app has none.
+	EnvPath     string
+	Description string
+	// Counts overrides the spec's dyno counts (to keep the current formation).
+	Counts map[string]int
+}
+
+// ReleaseName is how a release is shown and tagged: v1, v2, ...
+func ReleaseName(v int) string { return fmt.Sprintf("v%d", v) }
+
+// ServiceName is the Consul service of an app's web dynos.
+func ServiceName(app string) string { return app + "-web" }
+
+// Job builds the Nomad job of a release.
+func Job(r Release) *nomadapi.Job {
+	spec := r.Spec
+	release := ReleaseName(r.Version)
+	job := nomadapi.NewServiceJob(spec.Name, spec.Name, "global", 50)
+	job.Datacenters = []string{"*"}
+	job.Meta = map[string]string{
+		MetaApp:         spec.Name,
+		MetaRelease:     release,
+		MetaSlug:        r.Slug.SHA256,
+		MetaDescription: r.Description,
+	}
+	if r.EnvPath != "" {
+		job.Meta[MetaEnv] = r.EnvPath
+	}
+	for _, p := range spec.Processes {
+		count := p.Count
+		if c, ok := r.Counts[p.Name]; ok {
+			count = c
+		}
+		job.AddTaskGroup(group(r, p, count, release))
+	}
+	return job
+}
+
+func group(r Release, p appspec.Process, count int, release string) *nomadapi.TaskGroup {
+	tg := nomadapi.NewTaskGroup(p.Name, count)
+	tg.Meta = map[string]string{MetaProcess: p.Name}
+	// Spread the app's dynos over hosts: with two dynos the app survives the loss of one.
+	tg.Spreads = []*nomadapi.Spread{{Attribute: "${node.unique.id}", Weight: ptr(int8(100))}}
+	// Heroku-like crash handling: restart in place a few times with a delay, then
+	// reschedule elsewhere with exponential backoff, forever.
+	tg.RestartPolicy = &nomadapi.RestartPolicy{
+		Attempts: ptr(3), Interval: ptr(5 * time.Minute), Delay: ptr(2 * time.Second), Mode: ptr("fail"),
+	}
+	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{
+		Unlimited: ptr(true), DelayFunction: ptr("exponential"),
+		Delay: ptr(5 * time.Second), MaxDelay: ptr(5 * time.Minute),
+	}
+	tg.Update = &nomadapi.UpdateStrategy{
+		MaxParallel: ptr(1), HealthCheck: ptr("checks"),
+		MinHealthyTime: ptr(2 * time.Second), HealthyDeadline: ptr(2 * time.Minute),
+		ProgressDeadline: ptr(5 * time.Minute), AutoRevert: ptr(true),
+	}
+	if p.Name != "web" {
+		tg.Update.HealthCheck = ptr("task_states")
+	}
+
+	task := nomadapi.NewTask(p.Name, DriverName)
+	task.Config = map[string]interface{}{
+		"command":     "/bin/sh",
+		"args":        []string{"-c", "exec " + p.Command},
+		"slug":        r.Slug.Path,
+		"slug_sha256": r.Slug.SHA256,
+	}
+	task.Resources = &nomadapi.Resources{Cores: ptr(1), MemoryMB: ptr(p.MemoryMB)}
+	task.KillSignal = "SIGTERM"
+	task.KillTimeout = ptr(KillTimeout)
+	task.Env = map[string]string{"HOME": "/app"}
+	task.Meta = map[string]string{MetaRelease: release}
+	task.Templates = []*nomadapi.Template{envTemplate(p.Name, r.EnvPath)}
+	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(5), MaxFileSizeMB: ptr(10)}
+
+	if p.Name == "web" {
+		tg.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: PortLabel}}}}
+		task.Env["PORT"] = "${NOMAD_PORT_" + PortLabel + "}"
+		task.Services = []*nomadapi.Service{webService(r, p, release)}
+	}
+	tg.AddTask(task)
+	return tg
+}
+
+func webService(r Release, p appspec.Process, release string) *nomadapi.Service {
+	meta := map[string]string{
+		// DYNO comes from the task's environment (rendered by the env template).
+		"dyno":    "${DYNO}",
+		"release": release,
+		"timeout": r.Spec.Timeout.String(),
+	}
+	if len(r.Spec.Domains) > 0 {
+		meta["domains"] = strings.Join(r.Spec.Domains, ",")
+	}
+	return &nomadapi.Service{
+		Name:      ServiceName(r.Spec.Name),
+		PortLabel: PortLabel,
+		Provider:  "consul",
+		Tags:      []string{"dyno", "app=" + r.Spec.Name},
+		Meta:      meta,
+		Checks: []nomadapi.ServiceCheck{{
+			Name:                   "http",
+			Type:                   "http",
+			Path:                   p.HealthCheck,
+			Interval:               2 * time.Second,
+			Timeout:                2 * time.Second,
+			FailuresBeforeCritical: 2,
+			// A dyno that has not answered for about half a minute is hung: Nomad kills
+			// it and starts another in its place.
+			CheckRestart: &nomadapi.CheckRestart{Limit: 15, Grace: ptr(15 * time.Second)},
+		}},
+	}
+}
+
+// envTemplate renders the dyno's environment: DYNO (web.1, web.2, ... from the
+// allocation's slot) and the release's config and add-on variables from its Nomad
+// Variable, so that credentials never stand in the job spec.
+func envTemplate(process, envPath string) *nomadapi.Template {
+	var b strings.Builder
+	fmt.Fprintf(&b, "DYNO=%s.{{ env \"NOMAD_ALLOC_INDEX\" | parseInt | add 1 }}\n", process)
+	if envPath != "" {
+		fmt.Fprintf(&b, "{{ with nomadVar %q }}{{ range .Tuples }}{{ .K }}={{ .V | printf \"%%s\" | toJSON }}\n{{ end }}{{ end }}", envPath)
+	}
+	return &nomadapi.Template{
+		EmbeddedTmpl: ptr(b.String()),
+		DestPath:     ptr("secrets/dyno.env"),
+		Envvars:      ptr(true),
+		ChangeMode:   ptr("restart"),
+	}
+}
+
+// Counts returns the dyno count of each task group of job.
+func Counts(job *nomadapi.Job) map[string]int {
+	counts := map[string]int{}
+	for _, tg := range job.TaskGroups {
+		if tg.Name != nil && tg.Count != nil {
+			counts[*tg.Name] = *tg.Count
+		}
+	}
+	return counts
+}
+
+// SortedKeys returns m's keys in order.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,128 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/slug"
+)
+
+func testRelease() Release {
+	return Release{
+		Spec: &appspec.Spec{
+			Name: "shop",
+			Processes: []appspec.Process{
+				{Name: "web", Command: "thin start -p $PORT", Count: 2, MemoryMB: 256, HealthCheck: "/health"},
+				{Name: "worker", Command: "ruby worker.rb", Count: 1, MemoryMB: 512},
+			},
+			Domains: []string{"shop.example.com"},
+			Timeout: 45 * time.Second,
+		},
+		Slug:    &slug.Slug{SHA256: strings.Repeat("ab", 32), Path: "/store/abab.tar.gz"},
+		Version: 3,
+		EnvPath: "nomad/jobs/shop/env/0123456789abcdef",
+	}
+}
+
+// TestJobFollowsTheDeployerContract checks every point of the deployer's contract
+// with Nomad and with the router (DESIGN.md).
+func TestJobFollowsTheDeployerContract(t *testing.T) {
+	t.Parallel()
+	job := Job(testRelease())
+	if *job.ID != "shop" || *job.Type != "service" {
+		t.Fatalf("job %s of type %s, want service job shop", *job.ID, *job.Type)
+	}
+	if job.Meta[MetaApp] != "shop" || job.Meta[MetaRelease] != "v3" || job.Meta[MetaEnv] == "" {
+		t.Errorf("job meta = %v, want app, release v3 and env", job.Meta)
+	}
+	if len(job.TaskGroups) != 2 {
+		t.Fatalf("%d task groups, want one per process type", len(job.TaskGroups))
+	}
+	for _, tg := range job.TaskGroups {
+		name := *tg.Name
+		if tg.Meta[MetaProcess] != name || len(tg.Tasks) != 1 {
+			t.Errorf("group %s: meta %v, %d tasks", name, tg.Meta, len(tg.Tasks))
+		}
+		if len(tg.Spreads) != 1 || tg.Spreads[0].Attribute != "${node.unique.id}" {
+			t.Errorf("group %s does not spread its dynos over hosts", name)
+		}
+		task := tg.Tasks[0]
+		if task.Driver != "dyno" || *task.Resources.Cores != 1 || task.KillSignal != "SIGTERM" || *task.KillTimeout != 30*time.Second {
+			t.Errorf("task %s: driver %s, cores %d, kill %s after %s", name, task.Driver, *task.Resources.Cores, task.KillSignal, *task.KillTimeout)
+		}
+		if task.Config["slug_sha256"] != strings.Repeat("ab", 32) || task.Config["command"] != "/bin/sh" {
+			t.Errorf("task %s config = %v", name, task.Config)
+		}
+		tmpl := *task.Templates[0].EmbeddedTmpl
+		if !strings.Contains(tmpl, "DYNO="+name+".") || !strings.Contains(tmpl, `nomadVar "nomad/jobs/shop/env/0123456789abcdef"`) || !*task.Templates[0].Envvars {
+			t.Errorf("task %s env template = %q", name, tmpl)
+		}
+		for k, v := range task.Env {
+			if strings.Contains(v, "secret") {
+				t.Errorf("env %s carries a value in clear", k)
+			}
+		}
+	}
+	web := job.LookupTaskGroup("web")
+	if *web.Count != 2 || *web.Tasks[0].Resources.MemoryMB != 256 || web.Tasks[0].Env["PORT"] != "${NOMAD_PORT_http}" {
+		t.Errorf("web: count %d, memory %d, env %v", *web.Count, *web.Tasks[0].Resources.MemoryMB, web.Tasks[0].Env)
+	}
+	svcs := web.Tasks[0].Services
+	if len(svcs) != 1 {
+		t.Fatalf("web has %d services, want 1", len(svcs))
+	}
+	s := svcs[0]
+	if s.Name != "shop-web" || strings.Join(s.Tags, ",") != "dyno,app=shop" || s.Meta["dyno"] != "${DYNO}" || s.Meta["release"] != "v3" {
+		t.Errorf("web service = %s %v %v", s.Name, s.Tags, s.Meta)
+	}
+	if s.Meta["domains"] != "shop.example.com" || s.Meta["timeout"] != "45s" {
+		t.Errorf("web service meta = %v, want domains and timeout for the router", s.Meta)
+	}
+	if len(s.Checks) != 1 || s.Checks[0].Type != "http" || s.Checks[0].Path != "/health" {
+		t.Errorf("web checks = %+v, want an HTTP check of /health", s.Checks)
+	}
+	worker := job.LookupTaskGroup("worker")
+	if len(worker.Tasks[0].Services) != 0 || worker.Tasks[0].Env["PORT"] != "" || len(worker.Networks) != 0 {
+		t.Error("worker dynos must not register a service or get a port")
+	}
+}
+
+func TestJobKeepsCounts(t *testing.T) {
+	t.Parallel()
+	r := testRelease()
+	r.Counts = map[string]int{"web": 7}
+	job := Job(r)
+	if c := Counts(job); c["web"] != 7 || c["worker"] != 1 {
+		t.Errorf("counts = %v, want web 7 (kept) and worker 1 (from the spec)", c)
+	}
+}
+
+func TestSetReleaseAndEnv(t *testing.T) {
+	t.Parallel()
+	job := Job(testRelease())
+	setRelease(job, 4, "Set FOO config vars")
+	setEnvPath(job, "nomad/jobs/shop/env/ffff")
+	if job.Meta[MetaRelease] != "v4" || job.Meta[MetaEnv] != "nomad/jobs/shop/env/ffff" {
+		t.Errorf("meta = %v", job.Meta)
+	}
+	web := job.LookupTaskGroup("web").Tasks[0]
+	if web.Services[0].Meta["release"] != "v4" || !strings.Contains(*web.Templates[0].EmbeddedTmpl, "env/ffff") {
+		t.Errorf("web task not updated: %v %q", web.Services[0].Meta, *web.Templates[0].EmbeddedTmpl)
+	}
+}
+
+func TestEnvPathIsContentAddressed(t *testing.T) {
+	t.Parallel()
+	a := EnvPath("shop", map[string]string{"A": "1", "B": "2"})
+	b := EnvPath("shop", map[string]string{"B": "2", "A": "1"})
+	c := EnvPath("shop", map[string]string{"A": "1", "B": "3"})
+	d := EnvPath("shop", map[string]string{"A": "1B\x002"})
+	if a != b || a == c || a == d || !strings.HasPrefix(a, "nomad/jobs/shop/env/") {
+		t.Errorf("paths %s %s %s %s: want equal for equal content, else different", a, b, c, d)
+	}
+	if EnvPath("shop", nil) != "" {
+		t.Error("an empty environment needs no variable")
+	}
+}

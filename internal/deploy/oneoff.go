@@ -1,0 +1,109 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// OneOffProcess is the process type of one-off dynos (`dyno run`), as metering counts them.
+const OneOffProcess = "run"
+
+// StartOneOff starts a one-off dyno of the app's current release: a batch job with the
+// release's slug and environment whose task waits, so that the caller can exec the
+// user's command in it, attached to a terminal. It returns the job's ID and the
+// running allocation. StopOneOff removes it.
+func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (string, *nomadapi.Allocation, error) {
+	cur, err := d.Current(ctx, app)
+	if err != nil {
+		return "", nil, err
+	}
+	var src *nomadapi.Task
+	for _, tg := range cur.Job.TaskGroups {
+		if len(tg.Tasks) > 0 && (src == nil || *tg.Name == "web") {
+			src = tg.Tasks[0]
+		}
+	}
+	if src == nil {
+		return "", nil, fmt.Errorf("%s has no release to run a command in", app)
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	id := fmt.Sprintf("%s-run-%s", app, hex.EncodeToString(suffix))
+
+	job := nomadapi.NewBatchJob(id, id, "global", 50)
+	job.Datacenters = []string{"*"}
+	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: cur.Job.Meta[MetaRelease]}
+	tg := nomadapi.NewTaskGroup(OneOffProcess, 1)
+	tg.Meta = map[string]string{MetaProcess: OneOffProcess}
+	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
+	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
+	task := nomadapi.NewTask(OneOffProcess, DriverName)
+	task.Config = map[string]interface{}{
+		"command":     "/bin/sh",
+		"args":        []string{"-c", "exec sleep 86400"},
+		"slug":        src.Config["slug"],
+		"slug_sha256": src.Config["slug_sha256"],
+	}
+	task.Resources = &nomadapi.Resources{Cores: ptr(1), MemoryMB: ptr(memoryMB)}
+	task.KillSignal = "SIGTERM"
+	task.KillTimeout = ptr(5 * time.Second)
+	task.Env = map[string]string{"HOME": "/app"}
+	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, cur.Job.Meta[MetaEnv])}
+	tg.AddTask(task)
+	job.AddTaskGroup(tg)
+
+	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return "", nil, fmt.Errorf("failed to start a one-off dyno: %w", err)
+	}
+	alloc, err := d.waitRunning(ctx, id)
+	if err != nil {
+		_ = d.StopOneOff(context.Background(), id)
+		return "", nil, err
+	}
+	return id, alloc, nil
+}
+
+// StopOneOff stops and removes a one-off dyno's job.
+func (d *Deployer) StopOneOff(ctx context.Context, id string) error {
+	_, _, err := d.Nomad.Jobs().DeregisterOpts(id, &nomadapi.DeregisterOptions{Purge: true}, (&nomadapi.WriteOptions{}).WithContext(ctx))
+	return err
+}
+
+func (d *Deployer) waitRunning(ctx context.Context, id string) (*nomadapi.Allocation, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		allocs, _, err := d.Nomad.Jobs().Allocations(id, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("failed to follow the one-off dyno: %w", err)
+		}
+		for _, stub := range allocs {
+			switch stub.ClientStatus {
+			case nomadapi.AllocClientStatusRunning:
+				a, _, err := d.Nomad.Allocations().Info(stub.ID, (&nomadapi.QueryOptions{}).WithContext(ctx))
+				return a, err
+			case nomadapi.AllocClientStatusFailed, nomadapi.AllocClientStatusComplete:
+				return nil, fmt.Errorf("the one-off dyno stopped before it ran: %s", lastEvent(stub.TaskStates))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the one-off dyno did not start in time: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func lastEvent(states map[string]*nomadapi.TaskState) string {
+	for _, st := range states {
+		if n := len(st.Events); n > 0 {
+			return st.Events[n-1].DisplayMessage
+		}
+	}
+	return "no event"
+}
