@@ -1,0 +1,197 @@
+package router
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// bodySource is a request body as the router forwards it. A body that fits the prefetch
+// is held whole (mem), so the request stays replayable and a slow client never holds a
+// dyno while it uploads; a longer one is streamed (prefix, then rest).
+type bodySource struct {
+	mem    []byte
+	prefix []byte
+	rest   io.Reader
+}
+
+func (b *bodySource) streaming() bool { return b.rest != nil }
+
+// errClientBody marks a failure to read the client's body (as opposed to writing to the
+// dyno).
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "failed to read request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// prepareBody reads up to the prefetch size of the request body before any dyno is
+// taken, and says how the rest will be sent (ob.length). A failure is a client problem:
+// the code to answer.
+func (r *Router) prepareBody(w http.ResponseWriter, req *http.Request, ob *outbound) (*bodySource, *Code) {
+	b := &bodySource{}
+	if req.Body == nil || req.Body == http.NoBody {
+		return b, nil
+	}
+	if max := r.cfg.MaxBodyBytes; max > 0 {
+		if req.ContentLength > max {
+			return nil, codeBodyTooBig
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, max)
+	}
+	n := int64(r.cfg.BodyPrefetch)
+	if req.ContentLength >= 0 && req.ContentLength < n {
+		n = req.ContentLength
+	}
+	buf := make([]byte, n+1) // one more byte tells a body that ends here from a longer one
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(r.cfg.BodyReadTimeout))
+	m, err := readFull(req.Body, buf)
+	_ = rc.SetReadDeadline(time.Time{})
+	switch {
+	case err == io.EOF:
+		b.mem = buf[:m]
+		ob.length = int64(m)
+		return b, nil
+	case err == nil:
+		b.prefix = buf[:m]
+		b.rest = req.Body
+		ob.length = req.ContentLength // -1: chunked
+		return b, nil
+	default:
+		return nil, clientBodyCode(err)
+	}
+}
+
+// clientBodyCode names a failure to read a client's body.
+func clientBodyCode(err error) *Code {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return codeBodyTooBig
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return codeClientTimeout
+	default:
+		return H27
+	}
+}
+
+// readFull reads until buf is full (nil error) or the body ends (io.EOF).
+func readFull(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// bodyWriter streams the rest of a long request body to a dyno in its own goroutine, so
+// that the dyno's response can be read (and may come early) at the same time.
+type bodyWriter struct {
+	done    chan error
+	stopped atomic.Bool
+	result  error
+	waited  bool
+}
+
+func (r *Router) startBodyWriter(dc *dynoConn, b *bodySource, length int64) *bodyWriter {
+	bw := &bodyWriter{done: make(chan error, 1)}
+	go func() {
+		err := writeBody(dc, b, length)
+		if err != nil {
+			var ce *clientBodyError
+			if errors.As(err, &ce) && !bw.stopped.Load() {
+				// The client failed: make the dyno side fail too, so the reader stops.
+				bw.done <- err
+				dc.close()
+				return
+			}
+		}
+		bw.done <- err
+	}()
+	return bw
+}
+
+// finished says whether the body was written completely, without blocking.
+func (bw *bodyWriter) finished() (bool, error) {
+	if bw.waited {
+		return true, bw.result
+	}
+	select {
+	case err := <-bw.done:
+		bw.waited, bw.result = true, err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// stop ends the writer: it unblocks a read of the client's body and a write to the dyno
+// (by closing the dyno connection) and waits. It returns the writer's own error, if it
+// failed before being stopped.
+func (bw *bodyWriter) stop(w http.ResponseWriter, dc *dynoConn) error {
+	if bw.waited {
+		return bw.result
+	}
+	bw.stopped.Store(true)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	dc.close()
+	bw.result, bw.waited = <-bw.done, true
+	return bw.result
+}
+
+// writeBody writes prefix and rest, chunked when length < 0, and flushes.
+func writeBody(dc *dynoConn, b *bodySource, length int64) error {
+	var dst io.Writer = dc.bw
+	var chunked io.WriteCloser
+	if length < 0 {
+		chunked = httputil.NewChunkedWriter(dc.bw)
+		dst = chunked
+	}
+	if _, err := dst.Write(b.prefix); err != nil {
+		return err
+	}
+	src := b.rest
+	if length >= 0 {
+		src = io.LimitReader(b.rest, length-int64(len(b.prefix)))
+	}
+	buf := make([]byte, 32<<10)
+	var sent int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return err
+			}
+			sent += int64(n)
+			if err := dc.bw.Flush(); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return &clientBodyError{rerr}
+		}
+	}
+	if length >= 0 && sent != length-int64(len(b.prefix)) {
+		return &clientBodyError{io.ErrUnexpectedEOF}
+	}
+	if chunked != nil {
+		if err := chunked.Close(); err != nil {
+			return err
+		}
+		if _, err := dc.bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+	}
+	return dc.bw.Flush()
+}

@@ -1,0 +1,169 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is everything the router needs. Zero values take the defaults documented on
+// each field (see DefaultConfig).
+type Config struct {
+	// Listen is the address for client traffic ("0.0.0.0:8080"). Listener, when set,
+	// is used instead (tests pass one on a free port).
+	Listen   string
+	Listener net.Listener
+
+	// MetricsListen serves /metrics (Prometheus) and /status; empty disables it.
+	MetricsListen   string
+	MetricsListener net.Listener
+
+	// Domain is the router domain: Host "<app>.<Domain>" routes to app.
+	Domain string
+
+	// ConsulAddr is the Consul HTTP address; empty means no Consul (routes come only
+	// from SetApp, as in tests).
+	ConsulAddr  string
+	ConsulToken string
+
+	// Router instance identity and address for multi-router ownership (see docs).
+	// Ownership is on when Cluster is true.
+	Cluster   bool
+	RouterID  string
+	Advertise string
+
+	MaxQueueDepth  int           // H11 when this many requests wait for an app (default 1000)
+	MaxQueueWait   time.Duration // H11 after waiting this long (default 30s)
+	RequestTimeout time.Duration // H12 when a dyno has not answered in this long (default 30s)
+	ConnectTimeout time.Duration // dial timeout to a dyno (default 5s)
+
+	HeaderReadTimeout time.Duration // client must send its headers in this long (default 10s)
+	IdleTimeout       time.Duration // client keep-alive idle timeout (default 90s)
+	MaxHeaderBytes    int           // 431 beyond this (default 32 KiB)
+	MaxBodyBytes      int64         // 413 beyond this (default 100 MiB; <0 unlimited)
+	BodyPrefetch      int           // bytes of a request body read before a dyno is taken (default 64 KiB)
+	BodyReadTimeout   time.Duration // the prefetch must arrive in this long (default 30s)
+	ShutdownTimeout   time.Duration // drain time on shutdown (default 30s)
+
+	DownBackoff    time.Duration // first pause of a dyno that refused a connection (default 1s)
+	MaxDownBackoff time.Duration // longest pause (default 30s)
+	MaxAttempts    int           // dynos tried for a request refused before sending (default 5)
+
+	Logger    hclog.Logger // operational logs (default: hclog at info)
+	AccessLog hclog.Logger // one line per request (default: Logger named "access")
+
+	// NewID makes request IDs (default: random UUID v4). Tests replace it.
+	NewID func() string
+}
+
+// DefaultConfig returns the defaults documented in docs/router.md.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            "127.0.0.1:8080",
+		Domain:            "localhost",
+		MaxQueueDepth:     1000,
+		MaxQueueWait:      30 * time.Second,
+		RequestTimeout:    30 * time.Second,
+		ConnectTimeout:    5 * time.Second,
+		HeaderReadTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		MaxBodyBytes:      100 << 20,
+		BodyPrefetch:      64 << 10,
+		BodyReadTimeout:   30 * time.Second,
+		ShutdownTimeout:   30 * time.Second,
+		DownBackoff:       time.Second,
+		MaxDownBackoff:    30 * time.Second,
+		MaxAttempts:       5,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Listen == "" && c.Listener == nil {
+		c.Listen = d.Listen
+	}
+	if c.Domain == "" {
+		c.Domain = d.Domain
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur(&c.MaxQueueWait, d.MaxQueueWait)
+	setDur(&c.RequestTimeout, d.RequestTimeout)
+	setDur(&c.ConnectTimeout, d.ConnectTimeout)
+	setDur(&c.HeaderReadTimeout, d.HeaderReadTimeout)
+	setDur(&c.IdleTimeout, d.IdleTimeout)
+	setDur(&c.BodyReadTimeout, d.BodyReadTimeout)
+	setDur(&c.ShutdownTimeout, d.ShutdownTimeout)
+	setDur(&c.DownBackoff, d.DownBackoff)
+	setDur(&c.MaxDownBackoff, d.MaxDownBackoff)
+	if c.MaxQueueDepth == 0 {
+		c.MaxQueueDepth = d.MaxQueueDepth
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.BodyPrefetch == 0 {
+		c.BodyPrefetch = d.BodyPrefetch
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: hclog.Info})
+	}
+	if c.AccessLog == nil {
+		c.AccessLog = c.Logger.Named("access")
+	}
+	if c.NewID == nil {
+		c.NewID = newUUID
+	}
+	c.Domain = strings.ToLower(strings.Trim(c.Domain, "."))
+	return c
+}
+
+// validate names the first bad setting.
+func (c Config) validate() error {
+	var errs []error
+	if c.Domain == "" || strings.ContainsAny(c.Domain, "/: ") {
+		errs = append(errs, fmt.Errorf("domain %q: want a DNS name such as \"localhost\" or \"apps.example.com\"", c.Domain))
+	}
+	for name, v := range map[string]time.Duration{
+		"max queue wait": c.MaxQueueWait, "request timeout": c.RequestTimeout,
+		"connect timeout": c.ConnectTimeout, "header read timeout": c.HeaderReadTimeout,
+		"idle timeout": c.IdleTimeout, "body read timeout": c.BodyReadTimeout,
+		"shutdown timeout": c.ShutdownTimeout, "down backoff": c.DownBackoff,
+		"max down backoff": c.MaxDownBackoff,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must not be negative", name, v))
+		}
+	}
+	if c.MaxQueueDepth < 0 {
+		errs = append(errs, fmt.Errorf("max queue depth %d: must not be negative", c.MaxQueueDepth))
+	}
+	if c.MaxHeaderBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max header bytes %d: must be at least 1024", c.MaxHeaderBytes))
+	}
+	if c.BodyPrefetch < 0 {
+		errs = append(errs, fmt.Errorf("body prefetch %d: must not be negative", c.BodyPrefetch))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts))
+	}
+	if c.Cluster && c.ConsulAddr == "" {
+		errs = append(errs, errors.New("cluster mode needs a Consul address"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,146 @@
+package router
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// dyno is one web dyno of an app. Its identity fields never change; its state is guarded
+// by its app's mutex, except conn, which belongs to whoever holds the dyno busy (and to
+// the app while it is idle).
+type dyno struct {
+	key     string // ID, address and name: a change of any of them is another dyno
+	id      string // Consul service ID
+	name    string // "web.1"
+	release string
+	addr    string // host:port
+	app     *app
+
+	idleIdx  int
+	busy     bool
+	down     bool
+	removed  bool
+	failures atomic.Int32
+
+	conn *dynoConn
+}
+
+// Instance is one passing instance of an app's web service, as the router learns it
+// from Consul (or from a test).
+type Instance struct {
+	ID      string // Consul service ID, unique per dyno
+	Dyno    string // "web.1"
+	Release string
+	Address string
+	Port    int
+	// Per-app settings carried in service meta; the router uses the union of domains,
+	// the largest timeout and maintenance when any instance asks for it.
+	Domains     []string
+	Timeout     time.Duration
+	Maintenance bool
+}
+
+func (in Instance) addr() string { return net.JoinHostPort(in.Address, strconv.Itoa(in.Port)) }
+
+func (in Instance) key() string { return in.ID + "|" + in.addr() + "|" + in.Dyno }
+
+// dynoConn is one HTTP/1.1 connection to a dyno, reused across requests.
+type dynoConn struct {
+	c       net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	written int64 // bytes handed to the socket during the current request
+}
+
+func (dc *dynoConn) Write(p []byte) (int, error) {
+	n, err := dc.c.Write(p)
+	dc.written += int64(n)
+	return n, err
+}
+
+func (dc *dynoConn) close() {
+	if dc != nil {
+		dc.c.Close()
+	}
+}
+
+// closeConnLocked drops the idle connection of a dyno. Caller holds the app's mutex and
+// the dyno is not busy (or is being released).
+func (d *dyno) closeConnLocked() {
+	d.conn.close()
+	d.conn = nil
+}
+
+// take returns a connection to the dyno for one request: the kept-alive one when the
+// dyno has not closed it meanwhile, or a new one. connect is the time spent dialing.
+// Only the holder of the busy dyno calls it.
+func (d *dyno) take(dial func(addr string) (net.Conn, error)) (dc *dynoConn, connect time.Duration, err error) {
+	if dc = d.conn; dc != nil {
+		d.conn = nil
+		if alive(dc.c) {
+			dc.written = 0
+			return dc, 0, nil
+		}
+		dc.close()
+	}
+	start := time.Now()
+	c, err := dial(d.addr)
+	connect = time.Since(start)
+	if err != nil {
+		return nil, connect, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	dc = &dynoConn{c: c}
+	dc.br = bufio.NewReaderSize(c, 16<<10)
+	dc.bw = bufio.NewWriterSize(dc, 16<<10)
+	return dc, connect, nil
+}
+
+// keep stores a connection that finished a request cleanly for the next one.
+func (d *dyno) keep(dc *dynoConn) { d.conn = dc }
+
+// alive says whether an idle kept-alive connection is still open: the dyno has neither
+// closed nor reset it nor sent anything unasked. It peeks without blocking.
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var buf [1]byte
+	rerr := raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		_ = n
+		ok = (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+		return true
+	})
+	return rerr == nil && ok
+}
+
+// refusedBeforeSend says whether err means the dyno never got any byte of the request:
+// the dial failed, or the connection was refused or reset before anything was written.
+func refusedBeforeSend(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNABORTED)
+}

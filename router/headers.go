@@ -1,0 +1,212 @@
+package router
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// hopHeaders are connection-level headers that a proxy must not forward (RFC 9110 7.6.1).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// Headers the router sets itself; the client's values are replaced (X-Forwarded-For is
+// appended to instead, and X-Request-Id kept when sane).
+var ownHeaders = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
+	"Upgrade": true, "Content-Length": true, "Host": true, "Expect": true,
+	"X-Request-Id": true, "X-Request-Start": true, "X-Forwarded-For": true,
+	"X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+}
+
+// saneRequestID says whether a client's X-Request-Id may be kept: 20 to 200 characters
+// of letters, digits, '+', '/', '=' and '-', as Heroku's router requires.
+func saneRequestID(id string) bool {
+	if len(id) < 20 || len(id) > 200 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '+', c == '/', c == '=', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// newUUID returns a random version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// clientIP is the address the request came from, without port.
+func clientIP(req *http.Request) string {
+	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		return host
+	}
+	return req.RemoteAddr
+}
+
+// forwardedFor appends the client's address to any X-Forwarded-For it sent.
+func forwardedFor(req *http.Request, ip string) string {
+	prior := req.Header.Values("X-Forwarded-For")
+	if len(prior) == 0 {
+		return ip
+	}
+	return strings.Join(prior, ", ") + ", " + ip
+}
+
+// localPort is the router port the request came in on.
+func localPort(req *http.Request) string {
+	if a, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(a.String()); err == nil {
+			return port
+		}
+	}
+	return ""
+}
+
+// connectionTokens are the header names a Connection header lists, which are hop-by-hop
+// too.
+func connectionTokens(h http.Header) map[string]bool {
+	var m map[string]bool
+	for _, v := range h["Connection"] {
+		for _, f := range strings.Split(v, ",") {
+			if f = textprotoCanon(strings.TrimSpace(f)); f != "" {
+				if m == nil {
+					m = make(map[string]bool)
+				}
+				m[f] = true
+			}
+		}
+	}
+	return m
+}
+
+func textprotoCanon(s string) string { return http.CanonicalHeaderKey(s) }
+
+// isUpgrade reports whether the client asks to switch protocols, and to which.
+func isUpgrade(req *http.Request) (string, bool) {
+	up := req.Header.Get("Upgrade")
+	if up == "" {
+		return "", false
+	}
+	for _, v := range req.Header["Connection"] {
+		for _, f := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "upgrade") {
+				return up, true
+			}
+		}
+	}
+	return "", false
+}
+
+// outbound describes the request as the router sends it to a dyno.
+type outbound struct {
+	req       *http.Request
+	requestID string
+	fwdFor    string
+	proto     string
+	port      string
+	start     time.Time
+	upgrade   string // protocol the client asked for, or ""
+	length    int64  // body length, -1 for chunked, 0 for none
+}
+
+// writeHead writes the request line and headers to the dyno.
+func (o *outbound) writeHead(bw *bufio.Writer) {
+	req := o.req
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	uri := req.RequestURI
+	if uri == "" || (req.URL != nil && req.URL.Scheme != "" && strings.Contains(uri, "://")) {
+		// Absolute-form targets reach the dyno in origin form.
+		uri = req.URL.RequestURI()
+	}
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(req.Host)
+	bw.WriteString("\r\n")
+	conn := connectionTokens(req.Header)
+	for k, vs := range req.Header {
+		if ownHeaders[k] || conn[k] {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("X-Request-Id: ")
+	bw.WriteString(o.requestID)
+	bw.WriteString("\r\nX-Request-Start: t=")
+	bw.WriteString(strconv.FormatInt(o.start.UnixMicro(), 10))
+	bw.WriteString("\r\nX-Forwarded-For: ")
+	bw.WriteString(o.fwdFor)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	bw.WriteString(o.proto)
+	if o.port != "" {
+		bw.WriteString("\r\nX-Forwarded-Port: ")
+		bw.WriteString(o.port)
+	}
+	bw.WriteString("\r\n")
+	if o.upgrade != "" {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(o.upgrade)
+		bw.WriteString("\r\n")
+	}
+	switch {
+	case o.length > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(o.length, 10))
+		bw.WriteString("\r\n")
+	case o.length < 0:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// copyResponseHeader copies a dyno's response headers for the client, without
+// hop-by-hop ones.
+func copyResponseHeader(dst, src http.Header) {
+	conn := connectionTokens(src)
+	for k, vs := range src {
+		if conn[k] {
+			continue
+		}
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			continue
+		}
+		dst[k] = vs
+	}
+}

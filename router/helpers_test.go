@@ -1,0 +1,196 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testRouter is a running router on a free loopback port.
+type testRouter struct {
+	*Router
+	url  string
+	logs *syncBuffer
+}
+
+func startRouter(t *testing.T, mod func(*Config)) *testRouter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cfg := Config{
+		Listener:        ln,
+		Logger:          hclog.New(&hclog.LoggerOptions{Name: "router", Output: logs, Level: hclog.Debug}),
+		ShutdownTimeout: 5 * time.Second,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-r.Ready():
+	case err := <-done:
+		t.Fatalf("router did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("router Run returned %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("router did not stop within 15s")
+		}
+		if t.Failed() {
+			t.Logf("router logs:\n%s", logs.String())
+		}
+	})
+	return &testRouter{Router: r, url: "http://" + r.Addr(), logs: logs}
+}
+
+// backend is a dyno on loopback that fails the test if it ever holds two requests.
+type backend struct {
+	t        *testing.T
+	srv      *httptest.Server
+	inflight atomic.Int32
+	served   atomic.Int32
+	conns    atomic.Int32
+	handler  http.HandlerFunc
+}
+
+func newBackend(t *testing.T, h http.HandlerFunc) *backend {
+	t.Helper()
+	b := &backend{t: t, handler: h}
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := b.inflight.Add(1); n > 1 {
+			t.Errorf("backend %s holds %d requests at once", b.srv.Listener.Addr(), n)
+		}
+		defer b.inflight.Add(-1)
+		b.served.Add(1)
+		if b.handler != nil {
+			b.handler(w, r)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	b.srv.Start()
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *backend) instance(name string) Instance {
+	host, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	return Instance{ID: "svc-" + name + "-" + port, Dyno: name, Release: "v1", Address: host, Port: p}
+}
+
+// get sends a request with a Host header through the router.
+func (tr *testRouter) do(t *testing.T, method, host, path string, body io.Reader, hdr http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, tr.url+path, body)
+	if err != nil {
+		t.Errorf("bad test request: %v", err)
+		return &http.Response{Header: http.Header{}}, ""
+	}
+	req.Host = host
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Errorf("%s %s via router: %v", method, path, err)
+		return &http.Response{Header: http.Header{}}, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+var testClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (tr *testRouter) waiting(name string) int {
+	tr.mu.Lock()
+	a := tr.apps[name]
+	tr.mu.Unlock()
+	if a == nil {
+		return -1
+	}
+	_, _, _, _, w := a.stats()
+	return w
+}
+
+func (tr *testRouter) appStats(name string) AppStatus {
+	return tr.Status().Apps[name]
+}
+
+// logHas reports whether a log line contains all of parts.
+func (tr *testRouter) logHas(parts ...string) bool {
+	for _, line := range strings.Split(tr.logs.String(), "\n") {
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

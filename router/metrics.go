@@ -1,0 +1,154 @@
+package router
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the router's Prometheus series, in a registry of its own (no globals).
+// Per-app gauges (queue depth, busy and idle dynos) are read from the apps at scrape
+// time, so the request path pays nothing for them.
+type metrics struct {
+	reg       *prometheus.Registry
+	responses *prometheus.CounterVec
+	wait      *prometheus.HistogramVec
+	dispatch  prometheus.Histogram
+	stale     prometheus.Gauge
+}
+
+var (
+	descDepth = prometheus.NewDesc("dyno_router_queue_depth", "Requests waiting for a dyno, per app.", []string{"app"}, nil)
+	descBusy  = prometheus.NewDesc("dyno_router_busy_dynos", "Dynos holding a request, per app.", []string{"app"}, nil)
+	descIdle  = prometheus.NewDesc("dyno_router_idle_dynos", "Dynos ready for a request, per app.", []string{"app"}, nil)
+	descUp    = prometheus.NewDesc("dyno_router_dynos_up", "Routable dynos (passing and not marked down), per app.", []string{"app"}, nil)
+)
+
+func newMetrics(r *Router) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dyno_router_responses_total",
+		Help: "Responses by app, router code (empty for a dyno's own answer) and HTTP status.",
+	}, []string{"app", "code", "status"})
+	m.wait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "dyno_router_queue_wait_seconds",
+		Help:    "Time requests waited in their app's queue for an idle dyno.",
+		Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"app"})
+	m.dispatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "dyno_router_dispatch_seconds",
+		Help:    "Time from a request's arrival to its dispatch to a dyno (queue wait included).",
+		Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30},
+	})
+	m.stale = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "dyno_router_consul_stale",
+		Help: "1 while the routing table could not be refreshed from Consul.",
+	})
+	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, appCollector{r},
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) dispatched(a *app, sinceArrival, waited time.Duration) {
+	m.dispatch.Observe(sinceArrival.Seconds())
+	m.wait.WithLabelValues(a.name).Observe(waited.Seconds())
+}
+
+func (m *metrics) response(rec *record) {
+	app, code := "", ""
+	if rec.app != nil {
+		app = rec.app.name
+	}
+	if rec.code != nil {
+		code = rec.code.Name
+	}
+	m.responses.WithLabelValues(app, code, strconv.Itoa(rec.status)).Inc()
+}
+
+func (m *metrics) setStale(stale bool) {
+	if stale {
+		m.stale.Set(1)
+	} else {
+		m.stale.Set(0)
+	}
+}
+
+// Hooks on the request path; the gauges are collected at scrape time instead.
+func (m *metrics) queueDepth(*app, int) {}
+func (m *metrics) busyDynos(*app, int)  {}
+
+// appCollector reports per-app gauges straight from the apps' state.
+type appCollector struct{ r *Router }
+
+func (c appCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDepth
+	ch <- descBusy
+	ch <- descIdle
+	ch <- descUp
+}
+
+func (c appCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.r.appList() {
+		_, up, idle, busy, waiting := a.stats()
+		ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(waiting), a.name)
+		ch <- prometheus.MustNewConstMetric(descBusy, prometheus.GaugeValue, float64(busy), a.name)
+		ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(idle), a.name)
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, float64(up), a.name)
+	}
+}
+
+func (r *Router) appList() []*app {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := make([]*app, 0, len(r.apps))
+	for _, a := range r.apps {
+		list = append(list, a)
+	}
+	return list
+}
+
+// AppStatus is one app in the /status document.
+type AppStatus struct {
+	Dynos   int `json:"dynos"`
+	Up      int `json:"up"`
+	Idle    int `json:"idle"`
+	Busy    int `json:"busy"`
+	Waiting int `json:"waiting"`
+}
+
+// Status is the /status document of the metrics listener.
+type Status struct {
+	Stale      bool                 `json:"stale"`
+	StaleSince int64                `json:"stale_since,omitempty"` // Unix seconds
+	Apps       map[string]AppStatus `json:"apps"`
+}
+
+// Status reports the router's state.
+func (r *Router) Status() Status {
+	s := Status{Stale: r.stale.Load(), StaleSince: r.staleSince.Load(), Apps: map[string]AppStatus{}}
+	for _, a := range r.appList() {
+		d, up, idle, busy, waiting := a.stats()
+		s.Apps[a.name] = AppStatus{Dynos: d, Up: up, Idle: idle, Busy: busy, Waiting: waiting}
+	}
+	return s
+}
+
+// metricsHandler serves /metrics and /status.
+func (r *Router) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		st := r.Status()
+		if st.Stale {
+			w.Header().Set(StaleHeader, "true")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	return mux
+}

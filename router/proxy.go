@@ -1,0 +1,370 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// StaleHeader is set on every response while the router serves from a routing table it
+// could not refresh from Consul.
+const StaleHeader = "X-Dyno-Router-Stale"
+
+var _ http.Handler = (*Router)(nil)
+
+// ServeHTTP routes one client request: find the app by Host, take an idle dyno (waiting
+// in the app's queue for one), forward the request and stream the response back.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	ip := clientIP(req)
+	rec := &record{method: req.Method, path: req.RequestURI, host: req.Host}
+	rec.fwd = forwardedFor(req, ip)
+	rec.requestID = req.Header.Get("X-Request-Id")
+	if !saneRequestID(rec.requestID) {
+		rec.requestID = r.cfg.NewID()
+	}
+	defer r.finish(rec, start)
+	if r.stale.Load() {
+		w.Header().Set(StaleHeader, "true")
+	}
+
+	a := r.table.Load().lookup(canonicalHost(req.Host))
+	if a == nil {
+		r.fail(w, rec, codeNoApp)
+		return
+	}
+	rec.app = a
+	set := a.settings.load()
+	if set.maintenance {
+		r.fail(w, rec, H80)
+		return
+	}
+	timeout := set.timeout
+	if timeout <= 0 {
+		timeout = r.cfg.RequestTimeout
+	}
+	ob := &outbound{req: req, requestID: rec.requestID, fwdFor: rec.fwd, proto: "http",
+		port: localPort(req), start: start}
+	if req.TLS != nil {
+		ob.proto = "https"
+	}
+	if up, ok := isUpgrade(req); ok {
+		ob.upgrade = up
+	}
+	body, code := r.prepareBody(w, req, ob)
+	if code != nil {
+		r.fail(w, rec, code)
+		return
+	}
+
+	front := false
+	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
+		d, depth, qe := a.acquire(req.Context(), front, r.cfg.MaxQueueWait-rec.wait)
+		rec.wait += time.Since(t0)
+		if attempt == 1 {
+			rec.queue = depth
+		}
+		if qe != nil {
+			r.fail(w, rec, qe.code)
+			return
+		}
+		r.metrics.dispatched(a, time.Since(start), rec.wait)
+		rec.dyno = d.name
+		dc, connect, err := d.take(r.dial(req.Context()))
+		rec.connect += connect
+		if err != nil {
+			if req.Context().Err() != nil {
+				a.release(d)
+				r.fail(w, rec, H27)
+				return
+			}
+			r.log.Warn("dyno refused a connection; trying another", "app", a.name, "dyno", d.name, "addr", d.addr, "error", err)
+			a.releaseDown(d)
+			if attempt >= r.cfg.MaxAttempts {
+				r.fail(w, rec, H10)
+				return
+			}
+			front = true
+			continue
+		}
+		if r.exchange(w, req, a, d, dc, ob, body, timeout, rec) {
+			if attempt >= r.cfg.MaxAttempts {
+				r.fail(w, rec, H10)
+				return
+			}
+			front = true
+			continue
+		}
+		return
+	}
+}
+
+// dial connects to a dyno within the connect timeout, giving up when the client leaves.
+func (r *Router) dial(ctx context.Context) func(addr string) (net.Conn, error) {
+	return func(addr string) (net.Conn, error) {
+		return r.dialer.DialContext(ctx, "tcp", addr)
+	}
+}
+
+// exchange sends one request over dc to the busy dyno d and relays the response. It
+// always gives d back (at once, or later for a timed-out request) except when it
+// returns true: the dyno refused the request before getting any byte of it, d was
+// marked down and released, and the request may go to another dyno.
+func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn,
+	ob *outbound, body *bodySource, timeout time.Duration, rec *record) (retry bool) {
+	sent := time.Now()
+	defer func() { rec.service = time.Since(sent) }()
+	_ = dc.c.SetDeadline(sent.Add(timeout))
+
+	ob.writeHead(dc.bw)
+	if body.mem != nil {
+		_, _ = dc.bw.Write(body.mem)
+	}
+	if err := dc.bw.Flush(); err != nil {
+		dc.close()
+		if dc.written == 0 && refusedBeforeSend(err) {
+			r.log.Warn("dyno reset a connection before the request; trying another", "app", a.name, "dyno", d.name, "error", err)
+			a.releaseDown(d)
+			return true
+		}
+		a.release(d)
+		r.fail(w, rec, H13)
+		return false
+	}
+	var bw *bodyWriter
+	if body.streaming() {
+		bw = r.startBodyWriter(dc, body, ob.length)
+	}
+
+	resp, err := readResponse(dc.br, req.Method)
+	if err != nil {
+		r.failedResponse(w, a, d, dc, bw, err, rec)
+		return false
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		r.upgrade(w, a, d, dc, bw, ob, resp, rec)
+		return false
+	}
+	r.relay(w, a, d, dc, bw, resp, timeout, rec)
+	return false
+}
+
+// readResponse reads the dyno's response head, skipping interim 1xx responses other than
+// 101. It peeks first so that a timeout with nothing received leaves the connection in a
+// clean state (errNothingYet).
+func readResponse(br *bufio.Reader, method string) (*http.Response, error) {
+	for {
+		if _, err := br.Peek(1); err != nil {
+			return nil, &responseError{err: err, nothing: true}
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			return nil, &responseError{err: err}
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+	}
+}
+
+// responseError is a failure to read a response head; nothing says no byte arrived.
+type responseError struct {
+	err     error
+	nothing bool
+}
+
+func (e *responseError) Error() string { return "failed to read response: " + e.err.Error() }
+func (e *responseError) Unwrap() error { return e.err }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// failedResponse answers a request whose response head never came: H12 on timeout (the
+// dyno stays busy until it finishes), H13 when the dyno closed the connection, H17 for
+// a malformed head, or the client's fault when its body failed.
+func (r *Router) failedResponse(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw *bodyWriter, err error, rec *record) {
+	var re *responseError
+	errors.As(err, &re)
+	if isTimeout(err) {
+		r.fail(w, rec, H12)
+		if bw != nil {
+			if done, werr := bw.finished(); !done || werr != nil {
+				bw.stop(w, dc)
+				a.release(d)
+				return
+			}
+		}
+		if re == nil || !re.nothing {
+			// Part of a head arrived: the connection is in an unknown state.
+			dc.close()
+			a.release(d)
+			return
+		}
+		r.drainLater(a, d, dc, rec.method)
+		return
+	}
+	dc.close()
+	if bw != nil {
+		if werr := bw.stop(w, dc); werr != nil {
+			var ce *clientBodyError
+			if errors.As(werr, &ce) {
+				a.release(d)
+				r.fail(w, rec, clientBodyCode(ce.err))
+				return
+			}
+		}
+	}
+	a.release(d)
+	if re != nil && !re.nothing && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
+		rec.desc = ""
+		r.fail(w, rec, H17)
+		return
+	}
+	r.fail(w, rec, H13)
+}
+
+func isReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe)
+}
+
+// drainLater keeps a timed-out dyno busy until its late response is over (read and
+// discarded, the connection kept when clean) or its connection closes. The router's
+// shutdown closes such connections.
+func (r *Router) drainLater(a *app, d *dyno, dc *dynoConn, method string) {
+	_ = dc.c.SetDeadline(time.Time{})
+	if !r.track(dc.c) {
+		dc.close()
+		a.release(d)
+		return
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		defer r.untrack(dc.c)
+		defer a.release(d)
+		resp, err := readResponse(dc.br, method)
+		if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+			dc.close()
+			return
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.Close {
+			dc.close()
+			return
+		}
+		d.keep(dc)
+	}()
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// relay streams a response to the client. The dyno is released when the body ended
+// (keeping the connection when it can be reused) or failed (closing it).
+func (r *Router) relay(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw *bodyWriter,
+	resp *http.Response, timeout time.Duration, rec *record) {
+	h := w.Header()
+	copyResponseHeader(h, resp.Header)
+	rec.status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+
+	flush := resp.ContentLength < 0
+	rc := http.NewResponseController(w)
+	bp := copyBufs.Get().(*[]byte)
+	buf := *bp
+	var rerr, werr error
+	for {
+		_ = dc.c.SetReadDeadline(time.Now().Add(timeout))
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			m, err := w.Write(buf[:n])
+			rec.bytes += int64(m)
+			if err != nil {
+				werr = err
+				break
+			}
+			if flush {
+				if err := rc.Flush(); err != nil {
+					werr = err
+					break
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	copyBufs.Put(bp)
+
+	switch {
+	case werr != nil:
+		dc.close()
+		if bw != nil {
+			bw.stop(w, dc)
+		}
+		a.release(d)
+		rec.code = H27
+		return
+	case rerr != nil:
+		dc.close()
+		if bw != nil {
+			bw.stop(w, dc)
+		}
+		a.release(d)
+		rec.code = H18
+		r.finish(rec, time.Time{})
+		rec.logged = true
+		// Abort the client's response so it sees the truncation.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	reuse := !resp.Close
+	if bw != nil {
+		if done, werr := bw.finished(); !done || werr != nil {
+			// The dyno answered before reading the whole body: that connection is spent.
+			bw.stop(w, dc)
+			reuse = false
+		}
+	}
+	if reuse {
+		_ = dc.c.SetDeadline(time.Time{})
+		d.keep(dc)
+	} else {
+		dc.close()
+	}
+	a.succeeded(d)
+	a.release(d)
+}
+
+// fail answers a request with a coded error page (unless the client is gone) and notes
+// the code for the log line.
+func (r *Router) fail(w http.ResponseWriter, rec *record, c *Code) {
+	rec.code = c
+	rec.status = c.Status
+	if c == H27 {
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-store")
+	if c.Status == http.StatusRequestEntityTooLarge || c.Status == http.StatusRequestTimeout {
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(c.Status)
+	n, _ := io.WriteString(w, c.body())
+	rec.bytes = int64(n)
+}

@@ -1,0 +1,279 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// app is the long-lived state of one app: its dynos, which of them are idle, and the FIFO
+// queue of requests waiting for one. It outlives routing tables: a new table points at the
+// same *app, so a table swap never loses a queued request or a busy mark.
+//
+// Invariant (under mu): idle is non-empty only when the queue is empty, because a dyno
+// that frees up or joins is handed to the oldest waiter before it may become idle.
+type app struct {
+	name string
+	r    *Router
+
+	settings atomicSettings
+
+	mu    sync.Mutex
+	dynos map[string]*dyno // by key, routable or down
+	idle  []*dyno          // idle dynos, each with idleIdx = its index
+	up    int              // dynos neither removed nor down
+	busy  int              // dynos holding a request
+	head  *waiter          // oldest waiting request
+	tail  *waiter
+	nwait int
+}
+
+// waiter is one queued request. ch receives the dyno handed to it (buffered, so the
+// hand-off never blocks under the lock).
+type waiter struct {
+	prev, next *waiter
+	queued     bool
+	ch         chan *dyno
+}
+
+// queueError is why a request got no dyno.
+type queueError struct {
+	code   *Code
+	waited time.Duration
+}
+
+func newApp(r *Router, name string) *app {
+	return &app{name: name, r: r, dynos: make(map[string]*dyno)}
+}
+
+// acquire returns an idle dyno, marked busy, for one request, queueing the request (at
+// the back, or at the front for a request being redispatched) until one frees up. It
+// fails with H10 when the app has no dyno up, H11 when the queue is full or the request
+// waited maxWait, and H27 when ctx ends first (the client left). depth is how many
+// requests were ahead of this one when it arrived.
+func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d *dyno, depth int, qe *queueError) {
+	a.mu.Lock()
+	if n := len(a.idle); n > 0 {
+		d = a.popIdle()
+		a.mu.Unlock()
+		return d, 0, nil
+	}
+	if a.up == 0 {
+		a.mu.Unlock()
+		return nil, 0, &queueError{code: H10}
+	}
+	if !front && a.nwait >= a.r.cfg.MaxQueueDepth {
+		depth = a.nwait
+		a.mu.Unlock()
+		return nil, depth, &queueError{code: H11}
+	}
+	w := &waiter{ch: make(chan *dyno, 1)}
+	depth = a.nwait
+	a.enqueue(w, front)
+	a.mu.Unlock()
+	a.r.metrics.queueDepth(a, 1)
+
+	start := time.Now()
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	var code *Code
+	select {
+	case d = <-w.ch:
+		a.r.metrics.queueDepth(a, -1)
+		return d, depth, nil
+	case <-ctx.Done():
+		code = H27
+	case <-timer.C:
+		code = H11
+	}
+	a.mu.Lock()
+	if w.queued {
+		a.unlink(w)
+		if code == H11 && a.up == 0 {
+			code = H10
+		}
+		a.mu.Unlock()
+		a.r.metrics.queueDepth(a, -1)
+		return nil, depth, &queueError{code: code, waited: time.Since(start)}
+	}
+	a.mu.Unlock()
+	// A dyno was handed over at the same moment: give it to the next in line.
+	d = <-w.ch
+	a.r.metrics.queueDepth(a, -1)
+	a.release(d)
+	return nil, depth, &queueError{code: code, waited: time.Since(start)}
+}
+
+// release gives a dyno back after its request is really over: its response finished or
+// its connection closed. The oldest waiter gets it, or it becomes idle.
+func (a *app) release(d *dyno) {
+	a.mu.Lock()
+	d.busy = false
+	a.busy--
+	switch {
+	case d.removed:
+		d.closeConnLocked()
+	case d.down:
+		d.closeConnLocked()
+	default:
+		a.handoff(d)
+	}
+	a.mu.Unlock()
+	a.r.metrics.busyDynos(a, -1)
+}
+
+// releaseDown gives back a dyno that refused or reset a connection before it got any
+// byte of a request: it leaves rotation until its back-off ends.
+func (a *app) releaseDown(d *dyno) {
+	a.mu.Lock()
+	if !d.down && !d.removed {
+		d.down = true
+		a.up--
+		f := d.failures.Add(1)
+		backoff := a.r.cfg.DownBackoff << min(f-1, 5)
+		if backoff > a.r.cfg.MaxDownBackoff {
+			backoff = a.r.cfg.MaxDownBackoff
+		}
+		time.AfterFunc(backoff, func() { a.revive(d) })
+	}
+	a.mu.Unlock()
+	a.release(d)
+}
+
+// revive puts a dyno that was marked down back into rotation on probation.
+func (a *app) revive(d *dyno) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d.removed || !d.down {
+		return
+	}
+	d.down = false
+	a.up++
+	if !d.busy {
+		a.handoff(d)
+	}
+}
+
+// succeeded resets a dyno's failure count after it served a request.
+func (a *app) succeeded(d *dyno) {
+	if d.failures.Load() != 0 {
+		d.failures.Store(0)
+	}
+}
+
+// handoff gives a free dyno to the oldest waiter, or makes it idle. Caller holds mu.
+func (a *app) handoff(d *dyno) {
+	if w := a.head; w != nil {
+		a.unlink(w)
+		d.busy = true
+		a.busy++
+		a.r.metrics.busyDynos(a, 1)
+		w.ch <- d
+		return
+	}
+	d.idleIdx = len(a.idle)
+	a.idle = append(a.idle, d)
+}
+
+// popIdle takes the most recently freed idle dyno (its connection is the warmest) and
+// marks it busy. Caller holds mu.
+func (a *app) popIdle() *dyno {
+	n := len(a.idle) - 1
+	d := a.idle[n]
+	a.idle[n] = nil
+	a.idle = a.idle[:n]
+	d.idleIdx = -1
+	d.busy = true
+	a.busy++
+	a.r.metrics.busyDynos(a, 1)
+	return d
+}
+
+// removeIdle takes d out of the idle set in O(1). Caller holds mu.
+func (a *app) removeIdle(d *dyno) {
+	i := d.idleIdx
+	if i < 0 {
+		return
+	}
+	n := len(a.idle) - 1
+	last := a.idle[n]
+	a.idle[i] = last
+	last.idleIdx = i
+	a.idle[n] = nil
+	a.idle = a.idle[:n]
+	d.idleIdx = -1
+}
+
+func (a *app) enqueue(w *waiter, front bool) {
+	w.queued = true
+	a.nwait++
+	if a.head == nil {
+		a.head, a.tail = w, w
+		return
+	}
+	if front {
+		w.next = a.head
+		a.head.prev = w
+		a.head = w
+		return
+	}
+	w.prev = a.tail
+	a.tail.next = w
+	a.tail = w
+}
+
+func (a *app) unlink(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		a.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		a.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	w.queued = false
+	a.nwait--
+}
+
+// sync makes the app's dynos those of insts: new ones join (and take waiting requests),
+// missing ones leave (at once when idle, after their request when busy).
+func (a *app) sync(insts []Instance) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		k := in.key()
+		seen[k] = true
+		if _, ok := a.dynos[k]; ok {
+			continue
+		}
+		d := &dyno{key: k, id: in.ID, name: in.Dyno, release: in.Release, addr: in.addr(), app: a, idleIdx: -1}
+		a.dynos[k] = d
+		a.up++
+		a.handoff(d)
+	}
+	for k, d := range a.dynos {
+		if seen[k] {
+			continue
+		}
+		delete(a.dynos, k)
+		d.removed = true
+		if !d.down {
+			a.up--
+		}
+		if !d.busy {
+			a.removeIdle(d)
+			d.closeConnLocked()
+		}
+	}
+}
+
+// stats reports the app's counts for status pages and tests.
+func (a *app) stats() (dynos, up, idle, busy, waiting int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.dynos), a.up, len(a.idle), a.busy, a.nwait
+}

@@ -1,0 +1,257 @@
+// Package router is dyno-router, Dynogrid's routing mesh: it routes each HTTP request by
+// Host to one of an app's web dynos, which it learns from Consul, and hands a dyno at
+// most one request at a time. Requests wait in a FIFO queue per app until a dyno is idle.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Router is one dyno-router instance.
+type Router struct {
+	cfg     Config
+	log     hclog.Logger
+	access  hclog.Logger
+	metrics *metrics
+	dialer  net.Dialer
+
+	table atomic.Pointer[table] // read by every request without a lock
+
+	mu   sync.Mutex // serialises table writers
+	apps map[string]*app
+
+	stale      atomic.Bool
+	staleSince atomic.Int64
+
+	connMu   sync.Mutex
+	conns    map[net.Conn]struct{} // hijacked and draining connections
+	closing  bool
+	bg       sync.WaitGroup
+	addr     atomic.Pointer[string]
+	ready    chan struct{}
+	readyOne sync.Once
+}
+
+// New checks cfg and returns a router that serves nothing until Run.
+func New(cfg Config) (*Router, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("invalid router configuration: %w", err)
+	}
+	r := &Router{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		access: cfg.AccessLog,
+		apps:   make(map[string]*app),
+		conns:  make(map[net.Conn]struct{}),
+		ready:  make(chan struct{}),
+		dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
+	}
+	r.metrics = newMetrics(r)
+	r.table.Store(&table{hosts: map[string]*app{}})
+	return r, nil
+}
+
+// Ready is closed once Run listens; Addr then says where.
+func (r *Router) Ready() <-chan struct{} { return r.ready }
+
+// Addr is the address the router listens on for clients, once Ready.
+func (r *Router) Addr() string {
+	if p := r.addr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Run serves clients (and metrics) and follows Consul until ctx ends, then shuts down
+// gracefully: it stops accepting, lets in-flight and queued requests finish within the
+// shutdown timeout, and closes what is left.
+func (r *Router) Run(ctx context.Context) error {
+	ln := r.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", r.cfg.Listen); err != nil {
+			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: r.cfg.HeaderReadTimeout,
+		IdleTimeout:       r.cfg.IdleTimeout,
+		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
+		ErrorLog:          r.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	var msrv *http.Server
+	var mln net.Listener
+	if r.cfg.MetricsListener != nil || r.cfg.MetricsListen != "" {
+		mln = r.cfg.MetricsListener
+		if mln == nil {
+			var err error
+			if mln, err = net.Listen("tcp", r.cfg.MetricsListen); err != nil {
+				ln.Close()
+				return fmt.Errorf("failed to listen for metrics on %s: %w", r.cfg.MetricsListen, err)
+			}
+		}
+		msrv = &http.Server{Handler: r.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	if r.cfg.ConsulAddr != "" {
+		w, err := newWatcher(r)
+		if err != nil {
+			ln.Close()
+			if mln != nil {
+				mln.Close()
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(ctx) }()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("failed to serve clients: %w", err)
+		}
+	}()
+	if msrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("failed to serve metrics: %w", err)
+			}
+		}()
+	}
+	addr := ln.Addr().String()
+	r.addr.Store(&addr)
+	r.readyOne.Do(func() { close(r.ready) })
+	r.log.Info("router listening", "addr", addr, "domain", r.cfg.Domain, "consul", r.cfg.ConsulAddr)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	r.log.Info("router shutting down", "timeout", r.cfg.ShutdownTimeout)
+	sctx, scancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)
+		srv.Close()
+	}
+	r.closeTracked(sctx)
+	if msrv != nil {
+		msrv.Close()
+	}
+	cancel()
+	wg.Wait()
+	r.bg.Wait()
+	r.closeIdle()
+	return runErr
+}
+
+// track registers a connection that lives beyond its handler (upgraded, or draining
+// after H12) so that shutdown can close it. It says false once shutdown has begun.
+func (r *Router) track(c net.Conn) bool {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.conns[c] = struct{}{}
+	return true
+}
+
+func (r *Router) untrack(c net.Conn) {
+	r.connMu.Lock()
+	delete(r.conns, c)
+	r.connMu.Unlock()
+}
+
+// closeTracked waits for tracked connections to end on their own until ctx ends, then
+// closes the rest.
+func (r *Router) closeTracked(ctx context.Context) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r.connMu.Lock()
+		n := len(r.conns)
+		if n == 0 || ctx.Err() != nil {
+			r.closing = true
+			for c := range r.conns {
+				c.Close()
+			}
+			r.connMu.Unlock()
+			return
+		}
+		r.connMu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+}
+
+// closeIdle closes every kept-alive dyno connection.
+func (r *Router) closeIdle() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.apps {
+		a.mu.Lock()
+		for _, d := range a.dynos {
+			if !d.busy {
+				d.closeConnLocked()
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// finish logs the request's line and counts it, once.
+func (r *Router) finish(rec *record, _ time.Time) {
+	if rec.logged {
+		return
+	}
+	rec.logged = true
+	if rec.status == 0 && rec.code == nil {
+		rec.status = http.StatusOK
+	}
+	r.metrics.response(rec)
+	if rec.code != nil && rec.code.Name != "" {
+		r.access.Error(rec.line())
+	} else if r.access.IsInfo() {
+		r.access.Info(rec.line())
+	}
+}
+
+// setStale records whether the table may be out of date.
+func (r *Router) setStale(stale bool, err error) {
+	if r.stale.Swap(stale) == stale {
+		return
+	}
+	r.metrics.setStale(stale)
+	if stale {
+		r.staleSince.Store(time.Now().Unix())
+		r.log.Error("consul unreachable; serving the last routing table", "error", err)
+	} else {
+		r.staleSince.Store(0)
+		r.log.Info("consul reachable again; routing table is current")
+	}
+}
+
+// Stale says whether the router serves a table it could not refresh.
+func (r *Router) Stale() bool { return r.stale.Load() }

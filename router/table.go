@@ -1,0 +1,141 @@
+package router
+
+import (
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// table maps a request's Host to its app. It is immutable once published: the router
+// builds a new one on every change and swaps it in atomically, so requests look hosts up
+// without a lock.
+type table struct {
+	hosts map[string]*app
+}
+
+func (t *table) lookup(host string) *app {
+	if t == nil {
+		return nil
+	}
+	return t.hosts[host]
+}
+
+// appSettings are the per-app knobs the deployer sets in service meta.
+type appSettings struct {
+	domains     []string
+	timeout     time.Duration // 0: the router's default
+	maintenance bool
+}
+
+type atomicSettings struct{ p atomic.Pointer[appSettings] }
+
+func (s *atomicSettings) load() *appSettings {
+	if v := s.p.Load(); v != nil {
+		return v
+	}
+	return &appSettings{}
+}
+
+func (s *atomicSettings) store(v *appSettings) { s.p.Store(v) }
+
+// settingsOf merges the settings the instances of one app carry.
+func settingsOf(insts []Instance) *appSettings {
+	s := &appSettings{}
+	for _, in := range insts {
+		for _, d := range in.Domains {
+			if d = canonicalHost(d); d != "" && !slices.Contains(s.domains, d) {
+				s.domains = append(s.domains, d)
+			}
+		}
+		if in.Timeout > s.timeout {
+			s.timeout = in.Timeout
+		}
+		s.maintenance = s.maintenance || in.Maintenance
+	}
+	sort.Strings(s.domains)
+	return s
+}
+
+// SetApp makes insts the routable dynos of app name (all passing instances of
+// "<name>-web"), creating the app if it is new. Requests already queued keep their place.
+func (r *Router) SetApp(name string, insts []Instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.apps[name]
+	if a == nil {
+		a = newApp(r, name)
+		r.apps[name] = a
+	}
+	a.settings.store(settingsOf(insts))
+	a.sync(insts)
+	r.publishLocked()
+}
+
+// RemoveApp forgets an app: its idle dynos leave at once, its busy ones after their
+// request, and its host names stop routing.
+func (r *Router) RemoveApp(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.apps[name]
+	if a == nil {
+		return
+	}
+	a.sync(nil)
+	delete(r.apps, name)
+	r.publishLocked()
+}
+
+// Apps lists the names of the apps the router knows.
+func (r *Router) Apps() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.apps))
+	for n := range r.apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// publishLocked builds a new table from r.apps and swaps it in. Caller holds r.mu.
+// An app's own host name wins over another app's custom domain; between two custom
+// domains the app whose name sorts first wins, and the loser is logged.
+func (r *Router) publishLocked() {
+	t := &table{hosts: make(map[string]*app, 2*len(r.apps))}
+	names := make([]string, 0, len(r.apps))
+	for n := range r.apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t.hosts[n+"."+r.cfg.Domain] = r.apps[n]
+	}
+	for _, n := range names {
+		a := r.apps[n]
+		for _, d := range a.settings.load().domains {
+			if other, ok := t.hosts[d]; ok && other != a {
+				r.log.Warn("custom domain already routed to another app", "domain", d, "app", n, "routed_to", other.name)
+				continue
+			}
+			t.hosts[d] = a
+		}
+	}
+	r.table.Store(t)
+}
+
+// canonicalHost lower-cases a Host header and drops its port and a trailing dot.
+func canonicalHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
