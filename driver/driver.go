@@ -1,0 +1,389 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/consul-template/signals"
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/drivers/shared/eventer"
+	"github.com/hashicorp/nomad/drivers/shared/executor"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/dynogrid/dynogrid/driver/sandbox"
+)
+
+const (
+	// defaultPath is the dyno's PATH when the task sets none.
+	defaultPath = "/app/bin:/usr/local/bin:/usr/bin:/bin"
+	// cleanupTimeout bounds how long the driver waits for a dyno's leftover processes
+	// to die before it removes the dyno's cgroup.
+	cleanupTimeout = 10 * time.Second
+)
+
+// Driver is the dyno task driver.
+type Driver struct {
+	eventer *eventer.Eventer
+	config  Config
+	user    sandboxUser
+	slugs   *slugCache
+	tasks   *taskStore
+	ctx     context.Context
+	cancel  context.CancelFunc
+	logger  hclog.Logger
+}
+
+var (
+	_ drivers.DriverPlugin               = (*Driver)(nil)
+	_ drivers.ExecTaskStreamingRawDriver = (*Driver)(nil)
+)
+
+// New returns the driver; the plugin's main serves it.
+func New(logger hclog.Logger) drivers.DriverPlugin {
+	ctx, cancel := context.WithCancel(context.Background())
+	logger = logger.Named(Name)
+	return &Driver{
+		eventer: eventer.NewEventer(ctx, logger),
+		tasks:   newTaskStore(),
+		ctx:     ctx,
+		cancel:  cancel,
+		logger:  logger,
+		config:  Config{SlugDir: "/var/lib/dynogrid/slugs", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"},
+	}
+}
+
+func (d *Driver) PluginInfo() (*base.PluginInfoResponse, error) { return pluginInfo, nil }
+
+func (d *Driver) ConfigSchema() (*hclspec.Spec, error) { return configSpec, nil }
+
+func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSpec, nil }
+
+func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return capabilities, nil }
+
+func (d *Driver) SetConfig(cfg *base.Config) error {
+	config := d.config
+	if cfg != nil && len(cfg.PluginConfig) != 0 {
+		if err := base.MsgPackDecode(cfg.PluginConfig, &config); err != nil {
+			return fmt.Errorf("failed to decode dyno plugin config: %w", err)
+		}
+	}
+	if err := config.validate(); err != nil {
+		return fmt.Errorf("invalid dyno plugin config: %w", err)
+	}
+	d.config = config
+	d.slugs = newSlugCache(config.SlugDir)
+	if u, err := lookupUser(config.User); err == nil {
+		d.user = u
+	} else {
+		// Reported by the fingerprint, which stays unhealthy until the user exists.
+		d.logger.Warn("dyno user not found", "user", config.User, "error", err)
+	}
+	return nil
+}
+
+func (d *Driver) TaskEvents(ctx context.Context) (<-chan *drivers.TaskEvent, error) {
+	return d.eventer.TaskEvents(ctx)
+}
+
+func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
+	if _, ok := d.tasks.Get(cfg.ID); ok {
+		return nil, nil, fmt.Errorf("task with ID %q already started", cfg.ID)
+	}
+	var tc TaskConfig
+	if err := cfg.DecodeDriverConfig(&tc); err != nil {
+		return nil, nil, fmt.Errorf("failed to decode dyno task config: %w", err)
+	}
+	if err := tc.validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid dyno task config: %w", err)
+	}
+	if cfg.User != "" && cfg.User != d.config.User {
+		return nil, nil, fmt.Errorf("user: dynos run as %q (plugin config user), the task asks for %q", d.config.User, cfg.User)
+	}
+	if cfg.Resources == nil || cfg.Resources.NomadResources == nil || cfg.Resources.NomadResources.Memory.MemoryMB <= 0 {
+		return nil, nil, errors.New("resources: a dyno needs a memory limit")
+	}
+	u, err := lookupUser(d.config.User)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	app := cfg.TaskDir().LocalDir
+	if tc.Slug != "" {
+		if app, err = d.slugs.Ensure(d.ctx, tc.Slug, tc.SlugSHA256); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		for _, sub := range []string{"tmp", "log"} {
+			if err := os.MkdirAll(filepath.Join(app, sub), 0o755); err != nil {
+				return nil, nil, fmt.Errorf("failed to prepare app dir: %w", err)
+			}
+		}
+	}
+	lay, err := buildLayout(cfg, app, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := dynoEnv(cfg.Env)
+	command, err := lay.resolveCommand(tc.Command, env["PATH"])
+	if err != nil {
+		return nil, nil, err
+	}
+
+	cpus, err := dynoCpuset(cfg.Resources, cfg.AllocID)
+	if err != nil {
+		return nil, nil, err
+	}
+	pids := d.config.PidsLimit
+	if tc.PidsLimit > 0 {
+		pids = tc.PidsLimit
+	}
+	cgPath := dynoCgroupPath(d.config.CgroupParent, cfg.AllocID, cfg.Name)
+	// A cgroup of the same dyno left by an earlier run (task restart) goes first.
+	if err := destroyCgroup(cgPath, cleanupTimeout); err != nil {
+		return nil, nil, err
+	}
+	base := filepath.Join(cfg.TaskDir().Dir, "dyno")
+	opts := sandbox.Options{
+		LogFile:     filepath.Join(base, "sandbox.log"),
+		LogLevel:    "info",
+		StateDir:    filepath.Join(base, "state"),
+		ContainerID: filepath.Base(cgPath),
+		CgroupPath:  cgPath,
+		Cpuset:      cpus,
+		PidsLimit:   pids,
+		Cwd:         appDir,
+	}
+	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
+	exec, pluginClient, err := sandbox.Start(logger, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to start the sandbox: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = exec.Shutdown("", 0)
+			pluginClient.Kill()
+			_ = destroyCgroup(cgPath, cleanupTimeout)
+		}
+	}()
+
+	ps, err := exec.Launch(&executor.ExecCommand{
+		Cmd:            command,
+		Args:           tc.Args,
+		Env:            envList(env),
+		User:           u.Name,
+		TaskDir:        lay.Root,
+		StdoutPath:     cfg.StdoutPath,
+		StderrPath:     cfg.StderrPath,
+		Mounts:         lay.Mounts,
+		Resources:      cfg.Resources,
+		ResourceLimits: true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to launch the dyno: %w", err)
+	}
+	st := taskState{
+		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(pluginClient.ReattachConfig()),
+		TaskConfig:     cfg,
+		Pid:            ps.Pid,
+		StartedAt:      time.Now().Round(time.Millisecond),
+		CgroupPath:     cgPath,
+		Cpuset:         cpus,
+		SlugDir:        app,
+	}
+	handle := drivers.NewTaskHandle(taskHandleVersion)
+	handle.Config = cfg
+	if err := handle.SetDriverState(&st); err != nil {
+		return nil, nil, fmt.Errorf("failed to store the dyno's state: %w", err)
+	}
+	h := newTaskHandle(logger, exec, pluginClient, st)
+	d.tasks.Set(cfg.ID, h)
+	go h.run()
+	ok = true
+	logger.Info("dyno started", "pid", ps.Pid, "cpuset", cpus, "command", command)
+	return handle, nil, nil
+}
+
+// dynoEnv is the task's environment plus the defaults a dyno expects.
+func dynoEnv(taskEnv map[string]string) map[string]string {
+	env := make(map[string]string, len(taskEnv)+3)
+	for k, v := range taskEnv {
+		env[k] = v
+	}
+	for k, v := range map[string]string{"PATH": defaultPath, "HOME": appDir, "TMPDIR": appDir + "/tmp"} {
+		if env[k] == "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func envList(env map[string]string) []string {
+	l := make([]string, 0, len(env))
+	for k, v := range env {
+		l = append(l, k+"="+v)
+	}
+	sort.Strings(l)
+	return l
+}
+
+func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
+	if handle == nil {
+		return errors.New("failed to recover task: nil handle")
+	}
+	if _, ok := d.tasks.Get(handle.Config.ID); ok {
+		return nil
+	}
+	if handle.Version != taskHandleVersion {
+		return fmt.Errorf("failed to recover task %s: state version %d, this driver reads version %d",
+			handle.Config.ID, handle.Version, taskHandleVersion)
+	}
+	var st taskState
+	if err := handle.GetDriverState(&st); err != nil {
+		return fmt.Errorf("failed to decode task state: %w", err)
+	}
+	rc, err := pstructs.ReattachConfigToGoPlugin(st.ReattachConfig)
+	if err != nil {
+		return fmt.Errorf("failed to read sandbox address from task state: %w", err)
+	}
+	logger := d.logger.With("alloc_id", st.TaskConfig.AllocID, "task_name", st.TaskConfig.Name)
+	exec, pluginClient, err := sandbox.Reattach(logger, rc)
+	if err != nil {
+		return fmt.Errorf("failed to reattach to the dyno's sandbox: %w", err)
+	}
+	h := newTaskHandle(logger, exec, pluginClient, st)
+	d.tasks.Set(st.TaskConfig.ID, h)
+	go h.run()
+	logger.Info("dyno recovered", "pid", st.Pid)
+	return nil
+}
+
+func (d *Driver) WaitTask(ctx context.Context, taskID string) (<-chan *drivers.ExitResult, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	ch := make(chan *drivers.ExitResult)
+	go func() {
+		defer close(ch)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.ctx.Done():
+			return
+		case <-h.doneCh:
+		}
+		select {
+		case <-ctx.Done():
+		case <-d.ctx.Done():
+		case ch <- h.result():
+		}
+	}()
+	return ch, nil
+}
+
+// StopTask sends the task's kill signal to every process of the dyno and kills what is
+// left after timeout.
+func (d *Driver) StopTask(taskID string, timeout time.Duration, signal string) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	if err := h.exec.Shutdown(signal, timeout); err != nil {
+		if h.pluginClient.Exited() {
+			return nil
+		}
+		return fmt.Errorf("failed to stop the dyno: %w", err)
+	}
+	return nil
+}
+
+// DestroyTask removes every trace of the dyno: processes, container, cgroup.
+func (d *Driver) DestroyTask(taskID string, force bool) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	if h.IsRunning() && !force {
+		return errors.New("cannot destroy a running dyno without force")
+	}
+	if !h.pluginClient.Exited() {
+		if err := h.exec.Shutdown("", 0); err != nil {
+			h.logger.Warn("sandbox failed to shut down; killing its cgroup", "error", err)
+		}
+		h.pluginClient.Kill()
+	}
+	if err := destroyCgroup(h.state.CgroupPath, cleanupTimeout); err != nil {
+		return fmt.Errorf("failed to destroy the dyno: %w", err)
+	}
+	d.tasks.Delete(taskID)
+	return nil
+}
+
+func (d *Driver) InspectTask(taskID string) (*drivers.TaskStatus, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	return h.TaskStatus(), nil
+}
+
+func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Duration) (<-chan *drivers.TaskResourceUsage, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	return h.exec.Stats(ctx, interval)
+}
+
+// SignalTask sends signal to every process of the dyno.
+func (d *Driver) SignalTask(taskID string, signal string) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	sig, ok := signals.SignalLookup[signal]
+	if !ok {
+		return fmt.Errorf("signal: unknown signal %q", signal)
+	}
+	return h.exec.Signal(sig)
+}
+
+func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*drivers.ExecTaskResult, error) {
+	if len(cmd) == 0 {
+		return nil, errors.New("exec: command must not be empty")
+	}
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	out, code, err := h.exec.Exec(time.Now().Add(timeout), cmd[0], cmd[1:])
+	if err != nil {
+		return nil, err
+	}
+	return &drivers.ExecTaskResult{Stdout: out, ExitResult: &drivers.ExitResult{ExitCode: code}}, nil
+}
+
+// ExecTaskStreamingRaw runs an interactive command inside the dyno's sandbox (nomad
+// alloc exec).
+func (d *Driver) ExecTaskStreamingRaw(ctx context.Context, taskID string, command []string, tty bool, stream drivers.ExecTaskStream) error {
+	if len(command) == 0 {
+		return errors.New("exec: command must not be empty")
+	}
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	return h.exec.ExecStreaming(ctx, command, tty, stream)
+}
+
+// Shutdown stops the driver's background work (the plugin is going away; dynos stay).
+func (d *Driver) Shutdown() { d.cancel() }

@@ -1,0 +1,76 @@
+// Package sandbox holds one dyno: a small process, started from the driver's own binary,
+// that builds the dyno's container with runc's libcontainer (bind mounts, namespaces,
+// cgroups, no capabilities, no_new_privs), supervises its process and serves Nomad's
+// executor protocol to the driver. It outlives the driver plugin, so a dyno keeps running
+// while the plugin or the Nomad client restarts.
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+)
+
+// Subcommand is the first argument that turns the driver binary into a sandbox process.
+const Subcommand = "dyno-sandbox"
+
+// Options are the parts of a dyno's sandbox that Nomad's executor protocol does not carry.
+// They travel to the sandbox process on its command line, as JSON.
+type Options struct {
+	// LogFile receives the sandbox process's own log.
+	LogFile string `json:"log_file"`
+	// LogLevel of that log.
+	LogLevel string `json:"log_level"`
+	// CPUTotalTicks is the host's compute (cores x MHz), for CPU percentages.
+	CPUTotalTicks uint64 `json:"cpu_total_ticks"`
+	// StateDir holds libcontainer's state of the dyno's container.
+	StateDir string `json:"state_dir"`
+	// ContainerID names the container (unique on the host).
+	ContainerID string `json:"container_id"`
+	// CgroupPath is the dyno's cgroup relative to the cgroup root(s), e.g.
+	// "/dynogrid/<alloc>.<task>".
+	CgroupPath string `json:"cgroup_path"`
+	// Cpuset lists the cores the dyno is bound to ("1").
+	Cpuset string `json:"cpuset"`
+	// PidsLimit caps the number of processes and threads of the dyno.
+	PidsLimit int64 `json:"pids_limit"`
+	// Cwd is the working directory inside the sandbox (/app).
+	Cwd string `json:"cwd"`
+}
+
+// Validate reports the first field that cannot work.
+func (o Options) Validate() error {
+	var errs []error
+	for name, p := range map[string]string{"state_dir": o.StateDir, "cgroup_path": o.CgroupPath, "cwd": o.Cwd} {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("sandbox option %s: %q must be an absolute path", name, p))
+		}
+	}
+	if o.ContainerID == "" {
+		errs = append(errs, errors.New("sandbox option container_id: must not be empty"))
+	}
+	if o.Cpuset == "" {
+		errs = append(errs, errors.New("sandbox option cpuset: must name at least one core"))
+	}
+	if o.PidsLimit < 1 {
+		errs = append(errs, fmt.Errorf("sandbox option pids_limit: %d must be at least 1", o.PidsLimit))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) encode() (string, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode sandbox options: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeOptions(s string) (Options, error) {
+	var o Options
+	if err := json.Unmarshal([]byte(s), &o); err != nil {
+		return o, fmt.Errorf("failed to decode sandbox options: %w", err)
+	}
+	return o, o.Validate()
+}
