@@ -253,44 +253,47 @@ func TestComputeRejectsBadInput(t *testing.T) {
 }
 
 // bruteForce computes the same figures second by second, without stretches or a heap:
-// for every second it lists the running dynos of each app, finds each one's seniority by
-// walking back to the start of its unbroken run, and gives the free second to the most
-// senior (smallest start, then smallest dyno ID).
+// it marks every second each dyno runs in a table, then for every second lists the
+// running dynos of each app, carries each one's seniority (the first second of its
+// unbroken run) from the second before, and gives the free second to the most senior
+// (smallest start, then smallest dyno ID).
 func bruteForce(ivs []Interval, lo, hi int64) map[string]map[string]want {
 	type dk struct{ app, proc, dyno string }
-	runs := func(d dk, s int64) bool {
-		for _, iv := range ivs {
-			if iv.App != d.app || iv.Process != d.proc || iv.Dyno != d.dyno {
-				continue
-			}
-			e := hi
-			if !iv.End.IsZero() {
-				e = iv.End.Unix()
-			}
-			if iv.Start.Unix() <= s && s < e {
-				return true
-			}
-		}
-		return false
+	first := hi
+	for _, iv := range ivs {
+		first = min(first, iv.Start.Unix())
 	}
+	first = min(first, hi)
+	span := hi - first
+	table := map[dk][]bool{}
 	var all []dk
-	seen := map[dk]bool{}
-	minStart := hi
 	for _, iv := range ivs {
 		d := dk{iv.App, iv.Process, iv.Dyno}
-		if !seen[d] {
-			seen[d] = true
+		if table[d] == nil {
+			table[d] = make([]bool, span)
 			all = append(all, d)
 		}
-		minStart = min(minStart, iv.Start.Unix())
+		e := hi
+		if !iv.End.IsZero() {
+			e = min(iv.End.Unix(), hi)
+		}
+		for s := iv.Start.Unix(); s < e; s++ {
+			table[d][s-first] = true
+		}
 	}
 	out := map[string]map[string]want{}
 	dynos := map[dk]bool{}
-	for s := max(lo, minStart); s < hi; s++ {
+	runStart := map[dk]int64{}
+	for s := first; s < hi; s++ {
 		best := map[string]dk{}
-		bestStart := map[string]int64{}
 		for _, d := range all {
-			if !runs(d, s) {
+			if !table[d][s-first] {
+				continue
+			}
+			if s == first || !table[d][s-first-1] {
+				runStart[d] = s
+			}
+			if s < lo {
 				continue
 			}
 			if out[d.app] == nil {
@@ -300,13 +303,9 @@ func bruteForce(ivs []Interval, lo, hi int64) map[string]map[string]want {
 			w.dyno++
 			out[d.app][d.proc] = w
 			dynos[d] = true
-			st := s
-			for runs(d, st-1) {
-				st--
-			}
 			b, ok := best[d.app]
-			if !ok || st < bestStart[d.app] || (st == bestStart[d.app] && (d.dyno < b.dyno || (d.dyno == b.dyno && d.proc < b.proc))) {
-				best[d.app], bestStart[d.app] = d, st
+			if !ok || runStart[d] < runStart[b] || (runStart[d] == runStart[b] && (d.dyno < b.dyno || (d.dyno == b.dyno && d.proc < b.proc))) {
+				best[d.app] = d
 			}
 		}
 		for app, d := range best {
