@@ -1,8 +1,294 @@
 package router
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
 
-type watcher struct{ r *Router }
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+)
 
-func newWatcher(r *Router) (*watcher, error) { return &watcher{r: r}, nil }
-func (w *watcher) run(ctx context.Context)   { <-ctx.Done() }
+// The routing contract in Consul (DESIGN.md): each web dyno registers service
+// "<app>-web" tagged DynoTag and "app=<app>", with meta "dyno" and "release", and
+// optionally the per-app meta below, which the deployer sets on every instance.
+const (
+	DynoTag         = "dyno"
+	MetaDyno        = "dyno"
+	MetaRelease     = "release"
+	MetaDomains     = "domains"     // comma-separated custom domains
+	MetaTimeout     = "timeout"     // Go duration, the app's H12 timeout
+	MetaMaintenance = "maintenance" // "true": answer H80
+)
+
+// blockWait is how long a blocking query may wait for a change.
+const blockWait = 5 * time.Minute
+
+// watcher follows Consul with blocking queries: one on the catalog's service list, to
+// learn which apps exist, and one per app on its passing instances.
+type watcher struct {
+	r      *Router
+	client *consulapi.Client
+	log    hclog.Logger
+
+	mu       sync.Mutex
+	services map[string]*serviceWatch // by service name
+	failing  map[string]error         // query name -> last error
+}
+
+type serviceWatch struct {
+	app    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newWatcher(r *Router) (*watcher, error) {
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = r.cfg.ConsulAddr
+	if r.cfg.ConsulToken != "" {
+		cfg.Token = r.cfg.ConsulToken
+	}
+	c, err := consulapi.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a Consul client for %s: %w", r.cfg.ConsulAddr, err)
+	}
+	return &watcher{r: r, client: c, log: r.log.Named("consul"),
+		services: map[string]*serviceWatch{}, failing: map[string]error{}}, nil
+}
+
+// run watches until ctx ends.
+func (w *watcher) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.probe(ctx) }()
+	w.watchCatalog(ctx)
+	w.mu.Lock()
+	var all []*serviceWatch
+	for _, sw := range w.services {
+		sw.cancel()
+		all = append(all, sw)
+	}
+	w.mu.Unlock()
+	for _, sw := range all {
+		<-sw.done
+	}
+	wg.Wait()
+}
+
+// probe asks the agent for its leader every second, so that an outage that leaves
+// blocking queries hanging (no reset) is noticed quickly.
+func (w *watcher) probe(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := w.client.Status().LeaderWithQueryOptions((&consulapi.QueryOptions{}).WithContext(pctx))
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		w.result("probe", err)
+	}
+}
+
+// result records how a query went and updates the router's staleness.
+func (w *watcher) result(name string, err error) {
+	w.mu.Lock()
+	if err != nil {
+		w.failing[name] = err
+	} else {
+		delete(w.failing, name)
+	}
+	stale := len(w.failing) > 0
+	w.mu.Unlock()
+	w.r.setStale(stale, err)
+}
+
+func (w *watcher) watchCatalog(ctx context.Context) {
+	var index uint64
+	bo := backoff{}
+	for ctx.Err() == nil {
+		q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
+		svcs, meta, err := w.client.Catalog().Services(q)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.result("catalog", err)
+			bo.wait(ctx)
+			continue
+		}
+		w.result("catalog", nil)
+		bo.reset()
+		index = nextIndex(index, meta.LastIndex)
+		w.syncServices(ctx, svcs)
+	}
+}
+
+// appOf says which app a catalog service routes, if any: "<app>-web" tagged "dyno".
+func appOf(name string, tags []string) (string, bool) {
+	app, ok := strings.CutSuffix(name, "-web")
+	if !ok || app == "" {
+		return "", false
+	}
+	hasDyno := false
+	for _, t := range tags {
+		if t == DynoTag {
+			hasDyno = true
+		}
+		if v, ok := strings.CutPrefix(t, "app="); ok && v != app {
+			return "", false
+		}
+	}
+	return app, hasDyno
+}
+
+// syncServices starts a watch for each new app service and stops those that left.
+func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, tags := range svcs {
+		app, ok := appOf(name, tags)
+		if !ok || w.services[name] != nil {
+			continue
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		sw := &serviceWatch{app: app, cancel: cancel, done: make(chan struct{})}
+		w.services[name] = sw
+		w.log.Info("watching app", "app", app, "service", name)
+		go w.watchService(sctx, name, sw)
+	}
+	for name, sw := range w.services {
+		if _, ok := appOf(name, svcs[name]); ok {
+			continue
+		}
+		sw.cancel()
+		delete(w.services, name)
+		delete(w.failing, "service "+name)
+		w.r.RemoveApp(sw.app)
+		w.log.Info("app left the catalog", "app", sw.app, "service", name)
+	}
+}
+
+// watchService keeps one app's dynos in the routing table.
+func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatch) {
+	defer close(sw.done)
+	var index uint64
+	bo := backoff{}
+	for ctx.Err() == nil {
+		q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
+		entries, meta, err := w.client.Health().Service(name, DynoTag, true, q)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.result("service "+name, err)
+			bo.wait(ctx)
+			continue
+		}
+		bo.reset()
+		if meta.LastIndex == index {
+			w.result("service "+name, nil)
+			continue
+		}
+		index = nextIndex(index, meta.LastIndex)
+		insts := w.instances(sw.app, entries)
+		w.mu.Lock()
+		if ctx.Err() == nil {
+			w.r.updateApp(sw.app, insts)
+		}
+		w.mu.Unlock()
+		w.result("service "+name, nil)
+	}
+}
+
+// instances converts passing service entries into routable instances.
+func (w *watcher) instances(app string, entries []*consulapi.ServiceEntry) []Instance {
+	insts := make([]Instance, 0, len(entries))
+	for _, e := range entries {
+		in, err := instanceOf(e)
+		if err != nil {
+			w.log.Warn("ignoring a bad setting in service meta", "app", app, "error", err)
+		}
+		if in.Address == "" || in.Port <= 0 {
+			w.log.Warn("ignoring a dyno without address or port", "app", app, "service_id", in.ID)
+			continue
+		}
+		insts = append(insts, in)
+	}
+	return insts
+}
+
+// instanceOf reads one entry. A bad per-app setting is reported and left at its default;
+// the instance is still routable.
+func instanceOf(e *consulapi.ServiceEntry) (Instance, error) {
+	s := e.Service
+	in := Instance{ID: s.ID, Address: s.Address, Port: s.Port}
+	if in.Address == "" && e.Node != nil {
+		in.Address = e.Node.Address
+	}
+	in.Dyno = s.Meta[MetaDyno]
+	if in.Dyno == "" {
+		in.Dyno = s.ID
+	}
+	in.Release = s.Meta[MetaRelease]
+	var errs []error
+	if v := s.Meta[MetaDomains]; v != "" {
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				in.Domains = append(in.Domains, d)
+			}
+		}
+	}
+	if v := s.Meta[MetaTimeout]; v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("service %s meta %s=%q: %w", s.ID, MetaTimeout, v, err))
+		case d <= 0:
+			errs = append(errs, fmt.Errorf("service %s meta %s=%q: must be positive", s.ID, MetaTimeout, v))
+		default:
+			in.Timeout = d
+		}
+	}
+	in.Maintenance = s.Meta[MetaMaintenance] == "true"
+	return in, errors.Join(errs...)
+}
+
+// nextIndex applies Consul's rules for blocking query indexes: reset when it goes
+// backwards, never wait on 0.
+func nextIndex(prev, last uint64) uint64 {
+	if last < prev || last == 0 {
+		return 0
+	}
+	return last
+}
+
+// backoff waits between failed queries: 50ms doubling to 2s, with jitter.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) reset() { b.d = 0 }
+
+func (b *backoff) wait(ctx context.Context) {
+	if b.d == 0 {
+		b.d = 50 * time.Millisecond
+	} else if b.d *= 2; b.d > 2*time.Second {
+		b.d = 2 * time.Second
+	}
+	j := time.Duration(rand.Int64N(int64(b.d) / 2))
+	t := time.NewTimer(b.d/2 + j)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -194,3 +194,14 @@ func (tr *testRouter) logHas(parts ...string) bool {
 	}
 	return false
 }
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -139,3 +139,9 @@ func canonicalHost(h string) string {
 	}
 	return h
 }
+
+// updateApp is SetApp for the Consul watcher; in cluster mode it keeps only the dynos
+// this router owns.
+func (r *Router) updateApp(name string, insts []Instance) {
+	r.SetApp(name, insts)
+}
