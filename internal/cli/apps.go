@@ -66,12 +66,14 @@ func (c *destroyCommand) Help() string {
 	return `Usage: dyno apps:destroy --app NAME --confirm NAME
 
   Stops every dyno of the app and removes it from the grid, with its releases
-  and config vars. --confirm must repeat the app's name.
-` + commonHelp
+  and config vars. Its add-ons are deprovisioned first. --confirm must repeat
+  the app's name.
+` + commonHelp + addonsHelp
 }
 
 func (c *destroyCommand) Run(args []string) int {
-	fs := c.flagSet("apps:destroy")
+	var af addonFlags
+	fs := c.addonFlagSet("apps:destroy", &af)
 	confirm := fs.String("confirm", "", "")
 	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
 		return 1
@@ -88,13 +90,16 @@ func (c *destroyCommand) Run(args []string) int {
 		c.ui.Error(fmt.Sprintf("this destroys %s and all its dynos; run again with --confirm %s", app, app))
 		return 1
 	}
-	d, err := c.deployer()
+	mgr, err := c.addonManager(af)
 	if err != nil {
 		return c.fail(err)
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	if err := d.Destroy(ctx, app); err != nil {
+	if err := detachAll(ctx, mgr, app); err != nil {
+		return c.fail(fmt.Errorf("failed to remove the add-ons of %s (the app is kept): %w", app, err))
+	}
+	if err := mgr.Deployer.Destroy(ctx, app); err != nil {
 		return c.fail(err)
 	}
 	c.ui.Output(fmt.Sprintf("==> Destroyed %s", app))

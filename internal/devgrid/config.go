@@ -137,6 +137,9 @@ func (o Options) pluginDir() string { return filepath.Join(o.DataDir, "plugins")
 // SlugStore is where `dyno deploy` stores slugs for this grid.
 func (o Options) SlugStore() string { return filepath.Join(o.DataDir, "slug-store") }
 
+// AddonConfig is the add-on settings file of this grid (JSON by add-on name).
+func (o Options) AddonConfig() string { return filepath.Join(o.DataDir, "addons.json") }
+
 // slugCache is where the dyno driver unpacks slugs, once per host.
 func (o Options) slugCache() string { return filepath.Join(o.DataDir, "slugs") }
 func (o Options) statePath() string { return filepath.Join(o.DataDir, "grid.json") }
