@@ -89,19 +89,19 @@ func (r Report) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "APP\tPROCESS\tDYNOS\tDYNO-SECONDS\tFREE\tBILLED\tCOST\t")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tPROCESS\tDYNOS\tDYNO-SECONDS\tFREE\tBILLED\tCOST")
 	for _, a := range r.Apps {
 		for _, p := range a.Processes {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t\n", a.App, p.Process, p.Dynos,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", a.App, p.Process, p.Dynos,
 				p.DynoSeconds, p.FreeSeconds, p.BilledSeconds, p.Cost)
 		}
 		if len(a.Processes) > 1 {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t\n", a.App, "(all)", a.Dynos,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", a.App, "(all)", a.Dynos,
 				a.DynoSeconds, a.FreeSeconds, a.BilledSeconds, a.Cost)
 		}
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%d\t%d\t%s\t\n", r.DynoSeconds, r.FreeSeconds, r.BilledSeconds, r.Total)
+	fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%d\t%d\t%s\n", r.DynoSeconds, r.FreeSeconds, r.BilledSeconds, r.Total)
 	return tw.Flush()
 }
 

@@ -1,0 +1,170 @@
+package meter
+
+import (
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+func ev(typ string, sec int) *nomadapi.TaskEvent {
+	return &nomadapi.TaskEvent{Type: typ, Time: at(sec).UnixNano()}
+}
+
+func TestDynoOf(t *testing.T) {
+	t.Parallel()
+	str := func(s string) *string { return &s }
+	job := func(jobMeta, groupMeta map[string]string) *nomadapi.Job {
+		return &nomadapi.Job{ID: str("demo"), Meta: jobMeta,
+			TaskGroups: []*nomadapi.TaskGroup{{Name: str("other"), Meta: map[string]string{MetaProcess: "nope"}},
+				{Name: str("web"), Meta: groupMeta}}}
+	}
+	for _, tc := range []struct {
+		name         string
+		alloc        *nomadapi.Allocation
+		app, process string
+		ok           bool
+	}{
+		{"no job", &nomadapi.Allocation{TaskGroup: "web"}, "", "", false},
+		{"no meta", &nomadapi.Allocation{TaskGroup: "web", Job: job(nil, nil)}, "", "", false},
+		{"job meta", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "web"}, nil)}, "demo", "web", true},
+		{"group name", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "demo", "web", true},
+		{"group meta wins", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "x"}, map[string]string{MetaProcess: "worker"})}, "demo", "worker", true},
+		{"one-off", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "run"}, nil)}, "demo", "run", true},
+	} {
+		app, process, ok := DynoOf(tc.alloc)
+		if app != tc.app || process != tc.process || ok != tc.ok {
+			t.Errorf("%s: DynoOf = %q %q %v, want %q %q %v", tc.name, app, process, ok, tc.app, tc.process, tc.ok)
+		}
+	}
+}
+
+func TestDeriveRecords(t *testing.T) {
+	t.Parallel()
+	base := AllocState{ID: "a1", Namespace: "default", JobID: "demo", TaskGroup: "web", NodeID: "n1",
+		ClientStatus: "running", ModifyTime: at(5000), App: "demo", Process: "web"}
+	open := func(start int) Record { return base.record("main", at(start)) }
+	closed := func(start, end int, why string) Record {
+		r := open(start)
+		r.close(at(end), why)
+		return r
+	}
+	type span struct {
+		start, end int // end -1: open
+		why        string
+	}
+	for _, tc := range []struct {
+		name     string
+		status   string
+		state    *nomadapi.TaskState
+		existing []Record
+		want     []span
+	}{
+		{
+			name:  "running",
+			state: &nomadapi.TaskState{State: "running", Events: []*nomadapi.TaskEvent{ev("Received", 0), ev("Started", 1)}},
+			want:  []span{{1, -1, ""}},
+		},
+		{
+			name: "crash and restart",
+			state: &nomadapi.TaskState{State: "running", Events: []*nomadapi.TaskEvent{
+				ev("Received", 0), ev("Started", 1), ev("Terminated", 100), ev("Restarting", 100), ev("Started", 115)}},
+			want: []span{{1, 100, "Terminated"}, {115, -1, ""}},
+		},
+		{
+			name: "graceful kill ends at Terminated, not Killing",
+			state: &nomadapi.TaskState{State: "dead", Events: []*nomadapi.TaskEvent{
+				ev("Started", 1), ev("Killing", 100), ev("Terminated", 130), ev("Killed", 131)}},
+			want: []span{{1, 130, "Terminated"}},
+		},
+		{
+			name:  "dead without an end event ends at FinishedAt",
+			state: &nomadapi.TaskState{State: "dead", FinishedAt: at(50), Events: []*nomadapi.TaskEvent{ev("Started", 1)}},
+			want:  []span{{1, 50, ReasonTaskDead}},
+		},
+		{
+			name:   "lost allocation ends when the servers marked it lost",
+			status: "lost",
+			state:  &nomadapi.TaskState{State: "running", Events: []*nomadapi.TaskEvent{ev("Started", 1)}},
+			want:   []span{{1, 5000, ReasonAllocLost}},
+		},
+		{
+			name:   "client status unknown (disconnected) keeps it open",
+			status: "unknown",
+			state:  &nomadapi.TaskState{State: "running", Events: []*nomadapi.TaskEvent{ev("Started", 1)}},
+			want:   []span{{1, -1, ""}},
+		},
+		{
+			name: "closed records are final",
+			state: &nomadapi.TaskState{State: "dead", FinishedAt: at(90), Events: []*nomadapi.TaskEvent{
+				ev("Started", 1), ev("Terminated", 80)}},
+			existing: []Record{closed(1, 70, ReasonAllocGone)},
+			want:     nil,
+		},
+		{
+			name:     "unchanged open record is not rewritten",
+			state:    &nomadapi.TaskState{State: "running", Events: []*nomadapi.TaskEvent{ev("Started", 1)}},
+			existing: []Record{open(1)},
+			want:     nil,
+		},
+		{
+			name: "open record whose Started event was truncated closes at the next end event",
+			state: &nomadapi.TaskState{State: "running", StartedAt: at(300), Events: []*nomadapi.TaskEvent{
+				ev("Terminated", 200), ev("Restarting", 200), ev("Started", 210), ev("Terminated", 250),
+				ev("Restarting", 250), ev("Started", 300)}},
+			existing: []Record{open(1)},
+			want:     []span{{1, 200, "Terminated"}, {210, 250, "Terminated"}, {300, -1, ""}},
+		},
+		{
+			name:     "open record of a dead task with no events left",
+			state:    &nomadapi.TaskState{State: "dead", FinishedAt: at(400)},
+			existing: []Record{open(1)},
+			want:     []span{{1, 400, ReasonTaskDead}},
+		},
+		{
+			name:     "open record of a running task whose events only show signals stays open",
+			state:    &nomadapi.TaskState{State: "running", StartedAt: at(1), Events: []*nomadapi.TaskEvent{ev("Signaling", 50)}},
+			existing: []Record{open(1)},
+			want:     nil,
+		},
+		{
+			name:  "running task never seen whose Started event is gone starts at StartedAt",
+			state: &nomadapi.TaskState{State: "running", StartedAt: at(7), Events: []*nomadapi.TaskEvent{ev("Signaling", 50)}},
+			want:  []span{{7, -1, ""}},
+		},
+		{
+			name:  "task that never started",
+			state: &nomadapi.TaskState{State: "dead", Events: []*nomadapi.TaskEvent{ev("Received", 0), ev("Driver Failure", 1)}},
+			want:  nil,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := base
+			if tc.status != "" {
+				a.ClientStatus = tc.status
+			}
+			a.TaskStates = map[string]*nomadapi.TaskState{"main": tc.state}
+			got := deriveRecords(a, tc.existing)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d records, want %d: %+v", len(got), len(tc.want), got)
+			}
+			sortRecords(got)
+			for i, w := range tc.want {
+				r := got[i]
+				if !r.Start.Equal(at(w.start)) {
+					t.Errorf("record %d starts at %s, want %s", i, r.Start.Sub(t0), time.Duration(w.start)*time.Second)
+				}
+				if w.end < 0 {
+					if !r.Open() {
+						t.Errorf("record %d closed at %s, want open", i, r.End.Sub(t0))
+					}
+					continue
+				}
+				if r.Open() || !r.End.Equal(at(w.end)) || r.EndReason != w.why {
+					t.Errorf("record %d ends %v by %q, want %s by %q", i, r.End, r.EndReason, at(w.end), w.why)
+				}
+			}
+		})
+	}
+}
