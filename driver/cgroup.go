@@ -31,6 +31,13 @@ func dynoCgroupPath(parent, allocID, task string) string {
 // (resources { cores = 1 }); without a reservation, one core of the host, picked from the
 // allocation ID so that dynos spread over the cores.
 func dynoCpuset(res *drivers.Resources, allocID string) (string, error) {
+	if res != nil && res.LinuxResources != nil && res.LinuxResources.CpusetCpus != "" {
+		set, err := cpuset.Parse(res.LinuxResources.CpusetCpus)
+		if err != nil {
+			return "", fmt.Errorf("resources: reserved cores %q: %w", res.LinuxResources.CpusetCpus, err)
+		}
+		return set.String(), nil
+	}
 	if res != nil && res.NomadResources != nil && len(res.NomadResources.Cpu.ReservedCores) > 0 {
 		return cpuset.New(res.NomadResources.Cpu.ReservedCores...).String(), nil
 	}

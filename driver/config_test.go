@@ -1,0 +1,94 @@
+package driver
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/shoenig/test/must"
+)
+
+func TestConfig_Validate(t *testing.T) {
+	t.Parallel()
+	good := Config{SlugDir: "/var/lib/dynogrid/slugs", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"}
+	cases := []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"relative slug dir", func(c *Config) { c.SlugDir = "slugs" }, "slug_dir"},
+		{"root user", func(c *Config) { c.User = "root" }, "user: dynos must not run as root"},
+		{"no user", func(c *Config) { c.User = "" }, "user:"},
+		{"zero pids", func(c *Config) { c.PidsLimit = 0 }, "pids_limit: 0"},
+		{"cgroup escape", func(c *Config) { c.CgroupParent = "../x" }, "cgroup_parent"},
+		{"nested cgroup", func(c *Config) { c.CgroupParent = "grid/host1" }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.mutate(&c)
+			err := c.validate()
+			if tc.wantErr == "" {
+				must.NoError(t, err)
+				return
+			}
+			must.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
+
+func TestTaskConfig_Validate(t *testing.T) {
+	t.Parallel()
+	sum := strings.Repeat("ab", 32)
+	cases := []struct {
+		name    string
+		tc      TaskConfig
+		wantErr string
+	}{
+		{"shell", TaskConfig{Command: "/bin/sh", Args: []string{"-c", "true"}}, ""},
+		{"bare name", TaskConfig{Command: "thin"}, ""},
+		{"empty command", TaskConfig{}, "command: must not be empty"},
+		{"relative path", TaskConfig{Command: "bin/thin"}, "command: \"bin/thin\""},
+		{"file slug", TaskConfig{Command: "sh", Slug: "/srv/slugs/a.tar.gz", SlugSHA256: sum}, ""},
+		{"http slug", TaskConfig{Command: "sh", Slug: "http://127.0.0.1:8080/a.tar.gz", SlugSHA256: sum}, ""},
+		{"slug without sum", TaskConfig{Command: "sh", Slug: "/srv/a.tar.gz"}, "slug_sha256"},
+		{"uppercase sum", TaskConfig{Command: "sh", Slug: "/srv/a.tar.gz", SlugSHA256: strings.ToUpper(sum)}, "slug_sha256"},
+		{"sum without slug", TaskConfig{Command: "sh", SlugSHA256: sum}, "slug_sha256: set without slug"},
+		{"relative slug", TaskConfig{Command: "sh", Slug: "a.tar.gz", SlugSHA256: sum}, "slug: \"a.tar.gz\""},
+		{"ftp slug", TaskConfig{Command: "sh", Slug: "ftp://h/a.tar.gz", SlugSHA256: sum}, "slug:"},
+		{"unclean slug path", TaskConfig{Command: "sh", Slug: "/srv/../etc/a.tar.gz", SlugSHA256: sum}, "clean absolute path"},
+		{"negative pids", TaskConfig{Command: "sh", PidsLimit: -1}, "pids_limit"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.tc.validate()
+			if tc.wantErr == "" {
+				must.NoError(t, err)
+				return
+			}
+			must.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
+
+func TestDriver_StartTask_BadConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		tc      TaskConfig
+		wantErr string
+	}{
+		{"missing command", TaskConfig{Command: "/no/such/bin"}, "command: \"/no/such/bin\" is not an executable file inside the sandbox"},
+		{"name not on path", TaskConfig{Command: "no-such-program"}, "not found in the sandbox PATH"},
+		{"bad sum", TaskConfig{Command: "sh", Slug: "/nonexistent.tar.gz", SlugSHA256: "x"}, "slug_sha256"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newHarness(t) // MkAllocDir's cleanup closes the harness
+			task := newTask(t, tc.tc)
+			t.Cleanup(h.MkAllocDir(task, false))
+			_, _, err := h.StartTask(task)
+			must.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}

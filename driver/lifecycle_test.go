@@ -1,0 +1,190 @@
+package driver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/shoenig/test/must"
+)
+
+func TestDriver_StopTask_SignalThenKill(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		script   string
+		grace    time.Duration
+		wantCode int
+		maxTime  time.Duration
+		minTime  time.Duration
+	}{
+		// The app traps SIGTERM and exits cleanly: no need to wait for the grace period.
+		{"traps term", `trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done`, 20 * time.Second, 7, 10 * time.Second, 0},
+		// The app ignores SIGTERM: SIGKILL after the grace period.
+		{"ignores term", `trap '' TERM; echo ready; while :; do sleep 0.1; done`, time.Second, 128 + 9, 10 * time.Second, time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, _ := newHarness(t)
+			task := shTask(t, tc.script)
+			start(t, h, task)
+			waitForStdout(t, task, "ready", 10*time.Second)
+			began := time.Now()
+			must.NoError(t, h.StopTask(task.ID, tc.grace, "SIGTERM"))
+			res := wait(t, h, task.ID, 20*time.Second)
+			took := time.Since(began)
+			must.Eq(t, tc.wantCode, res.ExitCode, must.Sprintf("exit result %+v", res))
+			must.Less(t, tc.maxTime, took)
+			must.GreaterEq(t, tc.minTime, took)
+		})
+	}
+}
+
+func TestDriver_DestroyTask_LeavesNothing(t *testing.T) {
+	t.Parallel()
+	h, d := newHarness(t)
+	// A process tree: the shell, a background child and a grandchild.
+	task := shTask(t, `(sleep 1000 & sleep 1000) & echo ready; sleep 1000`)
+	start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	th, ok := d.tasks.Get(task.ID)
+	must.True(t, ok)
+	cg := th.state.CgroupPath
+	pids := cgroupPids(cg)
+	must.SliceLen(t, 4, pids, must.Sprintf("pids in the dyno's cgroup: %v", pids))
+	sandboxPid := th.pluginClient.ReattachConfig().Pid
+
+	must.NoError(t, h.DestroyTask(task.ID, true))
+
+	for _, pid := range append(pids, sandboxPid) {
+		must.False(t, processAlive(pid), must.Sprintf("process %d survived DestroyTask", pid))
+	}
+	for _, dir := range cgroupDirs(cg) {
+		_, err := os.Stat(dir)
+		must.True(t, os.IsNotExist(err), must.Sprintf("cgroup %s survived DestroyTask", dir))
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	must.NoError(t, err)
+	must.StrNotContains(t, string(mi), filepath.Join(task.TaskDir().Dir, "dyno"))
+	_, err = h.InspectTask(task.ID)
+	must.ErrorContains(t, err, drivers.ErrTaskNotFound.Error())
+}
+
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
+}
+
+
+func TestDriver_SignalTask(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	task := shTask(t, `trap 'echo got-usr1' USR1; echo ready; while :; do sleep 0.1; done`)
+	start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	must.NoError(t, h.SignalTask(task.ID, "SIGUSR1"))
+	waitForStdout(t, task, "got-usr1", 10*time.Second)
+	must.Error(t, h.SignalTask(task.ID, "SIGNOPE"))
+	st, err := h.InspectTask(task.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, st.State)
+}
+
+func TestDriver_ExecTask_InsideSandbox(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	task := shTask(t, `echo ready; sleep 1000`)
+	start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	res, err := h.ExecTask(task.ID, []string{"/bin/sh", "-c", `echo "$(id -u) $(pwd) $(cat /proc/1/cmdline | tr '\0' ' ')"; touch /etc/x 2>/dev/null && echo wrote-etc; exit 3`}, 10*time.Second)
+	must.NoError(t, err)
+	must.Eq(t, 3, res.ExitResult.ExitCode)
+	must.Eq(t, "65534 /app /bin/sh -c echo ready; sleep 1000 \n", string(res.Stdout))
+}
+
+func TestDriver_TaskStats(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	task := shTask(t, `echo ready; while :; do :; done`)
+	start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := h.TaskStats(ctx, task.ID, 200*time.Millisecond)
+	must.NoError(t, err)
+	var last *drivers.TaskResourceUsage
+	for i := 0; i < 4; i++ {
+		select {
+		case last = <-ch:
+		case <-ctx.Done():
+			t.Fatal("no stats within 10s")
+		}
+	}
+	must.NotNil(t, last)
+	must.Positive(t, last.ResourceUsage.MemoryStats.Usage)
+	must.Greater(t, 10, last.ResourceUsage.CpuStats.Percent)
+}
+
+func TestDriver_WaitTask_OOMKilled(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	// tail buffers an endless line: it grows until the 128 MB limit kills it.
+	task := shTask(t, `tail /dev/zero; echo "tail exited $?"; exit 1`)
+	start(t, h, task)
+	res := wait(t, h, task.ID, 60*time.Second)
+	must.True(t, res.OOMKilled, must.Sprintf("exit result %+v", res))
+	waitForStdout(t, task, "tail exited 137", 10*time.Second)
+}
+
+func TestDriver_ReservedCore(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	task := shTask(t, `grep Cpus_allowed_list /proc/self/status`)
+	task.Resources.NomadResources.Cpu.ReservedCores = []uint16{1}
+	task.Resources.LinuxResources.CpusetCpus = "1"
+	start(t, h, task)
+	res := wait(t, h, task.ID, 30*time.Second)
+	must.Zero(t, res.ExitCode)
+	out := waitForStdout(t, task, "Cpus_allowed_list", 10*time.Second)
+	must.StrContains(t, out, "Cpus_allowed_list:\t1\n")
+}
+
+func TestDriver_RecoverTask(t *testing.T) {
+	t.Parallel()
+	h, d := newHarness(t)
+	task := shTask(t, `trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done`)
+	handle := start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	th, _ := d.tasks.Get(task.ID)
+	pid := th.state.Pid
+
+	// A new plugin process knows nothing but the handle Nomad kept.
+	h2, d2 := newHarness(t)
+	bad := handle.Copy()
+	bad.Version = taskHandleVersion + 1
+	must.ErrorContains(t, h2.RecoverTask(bad), "state version")
+	must.NoError(t, h2.RecoverTask(handle))
+	st, err := h2.InspectTask(task.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, st.State)
+	must.True(t, processAlive(pid))
+	th2, _ := d2.tasks.Get(task.ID)
+	must.Eq(t, pid, th2.state.Pid)
+
+	must.NoError(t, h2.StopTask(task.ID, 10*time.Second, "SIGTERM"))
+	res := wait(t, h2, task.ID, 20*time.Second)
+	must.Zero(t, res.ExitCode)
+	must.NoError(t, h2.DestroyTask(task.ID, true))
+	must.False(t, processAlive(pid))
+}
