@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"os"
@@ -62,7 +63,11 @@ func (r *Router) prepareBody(w http.ResponseWriter, req *http.Request, ob *outbo
 		ob.length = req.ContentLength // -1: chunked
 		return b, nil
 	default:
-		return nil, clientBodyCode(err)
+		code := clientBodyCode(err)
+		if code == codeBadRequest && req.Context().Err() != nil {
+			code = H27
+		}
+		return nil, code
 	}
 }
 
@@ -74,8 +79,10 @@ func clientBodyCode(err error) *Code {
 		return codeBodyTooBig
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return codeClientTimeout
-	default:
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return H27
+	default:
+		return codeBadRequest
 	}
 }
 

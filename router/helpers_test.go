@@ -205,3 +205,7 @@ func listen(t *testing.T) net.Listener {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func testLogger(t *testing.T) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "router", Output: io.Discard})
+}

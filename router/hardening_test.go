@@ -1,0 +1,276 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rawRequest sends raw bytes to the router and returns the first response's status.
+func rawRequest(t *testing.T, addr, raw string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, raw)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestHeaderAndBodyLimits(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	tr := startRouter(t, func(c *Config) { c.MaxHeaderBytes = 4096; c.MaxBodyBytes = 1000; c.BodyPrefetch = 100 })
+	tr.SetApp("lim", []Instance{b.instance("web.1")})
+
+	if s, _ := rawRequest(t, tr.Addr(), "GET / HTTP/1.1\r\nHost: lim.localhost\r\nX-Big: "+strings.Repeat("a", 20000)+"\r\n\r\n"); s != 431 {
+		t.Errorf("huge header: status %d, want 431", s)
+	}
+	if s, _ := rawRequest(t, tr.Addr(), "POST / HTTP/1.1\r\nHost: lim.localhost\r\nContent-Length: 5000\r\n\r\n"); s != 413 {
+		t.Errorf("declared body over the limit: status %d, want 413", s)
+	}
+	chunk := strings.Repeat("x", 600)
+	raw := "POST / HTTP/1.1\r\nHost: lim.localhost\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"258\r\n" + chunk + "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n"
+	if s, _ := rawRequest(t, tr.Addr(), raw); s != 413 {
+		t.Errorf("chunked body over the limit: status %d, want 413", s)
+	}
+	if s, _ := rawRequest(t, tr.Addr(), "POST / HTTP/1.1\r\nHost: lim.localhost\r\nContent-Length: 900\r\n\r\n"+strings.Repeat("y", 900)); s != 200 {
+		t.Errorf("body under the limit: status %d, want 200", s)
+	}
+}
+
+func TestSmugglingCasesRejected(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []string
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path+" "+string(body))
+		mu.Unlock()
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("sm", []Instance{b.instance("web.1")})
+	head := "POST /x HTTP/1.1\r\nHost: sm.localhost\r\n"
+	for _, tc := range []struct {
+		name string
+		raw  string
+	}{
+		{"two different Content-Lengths", head + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
+		{"signed Content-Length", head + "Content-Length: +5\r\n\r\nhello"},
+		{"negative Content-Length", head + "Content-Length: -1\r\n\r\n"},
+		{"Content-Length list", head + "Content-Length: 5, 5\r\n\r\nhello"},
+		{"unknown Transfer-Encoding", head + "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"chunked not last", head + "Transfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"two Transfer-Encoding headers", head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"space before colon", head + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
+		{"bad chunk size", head + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
+	} {
+		s, body := rawRequest(t, tr.Addr(), tc.raw)
+		if s < 400 || s > 501 {
+			t.Errorf("%s: status %d %q, want a 4xx/501 rejection", tc.name, s, body)
+		}
+	}
+	mu.Lock()
+	for _, s := range seen {
+		if !strings.HasPrefix(s, "POST /x") {
+			t.Errorf("dyno saw %q", s)
+		}
+	}
+	n := len(seen)
+	mu.Unlock()
+	if n > 1 {
+		t.Errorf("dyno saw %d requests from rejected messages: %v", n, seen)
+	}
+
+	// Content-Length with Transfer-Encoding: the router frames by Transfer-Encoding
+	// (RFC 9112 6.3), drops Content-Length and re-frames for the dyno, so what follows
+	// the last chunk is a request of its own, routed by its own Host: nothing hides in a
+	// body to reach a dyno unseen.
+	mu.Lock()
+	seen = nil
+	mu.Unlock()
+	smuggled := "GET /admin HTTP/1.1\r\nHost: other.localhost\r\n\r\n"
+	raw := head + "Content-Length: " + itoa(5+len(smuggled)) + "\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled
+	c, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, raw)
+	br := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r1, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, r1.Body)
+	r2, err := http.ReadResponse(br, nil)
+	if err == nil {
+		io.Copy(io.Discard, r2.Body)
+		if r2.StatusCode != 404 {
+			t.Errorf("the request after the body got %d, want 404 (routed by its own Host)", r2.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != "POST /x " {
+		t.Errorf("dyno saw %q, want exactly one POST /x with an empty body", seen)
+	}
+}
+
+func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + func() string { return fmtInt(n) }()) }
+
+func fmtInt(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+func TestSlowClientsCannotStarveOthers(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, nil)
+	tr := startRouter(t, func(c *Config) { c.HeaderReadTimeout = 300 * time.Millisecond; c.BodyReadTimeout = 300 * time.Millisecond })
+	tr.SetApp("s", []Instance{b.instance("web.1")})
+	// 50 slowloris connections that never finish their headers, and 5 that send a body
+	// slowly: none of them may hold the only dyno.
+	var slow []net.Conn
+	for i := 0; i < 50; i++ {
+		c, err := net.Dial("tcp", tr.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: s.localhost\r\nX-Slow: ")
+		slow = append(slow, c)
+	}
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", tr.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: s.localhost\r\nContent-Length: 10\r\n\r\nab")
+		slow = append(slow, c)
+	}
+	defer func() {
+		for _, c := range slow {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		resp, _ := tr.do(t, "GET", "s.localhost", "/", nil, nil)
+		if resp.StatusCode != 200 || time.Since(start) > 200*time.Millisecond {
+			t.Fatalf("normal request: %d after %s while slow clients wait", resp.StatusCode, time.Since(start))
+		}
+	}
+	if n := b.served.Load(); n != 5 {
+		t.Fatalf("dyno served %d requests; slow clients must not reach it", n)
+	}
+	// The router drops slow header senders after the header timeout.
+	slow[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := slow[0].Read(make([]byte, 1024)); err == nil {
+		// Go may answer 408 before closing; then the next read ends.
+		if _, err := slow[0].Read(make([]byte, 1024)); err == nil {
+			t.Fatalf("slowloris connection still open after the header timeout")
+		}
+	}
+	s, err := readStatus(slow[50])
+	if s != 408 {
+		t.Errorf("slow body: status %d (%v), want 408", s, err)
+	}
+}
+
+func readStatus(c net.Conn) (int, error) {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+func TestGracefulShutdownDrainsInFlightAndQueued(t *testing.T) {
+	t.Parallel()
+	b, order, release := blockingBackend(t)
+	ln := listen(t)
+	r, err := New(Config{Listener: ln, ShutdownTimeout: 10 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetApp("d", []Instance{b.instance("web.1")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready()
+	tr := &testRouter{Router: r, url: "http://" + r.Addr()}
+	results := make(chan int, 2)
+	go func() { resp, _ := tr.do(t, "GET", "d.localhost", "/1", nil, nil); results <- resp.StatusCode }()
+	<-order
+	go func() { resp, _ := tr.do(t, "GET", "d.localhost", "/2", nil, nil); results <- resp.StatusCode }()
+	waitFor(t, "second queued", func() bool { return tr.waiting("d") == 1 })
+	cancel()
+	// New connections are refused once shutdown began.
+	waitFor(t, "listener closed", func() bool {
+		c, err := net.Dial("tcp", r.Addr())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	for i := 0; i < 2; i++ {
+		if s := <-results; s != 200 {
+			t.Errorf("request drained with status %d, want 200", s)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	b, order, release := blockingBackend(t)
+	ml := listen(t)
+	tr := startRouter(t, func(c *Config) { c.MetricsListener = ml })
+	tr.SetApp("met", []Instance{b.instance("web.1")})
+	go tr.do(t, "GET", "met.localhost", "/a", nil, nil)
+	<-order
+	go tr.do(t, "GET", "met.localhost", "/b", nil, nil)
+	waitFor(t, "queued", func() bool { return tr.waiting("met") == 1 })
+	m := scrape(t, ml.Addr().String())
+	for _, want := range []string{`dyno_router_queue_depth{app="met"} 1`, `dyno_router_busy_dynos{app="met"} 1`, `dyno_router_dynos_up{app="met"} 1`} {
+		if !contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	close(release)
+	tr.do(t, "GET", "nope.localhost", "/", nil, nil)
+	waitFor(t, "counted", func() bool {
+		m := scrape(t, ml.Addr().String())
+		return contains(m, `dyno_router_responses_total{app="met",code="",status="200"} 2`) &&
+			contains(m, `dyno_router_responses_total{app="",code="",status="404"} 1`) &&
+			contains(m, `dyno_router_queue_wait_seconds_count{app="met"} 2`) &&
+			contains(m, "dyno_router_dispatch_seconds_count 2")
+	})
+}
