@@ -86,7 +86,6 @@ func processAlive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }
 
-
 func TestDriver_SignalTask(t *testing.T) {
 	t.Parallel()
 	h, _ := newHarness(t)
