@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,24 +134,15 @@ func TestSmugglingCasesRejected(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + func() string { return fmtInt(n) }()) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
-}
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestSlowClientsCannotStarveOthers(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, nil)
-	tr := startRouter(t, func(c *Config) { c.HeaderReadTimeout = 300 * time.Millisecond; c.BodyReadTimeout = 300 * time.Millisecond })
+	tr := startRouter(t, func(c *Config) {
+		c.HeaderReadTimeout = 300 * time.Millisecond
+		c.BodyReadTimeout = 300 * time.Millisecond
+	})
 	tr.SetApp("s", []Instance{b.instance("web.1")})
 	// 50 slowloris connections that never finish their headers, and 5 that send a body
 	// slowly: none of them may hold the only dyno.
