@@ -1,0 +1,71 @@
+// Command dyno-router is Dynogrid's routing mesh: it routes HTTP requests by Host to app
+// dynos it finds in Consul, one request per dyno at a time. See docs/router.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/router"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	d := router.DefaultConfig()
+	cfg := d
+	fs := flag.NewFlagSet("dyno-router", flag.ContinueOnError)
+	fs.StringVar(&cfg.Listen, "listen", d.Listen, "address for client traffic")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "address for /metrics and /status (empty: off)")
+	fs.StringVar(&cfg.Domain, "domain", d.Domain, "router domain: Host <app>.<domain> routes to app")
+	fs.StringVar(&cfg.ConsulAddr, "consul", "127.0.0.1:8500", "Consul HTTP address (empty: no Consul)")
+	fs.StringVar(&cfg.ConsulToken, "consul-token", os.Getenv("CONSUL_HTTP_TOKEN"), "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
+	fs.BoolVar(&cfg.Cluster, "cluster", false, "share dynos with other routers through Consul (see docs/router.md)")
+	fs.StringVar(&cfg.RouterID, "id", "", "this router's ID in cluster mode (default: hostname and listen address)")
+	fs.IntVar(&cfg.MaxQueueDepth, "max-queue", d.MaxQueueDepth, "H11 when this many requests wait for one app")
+	fs.DurationVar(&cfg.MaxQueueWait, "max-queue-wait", d.MaxQueueWait, "H11 when a request waited this long for a dyno")
+	fs.DurationVar(&cfg.RequestTimeout, "timeout", d.RequestTimeout, "H12 when a dyno has not answered in this long (app meta \"timeout\" overrides)")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", d.ConnectTimeout, "dial timeout to a dyno")
+	fs.DurationVar(&cfg.HeaderReadTimeout, "header-timeout", d.HeaderReadTimeout, "a client must send its request headers in this long")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", d.IdleTimeout, "client keep-alive idle timeout")
+	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes, "431 beyond this many bytes of request headers")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "413 beyond this many bytes of request body (-1: no limit)")
+	fs.IntVar(&cfg.BodyPrefetch, "body-prefetch", d.BodyPrefetch, "bytes of a request body read before a dyno is taken")
+	fs.DurationVar(&cfg.BodyReadTimeout, "body-timeout", d.BodyReadTimeout, "the prefetched body must arrive in this long (408)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "time to drain in-flight and queued requests on SIGTERM")
+	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
+	logJSON := fs.Bool("log-json", false, "log in JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "dyno-router: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(os.Stderr, "dyno-router: -log-level %q: want trace, debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: level, JSONFormat: *logJSON})
+	r, err := router.New(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := r.Run(ctx); err != nil {
+		cfg.Logger.Error("router stopped", "error", err)
+		return 1
+	}
+	return 0
+}
