@@ -226,7 +226,7 @@ func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Dur
 		return KindTimeout, fmt.Errorf("the caller gave up after %s: %w", took.Round(time.Millisecond), parent.Err())
 	case cctx.Err() != nil || st.Code() == codes.DeadlineExceeded:
 		return KindTimeout, fmt.Errorf("the plugin did not answer within %s (it was stopped; a retry with the same request ID is safe)", took.Round(time.Second))
-	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled || p.exitedSoon():
+	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled || p.client.Exited():
 		msg := "the plugin process exited during the call"
 		if !p.exitedSoon() {
 			msg = "the connection to the plugin broke during the call"
