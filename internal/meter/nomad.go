@@ -41,7 +41,8 @@ func (n NomadAPI) Allocs(ctx context.Context) ([]*nomadapi.AllocationListStub, u
 
 // Alloc implements Nomad.
 func (n NomadAPI) Alloc(ctx context.Context, id string) (*nomadapi.Allocation, error) {
-	q := (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx)
+	// Nomad finds an allocation by its ID in any namespace.
+	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
 	a, _, err := n.Client.Allocations().Info(id, q)
 	var ue nomadapi.UnexpectedResponseError
 	if errors.As(err, &ue) && ue.StatusCode() == http.StatusNotFound {
