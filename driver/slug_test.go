@@ -154,3 +154,15 @@ func TestDriver_SlugIsReadOnlyApp(t *testing.T) {
 	out := waitForStdout(t, task, "y", 10*time.Second)
 	must.Eq(t, "app=v42\nwrote-tmp-log\ny\n", out)
 }
+
+// makeSlugFromFiles packs host files (name in slug to host path) as executables.
+func makeSlugFromFiles(t *testing.T, files map[string]string) (string, string) {
+	t.Helper()
+	var entries []tarEntry
+	for name, src := range files {
+		b, err := os.ReadFile(src)
+		must.NoError(t, err)
+		entries = append(entries, tarEntry{name: name, body: string(b), mode: 0o755})
+	}
+	return makeSlug(t, t.TempDir(), entries)
+}
