@@ -113,17 +113,43 @@ func (r *Router) startBodyWriter(dc *dynoConn, b *bodySource, length int64) *bod
 	go func() {
 		err := writeBody(dc, b, length)
 		if err != nil {
-			var ce *clientBodyError
-			if errors.As(err, &ce) && !bw.stopped.Load() {
-				// The client failed: make the dyno side fail too, so the reader stops.
-				bw.done <- err
-				dc.close()
-				return
+			dc.clean = false
+			if bw.stopped.Load() {
+				err = errWriterStopped
 			}
 		}
+		var ce *clientBodyError
 		bw.done <- err
+		if errors.As(err, &ce) {
+			// The client failed: end the body for the dyno, which then answers or
+			// closes; the router waits for that before it frees the dyno.
+			closeWrite(dc.c)
+		}
 	}()
 	return bw
+}
+
+// errWriterStopped is the writer's result when the router stopped it.
+var errWriterStopped = errors.New("body writer stopped")
+
+// wait gives the writer up to grace to finish on its own (a dyno usually answers
+// right after the last byte of the body), then stops it. It says whether the whole body
+// was written.
+func (bw *bodyWriter) wait(w http.ResponseWriter, dc *dynoConn, grace time.Duration) bool {
+	if !bw.waited {
+		t := time.NewTimer(grace)
+		select {
+		case err := <-bw.done:
+			bw.waited, bw.result = true, err
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if !bw.waited {
+		bw.stop(w, dc)
+		return false
+	}
+	return bw.result == nil
 }
 
 // finished says whether the body was written completely, without blocking.
@@ -141,16 +167,19 @@ func (bw *bodyWriter) finished() (bool, error) {
 }
 
 // stop ends the writer: it unblocks a read of the client's body and a write to the dyno
-// (by closing the dyno connection) and waits. It returns the writer's own error, if it
-// failed before being stopped.
+// (with deadlines in the past; the dyno connection stays open for reading) and waits.
+// It returns the writer's own error, if it failed before being stopped.
 func (bw *bodyWriter) stop(w http.ResponseWriter, dc *dynoConn) error {
 	if bw.waited {
 		return bw.result
 	}
 	bw.stopped.Store(true)
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
-	dc.close()
+	_ = dc.c.SetWriteDeadline(time.Now())
 	bw.result, bw.waited = <-bw.done, true
+	if bw.result == errWriterStopped {
+		return nil
+	}
 	return bw.result
 }
 

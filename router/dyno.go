@@ -27,6 +27,7 @@ type dyno struct {
 	down     bool
 	removed  bool
 	failures atomic.Int32
+	gone     chan struct{} // closed when a leaving dyno is released
 
 	conn *dynoConn
 }
@@ -56,6 +57,7 @@ type dynoConn struct {
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	written int64 // bytes handed to the socket during the current request
+	clean   bool  // the current request was written whole: reusable after its response
 }
 
 func (dc *dynoConn) Write(p []byte) (int, error) {
@@ -85,6 +87,7 @@ func (d *dyno) take(dial func(addr string) (net.Conn, error)) (dc *dynoConn, con
 		d.conn = nil
 		if alive(dc.c) {
 			dc.written = 0
+			dc.clean = true
 			return dc, 0, nil
 		}
 		dc.close()
@@ -98,7 +101,7 @@ func (d *dyno) take(dial func(addr string) (net.Conn, error)) (dc *dynoConn, con
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	dc = &dynoConn{c: c}
+	dc = &dynoConn{c: c, clean: true}
 	dc.br = bufio.NewReaderSize(c, 16<<10)
 	dc.bw = bufio.NewWriterSize(dc, 16<<10)
 	return dc, connect, nil

@@ -70,6 +70,8 @@ func startRouter(t *testing.T, mod func(*Config)) *testRouter {
 		t.Fatalf("router did not start: %v", err)
 	}
 	t.Cleanup(func() {
+		stopAt := time.Now()
+		defer func() { t.Logf("router stopped in %s", time.Since(stopAt)) }()
 		cancel()
 		select {
 		case err := <-done:

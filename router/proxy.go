@@ -144,21 +144,38 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 	}
 
 	resp, err := readResponse(dc.br, req.Method)
+	if bw != nil {
+		if done, werr := bw.finished(); done && werr != nil {
+			var ce *clientBodyError
+			if errors.As(werr, &ce) {
+				// The client's body failed: answer the client, and free the dyno once
+				// it has answered the truncated request (or closed).
+				r.fail(w, rec, clientBodyCode(ce.err))
+				if err != nil {
+					dc.close()
+					a.release(d)
+				} else {
+					r.settleLater(a, d, dc, resp, req.Method, timeout)
+				}
+				return false
+			}
+		}
+	}
 	if err != nil {
-		r.failedResponse(w, a, d, dc, bw, err, rec)
+		r.failedResponse(w, req, a, d, dc, bw, err, timeout, rec)
 		return false
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		r.upgrade(w, a, d, dc, bw, ob, resp, rec)
 		return false
 	}
-	r.relay(w, a, d, dc, bw, resp, timeout, rec)
+	r.relay(w, req, a, d, dc, bw, resp, timeout, rec)
 	return false
 }
 
 // readResponse reads the dyno's response head, skipping interim 1xx responses other than
 // 101. It peeks first so that a timeout with nothing received leaves the connection in a
-// clean state (errNothingYet).
+// clean state (responseError.nothing).
 func readResponse(br *bufio.Reader, method string) (*http.Response, error) {
 	for {
 		if _, err := br.Peek(1); err != nil {
@@ -190,42 +207,38 @@ func isTimeout(err error) bool {
 
 // failedResponse answers a request whose response head never came: H12 on timeout (the
 // dyno stays busy until it finishes), H13 when the dyno closed the connection, H17 for
-// a malformed head, or the client's fault when its body failed.
-func (r *Router) failedResponse(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw *bodyWriter, err error, rec *record) {
+// a malformed head.
+func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn,
+	bw *bodyWriter, err error, timeout time.Duration, rec *record) {
 	var re *responseError
 	errors.As(err, &re)
 	if isTimeout(err) {
 		r.fail(w, rec, H12)
-		if bw != nil {
-			if done, werr := bw.finished(); !done || werr != nil {
-				bw.stop(w, dc)
-				a.release(d)
-				return
-			}
-		}
 		if re == nil || !re.nothing {
 			// Part of a head arrived: the connection is in an unknown state.
+			if bw != nil {
+				bw.stop(w, dc)
+			}
 			dc.close()
 			a.release(d)
 			return
 		}
-		r.drainLater(a, d, dc, rec.method)
-		return
-	}
-	dc.close()
-	if bw != nil {
-		if werr := bw.stop(w, dc); werr != nil {
-			var ce *clientBodyError
-			if errors.As(werr, &ce) {
-				a.release(d)
-				r.fail(w, rec, clientBodyCode(ce.err))
-				return
+		if bw != nil {
+			if done, werr := bw.finished(); !done || werr != nil {
+				// The dyno still waits for the body: end it, then wait for the dyno.
+				bw.stop(w, dc)
+				closeWrite(dc.c)
 			}
 		}
+		r.settleLater(a, d, dc, nil, req.Method, 0)
+		return
 	}
+	if bw != nil {
+		bw.stop(w, dc)
+	}
+	dc.close()
 	a.release(d)
 	if re != nil && !re.nothing && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
-		rec.desc = ""
 		r.fail(w, rec, H17)
 		return
 	}
@@ -237,10 +250,13 @@ func isReset(err error) bool {
 	return errors.As(err, &oe)
 }
 
-// drainLater keeps a timed-out dyno busy until its late response is over (read and
-// discarded, the connection kept when clean) or its connection closes. The router's
-// shutdown closes such connections.
-func (r *Router) drainLater(a *app, d *dyno, dc *dynoConn, method string) {
+// settleLater keeps a dyno busy until the response to a request the router gave up on
+// (H12, the client left, or its body failed) is really over: the rest of the response
+// is read and discarded (resp, or the whole response when resp is nil), and the
+// connection kept when clean. A dyno that stays silent keeps its mark until it closes
+// the connection, or, when idle is non-zero, until it sends nothing for that long. The
+// router's shutdown closes such connections.
+func (r *Router) settleLater(a *app, d *dyno, dc *dynoConn, resp *http.Response, method string, idle time.Duration) {
 	_ = dc.c.SetDeadline(time.Time{})
 	if !r.track(dc.c) {
 		dc.close()
@@ -252,24 +268,44 @@ func (r *Router) drainLater(a *app, d *dyno, dc *dynoConn, method string) {
 		defer r.bg.Done()
 		defer r.untrack(dc.c)
 		defer a.release(d)
-		resp, err := readResponse(dc.br, method)
-		if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		var err error
+		if resp == nil {
+			if resp, err = readResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+				dc.close()
+				return
+			}
+		}
+		if idle > 0 {
+			_, err = io.Copy(io.Discard, idleReader{resp.Body, dc.c, idle})
+		} else {
+			_, err = io.Copy(io.Discard, resp.Body)
+		}
+		if err != nil || resp.Close || !dc.clean {
 			dc.close()
 			return
 		}
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.Close {
-			dc.close()
-			return
-		}
+		_ = dc.c.SetDeadline(time.Time{})
 		d.keep(dc)
 	}()
+}
+
+// idleReader reads with a rolling read deadline on c.
+type idleReader struct {
+	r    io.Reader
+	c    net.Conn
+	idle time.Duration
+}
+
+func (ir idleReader) Read(p []byte) (int, error) {
+	_ = ir.c.SetReadDeadline(time.Now().Add(ir.idle))
+	return ir.r.Read(p)
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // relay streams a response to the client. The dyno is released when the body ended
 // (keeping the connection when it can be reused) or failed (closing it).
-func (r *Router) relay(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw *bodyWriter,
+func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn, bw *bodyWriter,
 	resp *http.Response, timeout time.Duration, rec *record) {
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
@@ -310,18 +346,18 @@ func (r *Router) relay(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw 
 
 	switch {
 	case werr != nil:
-		dc.close()
-		if bw != nil {
-			bw.stop(w, dc)
+		// The client left mid-response: the dyno is busy until its response is over.
+		if bw != nil && !bw.wait(w, dc, 0) {
+			dc.clean = false
 		}
-		a.release(d)
 		rec.code = H27
+		r.settleLater(a, d, dc, resp, req.Method, timeout)
 		return
 	case rerr != nil:
-		dc.close()
 		if bw != nil {
 			bw.stop(w, dc)
 		}
+		dc.close()
 		a.release(d)
 		rec.code = H18
 		r.finish(rec, time.Time{})
@@ -333,12 +369,9 @@ func (r *Router) relay(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw 
 		h[http.TrailerPrefix+k] = vs
 	}
 	reuse := !resp.Close
-	if bw != nil {
-		if done, werr := bw.finished(); !done || werr != nil {
-			// The dyno answered before reading the whole body: that connection is spent.
-			bw.stop(w, dc)
-			reuse = false
-		}
+	if bw != nil && !bw.wait(w, dc, 100*time.Millisecond) {
+		// The dyno answered before reading the whole body: that connection is spent.
+		reuse = false
 	}
 	if reuse {
 		_ = dc.c.SetDeadline(time.Time{})

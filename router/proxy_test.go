@@ -515,3 +515,24 @@ func TestCustomDomain(t *testing.T) {
 		t.Errorf("other domain routed: %d", resp.StatusCode)
 	}
 }
+
+func TestDynoFlappingWhileBusyGetsNoSecondRequest(t *testing.T) {
+	t.Parallel()
+	b, order, release := blockingBackend(t)
+	tr := startRouter(t, nil)
+	in := b.instance("web.1")
+	tr.SetApp("flap", []Instance{in})
+	done := make(chan struct{})
+	go func() { defer close(done); tr.do(t, "GET", "flap.localhost", "/1", nil, nil) }()
+	<-order
+	tr.SetApp("flap", nil)
+	tr.SetApp("flap", []Instance{in}) // back while its request runs
+	got := make(chan string, 1)
+	go func() { _, body := tr.do(t, "GET", "flap.localhost", "/2", nil, nil); got <- body }()
+	waitFor(t, "second queued", func() bool { return tr.waiting("flap") == 1 })
+	close(release)
+	<-done
+	if g := <-got; g != "/2" {
+		t.Fatalf("second request got %q", g)
+	}
+}

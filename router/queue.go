@@ -20,6 +20,9 @@ type app struct {
 
 	mu    sync.Mutex
 	dynos map[string]*dyno // by key, routable or down
+	// leaving are dynos that left the table while busy: still holding a request, so
+	// never to be handed another (and revived as they are if they come back).
+	leaving map[string]*dyno
 	idle  []*dyno          // idle dynos, each with idleIdx = its index
 	up    int              // dynos neither removed nor down
 	busy  int              // dynos holding a request
@@ -43,7 +46,7 @@ type queueError struct {
 }
 
 func newApp(r *Router, name string) *app {
-	return &app{name: name, r: r, dynos: make(map[string]*dyno)}
+	return &app{name: name, r: r, dynos: make(map[string]*dyno), leaving: make(map[string]*dyno)}
 }
 
 // acquire returns an idle dyno, marked busy, for one request, queueing the request (at
@@ -113,6 +116,12 @@ func (a *app) release(d *dyno) {
 	switch {
 	case d.removed:
 		d.closeConnLocked()
+		if a.leaving[d.key] == d {
+			delete(a.leaving, d.key)
+			if d.gone != nil {
+				close(d.gone)
+			}
+		}
 	case d.down:
 		d.closeConnLocked()
 	default:
@@ -250,6 +259,16 @@ func (a *app) sync(insts []Instance) {
 		if _, ok := a.dynos[k]; ok {
 			continue
 		}
+		if d := a.leaving[k]; d != nil {
+			// Back before its last request ended: the same dyno, still busy.
+			delete(a.leaving, k)
+			d.removed = false
+			a.dynos[k] = d
+			if !d.down {
+				a.up++
+			}
+			continue
+		}
 		d := &dyno{key: k, id: in.ID, name: in.Dyno, release: in.Release, addr: in.addr(), app: a, idleIdx: -1}
 		a.dynos[k] = d
 		a.up++
@@ -264,11 +283,32 @@ func (a *app) sync(insts []Instance) {
 		if !d.down {
 			a.up--
 		}
-		if !d.busy {
+		if d.busy {
+			a.leaving[k] = d
+		} else {
 			a.removeIdle(d)
 			d.closeConnLocked()
 		}
 	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// drained returns a channel closed once the dyno with key holds no request of this
+// router any more, after it left the table; nil while it is still in the table.
+func (a *app) drained(key string) <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d := a.leaving[key]; d != nil {
+		if d.gone == nil {
+			d.gone = make(chan struct{})
+		}
+		return d.gone
+	}
+	if _, ok := a.dynos[key]; ok {
+		return nil
+	}
+	return closedChan
 }
 
 // stats reports the app's counts for status pages and tests.
