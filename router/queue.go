@@ -23,12 +23,12 @@ type app struct {
 	// leaving are dynos that left the table while busy: still holding a request, so
 	// never to be handed another (and revived as they are if they come back).
 	leaving map[string]*dyno
-	idle  []*dyno          // idle dynos, each with idleIdx = its index
-	up    int              // dynos neither removed nor down
-	busy  int              // dynos holding a request
-	head  *waiter          // oldest waiting request
-	tail  *waiter
-	nwait int
+	idle    []*dyno // idle dynos, each with idleIdx = its index
+	up      int     // dynos neither removed nor down
+	busy    int     // dynos holding a request
+	head    *waiter // oldest waiting request
+	tail    *waiter
+	nwait   int
 }
 
 // waiter is one queued request. ch receives the dyno handed to it (buffered, so the
