@@ -25,8 +25,8 @@ type Addon interface {
 	// Configure receives the operator's settings. Return an error naming the setting
 	// that is missing or wrong.
 	Configure(ctx context.Context, cfg Config) error
-	// Describe tells the add-on's name, plans and variables. It must not need
-	// Configure to have succeeded.
+	// Describe tells the add-on's name, plans and variables. The host calls it
+	// after Configure, so the variables may depend on the settings.
 	Describe(ctx context.Context) (Description, error)
 	// Provision makes (or finds again) the resource for req.RequestID and returns
 	// the variables to give the app: every variable of Description.EnvVars.

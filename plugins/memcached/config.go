@@ -1,0 +1,82 @@
+package memcached
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dynogrid/dynogrid/plugins/addon"
+)
+
+// config is the operator's configuration of the add-on:
+//
+//	nomad_addr        (required) the Nomad HTTP API, e.g. http://127.0.0.1:4646
+//	nomad_token       an ACL token that may submit jobs and write variables
+//	nomad_namespace   the namespace of the memcached jobs (default "default")
+//	nomad_region      the region (default: the agent's)
+//	datacenters       comma-separated datacenters for the jobs (default "*")
+//	memcached_path    memcached on the clients (default /usr/bin/memcached)
+//	auth              "true" (default): memcached requires the credentials it
+//	                  gets in MEMCACHED_USERNAME and MEMCACHED_PASSWORD (ASCII
+//	                  protocol authentication); "false": no credentials
+//	service_provider  "consul" (default), "nomad" or "none": where the job's
+//	                  service addon-memcached-<app>-<id> is registered
+type config struct {
+	nomadAddr       string
+	nomadToken      string
+	namespace       string
+	region          string
+	datacenters     []string
+	memcachedPath   string
+	auth            bool
+	serviceProvider string
+}
+
+var knownSettings = []string{"auth", "datacenters", "memcached_path", "nomad_addr", "nomad_namespace", "nomad_region", "nomad_token", "service_provider"}
+
+func parseConfig(c addon.Config) (config, error) {
+	for k := range c.Settings {
+		if !slices.Contains(knownSettings, k) {
+			return config{}, fmt.Errorf("unknown setting %q (known: %s)", k, strings.Join(knownSettings, ", "))
+		}
+	}
+	cfg := config{
+		nomadAddr:       c.Get("nomad_addr", ""),
+		nomadToken:      c.Get("nomad_token", ""),
+		namespace:       c.Get("nomad_namespace", "default"),
+		region:          c.Get("nomad_region", ""),
+		memcachedPath:   c.Get("memcached_path", "/usr/bin/memcached"),
+		serviceProvider: c.Get("service_provider", "consul"),
+	}
+	if cfg.nomadAddr == "" {
+		return config{}, fmt.Errorf("setting %q is required: the Nomad HTTP API, such as http://127.0.0.1:4646", "nomad_addr")
+	}
+	if u, err := url.Parse(cfg.nomadAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return config{}, fmt.Errorf("setting %q is not an http(s):// URL: %q", "nomad_addr", cfg.nomadAddr)
+	}
+	for _, dc := range strings.Split(c.Get("datacenters", "*"), ",") {
+		if dc = strings.TrimSpace(dc); dc != "" {
+			cfg.datacenters = append(cfg.datacenters, dc)
+		}
+	}
+	if len(cfg.datacenters) == 0 {
+		return config{}, fmt.Errorf("setting %q names no datacenter", "datacenters")
+	}
+	if !filepath.IsAbs(cfg.memcachedPath) {
+		return config{}, fmt.Errorf("setting %q must be an absolute path: %q", "memcached_path", cfg.memcachedPath)
+	}
+	auth, err := strconv.ParseBool(c.Get("auth", "true"))
+	if err != nil {
+		return config{}, fmt.Errorf("setting %q is not true or false: %q", "auth", c.Settings["auth"])
+	}
+	cfg.auth = auth
+	switch cfg.serviceProvider {
+	case "consul", "nomad", "none":
+	default:
+		return config{}, fmt.Errorf("setting %q must be consul, nomad or none: %q", "service_provider", cfg.serviceProvider)
+	}
+	return cfg, nil
+}
