@@ -59,7 +59,7 @@ func (a *Addon) job(jobID, app, requestID, plan string) *api.Job {
 
 	group := api.NewTaskGroup("memcached", 1)
 	group.Networks = []*api.NetworkResource{{DynamicPorts: []api.Port{{Label: portLabel}}}}
-	group.RestartPolicy = &api.RestartPolicy{Attempts: intPtr(3), Interval: durPtr(time.Minute), Delay: durPtr(2 * time.Second), Mode: strPtr("delay")}
+	group.RestartPolicy = &api.RestartPolicy{Attempts: intPtr(2), Interval: durPtr(time.Minute), Delay: durPtr(time.Second), Mode: strPtr("fail")}
 	if a.cfg.serviceProvider != "none" {
 		group.Services = []*api.Service{{
 			Name:      jobID,
