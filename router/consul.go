@@ -174,7 +174,7 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 		sw.cancel()
 		delete(w.services, name)
 		delete(w.failing, "service "+name)
-		w.r.RemoveApp(sw.app)
+		w.r.dropApp(sw.app)
 		w.log.Info("app left the catalog", "app", sw.app, "service", name)
 	}
 }
@@ -202,6 +202,9 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 		}
 		index = nextIndex(index, meta.LastIndex)
 		insts := w.instances(sw.app, entries)
+		if insts == nil {
+			insts = []Instance{}
+		}
 		w.mu.Lock()
 		if ctx.Err() == nil {
 			w.r.updateApp(sw.app, insts)

@@ -317,3 +317,19 @@ func (a *app) stats() (dynos, up, idle, busy, waiting int) {
 	defer a.mu.Unlock()
 	return len(a.dynos), a.up, len(a.idle), a.busy, a.nwait
 }
+
+// drainedID is drained for a dyno known by its service ID only.
+func (a *app) drainedID(id string) <-chan struct{} {
+	a.mu.Lock()
+	key := ""
+	for k, d := range a.leaving {
+		if d.id == id {
+			key = k
+		}
+	}
+	a.mu.Unlock()
+	if key == "" {
+		return closedChan
+	}
+	return a.drained(key)
+}

@@ -29,6 +29,8 @@ type Router struct {
 	mu   sync.Mutex // serialises table writers
 	apps map[string]*app
 
+	cluster *cluster // nil unless Config.Cluster
+
 	stale      atomic.Bool
 	staleSince atomic.Int64
 
@@ -104,10 +106,14 @@ func (r *Router) Run(ctx context.Context) error {
 		msrv = &http.Server{Handler: r.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Consul is followed until the clients are drained, so the table stays current
+	// during a graceful shutdown.
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
+	addr := ln.Addr().String()
+	r.addr.Store(&addr)
 	if r.cfg.ConsulAddr != "" {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -117,8 +123,13 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 			return err
 		}
+		if r.cfg.Cluster {
+			r.cluster = newCluster(r, w.client)
+			wg.Add(1)
+			go func() { defer wg.Done(); r.cluster.run(wctx) }()
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); w.run(ctx) }()
+		go func() { defer wg.Done(); w.run(wctx) }()
 	}
 	wg.Add(1)
 	go func() {
@@ -136,8 +147,6 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	addr := ln.Addr().String()
-	r.addr.Store(&addr)
 	r.readyOne.Do(func() { close(r.ready) })
 	r.log.Info("router listening", "addr", addr, "domain", r.cfg.Domain, "consul", r.cfg.ConsulAddr)
 
@@ -157,7 +166,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if msrv != nil {
 		msrv.Close()
 	}
-	cancel()
+	wcancel()
 	wg.Wait()
 	r.bg.Wait()
 	r.closeIdle()

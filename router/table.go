@@ -143,5 +143,25 @@ func canonicalHost(h string) string {
 // updateApp is SetApp for the Consul watcher; in cluster mode it keeps only the dynos
 // this router owns.
 func (r *Router) updateApp(name string, insts []Instance) {
+	if c := r.cluster; c != nil {
+		c.setInstances(name, insts)
+		return
+	}
 	r.SetApp(name, insts)
+}
+
+// dropApp is RemoveApp for the Consul watcher.
+func (r *Router) dropApp(name string) {
+	if c := r.cluster; c != nil {
+		c.setInstances(name, nil)
+		return
+	}
+	r.RemoveApp(name)
+}
+
+// appRef returns the app's state, or nil.
+func (r *Router) appRef(name string) *app {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.apps[name]
 }

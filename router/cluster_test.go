@@ -1,0 +1,191 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+)
+
+func TestRendezvousOwnerSpreadsAndMovesLittle(t *testing.T) {
+	t.Parallel()
+	two := []string{"a", "b"}
+	three := []string{"a", "b", "c"}
+	count := map[string]int{}
+	moved := 0
+	for i := 0; i < 3000; i++ {
+		id := fmt.Sprintf("app-web-%d", i)
+		o2, o3 := owner(two, id), owner(three, id)
+		count[o3]++
+		if o2 != o3 && o3 != "c" {
+			moved++
+		}
+	}
+	for _, m := range three {
+		if count[m] < 800 || count[m] > 1200 {
+			t.Errorf("router %s owns %d of 3000 dynos, want about 1000", m, count[m])
+		}
+	}
+	if moved != 0 {
+		t.Errorf("%d dynos moved between the old routers when a third joined", moved)
+	}
+	if owner(nil, "x") != "" {
+		t.Errorf("owner with no routers")
+	}
+}
+
+// routerProcess runs the dyno-router binary (built by `make build`) in cluster mode.
+type routerProcess struct {
+	cmd     *exec.Cmd
+	addr    string
+	metrics string
+}
+
+func startRouterProcess(t *testing.T, consul, id string) *routerProcess {
+	t.Helper()
+	bin := filepath.Join(harness.BinDir(t), "dyno-router")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("dyno-router not built in %s (run `make build`): %v", filepath.Dir(bin), err)
+	}
+	ln, ml := listen(t), listen(t)
+	p := &routerProcess{addr: ln.Addr().String(), metrics: ml.Addr().String()}
+	ln.Close()
+	ml.Close()
+	p.cmd = exec.Command(bin, "-cluster", "-id", id, "-listen", p.addr, "-metrics-listen", p.metrics,
+		"-consul", consul, "-log-level", "warn")
+	logs := &syncBuffer{}
+	p.cmd.Stdout, p.cmd.Stderr = logs, logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("router %s output:\n%s", id, logs.String())
+		}
+	})
+	return p
+}
+
+func (p *routerProcess) status() (Status, error) {
+	var s Status
+	resp, err := http.Get("http://" + p.metrics + "/status")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
+	t.Parallel()
+	g := harness.Consul(t)
+	c, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dynos = 6
+	var backends []*backend
+	for i := 1; i <= dynos; i++ {
+		b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(time.Millisecond)
+			io.WriteString(w, "ok")
+		})
+		backends = append(backends, b)
+		register(t, c, "load", fmt.Sprintf("web.%d", i), b, nil, false)
+	}
+	a := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "router-a" })
+	waitFor(t, "router a owns every dyno", func() bool { return a.appStats("load").Dynos == dynos })
+
+	// Load through router a while router b joins, takes its share, and is killed.
+	var stop atomic.Bool
+	var okA, failA, okB atomic.Int64
+	var bAddr atomic.Pointer[string]
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for !stop.Load() {
+				target, viaB := a.url, false
+				if p := bAddr.Load(); p != nil && i%2 == 1 {
+					target, viaB = "http://"+*p, true
+				}
+				req, _ := http.NewRequest("GET", target+"/", nil)
+				req.Host = "load.localhost"
+				resp, err := client.Do(req)
+				if err != nil {
+					if !viaB {
+						failA.Add(1)
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == 200 && viaB:
+					okB.Add(1)
+				case resp.StatusCode == 200:
+					okA.Add(1)
+				case !viaB:
+					failA.Add(1)
+				}
+			}
+		}(i)
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+
+	b := startRouterProcess(t, g.Options.ConsulAddr(), "router-b")
+	waitFor(t, "routers share the dynos", func() bool {
+		s, err := b.status()
+		return err == nil && s.Apps["load"].Dynos > 0 && s.Apps["load"].Dynos+a.appStats("load").Dynos == dynos
+	})
+	bAddr.Store(&b.addr)
+	waitFor(t, "requests through router b", func() bool { return okB.Load() > 200 })
+	before := okA.Load()
+	waitFor(t, "requests through router a", func() bool { return okA.Load() > before+200 })
+
+	// Kill b: its session expires and a takes its dynos back.
+	killed := time.Now()
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	waitFor2(t, 40*time.Second, "router a owns every dyno again", func() bool { return a.appStats("load").Dynos == dynos })
+	t.Logf("router a took router b's dynos back %s after b was killed", time.Since(killed).Round(time.Millisecond))
+	before = okA.Load()
+	waitFor(t, "requests through router a after the kill", func() bool { return okA.Load() > before+200 })
+	stop.Store(true)
+	wg.Wait()
+	if n := failA.Load(); n != 0 {
+		t.Errorf("%d requests through router a failed", n)
+	}
+	var served int32
+	for _, b := range backends {
+		served += b.served.Load()
+	}
+	t.Logf("served %d requests (%d via a, %d via b); no dyno ever held two", served, okA.Load(), okB.Load())
+}
+
+func waitFor2(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var _ = context.Background
