@@ -162,10 +162,12 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		Cwd:         appDir,
 	}
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
+	began := time.Now()
 	exec, pluginClient, err := sandbox.Start(logger, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to start the sandbox: %w", err)
 	}
+	sandboxUp := time.Since(began)
 	ok := false
 	defer func() {
 		if !ok {
@@ -190,6 +192,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to launch the dyno: %w", err)
 	}
+	launched := time.Since(began)
 	st := taskState{
 		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(pluginClient.ReattachConfig()),
 		TaskConfig:     cfg,
@@ -208,7 +211,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
 	ok = true
-	logger.Info("dyno started", "pid", ps.Pid, "cpuset", cpus, "command", command)
+	logger.Info("dyno started", "pid", ps.Pid, "cpuset", cpus, "command", command,
+		"sandbox_started", sandboxUp.Round(time.Millisecond), "launched", launched.Round(time.Millisecond))
 	return handle, nil, nil
 }
 

@@ -24,7 +24,7 @@ import (
 
 // grid starts a real Consul and Nomad agent with the dyno plugin from build/bin (run
 // `go build -o build/bin/ ./cmd/nomad-driver-dyno` first) and returns a Nomad client.
-func grid(t *testing.T, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadapi.Client) {
+func grid(t testing.TB, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadapi.Client) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(harness.BinDir(t), "nomad-driver-dyno")); err != nil {
 		t.Fatalf("build the plugin first (go build -o build/bin/ ./cmd/nomad-driver-dyno): %v", err)
@@ -37,7 +37,7 @@ func grid(t *testing.T, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadap
 
 // packSlug writes dir (plus extra files, name to host path, made executable) as a
 // .tar.gz slug and returns its path and sha256.
-func packSlug(t *testing.T, dir string, extra map[string]string) (string, string) {
+func packSlug(t testing.TB, dir string, extra map[string]string) (string, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "slug.tar.gz")
 	f, err := os.Create(out)
@@ -80,7 +80,7 @@ func packSlug(t *testing.T, dir string, extra map[string]string) (string, string
 }
 
 // buildStatic compiles a Go main package of this module into a static binary.
-func buildStatic(t *testing.T, pkg string) string {
+func buildStatic(t testing.TB, pkg string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", out, pkg)
@@ -110,7 +110,7 @@ func dynoTask(name string, config map[string]interface{}, env map[string]string,
 func durationPtr(d time.Duration) *time.Duration { return &d }
 
 // job wraps groups into a job of the given type and registers it.
-func register(t *testing.T, c *nomadapi.Client, id, typ string, groups ...*nomadapi.TaskGroup) {
+func register(t testing.TB, c *nomadapi.Client, id, typ string, groups ...*nomadapi.TaskGroup) {
 	t.Helper()
 	job := nomadapi.NewServiceJob(id, id, "global", 50)
 	job.Type = &typ
@@ -132,7 +132,7 @@ func stringPtr(s string) *string { return &s }
 func boolPtr(b bool) *bool       { return &b }
 
 // waitAlloc polls the job's allocation of group until ok says it is done, and returns it.
-func waitAlloc(t *testing.T, c *nomadapi.Client, jobID, group string, timeout time.Duration, ok func(*nomadapi.Allocation) bool) *nomadapi.Allocation {
+func waitAlloc(t testing.TB, c *nomadapi.Client, jobID, group string, timeout time.Duration, ok func(*nomadapi.Allocation) bool) *nomadapi.Allocation {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -184,7 +184,7 @@ func taskDead(task string) func(*nomadapi.Allocation) bool {
 }
 
 // taskLog reads a task's stdout or stderr through Nomad's file API.
-func taskLog(t *testing.T, c *nomadapi.Client, a *nomadapi.Allocation, task, stream string) string {
+func taskLog(t testing.TB, c *nomadapi.Client, a *nomadapi.Allocation, task, stream string) string {
 	t.Helper()
 	r, err := c.AllocFS().Cat(a, fmt.Sprintf("alloc/logs/%s.%s.0", task, stream), nil)
 	if err != nil {
@@ -196,7 +196,7 @@ func taskLog(t *testing.T, c *nomadapi.Client, a *nomadapi.Allocation, task, str
 }
 
 // allocPort is the host port Nomad gave the allocation's port label.
-func allocPort(t *testing.T, a *nomadapi.Allocation, label string) int {
+func allocPort(t testing.TB, a *nomadapi.Allocation, label string) int {
 	t.Helper()
 	for _, n := range a.AllocatedResources.Shared.Networks {
 		for _, p := range n.DynamicPorts {

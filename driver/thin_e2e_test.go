@@ -17,7 +17,7 @@ import (
 )
 
 // procfileLine is the command of a process type in the example app's Procfile.
-func procfileLine(t *testing.T, dir, process string) string {
+func procfileLine(t testing.TB, dir, process string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "Procfile"))
 	must.NoError(t, err)
@@ -31,7 +31,7 @@ func procfileLine(t *testing.T, dir, process string) string {
 }
 
 // thinGroup is a web dyno of examples/thin served from its slug.
-func thinGroup(t *testing.T, driverName string, slug, sum string) *nomadapi.TaskGroup {
+func thinGroup(t testing.TB, driverName string, slug, sum string) *nomadapi.TaskGroup {
 	dir := filepath.Join(harness.RepoRoot(t), "examples", "thin")
 	g := nomadapi.NewTaskGroup("web", 1)
 	g.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: "web"}}}}
@@ -63,7 +63,7 @@ func TestE2E_ThinDyno(t *testing.T) {
 }
 
 // waitHTTP polls url until it answers 200 and returns the body.
-func waitHTTP(t *testing.T, url string, timeout time.Duration) string {
+func waitHTTP(t testing.TB, url string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}

@@ -1,0 +1,57 @@
+# The example Thin app (examples/thin) as two web dynos under the dyno driver, the way
+# `dyno deploy` runs it. Pack the slug first:
+#
+#   tar -C examples/thin -czf /tmp/hello.tar.gz .
+#   nomad job run -var slug=/tmp/hello.tar.gz -var sha256=$(sha256sum /tmp/hello.tar.gz | cut -d' ' -f1) \
+#       examples/jobs/thin-dyno.nomad.hcl
+
+variable "slug" {
+  type        = string
+  description = "Absolute path on the host, or http(s) URL, of the slug (.tar.gz)."
+}
+
+variable "sha256" {
+  type        = string
+  description = "The slug's sha256, hex."
+}
+
+job "hello" {
+  datacenters = ["*"]
+  meta = {
+    "dyno.app"     = "hello"
+    "dyno.process" = "web"
+    "dyno.release" = "1"
+  }
+
+  group "web" {
+    count = 2
+
+    network {
+      port "web" {}
+    }
+
+    task "web" {
+      driver       = "dyno"
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+
+      config {
+        command     = "/bin/sh"
+        args        = ["-c", "thin start --rackup config.ru --address 0.0.0.0 --port $PORT --environment production"]
+        slug        = var.slug
+        slug_sha256 = var.sha256
+      }
+
+      env {
+        PORT     = "${NOMAD_PORT_web}"
+        DYNO     = "web.${NOMAD_ALLOC_INDEX}"
+        RACK_ENV = "production"
+      }
+
+      resources {
+        cores  = 1
+        memory = 512
+      }
+    }
+  }
+}
