@@ -30,6 +30,9 @@ type Config struct {
 	ConsulAddr  string
 	ConsulToken string
 
+	// Static routes, app name to dynos, used as well as (or instead of) Consul.
+	Static map[string][]Instance
+
 	// Router instance identity and address for multi-router ownership (see docs).
 	// Ownership is on when Cluster is true.
 	Cluster   bool

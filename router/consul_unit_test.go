@@ -76,3 +76,16 @@ func TestSettingsOf(t *testing.T) {
 		t.Fatalf("settings %+v", s)
 	}
 }
+
+func TestParseStatic(t *testing.T) {
+	t.Parallel()
+	app, insts, err := ParseStatic("shop=127.0.0.1:5000, [::1]:5001")
+	if err != nil || app != "shop" || len(insts) != 2 || insts[1].Address != "::1" || insts[1].Dyno != "web.2" {
+		t.Fatalf("got %q %+v %v", app, insts, err)
+	}
+	for _, bad := range []string{"shop", "=1.2.3.4:5", "shop=1.2.3.4", "shop=1.2.3.4:0", "a.b=1.2.3.4:5", "shop=1.2.3.4:5,"} {
+		if _, _, err := ParseStatic(bad); err == nil || !strings.Contains(err.Error(), "static route") {
+			t.Errorf("ParseStatic(%q) = %v, want an error naming the route", bad, err)
+		}
+	}
+}

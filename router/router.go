@@ -60,6 +60,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.metrics = newMetrics(r)
 	r.table.Store(&table{hosts: map[string]*app{}})
+	for name, insts := range cfg.Static {
+		r.SetApp(name, insts)
+	}
 	return r, nil
 }
 

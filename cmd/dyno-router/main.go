@@ -41,6 +41,17 @@ func run(args []string) int {
 	fs.IntVar(&cfg.BodyPrefetch, "body-prefetch", d.BodyPrefetch, "bytes of a request body read before a dyno is taken")
 	fs.DurationVar(&cfg.BodyReadTimeout, "body-timeout", d.BodyReadTimeout, "the prefetched body must arrive in this long (408)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "time to drain in-flight and queued requests on SIGTERM")
+	fs.Func("static", "static route <app>=<host:port>[,<host:port>...], repeatable (for use without Consul)", func(v string) error {
+		app, insts, err := router.ParseStatic(v)
+		if err != nil {
+			return err
+		}
+		if cfg.Static == nil {
+			cfg.Static = map[string][]router.Instance{}
+		}
+		cfg.Static[app] = append(cfg.Static[app], insts...)
+		return nil
+	})
 	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
 	logJSON := fs.Bool("log-json", false, "log in JSON")
 	if err := fs.Parse(args); err != nil {
