@@ -15,6 +15,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/plugins/addon"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
 	"github.com/dynogrid/dynogrid/plugins/addonhost"
@@ -24,7 +25,7 @@ import (
 // attachment becomes a Nomad job running /usr/bin/memcached. The subtests share the grid
 // and run in order.
 func TestMemcached_OnARealGrid(t *testing.T) {
-	g := harness.Grid(t)
+	g := harness.Grid(t, func(o *devgrid.Options) { o.ExtraNomadConfig += NomadClientConfig("") })
 	pluginDir := addontest.Build(t, "../../cmd/dyno-addon-memcached", Name)
 	nomad, err := g.NomadClient()
 	must.NoError(t, err)
