@@ -234,3 +234,15 @@ func TestHost_InvalidRequestsAreNotSent(t *testing.T) {
 	_, err = h.Open(context.Background(), "../../bin/sh")
 	must.Eq(t, KindInvalidRequest, KindOf(err))
 }
+
+func TestHost_CallerGivesUpDuringStart(t *testing.T) {
+	t.Parallel()
+	h, _ := newHost(t, "slowstart")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := h.Open(ctx, "slowstart")
+	must.Eq(t, KindTimeout, KindOf(err), must.Sprintf("error: %v", err))
+	must.StrContains(t, err.Error(), "gave up during the start")
+	must.Less(t, 4*time.Second, time.Since(start))
+}

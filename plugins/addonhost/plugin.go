@@ -69,9 +69,33 @@ func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
 		p.client.Kill()
 		return nil, &Error{Addon: name, Op: op, Kind: kind, Err: err}
 	}
-	rpc, err := p.client.Client()
-	if err != nil {
-		return fail("start", KindStart, p.explainStart(err))
+	if err := ctx.Err(); err != nil {
+		return fail("start", KindTimeout, fmt.Errorf("the caller gave up before the start: %w", err))
+	}
+	type started struct {
+		rpc plugin.ClientProtocol
+		err error
+	}
+	startc := make(chan started, 1)
+	go func() {
+		rpc, err := p.client.Client()
+		startc <- started{rpc, err}
+	}()
+	var rpc plugin.ClientProtocol
+	select {
+	case s := <-startc:
+		if s.err != nil {
+			return fail("start", KindStart, p.explainStart(s.err))
+		}
+		rpc = s.rpc
+	case <-ctx.Done():
+		// go-plugin cannot stop a start half-way: the process is stopped in the
+		// background once its handshake ends or StartTimeout passes.
+		go func() {
+			<-startc
+			p.client.Kill()
+		}()
+		return nil, &Error{Addon: name, Op: "start", Kind: KindTimeout, Err: fmt.Errorf("the caller gave up during the start: %w", ctx.Err())}
 	}
 	raw, err := rpc.Dispense(addon.PluginName)
 	if err != nil {
@@ -238,6 +262,8 @@ func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Dur
 			msg += "; its last output: " + t
 		}
 		return KindCrashed, errors.New(msg)
+	case st.Code() == codes.ResourceExhausted:
+		return KindInvalidAnswer, fmt.Errorf("the answer is too large: %s", st.Message())
 	case st.Code() == codes.Internal:
 		return KindInvalidAnswer, errors.New(st.Message())
 	case st.Code() == codes.Unimplemented:
