@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/router/loadgen"
+)
+
+// proc is a proxy process under test.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+}
+
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func addrs(bs []*loadgen.Backend) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Addr)
+	}
+	return out
+}
+
+func start(tb testing.TB, name string, cmd *exec.Cmd, addr string) *proc {
+	tb.Helper()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("failed to start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, addr: addr}
+	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not listen on %s", name, addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startRouter builds and runs dyno-router with a static route to the backends.
+func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "dyno-router")
+	build := exec.Command("go", "build", "-o", bin, "github.com/dynogrid/dynogrid/cmd/dyno-router")
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("failed to build dyno-router: %v\n%s", err, out)
+	}
+	addr := freeAddr(tb)
+	cmd := exec.Command(bin, "-listen", addr, "-consul", "", "-log-level", "warn",
+		"-static", "bench="+strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s")
+	return start(tb, "dyno-router", cmd, addr)
+}
+
+// startHAProxy runs HAProxy with balance (and maxconn 1 per server when single).
+func startHAProxy(tb testing.TB, bs []*loadgen.Backend, balance string, single bool) *proc {
+	tb.Helper()
+	bin := "/usr/sbin/haproxy"
+	if _, err := os.Stat(bin); err != nil {
+		tb.Skipf("haproxy not installed at %s", bin)
+	}
+	addr := freeAddr(tb)
+	var b strings.Builder
+	fmt.Fprintf(&b, `global
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout queue 120s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind %s
+    default_backend be
+backend be
+    balance %s
+`, addr, balance)
+	for i, a := range addrs(bs) {
+		fmt.Fprintf(&b, "    server s%d %s", i+1, a)
+		if single {
+			b.WriteString(" maxconn 1")
+		}
+		b.WriteString("\n")
+	}
+	cfg := filepath.Join(tb.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return start(tb, "haproxy "+balance, exec.Command(bin, "-db", "-f", cfg), addr)
+}
+
+// cpuTime is the CPU a process used so far (user+system).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
+var _ = http.StatusOK

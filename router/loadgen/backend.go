@@ -1,0 +1,96 @@
+package loadgen
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Backend is a single-request server, like a one-process dyno: it works on one request
+// at a time for the request's service time; others wait in line for it.
+type Backend struct {
+	Addr     string
+	srv      *http.Server
+	mu       sync.Mutex
+	inflight atomic.Int32
+	Overlaps atomic.Int32 // times a request arrived while another was being served
+	// Served records how long each trace request really took on the backend, by its
+	// index, when set (see Measured).
+	Served *Measured
+}
+
+// Measured holds the service times backends really spent, by trace index: sleeping
+// overshoots, and more on a loaded machine, so an ideal computed from them separates
+// the router's queueing from the environment's slowness.
+type Measured struct{ d []atomic.Int64 }
+
+// NewMeasured has room for n requests.
+func NewMeasured(n int) *Measured { return &Measured{d: make([]atomic.Int64, n)} }
+
+// Apply returns t with the measured service times (the trace's where none was seen).
+func (m *Measured) Apply(t Trace) Trace {
+	out := make(Trace, len(t))
+	for i, r := range t {
+		out[i] = r
+		if i < len(m.d) {
+			if d := m.d[i].Load(); d > 0 {
+				out[i].Service = time.Duration(d)
+			}
+		}
+	}
+	return out
+}
+
+// Reset forgets what was measured.
+func (m *Measured) Reset() {
+	for i := range m.d {
+		m.d[i].Store(0)
+	}
+}
+
+// StartBackends starts n backends on loopback.
+func StartBackends(n int) ([]*Backend, error) {
+	var bs []*Backend
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			StopBackends(bs)
+			return nil, err
+		}
+		b := &Backend{Addr: ln.Addr().String()}
+		b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+		go b.srv.Serve(ln)
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// StopBackends closes them.
+func StopBackends(bs []*Backend) {
+	for _, b := range bs {
+		b.srv.Close()
+	}
+}
+
+func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.inflight.Add(1) > 1 {
+		b.Overlaps.Add(1)
+	}
+	defer b.inflight.Add(-1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	start := time.Now()
+	if us, err := strconv.ParseInt(r.Header.Get(ServiceHeader), 10, 64); err == nil && us > 0 {
+		time.Sleep(time.Duration(us) * time.Microsecond)
+	}
+	if m := b.Served; m != nil {
+		if i, err := strconv.Atoi(r.Header.Get(IndexHeader)); err == nil && i >= 0 && i < len(m.d) {
+			m.d[i].Store(int64(time.Since(start)))
+		}
+	}
+	w.Header().Set("Content-Length", "2")
+	w.Write([]byte("ok"))
+}

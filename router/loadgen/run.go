@@ -1,0 +1,118 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ServiceHeader carries a request's service time (microseconds) to the backend.
+const ServiceHeader = "X-Service-Us"
+
+// IndexHeader carries a request's index in its trace.
+const IndexHeader = "X-Trace-Index"
+
+// Target is where a run sends its requests.
+type Target struct {
+	Name string
+	URL  string // "http://127.0.0.1:8080/"
+	Host string // Host header ("" keeps the URL's)
+}
+
+// Client returns an HTTP client fit for open-loop runs: many kept-alive connections.
+func Client() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: 90 * time.Second,
+		DisableCompression: true,
+	}}
+}
+
+// Run replays t against target open-loop: request i is sent at start+t[i].At whether or
+// not earlier ones finished, and its latency is measured from that scheduled time. It
+// returns the latencies of the requests answered 200, and how many were not.
+func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Duration, int, error) {
+	lat := make([]time.Duration, len(t))
+	ok := make([]bool, len(t))
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	start := time.Now().Add(20 * time.Millisecond)
+	for i := range t {
+		due := start.Add(t[i].At)
+		if d := time.Until(due); d > 0 {
+			timer := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				wg.Wait()
+				return nil, 0, ctx.Err()
+			case <-timer.C:
+			}
+		}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.URL, nil)
+			if err != nil {
+				return
+			}
+			if target.Host != "" {
+				req.Host = target.Host
+			}
+			req.Header.Set(ServiceHeader, strconv.FormatInt(t[i].Service.Microseconds(), 10))
+			req.Header.Set(IndexHeader, strconv.Itoa(i))
+			resp, err := c.Do(req)
+			if err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			lat[i] = time.Since(due)
+			ok[i] = resp.StatusCode == http.StatusOK
+			if !ok[i] {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("status %d", resp.StatusCode)
+				}
+				errMu.Unlock()
+			}
+		}(i, due)
+	}
+	wg.Wait()
+	out := make([]time.Duration, 0, len(t))
+	errs := 0
+	for i := range t {
+		if ok[i] {
+			out = append(out, lat[i])
+		} else {
+			errs++
+		}
+	}
+	return out, errs, firstErr
+}
+
+// Warm sends n sequential requests with no service time, to open connections.
+func Warm(c *http.Client, target Target, n int) error {
+	for i := 0; i < n; i++ {
+		req, _ := http.NewRequest(http.MethodGet, target.URL, nil)
+		if target.Host != "" {
+			req.Host = target.Host
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("failed to warm up %s: %w", target.Name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return nil
+}

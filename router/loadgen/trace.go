@@ -1,0 +1,51 @@
+// Package loadgen is an open-loop HTTP load generator for routing benchmarks: a seeded
+// Poisson trace of requests, each with its own service time, replayed against any
+// target with latency measured from each request's scheduled send time (so a slow
+// target cannot slow the arrivals down: no coordinated omission), single-request
+// backends that honour the trace's service times, and the ideal single-queue (M/M/c)
+// result computed offline from the same trace.
+package loadgen
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Request is one request of a trace.
+type Request struct {
+	At      time.Duration // send time, from the start of the run
+	Service time.Duration // time the backend spends on it
+}
+
+// Trace is a replayable sequence of requests.
+type Trace []Request
+
+// Poisson makes n requests arriving at rate per second with exponential service times
+// of the given mean. The same seed gives the same trace.
+func Poisson(seed uint64, n int, rate float64, meanService time.Duration) Trace {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	t := make(Trace, n)
+	var at float64
+	for i := range t {
+		at += rng.ExpFloat64() / rate
+		t[i] = Request{
+			At:      time.Duration(at * float64(time.Second)),
+			Service: time.Duration(rng.ExpFloat64() * float64(meanService)),
+		}
+	}
+	return t
+}
+
+// RateFor is the arrival rate that loads c servers of the given mean service time to
+// utilisation u.
+func RateFor(u float64, c int, meanService time.Duration) float64 {
+	return u * float64(c) / meanService.Seconds()
+}
+
+// Duration is the time from the start to the last arrival.
+func (t Trace) Duration() time.Duration {
+	if len(t) == 0 {
+		return 0
+	}
+	return t[len(t)-1].At
+}
