@@ -106,7 +106,11 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 		backends = append(backends, b)
 		register(t, c, "load", fmt.Sprintf("web.%d", i), b, nil, false)
 	}
-	a := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "router-a" })
+	a := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr = g.Options.ConsulAddr()
+		cfg.Cluster = true
+		cfg.RouterID = "router-a"
+	})
 	waitFor(t, "router a owns every dyno", func() bool { return a.appStats("load").Dynos == dynos })
 
 	// Load through router a while router b joins, takes its share, and is killed.
