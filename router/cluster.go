@@ -300,6 +300,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 	defer c.mu.Unlock()
 	var hand []handover
 	present := map[string]bool{}
+	retry := false
 	for app, insts := range c.insts {
 		var routable []Instance
 		for _, in := range insts {
@@ -322,6 +323,9 @@ func (c *cluster) reconcile(ctx context.Context) {
 				ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: lockKey(in.ID), Value: []byte(c.id), Session: c.session},
 					(&consulapi.WriteOptions{}).WithContext(ctx))
 				if err != nil || !ok {
+					// Lock-delay after a dead router's session, or a race with the
+					// previous owner: try again shortly.
+					retry = true
 					continue
 				}
 				c.mine[in.ID] = true
@@ -349,6 +353,9 @@ func (c *cluster) reconcile(ctx context.Context) {
 	}
 	for _, h := range hand {
 		go c.handOver(ctx, h)
+	}
+	if retry {
+		time.AfterFunc(lockDelay/2, c.poke)
 	}
 }
 
