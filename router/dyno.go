@@ -85,7 +85,7 @@ func (d *dyno) closeConnLocked() {
 func (d *dyno) take(dial func(addr string) (net.Conn, error)) (dc *dynoConn, connect time.Duration, err error) {
 	if dc = d.conn; dc != nil {
 		d.conn = nil
-		if alive(dc.c) {
+		if dc.br.Buffered() == 0 && alive(dc.c) {
 			dc.written = 0
 			dc.clean = true
 			return dc, 0, nil
@@ -124,9 +124,8 @@ func alive(c net.Conn) bool {
 	ok = false
 	var buf [1]byte
 	rerr := raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		_ = n
-		ok = (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
 		return true
 	})
 	return rerr == nil && ok
