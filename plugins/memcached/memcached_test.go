@@ -136,6 +136,18 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 		must.NoError(t, h.Deprovision(ctx, Name, addon.DeprovisionRequest{RequestID: "del", ResourceID: r.ID, App: req.App}))
 	})
 
+	t.Run("conformance", func(t *testing.T) {
+		p := addontest.Launch(t, pluginDir, Name, settings)
+		addontest.Conformance(t, addontest.PluginTarget(p), addontest.Options{
+			App:       "conform",
+			CheckMade: func(t *testing.T, r addon.Resource) { must.NoError(t, setGet(r, "k", "v")) },
+			CheckGone: func(t *testing.T, r addon.Resource) {
+				_, _, err := nomad.Jobs().Info(r.ID, nil)
+				must.Error(t, err, must.Sprint("the job is purged"))
+			},
+		})
+	})
+
 	t.Run("deprovision", func(t *testing.T) {
 		err := h.Deprovision(ctx, Name, addon.DeprovisionRequest{RequestID: "del", ResourceID: alpha.ID, App: "bravo"})
 		must.ErrorContains(t, err, "left alone", must.Sprint("another app's memcached"))

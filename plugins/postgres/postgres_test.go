@@ -16,6 +16,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/plugins/addon"
+	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
 	"github.com/dynogrid/dynogrid/plugins/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/testserver"
 )
@@ -277,4 +278,21 @@ func TestResourceName(t *testing.T) {
 	must.StrHasPrefix(t, "d_my_app_", n)
 	long := ResourceName(strings.Repeat("a", 63), "r1")
 	must.LessEq(t, 63, len(long))
+}
+
+func TestPostgres_Conformance(t *testing.T) {
+	t.Parallel()
+	p := addontest.Launch(t, pluginDir, Name, map[string]string{"admin_url": server.AdminURL("")})
+	admin := adminConn(t, "")
+	addontest.Conformance(t, addontest.PluginTarget(p), addontest.Options{
+		App: "conform",
+		CheckMade: func(t *testing.T, r addon.Resource) {
+			c, err := pgx.Connect(context.Background(), r.Env["DATABASE_URL"])
+			must.NoError(t, err)
+			c.Close(context.Background())
+		},
+		CheckGone: func(t *testing.T, r addon.Resource) {
+			must.Eq(t, 0, count(t, admin, `SELECT count(*) FROM pg_database WHERE datname = $1`, r.ID))
+		},
+	})
 }
