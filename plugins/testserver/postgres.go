@@ -25,6 +25,13 @@ type PostgresOptions struct {
 	Port int
 	// Password of the superuser "postgres"; default: a fixed test password.
 	Password string
+	// Dir is where the server lives (created; must not exist or be empty); default: a
+	// new temporary directory. Running as root, every parent must be searchable by
+	// the postgres user. Stop removes it.
+	Dir string
+	// Detach runs the server in a session of its own, so that it outlives the calling
+	// process (for `dyno dev up`); stop it then with SIGINT to PID.
+	Detach bool
 }
 
 // Postgres is a running PostgreSQL server.
@@ -34,8 +41,17 @@ type Postgres struct {
 	Port     int
 	User     string // superuser
 	Password string
+	LogPath  string // the server's log
 	cmd      *exec.Cmd
 	done     chan error
+}
+
+// PID is the postmaster's process ID.
+func (p *Postgres) PID() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // AdminURL is a superuser connection URL to database db ("postgres" when "").
@@ -62,7 +78,13 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if opts.Password == "" {
 		opts.Password = "dyno-test-superuser"
 	}
-	dir, err := os.MkdirTemp("", "dyno-postgres-")
+	dir := opts.Dir
+	var err error
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "dyno-postgres-")
+	} else {
+		err = os.MkdirAll(dir, 0o700)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the server directory: %w", err)
 	}
@@ -102,7 +124,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 				return nil, err
 			}
 		}
-		err = p.start(ctx, opts.BinDir, port, cred)
+		err = p.start(ctx, opts.BinDir, port, cred, opts.Detach)
 		if err == nil || opts.Port != 0 || attempt == 2 || ctx.Err() != nil {
 			break
 		}
@@ -114,8 +136,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	return p, nil
 }
 
-func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *syscall.Credential) error {
+func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *syscall.Credential, detach bool) error {
 	logPath := filepath.Join(p.Dir, "postgres.log")
+	p.LogPath = logPath
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("failed to create the server log: %w", err)
@@ -127,7 +150,7 @@ func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *sys
 		"-c", "full_page_writes=off", "-c", "max_connections=100", "-c", "shared_buffers=16MB")
 	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: !detach, Setsid: detach}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("failed to start postgres: %w", err)
 	}

@@ -2,12 +2,15 @@ package testserver
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shoenig/test/must"
+	"golang.org/x/sys/unix"
 )
 
 func TestPostgres_StartsAndAnswers(t *testing.T) {
@@ -35,3 +38,22 @@ func TestMemcached_StartsAndAnswers(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestPostgres_InAGivenDirDetached(t *testing.T) {
+	t.Parallel()
+	parent, err := os.MkdirTemp("", "dyno-pg-parent-")
+	must.NoError(t, err)
+	defer os.RemoveAll(parent)
+	must.NoError(t, os.Chmod(parent, 0o755))
+	dir := filepath.Join(parent, "postgres")
+	p, err := StartPostgres(context.Background(), PostgresOptions{Dir: dir, Detach: true})
+	must.NoError(t, err)
+	must.Eq(t, dir, p.Dir)
+	must.FileExists(t, p.LogPath)
+	sid, err := unix.Getsid(p.PID())
+	must.NoError(t, err)
+	must.Eq(t, p.PID(), sid, must.Sprint("the server leads a session of its own"))
+	must.NoError(t, p.Stop())
+	_, err = os.Stat(dir)
+	must.True(t, os.IsNotExist(err), must.Sprint("Stop removed the directory"))
+}
