@@ -8,8 +8,8 @@ import (
 )
 
 // Serve serves a as an add-on plugin over gRPC and returns when the host stops it. Call
-// it from main. Log with hclog.Default() (or a logger from NewLogger): the host shows
-// these lines in its own log, tagged with the add-on's name.
+// it from main. Log with a logger from NewLogger: the host shows its lines in its own
+// log at their level, tagged with the add-on's name.
 func Serve(a Addon) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
