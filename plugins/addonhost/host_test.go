@@ -246,3 +246,33 @@ func TestHost_CallerGivesUpDuringStart(t *testing.T) {
 	must.StrContains(t, err.Error(), "gave up during the start")
 	must.Less(t, 4*time.Second, time.Since(start))
 }
+
+func TestHost_CloseStopsWhatThePluginLeftBehind(t *testing.T) {
+	t.Parallel()
+	h, stateDir := newHost(t, "forker")
+	p, err := h.Open(context.Background(), "forker")
+	must.NoError(t, err)
+	_, err = p.Provision(context.Background(), provisionReq("req-1"))
+	must.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(stateDir, "forker", "child"))
+	must.NoError(t, err)
+	child, _ := strconv.Atoi(string(b))
+	start := time.Now()
+	p.Close()
+	must.Less(t, 10*time.Second, time.Since(start), must.Sprint("Close returns although a child holds the plugin's stderr"))
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(child, 0) == nil && !zombie(child) {
+		must.True(t, time.Now().Before(deadline), must.Sprintf("the plugin's child %d still runs", child))
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
+}

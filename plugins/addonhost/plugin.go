@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +55,9 @@ func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
 	logger.RegisterSink(forwardSink{to: h.opts.Logger.Named("addon." + name)})
 	cmd := exec.Command(path)
 	cmd.Dir = h.opts.PluginDir
+	// A process group of its own, so that stopping the plugin also stops whatever it
+	// started and left behind holding its output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  addon.Handshake,
 		VersionedPlugins: addon.PluginSets(nil),
@@ -66,7 +70,7 @@ func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
 		SyncStderr:       p.stderr,
 	})
 	fail := func(op string, kind Kind, err error) (*Plugin, error) {
-		p.client.Kill()
+		p.kill()
 		return nil, &Error{Addon: name, Op: op, Kind: kind, Err: err}
 	}
 	if err := ctx.Err(); err != nil {
@@ -93,7 +97,7 @@ func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
 		// background once its handshake ends or StartTimeout passes.
 		go func() {
 			<-startc
-			p.client.Kill()
+			p.kill()
 		}()
 		return nil, &Error{Addon: name, Op: "start", Kind: KindTimeout, Err: fmt.Errorf("the caller gave up during the start: %w", ctx.Err())}
 	}
@@ -160,12 +164,41 @@ func (p *Plugin) Pid() int {
 
 // Close stops the plugin process (gracefully, then by force after 2 s).
 func (p *Plugin) Close() {
-	p.client.Kill()
+	p.kill()
 	p.mu.Lock()
 	if p.stopped == nil {
 		p.stopped = errors.New("the plugin was closed")
 	}
 	p.mu.Unlock()
+}
+
+// killGrace is how long go-plugin may take to stop a plugin before its whole process
+// group is killed.
+const killGrace = 3 * time.Second
+
+// kill stops the plugin with go-plugin (graceful, then SIGKILL after 2 s), and kills its
+// process group: go-plugin waits for the plugin's output to close, which a child the
+// plugin left behind would hold open for ever.
+func (p *Plugin) kill() {
+	pid := p.Pid()
+	done := make(chan struct{})
+	go func() {
+		p.client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(killGrace):
+		p.host.opts.Logger.Warn("add-on plugin did not stop, killing its process group", "addon", p.name, "pid", pid)
+	}
+	if pid > 0 {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	select {
+	case <-done:
+	case <-time.After(killGrace):
+		p.host.opts.Logger.Error("add-on plugin still not stopped; giving up on it", "addon", p.name, "pid", pid)
+	}
 }
 
 // Provision asks the add-on for the resource of req and checks the answer. The same
@@ -237,7 +270,7 @@ func (p *Plugin) call(ctx context.Context, op string, timeout time.Duration, fn 
 		p.mu.Lock()
 		p.stopped = fmt.Errorf("the plugin was stopped after an earlier failure: %v", cause)
 		p.mu.Unlock()
-		p.client.Kill()
+		p.kill()
 	}
 	return &Error{Addon: p.name, Op: op, Kind: kind, Err: cause}
 }

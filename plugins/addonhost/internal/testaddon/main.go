@@ -16,12 +16,14 @@
 //	baddescribe Describe answers no name and no plans
 //	impostor    Describe answers another add-on's name
 //	refuse      Configure fails naming a missing setting
+//	forker      Provision leaves a child holding stderr, PID in <state_dir>/child
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -123,6 +125,16 @@ func (s *server) Provision(ctx context.Context, req *addonv1.ProvisionRequest) (
 		return &addonv1.ProvisionResponse{ResourceId: "r1", Env: good}, nil
 	case "empty":
 		return &addonv1.ProvisionResponse{}, nil
+	case "forker":
+		child := exec.Command("sleep", "3600")
+		child.Stderr = stderr
+		if err := child.Start(); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(s.stateDir, "child"), []byte(fmt.Sprint(child.Process.Pid)), 0o600); err != nil {
+			return nil, err
+		}
+		return &addonv1.ProvisionResponse{ResourceId: "r1", Env: good}, nil
 	}
 	// good: one resource per request ID, remembered in the state directory.
 	id := "res-" + req.GetRequestId()
