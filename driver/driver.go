@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul-template/signals"
@@ -151,11 +152,15 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, err
 	}
 	base := filepath.Join(cfg.TaskDir().Dir, "dyno")
+	// libcontainer's state of an earlier run of this task is stale: its processes are gone.
+	if err := os.RemoveAll(filepath.Join(base, "state")); err != nil {
+		return nil, nil, fmt.Errorf("failed to clear stale sandbox state: %w", err)
+	}
 	opts := sandbox.Options{
 		LogFile:     filepath.Join(base, "sandbox.log"),
 		LogLevel:    "info",
 		StateDir:    filepath.Join(base, "state"),
-		ContainerID: filepath.Base(cgPath),
+		ContainerID: filepath.Base(cgPath) + "." + invocation(cfg.ID),
 		CgroupPath:  cgPath,
 		Cpuset:      cpus,
 		PidsLimit:   pids,
@@ -214,6 +219,15 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	logger.Info("dyno started", "pid", ps.Pid, "cpuset", cpus, "command", command,
 		"sandbox_started", sandboxUp.Round(time.Millisecond), "launched", launched.Round(time.Millisecond))
 	return handle, nil, nil
+}
+
+// invocation is the last part of a Nomad task ID (<alloc>/<task>/<invocation>), unique
+// per start of the task.
+func invocation(taskID string) string {
+	if i := strings.LastIndexByte(taskID, '/'); i >= 0 {
+		taskID = taskID[i+1:]
+	}
+	return unsafeCgroupChars.ReplaceAllString(taskID, "_")
 }
 
 // dynoEnv is the task's environment plus the defaults a dyno expects.

@@ -2,14 +2,17 @@ package driver
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
+	dproto "github.com/hashicorp/nomad/plugins/drivers/proto"
 	"github.com/shoenig/test/must"
 )
 
@@ -186,4 +189,71 @@ func TestDriver_RecoverTask(t *testing.T) {
 	must.Zero(t, res.ExitCode)
 	must.NoError(t, h2.DestroyTask(task.ID, true))
 	must.False(t, processAlive(pid))
+}
+
+func TestDriver_ExecTaskStreaming(t *testing.T) {
+	t.Parallel()
+	h, d := newHarness(t)
+	task := shTask(t, `echo ready; sleep 1000`)
+	start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	for _, tty := range []bool{false, true} {
+		s := &execStream{input: []*drivers.ExecTaskStreamingRequestMsg{
+			{Stdin: &dproto.ExecTaskStreamingIOOperation{Data: []byte("from stdin\n")}},
+		}}
+		if !tty {
+			s.input = append(s.input, &drivers.ExecTaskStreamingRequestMsg{Stdin: &dproto.ExecTaskStreamingIOOperation{Close: true}})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := d.ExecTaskStreamingRaw(ctx, task.ID, []string{"/bin/sh", "-c",
+			`id -u; pwd; test -t 0 && echo tty; read line; echo "got $line"; echo oops >&2; touch /usr/x; exit 4`}, tty, s)
+		cancel()
+		must.NoError(t, err)
+		s.mu.Lock()
+		must.Eq(t, 4, s.exit)
+		if tty {
+			must.StrContains(t, s.stdout, "65534\r\n/app\r\ntty\r\n")
+			must.StrContains(t, s.stdout, "got from stdin")
+		} else {
+			must.Eq(t, "65534\n/app\ngot from stdin\n", s.stdout)
+			must.StrContains(t, s.stderr, "oops")
+			must.StrContains(t, s.stderr, "Read-only file system")
+		}
+		s.mu.Unlock()
+	}
+}
+
+// execStream feeds an exec session its input and collects its output.
+type execStream struct {
+	input []*drivers.ExecTaskStreamingRequestMsg
+	next  int
+
+	mu             sync.Mutex
+	stdout, stderr string
+	exit           int
+}
+
+func (s *execStream) Recv() (*drivers.ExecTaskStreamingRequestMsg, error) {
+	if s.next >= len(s.input) {
+		// Keep a TTY session open until the command ends.
+		time.Sleep(10 * time.Second)
+		return nil, io.EOF
+	}
+	m := s.input[s.next]
+	s.next++
+	return m, nil
+}
+
+func (s *execStream) Send(m *drivers.ExecTaskStreamingResponseMsg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case m.Stdout != nil && m.Stdout.Data != nil:
+		s.stdout += string(m.Stdout.Data)
+	case m.Stderr != nil && m.Stderr.Data != nil:
+		s.stderr += string(m.Stderr.Data)
+	case m.Exited && m.Result != nil:
+		s.exit = int(m.Result.ExitCode)
+	}
+	return nil
 }

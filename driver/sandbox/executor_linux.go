@@ -189,7 +189,10 @@ func (l *sandboxExecutor) Shutdown(signal string, grace time.Duration) error {
 		case <-time.After(grace):
 		}
 	}
-	if err := l.container.Signal(os.Kill, true); err != nil {
+	// SIGKILL to the dyno's first process, PID 1 of the dyno's PID namespace, makes the
+	// kernel kill every other process of the namespace. (libcontainer's kill of all
+	// processes would also reap the first one and lose its exit status.)
+	if err := l.userProc.Signal(os.Kill); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("failed to kill the dyno: %w", err)
 	}
 	select {
@@ -360,7 +363,13 @@ func (l *sandboxExecutor) ExecStreaming(ctx context.Context, cmd []string, tty b
 			return nil
 		},
 		processStart: func() error { return l.container.Run(process) },
-		processWait:  process.Wait,
+		processWait: func() (*os.ProcessState, error) {
+			ps, err := process.Wait()
+			if err != nil {
+				l.logger.Warn("exec session ended", "command", cmd, "error", err)
+			}
+			return ps, err
+		},
 	}
 	return h.run(ctx, tty, stream)
 }
