@@ -31,6 +31,24 @@ func OpenStore(dir, name string) (*Store, error) {
 // Update runs fn on the records with the store locked and saves them when fn returns
 // nil. fn may change the map (set or delete keys).
 func (s *Store) Update(fn func(records map[string]json.RawMessage) error) error {
+	return s.locked(true, fn)
+}
+
+// Get decodes the record of key into v and tells whether there was one.
+func (s *Store) Get(key string, v any) (bool, error) {
+	found := false
+	err := s.locked(false, func(records map[string]json.RawMessage) error {
+		raw, ok := records[key]
+		if !ok {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, v)
+	})
+	return found, err
+}
+
+func (s *Store) locked(write bool, fn func(records map[string]json.RawMessage) error) error {
 	lock, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("failed to open the state lock: %w", err)
@@ -52,7 +70,7 @@ func (s *Store) Update(fn func(records map[string]json.RawMessage) error) error 
 			return fmt.Errorf("failed to decode the state in %s: %w", s.path, err)
 		}
 	}
-	if err := fn(records); err != nil {
+	if err := fn(records); err != nil || !write {
 		return err
 	}
 	data, err = json.MarshalIndent(records, "", "  ")
@@ -79,18 +97,4 @@ func (s *Store) Update(fn func(records map[string]json.RawMessage) error) error 
 		return fmt.Errorf("failed to replace the state: %w", err)
 	}
 	return nil
-}
-
-// Get decodes the record of key into v and tells whether there was one.
-func (s *Store) Get(key string, v any) (bool, error) {
-	found := false
-	err := s.Update(func(records map[string]json.RawMessage) error {
-		raw, ok := records[key]
-		if !ok {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(raw, v)
-	})
-	return found, err
 }
