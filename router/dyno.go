@@ -125,7 +125,7 @@ func alive(c net.Conn) bool {
 	var buf [1]byte
 	rerr := raw.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true
 	})
 	return rerr == nil && ok
