@@ -60,11 +60,14 @@ func RequireRoot(t testing.TB) {
 func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 	t.Helper()
 	RequireRoot(t)
+	nomadPort := freePortRun(t, 3)
 	o := devgrid.Options{
 		DataDir:    dataDir(t),
 		BinDir:     BinDir(t),
 		ConsulPort: freePortRun(t, 4),
-		NomadPort:  freePortRun(t, 3),
+		NomadPort:  nomadPort,
+		// Grids of tests that run at once keep out of each other's cgroups.
+		CgroupParent: fmt.Sprintf("dynogrid-e2e-%d", nomadPort),
 	}
 	for _, f := range opts {
 		f(&o)

@@ -7,6 +7,10 @@
 require "rack"
 require "socket"
 
+# Dynos log to stdout; unbuffered, so `dyno logs` shows lines as they happen.
+$stdout.sync = true
+$stderr.sync = true
+
 class DynoApp
   MAX_SLEEP_MS = 120_000
 
@@ -59,4 +63,5 @@ class DynoApp
   end
 end
 
+use Rack::CommonLogger, $stdout
 run DynoApp.new

@@ -84,6 +84,10 @@ func (m *meta) deployer() (*deploy.Deployer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.deployerFor(n), nil
+}
+
+func (m *meta) deployerFor(n *nomadapi.Client) *deploy.Deployer {
 	store := m.slugStore
 	if store == "" {
 		store = os.Getenv("DYNO_SLUG_STORE")
@@ -95,7 +99,7 @@ func (m *meta) deployer() (*deploy.Deployer, error) {
 			store = "/var/lib/dynogrid/slug-store"
 		}
 	}
-	return &deploy.Deployer{Nomad: n, SlugStore: store, Progress: &uiWriterOut{m.ui}, Timeout: m.timeout}, nil
+	return &deploy.Deployer{Nomad: n, SlugStore: store, Progress: &uiWriterOut{m.ui}, Timeout: m.timeout}
 }
 
 // appName is the app the command is about: --app, or the app of the spec in the

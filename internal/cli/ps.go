@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -71,6 +72,9 @@ func (c *psCommand) Run(args []string) int {
 func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 	nomad, err := m.nomad()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := m.deployerFor(nomad).Current(context.Background(), app); err != nil {
 		return nil, err
 	}
 	allocs, _, err := nomad.Jobs().Allocations(app, false, nil)

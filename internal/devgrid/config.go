@@ -28,6 +28,9 @@ type Options struct {
 	ExtraNomadConfig string
 	// ConsulOnly starts Consul alone, for tests of parts that need no Nomad.
 	ConsulOnly bool
+	// CgroupParent is the Nomad client's cgroup parent ("" for Nomad's default). Grids
+	// that run side by side on one machine each take their own.
+	CgroupParent string
 }
 
 // Defaults are the ports and places `dyno dev up` uses when no flag says otherwise.
@@ -100,6 +103,7 @@ ports {
   server   = %[5]d
   dns      = -1
   grpc     = -1
+  grpc_tls = -1
 }
 `, o.Bind, o.ConsulPort, o.ConsulPort+1, o.ConsulPort+2, o.ConsulPort+3)
 }
@@ -121,6 +125,15 @@ consul {
 client {
   # Dynos bind to the host's loopback in a dev grid.
   network_interface = "lo"
+%[10]s  options {
+    # -dev turns raw_exec on; a grid that sandboxes dynos keeps it off.
+    "driver.raw_exec.enable" = "0"
+  }
+}
+plugin "raw_exec" {
+  config {
+    enabled = false
+  }
 }
 plugin "dyno" {
   config {
@@ -129,7 +142,14 @@ plugin "dyno" {
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
-		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache())
+		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine())
+}
+
+func (o Options) cgroupParentLine() string {
+	if o.CgroupParent == "" {
+		return ""
+	}
+	return fmt.Sprintf("  cgroup_parent = %q\n", o.CgroupParent)
 }
 
 func (o Options) pluginDir() string { return filepath.Join(o.DataDir, "plugins") }

@@ -23,14 +23,21 @@ const StopTimeout = 45 * time.Second
 // is left mounted below the data directory and removes the directory.
 func (g *Grid) Down(ctx context.Context) error {
 	var errs []error
+	allocs := g.allocIDs()
+	ours := map[int]bool{}
+	for _, a := range g.Agents {
+		ours[a.PID] = true
+	}
 	for i := len(g.Agents) - 1; i >= 0; i-- {
 		if err := stopProcess(ctx, g.Agents[i].PID); err != nil {
 			errs = append(errs, fmt.Errorf("failed to stop %s (pid %d): %w", g.Agents[i].Name, g.Agents[i].PID, err))
 		}
 	}
+	killLeftovers(g.Options.DataDir)
 	if err := unmountBelow(g.Options.DataDir); err != nil {
 		errs = append(errs, err)
 	}
+	removeCgroups(allocs, otherNomadRunning(ours), g.Options.CgroupParent)
 	if len(errs) == 0 {
 		if err := os.RemoveAll(g.Options.DataDir); err != nil {
 			errs = append(errs, fmt.Errorf("failed to remove data dir: %w", err))

@@ -83,7 +83,7 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	if err := g.start("consul", consulBin, "agent", "-dev", "-config-file", consulCfg); err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, "consul", g.consulHealthy); err != nil {
+	if err := g.waitFor(ctx, "consul", g.consulHealthy); err != nil {
 		return nil, g.withLog("consul", err)
 	}
 	if opts.ConsulOnly {
@@ -95,7 +95,7 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	if err := g.start("nomad", nomadBin, "agent", "-dev", "-config", nomadCfg); err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, "nomad", g.nomadHealthy); err != nil {
+	if err := g.waitFor(ctx, "nomad", g.nomadHealthy); err != nil {
 		return nil, g.withLog("nomad", err)
 	}
 	ok = true
@@ -208,13 +208,19 @@ func Tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func waitFor(ctx context.Context, what string, ready func(context.Context) error) error {
+// waitFor polls ready until it succeeds, the agent called what exits, or ctx ends.
+func (g *Grid) waitFor(ctx context.Context, what string, ready func(context.Context) error) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		err := ready(ctx)
 		if err == nil {
 			return nil
+		}
+		for _, a := range g.Agents {
+			if a.Name == what && !processAlive(a.PID) {
+				return fmt.Errorf("%s exited while starting (last: %v)", what, err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -27,7 +27,15 @@ func agentsOnly(t *testing.T) func(*devgrid.Options) {
 			t.Fatal(err)
 		}
 	}
-	return func(o *devgrid.Options) { o.BinDir = dir }
+	return func(o *devgrid.Options) {
+		o.BinDir = dir
+		o.ExtraNomadConfig = `plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+`
+	}
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
@@ -53,9 +61,13 @@ func runKey(alloc, task string, start int64) string {
 
 func ptr[T any](v T) *T { return &v }
 
-// sleepJob is a job of the dyno contract whose tasks run /bin/sh -c script with the
-// exec driver.
-func sleepJob(id, app, typ string, groups map[string]int, script string) *nomadapi.Job {
+// testDriver runs the test's dynos. raw_exec (enabled by agentsOnly) starts a task at
+// once; exec builds a chroot per allocation, which costs tens of seconds here
+// and tells the meter nothing more.
+const testDriver = "raw_exec"
+
+// sleepJob is a job of the dyno contract whose tasks run /bin/sh -c script.
+func sleepJob(driver, id, app, typ string, groups map[string]int, script string) *nomadapi.Job {
 	job := &nomadapi.Job{ID: ptr(id), Name: ptr(id), Type: ptr(typ), Datacenters: []string{"*"},
 		Meta: map[string]string{meter.MetaApp: app}}
 	names := make([]string, 0, len(groups))
@@ -69,8 +81,7 @@ func sleepJob(id, app, typ string, groups map[string]int, script string) *nomada
 		tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(1), Interval: ptr(10 * time.Minute),
 			Delay: ptr(time.Second), Mode: ptr("fail")}
 		tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
-		tg.EphemeralDisk = &nomadapi.EphemeralDisk{SizeMB: ptr(10)}
-		task := nomadapi.NewTask(name, "exec")
+		task := nomadapi.NewTask(name, driver)
 		task.Config = map[string]any{"command": "/bin/sh", "args": []string{"-c", script}}
 		task.KillTimeout = ptr(2 * time.Second)
 		task.Resources = &nomadapi.Resources{CPU: ptr(20), MemoryMB: ptr(32)}
@@ -82,6 +93,20 @@ func sleepJob(id, app, typ string, groups map[string]int, script string) *nomada
 			HealthyDeadline: ptr(time.Minute)}
 	}
 	return job
+}
+
+// placementTrouble says why Nomad did not place a job's allocations, if it says so.
+func placementTrouble(nc *nomadapi.Client, jobID string) error {
+	evals, _, err := nc.Jobs().Evaluations(jobID, nil)
+	if err != nil {
+		return err
+	}
+	for _, e := range evals {
+		for tg, m := range e.FailedTGAllocs {
+			return fmt.Errorf("group %s not placed: %+v", tg, *m)
+		}
+	}
+	return nil
 }
 
 type meterProc struct {
@@ -173,7 +198,7 @@ func TestMeterOnRealGrid(t *testing.T) {
 		return l1 != l2, nil
 	})
 
-	job := sleepJob("metered", "metered", "service", map[string]int{"web": 2, "worker": 1},
+	job := sleepJob(testDriver, "metered", "metered", "service", map[string]int{"web": 2, "worker": 1},
 		`if [ "$NOMAD_GROUP_NAME" = worker ]; then sleep 2; exit 3; fi; exec sleep 3600`)
 	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
 		t.Fatal(err)
@@ -195,7 +220,10 @@ func TestMeterOnRealGrid(t *testing.T) {
 				failed++
 			}
 		}
-		return running == 2 && failed == 1, nil
+		if running == 2 && failed == 1 {
+			return true, nil
+		}
+		return false, placementTrouble(nc, "metered")
 	})
 
 	// Scale web down to one.
@@ -215,7 +243,7 @@ func TestMeterOnRealGrid(t *testing.T) {
 	// Stop both meters; a one-off dyno runs and finishes while none watches.
 	m1.stop()
 	m2.stop()
-	run := sleepJob("metered-run-1", "metered", "batch", map[string]int{"run": 1}, "sleep 1")
+	run := sleepJob(testDriver, "metered-run-1", "metered", "batch", map[string]int{"run": 1}, "sleep 1")
 	if _, _, err := nc.Jobs().Register(run, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +271,11 @@ func TestMeterOnRealGrid(t *testing.T) {
 					return nil, err
 				}
 				for task, ts := range a.TaskStates {
+					if os.Getenv("METER_DEBUG") != "" {
+						for _, ev := range ts.Events {
+							t.Logf("event %s %s %s %s", a.ID[:8], task, ev.Type, time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano))
+						}
+					}
 					var open *taskRun
 					for _, ev := range ts.Events {
 						switch ev.Type {
