@@ -276,3 +276,15 @@ func zombie(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
 }
+
+func TestHost_PluginGetsNoSecretsFromTheHostEnvironment(t *testing.T) {
+	t.Setenv("NOMAD_TOKEN", "operator-secret")
+	t.Setenv("TZ", "UTC")
+	h, _ := newHost(t, "env")
+	r, err := h.Provision(context.Background(), "env", provisionReq("req-1"))
+	must.NoError(t, err)
+	seen := r.Env["TEST_TOKEN"]
+	must.StrContains(t, seen, "PATH")
+	must.StrContains(t, seen, "TZ")
+	must.False(t, strings.Contains(seen, "NOMAD_TOKEN"), must.Sprintf("the plugin saw %s", seen))
+}

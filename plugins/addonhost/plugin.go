@@ -58,12 +58,14 @@ func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
 	// A process group of its own, so that stopping the plugin also stops whatever it
 	// started and left behind holding its output open.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = pluginEnv(os.Environ())
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  addon.Handshake,
 		VersionedPlugins: addon.PluginSets(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           logger,
 		Stderr:           p.stderr,

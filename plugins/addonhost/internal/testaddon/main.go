@@ -17,6 +17,7 @@
 //	impostor    Describe answers another add-on's name
 //	refuse      Configure fails naming a missing setting
 //	forker      Provision leaves a child holding stderr, PID in <state_dir>/child
+//	env         Provision answers the host environment it sees in TEST_TOKEN
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -125,6 +127,16 @@ func (s *server) Provision(ctx context.Context, req *addonv1.ProvisionRequest) (
 		return &addonv1.ProvisionResponse{ResourceId: "r1", Env: good}, nil
 	case "empty":
 		return &addonv1.ProvisionResponse{}, nil
+	case "env":
+		var names []string
+		for _, kv := range os.Environ() {
+			if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PLUGIN_") && k != addon.Handshake.MagicCookieKey {
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		good["TEST_TOKEN"] = strings.Join(names, ",")
+		return &addonv1.ProvisionResponse{ResourceId: "r1", Env: good}, nil
 	case "forker":
 		child := exec.Command("sleep", "3600")
 		child.Stderr = stderr
