@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,9 @@ import (
 // admin database, so that concurrent calls (a retry beside a call still running on the
 // server after its plugin died) never make two of anything.
 const LockKey = 0x64796e6f_70670001
+
+// connectTimeout bounds the connection to the admin database.
+const connectTimeout = 15 * time.Second
 
 // Addon is the postgres add-on.
 type Addon struct {
@@ -54,7 +58,9 @@ func (a *Addon) connect(ctx context.Context) (*pgx.Conn, error) {
 	if !a.ready {
 		return nil, errors.New("the add-on is not configured (admin_url)")
 	}
-	conn, err := pgx.Connect(ctx, a.cfg.adminURL)
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	conn, err := pgx.Connect(cctx, a.cfg.adminURL)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("failed to connect to the admin database: %w", err)
 	}
