@@ -91,8 +91,10 @@ func TestPostgres_ProvisionRetryDeprovision(t *testing.T) {
 	h := newHost(t)
 	admin := adminConn(t, "")
 	req := addon.ProvisionRequest{RequestID: "att-1", App: "shop", Name: "DATABASE"}
+	start := time.Now()
 	r1, err := h.Provision(ctx, Name, req)
 	must.NoError(t, err)
+	t.Logf("provisioned in %s (plugin start to answer)", time.Since(start).Round(time.Millisecond))
 	url := r1.Env["DATABASE_URL"]
 	must.StrHasPrefix(t, "postgres://"+r1.ID+":", url)
 	must.StrContains(t, url, fmt.Sprintf("@127.0.0.1:%d/%s?sslmode=disable", server.Port, r1.ID))
@@ -124,7 +126,9 @@ func TestPostgres_ProvisionRetryDeprovision(t *testing.T) {
 	must.NoError(t, err)
 	defer app.Close(ctx)
 	del := addon.DeprovisionRequest{RequestID: "del-1", ResourceID: r1.ID, App: "shop"}
+	start = time.Now()
 	must.NoError(t, h.Deprovision(ctx, Name, del), must.Sprint("deprovision with an open connection"))
+	t.Logf("deprovisioned in %s", time.Since(start).Round(time.Millisecond))
 	must.Error(t, app.Ping(ctx), must.Sprint("the open connection was closed"))
 	must.Eq(t, 0, count(t, admin, `SELECT count(*) FROM pg_database WHERE datname = $1`, r1.ID))
 	must.Eq(t, 0, count(t, admin, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, r1.ID))
