@@ -48,6 +48,7 @@ type cluster struct {
 	session  string
 	fenced   bool
 	members  []string              // live router IDs, sorted
+	addrs    map[string]string     // router ID -> its client address
 	insts    map[string][]Instance // app -> its passing instances
 	holders  map[string]string     // lock key -> holding session
 	mine     map[string]bool       // dyno ID -> this router holds its lock
@@ -65,7 +66,7 @@ func newCluster(r *Router, client *consulapi.Client) *cluster {
 	return &cluster{r: r, client: client, id: id, log: r.log.Named("cluster").With("router_id", id),
 		kick: make(chan struct{}, 1), insts: map[string][]Instance{}, holders: map[string]string{},
 		mine: map[string]bool{}, leaving: map[string]bool{}, routable: map[string]int{},
-		appOf: map[string]string{}}
+		appOf: map[string]string{}, addrs: map[string]string{}}
 }
 
 func lockKey(dynoID string) string { return locksPrefix + url.PathEscape(dynoID) }
@@ -217,7 +218,7 @@ func (c *cluster) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to create a cluster session: %w", err)
 	}
-	ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: membersPrefix + c.id, Value: []byte(c.r.Addr()), Session: sess}, wo)
+	ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: membersPrefix + c.id, Value: []byte(c.r.advertise()), Session: sess}, wo)
 	if err == nil && !ok {
 		err = fmt.Errorf("router id %q is taken by another live router", c.id)
 	}
@@ -260,9 +261,12 @@ func (c *cluster) watchList(ctx context.Context, prefix string, f func(consulapi
 func (c *cluster) watchMembers(ctx context.Context) {
 	c.watchList(ctx, membersPrefix, func(pairs consulapi.KVPairs) {
 		var live []string
+		addrs := map[string]string{}
 		for _, p := range pairs {
 			if p.Session != "" {
-				live = append(live, strings.TrimPrefix(p.Key, membersPrefix))
+				id := strings.TrimPrefix(p.Key, membersPrefix)
+				live = append(live, id)
+				addrs[id] = string(p.Value)
 			}
 		}
 		sort.Strings(live)
@@ -271,6 +275,7 @@ func (c *cluster) watchMembers(ctx context.Context) {
 			c.log.Info("router cluster changed", "members", strings.Join(live, ","))
 		}
 		c.members = live
+		c.addrs = addrs
 		c.mu.Unlock()
 	})
 }

@@ -193,3 +193,47 @@ func waitFor2(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 var _ = context.Background
+
+func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
+	t.Parallel()
+	g := harness.Consul(t)
+	c, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond)
+		io.WriteString(w, "ok")
+	})
+	register(t, c, "solo", "web.1", b, nil, false)
+	ra := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "ra" })
+	rb := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "rb" })
+	waitFor(t, "one router owns the dyno", func() bool {
+		return ra.appStats("solo").Dynos+rb.appStats("solo").Dynos == 1
+	})
+	// Both routers serve the app; the one without its dyno forwards to the other, and the
+	// dyno never holds two requests.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tr := ra
+			if i%2 == 1 {
+				tr = rb
+			}
+			for j := 0; j < 20; j++ {
+				if resp, body := tr.do(t, "GET", "solo.localhost", "/", nil, nil); resp.StatusCode != 200 || body != "ok" {
+					t.Errorf("router %d: %d %q", i%2, resp.StatusCode, body)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	fwd := ra
+	if ra.appStats("solo").Dynos == 1 {
+		fwd = rb
+	}
+	waitFor(t, "forward logged", func() bool { return fwd.logHas("dyno=router:", "status=200") })
+}

@@ -257,8 +257,10 @@ func instanceOf(e *consulapi.ServiceEntry) (Instance, error) {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("service %s meta %s=%q: %w", s.ID, MetaTimeout, v, err))
-		case d <= 0:
-			errs = append(errs, fmt.Errorf("service %s meta %s=%q: must be positive", s.ID, MetaTimeout, v))
+		case d < 0:
+			errs = append(errs, fmt.Errorf("service %s meta %s=%q: must not be negative", s.ID, MetaTimeout, v))
+		case d == 0:
+			// "0s": the router's default.
 		default:
 			in.Timeout = d
 		}

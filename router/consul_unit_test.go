@@ -46,7 +46,7 @@ func TestInstanceOf(t *testing.T) {
 		!in.Maintenance || strings.Join(in.Domains, ",") != "www.shop.test,shop.test" {
 		t.Fatalf("instance %+v", in)
 	}
-	for _, bad := range []string{"soon", "-1s", "0"} {
+	for _, bad := range []string{"soon", "-1s", "1"} {
 		e.Service.Meta["timeout"] = bad
 		in, err := instanceOf(e)
 		if err == nil || !strings.Contains(err.Error(), "timeout") || !strings.Contains(err.Error(), "shop-web-1") || in.Timeout != 0 {

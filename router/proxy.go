@@ -72,6 +72,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			rec.queue = depth
 		}
 		if qe != nil {
+			if qe.code == H10 && attempt == 1 && r.forward(w, req, a, body, rec) {
+				return
+			}
 			r.fail(w, rec, qe.code)
 			return
 		}

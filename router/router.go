@@ -29,7 +29,8 @@ type Router struct {
 	mu   sync.Mutex // serialises table writers
 	apps map[string]*app
 
-	cluster *cluster // nil unless Config.Cluster
+	cluster       *cluster // nil unless Config.Cluster
+	peerTransport *http.Transport
 
 	stale      atomic.Bool
 	staleSince atomic.Int64
@@ -58,6 +59,8 @@ func New(cfg Config) (*Router, error) {
 		ready:  make(chan struct{}),
 		dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
 	}
+	r.peerTransport = &http.Transport{DialContext: r.dialer.DialContext, MaxIdleConnsPerHost: 64,
+		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.RequestTimeout + cfg.MaxQueueWait}
 	r.metrics = newMetrics(r)
 	r.table.Store(&table{hosts: map[string]*app{}})
 	for name, insts := range cfg.Static {
@@ -173,6 +176,7 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Wait()
 	r.bg.Wait()
 	r.closeIdle()
+	r.peerTransport.CloseIdleConnections()
 	return runErr
 }
 
@@ -263,6 +267,15 @@ func (r *Router) setStale(stale bool, err error) {
 		r.staleSince.Store(0)
 		r.log.Info("consul reachable again; routing table is current")
 	}
+}
+
+// advertise is the address other routers forward to: Config.Advertise, or the listen
+// address.
+func (r *Router) advertise() string {
+	if r.cfg.Advertise != "" {
+		return r.cfg.Advertise
+	}
+	return r.Addr()
 }
 
 // Stale says whether the router serves a table it could not refresh.

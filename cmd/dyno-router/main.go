@@ -30,6 +30,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.ConsulToken, "consul-token", os.Getenv("CONSUL_HTTP_TOKEN"), "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
 	fs.BoolVar(&cfg.Cluster, "cluster", false, "share dynos with other routers through Consul (see docs/router.md)")
 	fs.StringVar(&cfg.RouterID, "id", "", "this router's ID in cluster mode (default: hostname and listen address)")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "address other routers forward to in cluster mode (default: the listen address)")
 	fs.IntVar(&cfg.MaxQueueDepth, "max-queue", d.MaxQueueDepth, "H11 when this many requests wait for one app")
 	fs.DurationVar(&cfg.MaxQueueWait, "max-queue-wait", d.MaxQueueWait, "H11 when a request waited this long for a dyno")
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", d.RequestTimeout, "H12 when a dyno has not answered in this long (app meta \"timeout\" overrides)")

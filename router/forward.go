@@ -1,0 +1,95 @@
+package router
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+)
+
+// HopHeader marks a request one router forwarded to another in cluster mode; a router
+// never forwards such a request again.
+const HopHeader = "X-Dyno-Router-Hop"
+
+// peerFor returns the address of a live router that owns dynos of app (the one owning
+// most), or "" when none does.
+func (c *cluster) peerFor(app string) (id, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	count := map[string]int{}
+	for _, in := range c.insts[app] {
+		if o := owner(c.members, in.ID); o != "" && o != c.id {
+			count[o]++
+		}
+	}
+	best := 0
+	for o, n := range count {
+		if a := c.addrs[o]; a != "" && (n > best || (n == best && o < id)) {
+			id, addr, best = o, a, n
+		}
+	}
+	return id, addr
+}
+
+// forward sends a request for an app this router owns no dyno of to the router that
+// owns its dynos, so that an app with fewer dynos than routers is served through every
+// router. It reports false when there is no such router.
+func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) bool {
+	if r.cluster == nil || req.Header.Get(HopHeader) != "" {
+		return false
+	}
+	id, addr := r.cluster.peerFor(a.name)
+	if addr == "" {
+		return false
+	}
+	switch {
+	case body.mem != nil:
+		req.Body = io.NopCloser(bytes.NewReader(body.mem))
+		req.ContentLength = int64(len(body.mem))
+	case body.streaming():
+		req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body.prefix), body.rest))
+	}
+	rec.dyno = "router:" + id
+	target := &url.URL{Scheme: "http", Host: addr}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = req.Host
+			pr.Out.Header.Set(HopHeader, r.cluster.id)
+			pr.Out.Header.Set("X-Request-Id", rec.requestID)
+			pr.Out.Header["X-Forwarded-For"] = req.Header["X-Forwarded-For"]
+			pr.SetXForwarded()
+		},
+		Transport:     r.peerTransport,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
+			r.fail(w, rec, H10)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			rec.status = resp.StatusCode
+			return nil
+		},
+	}
+	cw := &countingWriter{ResponseWriter: w}
+	rp.ServeHTTP(cw, req)
+	if rec.code == nil {
+		rec.bytes = cw.n
+	}
+	return true
+}
+
+// countingWriter counts body bytes written to the client.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.ResponseWriter.Write(p)
+	cw.n += int64(n)
+	return n, err
+}
+
+func (cw *countingWriter) Unwrap() http.ResponseWriter { return cw.ResponseWriter }
