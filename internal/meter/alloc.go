@@ -235,9 +235,12 @@ func deriveRecords(a AllocState, existing []Record) []Record {
 			}
 			openRun = true
 		}
-		// A running task whose Started event is gone and that the ledger never saw:
-		// start its run at StartedAt.
-		if !openRun && ts != nil && ts.State == taskStateRunning && !ts.StartedAt.IsZero() && !terminal {
+		// A running task whose Started event is gone (more than ten events since) and
+		// that the ledger never saw: start its run at StartedAt. Not when the events
+		// show any run or an end after StartedAt: a task's state still says running
+		// for a moment after its Terminated event.
+		if !openRun && len(runs) == 0 && ts != nil && ts.State == taskStateRunning &&
+			!ts.StartedAt.IsZero() && !terminal && !endedSince(ts, ts.StartedAt) {
 			emit(a.record(task, ts.StartedAt.UTC()))
 		}
 	}
@@ -265,6 +268,16 @@ func inferEnd(ts *nomadapi.TaskState, start time.Time, runs []run) (time.Time, s
 		}
 	}
 	return time.Time{}, "", false
+}
+
+// endedSince says whether the task's events show an end at or after t.
+func endedSince(ts *nomadapi.TaskState, t time.Time) bool {
+	for _, ev := range ts.Events {
+		if ev != nil && endEvents[ev.Type] && !nanos(ev.Time).Before(t) {
+			return true
+		}
+	}
+	return false
 }
 
 func laterOf(t, floor time.Time) time.Time {

@@ -133,6 +133,18 @@ func TestDeriveRecords(t *testing.T) {
 			want:  []span{{7, -1, ""}},
 		},
 		{
+			name: "state still running just after Terminated does not invent a run",
+			state: &nomadapi.TaskState{State: "running", StartedAt: at(115).Add(time.Millisecond), Events: []*nomadapi.TaskEvent{
+				ev("Started", 1), ev("Terminated", 100), ev("Restarting", 100), ev("Started", 115), ev("Terminated", 200)}},
+			want: []span{{1, 100, "Terminated"}, {115, 200, "Terminated"}},
+		},
+		{
+			name: "state running with only an end event after StartedAt",
+			state: &nomadapi.TaskState{State: "running", StartedAt: at(7), Events: []*nomadapi.TaskEvent{
+				ev("Signaling", 50), ev("Terminated", 60)}},
+			want: nil,
+		},
+		{
 			name:  "task that never started",
 			state: &nomadapi.TaskState{State: "dead", Events: []*nomadapi.TaskEvent{ev("Received", 0), ev("Driver Failure", 1)}},
 			want:  nil,

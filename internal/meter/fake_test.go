@@ -172,7 +172,8 @@ func (g *fakeGrid) event(id, task, typ, state string) {
 	}
 	switch {
 	case typ == nomadapi.TaskStarted:
-		ts.StartedAt = g.now
+		// Nomad sets StartedAt a moment after it creates the Started event.
+		ts.StartedAt = g.now.Add(time.Microsecond)
 	case state == "dead":
 		ts.FinishedAt = g.now
 	}
@@ -187,7 +188,10 @@ func (g *fakeGrid) event(id, task, typ, state string) {
 func (g *fakeGrid) crash(id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	// The client reports the exit before it decides to restart: in between, the
+	// task's state still says running.
 	g.event(id, "main", nomadapi.TaskTerminated, "running")
+	g.emit(id)
 	g.event(id, "main", nomadapi.TaskRestarting, "pending")
 	g.emit(id)
 }

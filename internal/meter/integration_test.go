@@ -271,7 +271,7 @@ func TestMeterOnRealGrid(t *testing.T) {
 					return nil, err
 				}
 				for task, ts := range a.TaskStates {
-					if os.Getenv("METER_DEBUG") != "" {
+					if os.Getenv("DYNO_METER_TEST_DEBUG") != "" {
 						for _, ev := range ts.Events {
 							t.Logf("event %s %s %s %s", a.ID[:8], task, ev.Type, time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano))
 						}
