@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -55,18 +56,42 @@ func newMetrics(r *Router) *metrics {
 
 func (m *metrics) dispatched(a *app, sinceArrival, waited time.Duration) {
 	m.dispatch.Observe(sinceArrival.Seconds())
-	m.wait.WithLabelValues(a.name).Observe(waited.Seconds())
+	o := a.waitObs.Load()
+	if o == nil {
+		h := m.wait.WithLabelValues(a.name)
+		o = &h
+		a.waitObs.Store(o)
+	}
+	(*o).Observe(waited.Seconds())
+}
+
+// responseKey names one series of dyno_router_responses_total within an app.
+type responseKey struct {
+	code   *Code
+	status int
 }
 
 func (m *metrics) response(rec *record) {
-	app, code := "", ""
-	if rec.app != nil {
-		app = rec.app.name
+	if rec.app == nil {
+		code := ""
+		if rec.code != nil {
+			code = rec.code.Name
+		}
+		m.responses.WithLabelValues("", code, strconv.Itoa(rec.status)).Inc()
+		return
 	}
+	k := responseKey{rec.code, rec.status}
+	if c, ok := rec.app.responses.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	code := ""
 	if rec.code != nil {
 		code = rec.code.Name
 	}
-	m.responses.WithLabelValues(app, code, strconv.Itoa(rec.status)).Inc()
+	c := m.responses.WithLabelValues(rec.app.name, code, strconv.Itoa(rec.status))
+	rec.app.responses.Store(k, c)
+	c.Inc()
 }
 
 func (m *metrics) setStale(stale bool) {
@@ -137,10 +162,13 @@ func (r *Router) Status() Status {
 	return s
 }
 
-// metricsHandler serves /metrics and /status.
+// metricsHandler serves /metrics, /status and Go's /debug/pprof/ profiles.
 func (r *Router) metricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		st := r.Status()

@@ -3,7 +3,10 @@ package router
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // app is the long-lived state of one app: its dynos, which of them are idle, and the FIFO
@@ -17,6 +20,10 @@ type app struct {
 	r    *Router
 
 	settings atomicSettings
+
+	// Cached metric series of the app, so the request path skips label lookups.
+	waitObs   atomic.Pointer[prometheus.Observer]
+	responses sync.Map // responseKey -> prometheus.Counter
 
 	mu    sync.Mutex
 	dynos map[string]*dyno // by key, routable or down

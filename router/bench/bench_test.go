@@ -19,6 +19,39 @@ const (
 	seed        = 20261125
 )
 
+// rounds is how many times each target replays each trace, interleaved (router,
+// HAProxy, random, router, ...), so that a noisy machine hurts all alike; the median
+// p50 and p99 over rounds are reported. BENCH_ROUNDS overrides.
+func rounds() int {
+	if v := os.Getenv("BENCH_ROUNDS"); v != "" {
+		var n int
+		fmt.Sscan(v, &n)
+		if n > 0 {
+			return n
+		}
+	}
+	return 3
+}
+
+// median of the rounds' summaries, by p99 (p50 likewise).
+func median(ss []loadgen.Summary) loadgen.Summary {
+	if len(ss) == 0 {
+		return loadgen.Summary{}
+	}
+	p50 := make([]time.Duration, len(ss))
+	p99 := make([]time.Duration, len(ss))
+	out := ss[0]
+	out.Errors = 0
+	for i, s := range ss {
+		p50[i], p99[i] = s.P50, s.P99
+		out.Errors += s.Errors
+	}
+	sort.Slice(p50, func(i, j int) bool { return p50[i] < p50[j] })
+	sort.Slice(p99, func(i, j int) bool { return p99[i] < p99[j] })
+	out.P50, out.P99 = p50[len(p50)/2], p99[len(p99)/2]
+	return out
+}
+
 // requests per utilisation run; BENCH_REQUESTS overrides.
 func requests() int {
 	if v := os.Getenv("BENCH_REQUESTS"); v != "" {
@@ -58,22 +91,27 @@ func BenchmarkRouting(b *testing.B) {
 		b.Run(fmt.Sprintf("util=%.2f", u), func(b *testing.B) {
 			tr := loadgen.Poisson(seed, requests(), loadgen.RateFor(u, dynos, meanService), meanService)
 			ideal := loadgen.Summarise(loadgen.Ideal(tr, dynos), 0)
-			res := map[string]loadgen.Summary{}
-			measured := map[string]loadgen.Summary{}
+			runs := map[string][]loadgen.Summary{}
+			mruns := map[string][]loadgen.Summary{}
 			m := loadgen.NewMeasured(len(tr))
 			for _, bk := range bs {
 				bk.Served = m
 			}
-			for i := 0; i < b.N; i++ {
+			for i := 0; i < b.N*rounds(); i++ {
 				for _, p := range targets {
 					m.Reset()
 					lat, errs, err := loadgen.Run(context.Background(), client, target(p), tr)
 					if errs > 0 {
 						b.Errorf("%s: %d requests failed (first: %v)", p.name, errs, err)
 					}
-					res[p.name] = loadgen.Summarise(lat, errs)
-					measured[p.name] = loadgen.Summarise(loadgen.Ideal(m.Apply(tr), dynos), 0)
+					runs[p.name] = append(runs[p.name], loadgen.Summarise(lat, errs))
+					mruns[p.name] = append(mruns[p.name], loadgen.Summarise(loadgen.Ideal(m.Apply(tr), dynos), 0))
 				}
+			}
+			res := map[string]loadgen.Summary{}
+			measured := map[string]loadgen.Summary{}
+			for name := range runs {
+				res[name], measured[name] = median(runs[name]), median(mruns[name])
 			}
 			im := measured[targets[0].name]
 			b.ReportMetric(ms(im.P99), "ideal-measured-p99-ms")
@@ -96,7 +134,7 @@ func BenchmarkRouting(b *testing.B) {
 			b.Logf("backend %s saw %d overlapping requests (expected only under random routing)", bk.Addr, n)
 		}
 	}
-	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d (latencies ms, p50 / p99)\n", dynos, meanService, requests(), seed)
+	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99)\n", dynos, meanService, requests(), seed, rounds())
 	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/ideal-measured p99 | router/HAProxy p99 | random/router p99 |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(table, "\n"))
@@ -163,4 +201,3 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
-var _ = sort.Strings
