@@ -2,9 +2,9 @@ package router
 
 import (
 	"bufio"
-	"math/rand/v2"
 	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"

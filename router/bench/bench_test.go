@@ -200,4 +200,3 @@ func BenchmarkOverhead(b *testing.B) {
 			float64(cpu[router.name])/1e3, float64(cpu[hap.name])/1e3, float64(cpu[router.name])/float64(cpu[hap.name]))
 	}
 }
-
