@@ -240,9 +240,19 @@ func TestMeterOnRealGrid(t *testing.T) {
 		return n == 1, nil
 	})
 
-	// Stop both meters; a one-off dyno runs and finishes while none watches.
-	m1.stop()
-	m2.stop()
+	// The standby takes over when the writer stops.
+	leader, standby := m1, m2
+	if _, l := m2.m.Synced(); l {
+		leader, standby = m2, m1
+	}
+	leader.stop()
+	waitFor(t, "the standby meter to take the lock", 30*time.Second, func() (bool, error) {
+		_, l := standby.m.Synced()
+		return l, nil
+	})
+
+	// Stop the meters; a one-off dyno runs and finishes while none watches.
+	standby.stop()
 	run := sleepJob(testDriver, "metered-run-1", "metered", "batch", map[string]int{"run": 1}, "sleep 1")
 	if _, _, err := nc.Jobs().Register(run, nil); err != nil {
 		t.Fatal(err)
