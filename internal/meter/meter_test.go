@@ -186,3 +186,22 @@ func TestUsageRejectsEmptyWindow(t *testing.T) {
 		t.Fatalf("error = %v, want one saying since is not before until", err)
 	}
 }
+
+func TestUsageCountsOpenRunsUpToNow(t *testing.T) {
+	t.Parallel()
+	store := NewMemStore()
+	a := AllocState{ID: "a1", JobID: "demo", TaskGroup: "web", App: "demo", Process: "web"}
+	b := a
+	b.ID = "b1"
+	if err := store.PutRuns(context.Background(), []Record{a.record("main", at(0)), b.record("main", at(0))}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := usageAt(context.Background(), store, "demo", time.Time{}, at(7200), at(3600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, rep, map[string]map[string]want{"demo": {"web": {2, 7200, 3600, 3600, 50000}}})
+	if rep.Until != at(7200) {
+		t.Errorf("report until %s, want the window's end %s", rep.Until, at(7200))
+	}
+}

@@ -8,14 +8,18 @@ import (
 
 // Usage prices the ledger's runs of one app (every app when app is "") over the window
 // [since, until). A zero since means from the first record; a zero until means now.
-// Runs still open in the ledger are counted up to until. The price is the one the meter
+// Runs still open in the ledger are counted up to until, or now if until is later. The price is the one the meter
 // published in the ledger's Meta, or DefaultPrice when it published none.
 //
 // This is what `dyno usage [--app A] [--since T] [--until T] [--json]` prints, with
 // Report.WriteText or Report.WriteJSON.
 func Usage(ctx context.Context, store Store, app string, since, until time.Time) (Report, error) {
+	return usageAt(ctx, store, app, since, until, time.Now())
+}
+
+func usageAt(ctx context.Context, store Store, app string, since, until, now time.Time) (Report, error) {
 	if until.IsZero() {
-		until = time.Now()
+		until = now
 	}
 	if !since.IsZero() && !since.Before(until) {
 		return Report{}, fmt.Errorf("window: since %s is not before until %s",
@@ -35,7 +39,12 @@ func Usage(ctx context.Context, store Store, app string, since, until time.Time)
 	}
 	ivs := make([]Interval, 0, len(recs))
 	for _, r := range recs {
-		ivs = append(ivs, r.Interval())
+		iv := r.Interval()
+		if iv.End.IsZero() && now.Before(until) {
+			// A run still open is counted up to now, not into the future.
+			iv.End = laterOf(now, iv.Start)
+		}
+		ivs = append(ivs, iv)
 	}
 	rep, err := Compute(ivs, price, Window{Since: since, Until: until})
 	if err != nil {
