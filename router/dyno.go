@@ -22,7 +22,9 @@ type dyno struct {
 	addr    string // host:port
 	app     *app
 
-	idleIdx  int
+	idlePrev *dyno
+	idleNext *dyno
+	isIdle   bool
 	busy     bool
 	down     bool
 	removed  bool

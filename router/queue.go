@@ -13,7 +13,7 @@ import (
 // queue of requests waiting for one. It outlives routing tables: a new table points at the
 // same *app, so a table swap never loses a queued request or a busy mark.
 //
-// Invariant (under mu): idle is non-empty only when the queue is empty, because a dyno
+// Invariant (under mu): the idle list is non-empty only when the queue is empty, because a dyno
 // that frees up or joins is handed to the oldest waiter before it may become idle.
 type app struct {
 	name string
@@ -30,7 +30,10 @@ type app struct {
 	// leaving are dynos that left the table while busy: still holding a request, so
 	// never to be handed another (and revived as they are if they come back).
 	leaving map[string]*dyno
-	idle    []*dyno // idle dynos, each with idleIdx = its index
+	// Idle dynos in the order they freed up: a doubly linked list, so that the dyno idle
+	// longest goes next (requests spread over an app's dynos) and any can leave in O(1).
+	idleHead, idleTail *dyno
+	nidle              int
 	up      int     // dynos neither removed nor down
 	busy    int     // dynos holding a request
 	head    *waiter // oldest waiting request
@@ -63,7 +66,7 @@ func newApp(r *Router, name string) *app {
 // requests were ahead of this one when it arrived.
 func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d *dyno, depth int, qe *queueError) {
 	a.mu.Lock()
-	if n := len(a.idle); n > 0 {
+	if a.idleHead != nil {
 		d = a.popIdle()
 		a.mu.Unlock()
 		return d, 0, nil
@@ -187,37 +190,44 @@ func (a *app) handoff(d *dyno) {
 		w.ch <- d
 		return
 	}
-	d.idleIdx = len(a.idle)
-	a.idle = append(a.idle, d)
+	d.isIdle = true
+	d.idlePrev, d.idleNext = a.idleTail, nil
+	if a.idleTail != nil {
+		a.idleTail.idleNext = d
+	} else {
+		a.idleHead = d
+	}
+	a.idleTail = d
+	a.nidle++
 }
 
-// popIdle takes the most recently freed idle dyno (its connection is the warmest) and
-// marks it busy. Caller holds mu.
+// popIdle takes the dyno idle longest and marks it busy. Caller holds mu.
 func (a *app) popIdle() *dyno {
-	n := len(a.idle) - 1
-	d := a.idle[n]
-	a.idle[n] = nil
-	a.idle = a.idle[:n]
-	d.idleIdx = -1
+	d := a.idleHead
+	a.removeIdle(d)
 	d.busy = true
 	a.busy++
 	a.r.metrics.busyDynos(a, 1)
 	return d
 }
 
-// removeIdle takes d out of the idle set in O(1). Caller holds mu.
+// removeIdle takes d out of the idle list in O(1). Caller holds mu.
 func (a *app) removeIdle(d *dyno) {
-	i := d.idleIdx
-	if i < 0 {
+	if !d.isIdle {
 		return
 	}
-	n := len(a.idle) - 1
-	last := a.idle[n]
-	a.idle[i] = last
-	last.idleIdx = i
-	a.idle[n] = nil
-	a.idle = a.idle[:n]
-	d.idleIdx = -1
+	if d.idlePrev != nil {
+		d.idlePrev.idleNext = d.idleNext
+	} else {
+		a.idleHead = d.idleNext
+	}
+	if d.idleNext != nil {
+		d.idleNext.idlePrev = d.idlePrev
+	} else {
+		a.idleTail = d.idlePrev
+	}
+	d.idlePrev, d.idleNext, d.isIdle = nil, nil, false
+	a.nidle--
 }
 
 func (a *app) enqueue(w *waiter, front bool) {
@@ -276,7 +286,7 @@ func (a *app) sync(insts []Instance) {
 			}
 			continue
 		}
-		d := &dyno{key: k, id: in.ID, name: in.Dyno, release: in.Release, addr: in.addr(), app: a, idleIdx: -1}
+		d := &dyno{key: k, id: in.ID, name: in.Dyno, release: in.Release, addr: in.addr(), app: a}
 		a.dynos[k] = d
 		a.up++
 		a.handoff(d)
@@ -322,7 +332,7 @@ func (a *app) drained(key string) <-chan struct{} {
 func (a *app) stats() (dynos, up, idle, busy, waiting int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.dynos), a.up, len(a.idle), a.busy, a.nwait
+	return len(a.dynos), a.up, a.nidle, a.busy, a.nwait
 }
 
 // drainedID is drained for a dyno known by its service ID only.
