@@ -34,11 +34,11 @@ type app struct {
 	// longest goes next (requests spread over an app's dynos) and any can leave in O(1).
 	idleHead, idleTail *dyno
 	nidle              int
-	up      int     // dynos neither removed nor down
-	busy    int     // dynos holding a request
-	head    *waiter // oldest waiting request
-	tail    *waiter
-	nwait   int
+	up                 int     // dynos neither removed nor down
+	busy               int     // dynos holding a request
+	head               *waiter // oldest waiting request
+	tail               *waiter
+	nwait              int
 }
 
 // waiter is one queued request. ch receives the dyno handed to it (buffered, so the
