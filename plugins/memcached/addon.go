@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -177,6 +179,9 @@ func (a *Addon) waitRunning(ctx context.Context, jobID string, creds credentials
 			}
 		}
 		if last == "" {
+			if problem := a.placementProblem(ctx, jobID, job); problem != "" {
+				return "", fmt.Errorf("memcached of %s cannot be placed: %s", jobID, problem)
+			}
 			last = "no allocation placed yet"
 		}
 		select {
@@ -192,6 +197,37 @@ func (a *Addon) waitErr(ctx context.Context, jobID string, err error) error {
 		return fmt.Errorf("memcached of %s did not start in time: %w", jobID, ctx.Err())
 	}
 	return err
+}
+
+// placementProblem explains why the scheduler placed no allocation of the job's
+// current version, or returns "" while it has not tried.
+func (a *Addon) placementProblem(ctx context.Context, jobID string, job *api.Job) string {
+	evals, _, err := a.nomad.Jobs().Evaluations(jobID, a.queryOpts(ctx))
+	if err != nil || job.JobModifyIndex == nil {
+		return ""
+	}
+	for _, ev := range evals {
+		if ev.JobModifyIndex != *job.JobModifyIndex || len(ev.FailedTGAllocs) == 0 {
+			continue
+		}
+		var parts []string
+		for tg, m := range ev.FailedTGAllocs {
+			part := fmt.Sprintf("group %s: %d of %d nodes evaluated", tg, m.NodesEvaluated, m.NodesInPool)
+			for what, n := range m.ConstraintFiltered {
+				part += fmt.Sprintf(", %d filtered by %s", n, what)
+			}
+			for what, n := range m.DimensionExhausted {
+				part += fmt.Sprintf(", %d short of %s", n, what)
+			}
+			if m.NodesEvaluated == 0 {
+				part += " (no node in datacenters " + strings.Join(a.cfg.datacenters, ",") + " can run it)"
+			}
+			parts = append(parts, part)
+		}
+		sort.Strings(parts)
+		return strings.Join(parts, "; ")
+	}
+	return ""
 }
 
 // allocAddr is the address of the allocation's memcached port.

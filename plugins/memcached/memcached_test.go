@@ -166,6 +166,23 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 		}
 	})
 
+	t.Run("a memcached that cannot be placed", func(t *testing.T) {
+		nowhere, err := addonhost.New(addonhost.Options{
+			PluginDir: pluginDir,
+			Settings:  map[string]map[string]string{Name: {"nomad_addr": settings["nomad_addr"], "datacenters": "nowhere"}},
+		})
+		must.NoError(t, err)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err = nowhere.Provision(cctx, Name, addon.ProvisionRequest{RequestID: "mc-nowhere", App: "lost"})
+		must.Error(t, err)
+		t.Logf("error after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		must.StrContains(t, err.Error(), "cannot be placed")
+		must.Less(t, 10*time.Second, time.Since(start), must.Sprint("fails fast"))
+		must.NoError(t, h.Deprovision(ctx, Name, addon.DeprovisionRequest{RequestID: "del", ResourceID: JobID("lost", "mc-nowhere"), App: "lost"}))
+	})
+
 	t.Run("a memcached that cannot start", func(t *testing.T) {
 		bad, err := addonhost.New(addonhost.Options{
 			PluginDir: pluginDir,
