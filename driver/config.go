@@ -15,6 +15,8 @@ import (
 type Config struct {
 	// SlugDir is the per-host cache of unpacked slugs, one directory per sha256.
 	SlugDir string `codec:"slug_dir"`
+	// DynoDir holds each dyno's private ./tmp and ./log, outside Nomad's alloc dir.
+	DynoDir string `codec:"dyno_dir"`
 	// User every dyno runs as.
 	User string `codec:"user"`
 	// PidsLimit is the default cap on the processes and threads of one dyno.
@@ -26,6 +28,8 @@ type Config struct {
 var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"slug_dir": hclspec.NewDefault(hclspec.NewAttr("slug_dir", "string", false),
 		hclspec.NewLiteral(`"/var/lib/dynogrid/slugs"`)),
+	"dyno_dir": hclspec.NewDefault(hclspec.NewAttr("dyno_dir", "string", false),
+		hclspec.NewLiteral(`"/var/lib/dynogrid/dynos"`)),
 	"user": hclspec.NewDefault(hclspec.NewAttr("user", "string", false),
 		hclspec.NewLiteral(`"nobody"`)),
 	"pids_limit": hclspec.NewDefault(hclspec.NewAttr("pids_limit", "number", false),
@@ -40,6 +44,9 @@ func (c *Config) validate() error {
 	var errs []error
 	if !filepath.IsAbs(c.SlugDir) {
 		errs = append(errs, fmt.Errorf("slug_dir: %q must be an absolute path", c.SlugDir))
+	}
+	if !filepath.IsAbs(c.DynoDir) {
+		errs = append(errs, fmt.Errorf("dyno_dir: %q must be an absolute path", c.DynoDir))
 	}
 	if c.User == "" {
 		errs = append(errs, errors.New("user: must name the unprivileged user dynos run as"))

@@ -9,7 +9,7 @@ import (
 
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
-	good := Config{SlugDir: "/var/lib/dynogrid/slugs", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"}
+	good := Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"}
 	cases := []struct {
 		name    string
 		mutate  func(*Config)
@@ -17,6 +17,7 @@ func TestConfig_Validate(t *testing.T) {
 	}{
 		{"defaults", func(*Config) {}, ""},
 		{"relative slug dir", func(c *Config) { c.SlugDir = "slugs" }, "slug_dir"},
+		{"relative dyno dir", func(c *Config) { c.DynoDir = "dynos" }, "dyno_dir"},
 		{"root user", func(c *Config) { c.User = "root" }, "user: dynos must not run as root"},
 		{"no user", func(c *Config) { c.User = "" }, "user:"},
 		{"zero pids", func(c *Config) { c.PidsLimit = 0 }, "pids_limit: 0"},

@@ -57,7 +57,7 @@ func New(logger hclog.Logger) drivers.DriverPlugin {
 		ctx:     ctx,
 		cancel:  cancel,
 		logger:  logger,
-		config:  Config{SlugDir: "/var/lib/dynogrid/slugs", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"},
+		config:  Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"},
 	}
 }
 
@@ -128,7 +128,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			}
 		}
 	}
-	lay, err := buildLayout(cfg, app, u)
+	private := filepath.Join(d.config.DynoDir, cfg.AllocID+"."+unsafeCgroupChars.ReplaceAllString(cfg.Name, "_"))
+	lay, err := buildLayout(cfg, app, private, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,6 +207,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		CgroupPath:     cgPath,
 		Cpuset:         cpus,
 		SlugDir:        app,
+		PrivateDir:     private,
 	}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
@@ -341,6 +343,12 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	}
 	if err := destroyCgroup(h.state.CgroupPath, cleanupTimeout); err != nil {
 		return fmt.Errorf("failed to destroy the dyno: %w", err)
+	}
+	// RemoveAll does not follow the symlinks a dyno may have planted.
+	if h.state.PrivateDir != "" {
+		if err := os.RemoveAll(h.state.PrivateDir); err != nil {
+			return fmt.Errorf("failed to remove the dyno's tmp and log: %w", err)
+		}
 	}
 	d.tasks.Delete(taskID)
 	return nil

@@ -29,7 +29,13 @@ func grid(t testing.TB, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadap
 	if _, err := os.Stat(filepath.Join(harness.BinDir(t), "nomad-driver-dyno")); err != nil {
 		t.Fatalf("build the plugin first (go build -o build/bin/ ./cmd/nomad-driver-dyno): %v", err)
 	}
-	g := harness.Grid(t, opts...)
+	// With a cgroup_parent other than the default (the harness gives each grid its own),
+	// Nomad v1.6.3 on cgroups v1 detects no reservable cores, so `cores = 1` could not be
+	// placed; the cores are declared instead. The dyno driver pins dynos itself.
+	cores := func(o *devgrid.Options) {
+		o.ExtraNomadConfig += fmt.Sprintf("client {\n  reservable_cores = %q\n}\n", onlineCPUs(t))
+	}
+	g := harness.Grid(t, append([]func(*devgrid.Options){cores}, opts...)...)
 	c, err := g.NomadClient()
 	must.NoError(t, err)
 	return g, c
@@ -151,7 +157,7 @@ func waitAlloc(t testing.TB, c *nomadapi.Client, jobID, group string, timeout ti
 			last = describeAlloc(a)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("allocation of %s/%s not ready within %s; last: %s", jobID, group, timeout, last)
+			t.Fatalf("allocation of %s/%s not ready within %s; last: %s; evaluations: %s", jobID, group, timeout, last, describeEvals(c, jobID))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -212,4 +218,27 @@ func allocPort(t testing.TB, a *nomadapi.Allocation, label string) int {
 	}
 	t.Fatalf("allocation %s has no port %q", a.ID, label)
 	return 0
+}
+
+// describeEvals says why the scheduler did not place a job's allocations.
+func describeEvals(c *nomadapi.Client, jobID string) string {
+	evals, _, err := c.Jobs().Evaluations(jobID, nil)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, e := range evals {
+		fmt.Fprintf(&b, "[eval %s %s %s", e.ID[:8], e.Status, e.StatusDescription)
+		for tg, m := range e.FailedTGAllocs {
+			fmt.Fprintf(&b, " %s: exhausted=%v filtered=%v constraint=%v", tg, m.DimensionExhausted, m.ClassFiltered, m.ConstraintFiltered)
+		}
+		b.WriteString("] ")
+	}
+	return b.String()
+}
+
+func onlineCPUs(t testing.TB) string {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	must.NoError(t, err)
+	return strings.TrimSpace(string(b))
 }

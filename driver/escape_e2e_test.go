@@ -20,7 +20,7 @@ import (
 // to be contained, and the platform not to follow the symlinks the dyno planted.
 func TestE2E_EscapeSuite(t *testing.T) {
 	t.Parallel()
-	g, c := grid(t)
+	_, c := grid(t)
 	escape := buildStatic(t, "./driver/testdata/escape")
 	slug, sum := packSlug(t, "", map[string]string{"bin/escape": escape})
 
@@ -42,7 +42,7 @@ func TestE2E_EscapeSuite(t *testing.T) {
 	}, map[string]string{"TOKEN": token}, 64, 0))
 	register(t, c, "neighbour", "service", neighbour)
 	na := waitAlloc(t, c, "neighbour", "web", 2*time.Minute, taskRunning("web"))
-	otherTmp := filepath.Join(g.Options.DataDir, "nomad", "alloc", na.ID, "web", "dyno", "tmp")
+	otherTmp := filepath.Join("/var/lib/dynogrid/dynos", na.ID+".web", "tmp")
 	_, err = os.Stat(filepath.Join(otherTmp, "secret.txt"))
 	for end := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(end); _, err = os.Stat(filepath.Join(otherTmp, "secret.txt")) {
 		time.Sleep(50 * time.Millisecond)

@@ -33,7 +33,7 @@ func TestDriver_EscapeSuite(t *testing.T) {
 	must.NoError(t, victim.Start())
 	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
 
-	hv, _ := newHarness(t)
+	hv, dv := newHarness(t)
 	token := "tok" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	other := shTask(t, `echo s3cret-$DYNO_TOKEN > /app/tmp/secret.txt; echo ready; while :; do echo beat; sleep 0.2; done`)
 	other.Env["DYNO_TOKEN"] = token
@@ -44,7 +44,10 @@ func TestDriver_EscapeSuite(t *testing.T) {
 	slug, sum := makeSlugFromFiles(t, map[string]string{"bin/escape": bin})
 	task := newTask(t, TaskConfig{Command: "/bin/sh", Args: []string{"-c", "/app/bin/escape; echo exit=$?"}, Slug: slug, SlugSHA256: sum, PidsLimit: 64})
 	task.Env["HOST_MARKER"] = marker
-	task.Env["OTHER_TMP"] = filepath.Join(other.TaskDir().Dir, "dyno", "tmp")
+	oh, ok := dv.tasks.Get(other.ID)
+	must.True(t, ok)
+	otherTmp := filepath.Join(oh.state.PrivateDir, "tmp")
+	task.Env["OTHER_TMP"] = otherTmp
 	task.Env["OTHER_SECRET"] = "secret.txt"
 	task.Env["OTHER_TOKEN"] = token
 	task.Env["VICTIM_PID"] = itoa(victim.Process.Pid)
@@ -59,7 +62,7 @@ func TestDriver_EscapeSuite(t *testing.T) {
 
 	must.Nil(t, victim.ProcessState, must.Sprint("the host victim process died"))
 	must.NoError(t, victim.Process.Signal(syscall.Signal(0)))
-	b, err := os.ReadFile(filepath.Join(other.TaskDir().Dir, "dyno", "tmp", "secret.txt"))
+	b, err := os.ReadFile(filepath.Join(otherTmp, "secret.txt"))
 	must.NoError(t, err)
 	must.Eq(t, "s3cret-"+token+"\n", string(b))
 	beats := stdout(t, other)

@@ -24,6 +24,8 @@ type taskState struct {
 	CgroupPath     string
 	Cpuset         string
 	SlugDir        string
+	// PrivateDir holds the dyno's ./tmp and ./log.
+	PrivateDir string
 	// OOMKillsAtStart is the cgroup's OOM kill count when the dyno started.
 	OOMKillsAtStart uint64
 }

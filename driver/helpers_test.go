@@ -31,7 +31,8 @@ func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	requireRoot(t)
 	d := New(testlog.HCLogger(t)).(*Driver)
 	t.Cleanup(d.Shutdown)
-	cfg := Config{SlugDir: filepath.Join(t.TempDir(), "slugs"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test"}
+	dir := t.TempDir()
+	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test"}
 	var raw []byte
 	must.NoError(t, base.MsgPackEncode(&raw, &cfg))
 	h := NewDriverHarness(t, d)

@@ -60,6 +60,9 @@ func TestDriver_DestroyTask_LeavesNothing(t *testing.T) {
 	must.True(t, ok)
 	cg := th.state.CgroupPath
 	pids := cgroupPids(cg)
+	for end := time.Now().Add(10 * time.Second); len(pids) < 4 && time.Now().Before(end); pids = cgroupPids(cg) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	must.SliceLen(t, 4, pids, must.Sprintf("pids in the dyno's cgroup: %v", pids))
 	sandboxPid := th.pluginClient.ReattachConfig().Pid
 
@@ -72,6 +75,8 @@ func TestDriver_DestroyTask_LeavesNothing(t *testing.T) {
 		_, err := os.Stat(dir)
 		must.True(t, os.IsNotExist(err), must.Sprintf("cgroup %s survived DestroyTask", dir))
 	}
+	_, err := os.Stat(th.state.PrivateDir)
+	must.True(t, os.IsNotExist(err), must.Sprintf("the dyno's tmp and log survived DestroyTask: %v", err))
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	must.NoError(t, err)
 	must.StrNotContains(t, string(mi), filepath.Join(task.TaskDir().Dir, "dyno"))

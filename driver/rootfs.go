@@ -63,10 +63,14 @@ type layout struct {
 	Mounts []*drivers.MountConfig
 }
 
-// buildLayout prepares the sandbox of one dyno in taskDir/dyno: the root skeleton, a
-// generated /etc, and the dyno's private tmp and log directories. app is the host
-// directory mounted read-only at /app (the unpacked slug, or the task's local dir).
-func buildLayout(cfg *drivers.TaskConfig, app string, u sandboxUser) (*layout, error) {
+// buildLayout prepares the sandbox of one dyno: the root skeleton and a generated /etc in
+// taskDir/dyno, and the dyno's private tmp and log directories in private. app is the
+// host directory mounted read-only at /app (the unpacked slug, or the task's local dir).
+//
+// private lies outside Nomad's allocation directory on purpose: Nomad's file API (nomad
+// alloc fs) follows symlinks out of the allocation directory, so a symlink a dyno plants
+// in its ./log must not be reachable through it.
+func buildLayout(cfg *drivers.TaskConfig, app, private string, u sandboxUser) (*layout, error) {
 	td := cfg.TaskDir()
 	base := filepath.Join(td.Dir, "dyno")
 	l := &layout{Root: filepath.Join(base, "root")}
@@ -75,9 +79,12 @@ func buildLayout(cfg *drivers.TaskConfig, app string, u sandboxUser) (*layout, e
 			return nil, fmt.Errorf("failed to create sandbox: %w", err)
 		}
 	}
+	if err := os.MkdirAll(private, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create sandbox: %w", err)
+	}
 	// tmp and log belong to the dyno's user and nobody else.
 	for _, d := range []string{"tmp", "log"} {
-		p := filepath.Join(base, d)
+		p := filepath.Join(private, d)
 		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("failed to create sandbox %s: %w", d, err)
 		}
@@ -126,8 +133,8 @@ func buildLayout(cfg *drivers.TaskConfig, app string, u sandboxUser) (*layout, e
 	l.Mounts = append(l.Mounts, etcMounts...)
 
 	mount(appDir, app, true)
-	mount(appDir+"/tmp", filepath.Join(base, "tmp"), false)
-	mount(appDir+"/log", filepath.Join(base, "log"), false)
+	mount(appDir+"/tmp", filepath.Join(private, "tmp"), false)
+	mount(appDir+"/log", filepath.Join(private, "log"), false)
 	mount("/alloc", td.SharedAllocDir, true)
 	mount("/local", td.LocalDir, true)
 	mount("/secrets", td.SecretsDir, true)
