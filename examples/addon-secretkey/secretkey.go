@@ -50,19 +50,12 @@ func (s *SecretKey) Describe(context.Context) (addon.Description, error) {
 // Provision makes the key of a request, or returns the one made before: the key is
 // saved under the request ID before it is answered.
 func (s *SecretKey) Provision(_ context.Context, req addon.ProvisionRequest) (addon.Resource, error) {
-	var k key
-	err := s.store.Update(func(records map[string]json.RawMessage) error {
-		if raw, ok := records[req.RequestID]; ok {
-			return json.Unmarshal(raw, &k)
-		}
+	k, err := addon.Remember(s.store, req.RequestID, func() (key, error) {
 		b := make([]byte, s.bytes)
 		if _, err := rand.Read(b); err != nil {
-			return err
+			return key{}, err
 		}
-		k = key{App: req.App, Secret: hex.EncodeToString(b)}
-		raw, err := json.Marshal(k)
-		records[req.RequestID] = raw
-		return err
+		return key{App: req.App, Secret: hex.EncodeToString(b)}, nil
 	})
 	if err != nil {
 		return addon.Resource{}, fmt.Errorf("failed to keep the key: %w", err)

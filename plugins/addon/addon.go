@@ -44,14 +44,6 @@ type Config struct {
 	StateDir string
 }
 
-// Get returns a setting, or def when it is absent or empty.
-func (c Config) Get(key, def string) string {
-	if v := c.Settings[key]; v != "" {
-		return v
-	}
-	return def
-}
-
 // Description tells the host and users what an add-on offers.
 type Description struct {
 	// Name is the add-on's name as typed in `dyno addons:create NAME`: lowercase

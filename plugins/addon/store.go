@@ -98,3 +98,36 @@ func (s *Store) locked(write bool, fn func(records map[string]json.RawMessage) e
 	}
 	return nil
 }
+
+// Remember returns the record of key if the store has one, or else calls create, saves
+// its result under key and returns it, all under the store's lock: the usual shape of
+// an idempotent Provision whose whole resource is the record (a generated secret, an
+// allocated name). When making the resource takes an outside call, save your intent
+// under the request ID first (Update), then make it, so a retry can finish the job.
+func Remember[T any](s *Store, key string, create func() (T, error)) (T, error) {
+	var v T
+	err := s.Update(func(records map[string]json.RawMessage) error {
+		if raw, ok := records[key]; ok {
+			return json.Unmarshal(raw, &v)
+		}
+		made, err := create()
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(made)
+		if err != nil {
+			return fmt.Errorf("failed to encode the record: %w", err)
+		}
+		records[key], v = raw, made
+		return nil
+	})
+	return v, err
+}
+
+// Forget deletes the record of key; a missing record is no error.
+func (s *Store) Forget(key string) error {
+	return s.Update(func(records map[string]json.RawMessage) error {
+		delete(records, key)
+		return nil
+	})
+}

@@ -2,6 +2,8 @@ package addon
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -38,4 +40,38 @@ func TestStore_ConcurrentUpdatesKeepEveryRecord(t *testing.T) {
 	must.False(t, ok)
 	_, err = OpenStore("", "x")
 	must.ErrorContains(t, err, "no state directory")
+}
+
+func TestRemember_MakesOnceThenRemembers(t *testing.T) {
+	t.Parallel()
+	s, err := OpenStore(t.TempDir(), "state.json")
+	must.NoError(t, err)
+	calls := 0
+	create := func() (string, error) { calls++; return fmt.Sprint("made-", calls), nil }
+	v1, err := Remember(s, "r1", create)
+	must.NoError(t, err)
+	v2, err := Remember(s, "r1", create)
+	must.NoError(t, err)
+	must.Eq(t, "made-1", v1)
+	must.Eq(t, v1, v2)
+	must.Eq(t, 1, calls)
+	_, err = Remember(s, "r2", func() (string, error) { return "", errors.New("backend down") })
+	must.ErrorContains(t, err, "backend down")
+	ok, _ := s.Get("r2", new(string))
+	must.False(t, ok, must.Sprint("a failed make records nothing"))
+	must.NoError(t, s.Forget("r1"))
+	must.NoError(t, s.Forget("r1"))
+	v3, _ := Remember(s, "r1", create)
+	must.Eq(t, "made-2", v3)
+}
+
+func TestConfig_Require(t *testing.T) {
+	t.Parallel()
+	c := Config{Settings: map[string]string{"a": "1", "empty": ""}}
+	v, err := c.Require("a")
+	must.NoError(t, err)
+	must.Eq(t, "1", v)
+	_, err = c.Require("empty")
+	must.ErrorContains(t, err, `setting "empty" is required`)
+	must.Eq(t, "d", c.Get("missing", "d"))
 }
