@@ -70,7 +70,7 @@ func TestConsulStoreAndLock(t *testing.T) {
 	}
 	bctx, cancel = context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, releaseB, err := lockB.Acquire(bctx)
+	lostB, releaseB, err := lockB.Acquire(bctx)
 	if err != nil {
 		t.Fatalf("second meter did not take the lock after release: %v", err)
 	}
@@ -94,6 +94,21 @@ func TestConsulStoreAndLock(t *testing.T) {
 	rep, err := meter.Usage(ctx, storeB, "", time.Time{}, end)
 	if err != nil || rep.Price != 70000 || rep.DynoSeconds != 3600 {
 		t.Fatalf("usage = %+v, %v", rep, err)
+	}
+
+	// When B's session ends behind its back (an operator, a partition), B hears that
+	// it lost the lock and can no longer write.
+	sid := storeB.Session
+	if _, err := cc.Session().Destroy(sid, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lostB:
+	case <-time.After(20 * time.Second):
+		t.Fatal("meter was not told that its session, and so its lock, ended")
+	}
+	if err := storeB.PutRuns(ctx, []meter.Record{rec}); !errors.Is(err, meter.ErrNotLeader) {
+		t.Fatalf("write after the lock was lost: error %v, want ErrNotLeader", err)
 	}
 
 	// A corrupt record is an error naming its key, not a silent gap in a bill.

@@ -49,6 +49,9 @@ func (l *ConsulLock) Acquire(ctx context.Context) (<-chan struct{}, func(), erro
 	lock, err := l.Client.LockOpts(&consulapi.LockOptions{
 		Key: l.Store.LockKey(), Value: []byte(l.Holder), Session: sid,
 		MonitorRetries: 5, MonitorRetryTime: time.Second,
+		// The lock's blocking queries cannot be cancelled; short ones let a standby
+		// meter stop within seconds. A released lock wakes them at once.
+		LockWaitTime: 2 * time.Second,
 	})
 	if err != nil {
 		close(renewDone)
