@@ -1,11 +1,14 @@
 # The Dynogrid example app: a Rack app served by Thin, one request at a time.
 #
-#   /            the dyno's name, pid and how many requests this process has served
+#   /            the dyno's name, pid and how many requests this process has served; with
+#                the postgres add-on a visit counter kept in the database, with the
+#                memcached add-on a page fragment cached for 10 seconds
 #   /sleep?ms=N  answers after N milliseconds (for routing tests)
 #   /tmp         writes a file to ./tmp and reads it back
 #   /health      the health check the deployer registers in Consul
 require "rack"
 require "socket"
+require_relative "lib/cache"
 
 # Dynos log to stdout; unbuffered, so `dyno logs` shows lines as they happen.
 $stdout.sync = true
@@ -38,7 +41,38 @@ class DynoApp
       pid:      #{Process.pid}
       host:     #{Socket.gethostname}
       served:   #{@served}
+      visits:   #{visits}
+      fragment: #{fragment}
     BODY
+  end
+
+  # The app's visit counter, kept in the postgres add-on's database.
+  def visits
+    return "no database (dyno addons:create postgres)" unless ENV["DATABASE_URL"]
+
+    require "pg"
+    @db ||= PG.connect(ENV["DATABASE_URL"])
+    @db.exec("CREATE TABLE IF NOT EXISTS visits (id int PRIMARY KEY, n bigint NOT NULL)")
+    @db.exec("INSERT INTO visits VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = visits.n + 1 RETURNING n")[0]["n"]
+  rescue PG::Error => e
+    @db = nil
+    "database error: #{e.message.lines.first.strip}"
+  end
+
+  # A fragment rendered at most every 10 seconds, cached in the memcached add-on.
+  def fragment
+    return "no cache (dyno addons:create memcached)" unless ENV["MEMCACHED_SERVERS"]
+
+    @cache ||= Cache.new
+    cached = @cache.get("fragment")
+    return "#{cached} (from memcached)" if cached
+
+    rendered = "rendered by #{ENV.fetch("DYNO", "?")} at #{Time.now.utc.strftime("%H:%M:%S")}"
+    @cache.set("fragment", rendered, 10)
+    "#{rendered} (fresh)"
+  rescue StandardError => e
+    @cache = nil
+    "cache error: #{e.message}"
   end
 
   def sleep_for(raw)

@@ -6,9 +6,19 @@ app "hello" {
     count        = 2
     memory       = 256
     health_check = "/health"
+    # Each dyno runs on one core. "dedicated" (the default) reserves the core for it;
+    # "shared" lets dynos share cores, so that a two-core laptop can run two web dynos,
+    # the memcached add-on and one-off dynos at once.
+    size = "shared"
   }
 
   config {
     RACK_ENV = "production"
   }
+
+  # DATABASE_URL: the page's visit counter.
+  addon "postgres" {}
+
+  # MEMCACHED_SERVERS (and credentials): a page fragment cached for 10 seconds.
+  addon "memcached" {}
 }

@@ -159,7 +159,7 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 	if err := m.put(ctx, a); err != nil {
 		return nil, err
 	}
-	if _, err := m.Deployer.SetConfig(ctx, app, env, nil); err != nil {
+	if _, err := m.Deployer.SetConfig(ctx, app, env, nil, fmt.Sprintf("Attach %s as %s", service, name)); err != nil {
 		return nil, fmt.Errorf("the %s resource is ready but the release that gives it to %s failed: %w", service, app, err)
 	}
 	return m.Get(ctx, app, name)
@@ -184,7 +184,7 @@ func (m *Manager) Detach(ctx context.Context, app, name string) error {
 			}
 		}
 		if len(unset) > 0 {
-			if _, err := m.Deployer.SetConfig(ctx, app, nil, unset); err != nil {
+			if _, err := m.Deployer.SetConfig(ctx, app, nil, unset, fmt.Sprintf("Detach %s", name)); err != nil {
 				return fmt.Errorf("failed to release %s without add-on %s: %w", app, name, err)
 			}
 		}

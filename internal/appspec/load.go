@@ -70,11 +70,13 @@ type processBlock struct {
 	Count       *int      `hcl:"count,optional"`
 	Memory      *int      `hcl:"memory,optional"`
 	HealthCheck *string   `hcl:"health_check,optional"`
+	Size        *string   `hcl:"size,optional"`
 
 	CommandRange     hcl.Range `hcl:"command,attr_value_range"`
 	CountRange       hcl.Range `hcl:"count,attr_value_range"`
 	MemoryRange      hcl.Range `hcl:"memory,attr_value_range"`
 	HealthCheckRange hcl.Range `hcl:"health_check,attr_value_range"`
+	SizeRange        hcl.Range `hcl:"size,attr_value_range"`
 }
 
 type addonBlock struct {
@@ -131,7 +133,7 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	}
 	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
 	for _, e := range entries {
-		p := Process{Name: e.Name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB}
+		p := Process{Name: e.Name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 		if e.Name == "web" {
 			p.HealthCheck = "/"
 		}
@@ -223,7 +225,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 		if _, ok := seen[name]; ok {
 			continue
 		}
-		p := Process{Name: name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB}
+		p := Process{Name: name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 		if name == "web" {
 			p.HealthCheck = "/"
 		} else {
@@ -269,7 +271,15 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 
 func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProcfile bool,
 	add func(hcl.Range, string, string, ...any)) Process {
-	p := Process{Name: pb.Name, Count: 1, MemoryMB: DefaultMemoryMB}
+	p := Process{Name: pb.Name, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+	if pb.Size != nil {
+		switch *pb.Size {
+		case SizeDedicated, SizeShared:
+			p.Size = *pb.Size
+		default:
+			add(pb.SizeRange, "Invalid dyno size", "%q is not a dyno size; write \"dedicated\" (a core of its own) or \"shared\" (one core, shared with other dynos).", *pb.Size)
+		}
+	}
 	if pb.Name != "web" {
 		p.Count = 0
 	}

@@ -39,7 +39,17 @@ type Process struct {
 	MemoryMB int    `json:"memory_mb"`
 	// HealthCheck is the HTTP path Consul checks on web dynos.
 	HealthCheck string `json:"health_check,omitempty"`
+	// Size is SizeDedicated or SizeShared.
+	Size string `json:"size"`
 }
+
+// Dyno sizes. Every dyno runs on exactly one core; a dedicated dyno has its core to
+// itself (Nomad reserves it: resources { cores = 1 }), a shared dyno shares its core
+// with other shared dynos (a CPU share), for grids with fewer cores than dynos.
+const (
+	SizeDedicated = "dedicated"
+	SizeShared    = "shared"
+)
 
 // Addon is an add-on the app asks for.
 type Addon struct {

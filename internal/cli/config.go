@@ -89,7 +89,7 @@ func (c *meta) change(set map[string]string, unset []string) int {
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	cur, err := d.SetConfig(ctx, app, set, unset)
+	cur, err := d.SetConfig(ctx, app, set, unset, "")
 	if err != nil {
 		return c.fail(err)
 	}

@@ -1,16 +1,47 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/dynogrid/dynogrid/internal/addons"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
 	mcli "github.com/mitchellh/cli"
 )
 
 type deployCommand struct{ meta }
+
+// attachSpecAddons attaches the spec's add-ons that the app does not have yet.
+func (c *deployCommand) attachSpecAddons(ctx context.Context, spec *appspec.Spec, af addonFlags) error {
+	if len(spec.Addons) == 0 {
+		return nil
+	}
+	mgr, err := c.addonManager(af)
+	if err != nil {
+		return err
+	}
+	have, err := mgr.List(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	attached := map[string]bool{}
+	for _, a := range have {
+		attached[a.Name] = a.State == addons.StateAttached
+	}
+	for _, a := range spec.Addons {
+		if attached[a.Name] {
+			continue
+		}
+		c.ui.Output(fmt.Sprintf("==> Attaching add-on %s as %s", a.Service, a.Name))
+		if _, err := mgr.Attach(ctx, spec.Name, a.Service, a.Name, a.Plan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (c *deployCommand) Synopsis() string { return "Deploy an app from its spec or Procfile" }
 func (c *deployCommand) Help() string {
@@ -22,12 +53,14 @@ func (c *deployCommand) Help() string {
   says why and leaves the previous release serving.
 
   An app that is already deployed keeps its dyno counts (change them with
-  ` + "`dyno ps:scale`" + `) and its config vars, with the spec's on top.
-` + commonHelp
+  ` + "`dyno ps:scale`" + `) and its config vars, with the spec's on top. The spec's
+  add-ons that are not attached yet are attached, each in a release of its own.
+` + commonHelp + addonsHelp
 }
 
 func (c *deployCommand) Run(args []string) int {
-	fs := c.flagSet("deploy")
+	var af addonFlags
+	fs := c.addonFlagSet("deploy", &af)
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -44,6 +77,12 @@ func (c *deployCommand) Run(args []string) int {
 	job, err := d.Deploy(ctx, spec)
 	if err != nil {
 		return c.fail(err)
+	}
+	if err := c.attachSpecAddons(ctx, spec, af); err != nil {
+		return c.fail(err)
+	}
+	if cur, err := d.Current(ctx, spec.Name); err == nil {
+		job = cur.Job
 	}
 	if c.json {
 		return c.printJSON(map[string]any{"app": spec.Name, "release": job.Meta["dyno.release"]})

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"os"
@@ -35,15 +36,15 @@ type devFlags struct {
 	opts devgrid.Options
 }
 
-func (f *devFlags) register(fsys interface {
-	StringVar(*string, string, string, string)
-	IntVar(*int, string, int, string)
-}) {
+func (f *devFlags) register(fsys *flag.FlagSet) {
 	d := devgrid.Defaults()
 	fsys.StringVar(&f.opts.DataDir, "data-dir", d.DataDir, "folder for the agents' data, logs and state (removed by down)")
 	fsys.StringVar(&f.opts.BinDir, "bin-dir", defaultBinDir(), "folder that holds nomad, consul and the plugins")
 	fsys.IntVar(&f.opts.ConsulPort, "consul-port", d.ConsulPort, "Consul HTTP port (the next three ports are Consul's too)")
 	fsys.IntVar(&f.opts.NomadPort, "nomad-port", d.NomadPort, "Nomad HTTP port (the next two ports are Nomad's too)")
+	fsys.IntVar(&f.opts.RouterPort, "router-port", d.RouterPort, "router HTTP port, metrics on the next (0: no router)")
+	fsys.IntVar(&f.opts.PostgresPort, "postgres-port", d.PostgresPort, "PostgreSQL port for the postgres add-on (0: none)")
+	fsys.StringVar(&f.opts.RouterDomain, "domain", d.RouterDomain, "router domain: Host <app>.<domain> reaches an app")
 }
 
 // defaultBinDir is the folder of the running dyno binary, where `make build` puts the
@@ -74,6 +75,9 @@ Options:
   --bin-dir=DIR      Folder that holds nomad, consul and the plugins
   --consul-port=N    Consul HTTP port; N+1..N+3 are its serf and server ports
   --nomad-port=N     Nomad HTTP port; N+1 and N+2 are its RPC and serf ports
+  --router-port=N    Router HTTP port, N+1 for its metrics (0: no router)
+  --postgres-port=N  PostgreSQL for the postgres add-on (0: none)
+  --domain=D         Router domain: Host <app>.D reaches an app (default localhost)
   --timeout=D        How long to wait for the grid to be healthy (default 2m)
   --detach           Return once the grid is up, leaving it running`
 }
@@ -121,12 +125,7 @@ func (c *devUpCommand) Run(args []string) int {
 		return 1
 	}
 	cancel()
-	c.ui.Output(fmt.Sprintf(`==> The grid is up
-    Nomad UI:  http://%s/ui/
-    Consul UI: http://%s/ui/
-    export NOMAD_ADDR=http://%s CONSUL_HTTP_ADDR=%s
-    logs:      %s`, g.Options.NomadAddr(), g.Options.ConsulAddr(), g.Options.NomadAddr(), g.Options.ConsulAddr(),
-		strings.Join(agentLogs(g), " ")))
+	c.ui.Output(gridSummary(g))
 	if *detach {
 		c.ui.Output(fmt.Sprintf("    stop it:   dyno dev down --data-dir %s", g.Options.DataDir))
 		return 0
@@ -134,6 +133,21 @@ func (c *devUpCommand) Run(args []string) int {
 	c.ui.Output("    Ctrl-C stops it.")
 	<-sigs
 	return downGrid(c.ui, g)
+}
+
+func gridSummary(g *devgrid.Grid) string {
+	o := g.Options
+	var b strings.Builder
+	fmt.Fprintf(&b, "==> The grid is up\n")
+	fmt.Fprintf(&b, "    Nomad UI:  http://%s/ui/\n", o.NomadAddr())
+	fmt.Fprintf(&b, "    Consul UI: http://%s/ui/\n", o.ConsulAddr())
+	if o.RouterPort != 0 {
+		fmt.Fprintf(&b, "    Router:    http://%s/ (Host: <app>.%s), metrics http://%s:%d/metrics\n", o.RouterAddr(), o.RouterDomain, o.Bind, o.RouterPort+1)
+	}
+	fmt.Fprintf(&b, "    export NOMAD_ADDR=http://%s CONSUL_HTTP_ADDR=%s DYNO_SLUG_STORE=%s DYNO_ADDON_CONFIG=%s\n",
+		o.NomadAddr(), o.ConsulAddr(), o.SlugStore(), o.AddonConfig())
+	fmt.Fprintf(&b, "    logs:      %s", strings.Join(agentLogs(g), " "))
+	return b.String()
 }
 
 func agentLogs(g *devgrid.Grid) []string {

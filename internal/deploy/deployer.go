@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -120,8 +121,9 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 	return resp, nil
 }
 
-// SetConfig makes a release with config vars set and unset.
-func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]string, unset []string) (*App, error) {
+// SetConfig makes a release with config vars set and unset. description says what the
+// release is for; "" describes the change.
+func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]string, unset []string, description string) (*App, error) {
 	cur, err := d.Current(ctx, app)
 	if err != nil {
 		return nil, err
@@ -149,12 +151,16 @@ func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]str
 	if err != nil {
 		return nil, err
 	}
-	verb := "Set"
-	if len(set) == 0 {
-		verb = "Unset"
+	if description == "" {
+		verb := "Set"
+		if len(set) == 0 {
+			verb = "Unset"
+		}
+		sort.Strings(changed)
+		description = fmt.Sprintf("%s %s config vars", verb, strings.Join(changed, ", "))
 	}
 	job := cur.Job
-	setRelease(job, cur.Release+1, fmt.Sprintf("%s %s config vars", verb, strings.Join(changed, ", ")))
+	setRelease(job, cur.Release+1, description)
 	setEnvPath(job, path)
 	if err := d.register(ctx, job, cur); err != nil {
 		return nil, err

@@ -108,7 +108,7 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 		"slug":        r.Slug.Path,
 		"slug_sha256": r.Slug.SHA256,
 	}
-	task.Resources = &nomadapi.Resources{Cores: ptr(1), MemoryMB: ptr(p.MemoryMB)}
+	task.Resources = resources(p)
 	task.KillSignal = "SIGTERM"
 	task.KillTimeout = ptr(KillTimeout)
 	task.Env = map[string]string{"HOME": "/app"}
@@ -123,6 +123,21 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	}
 	tg.AddTask(task)
 	return tg
+}
+
+// SharedCPU is the CPU share, in MHz, of a shared dyno.
+const SharedCPU = 500
+
+// resources gives a dedicated dyno a core of its own, and a shared dyno a CPU share; the
+// driver binds either to exactly one core.
+func resources(p appspec.Process) *nomadapi.Resources {
+	r := &nomadapi.Resources{MemoryMB: ptr(p.MemoryMB)}
+	if p.Size == appspec.SizeShared {
+		r.CPU = ptr(SharedCPU)
+	} else {
+		r.Cores = ptr(1)
+	}
+	return r
 }
 
 func webService(r Release, p appspec.Process, release string) *nomadapi.Service {

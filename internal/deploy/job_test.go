@@ -126,3 +126,18 @@ func TestEnvPathIsContentAddressed(t *testing.T) {
 		t.Error("an empty environment needs no variable")
 	}
 }
+
+func TestSharedDynoTakesACPUShare(t *testing.T) {
+	t.Parallel()
+	r := testRelease()
+	r.Spec.Processes[1].Size = appspec.SizeShared
+	job := Job(r)
+	worker := job.LookupTaskGroup("worker").Tasks[0].Resources
+	if worker.Cores != nil || worker.CPU == nil || *worker.CPU != SharedCPU {
+		t.Errorf("shared worker resources = cores %v cpu %v, want a CPU share of %d and no reserved core", worker.Cores, worker.CPU, SharedCPU)
+	}
+	web := job.LookupTaskGroup("web").Tasks[0].Resources
+	if web.Cores == nil || *web.Cores != 1 || web.CPU != nil {
+		t.Errorf("dedicated web resources = cores %v cpu %v, want one reserved core", web.Cores, web.CPU)
+	}
+}

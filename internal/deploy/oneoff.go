@@ -49,7 +49,11 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 		"slug":        src.Config["slug"],
 		"slug_sha256": src.Config["slug_sha256"],
 	}
-	task.Resources = &nomadapi.Resources{Cores: ptr(1), MemoryMB: ptr(memoryMB)}
+	// A one-off dyno is of the size of the dyno it copies.
+	task.Resources = &nomadapi.Resources{Cores: src.Resources.Cores, CPU: src.Resources.CPU, MemoryMB: ptr(memoryMB)}
+	if task.Resources.Cores != nil && *task.Resources.Cores > 0 {
+		task.Resources.CPU = nil
+	}
 	task.KillSignal = "SIGTERM"
 	task.KillTimeout = ptr(5 * time.Second)
 	task.Env = map[string]string{"HOME": "/app"}

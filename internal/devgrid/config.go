@@ -28,6 +28,13 @@ type Options struct {
 	ExtraNomadConfig string
 	// ConsulOnly starts Consul alone, for tests of parts that need no Nomad.
 	ConsulOnly bool
+	// RouterPort is the router's HTTP port (its metrics take the next); 0 runs no router.
+	RouterPort int
+	// RouterDomain is the router's domain: Host <app>.<domain> reaches an app.
+	RouterDomain string
+	// PostgresPort is the port of the PostgreSQL server for the postgres add-on; 0 runs
+	// none.
+	PostgresPort int
 	// CgroupParent is the Nomad client's cgroup parent ("" for Nomad's default). Grids
 	// that run side by side on one machine each take their own.
 	CgroupParent string
@@ -36,10 +43,13 @@ type Options struct {
 // Defaults are the ports and places `dyno dev up` uses when no flag says otherwise.
 func Defaults() Options {
 	return Options{
-		DataDir:    filepath.Join(os.TempDir(), "dynogrid-dev"),
-		Bind:       "127.0.0.1",
-		ConsulPort: 8500,
-		NomadPort:  4646,
+		DataDir:      filepath.Join(os.TempDir(), "dynogrid-dev"),
+		Bind:         "127.0.0.1",
+		ConsulPort:   8500,
+		NomadPort:    4646,
+		RouterPort:   8080,
+		RouterDomain: "localhost",
+		PostgresPort: 5433,
 	}
 }
 
@@ -57,6 +67,9 @@ func (o Options) withDefaults() Options {
 	if o.NomadPort == 0 {
 		o.NomadPort = d.NomadPort
 	}
+	if o.RouterDomain == "" {
+		o.RouterDomain = d.RouterDomain
+	}
 	return o
 }
 
@@ -70,9 +83,19 @@ func (o Options) validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d is not a port from 1 to 65532", name, p))
 		}
 	}
-	if d := o.ConsulPort - o.NomadPort; d > -3 && d < 4 {
-		errs = append(errs, fmt.Errorf("ports: consul takes %d-%d and nomad %d-%d, which overlap",
-			o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2))
+	seen := map[int]bool{}
+	for _, p := range o.ports() {
+		if seen[p] {
+			errs = append(errs, fmt.Errorf("ports: port %d is asked for twice (consul takes %d-%d, nomad %d-%d, the router %d-%d)",
+				p, o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2, o.RouterPort, o.RouterPort+1))
+			break
+		}
+		seen[p] = true
+	}
+	for name, p := range map[string]int{"router port": o.RouterPort, "postgres port": o.PostgresPort} {
+		if p < 0 || p > 65534 {
+			errs = append(errs, fmt.Errorf("%s: %d is not a port", name, p))
+		}
 	}
 	if !filepath.IsAbs(o.DataDir) {
 		errs = append(errs, fmt.Errorf("data dir: %q must be an absolute path", o.DataDir))
@@ -86,9 +109,19 @@ func (o Options) ConsulAddr() string { return fmt.Sprintf("%s:%d", o.Bind, o.Con
 // NomadAddr is Nomad's HTTP address, host:port.
 func (o Options) NomadAddr() string { return fmt.Sprintf("%s:%d", o.Bind, o.NomadPort) }
 
+// RouterAddr is the router's HTTP address, host:port.
+func (o Options) RouterAddr() string { return fmt.Sprintf("%s:%d", o.Bind, o.RouterPort) }
+
 func (o Options) ports() []int {
-	return []int{o.ConsulPort, o.ConsulPort + 1, o.ConsulPort + 2, o.ConsulPort + 3,
+	ports := []int{o.ConsulPort, o.ConsulPort + 1, o.ConsulPort + 2, o.ConsulPort + 3,
 		o.NomadPort, o.NomadPort + 1, o.NomadPort + 2}
+	if o.RouterPort != 0 {
+		ports = append(ports, o.RouterPort, o.RouterPort+1)
+	}
+	if o.PostgresPort != 0 {
+		ports = append(ports, o.PostgresPort)
+	}
+	return ports
 }
 
 func (o Options) consulConfig() string {

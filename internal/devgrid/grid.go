@@ -98,6 +98,16 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	if err := g.waitFor(ctx, "nomad", g.nomadHealthy); err != nil {
 		return nil, g.withLog("nomad", err)
 	}
+	if opts.RouterPort != 0 {
+		if err := g.startRouter(ctx); err != nil {
+			return nil, g.withLog("router", err)
+		}
+	}
+	if opts.PostgresPort != 0 {
+		if err := g.startPostgres(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return g, nil
 }

@@ -158,8 +158,9 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 // TestMeterOnRealGrid runs the meter against a real Consul and Nomad: dynos scale up and
-// down, one crashes and is restarted, the meter stops while a one-off dyno runs, and
-// every recorded run is checked against the task events Nomad reports.
+// down, one crashes and is restarted, the writing meter stops and the standby takes
+// over, no meter runs while a one-off dyno runs, the app is deleted and recreated; every
+// recorded run is checked against the task events Nomad reports.
 func TestMeterOnRealGrid(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t, agentsOnly(t))
@@ -267,6 +268,31 @@ func TestMeterOnRealGrid(t *testing.T) {
 	})
 	m3 := startMeter(t, g, "meter-3")
 
+	// The app is deleted (its job purged) and created again with one web dyno.
+	if _, _, err := nc.Jobs().Deregister("metered", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted app's dynos to stop", 60*time.Second, func() (bool, error) {
+		for _, a := range allocsOf("metered") {
+			if a.ClientStatus == "running" || a.ClientStatus == "pending" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	again := sleepJob(testDriver, "metered", "metered", "service", map[string]int{"web": 1}, "exec sleep 3600")
+	if _, _, err := nc.Jobs().Register(again, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the recreated app's dyno to run", 60*time.Second, func() (bool, error) {
+		for _, a := range allocsOf("metered") {
+			if a.ClientStatus == "running" {
+				return true, nil
+			}
+		}
+		return false, placementTrouble(nc, "metered")
+	})
+
 	// Every task run Nomad reports must be in the ledger, exactly, and nothing else.
 	type taskRun struct {
 		alloc, task string
@@ -335,10 +361,19 @@ func TestMeterOnRealGrid(t *testing.T) {
 	for _, r := range got {
 		procs[r.Process]++
 	}
-	// web: 2 runs (one still open); worker: started twice (crash, restart, crash);
-	// run: one.
-	if procs["web"] != 2 || procs["worker"] != 2 || procs["run"] != 1 || len(got) != 5 {
-		t.Errorf("runs per process = %v, want web 2, worker 2, run 1", procs)
+	// web: 2 runs of the first app and 1 of the recreated one (still open); worker:
+	// started twice (crash, restart, crash); run: one.
+	if procs["web"] != 3 || procs["worker"] != 2 || procs["run"] != 1 || len(got) != 6 {
+		t.Errorf("runs per process = %v, want web 3, worker 2, run 1", procs)
+	}
+	open := 0
+	for _, r := range got {
+		if r.Open() {
+			open++
+		}
+	}
+	if open != 1 {
+		t.Errorf("%d runs still open, want 1 (the recreated app's web dyno)", open)
 	}
 	for _, r := range got {
 		t.Logf("ledger: %s %s %s %s..%v %s", r.Process, r.Alloc[:8], r.Task, r.Start.Format(time.RFC3339Nano), r.End, r.EndReason)
@@ -359,8 +394,8 @@ func TestMeterOnRealGrid(t *testing.T) {
 		dynoSeconds += end.Unix() - r.Start.Unix()
 	}
 	au, ok := rep.App("metered")
-	if !ok || au.DynoSeconds != dynoSeconds || au.Dynos != 4 || au.BilledSeconds+au.FreeSeconds != dynoSeconds {
-		t.Errorf("report %+v, want %d dyno-seconds over 4 dynos", au, dynoSeconds)
+	if !ok || au.DynoSeconds != dynoSeconds || au.Dynos != 5 || au.BilledSeconds+au.FreeSeconds != dynoSeconds {
+		t.Errorf("report %+v, want %d dyno-seconds over 5 dynos", au, dynoSeconds)
 	}
 	if c, leading := m3.m.Synced(); !leading || c.IsZero() {
 		t.Errorf("meter-3 holds the lock %v with checkpoint %s, want it holding with a checkpoint", leading, c)

@@ -20,5 +20,6 @@ app "Shop_1" {
 
   process "worker" {
     health_check = "/"
+    size         = "huge"
   }
 }

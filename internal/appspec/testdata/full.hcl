@@ -19,6 +19,7 @@ app "shop" {
   process "worker" {
     command = "ruby worker.rb"
     count   = 1
+    size    = "shared"
   }
 
   addon "postgres" {

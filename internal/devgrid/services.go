@@ -1,0 +1,67 @@
+package devgrid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dynogrid/dynogrid/plugins/testserver"
+)
+
+// startRouter runs the grid's router on RouterPort (its metrics on the next port),
+// following the grid's Consul, and waits until it accepts connections.
+func (g *Grid) startRouter(ctx context.Context) error {
+	o := g.Options
+	bin := filepath.Join(o.BinDir, "dyno-router")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("missing router binary (run `make build`): %w", err)
+	}
+	if err := g.start("router", bin,
+		"-listen", o.RouterAddr(),
+		"-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1),
+		"-consul", o.ConsulAddr(),
+		"-domain", o.RouterDomain); err != nil {
+		return err
+	}
+	return g.waitFor(ctx, "router", func(ctx context.Context) error {
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", o.RouterAddr())
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+// startPostgres runs a PostgreSQL server for the postgres add-on and writes the grid's
+// add-on settings: the server's admin URL, and the grid's Nomad for memcached.
+func (g *Grid) startPostgres(ctx context.Context) error {
+	o := g.Options
+	password := make([]byte, 18)
+	if _, err := rand.Read(password); err != nil {
+		return err
+	}
+	pg, err := testserver.StartPostgres(ctx, testserver.PostgresOptions{
+		Port: o.PostgresPort, Dir: filepath.Join(o.DataDir, "postgres"),
+		Password: hex.EncodeToString(password), Detach: true,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to start PostgreSQL for the postgres add-on: %w", err)
+	}
+	g.Agents = append(g.Agents, Agent{Name: "postgres", PID: pg.PID(), Log: pg.LogPath})
+	if err := g.save(); err != nil {
+		return err
+	}
+	settings := map[string]map[string]string{
+		"postgres":  {"admin_url": pg.AdminURL("")},
+		"memcached": {"nomad_addr": "http://" + o.NomadAddr()},
+	}
+	b, _ := json.MarshalIndent(settings, "", "  ")
+	// The settings hold the admin password: readable by root only.
+	return os.WriteFile(o.AddonConfig(), b, 0o600)
+}
