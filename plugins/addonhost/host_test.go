@@ -206,7 +206,7 @@ func TestHost_PluginKilledMidCall(t *testing.T) {
 		must.StrContains(t, err.Error(), `add-on "killme": provision: crashed`)
 		must.StrContains(t, err.Error(), "killed")
 		must.True(t, Retryable(err))
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the call did not return after the plugin was killed")
 	}
 }

@@ -181,8 +181,15 @@ const killGrace = 3 * time.Second
 // kill stops the plugin with go-plugin (graceful, then SIGKILL after 2 s), and kills its
 // process group: go-plugin waits for the plugin's output to close, which a child the
 // plugin left behind would hold open for ever.
-func (p *Plugin) kill() {
+func (p *Plugin) kill() { p.stop(false) }
+
+// stop stops the plugin; with force, it kills the process group at once instead of
+// asking the plugin to exit (for a plugin that hangs or already died).
+func (p *Plugin) stop(force bool) {
 	pid := p.Pid()
+	if force && pid > 0 {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
 	done := make(chan struct{})
 	go func() {
 		p.client.Kill()
@@ -272,7 +279,7 @@ func (p *Plugin) call(ctx context.Context, op string, timeout time.Duration, fn 
 		p.mu.Lock()
 		p.stopped = fmt.Errorf("the plugin was stopped after an earlier failure: %v", cause)
 		p.mu.Unlock()
-		p.kill()
+		p.stop(true)
 	}
 	return &Error{Addon: p.name, Op: op, Kind: kind, Err: cause}
 }

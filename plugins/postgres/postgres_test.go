@@ -225,7 +225,7 @@ func TestPostgres_KilledMidCallThenRetry(t *testing.T) {
 		_, err := p.Provision(ctx, req)
 		errc <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for count(t, admin, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name) == 0 {
 		must.True(t, time.Now().Before(deadline), must.Sprint("the plugin never made the role"))
 		time.Sleep(20 * time.Millisecond)
@@ -235,7 +235,7 @@ func TestPostgres_KilledMidCallThenRetry(t *testing.T) {
 	case err := <-errc:
 		must.Eq(t, addonhost.KindCrashed, addonhost.KindOf(err), must.Sprintf("error: %v", err))
 		must.True(t, addonhost.Retryable(err))
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the call did not end when the plugin was killed")
 	}
 	must.NoError(t, blocker.Close(ctx))
