@@ -91,6 +91,9 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
 		}
 	}
+	ln = framingListener{Listener: ln, maxHead: r.cfg.MaxHeaderBytes + 4096, rejected: func(remote string) {
+		r.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", remote)
+	}}
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: r.cfg.HeaderReadTimeout,
