@@ -102,10 +102,6 @@ func (m *metrics) setStale(stale bool) {
 	}
 }
 
-// Hooks on the request path; the gauges are collected at scrape time instead.
-func (m *metrics) queueDepth(*app, int) {}
-func (m *metrics) busyDynos(*app, int)  {}
-
 // appCollector reports per-app gauges straight from the apps' state.
 type appCollector struct{ r *Router }
 

@@ -29,7 +29,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !saneRequestID(rec.requestID) {
 		rec.requestID = r.cfg.NewID()
 	}
-	defer r.finish(rec, start)
+	defer r.finish(rec)
 	if r.stale.Load() {
 		w.Header().Set(StaleHeader, "true")
 	}
@@ -363,7 +363,7 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 		dc.close()
 		a.release(d)
 		rec.code = H18
-		r.finish(rec, time.Time{})
+		r.finish(rec)
 		rec.logged = true
 		// Abort the client's response so it sees the truncation.
 		panic(http.ErrAbortHandler)

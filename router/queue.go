@@ -84,7 +84,6 @@ func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d
 	depth = a.nwait
 	a.enqueue(w, front)
 	a.mu.Unlock()
-	a.r.metrics.queueDepth(a, 1)
 
 	start := time.Now()
 	timer := time.NewTimer(maxWait)
@@ -92,7 +91,6 @@ func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d
 	var code *Code
 	select {
 	case d = <-w.ch:
-		a.r.metrics.queueDepth(a, -1)
 		return d, depth, nil
 	case <-ctx.Done():
 		code = H27
@@ -106,13 +104,11 @@ func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d
 			code = H10
 		}
 		a.mu.Unlock()
-		a.r.metrics.queueDepth(a, -1)
 		return nil, depth, &queueError{code: code, waited: time.Since(start)}
 	}
 	a.mu.Unlock()
 	// A dyno was handed over at the same moment: give it to the next in line.
 	d = <-w.ch
-	a.r.metrics.queueDepth(a, -1)
 	a.release(d)
 	return nil, depth, &queueError{code: code, waited: time.Since(start)}
 }
@@ -138,7 +134,6 @@ func (a *app) release(d *dyno) {
 		a.handoff(d)
 	}
 	a.mu.Unlock()
-	a.r.metrics.busyDynos(a, -1)
 }
 
 // releaseDown gives back a dyno that refused or reset a connection before it got any
@@ -186,7 +181,6 @@ func (a *app) handoff(d *dyno) {
 		a.unlink(w)
 		d.busy = true
 		a.busy++
-		a.r.metrics.busyDynos(a, 1)
 		w.ch <- d
 		return
 	}
@@ -207,7 +201,6 @@ func (a *app) popIdle() *dyno {
 	a.removeIdle(d)
 	d.busy = true
 	a.busy++
-	a.r.metrics.busyDynos(a, 1)
 	return d
 }
 

@@ -241,7 +241,7 @@ func (r *Router) closeIdle() {
 }
 
 // finish logs the request's line and counts it, once.
-func (r *Router) finish(rec *record, _ time.Time) {
+func (r *Router) finish(rec *record) {
 	if rec.logged {
 		return
 	}
