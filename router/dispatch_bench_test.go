@@ -62,6 +62,8 @@ func BenchmarkDispatch(b *testing.B) {
 func BenchmarkDispatchFlat(b *testing.B) {
 	small, large := benchApp(b, 10), benchApp(b, 10000)
 	const iters = 500000
+	dispatchLoop(b, small, iters) // warm up both
+	dispatchLoop(b, large, iters)
 	var ts, tl time.Duration
 	for i := 0; i < b.N; i++ {
 		for round := 0; round < 3; round++ {
