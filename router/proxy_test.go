@@ -536,24 +536,3 @@ func TestDynoFlappingWhileBusyGetsNoSecondRequest(t *testing.T) {
 		t.Fatalf("second request got %q", g)
 	}
 }
-
-func TestIdleDynosTakeTurns(t *testing.T) {
-	t.Parallel()
-	var bs []*backend
-	var insts []Instance
-	for i := 1; i <= 3; i++ {
-		b := newBackend(t, nil)
-		bs = append(bs, b)
-		insts = append(insts, b.instance(fmt.Sprintf("web.%d", i)))
-	}
-	tr := startRouter(t, nil)
-	tr.SetApp("turns", insts)
-	for i := 0; i < 9; i++ {
-		tr.do(t, "GET", "turns.localhost", "/", nil, nil)
-	}
-	for i, b := range bs {
-		if n := b.served.Load(); n != 3 {
-			t.Errorf("dyno web.%d served %d of 9 sequential requests, want 3: the dyno idle longest goes next", i+1, n)
-		}
-	}
-}

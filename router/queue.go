@@ -30,8 +30,9 @@ type app struct {
 	// leaving are dynos that left the table while busy: still holding a request, so
 	// never to be handed another (and revived as they are if they come back).
 	leaving map[string]*dyno
-	// Idle dynos in the order they freed up: a doubly linked list, so that the dyno idle
-	// longest goes next (requests spread over an app's dynos) and any can leave in O(1).
+	// Idle dynos in the order they freed up: a doubly linked list, so that any can leave
+	// in O(1). The most recently freed goes next: its connection and caches are warm,
+	// and dispatch touches the same few dynos however many an app has.
 	idleHead, idleTail *dyno
 	nidle              int
 	up                 int     // dynos neither removed nor down
@@ -66,7 +67,7 @@ func newApp(r *Router, name string) *app {
 // requests were ahead of this one when it arrived.
 func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d *dyno, depth int, qe *queueError) {
 	a.mu.Lock()
-	if a.idleHead != nil {
+	if a.idleTail != nil {
 		d = a.popIdle()
 		a.mu.Unlock()
 		return d, 0, nil
@@ -195,9 +196,9 @@ func (a *app) handoff(d *dyno) {
 	a.nidle++
 }
 
-// popIdle takes the dyno idle longest and marks it busy. Caller holds mu.
+// popIdle takes the most recently freed dyno and marks it busy. Caller holds mu.
 func (a *app) popIdle() *dyno {
-	d := a.idleHead
+	d := a.idleTail
 	a.removeIdle(d)
 	d.busy = true
 	a.busy++
