@@ -73,6 +73,9 @@ func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc {
 	addr := freeAddr(tb)
 	cmd := exec.Command(bin, "-listen", addr, "-consul", "", "-log-level", "warn",
 		"-static", "bench="+strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s")
+	if v := os.Getenv("BENCH_ROUTER_GOMAXPROCS"); v != "" {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
+	}
 	return start(tb, "dyno-router", cmd, addr)
 }
 
