@@ -128,7 +128,7 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 		return nil, diags
 	}
 	name := strings.ToLower(filepath.Base(abs))
-	if !appNameRe.MatchString(name) {
+	if ValidateAppName(name) != nil {
 		return nil, errDiag("Cannot name the app", fmt.Sprintf("The directory name %q is not an app name; add a %s with `app \"name\" { procfile = \"Procfile\" }`, naming it with lowercase letters, digits and dashes.", name, SpecFile))
 	}
 	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
@@ -180,8 +180,8 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 	}
 	spec := &Spec{Name: a.Name, Dir: base, Timeout: DefaultTimeout}
 
-	if !appNameRe.MatchString(a.Name) {
-		add(a.NameRange, "Invalid app name", "%q is not an app name; use 2 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash.", a.Name)
+	if err := ValidateAppName(a.Name); err != nil {
+		add(a.NameRange, "Invalid app name", "%s.", err)
 	}
 	if a.Source != nil {
 		dir := *a.Source
@@ -372,6 +372,26 @@ func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]stri
 			Detail: fmt.Sprintf("Config vars take %d bytes; keep them under %d.", size, maxConfigSize), Subject: blocks[0].DefRange.Ptr()})
 	}
 	return config
+}
+
+// reservedAppPrefixes name Nomad jobs that are not apps, such as the memcached
+// add-on's jobs; apps share Nomad's job IDs with them.
+var reservedAppPrefixes = []string{"addon-", "dyno-"}
+
+// ValidateAppName says why name cannot be an app's name, or nil.
+func ValidateAppName(name string) error {
+	if !appNameRe.MatchString(name) {
+		return fmt.Errorf("%q is not an app name; use 2 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash", name)
+	}
+	for _, p := range reservedAppPrefixes {
+		if strings.HasPrefix(name, p) {
+			return fmt.Errorf("%q starts with %q, which Dynogrid keeps for its own jobs; choose another name", name, p)
+		}
+	}
+	if strings.Contains(name, "-run-") {
+		return fmt.Errorf("%q contains \"-run-\", which names one-off dynos; choose another name", name)
+	}
+	return nil
 }
 
 // ValidateConfigKey says why k cannot be a config var's name, or nil.

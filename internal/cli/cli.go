@@ -37,7 +37,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 // Commands maps each command's name to its factory.
 func Commands(ui mcli.Ui) map[string]mcli.CommandFactory {
-	m := meta{ui: ui}
+	m := meta{ui: ui, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if b, ok := ui.(*mcli.BasicUi); ok {
+		m.stdout, m.stderr = b.Writer, b.ErrorWriter
+	}
 	return map[string]mcli.CommandFactory{
 		"dev":            func() (mcli.Command, error) { return &devCommand{}, nil },
 		"dev up":         func() (mcli.Command, error) { return &devUpCommand{ui: ui}, nil },
@@ -56,6 +59,7 @@ func Commands(ui mcli.Ui) map[string]mcli.CommandFactory {
 		"rollback":       func() (mcli.Command, error) { return &rollbackCommand{m}, nil },
 		"logs":           func() (mcli.Command, error) { return &logsCommand{m}, nil },
 		"run":            func() (mcli.Command, error) { return &runCommand{m}, nil },
+		"usage":          func() (mcli.Command, error) { return &usageCommand{m}, nil },
 		"addons":         func() (mcli.Command, error) { return &addonsCommand{m}, nil },
 		"addons:create":  func() (mcli.Command, error) { return &addonsCreateCommand{m}, nil },
 		"addons:info":    func() (mcli.Command, error) { return &addonsInfoCommand{m}, nil },

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,9 @@ import (
 // meta holds what every app command shares: where Nomad is, which app, output format.
 type meta struct {
 	ui        mcli.Ui
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
 	nomadAddr string
 	slugStore string
 	app       string

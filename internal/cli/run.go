@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/moby/term"
 )
@@ -68,8 +69,8 @@ func (c *runCommand) Run(args []string) int {
 		}
 	}
 	// Exec runs the command in the dyno's sandbox, in the app's directory.
-	cmd := []string{"/bin/sh", "-c", "cd /app && exec " + shellJoin(fs.Args())}
-	code, err := d.Nomad.Allocations().Exec(ctx, alloc, "run", tty, cmd, os.Stdin, os.Stdout, os.Stderr, sizes, nil)
+	cmd := []string{"/bin/sh", "-c", "cd /app || exit 1\n" + deploy.ShellCommand(shellJoin(fs.Args()))}
+	code, err := d.Nomad.Allocations().Exec(ctx, alloc, "run", tty, cmd, c.stdin, c.stdout, c.stderr, sizes, nil)
 	if err != nil {
 		return c.fail(fmt.Errorf("one-off dyno: %w", err))
 	}

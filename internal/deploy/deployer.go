@@ -227,10 +227,19 @@ func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int)
 		c := counts[name]
 		msg := fmt.Sprintf("dyno ps:scale %s=%d", name, c)
 		q := (&nomadapi.WriteOptions{}).WithContext(ctx)
-		if _, _, err := d.Nomad.Jobs().Scale(app, name, &c, msg, false, nil, q); err != nil {
+		resp, _, err := d.Nomad.Jobs().Scale(app, name, &c, msg, false, nil, q)
+		if err != nil && strings.Contains(err.Error(), "active deployment") {
+			return fmt.Errorf("%s is being released; scale it once the release is done (see `dyno ps --app %s`)", app, app)
+		}
+		if err != nil {
 			return fmt.Errorf("failed to scale %s to %d: %w", name, c, err)
 		}
 		d.progress("    %s: %d -> %d dynos", name, cur.Counts[name], c)
+		// Wait for new dynos to be healthy: the next scale or release must not find
+		// this one still rolling out.
+		if err := d.WaitHealthy(ctx, app, resp.JobModifyIndex); err != nil {
+			return err
+		}
 	}
 	return nil
 }

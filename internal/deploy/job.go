@@ -104,7 +104,7 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	task := nomadapi.NewTask(p.Name, DriverName)
 	task.Config = map[string]interface{}{
 		"command":     "/bin/sh",
-		"args":        []string{"-c", "exec " + p.Command},
+		"args":        []string{"-c", ShellCommand(p.Command)},
 		"slug":        r.Slug.Path,
 		"slug_sha256": r.Slug.SHA256,
 	}
@@ -185,6 +185,16 @@ func envTemplate(process, envPath string) *nomadapi.Template {
 		Envvars:      ptr(true),
 		ChangeMode:   ptr("restart"),
 	}
+}
+
+// ShellCommand is the /bin/sh script that runs a Procfile command. A simple command is
+// exec'd, so that it is the dyno's main process and gets SIGTERM itself; a compound
+// one (with ;, &&, | ...) runs under the shell as written.
+func ShellCommand(command string) string {
+	if strings.ContainsAny(command, ";&|\n()`") {
+		return command
+	}
+	return "exec " + command
 }
 
 // Counts returns the dyno count of each task group of job.

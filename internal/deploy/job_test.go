@@ -141,3 +141,19 @@ func TestSharedDynoTakesACPUShare(t *testing.T) {
 		t.Errorf("dedicated web resources = cores %v cpu %v, want one reserved core", web.Cores, web.CPU)
 	}
 }
+
+func TestShellCommand(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"thin start -p $PORT":     "exec thin start -p $PORT",
+		"rake db:migrate && thin": "rake db:migrate && thin",
+		"echo a; exit 7":          "echo a; exit 7",
+		"bin/worker | logger":     "bin/worker | logger",
+		"echo $(pwd)":             "echo $(pwd)",
+	}
+	for in, want := range cases {
+		if got := ShellCommand(in); got != want {
+			t.Errorf("ShellCommand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

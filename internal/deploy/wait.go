@@ -22,38 +22,68 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	q := func() *nomadapi.QueryOptions { return (&nomadapi.QueryOptions{}).WithContext(ctx) }
 
 	var last string
-	noDeploymentSince := time.Now()
 	for {
-		dep, _, err := d.Nomad.Jobs().LatestDeployment(app, q())
-		switch {
-		case err != nil:
-			return fmt.Errorf("failed to follow the deployment of %s: %w", app, err)
-		case dep == nil || dep.JobModifyIndex < modifyIndex:
-			// Nomad makes no deployment when no group needs one (all counts 0, or a
-			// scale). Then the release is done once its evaluation has placed.
-			if time.Since(noDeploymentSince) > 5*time.Second {
-				return d.waitPlaced(ctx, app)
-			}
-		default:
-			line := deploymentLine(dep)
-			if line != last {
-				d.progress("    %s", line)
-				last = line
-			}
-			switch dep.Status {
-			case nomadapi.DeploymentStatusSuccessful:
-				return nil
-			case nomadapi.DeploymentStatusFailed, nomadapi.DeploymentStatusCancelled:
-				return fmt.Errorf("release of %s failed: %s%s", app, dep.StatusDescription, d.failureHint(ctx, app, dep))
-			}
+		dep, err := d.deploymentOf(ctx, app, modifyIndex)
+		if err != nil {
+			return err
+		}
+		if dep == nil {
+			return nil // nothing to roll out: a scale-down, or counts of zero
+		}
+		line := deploymentLine(dep)
+		if line != last {
+			d.progress("    %s", line)
+			last = line
+		}
+		switch dep.Status {
+		case nomadapi.DeploymentStatusSuccessful:
+			return nil
+		case nomadapi.DeploymentStatusFailed, nomadapi.DeploymentStatusCancelled:
+			return fmt.Errorf("release of %s failed: %s%s", app, dep.StatusDescription, d.failureHint(ctx, app, dep))
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("release of %s is not healthy after %s (it goes on in the background; see `dyno ps --app %s`)", app, timeout, app)
 		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// deploymentOf returns the deployment Nomad made for the job change at modifyIndex, or
+// nil when it made none. Nomad creates a deployment while it evaluates the change, so
+// once no evaluation of the job is pending, a missing deployment means there is none.
+func (d *Deployer) deploymentOf(ctx context.Context, app string, modifyIndex uint64) (*nomadapi.Deployment, error) {
+	for {
+		q := (&nomadapi.QueryOptions{}).WithContext(ctx)
+		dep, _, err := d.Nomad.Jobs().LatestDeployment(app, q)
+		if err != nil {
+			return nil, fmt.Errorf("failed to follow the deployment of %s: %w", app, err)
+		}
+		if dep != nil && dep.JobModifyIndex >= modifyIndex {
+			return dep, nil
+		}
+		evals, _, err := d.Nomad.Jobs().Evaluations(app, q)
+		if err != nil {
+			return nil, fmt.Errorf("failed to follow %s: %w", app, err)
+		}
+		pending := false
+		for _, e := range evals {
+			if e.Status == "pending" && e.JobModifyIndex >= modifyIndex {
+				pending = true
+			}
+		}
+		if !pending {
+			if dep, _, err = d.Nomad.Jobs().LatestDeployment(app, q); err == nil && dep != nil && dep.JobModifyIndex >= modifyIndex {
+				return dep, nil
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s was not scheduled in time: %w", app, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -93,31 +123,6 @@ func (d *Deployer) failureHint(ctx context.Context, app string, dep *nomadapi.De
 		}
 	}
 	return "; the previous release keeps serving"
-}
-
-// waitPlaced waits until the app's latest evaluation is complete and no allocation of
-// the job waits to be placed.
-func (d *Deployer) waitPlaced(ctx context.Context, app string) error {
-	for {
-		evals, _, err := d.Nomad.Jobs().Evaluations(app, (&nomadapi.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return fmt.Errorf("failed to follow %s: %w", app, err)
-		}
-		pending := false
-		for _, e := range evals {
-			if e.Status == "pending" {
-				pending = true
-			}
-		}
-		if !pending {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s was not scheduled in time: %w", app, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // slugDryRun computes the slug a deploy would make, in a throwaway store.

@@ -98,6 +98,9 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	if err := g.waitFor(ctx, "nomad", g.nomadHealthy); err != nil {
 		return nil, g.withLog("nomad", err)
 	}
+	if err := g.startMeter(); err != nil {
+		return nil, err
+	}
 	if opts.RouterPort != 0 {
 		if err := g.startRouter(ctx); err != nil {
 			return nil, g.withLog("router", err)

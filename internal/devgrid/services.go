@@ -38,6 +38,15 @@ func (g *Grid) startRouter(ctx context.Context) error {
 	})
 }
 
+// startMeter runs the meter, which records dyno time into Consul, when it is built.
+func (g *Grid) startMeter() error {
+	bin := filepath.Join(g.Options.BinDir, "dyno-meter")
+	if _, err := os.Stat(bin); err != nil {
+		return nil
+	}
+	return g.start("meter", bin, "-nomad-addr", "http://"+g.Options.NomadAddr(), "-consul-addr", g.Options.ConsulAddr())
+}
+
 // startPostgres runs a PostgreSQL server for the postgres add-on and writes the grid's
 // add-on settings: the server's admin URL, and the grid's Nomad for memcached.
 func (g *Grid) startPostgres(ctx context.Context) error {

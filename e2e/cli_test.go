@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/cli"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	consulapi "github.com/hashicorp/consul/api"
+)
+
+// dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.
+type dynoCLI struct {
+	t    *testing.T
+	g    *devgrid.Grid
+	base []string
+}
+
+func newCLI(t *testing.T, g *devgrid.Grid, app string) *dynoCLI {
+	return &dynoCLI{t: t, g: g, base: []string{
+		"--nomad-addr", "http://" + g.Options.NomadAddr(),
+		"--slug-store", filepath.Join(g.Options.DataDir, "slug-store"),
+		"--app", app,
+	}}
+}
+
+// run runs `dyno cmd args...` and returns its exit code, stdout and stderr.
+func (c *dynoCLI) run(cmd string, args ...string) (int, string, string) {
+	c.t.Helper()
+	var out, errOut bytes.Buffer
+	all := append(strings.Fields(cmd), c.base...)
+	all = append(all, args...)
+	code := cli.Run(all, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// must runs a command that must succeed.
+func (c *dynoCLI) must(cmd string, args ...string) string {
+	c.t.Helper()
+	code, out, errOut := c.run(cmd, args...)
+	if code != 0 {
+		c.t.Fatalf("dyno %s %s: exit %d\nstdout:\n%s\nstderr:\n%s", cmd, strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// copyApp copies the example Thin app into a fresh directory, so a test can change it.
+func copyApp(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(harness.RepoRoot(t), "examples", "thin")
+	dst := filepath.Join(t.TempDir(), "hello")
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func writeSpec(t *testing.T, dir, spec string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "dyno.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// passingDynos waits until the app's web service has n passing instances, and returns
+// them by their dyno meta.
+func passingDynos(t *testing.T, consul *consulapi.Client, app string, n int, within time.Duration) map[string]*consulapi.ServiceEntry {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last []*consulapi.ServiceEntry
+	for time.Now().Before(deadline) {
+		entries, _, err := consul.Health().Service(app+"-web", "dyno", true, nil)
+		if err == nil && len(entries) == n {
+			byDyno := map[string]*consulapi.ServiceEntry{}
+			for _, e := range entries {
+				byDyno[e.Service.Meta["dyno"]] = e
+			}
+			if len(byDyno) == n {
+				return byDyno
+			}
+		}
+		last = entries
+		time.Sleep(200 * time.Millisecond)
+	}
+	var seen []string
+	for _, e := range last {
+		seen = append(seen, fmt.Sprintf("%s@%s:%d", e.Service.Meta["dyno"], e.Service.Address, e.Service.Port))
+	}
+	t.Fatalf("%s-web: want %d passing dynos within %s, saw %v", app, n, within, seen)
+	return nil
+}
+
+func get(t *testing.T, e *consulapi.ServiceEntry, path string) string {
+	t.Helper()
+	url := fmt.Sprintf("http://%s:%d%s", e.Service.Address, e.Service.Port, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestAppLifecycle drives the CLI through an app's life on a real grid: deploy, ps,
+// config, releases, rollback, scale, logs, run and destroy.
+func TestAppLifecycle(t *testing.T) {
+	t.Parallel()
+	g := harness.Grid(t)
+	consul, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyApp(t)
+	// The add-ons have tests of their own: this app runs without them.
+	writeSpec(t, dir, `app "hello" {
+  procfile = "Procfile"
+  process "web" {
+    count        = 2
+    memory       = 256
+    health_check = "/health"
+    size         = "shared"
+  }
+  config {
+    RACK_ENV = "production"
+  }
+}
+`)
+	c := newCLI(t, g, "hello")
+
+	out := c.must("deploy", dir)
+	if !strings.Contains(out, "hello v1 is released and healthy") {
+		t.Fatalf("deploy said:\n%s", out)
+	}
+	dynos := passingDynos(t, consul, "hello", 2, time.Minute)
+	for _, name := range []string{"web.1", "web.2"} {
+		e, ok := dynos[name]
+		if !ok {
+			t.Fatalf("no passing dyno %s; have %v", name, dynos)
+		}
+		if e.Service.Meta["release"] != "v1" {
+			t.Errorf("%s registered with release %q, want v1", name, e.Service.Meta["release"])
+		}
+		if body := get(t, e, "/"); !strings.Contains(body, "Hello from "+name) {
+			t.Errorf("%s answered %q, want its own name", name, body)
+		}
+	}
+
+	if out := c.must("ps"); !strings.Contains(out, "web.1: running") || !strings.Contains(out, "web.2: running") || !strings.Contains(out, "release v1") {
+		t.Errorf("ps said:\n%s", out)
+	}
+
+	c.must("config:set", "GREETING=hi there", "SECRET_TOKEN=s3cr3t")
+	if out := c.must("config"); !strings.Contains(out, "GREETING:") || !strings.Contains(out, "hi there") || !strings.Contains(out, "RACK_ENV:") {
+		t.Errorf("config said:\n%s", out)
+	}
+	job, _, err := mustNomad(t, g).Jobs().Info("hello", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec := fmt.Sprintf("%+v", job); strings.Contains(spec, "s3cr3t") {
+		t.Error("a config var's value stands in clear in the Nomad job spec")
+	}
+	dynos = passingDynos(t, consul, "hello", 2, time.Minute)
+	if dynos["web.1"].Service.Meta["release"] != "v2" {
+		t.Errorf("after config:set web.1 runs release %q, want v2", dynos["web.1"].Service.Meta["release"])
+	}
+
+	if out := c.must("releases"); !strings.Contains(out, "v2") || !strings.Contains(out, "Set GREETING, SECRET_TOKEN config vars") || !strings.Contains(out, "v1") {
+		t.Errorf("releases said:\n%s", out)
+	}
+	c.must("rollback", "v1")
+	if out := c.must("config", "--json"); strings.Contains(out, "GREETING") {
+		t.Errorf("after rollback to v1 the config still has GREETING:\n%s", out)
+	}
+	if out := c.must("releases"); !strings.Contains(out, "Rollback to v1") {
+		t.Errorf("releases after rollback said:\n%s", out)
+	}
+
+	c.must("ps:scale", "web=3")
+	passingDynos(t, consul, "hello", 3, 2*time.Minute)
+	c.must("ps:scale", "web=1")
+	passingDynos(t, consul, "hello", 1, 2*time.Minute)
+
+	if code, _, errOut := c.run("ps:scale", "nope=2"); code == 0 || !strings.Contains(errOut, `no process type "nope"`) {
+		t.Errorf("scaling a missing process type: exit %d, %q", code, errOut)
+	}
+
+	if out := c.must("logs", "--dyno", "web.1"); !strings.Contains(out, "web.1: ") {
+		t.Errorf("logs said:\n%s", out)
+	}
+
+	if code, out, errOut := c.run("run", "--", "echo one-off $DYNO in $(pwd); exit 7"); code != 7 || !strings.Contains(out, "one-off run.1 in /app") {
+		t.Errorf("run: exit %d, stdout %q, stderr %q; want exit 7 and the one-off's output", code, out, errOut)
+	}
+
+	c.must("apps:destroy", "--confirm", "hello")
+	if code, _, _ := c.run("ps"); code == 0 {
+		t.Error("ps of a destroyed app succeeded")
+	}
+}

@@ -1,0 +1,3 @@
+app "addon-memcached-x" {
+  process "web" { command = "thin start" }
+}
