@@ -2,6 +2,7 @@ package driver_test
 
 import (
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,8 +26,6 @@ func BenchmarkBootThin(b *testing.B) {
 	_, c := grid(b)
 	dir := filepath.Join(harness.RepoRoot(b), "examples", "thin")
 	slug, sum := packSlug(b, dir, nil)
-	configRU, err := os.ReadFile(filepath.Join(dir, "config.ru"))
-	must.NoError(b, err)
 
 	var dynoRun, dynoHTTP, execRun, execHTTP time.Duration
 	b.ResetTimer()
@@ -34,7 +33,7 @@ func BenchmarkBootThin(b *testing.B) {
 		r, h := bootThin(b, c, fmt.Sprintf("bench-dyno-%d", i), dynoThinGroup(b, dir, slug, sum))
 		dynoRun += r
 		dynoHTTP += h
-		r, h = bootThin(b, c, fmt.Sprintf("bench-exec-%d", i), execThinGroup(b, dir, string(configRU)))
+		r, h = bootThin(b, c, fmt.Sprintf("bench-exec-%d", i), execThinGroup(b, dir))
 		execRun += r
 		execHTTP += h
 	}
@@ -61,9 +60,9 @@ func dynoThinGroup(tb testing.TB, dir, slug, sum string) *nomadapi.TaskGroup {
 	return g
 }
 
-// execThinGroup is the same dyno under the exec driver, its config.ru written into the
-// task's local dir by a template.
-func execThinGroup(tb testing.TB, dir, configRU string) *nomadapi.TaskGroup {
+// execThinGroup is the same dyno under the exec driver, the app's files written into the
+// task's local dir by templates.
+func execThinGroup(tb testing.TB, dir string) *nomadapi.TaskGroup {
 	g := nomadapi.NewTaskGroup("web", 1)
 	g.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: "web"}}}}
 	task := dynoTask("web", map[string]interface{}{
@@ -71,8 +70,23 @@ func execThinGroup(tb testing.TB, dir, configRU string) *nomadapi.TaskGroup {
 		"args":    []string{"-c", "cd /local && " + procfileLine(tb, dir, "web")},
 	}, map[string]string{"PORT": "${NOMAD_PORT_web}", "DYNO": "web.1", "RACK_ENV": "production", "HOME": "/local"}, 256, 1)
 	task.Driver = "exec"
-	dest, left, right := "local/config.ru", "[[[", "]]]"
-	task.Templates = []*nomadapi.Template{{EmbeddedTmpl: &configRU, DestPath: &dest, LeftDelim: &left, RightDelim: &right}}
+	left, right := "[[[", "]]]"
+	must.NoError(tb, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if len(body) == 0 {
+			return nil // templates cannot be empty
+		}
+		rel, _ := filepath.Rel(dir, p)
+		content, dest := string(body), filepath.Join("local", rel)
+		task.Templates = append(task.Templates, &nomadapi.Template{EmbeddedTmpl: &content, DestPath: &dest, LeftDelim: &left, RightDelim: &right})
+		return nil
+	}))
 	g.AddTask(task)
 	return g
 }
@@ -88,18 +102,27 @@ func bootThin(b testing.TB, c *nomadapi.Client, id string, g *nomadapi.TaskGroup
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(5 * time.Minute)
 	var ok200 time.Time
+	polls := 0
 	for ok200.IsZero() {
 		if time.Now().After(deadline) {
-			b.Fatalf("%s did not answer 200 in 5 minutes", id)
+			b.Fatalf("%s did not answer 200 in 5 minutes: %s", id, describeAlloc(findAlloc(b, c, id)))
 		}
 		if port == 0 {
 			a = findAlloc(b, c, id)
+			if a != nil && a.ClientStatus == "failed" {
+				b.Fatalf("%s failed: %s\n%s", id, describeAlloc(a), taskLog(b, c, a, "web", "stderr"))
+			}
 			if a != nil && a.AllocatedResources != nil && a.AllocatedResources.Shared.Networks != nil {
 				port = a.AllocatedResources.Shared.Networks[0].DynamicPorts[0].Value
 			}
 			if port == 0 {
 				time.Sleep(20 * time.Millisecond)
 				continue
+			}
+		}
+		if polls++; polls%200 == 0 {
+			if cur := findAlloc(b, c, id); cur != nil && cur.TaskStates["web"] != nil && cur.TaskStates["web"].State == "dead" {
+				b.Fatalf("%s died: %s\n%s", id, describeAlloc(cur), taskLog(b, c, cur, "web", "stderr"))
 			}
 		}
 		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))

@@ -262,3 +262,20 @@ func (s *execStream) Send(m *drivers.ExecTaskStreamingResponseMsg) error {
 	}
 	return nil
 }
+
+func TestDriver_Fingerprint(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := h.Fingerprint(ctx)
+	must.NoError(t, err)
+	select {
+	case fp := <-ch:
+		must.Eq(t, drivers.HealthStateHealthy, fp.Health, must.Sprint(fp.HealthDescription))
+		must.Eq(t, "nobody", *fp.Attributes["driver.dyno.user"].String)
+		must.True(t, *fp.Attributes["driver.dyno"].Bool)
+	case <-ctx.Done():
+		t.Fatal("no fingerprint within 10s")
+	}
+}

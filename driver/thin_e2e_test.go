@@ -30,36 +30,52 @@ func procfileLine(t testing.TB, dir, process string) string {
 	return ""
 }
 
-// thinGroup is a web dyno of examples/thin served from its slug.
-func thinGroup(t testing.TB, driverName string, slug, sum string) *nomadapi.TaskGroup {
-	dir := filepath.Join(harness.RepoRoot(t), "examples", "thin")
-	g := nomadapi.NewTaskGroup("web", 1)
-	g.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: "web"}}}}
-	config := map[string]interface{}{
-		"command": "/bin/sh",
-		"args":    []string{"-c", procfileLine(t, dir, "web")},
-	}
-	if driverName == "dyno" {
-		config["slug"], config["slug_sha256"] = slug, sum
-	}
-	task := dynoTask("web", config, map[string]string{"PORT": "${NOMAD_PORT_web}", "DYNO": "web.1", "RACK_ENV": "production"}, 256, 1)
-	task.Driver = driverName
-	g.AddTask(task)
-	return g
-}
-
+// TestE2E_ThinDyno runs examples/jobs/thin-dyno.nomad.hcl: two Thin dynos of
+// examples/thin under the dyno driver, each answering on its $PORT.
 func TestE2E_ThinDyno(t *testing.T) {
 	t.Parallel()
 	_, c := grid(t)
-	slug, sum := packSlug(t, filepath.Join(harness.RepoRoot(t), "examples", "thin"), nil)
-	register(t, c, "hello", "service", thinGroup(t, "dyno", slug, sum))
-	a := waitAlloc(t, c, "hello", "web", 2*time.Minute, taskRunning("web"))
-	port := allocPort(t, a, "web")
-	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 60*time.Second)
-	must.StrContains(t, body, "Hello from web.1")
-	// ./tmp is writable.
-	body = waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/tmp", port), 10*time.Second)
-	must.StrContains(t, body, "wrote tmp/visit-")
+	root := harness.RepoRoot(t)
+	slug, sum := packSlug(t, filepath.Join(root, "examples", "thin"), nil)
+	hcl, err := os.ReadFile(filepath.Join(root, "examples", "jobs", "thin-dyno.nomad.hcl"))
+	must.NoError(t, err)
+	job, err := c.Jobs().ParseHCLOpts(&nomadapi.JobsParseRequest{
+		JobHCL:       string(hcl),
+		Variables:    fmt.Sprintf("slug = %q\nsha256 = %q\n", slug, sum),
+		Canonicalize: true,
+	})
+	must.NoError(t, err)
+	must.Eq(t, "dyno", job.TaskGroups[0].Tasks[0].Driver)
+	_, _, err = c.Jobs().Register(job, nil)
+	must.NoError(t, err)
+	t.Cleanup(func() { _, _, _ = c.Jobs().Deregister(*job.ID, true, nil) })
+
+	deadline := time.Now().Add(2 * time.Minute)
+	var running []*nomadapi.Allocation
+	for len(running) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("2 dynos not running within 2m; evaluations: %s", describeEvals(c, *job.ID))
+		}
+		running = running[:0]
+		stubs, _, err := c.Jobs().Allocations(*job.ID, false, nil)
+		must.NoError(t, err)
+		for _, s := range stubs {
+			if ts := s.TaskStates["web"]; ts != nil && ts.State == "running" {
+				a, _, err := c.Allocations().Info(s.ID, nil)
+				must.NoError(t, err)
+				running = append(running, a)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, a := range running {
+		port := allocPort(t, a, "web")
+		body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 60*time.Second)
+		must.StrContains(t, body, "Hello from web.")
+		// ./tmp is writable.
+		body = waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/tmp", port), 10*time.Second)
+		must.StrContains(t, body, "wrote tmp/visit-")
+	}
 }
 
 // waitHTTP polls url until it answers 200 and returns the body.

@@ -19,6 +19,8 @@ plugin "dyno" {
   config {
     # Unpacked slugs, one directory per sha256, shared by the dynos of a release.
     slug_dir = "/var/lib/dynogrid/slugs"
+    # Each dyno's private ./tmp and ./log, outside Nomad's allocation directory.
+    dyno_dir = "/var/lib/dynogrid/dynos"
     # The unprivileged user every dyno runs as.
     user = "nobody"
     # Processes and threads per dyno (a task may lower or raise it with pids_limit).
