@@ -1,0 +1,121 @@
+package driver_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+)
+
+// TestE2E_PluginRestart kills the dyno plugin under a running dyno: Nomad starts the
+// plugin again, which re-attaches to the dyno (RecoverTask); the dyno keeps running, no
+// restart is counted, and stopping the job still stops it gracefully.
+func TestE2E_PluginRestart(t *testing.T) {
+	t.Parallel()
+	g, c := grid(t)
+	group := nomadapi.NewTaskGroup("web", 1)
+	group.AddTask(dynoTask("web", map[string]interface{}{
+		"command": "/bin/sh",
+		"args":    []string{"-c", `trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done`},
+	}, nil, 64, 0))
+	register(t, c, "recover", "service", group)
+	a := waitAlloc(t, c, "recover", "web", 2*time.Minute, taskRunning("web"))
+	nomadPid := agentPid(t, g, "nomad")
+	plugin := pluginPid(nomadPid)
+	must.Positive(t, plugin, must.Sprint("no nomad-driver-dyno process under the Nomad agent"))
+	must.NoError(t, syscall.Kill(plugin, syscall.SIGKILL))
+
+	// Nomad runs the plugin again and the task runner re-attaches to the dyno.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		p := pluginPid(nomadPid)
+		if p > 0 && p != plugin {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Nomad did not start the dyno plugin again within 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The new plugin logs (into the agent's log) that it re-attached to the dyno.
+	for !strings.Contains(readFile(agentLog(t, g, "nomad")), "dyno recovered") {
+		if time.Now().After(deadline) {
+			t.Fatal("the dyno plugin did not recover the dyno within 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a, _, err := c.Allocations().Info(a.ID, nil)
+	must.NoError(t, err)
+	ts := a.TaskStates["web"]
+	must.Eq(t, "running", ts.State, must.Sprint(describeAlloc(a)))
+	must.Zero(t, ts.Restarts)
+	must.False(t, ts.Failed)
+
+	_, _, err = c.Jobs().Deregister("recover", false, nil)
+	must.NoError(t, err)
+	a = waitAlloc(t, c, "recover", "web", time.Minute, taskDead("web"))
+	var out string
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(out, "got-term") && time.Now().Before(end); {
+		out = taskLog(t, c, a, "web", "stdout")
+		time.Sleep(100 * time.Millisecond)
+	}
+	must.StrContains(t, out, "got-term", must.Sprint("the recovered dyno did not get the kill signal"))
+}
+
+func agentPid(t *testing.T, g *devgrid.Grid, name string) int {
+	t.Helper()
+	for _, a := range g.Agents {
+		if a.Name == name {
+			return a.PID
+		}
+	}
+	t.Fatalf("no %s agent in the grid", name)
+	return 0
+}
+
+func agentLog(t *testing.T, g *devgrid.Grid, name string) string {
+	t.Helper()
+	for _, a := range g.Agents {
+		if a.Name == name {
+			return a.Log
+		}
+	}
+	t.Fatalf("no %s agent in the grid", name)
+	return ""
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// pluginPid is the pid of the nomad-driver-dyno plugin process whose parent is the
+// Nomad agent, or 0.
+func pluginPid(parent int) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < 0 || s[open+1:close] != "nomad-driver-dy" {
+			continue
+		}
+		fields := strings.Fields(s[close+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/stat"))
+			return pid
+		}
+	}
+	return 0
+}
