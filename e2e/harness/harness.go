@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,23 +61,33 @@ func RequireRoot(t testing.TB) {
 func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 	t.Helper()
 	RequireRoot(t)
-	nomadPort := freePortRun(t, 3)
-	o := devgrid.Options{
-		DataDir:    dataDir(t),
-		BinDir:     BinDir(t),
-		ConsulPort: freePortRun(t, 4),
-		NomadPort:  nomadPort,
-		// Grids of tests that run at once keep out of each other's cgroups.
-		CgroupParent: fmt.Sprintf("dynogrid-e2e-%d", nomadPort),
-	}
-	for _, f := range opts {
-		f(&o)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-	defer cancel()
-	g, err := devgrid.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("harness: grid did not start: %v", err)
+	var g *devgrid.Grid
+	var err error
+	// Free ports are found, then taken: another test may take one in between. A grid
+	// whose agent could not bind is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		nomadPort := freePortRun(t, 3)
+		o := devgrid.Options{
+			DataDir:    dataDir(t),
+			BinDir:     BinDir(t),
+			ConsulPort: freePortRun(t, 4),
+			NomadPort:  nomadPort,
+			// Grids of tests that run at once keep out of each other's cgroups.
+			CgroupParent: fmt.Sprintf("dynogrid-e2e-%d", nomadPort),
+		}
+		for _, f := range opts {
+			f(&o)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+		g, err = devgrid.Up(ctx, o)
+		cancel()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("harness: grid did not start: %v", err)
+		}
+		t.Logf("harness: a port was taken meanwhile, starting again: %v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
