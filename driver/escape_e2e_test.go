@@ -20,7 +20,7 @@ import (
 // to be contained, and the platform not to follow the symlinks the dyno planted.
 func TestE2E_EscapeSuite(t *testing.T) {
 	t.Parallel()
-	_, c := grid(t)
+	g, c := grid(t)
 	escape := buildStatic(t, "./driver/testdata/escape")
 	slug, sum := packSlug(t, "", map[string]string{"bin/escape": escape})
 
@@ -42,12 +42,18 @@ func TestE2E_EscapeSuite(t *testing.T) {
 	}, map[string]string{"TOKEN": token}, 64, 0))
 	register(t, c, "neighbour", "service", neighbour)
 	na := waitAlloc(t, c, "neighbour", "web", 2*time.Minute, taskRunning("web"))
-	otherTmp := filepath.Join("/var/lib/dynogrid/dynos", na.ID+".web", "tmp")
-	_, err = os.Stat(filepath.Join(otherTmp, "secret.txt"))
-	for end := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(end); _, err = os.Stat(filepath.Join(otherTmp, "secret.txt")) {
+	// The neighbour's ./tmp is in the plugin's dyno_dir: the default, or one the grid set.
+	var otherTmp string
+	for end := time.Now().Add(10 * time.Second); otherTmp == "" && time.Now().Before(end); {
+		for _, pattern := range []string{"/var/lib/dynogrid/dynos", filepath.Join(g.Options.DataDir, "*"), filepath.Join(g.Options.DataDir, "*", "*")} {
+			m, _ := filepath.Glob(filepath.Join(pattern, na.ID+".web", "tmp", "secret.txt"))
+			if len(m) == 1 {
+				otherTmp = filepath.Dir(m[0])
+			}
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	must.NoError(t, err)
+	must.NotEq(t, "", otherTmp, must.Sprint("the neighbour's ./tmp/secret.txt never appeared"))
 
 	attack := nomadapi.NewTaskGroup("attack", 1)
 	attack.AddTask(dynoTask("attack", map[string]interface{}{
