@@ -20,12 +20,12 @@ import (
 
 // dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.
 type dynoCLI struct {
-	t    *testing.T
+	t    testing.TB
 	g    *devgrid.Grid
 	base []string
 }
 
-func newCLI(t *testing.T, g *devgrid.Grid, app string) *dynoCLI {
+func newCLI(t testing.TB, g *devgrid.Grid, app string) *dynoCLI {
 	return &dynoCLI{t: t, g: g, base: []string{
 		"--nomad-addr", "http://" + g.Options.NomadAddr(),
 		"--slug-store", filepath.Join(g.Options.DataDir, "slug-store"),
@@ -54,7 +54,7 @@ func (c *dynoCLI) must(cmd string, args ...string) string {
 }
 
 // copyApp copies the example Thin app into a fresh directory, so a test can change it.
-func copyApp(t *testing.T) string {
+func copyApp(t testing.TB) string {
 	t.Helper()
 	src := filepath.Join(harness.RepoRoot(t), "examples", "thin")
 	dst := filepath.Join(t.TempDir(), "hello")
@@ -79,7 +79,7 @@ func copyApp(t *testing.T) string {
 	return dst
 }
 
-func writeSpec(t *testing.T, dir, spec string) {
+func writeSpec(t testing.TB, dir, spec string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "dyno.hcl"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)

@@ -172,3 +172,15 @@ func portFree(p int) bool {
 	}
 	return true
 }
+
+// FreePorts returns the first of n consecutive free ports on 127.0.0.1.
+func FreePorts(t testing.TB, n int) int {
+	t.Helper()
+	return freePortRun(t, n)
+}
+
+// WithRouter runs the grid's router on free ports (see devgrid.Options.RouterPort).
+func WithRouter(t testing.TB) func(*devgrid.Options) {
+	port := freePortRun(t, 2)
+	return func(o *devgrid.Options) { o.RouterPort = port }
+}

@@ -92,7 +92,7 @@ func (c *addonsCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("addons", &af)
 	available := fs.Bool("available", false, "")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	mgr, err := c.addonManager(af)
@@ -163,7 +163,7 @@ func (c *addonsCreateCommand) Run(args []string) int {
 	fs := c.addonFlagSet("addons:create", &af)
 	as := fs.String("as", "", "")
 	plan := fs.String("plan", "", "")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() != 1 {
@@ -214,7 +214,7 @@ func (c *addonsInfoCommand) Help() string {
 func (c *addonsInfoCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("addons:info", &af)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() != 1 {
@@ -257,7 +257,7 @@ func (c *addonsDestroyCommand) Help() string {
 func (c *addonsDestroyCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("addons:destroy", &af)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() != 1 {

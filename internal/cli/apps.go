@@ -27,7 +27,7 @@ func (c *appsCommand) Help() string {
 
 func (c *appsCommand) Run(args []string) int {
 	fs := c.flagSet("apps")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	nomad, err := c.nomad()
@@ -75,7 +75,7 @@ func (c *destroyCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("apps:destroy", &af)
 	confirm := fs.String("confirm", "", "")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	if c.app == "" {

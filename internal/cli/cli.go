@@ -91,3 +91,27 @@ func noArgs(ui mcli.Ui, fs *flag.FlagSet) bool {
 	}
 	return true
 }
+
+// parseArgs parses flags that may stand before, between or after the positional
+// arguments (`dyno rollback v3 --app shop`), as Heroku's CLI allows. Everything after
+// "--" is positional. Afterwards fs.Args() holds the positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	return fs.Parse(append([]string{"--"}, positional...))
+}

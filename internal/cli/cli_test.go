@@ -84,3 +84,15 @@ func TestBadArguments(t *testing.T) {
 		}
 	}
 }
+
+func TestParseArgsTakesFlagsAnywhere(t *testing.T) {
+	t.Parallel()
+	var m meta
+	fs := m.flagSet("x")
+	if err := parseArgs(fs, []string{"v3", "--app", "shop", "extra", "--json", "--", "--not-a-flag", "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.app != "shop" || !m.json || strings.Join(fs.Args(), " ") != "v3 extra --not-a-flag x" {
+		t.Errorf("app %q json %v args %q", m.app, m.json, fs.Args())
+	}
+}

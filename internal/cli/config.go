@@ -20,7 +20,7 @@ func (c *configCommand) Help() string {
 
 func (c *configCommand) Run(args []string) int {
 	fs := c.flagSet("config")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	app, err := c.appName()
@@ -64,7 +64,7 @@ func (c *configSetCommand) Help() string {
 
 func (c *configSetCommand) Run(args []string) int {
 	fs := c.flagSet("config:set")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() == 0 {
@@ -109,7 +109,7 @@ func (c *configUnsetCommand) Help() string {
 
 func (c *configUnsetCommand) Run(args []string) int {
 	fs := c.flagSet("config:unset")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() == 0 {

@@ -61,7 +61,7 @@ func (c *deployCommand) Help() string {
 func (c *deployCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("deploy", &af)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	spec, code := loadSpec(c.ui, fs.Args())
@@ -124,7 +124,7 @@ func (c *planCommand) Help() string {
 
 func (c *planCommand) Run(args []string) int {
 	fs := c.flagSet("plan")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	spec, code := loadSpec(c.ui, fs.Args())

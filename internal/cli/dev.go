@@ -89,7 +89,7 @@ func (c *devUpCommand) Run(args []string) int {
 	f.register(fs)
 	detach := fs.Bool("detach", false, "")
 	timeout := fs.Duration("timeout", 2*time.Minute, "")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	if os.Geteuid() != 0 {
@@ -194,7 +194,7 @@ func (c *devDownCommand) Run(args []string) int {
 	var f devFlags
 	fs := newFlagSet(c.ui, "dev down")
 	f.register(fs)
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	g, err := devgrid.Load(f.opts.DataDir)

@@ -37,7 +37,7 @@ func (c *logsCommand) Run(args []string) int {
 	var num int
 	fs.IntVar(&num, "num", 100, "")
 	fs.IntVar(&num, "n", 100, "")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	if num < 1 || num > 10000 {

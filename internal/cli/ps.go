@@ -34,7 +34,7 @@ func (c *psCommand) Help() string {
 
 func (c *psCommand) Run(args []string) int {
 	fs := c.flagSet("ps")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	app, err := c.appName()
@@ -153,7 +153,7 @@ func (c *scaleCommand) Help() string {
 
 func (c *scaleCommand) Run(args []string) int {
 	fs := c.flagSet("ps:scale")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() == 0 {
@@ -194,7 +194,7 @@ func (c *restartCommand) Help() string {
 
 func (c *restartCommand) Run(args []string) int {
 	fs := c.flagSet("ps:restart")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() > 1 {

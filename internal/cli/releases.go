@@ -30,7 +30,7 @@ func (c *releasesCommand) Help() string {
 
 func (c *releasesCommand) Run(args []string) int {
 	fs := c.flagSet("releases")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	app, err := c.appName()
@@ -91,7 +91,7 @@ func (c *rollbackCommand) Help() string {
 
 func (c *rollbackCommand) Run(args []string) int {
 	fs := c.flagSet("rollback")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	version := 0

@@ -15,11 +15,12 @@ type runCommand struct{ meta }
 
 func (c *runCommand) Synopsis() string { return "Run a command in a one-off dyno" }
 func (c *runCommand) Help() string {
-	return `Usage: dyno run [options] -- COMMAND [ARGS...]
+	return `Usage: dyno run [options] [--] COMMAND [ARGS...]
 
   Runs COMMAND in a one-off dyno: the same sandbox, code and environment as the
   app's dynos, attached to this terminal. The exit code is the command's. The
-  one-off dyno is removed when the command ends.
+  one-off dyno is removed when the command ends. Options go before COMMAND:
+  everything from COMMAND on is the command's.
 
 Options:
   --memory=MB        Memory limit of the one-off dyno (default 512)

@@ -40,7 +40,7 @@ func (c *usageCommand) Run(args []string) int {
 	fs.StringVar(&until, "until", "", "")
 	fs.StringVar(&consulAddr, "consul-addr", "", "")
 	fs.StringVar(&prefix, "ledger-prefix", meter.DefaultPrefix, "")
-	if err := fs.Parse(args); err != nil || !noArgs(c.ui, fs) {
+	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
 	if c.app != "" && !appNameRe.MatchString(c.app) {

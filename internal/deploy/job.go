@@ -126,7 +126,7 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 }
 
 // SharedCPU is the CPU share, in MHz, of a shared dyno.
-const SharedCPU = 500
+const SharedCPU = 200
 
 // resources gives a dedicated dyno a core of its own, and a shared dyno a CPU share; the
 // driver binds either to exactly one core.
