@@ -279,3 +279,24 @@ func TestDriver_Fingerprint(t *testing.T) {
 		t.Fatal("no fingerprint within 10s")
 	}
 }
+
+// TestDriver_RestartSameTaskDir starts a task, destroys it and starts it again in the
+// same task directory (what a Nomad restart does): the second run starts clean, with an
+// empty ./tmp.
+func TestDriver_RestartSameTaskDir(t *testing.T) {
+	t.Parallel()
+	h, _ := newHarness(t)
+	task := shTask(t, `test -e /app/tmp/mark && exit 9; echo run > /app/tmp/mark; echo "done $DYNO"`)
+	start(t, h, task)
+	must.Zero(t, wait(t, h, task.ID, 30*time.Second).ExitCode)
+	waitForStdout(t, task, "done web.1", 10*time.Second)
+	must.NoError(t, h.DestroyTask(task.ID, false))
+
+	again := *task
+	again.ID = task.ID + "-2"
+	_, _, err := h.StartTask(&again)
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = h.DestroyTask(again.ID, true) })
+	// Exit code 9 would mean the first run's ./tmp survived.
+	must.Zero(t, wait(t, h, again.ID, 30*time.Second).ExitCode)
+}
