@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -299,4 +300,30 @@ func TestDriver_RestartSameTaskDir(t *testing.T) {
 	t.Cleanup(func() { _ = h.DestroyTask(again.ID, true) })
 	// Exit code 9 would mean the first run's ./tmp survived.
 	must.Zero(t, wait(t, h, again.ID, 30*time.Second).ExitCode)
+}
+
+// TestDriver_DestroyTask_SandboxGone: when the sandbox process died (killed, OOM), the
+// dyno's processes are orphans; DestroyTask still kills them and removes the cgroup.
+func TestDriver_DestroyTask_SandboxGone(t *testing.T) {
+	t.Parallel()
+	h, d := newHarness(t)
+	task := shTask(t, `echo ready; sleep 1000`)
+	start(t, h, task)
+	waitForStdout(t, task, "ready", 10*time.Second)
+	th, _ := d.tasks.Get(task.ID)
+	pids := cgroupPids(th.state.CgroupPath)
+	must.SliceNotEmpty(t, pids)
+	sandboxPid := th.pluginClient.ReattachConfig().Pid
+	must.NoError(t, syscall.Kill(sandboxPid, syscall.SIGKILL))
+
+	res := wait(t, h, task.ID, 30*time.Second)
+	must.Error(t, res.Err, must.Sprintf("exit result %+v", res))
+	must.NoError(t, h.DestroyTask(task.ID, true))
+	for _, pid := range pids {
+		must.False(t, processAlive(pid), must.Sprintf("dyno process %d survived", pid))
+	}
+	for _, dir := range cgroupDirs(th.state.CgroupPath) {
+		_, err := os.Stat(dir)
+		must.True(t, os.IsNotExist(err), must.Sprintf("cgroup %s survived", dir))
+	}
 }
