@@ -17,6 +17,10 @@ const (
 const (
 	MetaApp     = "dyno.app"
 	MetaProcess = "dyno.process"
+	// MetaAddon marks the jobs that add-ons run for an app.
+	MetaAddon = "dyno.addon"
+	// OneOffProcess is the process type of one-off dynos.
+	OneOffProcess = "run"
 )
 
 // AllocState is what the meter needs to know of one allocation: who it bills and when
@@ -35,7 +39,9 @@ type AllocState struct {
 
 // DynoOf says whether a full allocation (with its Job) is a dyno, and whose. The app is
 // meta dyno.app (task group meta over job meta); the process type is meta dyno.process,
-// or else the task group name. One-off dynos carry dyno.process=run.
+// or else the task group name. One-off dynos carry dyno.process=run. A dyno belongs to
+// the app's own job (ID = app) or is a one-off: other jobs that name an app, such as an
+// add-on's (meta dyno.addon), run no dynos.
 func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	if a == nil || a.Job == nil {
 		return "", "", false
@@ -58,6 +64,13 @@ func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	process = meta[MetaProcess]
 	if process == "" {
 		process = a.TaskGroup
+	}
+	jobID := a.JobID
+	if jobID == "" && a.Job.ID != nil {
+		jobID = *a.Job.ID
+	}
+	if _, addon := meta[MetaAddon]; addon || (jobID != app && process != OneOffProcess) {
+		return "", "", false
 	}
 	return app, process, true
 }

@@ -31,6 +31,9 @@ func TestDynoOf(t *testing.T) {
 		{"group name", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "demo", "web", true},
 		{"group meta wins", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "x"}, map[string]string{MetaProcess: "worker"})}, "demo", "worker", true},
 		{"one-off", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "run"}, nil)}, "demo", "run", true},
+		{"one-off job", &nomadapi.Allocation{JobID: "demo-run-1a2b", TaskGroup: "run", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "run"}, nil)}, "demo", "run", true},
+		{"add-on job", &nomadapi.Allocation{JobID: "addon-memcached-demo-1", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaAddon: "memcached"}, nil)}, "", "", false},
+		{"another job naming the app", &nomadapi.Allocation{JobID: "other", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "", "", false},
 	} {
 		app, process, ok := DynoOf(tc.alloc)
 		if app != tc.app || process != tc.process || ok != tc.ok {
