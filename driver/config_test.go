@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -85,11 +86,13 @@ func TestDriver_StartTask_BadConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h, _ := newHarness(t) // MkAllocDir's cleanup closes the harness
+			h, d := newHarness(t) // MkAllocDir's cleanup closes the harness
 			task := newTask(t, tc.tc)
 			t.Cleanup(h.MkAllocDir(task, false))
 			_, _, err := h.StartTask(task)
 			must.ErrorContains(t, err, tc.wantErr)
+			left, _ := os.ReadDir(d.config.DynoDir)
+			must.SliceEmpty(t, left, must.Sprint("a failed start left the dyno's tmp and log behind"))
 		})
 	}
 }

@@ -129,6 +129,13 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		}
 	}
 	private := filepath.Join(d.config.DynoDir, cfg.AllocID+"."+unsafeCgroupChars.ReplaceAllString(cfg.Name, "_"))
+	// StartTask undoes what it did when it fails half-way.
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(private)
+		}
+	}()
 	lay, err := buildLayout(cfg, app, private, u)
 	if err != nil {
 		return nil, nil, err
@@ -174,7 +181,6 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, fmt.Errorf("failed to start the sandbox: %w", err)
 	}
 	sandboxUp := time.Since(began)
-	ok := false
 	defer func() {
 		if !ok {
 			_ = exec.Shutdown("", 0)
