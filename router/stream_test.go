@@ -185,3 +185,78 @@ func TestWebSocketUpgradeHoldsDyno(t *testing.T) {
 	}
 	waitFor(t, "upgrade log", func() bool { return tr.logHas("path=\"/ws\"", "status=101") })
 }
+
+func TestClientGoneMidResponseKeepsDynoBusyUntilItEnds(t *testing.T) {
+	t.Parallel()
+	more := make(chan struct{})
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/long" {
+			io.WriteString(w, "short")
+			return
+		}
+		io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		<-more
+		io.WriteString(w, strings.Repeat("rest\n", 1000))
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("gone", []Instance{b.instance("web.1")})
+	c, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /long HTTP/1.1\r\nHost: gone.localhost\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if line != "first part\n" {
+		t.Fatalf("first part %q", line)
+	}
+	c.Close() // the client leaves mid-response
+	released := false
+	defer func() {
+		if !released {
+			close(more)
+		}
+	}()
+	got := make(chan string, 1)
+	go func() { _, body := tr.do(t, "GET", "gone.localhost", "/next", nil, nil); got <- body }()
+	waitFor(t, "next queued behind the unfinished response", func() bool { return tr.waiting("gone") == 1 })
+	select {
+	case body := <-got:
+		t.Fatalf("next request answered %q while the dyno still sent its last response", body)
+	case <-time.After(50 * time.Millisecond):
+	}
+	released = true
+	close(more)
+	if body := <-got; body != "short" {
+		t.Fatalf("next request got %q", body)
+	}
+	waitFor(t, "H27 logged", func() bool { return tr.logHas("code=H27", `path="/long"`) })
+}
+
+func TestRedispatchKeepsAStreamedBody(t *testing.T) {
+	t.Parallel()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	})
+	tr := startRouter(t, func(c *Config) { c.DownBackoff = time.Hour; c.MaxDownBackoff = time.Hour })
+	tr.SetApp("rb", []Instance{b.instance("web.2"), rawInstance(dead, "web.1")})
+	big := bytes.Repeat([]byte("x"), 300<<10)
+	sum := sha256.Sum256(big)
+	resp, body := tr.do(t, "POST", "rb.localhost", "/", bytes.NewReader(big), nil)
+	if want := fmt.Sprintf("%d %x", len(big), sum); resp.StatusCode != 200 || body != want {
+		t.Fatalf("got %d %q, want %q: the body must survive a refused first dyno", resp.StatusCode, body, want)
+	}
+	if s := tr.appStats("rb"); s.Up != 1 {
+		t.Fatalf("refusing dyno not down: %+v", s)
+	}
+}
