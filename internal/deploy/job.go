@@ -28,9 +28,11 @@ const (
 	// MetaSlug is the release's slug checksum.
 	MetaSlug = "dyno.slug"
 
-	DriverName  = "dyno"
-	KillTimeout = 30 * time.Second
-	PortLabel   = "http"
+	DriverName = "dyno"
+	// ShutdownDelay is how long a web dyno stays up after leaving Consul.
+	ShutdownDelay = 3 * time.Second
+	KillTimeout   = 30 * time.Second
+	PortLabel     = "http"
 )
 
 // Release is everything that makes one release of an app.
@@ -120,6 +122,9 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 		tg.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: PortLabel}}}}
 		task.Env["PORT"] = "${NOMAD_PORT_" + PortLabel + "}"
 		task.Services = []*nomadapi.Service{webService(r, p, release)}
+		// A web dyno that stops (scale-down, new release) leaves Consul first and gets
+		// SIGTERM only after the router has taken it out of routing.
+		task.ShutdownDelay = ShutdownDelay
 	}
 	tg.AddTask(task)
 	return tg

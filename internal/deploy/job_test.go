@@ -66,6 +66,9 @@ func TestJobFollowsTheDeployerContract(t *testing.T) {
 		}
 	}
 	web := job.LookupTaskGroup("web")
+	if web.Tasks[0].ShutdownDelay != ShutdownDelay {
+		t.Errorf("web shutdown delay = %s, want %s: dynos must leave routing before SIGTERM", web.Tasks[0].ShutdownDelay, ShutdownDelay)
+	}
 	if *web.Count != 2 || *web.Tasks[0].Resources.MemoryMB != 256 || web.Tasks[0].Env["PORT"] != "${NOMAD_PORT_http}" {
 		t.Errorf("web: count %d, memory %d, env %v", *web.Count, *web.Tasks[0].Resources.MemoryMB, web.Tasks[0].Env)
 	}

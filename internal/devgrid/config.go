@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Options say where a grid lives and which ports it takes. The zero value of a field means
@@ -171,18 +172,26 @@ plugin "raw_exec" {
 plugin "dyno" {
   config {
     slug_dir = %[9]q
+    dyno_dir = %[11]q
   }
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
-		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine())
+		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"))
 }
 
+// cgroupParentLine sets the client's cgroup parent. On cgroups v1 Nomad then manages
+// no cpuset and would report no reservable core, so the online cores are named: the
+// dyno driver pins each dyno to its reserved core itself.
 func (o Options) cgroupParentLine() string {
 	if o.CgroupParent == "" {
 		return ""
 	}
-	return fmt.Sprintf("  cgroup_parent = %q\n", o.CgroupParent)
+	line := fmt.Sprintf("  cgroup_parent = %q\n", o.CgroupParent)
+	if b, err := os.ReadFile("/sys/devices/system/cpu/online"); err == nil {
+		line += fmt.Sprintf("  reservable_cores = %q\n", strings.TrimSpace(string(b)))
+	}
+	return line
 }
 
 func (o Options) pluginDir() string { return filepath.Join(o.DataDir, "plugins") }
