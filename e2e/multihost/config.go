@@ -1,0 +1,65 @@
+package multihost
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// serverConfig is the Nomad server of the server host: no client.
+func serverConfig(h *Host) string {
+	return fmt.Sprintf(`# Written by the multihost test grid.
+disable_update_check = true
+name      = %[1]q
+data_dir  = %[2]q
+bind_addr = %[3]q
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+client {
+  enabled = false
+}
+consul {
+  address = "127.0.0.1:8500"
+}
+`, h.Name, filepath.Join(h.Dir, "nomad"), h.Addr)
+}
+
+// clientConfig is the Nomad client of a client host: its own name, data dir, address,
+// cgroup parents, the server host's RPC address and its own Consul agent.
+func clientConfig(h, server *Host, pluginDir string) string {
+	return fmt.Sprintf(`# Written by the multihost test grid.
+disable_update_check = true
+name       = %[1]q
+data_dir   = %[2]q
+plugin_dir = %[3]q
+bind_addr  = %[4]q
+client {
+  enabled           = true
+  servers           = [%[5]q]
+  network_interface = "eth0"
+  cgroup_parent     = %[6]q
+  options {
+    "driver.raw_exec.enable" = "0"
+    # No cloud metadata probes: a test host talks to the test subnet only.
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+consul {
+  address = "127.0.0.1:8500"
+}
+plugin "raw_exec" {
+  config {
+    enabled = false
+  }
+}
+plugin "dyno" {
+  config {
+    slug_dir      = %[7]q
+    dyno_dir      = %[8]q
+    cgroup_parent = %[9]q
+  }
+}
+`, h.Name, filepath.Join(h.Dir, "nomad"), pluginDir, h.Addr, server.Addr+":4647",
+		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent)
+}

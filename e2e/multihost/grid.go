@@ -1,0 +1,482 @@
+// Package multihost starts a grid of several hosts on one machine for tests: each host a
+// network namespace joined to a test bridge, with its own address, its own Consul client
+// agent and Nomad client (own data dir and cgroup parent); one server host runs the Consul
+// and Nomad servers; the router runs in the root namespace and follows the server's
+// Consul. Faults are injected into hosts and dynos, and everything is torn down after the
+// test, also after a failure. Traffic stays between this machine and its test hosts.
+package multihost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// StartTimeout bounds how long a grid may take to become healthy.
+const StartTimeout = 2 * time.Minute
+
+// Options shape a grid.
+type Options struct {
+	// Hosts is the number of client hosts (default 3).
+	Hosts int
+}
+
+// Host is one test host: a network namespace with an address on the grid's bridge.
+type Host struct {
+	// Name is the host's Nomad node name and Consul node name: server, host1, host2...
+	Name string
+	// NS is its network namespace (ip netns).
+	NS string
+	// Addr is its address on the bridge.
+	Addr string
+	// Dir holds its agents' data and logs.
+	Dir string
+	// CgroupParent is the dyno driver's cgroup parent on this host.
+	CgroupParent string
+	logs         []string
+}
+
+// Grid is a running multi-host grid.
+type Grid struct {
+	t      testing.TB
+	Net    int // the grid's subnet is 10.213.Net.0/24, its bridge dgbr<Net>
+	Bridge string
+	Dir    string
+	BinDir string
+	Server *Host
+	Hosts  []*Host
+	// RouterAddr is the router's client address (127.0.0.1:port); Host <app>.localhost.
+	RouterAddr string
+	routerLog  string
+	made       []*Host // every host whose namespace was created, for teardown
+	mu         sync.Mutex
+	cmds       []*exec.Cmd
+}
+
+// Start builds a grid of opts.Hosts client hosts and a server host and returns once every
+// agent is healthy, every Nomad client is ready with the dyno driver, and the router
+// accepts connections. t.Cleanup tears it all down.
+func Start(t testing.TB, opts Options) *Grid {
+	t.Helper()
+	harness.RequireRoot(t)
+	if opts.Hosts == 0 {
+		opts.Hosts = 3
+	}
+	dir, err := os.MkdirTemp("", "dynogrid-mh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Grid{t: t, Dir: dir, BinDir: harness.BinDir(t)}
+	t.Cleanup(g.teardown)
+	if err := g.createBridge(); err != nil {
+		t.Fatal(err)
+	}
+	g.Server, err = g.addHost("server", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= opts.Hosts; i++ {
+		h, err := g.addHost(fmt.Sprintf("host%d", i), 10+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Hosts = append(g.Hosts, h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	if err := g.startAgents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// createBridge creates the first free bridge dgbr<n> with 10.213.<n>.1/24.
+func (g *Grid) createBridge() error {
+	start := os.Getpid() % 200
+	for i := 0; i < 200; i++ {
+		n := 10 + (start+i)%200
+		name := fmt.Sprintf("dgbr%d", n)
+		if _, err := ip("link", "add", name, "type", "bridge"); err != nil {
+			continue
+		}
+		g.Net, g.Bridge = n, name
+		if _, err := ip("addr", "add", fmt.Sprintf("10.213.%d.1/24", n), "dev", name); err != nil {
+			return err
+		}
+		_, err := ip("link", "set", name, "up")
+		return err
+	}
+	return errors.New("multihost: no free test bridge dgbr10..dgbr209")
+}
+
+// addHost creates a network namespace joined to the bridge at 10.213.<n>.<last>. Its
+// default route is unreachable, so nothing a host sends leaves the test subnet (the Nomad
+// client is told its network interface, so it needs no default route).
+func (g *Grid) addHost(name string, last int) (*Host, error) {
+	short := "s"
+	if strings.HasPrefix(name, "host") {
+		short = "h" + strings.TrimPrefix(name, "host")
+	}
+	h := &Host{
+		Name:         name,
+		NS:           fmt.Sprintf("dg%d-%s", g.Net, name),
+		Addr:         fmt.Sprintf("10.213.%d.%d", g.Net, last),
+		Dir:          filepath.Join(g.Dir, name),
+		CgroupParent: fmt.Sprintf("dgmh%d%s", g.Net, short),
+	}
+	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	g.made = append(g.made, h)
+	veth := fmt.Sprintf("dg%d%s", g.Net, short)
+	steps := [][]string{
+		{"netns", "add", h.NS},
+		{"-n", h.NS, "link", "set", "lo", "up"},
+		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
+		{"link", "set", veth, "master", g.Bridge},
+		{"link", "set", veth, "up"},
+		{"-n", h.NS, "addr", "add", h.Addr + "/24", "dev", "eth0"},
+		{"-n", h.NS, "link", "set", "eth0", "up"},
+		{"-n", h.NS, "route", "add", "unreachable", "default"},
+	}
+	for _, s := range steps {
+		if _, err := ip(s...); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// start runs bin in host h's network namespace (nil: the root namespace), in its own
+// session, logging to <dir>/<name>.log.
+func (g *Grid) start(h *Host, name, bin string, args ...string) (*exec.Cmd, error) {
+	dir := g.Dir
+	if h != nil {
+		dir = h.Dir
+	}
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	var cmd *exec.Cmd
+	if h != nil {
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.NS, bin}, args...)...)
+		h.logs = append(h.logs, logPath)
+	} else {
+		cmd = exec.Command(bin, args...)
+		g.routerLog = logPath
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start %s: %w", name, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	g.mu.Lock()
+	g.cmds = append(g.cmds, cmd)
+	g.mu.Unlock()
+	return cmd, nil
+}
+
+func (g *Grid) startAgents(ctx context.Context) error {
+	consulBin, nomadBin := filepath.Join(g.BinDir, "consul"), filepath.Join(g.BinDir, "nomad")
+	pluginDir := filepath.Join(g.Dir, "plugins")
+	if err := linkPlugins(g.BinDir, pluginDir); err != nil {
+		return err
+	}
+	s := g.Server
+	if _, err := g.start(s, "consul", consulBin, "agent", "-dev", "-node", s.Name,
+		"-bind", s.Addr, "-client", "127.0.0.1 "+s.Addr, "-hcl", "disable_update_check = true"); err != nil {
+		return err
+	}
+	if err := g.wait(ctx, "consul server", g.consulLeader); err != nil {
+		return err
+	}
+	// Every Consul agent runs before any Nomad client starts: a client whose first
+	// fingerprint misses its Consul agent is left out of placements for a long while.
+	for _, h := range g.Hosts {
+		if err := g.startConsul(h); err != nil {
+			return err
+		}
+	}
+	if err := g.wait(ctx, "consul clients", g.consulMembers); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.Dir, "nomad.hcl"), serverConfig(s)); err != nil {
+		return err
+	}
+	if _, err := g.start(s, "nomad", nomadBin, "agent", "-config", filepath.Join(s.Dir, "nomad.hcl")); err != nil {
+		return err
+	}
+	for _, h := range g.Hosts {
+		if err := g.startNomad(h, pluginDir); err != nil {
+			return err
+		}
+	}
+	if err := g.wait(ctx, "nomad clients", g.clientsReady); err != nil {
+		return err
+	}
+	return g.startRouter(ctx)
+}
+
+// startConsul starts a client host's Consul agent, joined to the server host's.
+func (g *Grid) startConsul(h *Host) error {
+	_, err := g.start(h, "consul", filepath.Join(g.BinDir, "consul"), "agent",
+		"-data-dir", filepath.Join(h.Dir, "consul"), "-node", h.Name,
+		"-bind", h.Addr, "-client", "127.0.0.1", "-retry-join", g.Server.Addr, "-retry-interval", "1s",
+		"-hcl", "disable_update_check = true")
+	return err
+}
+
+// startNomad starts a client host's Nomad client.
+func (g *Grid) startNomad(h *Host, pluginDir string) error {
+	if err := writeFile(filepath.Join(h.Dir, "nomad.hcl"), clientConfig(h, g.Server, pluginDir)); err != nil {
+		return err
+	}
+	_, err := g.start(h, "nomad", filepath.Join(g.BinDir, "nomad"), "agent", "-config", filepath.Join(h.Dir, "nomad.hcl"))
+	return err
+}
+
+func (g *Grid) startRouter(ctx context.Context) error {
+	bin := filepath.Join(g.BinDir, "dyno-router")
+	for attempt := 0; attempt < 3; attempt++ {
+		port := freePort(g.t)
+		metrics := freePort(g.t)
+		g.RouterAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		cmd, err := g.start(nil, "router", bin, "-listen", g.RouterAddr,
+			"-metrics-listen", fmt.Sprintf("127.0.0.1:%d", metrics),
+			"-consul", g.ConsulAddr(), "-domain", "localhost")
+		if err != nil {
+			return err
+		}
+		err = g.wait(ctx, "router", func(ctx context.Context) error {
+			c, err := net.DialTimeout("tcp", g.RouterAddr, time.Second)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		})
+		if err == nil {
+			return nil
+		}
+		_ = cmd.Process.Kill()
+	}
+	return fmt.Errorf("router did not start:\n%s", devgrid.Tail(g.routerLog, 20))
+}
+
+// ConsulAddr is the server host's Consul HTTP address.
+func (g *Grid) ConsulAddr() string { return g.Server.Addr + ":8500" }
+
+// NomadAddr is the server host's Nomad HTTP address.
+func (g *Grid) NomadAddr() string { return g.Server.Addr + ":4646" }
+
+// NomadClient is an API client for the Nomad server.
+func (g *Grid) NomadClient() *nomadapi.Client {
+	cfg := nomadapi.DefaultConfig()
+	cfg.Address = "http://" + g.NomadAddr()
+	c, err := nomadapi.NewClient(cfg)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return c
+}
+
+// ConsulClient is an API client for the server host's Consul agent.
+func (g *Grid) ConsulClient() *consulapi.Client {
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = g.ConsulAddr()
+	c, err := consulapi.NewClient(cfg)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return c
+}
+
+// HostByName returns the client host with a Nomad node name, or nil.
+func (g *Grid) HostByName(name string) *Host {
+	for _, h := range g.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// HostByAddr returns the client host with an address, or nil.
+func (g *Grid) HostByAddr(addr string) *Host {
+	for _, h := range g.Hosts {
+		if h.Addr == addr {
+			return h
+		}
+	}
+	return nil
+}
+
+// KillHost SIGKILLs every process of host h at once: its Nomad client, its Consul agent
+// and its dynos. It returns how many processes it killed.
+func (g *Grid) KillHost(h *Host) (int, error) {
+	return killNS(h.NS, 10*time.Second)
+}
+
+func (g *Grid) consulLeader(ctx context.Context) error {
+	leader, err := g.ConsulClient().Status().Leader()
+	if err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	return nil
+}
+
+func (g *Grid) consulMembers(ctx context.Context) error {
+	members, err := g.ConsulClient().Agent().Members(false)
+	if err != nil {
+		return err
+	}
+	alive := 0
+	for _, m := range members {
+		if m.Status == 1 {
+			alive++
+		}
+	}
+	if alive != len(g.Hosts)+1 {
+		return fmt.Errorf("%d of %d Consul agents alive", alive, len(g.Hosts)+1)
+	}
+	return nil
+}
+
+func (g *Grid) clientsReady(ctx context.Context) error {
+	nodes, _, err := g.NomadClient().Nodes().List((&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	ready := 0
+	for _, n := range nodes {
+		if d, ok := n.Drivers["dyno"]; !ok || n.Status != nomadapi.NodeStatusReady || !d.Detected || !d.Healthy {
+			continue
+		}
+		// A client fingerprints its Consul agent every 15 s: until it has, the scheduler
+		// filters the node out for jobs with Consul services.
+		node, _, err := g.NomadClient().Nodes().Info(n.ID, (&nomadapi.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		if node.Attributes["consul.version"] != "" {
+			ready++
+		}
+	}
+	if ready != len(g.Hosts) {
+		return fmt.Errorf("%d of %d Nomad clients ready with a healthy dyno driver and their Consul agent", ready, len(g.Hosts))
+	}
+	return nil
+}
+
+// wait polls ready every 200 ms until it succeeds or ctx ends.
+func (g *Grid) wait(ctx context.Context, what string, ready func(context.Context) error) error {
+	for {
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("multihost: %s not ready: %w (last: %v)", what, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// teardown kills every process of every host and the router, unmounts what Nomad
+// mounted, removes the hosts' cgroups, namespaces, the bridge and the data directory.
+func (g *Grid) teardown() {
+	t := g.t
+	hosts := g.made
+	if t.Failed() {
+		for _, h := range hosts {
+			for _, l := range h.logs {
+				t.Logf("multihost: last lines of %s:\n%s", l, devgrid.Tail(l, 30))
+			}
+		}
+		if g.routerLog != "" {
+			t.Logf("multihost: last lines of the router log:\n%s", devgrid.Tail(g.routerLog, 30))
+		}
+	}
+	g.mu.Lock()
+	for _, c := range g.cmds {
+		if c.Process != nil {
+			_ = c.Process.Kill()
+		}
+	}
+	g.mu.Unlock()
+	for _, h := range hosts {
+		if _, err := killNS(h.NS, 10*time.Second); err != nil {
+			t.Errorf("multihost: %v", err)
+		}
+	}
+	unmountBelow(g.Dir)
+	for _, h := range hosts {
+		removeCgroupTree(h.CgroupParent)
+		removeCgroupTree(h.CgroupParent + "-nomad")
+		_, _ = ip("netns", "del", h.NS)
+	}
+	if g.Bridge != "" {
+		_, _ = ip("link", "del", g.Bridge)
+	}
+	if err := os.RemoveAll(g.Dir); err != nil {
+		t.Errorf("multihost: failed to remove %s: %v", g.Dir, err)
+	}
+}
+
+// linkPlugins puts every Nomad plugin of binDir into pluginDir.
+func linkPlugins(binDir, pluginDir string) error {
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		return err
+	}
+	matches, err := filepath.Glob(filepath.Join(binDir, "nomad-driver-*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		abs, err := filepath.Abs(m)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, filepath.Join(pluginDir, filepath.Base(m))); err != nil {
+			return fmt.Errorf("failed to install plugin %s: %w", filepath.Base(m), err)
+		}
+	}
+	return nil
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// httpClient sends the load: no keep-alive pool limits beyond the load's own.
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
