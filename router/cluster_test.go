@@ -208,8 +208,10 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 	register(t, c, "solo", "web.1", b, nil, false)
 	ra := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "ra" })
 	rb := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "rb" })
-	waitFor(t, "one router owns the dyno", func() bool {
-		return ra.appStats("solo").Dynos+rb.appStats("solo").Dynos == 1
+	knows := func(tr *testRouter) bool { _, ok := tr.Status().Apps["solo"]; return ok }
+	waitFor(t, "both routers know the app and one owns its dyno", func() bool {
+		return knows(ra) && knows(rb) && ra.appStats("solo").Dynos+rb.appStats("solo").Dynos == 1 &&
+			routes(ra, "solo.localhost") == 200 && routes(rb, "solo.localhost") == 200
 	})
 	// Both routers serve the app; the one without its dyno forwards to the other, and the
 	// dyno never holds two requests.
