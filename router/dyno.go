@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -84,7 +85,7 @@ func (d *dyno) closeConnLocked() {
 // take returns a connection to the dyno for one request: the kept-alive one when the
 // dyno has not closed it meanwhile, or a new one. connect is the time spent dialing.
 // Only the holder of the busy dyno calls it.
-func (d *dyno) take(dial func(addr string) (net.Conn, error)) (dc *dynoConn, connect time.Duration, err error) {
+func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (dc *dynoConn, connect time.Duration, err error) {
 	if dc = d.conn; dc != nil {
 		d.conn = nil
 		if dc.br.Buffered() == 0 && alive(dc.c) {
@@ -95,7 +96,7 @@ func (d *dyno) take(dial func(addr string) (net.Conn, error)) (dc *dynoConn, con
 		dc.close()
 	}
 	start := time.Now()
-	c, err := dial(d.addr)
+	c, err := dial(ctx, "tcp", d.addr)
 	connect = time.Since(start)
 	if err != nil {
 		return nil, connect, err

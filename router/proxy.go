@@ -2,7 +2,6 @@ package router
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -50,7 +49,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		timeout = r.cfg.RequestTimeout
 	}
 	ob := &outbound{req: req, requestID: rec.requestID, fwdFor: rec.fwd, proto: "http",
-		port: localPort(req), start: start}
+		port: r.port(req), start: start}
 	if req.TLS != nil {
 		ob.proto = "https"
 	}
@@ -80,7 +79,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		r.metrics.dispatched(a, time.Since(start), rec.wait)
 		rec.dyno = d.name
-		dc, connect, err := d.take(r.dial(req.Context()))
+		dc, connect, err := d.take(req.Context(), r.dialer.DialContext)
 		rec.connect += connect
 		if err != nil {
 			if req.Context().Err() != nil {
@@ -106,13 +105,6 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			continue
 		}
 		return
-	}
-}
-
-// dial connects to a dyno within the connect timeout, giving up when the client leaves.
-func (r *Router) dial(ctx context.Context) func(addr string) (net.Conn, error) {
-	return func(addr string) (net.Conn, error) {
-		return r.dialer.DialContext(ctx, "tcp", addr)
 	}
 }
 
@@ -316,7 +308,10 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 	w.WriteHeader(resp.StatusCode)
 
 	flush := resp.ContentLength < 0
-	rc := http.NewResponseController(w)
+	var rc *http.ResponseController
+	if flush {
+		rc = http.NewResponseController(w)
+	}
 	bp := copyBufs.Get().(*[]byte)
 	buf := *bp
 	var rerr, werr error

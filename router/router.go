@@ -40,6 +40,7 @@ type Router struct {
 	closing  bool
 	bg       sync.WaitGroup
 	addr     atomic.Pointer[string]
+	lport    atomic.Pointer[string] // the listener's port, for X-Forwarded-Port
 	ready    chan struct{}
 	readyOne sync.Once
 }
@@ -123,6 +124,9 @@ func (r *Router) Run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	addr := ln.Addr().String()
 	r.addr.Store(&addr)
+	if _, p, err := net.SplitHostPort(addr); err == nil {
+		r.lport.Store(&p)
+	}
 	if r.cfg.ConsulAddr != "" {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -279,6 +283,14 @@ func (r *Router) advertise() string {
 		return r.cfg.Advertise
 	}
 	return r.Addr()
+}
+
+// port is the router port a request came in on.
+func (r *Router) port(req *http.Request) string {
+	if p := r.lport.Load(); p != nil {
+		return *p
+	}
+	return localPort(req)
 }
 
 // Stale says whether the router serves a table it could not refresh.
