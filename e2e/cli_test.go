@@ -179,6 +179,31 @@ func TestAppLifecycle(t *testing.T) {
 	if out := c.must("ps"); !strings.Contains(out, "web.1: running") || !strings.Contains(out, "web.2: running") || !strings.Contains(out, "release v1") {
 		t.Errorf("ps said:\n%s", out)
 	}
+	if out := c.must("apps"); !strings.Contains(out, "hello") || !strings.Contains(out, "v1") {
+		t.Errorf("apps said:\n%s", out)
+	}
+	if out := c.must("plan", dir); !strings.Contains(out, "No changes") && !strings.Contains(out, "process web") {
+		t.Errorf("plan of an unchanged app said:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "VERSION"), []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.must("plan", dir); !strings.Contains(out, "hello: edited") || !strings.Contains(out, "process web: edited") {
+		t.Errorf("plan of changed code said:\n%s", out)
+	}
+	if out := c.must("ps", "--json"); strings.Contains(out, "v2") {
+		t.Errorf("plan changed the app:\n%s", out)
+	}
+
+	c.must("ps:restart", "web.2")
+	restarted := false
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !restarted; time.Sleep(200 * time.Millisecond) {
+		restarted = strings.Contains(c.must("ps"), "web.2: running (restarted 1 times)")
+	}
+	if !restarted {
+		t.Errorf("after ps:restart web.2, ps said:\n%s", c.must("ps"))
+	}
+	passingDynos(t, consul, "hello", 2, time.Minute)
 
 	c.must("config:set", "GREETING=hi there", "SECRET_TOKEN=s3cr3t")
 	if out := c.must("config"); !strings.Contains(out, "GREETING:") || !strings.Contains(out, "hi there") || !strings.Contains(out, "RACK_ENV:") {
