@@ -133,6 +133,9 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 	if err != nil {
 		return nil, err
 	}
+	if plan, err = m.resolvePlan(ctx, service, plan); err != nil {
+		return nil, err
+	}
 	a, err := m.Get(ctx, app, name)
 	switch {
 	case err == nil && a.Service != service:
@@ -163,6 +166,31 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 		return nil, fmt.Errorf("the %s resource is ready but the release that gives it to %s failed: %w", service, app, err)
 	}
 	return m.Get(ctx, app, name)
+}
+
+// resolvePlan checks that the add-on has plan, and names its default plan for "".
+func (m *Manager) resolvePlan(ctx context.Context, service, plan string) (string, error) {
+	desc, err := m.Host.Describe(ctx, service)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, p := range desc.Plans {
+		names = append(names, p.Name)
+		if p.Name == plan {
+			return plan, nil
+		}
+	}
+	if plan == "" {
+		if desc.DefaultPlan != "" {
+			return desc.DefaultPlan, nil
+		}
+		if len(names) > 0 {
+			return names[0], nil
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("add-on %s has no plan %q (its plans: %s)", service, plan, strings.Join(names, ", "))
 }
 
 // Detach makes a release without the add-on's variables, then deprovisions its

@@ -212,35 +212,43 @@ func (c *addonsInfoCommand) Help() string {
 }
 
 func (c *addonsInfoCommand) Run(args []string) int {
+	return c.withAttachment("addons:info", args, func(ctx context.Context, mgr *addons.Manager, app, name string) int {
+		a, err := mgr.Get(ctx, app, name)
+		if err != nil {
+			return c.fail(err)
+		}
+		if c.json {
+			return c.printJSON(a)
+		}
+		c.ui.Output(fmt.Sprintf("=== %s (%s)\nplan:     %s\nstate:    %s\nresource: %s\ncreated:  %s\nsets:     %s",
+			a.Name, a.Service, a.Plan, a.State, a.ResourceID, a.Created.Format("2006-01-02 15:04:05"), strings.Join(a.EnvNames, ", ")))
+		return 0
+	})
+}
+
+// withAttachment parses the arguments of a command about one attachment (NAME), finds
+// the app and the add-on manager, and runs fn.
+func (m *meta) withAttachment(cmd string, args []string, fn func(ctx context.Context, mgr *addons.Manager, app, name string) int) int {
 	var af addonFlags
-	fs := c.addonFlagSet("addons:info", &af)
+	fs := m.addonFlagSet(cmd, &af)
 	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if fs.NArg() != 1 {
-		c.ui.Error("name one add-on attachment, for example `dyno addons:info postgres`")
+		m.ui.Error(fmt.Sprintf("name one add-on attachment, for example `dyno %s postgres`", cmd))
 		return 1
 	}
-	app, err := c.appName()
+	app, err := m.appName()
 	if err != nil {
-		return c.fail(err)
+		return m.fail(err)
 	}
-	mgr, err := c.addonManager(af)
+	mgr, err := m.addonManager(af)
 	if err != nil {
-		return c.fail(err)
+		return m.fail(err)
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	a, err := mgr.Get(ctx, app, fs.Arg(0))
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.json {
-		return c.printJSON(a)
-	}
-	c.ui.Output(fmt.Sprintf("=== %s (%s)\nplan:     %s\nstate:    %s\nresource: %s\ncreated:  %s\nsets:     %s",
-		a.Name, a.Service, a.Plan, a.State, a.ResourceID, a.Created.Format("2006-01-02 15:04:05"), strings.Join(a.EnvNames, ", ")))
-	return 0
+	return fn(ctx, mgr, app, fs.Arg(0))
 }
 
 type addonsDestroyCommand struct{ meta }
@@ -255,30 +263,13 @@ func (c *addonsDestroyCommand) Help() string {
 }
 
 func (c *addonsDestroyCommand) Run(args []string) int {
-	var af addonFlags
-	fs := c.addonFlagSet("addons:destroy", &af)
-	if err := parseArgs(fs, args); err != nil {
-		return 1
-	}
-	if fs.NArg() != 1 {
-		c.ui.Error("name one add-on attachment, for example `dyno addons:destroy postgres`")
-		return 1
-	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
-	}
-	mgr, err := c.addonManager(af)
-	if err != nil {
-		return c.fail(err)
-	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	if err := mgr.Detach(ctx, app, fs.Arg(0)); err != nil {
-		return c.fail(err)
-	}
-	c.ui.Output(fmt.Sprintf("==> Destroyed add-on %s of %s", fs.Arg(0), app))
-	return 0
+	return c.withAttachment("addons:destroy", args, func(ctx context.Context, mgr *addons.Manager, app, name string) int {
+		if err := mgr.Detach(ctx, app, name); err != nil {
+			return c.fail(err)
+		}
+		c.ui.Output(fmt.Sprintf("==> Destroyed add-on %s of %s", name, app))
+		return 0
+	})
 }
 
 // detachAll removes every add-on of app, for apps:destroy.
