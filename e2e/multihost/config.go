@@ -53,7 +53,8 @@ plugin "raw_exec" {
     enabled = false
   }
 }
-plugin "dyno" {
+# External plugins are configured by the name of their binary.
+plugin "nomad-driver-dyno" {
   config {
     slug_dir      = %[7]q
     dyno_dir      = %[8]q

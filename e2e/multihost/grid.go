@@ -66,6 +66,8 @@ type Grid struct {
 	made       []*Host // every host whose namespace was created, for teardown
 	mu         sync.Mutex
 	cmds       []*exec.Cmd
+	nomad      *nomadapi.Client
+	consul     *consulapi.Client
 }
 
 // Start builds a grid of opts.Hosts client hosts and a server host and returns once every
@@ -288,26 +290,37 @@ func (g *Grid) ConsulAddr() string { return g.Server.Addr + ":8500" }
 // NomadAddr is the server host's Nomad HTTP address.
 func (g *Grid) NomadAddr() string { return g.Server.Addr + ":4646" }
 
-// NomadClient is an API client for the Nomad server.
+// NomadClient is an API client for the Nomad server, one per grid: the agents limit
+// the connections of one address.
 func (g *Grid) NomadClient() *nomadapi.Client {
-	cfg := nomadapi.DefaultConfig()
-	cfg.Address = "http://" + g.NomadAddr()
-	c, err := nomadapi.NewClient(cfg)
-	if err != nil {
-		g.t.Fatal(err)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.nomad == nil {
+		cfg := nomadapi.DefaultConfig()
+		cfg.Address = "http://" + g.NomadAddr()
+		c, err := nomadapi.NewClient(cfg)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		g.nomad = c
 	}
-	return c
+	return g.nomad
 }
 
-// ConsulClient is an API client for the server host's Consul agent.
+// ConsulClient is an API client for the server host's Consul agent, one per grid.
 func (g *Grid) ConsulClient() *consulapi.Client {
-	cfg := consulapi.DefaultConfig()
-	cfg.Address = g.ConsulAddr()
-	c, err := consulapi.NewClient(cfg)
-	if err != nil {
-		g.t.Fatal(err)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.consul == nil {
+		cfg := consulapi.DefaultConfig()
+		cfg.Address = g.ConsulAddr()
+		c, err := consulapi.NewClient(cfg)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		g.consul = c
 	}
-	return c
+	return g.consul
 }
 
 // HostByName returns the client host with a Nomad node name, or nil.

@@ -37,6 +37,7 @@ type Load struct {
 	results            []*Result
 	wg                 sync.WaitGroup
 	answered           atomic.Int64
+	stopOnce           sync.Once
 }
 
 // StartLoad starts sending GET path with Host host to the router at rate requests per
@@ -107,7 +108,7 @@ func (l *Load) Answered() int { return int(l.answered.Load()) }
 
 // Stop stops sending, waits for every request sent to end, and returns the results.
 func (l *Load) Stop() []*Result {
-	close(l.stop)
+	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 	l.wg.Wait()
 	l.mu.Lock()
