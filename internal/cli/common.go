@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,8 +108,8 @@ func (m *meta) deployerFor(n *nomadapi.Client) *deploy.Deployer {
 // current directory.
 func (m *meta) appName() (string, error) {
 	if m.app != "" {
-		if !appNameRe.MatchString(m.app) {
-			return "", fmt.Errorf("--app %q is not an app name (lowercase letters, digits and dashes)", m.app)
+		if err := appspec.ValidateAppName(m.app); err != nil {
+			return "", fmt.Errorf("--app: %w", err)
 		}
 		return m.app, nil
 	}
@@ -122,7 +120,6 @@ func (m *meta) appName() (string, error) {
 	return spec.Name, nil
 }
 
-var appNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,28}[a-z0-9]$`)
 
 // interruptible returns a context that ends on Ctrl-C.
 func interruptible() (context.Context, context.CancelFunc) {
@@ -199,11 +196,4 @@ func dynoName(allocName string) string {
 		return allocName
 	}
 	return fmt.Sprintf("%s.%d", allocName[dot+1:i], n+1)
-}
-
-func absPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }

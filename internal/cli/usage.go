@@ -43,8 +43,10 @@ func (c *usageCommand) Run(args []string) int {
 	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
-	if c.app != "" && !appNameRe.MatchString(c.app) {
-		return c.fail(fmt.Errorf("--app %q is not an app name (lowercase letters, digits and dashes)", c.app))
+	if c.app != "" {
+		if _, err := c.appName(); err != nil {
+			return c.fail(err)
+		}
 	}
 	now := time.Now()
 	from, err := meter.ParseTime(since, now)
