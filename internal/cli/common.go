@@ -120,7 +120,6 @@ func (m *meta) appName() (string, error) {
 	return spec.Name, nil
 }
 
-
 // interruptible returns a context that ends on Ctrl-C.
 func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
