@@ -233,7 +233,7 @@ func TestCrash(t *testing.T) {
 	var critical, restarted, back time.Duration
 	for deadline := killedAt.Add(time.Minute); back == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("dyno not back within 1m (critical after %s, restarted after %s)", ms(critical), ms(restarted))
+			t.Fatalf("dyno not back within 1m (out of Consul after %s, restarted after %s)", ms(critical), ms(restarted))
 		}
 		es, err := passing(consul, app)
 		if err != nil {
@@ -256,7 +256,7 @@ func TestCrash(t *testing.T) {
 	if n, _ := restarts(t, g, alloc.ID); n != before+1 {
 		t.Errorf("allocation %s restarted %d times, want %d", alloc.ID[:8], n, before+1)
 	}
-	t.Logf("crash: %s; check critical after %s (or never seen: 0s), task restarted in place after %s, passing again after %s",
+	t.Logf("crash: %s; out of Consul after %s, task restarted in place after %s, passing again after %s",
 		s, ms(critical), ms(restarted), ms(back))
 }
 
