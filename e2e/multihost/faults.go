@@ -65,3 +65,7 @@ func (g *Grid) KillPlugin(h *Host) ([]int, error) {
 	}
 	return pids, nil
 }
+
+// StartConsul starts host h's Consul agent again (after KillProcesses or KillHost), with
+// its data directory as it was.
+func (g *Grid) StartConsul(h *Host) error { return g.startConsul(h) }
