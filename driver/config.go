@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 )
 
-// Config is the plugin's configuration, from the agent's plugin "dyno" { config { } } block.
+// Config is the plugin's configuration, from the agent's plugin "nomad-driver-dyno" { config { } } block (Nomad names an external plugin's block after its binary).
 type Config struct {
 	// SlugDir is the per-host cache of unpacked slugs, one directory per sha256.
 	SlugDir string `codec:"slug_dir"`

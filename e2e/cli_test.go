@@ -249,6 +249,24 @@ func TestAppLifecycle(t *testing.T) {
 		t.Errorf("run: exit %d, stdout %q, stderr %q; want exit 7 and the one-off's output", code, out, errOut)
 	}
 
+	// A release whose dynos cannot start fails fast, and the running release keeps
+	// serving: its dyno is never stopped for the canary.
+	before := passingDynos(t, consul, "hello", 1, time.Minute)["web.1"]
+	if err := os.WriteFile(filepath.Join(dir, "Procfile"), []byte("web: no-such-server --port $PORT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, out, errOut := c.run("deploy", dir)
+	if code == 0 || !strings.Contains(errOut, "failed") || !strings.Contains(errOut, "the previous release keeps serving") {
+		t.Errorf("a deploy of a broken release: exit %d\n%s\n%s", code, out, errOut)
+	}
+	t.Logf("a broken release was reported failed after %s", time.Since(start).Round(time.Millisecond))
+	after := passingDynos(t, consul, "hello", 1, time.Minute)["web.1"]
+	if after.Service.ID != before.Service.ID || after.Service.Meta["release"] != before.Service.Meta["release"] {
+		t.Errorf("the serving dyno changed during a failed release: %s %s -> %s %s", before.Service.ID,
+			before.Service.Meta["release"], after.Service.ID, after.Service.Meta["release"])
+	}
+
 	c.must("apps:destroy", "--confirm", "hello")
 	if code, _, _ := c.run("ps"); code == 0 {
 		t.Error("ps of a destroyed app succeeded")

@@ -15,7 +15,7 @@ client {
   network_interface = "lo"
 }
 
-plugin "dyno" {
+plugin "nomad-driver-dyno" {
   config {
     # Unpacked slugs, one directory per sha256, shared by the dynos of a release.
     slug_dir = "/var/lib/dynogrid/slugs"

@@ -31,8 +31,10 @@ var ErrNoApp = errors.New("no such app")
 
 // App is an app's current state, read from its Nomad job.
 type App struct {
-	Job     *nomadapi.Job
-	Release int
+	Job *nomadapi.Job
+	// Release is the current release's number; Next is the number the next release
+	// takes: above every release ever made, failed and reverted ones included.
+	Release, Next int
 	Env     map[string]string
 	Counts  map[string]int
 }
@@ -54,6 +56,16 @@ func (d *Deployer) Current(ctx context.Context, app string) (*App, error) {
 	}
 	a := &App{Job: job, Counts: Counts(job)}
 	a.Release, _ = strconv.Atoi(strings.TrimPrefix(job.Meta[MetaRelease], "v"))
+	a.Next = a.Release + 1
+	versions, _, _, err := d.Nomad.Jobs().Versions(app, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the releases of %s: %w", app, err)
+	}
+	for _, v := range versions {
+		if n, _ := strconv.Atoi(strings.TrimPrefix(v.Meta[MetaRelease], "v")); n >= a.Next {
+			a.Next = n + 1
+		}
+	}
 	if a.Env, err = ReadEnv(ctx, d.Nomad, job.Meta[MetaEnv]); err != nil {
 		return nil, err
 	}
@@ -76,7 +88,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Jo
 	r := Release{Spec: spec, Slug: s, Version: 1, Description: "Deploy " + s.SHA256[:12]}
 	env := map[string]string{}
 	if cur != nil {
-		r.Version = cur.Release + 1
+		r.Version = cur.Next
 		r.Counts = map[string]int{}
 		for name, c := range cur.Counts {
 			if spec.Process(name) != nil {
@@ -108,7 +120,7 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 	r := Release{Spec: spec, Slug: tmp, Version: 1}
 	env := map[string]string{}
 	if cur != nil {
-		r.Version, r.Counts, env = cur.Release+1, cur.Counts, cur.Env
+		r.Version, r.Counts, env = cur.Next, cur.Counts, cur.Env
 	}
 	for k, v := range spec.Config {
 		env[k] = v
@@ -160,7 +172,7 @@ func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]str
 		description = fmt.Sprintf("%s %s config vars", verb, strings.Join(changed, ", "))
 	}
 	job := cur.Job
-	setRelease(job, cur.Release+1, description)
+	setRelease(job, cur.Next, description)
 	setEnvPath(job, path)
 	if err := d.register(ctx, job, cur); err != nil {
 		return nil, err
@@ -178,8 +190,8 @@ func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, 
 	if version == 0 {
 		version = cur.Release - 1
 	}
-	if version < 1 || version >= cur.Release {
-		return 0, fmt.Errorf("cannot roll back %s to v%d: releases run from v1 to v%d, and v%d is current", app, version, cur.Release, cur.Release)
+	if version < 1 || version >= cur.Next || version == cur.Release {
+		return 0, fmt.Errorf("cannot roll back %s to v%d: releases run from v1 to v%d, and v%d is current", app, version, cur.Next-1, cur.Release)
 	}
 	versions, _, _, err := d.Nomad.Jobs().Versions(app, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -201,11 +213,11 @@ func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, 
 		}
 	}
 	old.Stop = ptr(false)
-	setRelease(old, cur.Release+1, fmt.Sprintf("Rollback to v%d", version))
+	setRelease(old, cur.Next, fmt.Sprintf("Rollback to v%d", version))
 	if err := d.register(ctx, old, cur); err != nil {
 		return 0, err
 	}
-	return cur.Release + 1, nil
+	return cur.Next, nil
 }
 
 // Scale sets the dyno counts of process types, without a new release.

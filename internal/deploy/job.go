@@ -94,8 +94,11 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 		Unlimited: ptr(true), DelayFunction: ptr("exponential"),
 		Delay: ptr(5 * time.Second), MaxDelay: ptr(5 * time.Minute),
 	}
+	// A release starts one canary dyno beside the running ones and replaces them only
+	// once it is healthy, one at a time: a release whose dynos cannot start never takes
+	// the previous one down, and Nomad reverts it.
 	tg.Update = &nomadapi.UpdateStrategy{
-		MaxParallel: ptr(1), HealthCheck: ptr("checks"),
+		MaxParallel: ptr(1), Canary: ptr(1), AutoPromote: ptr(true), HealthCheck: ptr("checks"),
 		MinHealthyTime: ptr(2 * time.Second), HealthyDeadline: ptr(2 * time.Minute),
 		ProgressDeadline: ptr(5 * time.Minute), AutoRevert: ptr(true),
 	}

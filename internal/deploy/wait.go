@@ -24,18 +24,31 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 	defer cancel()
 
 	var last string
+	failed := false
+	dep, err := d.deploymentOf(ctx, app, modifyIndex)
+	if err != nil {
+		return err
+	}
+	if dep == nil {
+		return nil // nothing to roll out: a scale-down, or counts of zero
+	}
+	// Follow this deployment by its ID: once it fails, Nomad's revert makes another.
 	for {
-		dep, err := d.deploymentOf(ctx, app, modifyIndex)
-		if err != nil {
-			return err
-		}
-		if dep == nil {
-			return nil // nothing to roll out: a scale-down, or counts of zero
+		if dep, _, err = d.Nomad.Deployments().Info(dep.ID, (&nomadapi.QueryOptions{}).WithContext(ctx)); err != nil {
+			return fmt.Errorf("failed to follow the deployment of %s: %w", app, err)
 		}
 		line := deploymentLine(dep)
 		if line != last {
 			d.progress("    %s", line)
 			last = line
+		}
+		if dep.Status == nomadapi.DeploymentStatusRunning && unhealthy(dep) && !failed {
+			// A dyno of the release failed its checks or crashed: fail the release now
+			// rather than at its deadline, so that Nomad reverts it at once.
+			failed = true
+			if _, _, err := d.Nomad.Deployments().Fail(dep.ID, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+				return fmt.Errorf("failed to stop the failing release of %s: %w", app, err)
+			}
 		}
 		switch dep.Status {
 		case nomadapi.DeploymentStatusSuccessful:
@@ -86,6 +99,15 @@ func (d *Deployer) deploymentOf(ctx context.Context, app string, modifyIndex uin
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func unhealthy(dep *nomadapi.Deployment) bool {
+	for _, s := range dep.TaskGroups {
+		if s.UnhealthyAllocs > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func deploymentLine(dep *nomadapi.Deployment) string {

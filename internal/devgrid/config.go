@@ -169,7 +169,7 @@ plugin "raw_exec" {
     enabled = false
   }
 }
-plugin "dyno" {
+plugin "nomad-driver-dyno" {
   config {
     slug_dir = %[9]q
     dyno_dir = %[11]q
