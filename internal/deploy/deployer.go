@@ -35,8 +35,8 @@ type App struct {
 	// Release is the current release's number; Next is the number the next release
 	// takes: above every release ever made, failed and reverted ones included.
 	Release, Next int
-	Env     map[string]string
-	Counts  map[string]int
+	Env           map[string]string
+	Counts        map[string]int
 }
 
 // Current reads the app's current job, release and environment.
