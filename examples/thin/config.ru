@@ -97,5 +97,14 @@ class DynoApp
   end
 end
 
-use Rack::CommonLogger, $stdout
+# Logs every request but the platform's health checks.
+class QuietHealthLogger < Rack::CommonLogger
+  def call(env)
+    return @app.call(env) if env["PATH_INFO"] == "/health"
+
+    super
+  end
+end
+
+use QuietHealthLogger, $stdout
 run DynoApp.new

@@ -118,11 +118,19 @@ func streamLog(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allo
 			if f == nil || len(f.Data) == 0 {
 				continue
 			}
-			pending = append(pending, f.Data...)
+			data := f.Data
 			keep := 0
-			if first && !follow {
+			if first {
+				// The stream starts num*256 bytes before the end: drop the cut line, and
+				// show only the last num lines.
+				if f.Offset > 0 {
+					if i := bytes.IndexByte(data, '\n'); i >= 0 {
+						data = data[i+1:]
+					}
+				}
 				keep = num
 			}
+			pending = append(pending, data...)
 			pending = out.flushLines(d.Name, pending, false, keep)
 			first = false
 		}
