@@ -112,7 +112,7 @@ func Load(path string) (*Spec, hcl.Diagnostics) {
 }
 
 // fromProcfileDir makes a spec from a directory with only a Procfile: the app is named
-// after the directory, with one dyno of each process type.
+// after the directory, with one web dyno and no dyno of the other process types.
 func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -133,9 +133,10 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	}
 	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
 	for _, e := range entries {
-		p := Process{Name: e.Name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+		// As on Heroku: one web dyno; other process types wait for `dyno ps:scale`.
+		p := Process{Name: e.Name, Command: e.Command, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 		if e.Name == "web" {
-			p.HealthCheck = "/"
+			p.Count, p.HealthCheck = 1, "/"
 		}
 		spec.Processes = append(spec.Processes, p)
 	}

@@ -71,8 +71,8 @@ func TestProcfileDir(t *testing.T) {
 	if web == nil || web.Count != 1 || web.HealthCheck != "/" || web.Command != "thin start --rackup config.ru --port $PORT" {
 		t.Errorf("web = %+v, want one dyno of the Procfile's command, checked at /", web)
 	}
-	if clock := spec.Process("clock"); clock == nil || clock.Count != 1 {
-		t.Errorf("clock = %+v, want one dyno", clock)
+	if clock := spec.Process("clock"); clock == nil || clock.Count != 0 {
+		t.Errorf("clock = %+v, want no dyno until it is scaled", clock)
 	}
 }
 
