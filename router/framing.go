@@ -188,27 +188,17 @@ func (c *framingConn) feed(b []byte) {
 				c.remain = size
 				c.state = frChunkData
 			}
-		case frChunkData:
-			n := int64(len(b))
-			if n > c.remain {
-				n = c.remain
-			}
+		case frChunkData, frChunkEnd:
+			n := min(int64(len(b)), c.remain)
 			c.out = append(c.out, b[:n]...)
 			b = b[n:]
 			c.remain -= n
-			if c.remain == 0 {
+			switch {
+			case c.remain > 0:
+			case c.state == frChunkData:
 				c.remain = 2 // the CRLF after the data
 				c.state = frChunkEnd
-			}
-		case frChunkEnd:
-			n := int64(len(b))
-			if n > c.remain {
-				n = c.remain
-			}
-			c.out = append(c.out, b[:n]...)
-			b = b[n:]
-			c.remain -= n
-			if c.remain == 0 {
+			default:
 				c.state = frChunkSize
 			}
 		}

@@ -97,6 +97,35 @@ func restarts(t *testing.T, g *Grid, allocID string) (int, string) {
 	return int(ts.Restarts), ts.State
 }
 
+// waitOutAndBack follows a dyno after a fault at since: when its service left the
+// passing instances of app (out), when Nomad restarted its task (restarted), and when it
+// passes again beside the app's other dyno (back). It fails the test after within.
+func waitOutAndBack(t *testing.T, g *Grid, app, serviceID, allocID string, before int, since time.Time, within, poll time.Duration) (out, restarted, back time.Duration) {
+	t.Helper()
+	consul := g.ConsulClient()
+	for deadline := since.Add(within); back == 0; time.Sleep(poll) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dyno not back within %s (out of routing after %s, restarted after %s)", within, ms(out), ms(restarted))
+		}
+		es, err := passing(consul, app)
+		if err != nil {
+			continue
+		}
+		if out == 0 && !hasService(es, serviceID) {
+			out = time.Since(since)
+		}
+		if restarted == 0 {
+			if n, state := restarts(t, g, allocID); n > before && state == "running" {
+				restarted = time.Since(since)
+			}
+		}
+		if restarted != 0 && hasService(es, serviceID) && len(es) == 2 {
+			back = time.Since(since)
+		}
+	}
+	return out, restarted, back
+}
+
 func hasService(entries []*consulapi.ServiceEntry, id string) bool {
 	for _, e := range entries {
 		if e.Service.ID == id {
@@ -229,28 +258,7 @@ func TestCrash(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	consul := g.ConsulClient()
-	var critical, restarted, back time.Duration
-	for deadline := killedAt.Add(time.Minute); back == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("dyno not back within 1m (out of Consul after %s, restarted after %s)", ms(critical), ms(restarted))
-		}
-		es, err := passing(consul, app)
-		if err != nil {
-			continue
-		}
-		if critical == 0 && !hasService(es, e.Service.ID) {
-			critical = time.Since(killedAt)
-		}
-		if restarted == 0 {
-			if n, state := restarts(t, g, alloc.ID); n > before && state == "running" {
-				restarted = time.Since(killedAt)
-			}
-		}
-		if restarted != 0 && hasService(es, e.Service.ID) && len(es) == 2 {
-			back = time.Since(killedAt)
-		}
-	}
+	critical, restarted, back := waitOutAndBack(t, g, app, e.Service.ID, alloc.ID, before, killedAt, time.Minute, 50*time.Millisecond)
 	serveMore(t, load)
 	s := checkFailures(t, load.Stop(), killedAt, 1, "H13", "H18")
 	if n, _ := restarts(t, g, alloc.ID); n != before+1 {
@@ -280,28 +288,7 @@ func TestHang(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	consul := g.ConsulClient()
-	var left, restarted, back time.Duration
-	for deadline := stoppedAt.Add(3 * time.Minute); back == 0; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("dyno not back within 3m (left routing after %s, restarted after %s)", ms(left), ms(restarted))
-		}
-		es, err := passing(consul, app)
-		if err != nil {
-			continue
-		}
-		if left == 0 && !hasService(es, e.Service.ID) {
-			left = time.Since(stoppedAt)
-		}
-		if restarted == 0 {
-			if n, state := restarts(t, g, alloc.ID); n > before && state == "running" {
-				restarted = time.Since(stoppedAt)
-			}
-		}
-		if restarted != 0 && hasService(es, e.Service.ID) && len(es) == 2 {
-			back = time.Since(stoppedAt)
-		}
-	}
+	left, restarted, back := waitOutAndBack(t, g, app, e.Service.ID, alloc.ID, before, stoppedAt, 3*time.Minute, 100*time.Millisecond)
 	serveMore(t, load)
 	s := checkFailures(t, load.Stop(), stoppedAt, 1, "H12")
 	t.Logf("hang: %s; left routing after %s, killed and restarted in place after %s, passing again after %s",

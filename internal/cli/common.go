@@ -196,3 +196,17 @@ func dynoName(allocName string) string {
 	}
 	return fmt.Sprintf("%s.%d", allocName[dot+1:i], n+1)
 }
+
+// appOnly parses the arguments of a command that takes flags only and is about one
+// app, and returns the app. A code of 0 or more means the command must exit with it.
+func (m *meta) appOnly(name string, args []string) (string, int) {
+	fs := m.flagSet(name)
+	if err := parseArgs(fs, args); err != nil || !noArgs(m.ui, fs) {
+		return "", 1
+	}
+	app, err := m.appName()
+	if err != nil {
+		return "", m.fail(err)
+	}
+	return app, -1
+}

@@ -19,13 +19,9 @@ func (c *configCommand) Help() string {
 }
 
 func (c *configCommand) Run(args []string) int {
-	fs := c.flagSet("config")
-	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
-		return 1
-	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
+	app, code := c.appOnly("config", args)
+	if code >= 0 {
+		return code
 	}
 	d, err := c.deployer()
 	if err != nil {

@@ -33,13 +33,9 @@ func (c *psCommand) Help() string {
 }
 
 func (c *psCommand) Run(args []string) int {
-	fs := c.flagSet("ps")
-	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
-		return 1
-	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
+	app, code := c.appOnly("ps", args)
+	if code >= 0 {
+		return code
 	}
 	dynos, err := c.dynos(app, false)
 	if err != nil {
@@ -74,14 +70,20 @@ func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.deployerFor(nomad).Current(context.Background(), app); err != nil {
+	cur, err := m.deployerFor(nomad).Current(context.Background(), app)
+	if err != nil {
 		return nil, err
 	}
 	allocs, _, err := nomad.Jobs().Allocations(app, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to list the dynos of %s: %w", app, err)
 	}
-	releases := releaseNames(nomad, app)
+	releases := map[uint64]string{}
+	for _, v := range cur.Versions {
+		if v.Version != nil {
+			releases[*v.Version] = v.Meta[deploy.MetaRelease]
+		}
+	}
 	var dynos []Dyno
 	for _, a := range allocs {
 		if !all && (a.DesiredStatus != nomadapi.AllocDesiredStatusRun || a.ClientStatus == nomadapi.AllocClientStatusComplete || a.ClientStatus == nomadapi.AllocClientStatusFailed || a.ClientStatus == nomadapi.AllocClientStatusLost) {
@@ -109,21 +111,6 @@ func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 	}
 	sort.Slice(dynos, func(i, j int) bool { return lessDyno(dynos[i].Name, dynos[j].Name) })
 	return dynos, nil
-}
-
-// releaseNames maps the app's job versions to their release names.
-func releaseNames(nomad *nomadapi.Client, app string) map[uint64]string {
-	names := map[uint64]string{}
-	versions, _, _, err := nomad.Jobs().Versions(app, false, nil)
-	if err != nil {
-		return names
-	}
-	for _, v := range versions {
-		if v.Version != nil {
-			names[*v.Version] = v.Meta[deploy.MetaRelease]
-		}
-	}
-	return names
 }
 
 // lessDyno orders web.2 before web.10.

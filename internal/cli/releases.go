@@ -29,13 +29,9 @@ func (c *releasesCommand) Help() string {
 }
 
 func (c *releasesCommand) Run(args []string) int {
-	fs := c.flagSet("releases")
-	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
-		return 1
-	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
+	app, code := c.appOnly("releases", args)
+	if code >= 0 {
+		return code
 	}
 	nomad, err := c.nomad()
 	if err != nil {

@@ -35,8 +35,10 @@ type App struct {
 	// Release is the current release's number; Next is the number the next release
 	// takes: above every release ever made, failed and reverted ones included.
 	Release, Next int
-	Env           map[string]string
-	Counts        map[string]int
+	// Versions are the job's versions, newest first.
+	Versions []*nomadapi.Job
+	Env      map[string]string
+	Counts   map[string]int
 }
 
 // Current reads the app's current job, release and environment.
@@ -61,6 +63,7 @@ func (d *Deployer) Current(ctx context.Context, app string) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the releases of %s: %w", app, err)
 	}
+	a.Versions = versions
 	for _, v := range versions {
 		if n, _ := strconv.Atoi(strings.TrimPrefix(v.Meta[MetaRelease], "v")); n >= a.Next {
 			a.Next = n + 1
@@ -193,12 +196,8 @@ func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, 
 	if version < 1 || version >= cur.Next || version == cur.Release {
 		return 0, fmt.Errorf("cannot roll back %s to v%d: releases run from v1 to v%d, and v%d is current", app, version, cur.Next-1, cur.Release)
 	}
-	versions, _, _, err := d.Nomad.Jobs().Versions(app, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return 0, fmt.Errorf("failed to read releases of %s: %w", app, err)
-	}
 	var old *nomadapi.Job
-	for _, v := range versions { // newest first: take the latest version of that release
+	for _, v := range cur.Versions { // newest first: take the latest version of that release
 		if v.Meta[MetaRelease] == ReleaseName(version) {
 			old = v
 			break

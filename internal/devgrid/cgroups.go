@@ -52,7 +52,8 @@ func removeCgroups(allocs []string, othersRunning bool, ownParent string) {
 				if err != nil || !d.IsDir() {
 					return nil
 				}
-				if p == root || !othersRunning || parent == ownParent || ownedBy(filepath.Base(p), allocs) {
+				// With other agents running, only this grid's cgroups are touched.
+				if !othersRunning || parent == ownParent || ownedBy(filepath.Base(p), allocs) {
 					dirs = append(dirs, p)
 				}
 				return nil
@@ -62,9 +63,6 @@ func removeCgroups(allocs []string, othersRunning bool, ownParent string) {
 	// Deepest first, so children go before their parents.
 	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
 	for _, d := range dirs {
-		if othersRunning && !ownedBy(filepath.Base(d), allocs) && !underParent(d, ownParent) {
-			continue
-		}
 		killCgroup(d)
 		_ = os.Remove(d) // rmdir: fails, harmlessly, on a cgroup that is not empty
 	}
@@ -130,8 +128,4 @@ func otherNomadRunning(except map[int]bool) bool {
 		}
 	}
 	return false
-}
-
-func underParent(dir, parent string) bool {
-	return parent != "" && strings.Contains(dir+"/", "/"+parent+"/")
 }
