@@ -69,3 +69,16 @@ func (g *Grid) KillPlugin(h *Host) ([]int, error) {
 // StartConsul starts host h's Consul agent again (after KillProcesses or KillHost), with
 // its data directory as it was.
 func (g *Grid) StartConsul(h *Host) error { return g.startConsul(h) }
+
+// CutLink takes host h's link to the bridge down: its packets are dropped both ways,
+// with no reset and no ICMP error, as with a pulled cable. Its processes keep running.
+func (g *Grid) CutLink(h *Host) error {
+	_, err := ip("link", "set", h.Veth, "down")
+	return err
+}
+
+// RestoreLink brings host h's link to the bridge up again.
+func (g *Grid) RestoreLink(h *Host) error {
+	_, err := ip("link", "set", h.Veth, "up")
+	return err
+}

@@ -1,8 +1,8 @@
 // Package multihost starts a grid of several hosts on one machine for tests: each host a
 // network namespace joined to a test bridge, with its own address, its own Consul client
 // agent and Nomad client (own data dir and cgroup parent); one server host runs the Consul
-// and Nomad servers; the router runs in the root namespace and follows the server's
-// Consul. Faults are injected into hosts and dynos, and everything is torn down after the
+// and Nomad servers; each router host runs a Consul client agent and dyno-router, which
+// follows that agent. Faults are injected into hosts and dynos, and everything is torn down after the
 // test, also after a failure. Traffic stays between this machine and its test hosts.
 package multihost
 
@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,6 +33,11 @@ const StartTimeout = 2 * time.Minute
 type Options struct {
 	// Hosts is the number of client hosts (default 3).
 	Hosts int
+	// Routers is the number of router hosts (default 1), each with its own Consul client
+	// agent and a dyno-router following it.
+	Routers int
+	// Cluster runs the routers in cluster mode (-cluster), sharing the app's dynos.
+	Cluster bool
 }
 
 // Host is one test host: a network namespace with an address on the grid's bridge.
@@ -48,7 +52,9 @@ type Host struct {
 	Dir string
 	// CgroupParent is the dyno driver's cgroup parent on this host.
 	CgroupParent string
-	logs         []string
+	// Veth is the root namespace's end of the host's link to the bridge.
+	Veth string
+	logs []string
 }
 
 // Grid is a running multi-host grid.
@@ -60,14 +66,22 @@ type Grid struct {
 	BinDir string
 	Server *Host
 	Hosts  []*Host
-	// RouterAddr is the router's client address (127.0.0.1:port); Host <app>.localhost.
+	// Routers are the router hosts, each running dyno-router.
+	Routers []*Router
+	// RouterAddr is the first router's client address; Host <app>.localhost.
 	RouterAddr string
-	routerLog  string
+	cluster    bool
 	made       []*Host // every host whose namespace was created, for teardown
 	mu         sync.Mutex
-	cmds       []*exec.Cmd
+	procs      []*proc
 	nomad      *nomadapi.Client
 	consul     *consulapi.Client
+}
+
+// proc is a process the grid started.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has exited
 }
 
 // Start builds a grid of opts.Hosts client hosts and a server host and returns once every
@@ -79,11 +93,14 @@ func Start(t testing.TB, opts Options) *Grid {
 	if opts.Hosts == 0 {
 		opts.Hosts = 3
 	}
+	if opts.Routers == 0 {
+		opts.Routers = 1
+	}
 	dir, err := os.MkdirTemp("", "dynogrid-mh-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Grid{t: t, Dir: dir, BinDir: harness.BinDir(t)}
+	g := &Grid{t: t, Dir: dir, BinDir: harness.BinDir(t), cluster: opts.Cluster}
 	t.Cleanup(g.teardown)
 	if err := g.createBridge(); err != nil {
 		t.Fatal(err)
@@ -99,6 +116,15 @@ func Start(t testing.TB, opts Options) *Grid {
 		}
 		g.Hosts = append(g.Hosts, h)
 	}
+	for i := 1; i <= opts.Routers; i++ {
+		h, err := g.addHost(fmt.Sprintf("router%d", i), 20+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Routers = append(g.Routers, &Router{Host: h, ID: h.Name,
+			Addr: h.Addr + ":" + routerPort, MetricsAddr: h.Addr + ":" + routerMetricsPort})
+	}
+	g.RouterAddr = g.Routers[0].Addr
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	if err := g.startAgents(ctx); err != nil {
@@ -131,8 +157,10 @@ func (g *Grid) createBridge() error {
 // client is told its network interface, so it needs no default route).
 func (g *Grid) addHost(name string, last int) (*Host, error) {
 	short := "s"
-	if strings.HasPrefix(name, "host") {
-		short = "h" + strings.TrimPrefix(name, "host")
+	if n, ok := strings.CutPrefix(name, "host"); ok {
+		short = "h" + n
+	} else if n, ok := strings.CutPrefix(name, "router"); ok {
+		short = "r" + n
 	}
 	h := &Host{
 		Name:         name,
@@ -140,12 +168,13 @@ func (g *Grid) addHost(name string, last int) (*Host, error) {
 		Addr:         fmt.Sprintf("10.213.%d.%d", g.Net, last),
 		Dir:          filepath.Join(g.Dir, name),
 		CgroupParent: fmt.Sprintf("dgmh%d%s", g.Net, short),
+		Veth:         fmt.Sprintf("dg%d%s", g.Net, short),
 	}
 	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	g.made = append(g.made, h)
-	veth := fmt.Sprintf("dg%d%s", g.Net, short)
+	veth := h.Veth
 	steps := [][]string{
 		{"netns", "add", h.NS},
 		{"-n", h.NS, "link", "set", "lo", "up"},
@@ -164,38 +193,29 @@ func (g *Grid) addHost(name string, last int) (*Host, error) {
 	return h, nil
 }
 
-// start runs bin in host h's network namespace (nil: the root namespace), in its own
-// session, logging to <dir>/<name>.log.
-func (g *Grid) start(h *Host, name, bin string, args ...string) (*exec.Cmd, error) {
-	dir := g.Dir
-	if h != nil {
-		dir = h.Dir
-	}
-	logPath := filepath.Join(dir, name+".log")
+// start runs bin in host h's network namespace, in its own session, logging to
+// <host dir>/<name>.log. nsenter execs bin: the process is bin itself.
+func (g *Grid) start(h *Host, name, bin string, args ...string) (*proc, error) {
+	logPath := filepath.Join(h.Dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	var cmd *exec.Cmd
-	if h != nil {
-		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.NS, bin}, args...)...)
-		h.logs = append(h.logs, logPath)
-	} else {
-		cmd = exec.Command(bin, args...)
-		g.routerLog = logPath
-	}
+	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.NS, bin}, args...)...)
+	h.logs = append(h.logs, logPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Dir = dir
+	cmd.Dir = h.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start %s: %w", name, err)
 	}
-	go func() { _ = cmd.Wait() }()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
 	g.mu.Lock()
-	g.cmds = append(g.cmds, cmd)
+	g.procs = append(g.procs, p)
 	g.mu.Unlock()
-	return cmd, nil
+	return p, nil
 }
 
 func (g *Grid) startAgents(ctx context.Context) error {
@@ -214,7 +234,7 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	}
 	// Every Consul agent runs before any Nomad client starts: a client whose first
 	// fingerprint misses its Consul agent is left out of placements for a long while.
-	for _, h := range g.Hosts {
+	for _, h := range g.consulHosts() {
 		if err := g.startConsul(h); err != nil {
 			return err
 		}
@@ -236,7 +256,21 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	if err := g.wait(ctx, "nomad clients", g.clientsReady); err != nil {
 		return err
 	}
-	return g.startRouter(ctx)
+	for _, r := range g.Routers {
+		if err := g.startRouter(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consulHosts are the hosts with a Consul client agent: client and router hosts.
+func (g *Grid) consulHosts() []*Host {
+	hosts := append([]*Host{}, g.Hosts...)
+	for _, r := range g.Routers {
+		hosts = append(hosts, r.Host)
+	}
+	return hosts
 }
 
 // startConsul starts a client host's Consul agent, joined to the server host's.
@@ -255,33 +289,6 @@ func (g *Grid) startNomad(h *Host, pluginDir string) error {
 	}
 	_, err := g.start(h, "nomad", filepath.Join(g.BinDir, "nomad"), "agent", "-config", filepath.Join(h.Dir, "nomad.hcl"))
 	return err
-}
-
-func (g *Grid) startRouter(ctx context.Context) error {
-	bin := filepath.Join(g.BinDir, "dyno-router")
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(g.t)
-		metrics := freePort(g.t)
-		g.RouterAddr = fmt.Sprintf("127.0.0.1:%d", port)
-		cmd, err := g.start(nil, "router", bin, "-listen", g.RouterAddr,
-			"-metrics-listen", fmt.Sprintf("127.0.0.1:%d", metrics),
-			"-consul", g.ConsulAddr(), "-domain", "localhost")
-		if err != nil {
-			return err
-		}
-		err = g.wait(ctx, "router", func(ctx context.Context) error {
-			c, err := net.DialTimeout("tcp", g.RouterAddr, time.Second)
-			if err != nil {
-				return err
-			}
-			return c.Close()
-		})
-		if err == nil {
-			return nil
-		}
-		_ = cmd.Process.Kill()
-	}
-	return fmt.Errorf("router did not start:\n%s", devgrid.Tail(g.routerLog, 20))
 }
 
 // ConsulAddr is the server host's Consul HTTP address.
@@ -371,8 +378,8 @@ func (g *Grid) consulMembers(ctx context.Context) error {
 			alive++
 		}
 	}
-	if alive != len(g.Hosts)+1 {
-		return fmt.Errorf("%d of %d Consul agents alive", alive, len(g.Hosts)+1)
+	if want := len(g.consulHosts()) + 1; alive != want {
+		return fmt.Errorf("%d of %d Consul agents alive", alive, want)
 	}
 	return nil
 }
@@ -418,7 +425,7 @@ func (g *Grid) wait(ctx context.Context, what string, ready func(context.Context
 	}
 }
 
-// teardown kills every process of every host and the router, unmounts what Nomad
+// teardown kills every process of every host, unmounts what Nomad
 // mounted, removes the hosts' cgroups, namespaces, the bridge and the data directory.
 func (g *Grid) teardown() {
 	t := g.t
@@ -429,15 +436,10 @@ func (g *Grid) teardown() {
 				t.Logf("multihost: last lines of %s:\n%s", l, devgrid.Tail(l, 30))
 			}
 		}
-		if g.routerLog != "" {
-			t.Logf("multihost: last lines of the router log:\n%s", devgrid.Tail(g.routerLog, 30))
-		}
 	}
 	g.mu.Lock()
-	for _, c := range g.cmds {
-		if c.Process != nil {
-			_ = c.Process.Kill()
-		}
+	for _, p := range g.procs {
+		_ = p.cmd.Process.Kill()
 	}
 	g.mu.Unlock()
 	for _, h := range hosts {
@@ -481,15 +483,6 @@ func linkPlugins(binDir, pluginDir string) error {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // httpClient sends the load: no keep-alive pool limits beyond the load's own.
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

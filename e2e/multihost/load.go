@@ -2,15 +2,20 @@ package multihost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router"
 )
 
 // RequestTimeout bounds one request of the load; the router answers H12 after 30 s.
@@ -25,25 +30,43 @@ type Result struct {
 	Code   string // the router's error code (H13, ...) of a coded answer
 	Dyno   string // the dyno that answered 200
 	Err    error
+	// Router is the router address the request was sent to.
+	Router string
+	// Refused: no router listened (connection refused at connect): the request was
+	// never accepted by a router.
+	Refused bool
+	// Stale: the router marked its answer X-Dyno-Router-Stale (its table may be old).
+	Stale bool
 }
 
-// Load sends an open-loop stream of requests through the router: one every interval,
-// each in its own goroutine whatever the earlier ones do, each with its own X-Request-Id.
+// Load sends an open-loop stream of requests through the routers: one every interval,
+// each in its own goroutine whatever the earlier ones do, each with its own X-Request-Id,
+// to the routers in turn.
 type Load struct {
-	router, host, path string
-	stop               chan struct{}
-	done               chan struct{}
-	mu                 sync.Mutex
-	results            []*Result
-	wg                 sync.WaitGroup
-	answered           atomic.Int64
-	stopOnce           sync.Once
+	routers    []string
+	host, path string
+	client     *http.Client
+	stop       chan struct{}
+	done       chan struct{}
+	mu         sync.Mutex
+	results    []*Result
+	wg         sync.WaitGroup
+	answered   atomic.Int64
+	stopOnce   sync.Once
 }
 
 // StartLoad starts sending GET path with Host host to the router at rate requests per
 // second.
 func StartLoad(routerAddr, host, path string, rate int) *Load {
-	l := &Load{router: routerAddr, host: host, path: path, stop: make(chan struct{}), done: make(chan struct{})}
+	return StartLoadOn([]string{routerAddr}, host, path, rate)
+}
+
+// StartLoadOn starts sending GET path with Host host at rate requests per second,
+// spread evenly over the routers (one after the other). The load has its own
+// connections, kept alive.
+func StartLoadOn(routers []string, host, path string, rate int) *Load {
+	l := &Load{routers: routers, host: host, path: path, stop: make(chan struct{}), done: make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	go func() {
 		defer close(l.done)
@@ -55,7 +78,7 @@ func StartLoad(routerAddr, host, path string, rate int) *Load {
 				return
 			case <-tick.C:
 			}
-			r := &Result{ID: fmt.Sprintf("multihost-%s-%08d", run, n), Sent: time.Now()}
+			r := &Result{ID: fmt.Sprintf("multihost-%s-%08d", run, n), Sent: time.Now(), Router: l.routers[n%len(l.routers)]}
 			l.mu.Lock()
 			l.results = append(l.results, r)
 			l.mu.Unlock()
@@ -78,14 +101,16 @@ var (
 func (l *Load) send(r *Result) {
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.router+l.path, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Router+l.path, nil)
 	req.Host = l.host
 	req.Header.Set("X-Request-Id", r.ID)
-	resp, err := httpClient.Do(req)
+	resp, err := l.client.Do(req)
 	if err != nil {
 		r.Err, r.Done = err, time.Now()
+		r.Refused = refused(err)
 		return
 	}
+	r.Stale = resp.Header.Get(router.StaleHeader) == "true"
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	r.Done, r.Status = time.Now(), resp.StatusCode
@@ -103,6 +128,12 @@ func (l *Load) send(r *Result) {
 	r.Code = codeRe.FindString(string(body))
 }
 
+// refused reports whether err is a connection refused at connect: nothing was sent.
+func refused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNREFUSED)
+}
+
 // Answered is how many requests have had their outcome so far.
 func (l *Load) Answered() int { return int(l.answered.Load()) }
 
@@ -111,6 +142,7 @@ func (l *Load) Stop() []*Result {
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 	l.wg.Wait()
+	l.client.CloseIdleConnections()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]*Result{}, l.results...)
@@ -118,8 +150,10 @@ func (l *Load) Stop() []*Result {
 
 // Summary counts the results of a load.
 type Summary struct {
-	Sent, OK   int
-	Failed     map[string]int // by code ("H13", "503", "no answer")
+	Sent, OK int
+	// Failed counts the requests not answered 200 by code ("H13", "503", "refused": no
+	// router listened, "no answer": the connection broke after it was accepted).
+	Failed     map[string]int
 	ByDyno     map[string]int
 	MaxLatency time.Duration
 }
@@ -139,6 +173,8 @@ func Summarize(results []*Result) Summary {
 			s.Failed[r.Code]++
 		case r.Status != 0:
 			s.Failed[fmt.Sprint(r.Status)]++
+		case r.Refused:
+			s.Failed["refused"]++
 		default:
 			s.Failed["no answer"]++
 		}
