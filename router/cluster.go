@@ -2,13 +2,13 @@ package router
 
 import (
 	"context"
-	"fmt"
 	"hash/fnv"
 	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -18,7 +18,9 @@ import (
 // Several routers share an app's dynos without ever giving one dyno two requests at
 // once: each dyno is owned by exactly one router at a time.
 //
-//   - Each router holds a Consul session (TTL) and, with it, the key
+//   - Each router registers itself in its Consul agent as a service (dyno-router) with
+//     a TTL check it passes every heartbeat, and holds a Consul session tied to that
+//     check and to its node's serfHealth; with the session it holds the key
 //     dynogrid/router/members/<router-id>: the live routers are the keys that are held.
 //   - Each dyno (Consul service ID) belongs to the live router that scores highest for
 //     it under rendezvous hashing: a router joining or leaving moves only its share.
@@ -26,23 +28,19 @@ import (
 //     dynogrid/router/dynos/<service-id>, acquired with its session. A router that
 //     loses ownership stops giving the dyno new requests, waits until the dyno's last
 //     request is over, and only then releases the lock; the new owner acquires it then.
-//   - A router that cannot renew its session for half its TTL stops routing (it may no
-//     longer own anything); a router that dies loses its session after the TTL and its
-//     locks are deleted, so the others take its dynos over.
-const (
-	clusterPrefix = "dynogrid/router/"
-	membersPrefix = clusterPrefix + "members/"
-	locksPrefix   = clusterPrefix + "dynos/"
-	sessionTTL    = 10 * time.Second
-	lockDelay     = time.Second
-)
-
+//   - A router that dies stops passing its check, which turns critical after checkTTL;
+//     a router whose agent dies loses its node's serfHealth. Either invalidates its
+//     session, its keys are deleted, and after the lock-delay the others take its dynos
+//     over. A router that cannot heartbeat for fenceAfter stops routing (it may no longer
+//     own anything) well before the lock-delay lets another router in.
 type cluster struct {
 	r      *Router
 	client *consulapi.Client
 	id     string
 	log    hclog.Logger
 	kick   chan struct{}
+
+	lastOK atomic.Int64 // Unix ns of the last heartbeat that reached Consul
 
 	mu       sync.Mutex
 	session  string
@@ -55,6 +53,11 @@ type cluster struct {
 	leaving  map[string]bool       // dyno ID -> lock held, handing over
 	routable map[string]int        // app -> dynos routed here (for logs)
 	appOf    map[string]string     // dyno ID -> app, for dynos in mine
+
+	// ready is closed after the first reconcile that had the watcher's first table, a
+	// session, the members and the locks: the router routes its share from then on.
+	ready                          chan struct{}
+	synced, membersRead, locksRead bool
 }
 
 func newCluster(r *Router, client *consulapi.Client) *cluster {
@@ -66,8 +69,20 @@ func newCluster(r *Router, client *consulapi.Client) *cluster {
 	return &cluster{r: r, client: client, id: id, log: r.log.Named("cluster").With("router_id", id),
 		kick: make(chan struct{}, 1), insts: map[string][]Instance{}, holders: map[string]string{},
 		mine: map[string]bool{}, leaving: map[string]bool{}, routable: map[string]int{},
-		appOf: map[string]string{}, addrs: map[string]string{}}
+		appOf: map[string]string{}, addrs: map[string]string{}, ready: make(chan struct{})}
 }
+
+// setSynced records that the watcher has its first table.
+func (c *cluster) setSynced() {
+	c.mu.Lock()
+	c.synced = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+// Owner is the router, among the live routers members, that owns the dyno with Consul
+// service ID dynoID in cluster mode, or "" when there is none.
+func Owner(members []string, dynoID string) string { return owner(members, dynoID) }
 
 func lockKey(dynoID string) string { return locksPrefix + url.PathEscape(dynoID) }
 
@@ -121,7 +136,7 @@ func (c *cluster) setInstances(app string, insts []Instance) {
 // releases every lock at once; by then the router has drained its requests).
 func (c *cluster) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){c.keepSession, c.watchMembers, c.watchLocks} {
+	for _, f := range []func(context.Context){c.keepSession, c.watchdog, c.watchMembers, c.watchLocks} {
 		wg.Add(1)
 		go func(f func(context.Context)) { defer wg.Done(); f(ctx) }(f)
 	}
@@ -132,106 +147,12 @@ func (c *cluster) run(ctx context.Context) {
 			c.mu.Lock()
 			sess := c.session
 			c.mu.Unlock()
-			if sess != "" {
-				if _, err := c.client.Session().Destroy(sess, nil); err != nil {
-					c.log.Warn("failed to leave the cluster; peers take over after the session TTL", "error", err)
-				}
-			}
+			c.leave(sess)
 			return
 		case <-c.kick:
 			c.reconcile(ctx)
 		}
 	}
-}
-
-// keepSession creates the router's session and member key and renews them; it fences
-// the router when renewal fails for half the TTL and starts over when the session is
-// gone.
-func (c *cluster) keepSession(ctx context.Context) {
-	var lastOK time.Time
-	bo := backoff{}
-	t := time.NewTicker(sessionTTL / 4)
-	defer t.Stop()
-	for ctx.Err() == nil {
-		c.mu.Lock()
-		sess := c.session
-		c.mu.Unlock()
-		var err error
-		if sess == "" {
-			err = c.join(ctx)
-		} else {
-			var e *consulapi.SessionEntry
-			e, _, err = c.client.Session().Renew(sess, (&consulapi.WriteOptions{}).WithContext(ctx))
-			if err == nil && e == nil {
-				c.log.Warn("session expired; joining again")
-				c.mu.Lock()
-				c.session = ""
-				c.mine = map[string]bool{}
-				c.leaving = map[string]bool{}
-				c.mu.Unlock()
-				continue
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			if !lastOK.IsZero() && time.Since(lastOK) > sessionTTL/2 {
-				c.setFenced(true, err)
-			}
-			bo.wait(ctx)
-			continue
-		}
-		bo.reset()
-		lastOK = time.Now()
-		c.setFenced(false, nil)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-}
-
-func (c *cluster) setFenced(f bool, err error) {
-	c.mu.Lock()
-	changed := c.fenced != f
-	c.fenced = f
-	c.mu.Unlock()
-	if !changed {
-		return
-	}
-	if f {
-		c.log.Error("cannot renew the cluster session; routing to no dyno until it is back", "error", err)
-	} else {
-		c.log.Info("cluster session renewed; routing again")
-	}
-	c.poke()
-}
-
-// join creates a session and takes the member key with it.
-func (c *cluster) join(ctx context.Context) error {
-	wo := (&consulapi.WriteOptions{}).WithContext(ctx)
-	sess, _, err := c.client.Session().Create(&consulapi.SessionEntry{
-		Name: "dyno-router " + c.id, TTL: sessionTTL.String(), Behavior: consulapi.SessionBehaviorDelete,
-		LockDelay: lockDelay,
-	}, wo)
-	if err != nil {
-		return fmt.Errorf("failed to create a cluster session: %w", err)
-	}
-	ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: membersPrefix + c.id, Value: []byte(c.r.advertise()), Session: sess}, wo)
-	if err == nil && !ok {
-		err = fmt.Errorf("router id %q is taken by another live router", c.id)
-	}
-	if err != nil {
-		c.client.Session().Destroy(sess, nil)
-		return fmt.Errorf("failed to join the cluster: %w", err)
-	}
-	c.mu.Lock()
-	c.session = sess
-	c.mu.Unlock()
-	c.log.Info("joined the router cluster", "session", sess)
-	c.poke()
-	return nil
 }
 
 // watchList follows a KV prefix with blocking queries and hands each new listing to f.
@@ -276,6 +197,7 @@ func (c *cluster) watchMembers(ctx context.Context) {
 		}
 		c.members = live
 		c.addrs = addrs
+		c.membersRead = true
 		c.mu.Unlock()
 	})
 }
@@ -288,6 +210,7 @@ func (c *cluster) watchLocks(ctx context.Context) {
 		}
 		c.mu.Lock()
 		c.holders = h
+		c.locksRead = true
 		c.mu.Unlock()
 	})
 }
@@ -359,8 +282,15 @@ func (c *cluster) reconcile(ctx context.Context) {
 	for _, h := range hand {
 		go c.handOver(ctx, h)
 	}
+	if c.synced && c.session != "" && c.membersRead && c.locksRead {
+		select {
+		case <-c.ready:
+		default:
+			close(c.ready)
+		}
+	}
 	if retry {
-		time.AfterFunc(lockDelay/2, c.poke)
+		time.AfterFunc(acquireRetry, c.poke)
 	}
 }
 

@@ -28,6 +28,10 @@ const (
 // blockWait is how long a blocking query may wait for a change.
 const blockWait = 5 * time.Minute
 
+// firstTableWait bounds how long a starting router waits for its first routing table
+// before it serves clients (with whatever it has, marked stale if Consul is unreachable).
+const firstTableWait = 10 * time.Second
+
 // watcher follows Consul with blocking queries: one on the catalog's service list, to
 // learn which apps exist, and one per app on its passing instances.
 type watcher struct {
@@ -38,6 +42,12 @@ type watcher struct {
 	mu       sync.Mutex
 	services map[string]*serviceWatch // by service name
 	failing  map[string]error         // query name -> last error
+
+	// synced is closed once the catalog has been read and every app it listed then has
+	// been read once: the router's first table is complete.
+	synced      chan struct{}
+	catalogRead bool
+	unread      map[string]bool // services of the first catalog not read yet
 }
 
 type serviceWatch struct {
@@ -57,7 +67,63 @@ func newWatcher(r *Router) (*watcher, error) {
 		return nil, fmt.Errorf("failed to create a Consul client for %s: %w", r.cfg.ConsulAddr, err)
 	}
 	return &watcher{r: r, client: c, log: r.log.Named("consul"),
-		services: map[string]*serviceWatch{}, failing: map[string]error{}}, nil
+		services: map[string]*serviceWatch{}, failing: map[string]error{},
+		synced: make(chan struct{}), unread: map[string]bool{}}, nil
+}
+
+// awaitTable waits until the first routing table is complete (ready closed; nil: there
+// is nothing to wait for), firstTableWait at most, or ctx ends. A router that served
+// before would answer "no such app" to the first requests after a restart.
+func (r *Router) awaitTable(ctx context.Context, ready <-chan struct{}) {
+	if ready == nil {
+		return
+	}
+	t := time.NewTimer(firstTableWait)
+	defer t.Stop()
+	start := time.Now()
+	select {
+	case <-ready:
+		r.log.Debug("first routing table complete", "after", time.Since(start))
+	case <-t.C:
+		r.log.Warn("no complete routing table yet; serving with what there is", "after", firstTableWait)
+	case <-ctx.Done():
+	}
+}
+
+// tableReady returns a channel closed once the watcher has its first table and, in
+// cluster mode, the cluster has routed it once.
+func (w *watcher) tableReady(ctx context.Context) <-chan struct{} {
+	c := w.r.cluster
+	if c == nil {
+		return w.synced
+	}
+	ch := make(chan struct{})
+	go func() {
+		select {
+		case <-w.synced:
+		case <-ctx.Done():
+			return
+		}
+		c.setSynced()
+		select {
+		case <-c.ready:
+			close(ch)
+		case <-ctx.Done():
+		}
+	}()
+	return ch
+}
+
+// checkSyncedLocked closes synced once the first table is complete. Caller holds w.mu.
+func (w *watcher) checkSyncedLocked() {
+	select {
+	case <-w.synced:
+		return
+	default:
+	}
+	if w.catalogRead && len(w.unread) == 0 {
+		close(w.synced)
+	}
 }
 
 // run watches until ctx ends.
@@ -131,6 +197,10 @@ func (w *watcher) watchCatalog(ctx context.Context) {
 		bo.reset()
 		index = nextIndex(index, meta.LastIndex)
 		w.syncServices(ctx, svcs)
+		w.mu.Lock()
+		w.catalogRead = true
+		w.checkSyncedLocked()
+		w.mu.Unlock()
 	}
 }
 
@@ -164,6 +234,9 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 		sctx, cancel := context.WithCancel(ctx)
 		sw := &serviceWatch{app: app, cancel: cancel, done: make(chan struct{})}
 		w.services[name] = sw
+		if !w.catalogRead {
+			w.unread[name] = true
+		}
 		w.log.Info("watching app", "app", app, "service", name)
 		go w.watchService(sctx, name, sw)
 	}
@@ -173,6 +246,7 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 		}
 		sw.cancel()
 		delete(w.services, name)
+		delete(w.unread, name)
 		delete(w.failing, "service "+name)
 		w.r.dropApp(sw.app)
 		w.log.Info("app left the catalog", "app", sw.app, "service", name)
@@ -208,6 +282,8 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 		w.mu.Lock()
 		if ctx.Err() == nil {
 			w.r.updateApp(sw.app, insts)
+			delete(w.unread, name)
+			w.checkSyncedLocked()
 		}
 		w.mu.Unlock()
 		w.result("service "+name, nil)

@@ -127,6 +127,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if _, p, err := net.SplitHostPort(addr); err == nil {
 		r.lport.Store(&p)
 	}
+	var tableReady <-chan struct{}
 	if r.cfg.ConsulAddr != "" {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -143,10 +144,13 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(wctx) }()
+		tableReady = w.tableReady(wctx)
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Connections wait in the listen backlog until the first table is in.
+		r.awaitTable(ctx, tableReady)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("failed to serve clients: %w", err)
 		}

@@ -1,0 +1,189 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+)
+
+// The timings of a router's membership in the cluster. They are chosen so that a router
+// never routes to a dyno another router may have taken:
+//
+//   - Another router can acquire this router's locks only lockDelay after its session is
+//     invalidated, and the session is invalidated at the earliest when the agent's node
+//     leaves (serfHealth critical at once), at the latest checkTTL after the router's
+//     last heartbeat reached its agent.
+//   - The router stops routing (fences) fenceAfter after its last heartbeat that reached
+//     both its agent and the session: fenceAfter + watchdogEvery < lockDelay.
+//
+// A dead router's dynos are taken over after checkTTL + lockDelay (about 7 s) instead of
+// the session TTL (10 to 20 s, Consul's minimum) + lockDelay. The session TTL stays as a
+// backstop for an agent that keeps passing the check of a router it cannot see.
+const (
+	clusterPrefix = "dynogrid/router/"
+	membersPrefix = clusterPrefix + "members/"
+	locksPrefix   = clusterPrefix + "dynos/"
+
+	// RouterService is the Consul service each cluster router registers in its agent.
+	RouterService = "dyno-router"
+
+	sessionTTL     = 10 * time.Second
+	checkTTL       = 3 * time.Second
+	lockDelay      = 4 * time.Second
+	heartbeatEvery = 500 * time.Millisecond
+	fenceAfter     = 2 * time.Second
+	watchdogEvery  = 100 * time.Millisecond
+	acquireRetry   = 250 * time.Millisecond
+)
+
+func (c *cluster) serviceID() string { return RouterService + "-" + c.id }
+func (c *cluster) checkID() string   { return RouterService + "-" + c.id + "-alive" }
+
+// register puts the router's service and TTL check (passing) in its agent.
+func (c *cluster) register() error {
+	err := c.client.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+		ID: c.serviceID(), Name: RouterService, Meta: map[string]string{"router_id": c.id},
+		Check: &consulapi.AgentServiceCheck{CheckID: c.checkID(), Name: "dyno-router " + c.id + " alive",
+			TTL: checkTTL.String(), Status: consulapi.HealthPassing, DeregisterCriticalServiceAfter: "1m"},
+	})
+	if err != nil {
+		return fmt.Errorf("failed to register router %s in its Consul agent: %w", c.id, err)
+	}
+	return nil
+}
+
+// keepSession heartbeats every heartbeatEvery: it passes the router's check and renews
+// its session, registering and joining when they are missing.
+func (c *cluster) keepSession(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+		err := c.heartbeat(hctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			c.lastOK.Store(time.Now().UnixNano())
+			c.setFenced(false, nil)
+		} else {
+			c.log.Debug("cluster heartbeat failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+func (c *cluster) heartbeat(ctx context.Context) error {
+	q := (&consulapi.QueryOptions{}).WithContext(ctx)
+	if err := c.client.Agent().UpdateTTLOpts(c.checkID(), "", consulapi.HealthPassing, q); err != nil {
+		// The agent does not know the check (first beat, or an agent that lost its
+		// state): register, and beat on the next tick.
+		if rerr := c.register(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return fmt.Errorf("failed to pass the router's check: %w", err)
+	}
+	c.mu.Lock()
+	sess := c.session
+	c.mu.Unlock()
+	if sess == "" {
+		return c.join(ctx)
+	}
+	e, _, err := c.client.Session().Renew(sess, (&consulapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("failed to renew the cluster session: %w", err)
+	}
+	if e == nil {
+		// Invalidated (a critical check, or the TTL): its locks are gone already.
+		c.log.Warn("cluster session invalidated; joining again")
+		c.mu.Lock()
+		c.session = ""
+		c.mine = map[string]bool{}
+		c.leaving = map[string]bool{}
+		c.mu.Unlock()
+		c.poke()
+		return c.join(ctx)
+	}
+	return nil
+}
+
+// watchdog fences the router when its last good heartbeat is older than fenceAfter.
+func (c *cluster) watchdog(ctx context.Context) {
+	t := time.NewTicker(watchdogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last := c.lastOK.Load()
+		if last != 0 && time.Since(time.Unix(0, last)) > fenceAfter {
+			c.setFenced(true, fmt.Errorf("no heartbeat reached Consul for %s", fenceAfter))
+		}
+	}
+}
+
+func (c *cluster) setFenced(f bool, err error) {
+	c.mu.Lock()
+	changed := c.fenced != f
+	c.fenced = f
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	if f {
+		c.log.Error("cannot reach Consul; routing to no dyno until it is back", "error", err)
+	} else {
+		c.log.Info("cluster heartbeat back; routing again")
+	}
+	c.poke()
+}
+
+// join creates a session tied to the router's check and its node's health, and takes
+// the member key with it.
+func (c *cluster) join(ctx context.Context) error {
+	wo := (&consulapi.WriteOptions{}).WithContext(ctx)
+	sess, _, err := c.client.Session().Create(&consulapi.SessionEntry{
+		Name: "dyno-router " + c.id, TTL: sessionTTL.String(), Behavior: consulapi.SessionBehaviorDelete,
+		LockDelay: lockDelay, NodeChecks: []string{"serfHealth"},
+		ServiceChecks: []consulapi.ServiceCheck{{ID: c.checkID()}},
+	}, wo)
+	if err != nil {
+		return fmt.Errorf("failed to create a cluster session: %w", err)
+	}
+	ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: membersPrefix + c.id, Value: []byte(c.r.advertise()), Session: sess}, wo)
+	if err == nil && !ok {
+		err = fmt.Errorf("router id %q is taken by another live router", c.id)
+	}
+	if err != nil {
+		c.client.Session().Destroy(sess, nil)
+		return fmt.Errorf("failed to join the cluster: %w", err)
+	}
+	c.mu.Lock()
+	c.session = sess
+	c.mu.Unlock()
+	c.log.Info("joined the router cluster", "session", sess)
+	c.poke()
+	return nil
+}
+
+// leave destroys the session (releasing every lock at once; by then the router has
+// drained its requests) and deregisters the router from its agent.
+func (c *cluster) leave(sess string) {
+	if sess != "" {
+		if _, err := c.client.Session().Destroy(sess, nil); err != nil {
+			c.log.Warn("failed to leave the cluster; peers take over when the router's check turns critical", "error", err)
+		}
+	}
+	if err := c.client.Agent().ServiceDeregister(c.serviceID()); err != nil {
+		c.log.Warn("failed to deregister the router from its Consul agent", "error", err)
+	}
+}
