@@ -86,14 +86,8 @@ func (d *dyno) closeConnLocked() {
 // dyno has not closed it meanwhile, or a new one. connect is the time spent dialing.
 // Only the holder of the busy dyno calls it.
 func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (dc *dynoConn, connect time.Duration, err error) {
-	if dc = d.conn; dc != nil {
-		d.conn = nil
-		if dc.br.Buffered() == 0 && alive(dc.c) {
-			dc.written = 0
-			dc.clean = true
-			return dc, 0, nil
-		}
-		dc.close()
+	if dc = d.reuse(); dc != nil {
+		return dc, 0, nil
 	}
 	start := time.Now()
 	c, err := dial(ctx, "tcp", d.addr)
@@ -108,6 +102,24 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 	dc.br = bufio.NewReaderSize(c, 16<<10)
 	dc.bw = bufio.NewWriterSize(dc, 16<<10)
 	return dc, connect, nil
+}
+
+// reuse returns the dyno's kept-alive connection for one request when the dyno has not
+// closed it meanwhile (closing it when it has), or nil. Only the holder of the busy dyno
+// calls it.
+func (d *dyno) reuse() *dynoConn {
+	dc := d.conn
+	if dc == nil {
+		return nil
+	}
+	d.conn = nil
+	if dc.br.Buffered() == 0 && alive(dc.c) {
+		dc.written = 0
+		dc.clean = true
+		return dc
+	}
+	dc.close()
+	return nil
 }
 
 // keep stores a connection that finished a request cleanly for the next one.

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
@@ -141,8 +140,15 @@ type outbound struct {
 	length    int64  // body length, -1 for chunked, 0 for none
 }
 
+// headWriter is where a request head is written: the dyno connection's buffer, or the
+// bytes of a request sent ahead.
+type headWriter interface {
+	WriteString(string) (int, error)
+	WriteByte(byte) error
+}
+
 // writeHead writes the request line and headers to the dyno.
-func (o *outbound) writeHead(bw *bufio.Writer) {
+func (o *outbound) writeHead(bw headWriter) {
 	req := o.req
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')

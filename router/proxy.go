@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -62,10 +63,22 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	var ahead *sendAhead
+	if !body.streaming() {
+		wb := wireBufs.Get().(*bytes.Buffer)
+		defer func() { wb.Reset(); wireBufs.Put(wb) }()
+		ob.writeHead(wb)
+		wb.Write(body.mem)
+		ahead = &sendAhead{wire: wb.Bytes(), method: req.Method, timeout: timeout}
+	}
+
 	front := false
 	for attempt := 1; ; attempt++ {
+		if ahead != nil {
+			ahead.dc, ahead.err = nil, nil
+		}
 		t0 := time.Now()
-		d, depth, qe := a.acquire(req.Context(), front, r.cfg.MaxQueueWait-rec.wait)
+		d, depth, qe := a.acquire(req.Context(), front, r.cfg.MaxQueueWait-rec.wait, ahead)
 		rec.wait += time.Since(t0)
 		if attempt == 1 {
 			rec.queue = depth
@@ -79,8 +92,15 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		r.metrics.dispatched(a, time.Since(start), rec.wait)
 		rec.dyno = d.name
-		dc, connect, err := d.take(req.Context(), r.dialer.DialContext)
-		rec.connect += connect
+		var dc *dynoConn
+		var err error
+		if ahead != nil && ahead.dc != nil {
+			dc = ahead.dc // the request went out with the hand-off
+		} else {
+			var connect time.Duration
+			dc, connect, err = d.take(req.Context(), r.dialer.DialContext)
+			rec.connect += connect
+		}
 		if err != nil {
 			if req.Context().Err() != nil {
 				a.release(d)
@@ -96,7 +116,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			front = true
 			continue
 		}
-		if r.exchange(w, req, a, d, dc, ob, body, timeout, rec) {
+		if r.exchange(w, req, a, d, dc, ob, body, ahead, timeout, rec) {
 			if attempt >= r.cfg.MaxAttempts {
 				r.fail(w, rec, H10)
 				return
@@ -108,21 +128,30 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// exchange sends one request over dc to the busy dyno d and relays the response. It
-// always gives d back (at once, or later for a timed-out request) except when it
-// returns true: the dyno refused the request before getting any byte of it, d was
-// marked down and released, and the request may go to another dyno.
+// exchange sends one request over dc to the busy dyno d (unless the hand-off sent it
+// already: ahead.dc) and relays the response. It always gives d back (at once, or later
+// for a timed-out request) except when it returns true: the dyno refused the request
+// before getting any byte of it, d was marked down and released, and the request may go
+// to another dyno.
 func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn,
-	ob *outbound, body *bodySource, timeout time.Duration, rec *record) (retry bool) {
-	sent := time.Now()
-	defer func() { rec.service = time.Since(sent) }()
-	_ = dc.c.SetDeadline(sent.Add(timeout))
-
-	ob.writeHead(dc.bw)
-	if body.mem != nil {
-		_, _ = dc.bw.Write(body.mem)
+	ob *outbound, body *bodySource, ahead *sendAhead, timeout time.Duration, rec *record) (retry bool) {
+	var sent time.Time
+	var err error
+	switch {
+	case ahead != nil && ahead.dc != nil:
+		sent, err = ahead.at, ahead.err
+	case ahead != nil:
+		sent = time.Now()
+		_ = dc.c.SetDeadline(sent.Add(timeout))
+		_, err = dc.Write(ahead.wire)
+	default:
+		sent = time.Now()
+		_ = dc.c.SetDeadline(sent.Add(timeout))
+		ob.writeHead(dc.bw)
+		err = dc.bw.Flush()
 	}
-	if err := dc.bw.Flush(); err != nil {
+	defer func() { rec.service = time.Since(sent) }()
+	if err != nil {
 		dc.close()
 		if dc.written == 0 && refusedBeforeSend(err) {
 			r.log.Warn("dyno reset a connection before the request; trying another", "app", a.name, "dyno", d.name, "error", err)
@@ -297,6 +326,9 @@ func (ir idleReader) Read(p []byte) (int, error) {
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// wireBufs hold requests as they go to dynos.
+var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // relay streams a response to the client. The dyno is released when the body ended
 // (keeping the connection when it can be reused) or failed (closing it).

@@ -48,7 +48,27 @@ type waiter struct {
 	prev, next *waiter
 	queued     bool
 	ch         chan *dyno
+	ahead      *sendAhead
 }
+
+// sendAhead is a queued request ready to go on the wire. The request that frees a dyno
+// writes it to that dyno before it wakes the waiting one, so the dyno gets its next
+// request without waiting for a goroutine to be scheduled: on a busy host that wait is
+// most of the time a dyno would otherwise sit idle between two requests.
+type sendAhead struct {
+	wire    []byte // request head and whole body
+	method  string
+	timeout time.Duration
+	// Set by the hand-off when it sent the request; dc is nil when it did not (no
+	// kept-alive connection: the waiter dials).
+	dc  *dynoConn
+	at  time.Time
+	err error
+}
+
+// maxSendAhead bounds what a hand-off writes for another request: it must fit in the
+// socket's buffer, so that the releasing request never blocks on it.
+const maxSendAhead = 16 << 10
 
 // queueError is why a request got no dyno.
 type queueError struct {
@@ -64,8 +84,9 @@ func newApp(r *Router, name string) *app {
 // the back, or at the front for a request being redispatched) until one frees up. It
 // fails with H10 when the app has no dyno up, H11 when the queue is full or the request
 // waited maxWait, and H27 when ctx ends first (the client left). depth is how many
-// requests were ahead of this one when it arrived.
-func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d *dyno, depth int, qe *queueError) {
+// requests were ahead of this one when it arrived. When ahead is not nil and the request
+// waited, the dyno may come with the request already sent (ahead.dc set).
+func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration, ahead *sendAhead) (d *dyno, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
 		d = a.popIdle()
@@ -81,7 +102,7 @@ func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d
 		a.mu.Unlock()
 		return nil, depth, &queueError{code: H11}
 	}
-	w := &waiter{ch: make(chan *dyno, 1)}
+	w := &waiter{ch: make(chan *dyno, 1), ahead: ahead}
 	depth = a.nwait
 	a.enqueue(w, front)
 	a.mu.Unlock()
@@ -108,9 +129,19 @@ func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration) (d
 		return nil, depth, &queueError{code: code, waited: time.Since(start)}
 	}
 	a.mu.Unlock()
-	// A dyno was handed over at the same moment: give it to the next in line.
+	// A dyno was handed over at the same moment: give it to the next in line, once it
+	// answered the request when that was already sent.
 	d = <-w.ch
-	a.release(d)
+	if ahead != nil && ahead.dc != nil {
+		if ahead.err != nil {
+			ahead.dc.close()
+			a.release(d)
+		} else {
+			a.r.settleLater(a, d, ahead.dc, nil, ahead.method, 0)
+		}
+	} else {
+		a.release(d)
+	}
 	return nil, depth, &queueError{code: code, waited: time.Since(start)}
 }
 
@@ -132,9 +163,27 @@ func (a *app) release(d *dyno) {
 	case d.down:
 		d.closeConnLocked()
 	default:
-		a.handoff(d)
+		if w := a.next(d); w != nil {
+			a.mu.Unlock()
+			give(w, d)
+			return
+		}
 	}
 	a.mu.Unlock()
+}
+
+// give hands a dyno, busy on the waiter's behalf, to the waiter, sending its request
+// first when it can (see sendAhead). Called without the app's mutex: the dyno and its
+// connection belong to the waiter now, and nobody else touches them.
+func give(w *waiter, d *dyno) {
+	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead {
+		if dc := d.reuse(); dc != nil {
+			ah.dc, ah.at = dc, time.Now()
+			_ = dc.c.SetDeadline(ah.at.Add(ah.timeout))
+			_, ah.err = dc.Write(ah.wire)
+		}
+	}
+	w.ch <- d
 }
 
 // releaseDown gives back a dyno that refused or reset a connection before it got any
@@ -178,12 +227,19 @@ func (a *app) succeeded(d *dyno) {
 
 // handoff gives a free dyno to the oldest waiter, or makes it idle. Caller holds mu.
 func (a *app) handoff(d *dyno) {
+	if w := a.next(d); w != nil {
+		w.ch <- d
+	}
+}
+
+// next takes the oldest waiter off the queue and marks d busy for it, or makes d idle
+// when nobody waits (and returns nil). Caller holds mu.
+func (a *app) next(d *dyno) *waiter {
 	if w := a.head; w != nil {
 		a.unlink(w)
 		d.busy = true
 		a.busy++
-		w.ch <- d
-		return
+		return w
 	}
 	d.isIdle = true
 	d.idlePrev, d.idleNext = a.idleTail, nil
@@ -194,6 +250,7 @@ func (a *app) handoff(d *dyno) {
 	}
 	a.idleTail = d
 	a.nidle++
+	return nil
 }
 
 // popIdle takes the most recently freed dyno and marks it busy. Caller holds mu.

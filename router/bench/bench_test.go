@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +65,15 @@ func requests() int {
 	return 4000
 }
 
+func medianDuration(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // BenchmarkRouting replays one seeded Poisson trace per utilisation against dyno-router,
@@ -93,6 +103,7 @@ func BenchmarkRouting(b *testing.B) {
 			ideal := loadgen.Summarise(loadgen.Ideal(tr, dynos), 0)
 			runs := map[string][]loadgen.Summary{}
 			mruns := map[string][]loadgen.Summary{}
+			turn := map[string][]time.Duration{}
 			m := loadgen.NewMeasured(len(tr))
 			for _, bk := range bs {
 				bk.Served = m
@@ -104,6 +115,7 @@ func BenchmarkRouting(b *testing.B) {
 					if errs > 0 {
 						b.Errorf("%s: %d requests failed (first: %v)", p.name, errs, err)
 					}
+					turn[p.name] = append(turn[p.name], m.Turnaround())
 					runs[p.name] = append(runs[p.name], loadgen.Summarise(lat, errs))
 					mruns[p.name] = append(mruns[p.name], loadgen.Summarise(loadgen.Ideal(m.Apply(tr), dynos), 0))
 				}
@@ -124,9 +136,13 @@ func BenchmarkRouting(b *testing.B) {
 			b.ReportMetric(float64(r.P99)/float64(ideal.P99), "router/ideal-p99")
 			b.ReportMetric(float64(r.P99)/float64(h.P99), "router/haproxy-p99")
 			b.ReportMetric(float64(rnd.P99)/float64(r.P99), "random/router-p99")
-			table = append(table, fmt.Sprintf("| %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.3f | %.3f | %.3f | %.1f |",
+			taR, taH := medianDuration(turn[targets[0].name]), medianDuration(turn[targets[1].name])
+			b.ReportMetric(float64(taR)/1e3, "router-turnaround-us")
+			b.ReportMetric(float64(taH)/1e3, "haproxy-turnaround-us")
+			table = append(table, fmt.Sprintf("| %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.3f | %.3f | %.3f | %.1f | %.0f / %.0f |",
 				u, ms(ideal.P50), ms(ideal.P99), ms(im.P50), ms(im.P99), ms(r.P50), ms(r.P99), ms(h.P50), ms(h.P99), ms(rnd.P50), ms(rnd.P99),
-				float64(r.P99)/float64(ideal.P99), float64(r.P99)/float64(im.P99), float64(r.P99)/float64(h.P99), float64(rnd.P99)/float64(r.P99)))
+				float64(r.P99)/float64(ideal.P99), float64(r.P99)/float64(im.P99), float64(r.P99)/float64(h.P99), float64(rnd.P99)/float64(r.P99),
+				float64(taR)/1e3, float64(taH)/1e3))
 		})
 	}
 	for _, bk := range bs {
@@ -135,8 +151,8 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	}
 	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99)\n", dynos, meanService, requests(), seed, rounds())
-	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/ideal-measured p99 | router/HAProxy p99 | random/router p99 |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/ideal-measured p99 | router/HAProxy p99 | random/router p99 | turnaround us, router / HAProxy |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(table, "\n"))
 }
 

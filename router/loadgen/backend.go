@@ -15,6 +15,8 @@ type Backend struct {
 	Addr     string
 	srv      *http.Server
 	mu       sync.Mutex
+	sleeper  sleeper
+	lastEnd  time.Time // when the last response went out (under mu)
 	inflight atomic.Int32
 	Overlaps atomic.Int32 // times a request arrived while another was being served
 	// Served records how long each trace request really took on the backend, by its
@@ -25,7 +27,33 @@ type Backend struct {
 // Measured holds the service times backends really spent, by trace index: sleeping
 // overshoots, and more on a loaded machine, so an ideal computed from them separates
 // the router's queueing from the environment's slowness.
-type Measured struct{ d []atomic.Int64 }
+type Measured struct {
+	d              []atomic.Int64
+	gapSum, gapCnt atomic.Int64
+}
+
+// turnaroundBound tells a backend's short idle gaps, when the proxy had the next request
+// waiting for it, from idle time with no request around (at 0.9 and above, most gaps
+// under it are the first kind).
+const turnaroundBound = 3 * time.Millisecond
+
+func (m *Measured) gap(d time.Duration) {
+	if d >= 0 && d < turnaroundBound {
+		m.gapSum.Add(int64(d))
+		m.gapCnt.Add(1)
+	}
+}
+
+// Turnaround is the mean time backends sat idle between sending a response and starting
+// on their next request, over gaps shorter than 3 ms: the dead time a proxy adds to each
+// request when requests wait for backends, which at high load matters more than any
+// other overhead (0.5 ms per 10 ms request turns a 0.9 load into 0.95).
+func (m *Measured) Turnaround() time.Duration {
+	if n := m.gapCnt.Load(); n > 0 {
+		return time.Duration(m.gapSum.Load() / n)
+	}
+	return 0
+}
 
 // NewMeasured has room for n requests.
 func NewMeasured(n int) *Measured { return &Measured{d: make([]atomic.Int64, n)} }
@@ -49,6 +77,8 @@ func (m *Measured) Reset() {
 	for i := range m.d {
 		m.d[i].Store(0)
 	}
+	m.gapSum.Store(0)
+	m.gapCnt.Store(0)
 }
 
 // StartBackends starts n backends on loopback.
@@ -84,7 +114,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer b.mu.Unlock()
 	start := time.Now()
 	if us, err := strconv.ParseInt(r.Header.Get(ServiceHeader), 10, 64); err == nil && us > 0 {
-		time.Sleep(time.Duration(us) * time.Microsecond)
+		b.sleeper.until(start.Add(time.Duration(us) * time.Microsecond))
 	}
 	if m := b.Served; m != nil {
 		if i, err := strconv.Atoi(r.Header.Get(IndexHeader)); err == nil && i >= 0 && i < len(m.d) {
@@ -93,4 +123,9 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Length", "2")
 	w.Write([]byte("ok"))
+	w.(http.Flusher).Flush()
+	if m := b.Served; m != nil && !b.lastEnd.IsZero() {
+		m.gap(start.Sub(b.lastEnd))
+	}
+	b.lastEnd = time.Now()
 }

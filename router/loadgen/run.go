@@ -40,19 +40,15 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var firstErr error
+	var pace sleeper
 	start := time.Now().Add(20 * time.Millisecond)
 	for i := range t {
-		due := start.Add(t[i].At)
-		if d := time.Until(due); d > 0 {
-			timer := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				wg.Wait()
-				return nil, 0, ctx.Err()
-			case <-timer.C:
-			}
+		if ctx.Err() != nil {
+			wg.Wait()
+			return nil, 0, ctx.Err()
 		}
+		due := start.Add(t[i].At)
+		pace.until(due)
 		wg.Add(1)
 		go func(i int, due time.Time) {
 			defer wg.Done()
