@@ -98,7 +98,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			dc = ahead.dc // the request went out with the hand-off
 		} else {
 			var connect time.Duration
-			dc, connect, err = d.take(req.Context(), r.dialer.DialContext)
+			dc, connect, err = d.take(req.Context(), r.dialer.DialContext, time.Now().Add(timeout))
 			rec.connect += connect
 		}
 		if err != nil {
@@ -142,11 +142,9 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 		sent, err = ahead.at, ahead.err
 	case ahead != nil:
 		sent = time.Now()
-		_ = dc.c.SetDeadline(sent.Add(timeout))
 		_, err = dc.Write(ahead.wire)
 	default:
 		sent = time.Now()
-		_ = dc.c.SetDeadline(sent.Add(timeout))
 		ob.writeHead(dc.bw)
 		err = dc.bw.Flush()
 	}
@@ -347,8 +345,14 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 	bp := copyBufs.Get().(*[]byte)
 	buf := *bp
 	var rerr, werr error
+	var renewed time.Time
 	for {
-		_ = dc.c.SetReadDeadline(time.Now().Add(timeout))
+		// The dyno must send something every timeout; renewing that deadline on every
+		// read would cost a timer update each.
+		if now := time.Now(); now.Sub(renewed) >= 100*time.Millisecond {
+			_ = dc.c.SetReadDeadline(now.Add(timeout))
+			renewed = now
+		}
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			m, err := w.Write(buf[:n])
@@ -404,7 +408,6 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 		reuse = false
 	}
 	if reuse {
-		_ = dc.c.SetDeadline(time.Time{})
 		d.keep(dc)
 	} else {
 		dc.close()

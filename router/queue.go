@@ -177,9 +177,9 @@ func (a *app) release(d *dyno) {
 // connection belong to the waiter now, and nobody else touches them.
 func give(w *waiter, d *dyno) {
 	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead {
-		if dc := d.reuse(); dc != nil {
-			ah.dc, ah.at = dc, time.Now()
-			_ = dc.c.SetDeadline(ah.at.Add(ah.timeout))
+		now := time.Now()
+		if dc := d.reuse(now.Add(ah.timeout)); dc != nil {
+			ah.dc, ah.at = dc, now
 			_, ah.err = dc.Write(ah.wire)
 		}
 	}
