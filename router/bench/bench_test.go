@@ -77,8 +77,9 @@ func medianDuration(ds []time.Duration) time.Duration {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // BenchmarkRouting replays one seeded Poisson trace per utilisation against dyno-router,
-// HAProxy leastconn with maxconn 1 (a queue in the proxy), HAProxy random(1), and
-// computes the ideal M/M/c result from the same trace.
+// HAProxy leastconn with maxconn 1 (a queue in the proxy), HAProxy random(1), and the
+// load generator's own single queue with direct connections (no proxy: the best this
+// machine allows), and computes the ideal M/M/c result from the same trace.
 func BenchmarkRouting(b *testing.B) {
 	bs, err := loadgen.StartBackends(dynos)
 	if err != nil {
@@ -90,9 +91,11 @@ func BenchmarkRouting(b *testing.B) {
 		startHAProxy(b, bs, "leastconn", true),
 		startHAProxy(b, bs, "random(1)", false),
 	}
+	tgs := []loadgen.Target{target(targets[0]), target(targets[1]), target(targets[2]),
+		{Name: "direct queue", Queue: loadgen.NewClientQueue(addrs(bs))}}
 	client := loadgen.Client()
-	for _, p := range targets {
-		if err := loadgen.Warm(client, target(p), 200); err != nil {
+	for _, tg := range tgs {
+		if err := loadgen.Warm(client, tg, 200); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -109,15 +112,15 @@ func BenchmarkRouting(b *testing.B) {
 				bk.Served = m
 			}
 			for i := 0; i < b.N*rounds(); i++ {
-				for _, p := range targets {
+				for _, tg := range tgs {
 					m.Reset()
-					lat, errs, err := loadgen.Run(context.Background(), client, target(p), tr)
+					lat, errs, err := loadgen.Run(context.Background(), client, tg, tr)
 					if errs > 0 {
-						b.Errorf("%s: %d requests failed (first: %v)", p.name, errs, err)
+						b.Errorf("%s: %d requests failed (first: %v)", tg.Name, errs, err)
 					}
-					turn[p.name] = append(turn[p.name], m.Turnaround())
-					runs[p.name] = append(runs[p.name], loadgen.Summarise(lat, errs))
-					mruns[p.name] = append(mruns[p.name], loadgen.Summarise(loadgen.Ideal(m.Apply(tr), dynos), 0))
+					turn[tg.Name] = append(turn[tg.Name], m.Turnaround())
+					runs[tg.Name] = append(runs[tg.Name], loadgen.Summarise(lat, errs))
+					mruns[tg.Name] = append(mruns[tg.Name], loadgen.Summarise(loadgen.Ideal(m.Apply(tr), dynos), 0))
 				}
 			}
 			res := map[string]loadgen.Summary{}
@@ -125,24 +128,30 @@ func BenchmarkRouting(b *testing.B) {
 			for name := range runs {
 				res[name], measured[name] = median(runs[name]), median(mruns[name])
 			}
-			im := measured[targets[0].name]
-			b.ReportMetric(ms(im.P99), "ideal-measured-p99-ms")
-			b.ReportMetric(float64(res[targets[0].name].P99)/float64(im.P99), "router/ideal-measured-p99")
-			r, h, rnd := res[targets[0].name], res[targets[1].name], res[targets[2].name]
-			b.ReportMetric(ms(r.P99), "router-p99-ms")
+			name := func(i int) string { return tgs[i].Name }
+			im := measured[name(0)]
+			r, h, rnd, dq := res[name(0)], res[name(1)], res[name(2)], res[name(3)]
+			taR, taH, taQ := medianDuration(turn[name(0)]), medianDuration(turn[name(1)]), medianDuration(turn[name(3)])
+			ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
 			b.ReportMetric(ms(ideal.P99), "ideal-p99-ms")
+			b.ReportMetric(ms(im.P99), "ideal-measured-p99-ms")
+			b.ReportMetric(ms(dq.P99), "direct-queue-p99-ms")
+			b.ReportMetric(ms(r.P99), "router-p99-ms")
 			b.ReportMetric(ms(h.P99), "haproxy-p99-ms")
 			b.ReportMetric(ms(rnd.P99), "random-p99-ms")
-			b.ReportMetric(float64(r.P99)/float64(ideal.P99), "router/ideal-p99")
-			b.ReportMetric(float64(r.P99)/float64(h.P99), "router/haproxy-p99")
-			b.ReportMetric(float64(rnd.P99)/float64(r.P99), "random/router-p99")
-			taR, taH := medianDuration(turn[targets[0].name]), medianDuration(turn[targets[1].name])
+			b.ReportMetric(ratio(r.P99, ideal.P99), "router/ideal-p99")
+			b.ReportMetric(ratio(r.P99, im.P99), "router/ideal-measured-p99")
+			b.ReportMetric(ratio(r.P99, dq.P99), "router/direct-queue-p99")
+			b.ReportMetric(ratio(r.P99, h.P99), "router/haproxy-p99")
+			b.ReportMetric(ratio(rnd.P99, r.P99), "random/router-p99")
 			b.ReportMetric(float64(taR)/1e3, "router-turnaround-us")
 			b.ReportMetric(float64(taH)/1e3, "haproxy-turnaround-us")
-			table = append(table, fmt.Sprintf("| %.2f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.3f | %.3f | %.3f | %.1f | %.0f / %.0f |",
-				u, ms(ideal.P50), ms(ideal.P99), ms(im.P50), ms(im.P99), ms(r.P50), ms(r.P99), ms(h.P50), ms(h.P99), ms(rnd.P50), ms(rnd.P99),
-				float64(r.P99)/float64(ideal.P99), float64(r.P99)/float64(im.P99), float64(r.P99)/float64(h.P99), float64(rnd.P99)/float64(r.P99),
-				float64(taR)/1e3, float64(taH)/1e3))
+			b.ReportMetric(float64(taQ)/1e3, "direct-queue-turnaround-us")
+			pp := func(s loadgen.Summary) string { return fmt.Sprintf("%.1f / %.1f", ms(s.P50), ms(s.P99)) }
+			table = append(table, fmt.Sprintf("| %.2f | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.1f | %.0f / %.0f / %.0f |",
+				u, pp(ideal), pp(im), pp(dq), pp(r), pp(h), pp(rnd),
+				ratio(r.P99, ideal.P99), ratio(r.P99, dq.P99), ratio(r.P99, h.P99), ratio(rnd.P99, r.P99),
+				float64(taQ)/1e3, float64(taR)/1e3, float64(taH)/1e3))
 		})
 	}
 	for _, bk := range bs {
@@ -151,8 +160,8 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	}
 	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99)\n", dynos, meanService, requests(), seed, rounds())
-	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/ideal-measured p99 | router/HAProxy p99 | random/router p99 | turnaround us, router / HAProxy |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | direct queue, no proxy | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/direct queue p99 | router/HAProxy p99 | random/router p99 | turnaround us: direct queue / router / HAProxy |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(table, "\n"))
 }
 

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -42,5 +43,32 @@ func TestIdealBeatsRandom(t *testing.T) {
 	queued := Trace{{At: 0, Service: 10 * time.Millisecond}, {At: time.Millisecond, Service: time.Millisecond}}
 	if got := Ideal(queued, 1); got[1] != 10*time.Millisecond {
 		t.Fatalf("second request waits 9ms then serves 1ms: got %v", got[1])
+	}
+}
+
+// The load generator's own queue sends each request to an idle backend only: with one
+// backend, a burst of requests reaches it one at a time.
+func TestClientQueueHoldsOneRequestPerBackend(t *testing.T) {
+	t.Parallel()
+	bs, err := StartBackends(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer StopBackends(bs)
+	q := NewClientQueue([]string{bs[0].Addr})
+	tr := Trace{}
+	for i := 0; i < 20; i++ {
+		tr = append(tr, Request{At: time.Duration(i) * 100 * time.Microsecond, Service: time.Millisecond})
+	}
+	lat, errs, err := Run(context.Background(), Client(), Target{Name: "q", Queue: q}, tr)
+	if errs != 0 || len(lat) != len(tr) {
+		t.Fatalf("%d answered, %d failed: %v", len(lat), errs, err)
+	}
+	if n := bs[0].Overlaps.Load(); n != 0 {
+		t.Fatalf("the backend saw %d overlapping requests", n)
+	}
+	// 20 requests of 1 ms on one backend: the last answer comes after at least 20 ms.
+	if s := Summarise(lat, 0); s.P99 < 15*time.Millisecond {
+		t.Fatalf("requests did not wait for the backend: %v", s)
 	}
 }

@@ -21,7 +21,40 @@ type Target struct {
 	Name string
 	URL  string // "http://127.0.0.1:8080/"
 	Host string // Host header ("" keeps the URL's)
+	// Queue, when set, replaces URL: requests go straight to the backends, through a
+	// single queue in the load generator (see ClientQueue).
+	Queue *ClientQueue
 }
+
+// ClientQueue is the peer with no proxy at all: the load generator itself keeps one FIFO
+// queue and sends each request over a direct kept-alive connection to an idle backend,
+// handing a backend over the moment its response is read. It is as close to the ideal
+// single queue as the machine itself allows (its scheduling and wake-up delays included),
+// which tells a proxy's cost from the machine's.
+type ClientQueue struct{ free chan string }
+
+// NewClientQueue queues for the backends at addrs (host:port).
+func NewClientQueue(addrs []string) *ClientQueue {
+	q := &ClientQueue{free: make(chan string, len(addrs))}
+	for _, a := range addrs {
+		q.free <- a
+	}
+	return q
+}
+
+// take waits for an idle backend. Receivers blocked on a channel are served in the order
+// they came, and a freed backend goes to a blocked receiver before the buffer, so the
+// queue is FIFO.
+func (q *ClientQueue) take(ctx context.Context) (string, error) {
+	select {
+	case a := <-q.free:
+		return a, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (q *ClientQueue) give(addr string) { q.free <- addr }
 
 // Client returns an HTTP client fit for open-loop runs: many kept-alive connections.
 func Client() *http.Client {
@@ -52,7 +85,16 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 		wg.Add(1)
 		go func(i int, due time.Time) {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.URL, nil)
+			url := target.URL
+			if q := target.Queue; q != nil {
+				addr, err := q.take(ctx)
+				if err != nil {
+					return
+				}
+				defer q.give(addr)
+				url = "http://" + addr + "/"
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return
 			}
@@ -99,7 +141,13 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 // Warm sends n sequential requests with no service time, to open connections.
 func Warm(c *http.Client, target Target, n int) error {
 	for i := 0; i < n; i++ {
-		req, _ := http.NewRequest(http.MethodGet, target.URL, nil)
+		url := target.URL
+		if q := target.Queue; q != nil {
+			addr, _ := q.take(context.Background())
+			q.give(addr)
+			url = "http://" + addr + "/"
+		}
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if target.Host != "" {
 			req.Host = target.Host
 		}
