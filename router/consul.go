@@ -190,6 +190,9 @@ func (w *watcher) watchCatalog(ctx context.Context) {
 		}
 		if err != nil {
 			w.result("catalog", err)
+			// The next query returns at once: a blocking one would leave the
+			// router stale until the catalog changes, after Consul is back.
+			index = 0
 			bo.wait(ctx)
 			continue
 		}
@@ -266,6 +269,7 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 		}
 		if err != nil {
 			w.result("service "+name, err)
+			index = 0 // as in watchCatalog
 			bo.wait(ctx)
 			continue
 		}
