@@ -17,10 +17,18 @@ import (
 // request a 20 ms /sleep: about a quarter of what two shared dynos serve here.
 const loadRate = 20
 
-// startLoad starts the load on app and waits until it is being served.
+// startLoad starts the load on app through the grid's first router and waits until it
+// is being served.
 func startLoad(t *testing.T, g *Grid, app string) *Load {
 	t.Helper()
-	l := StartLoad(g.RouterAddr, app+".localhost", "/sleep?ms=20", loadRate)
+	return startLoadOn(t, []string{g.RouterAddr}, app, "/sleep?ms=20")
+}
+
+// startLoadOn starts the load of GET path on app, spread over routers, and waits until
+// it is being served.
+func startLoadOn(t *testing.T, routers []string, app, path string) *Load {
+	t.Helper()
+	l := StartLoadOn(routers, app+".localhost", path, loadRate)
 	t.Cleanup(func() { l.Stop() })
 	deadline := time.Now().Add(30 * time.Second)
 	for l.Answered() < 2*loadRate {

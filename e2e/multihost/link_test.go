@@ -1,0 +1,83 @@
+package multihost
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLinkCut cuts the link of the host of one of two dynos under load, then restores
+// it: the dyno leaves routing once Consul sees its node fail, the other dyno serves
+// every request meanwhile, and after the restore the same dyno (same allocation, never
+// restarted) is routed again.
+func TestLinkCut(t *testing.T) {
+	g := Start(t, Options{Hosts: 2})
+	const app = "link"
+	deployThin(t, g, app, 2)
+	entries := twoDynos(t, g, app)
+	load := startLoad(t, g, app)
+	r := g.Routers[0]
+	routes := func() int {
+		st, err := r.Status()
+		if err != nil {
+			return -1
+		}
+		return st.Apps[app].Dynos
+	}
+
+	e := entries[0]
+	h := g.HostByAddr(e.Service.Address)
+	alloc := allocOf(t, g, app, e)
+	before, _ := restarts(t, g, alloc.ID)
+	consul := g.ConsulClient()
+	cutAt := time.Now()
+	if err := g.CutLink(h); err != nil {
+		t.Fatal(err)
+	}
+	out := waitFor(t, cutAt, "the dyno of "+h.Name+" out of Consul", func() bool {
+		es, err := passing(consul, app)
+		return err == nil && !hasService(es, e.Service.ID) && len(es) == 1
+	})
+	unrouted := waitFor(t, cutAt, "the dyno of "+h.Name+" out of the router's table", func() bool { return routes() == 1 })
+	// The other dyno serves alone for a while.
+	serveMore(t, load)
+	node := nodeStatus(t, g, h)
+	restoredAt := time.Now()
+	cutFor := restoredAt.Sub(cutAt)
+	if err := g.RestoreLink(h); err != nil {
+		t.Fatal(err)
+	}
+	back := waitFor(t, restoredAt, "the dyno of "+h.Name+" back in Consul", func() bool {
+		es, err := passing(consul, app)
+		return err == nil && hasService(es, e.Service.ID) && len(es) == 2
+	})
+	rerouted := waitFor(t, restoredAt, "the dyno of "+h.Name+" back in the router's table", func() bool { return routes() == 2 })
+	serveMore(t, load)
+	results := load.Stop()
+	// A request the router had just sent to the cut dyno waits for the link (TCP
+	// retransmits) or times out (H12); one connecting to it times out and goes to
+	// the other dyno.
+	s := checkFailures(t, results, cutAt, 1, "H12")
+	if n, state := restarts(t, g, alloc.ID); n != before || state != "running" {
+		t.Errorf("the dyno was restarted (%d restarts, state %q) while its link was cut", n, state)
+	}
+	if got := runningAllocs(t, g, app); len(got) != 2 {
+		t.Errorf("%d running allocations, want the same 2", len(got))
+	}
+	t.Logf("link cut: %s; the dyno left Consul after %s, the router's table after %s; the link was cut for %s, Nomad node %s then; after the restore the same dyno was back in Consul after %s, in the router's table after %s",
+		s, ms(out), ms(unrouted), ms(cutFor), node, ms(back), ms(rerouted))
+}
+
+// nodeStatus is host h's Nomad node status.
+func nodeStatus(t *testing.T, g *Grid, h *Host) string {
+	t.Helper()
+	nodes, _, err := g.NomadClient().Nodes().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Name == h.Name {
+			return n.Status
+		}
+	}
+	return "unknown"
+}
