@@ -46,7 +46,8 @@ func TestLinkCut(t *testing.T) {
 	if err := g.RestoreLink(h); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, restoredAt, "the dyno of "+h.Name+" back in Consul", func() bool {
+	// Serf reconnects a failed member every 30 s at most.
+	back := waitWithin(t, restoredAt, 2*time.Minute, "the dyno of "+h.Name+" back in Consul", func() bool {
 		es, err := passing(consul, app)
 		return err == nil && hasService(es, e.Service.ID) && len(es) == 2
 	})

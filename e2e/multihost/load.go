@@ -32,6 +32,8 @@ type Result struct {
 	Err    error
 	// Router is the router address the request was sent to.
 	Router string
+	// Path is the request's path when it is not the load's.
+	Path string
 	// Refused: no router listened (connection refused at connect): the request was
 	// never accepted by a router.
 	Refused bool
@@ -101,7 +103,11 @@ var (
 func (l *Load) send(r *Result) {
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Router+l.path, nil)
+	path := l.path
+	if r.Path != "" {
+		path = r.Path
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Router+path, nil)
 	req.Host = l.host
 	req.Header.Set("X-Request-Id", r.ID)
 	resp, err := l.client.Do(req)
@@ -126,6 +132,24 @@ func (l *Load) send(r *Result) {
 		return
 	}
 	r.Code = codeRe.FindString(string(body))
+}
+
+// Burst sends n requests of GET path at once, beside the steady stream, to the first
+// router; they are accounted for with the others.
+func (l *Load) Burst(n int, path string) {
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	for i := 1; i <= n; i++ {
+		r := &Result{ID: fmt.Sprintf("multihost-burst-%s-%02d", run, i), Sent: time.Now(), Router: l.routers[0], Path: path}
+		l.mu.Lock()
+		l.results = append(l.results, r)
+		l.mu.Unlock()
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.send(r)
+			l.answered.Add(1)
+		}()
+	}
 }
 
 // refused reports whether err is a connection refused at connect: nothing was sent.

@@ -142,9 +142,15 @@ func clientStats(h *Host, allocID string) bool {
 // waitFor polls cond until it holds (a minute at most) and returns the time since from.
 func waitFor(t *testing.T, from time.Time, what string, cond func() bool) time.Duration {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(50 * time.Millisecond) {
+	return waitWithin(t, from, time.Minute, what, cond)
+}
+
+// waitWithin polls cond until it holds, within at most, and returns the time since from.
+func waitWithin(t *testing.T, from time.Time, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("not %s within a minute", what)
+			t.Fatalf("not %s within %s", what, within)
 		}
 	}
 	return time.Since(from)
