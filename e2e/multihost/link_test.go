@@ -1,6 +1,7 @@
 package multihost
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -33,6 +34,8 @@ func TestLinkCut(t *testing.T) {
 	if err := g.CutLink(h); err != nil {
 		t.Fatal(err)
 	}
+	// A burst of slower requests needs both dynos: the router sends some to the cut one.
+	load.Burst(4, "/sleep?ms=200")
 	out := waitFor(t, cutAt, "the dyno of "+h.Name+" out of Consul", func() bool {
 		es, err := passing(consul, app)
 		return err == nil && !hasService(es, e.Service.ID) && len(es) == 1
@@ -58,14 +61,21 @@ func TestLinkCut(t *testing.T) {
 	// retransmits) or times out (H12); one connecting to it times out and goes to
 	// the other dyno.
 	s := checkFailures(t, results, cutAt, 1, "H12")
+	cutDyno := e.Service.Meta["dyno"]
+	var slow []string
+	for _, res := range results {
+		if res.Sent.After(cutAt) && res.Sent.Before(restoredAt) && res.Done.Sub(res.Sent) > time.Second {
+			slow = append(slow, fmt.Sprintf("%s answered by %s after %s", res.ID, res.Dyno, ms(res.Done.Sub(res.Sent))))
+		}
+	}
 	if n, state := restarts(t, g, alloc.ID); n != before || state != "running" {
 		t.Errorf("the dyno was restarted (%d restarts, state %q) while its link was cut", n, state)
 	}
 	if got := runningAllocs(t, g, app); len(got) != 2 {
 		t.Errorf("%d running allocations, want the same 2", len(got))
 	}
-	t.Logf("link cut: %s; the dyno left Consul after %s, the router's table after %s; the link was cut for %s, Nomad node %s then; after the restore the same dyno was back in Consul after %s, in the router's table after %s",
-		s, ms(out), ms(unrouted), ms(cutFor), node, ms(back), ms(rerouted))
+	t.Logf("link cut of %s's host: %s; slower than 1 s during the cut: %v; the dyno left Consul after %s, the router's table after %s; the link was cut for %s, Nomad node %s then; after the restore the same dyno was back in Consul after %s, in the router's table after %s",
+		cutDyno, s, slow, ms(out), ms(unrouted), ms(cutFor), node, ms(back), ms(rerouted))
 }
 
 // nodeStatus is host h's Nomad node status.
