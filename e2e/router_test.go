@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/router"
+)
+
+// TestThinAppThroughRouter reaches the example Thin app's web dynos through the router by
+// Host, <app>.localhost and a custom domain of the spec, and shows the router holding a
+// request while both dynos are busy instead of piling it onto one.
+func TestThinAppThroughRouter(t *testing.T) {
+	t.Parallel()
+	g := harness.Grid(t, harness.WithRouter(t))
+	consul, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyApp(t)
+	writeSpec(t, dir, `app "shop" {
+  procfile = "Procfile"
+  domains  = ["www.shop.test"]
+  process "web" {
+    count        = 2
+    memory       = 128
+    health_check = "/health"
+    size         = "shared"
+  }
+}
+`)
+	newCLI(t, g, "shop").must("deploy", dir)
+	passingDynos(t, consul, "shop", 2, time.Minute)
+	routerURL := "http://" + g.Options.RouterAddr()
+	status := fmt.Sprintf("http://%s:%d/status", g.Options.Bind, g.Options.RouterPort+1)
+
+	// The app answers through the router under either of its names.
+	for _, host := range []string{"shop.localhost", "www.shop.test"} {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			code, body := through(t, routerURL, host, "/")
+			if code == http.StatusOK && strings.Contains(body, "Hello from web.") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s through the router: %d %q", host, code, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code, body := through(t, routerURL, "nosuchapp.localhost", "/"); code != http.StatusNotFound {
+		t.Errorf("an unknown host got %d %q, want 404", code, body)
+	}
+
+	// Two long requests take both dynos; a third waits in the router's queue.
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	bodies := make([]string, 3)
+	for i := range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[i], bodies[i] = through(t, routerURL, "shop.localhost", "/sleep?ms=2000") }()
+	}
+	waitStatus(t, status, "both dynos busy", func(a router.AppStatus) bool { return a.Busy == 2 })
+	wg.Add(1)
+	go func() { defer wg.Done(); codes[2], _ = through(t, routerURL, "shop.localhost", "/") }()
+	waitStatus(t, status, "the third request queued", func(a router.AppStatus) bool { return a.Waiting == 1 && a.Busy == 2 })
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d got %d", i, c)
+		}
+	}
+	if !(strings.Contains(bodies[0]+bodies[1], "on web.1") && strings.Contains(bodies[0]+bodies[1], "on web.2")) {
+		t.Errorf("the two long requests should have gone to web.1 and web.2; they said %q and %q", bodies[0], bodies[1])
+	}
+}
+
+// through sends GET path with Host host to the router and returns the status and body.
+func through(t *testing.T, routerURL, host, path string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, routerURL+path, nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("GET %s%s via the router: %v", host, path, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitStatus polls the router's /status until the app shop satisfies cond.
+func waitStatus(t *testing.T, url, what string, cond func(router.AppStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last router.Status
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			last = router.Status{}
+			err = json.NewDecoder(resp.Body).Decode(&last)
+			resp.Body.Close()
+			if err == nil && cond(last.Apps["shop"]) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("router status never showed %s; last: %+v", what, last.Apps["shop"])
+}
