@@ -82,11 +82,11 @@ func (d *dyno) closeConnLocked() {
 	d.conn = nil
 }
 
-// take returns a connection to the dyno for one request, with deadline set: the
-// kept-alive one when the dyno has not closed it meanwhile, or a new one. connect is the
-// time spent dialing. Only the holder of the busy dyno calls it.
-func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), deadline time.Time) (dc *dynoConn, connect time.Duration, err error) {
-	if dc = d.reuse(deadline); dc != nil {
+// take returns a connection to the dyno for one request, with a deadline timeout from
+// now: the kept-alive one when the dyno has not closed it meanwhile, or a new one.
+// connect is the time spent dialing. Only the holder of the busy dyno calls it.
+func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration) (dc *dynoConn, connect time.Duration, err error) {
+	if dc = d.reuse(timeout); dc != nil {
 		return dc, 0, nil
 	}
 	start := time.Now()
@@ -98,17 +98,17 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	_ = c.SetDeadline(deadline)
+	_ = c.SetDeadline(time.Now().Add(timeout))
 	dc = &dynoConn{c: c, clean: true}
 	dc.br = bufio.NewReaderSize(c, 16<<10)
 	dc.bw = bufio.NewWriterSize(dc, 16<<10)
 	return dc, connect, nil
 }
 
-// reuse returns the dyno's kept-alive connection for one request, with deadline set,
-// when the dyno has not closed it meanwhile (closing it when it has), or nil. Only the
-// holder of the busy dyno calls it.
-func (d *dyno) reuse(deadline time.Time) *dynoConn {
+// reuse returns the dyno's kept-alive connection for one request, with a deadline
+// timeout from now, when the dyno has not closed it meanwhile (closing it when it has),
+// or nil. Only the holder of the busy dyno calls it.
+func (d *dyno) reuse(timeout time.Duration) *dynoConn {
 	dc := d.conn
 	if dc == nil {
 		return nil
@@ -116,7 +116,7 @@ func (d *dyno) reuse(deadline time.Time) *dynoConn {
 	d.conn = nil
 	// Kept connections keep their last request's deadline (clearing it would cost a
 	// timer update per request): set the new one before looking at the connection.
-	_ = dc.c.SetDeadline(deadline)
+	_ = dc.c.SetDeadline(time.Now().Add(timeout))
 	if dc.br.Buffered() == 0 && alive(dc.c) {
 		dc.written = 0
 		dc.clean = true

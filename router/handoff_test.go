@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +107,102 @@ func TestClientLeavingDuringHandOff(t *testing.T) {
 	}
 	if resp, body := tr.do(t, "GET", "race.localhost", "/after", nil, nil); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("after the races: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A queued POST whose queue wait runs out at the moment a dyno is handed to it is served:
+// the hand-off may already have sent it, so answering H11 would hide work the dyno did.
+// (When the wait wins the app's lock first, the request gets H11 and never reaches the
+// dyno; the assertion holds either way, the sleeps only make the hand-off win.)
+func TestQueueWaitRunningOutDuringHandOff(t *testing.T) {
+	t.Parallel()
+	var posted atomic.Int32
+	release := make(chan struct{})
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		if r.URL.Path == "/pay" {
+			posted.Add(1)
+		}
+		io.WriteString(w, "ok "+r.URL.Path)
+	})
+	tr := startRouter(t, func(c *Config) { c.MaxQueueWait = 200 * time.Millisecond })
+	tr.SetApp("pay", []Instance{b.instance("web.1")})
+	tr.mu.Lock()
+	a := tr.apps["pay"]
+	tr.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { defer close(done); tr.do(t, "GET", "pay.localhost", "/hold", nil, nil) }()
+	waitFor(t, "busy", func() bool { return b.inflight.Load() == 1 })
+	type res struct {
+		code int
+		body string
+	}
+	got := make(chan res, 1)
+	go func() {
+		resp, body := tr.do(t, "POST", "pay.localhost", "/pay", strings.NewReader("amount=1"), nil)
+		got <- res{resp.StatusCode, body}
+	}()
+	waitFor(t, "queued", func() bool { return tr.waiting("pay") == 1 })
+	queuedAt := time.Now()
+	// Hold the app's lock: the releasing request queues on it first, the waiter (whose
+	// timer fires at 200ms) second.
+	a.mu.Lock()
+	close(release)
+	time.Sleep(50 * time.Millisecond) // /hold answered; relay blocks in release on a.mu
+	time.Sleep(time.Until(queuedAt.Add(300 * time.Millisecond)))
+	a.mu.Unlock()
+	r := <-got
+	<-done
+	waitFor(t, "idle", func() bool { st := tr.appStats("pay"); return st.Idle == 1 })
+	t.Logf("client got %d %q; the dyno ran /pay %d times", r.code, strings.TrimSpace(r.body), posted.Load())
+	if r.code != 200 && posted.Load() != 0 {
+		t.Errorf("the client was told %d but the dyno ran the POST", r.code)
+	}
+}
+
+// A response that streams a chunk every 30 ms under a 60 ms timeout is not cut: the
+// read deadline is renewed often enough for short timeouts too.
+func TestStreamUnderShortTimeout(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		f := w.(http.Flusher)
+		for i := 0; i < 10; i++ {
+			io.WriteString(w, "x")
+			f.Flush()
+			time.Sleep(30 * time.Millisecond)
+		}
+	})
+	tr := startRouter(t, func(c *Config) { c.RequestTimeout = 60 * time.Millisecond })
+	tr.SetApp("s", []Instance{b.instance("web.1")})
+	req, _ := http.NewRequest("GET", tr.url+"/", nil)
+	req.Host = "s.localhost"
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(body) != 10 {
+		t.Errorf("streamed body cut: %q, %v", body, err)
+	}
+}
+
+// The timeout counts from when the request is sent: a dial slower than the app's
+// timeout neither marks a healthy dyno down nor fails the request.
+func TestSlowDialDoesNotEatTheTimeout(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, nil)
+	tr := startRouter(t, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond; c.MaxAttempts = 2 })
+	tr.Router.dialer.ControlContext = func(ctx context.Context, network, address string, c syscall.RawConn) error {
+		time.Sleep(120 * time.Millisecond)
+		return nil
+	}
+	tr.SetApp("d", []Instance{b.instance("web.1")})
+	resp, body := tr.do(t, "GET", "d.localhost", "/", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("got %d %q (the dyno served %d)", resp.StatusCode, strings.TrimSpace(body), b.served.Load())
 	}
 }

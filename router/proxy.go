@@ -98,7 +98,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			dc = ahead.dc // the request went out with the hand-off
 		} else {
 			var connect time.Duration
-			dc, connect, err = d.take(req.Context(), r.dialer.DialContext, time.Now().Add(timeout))
+			dc, connect, err = d.take(req.Context(), r.dialer.DialContext, timeout)
 			rec.connect += connect
 		}
 		if err != nil {
@@ -346,10 +346,11 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 	buf := *bp
 	var rerr, werr error
 	var renewed time.Time
+	every := min(100*time.Millisecond, timeout/10)
 	for {
-		// The dyno must send something every timeout; renewing that deadline on every
-		// read would cost a timer update each.
-		if now := time.Now(); now.Sub(renewed) >= 100*time.Millisecond {
+		// The dyno must send something every timeout (less at most a tenth); renewing
+		// that deadline on every read would cost a timer update each.
+		if now := time.Now(); now.Sub(renewed) >= every {
 			_ = dc.c.SetReadDeadline(now.Add(timeout))
 			renewed = now
 		}

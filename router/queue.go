@@ -66,9 +66,10 @@ type sendAhead struct {
 	err error
 }
 
-// maxSendAhead bounds what a hand-off writes for another request: it must fit in the
-// socket's buffer, so that the releasing request never blocks on it.
-const maxSendAhead = 16 << 10
+// maxSendAhead bounds what a hand-off writes for another request: well within a fresh
+// socket's send buffer (16 KiB on Linux), so that the releasing request never blocks on
+// it. Larger requests are sent by their own goroutine.
+const maxSendAhead = 8 << 10
 
 // queueError is why a request got no dyno.
 type queueError struct {
@@ -129,9 +130,14 @@ func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration, ah
 		return nil, depth, &queueError{code: code, waited: time.Since(start)}
 	}
 	a.mu.Unlock()
-	// A dyno was handed over at the same moment: give it to the next in line, once it
-	// answered the request when that was already sent.
+	// A dyno was handed over at the same moment.
 	d = <-w.ch
+	if code == H11 {
+		// The wait ran out as the dyno came: the client is still there, serve it.
+		return d, depth, nil
+	}
+	// The client left: give the dyno to the next in line, once it answered the request
+	// when that was already sent.
 	if ahead != nil && ahead.dc != nil {
 		if ahead.err != nil {
 			ahead.dc.close()
@@ -177,9 +183,8 @@ func (a *app) release(d *dyno) {
 // connection belong to the waiter now, and nobody else touches them.
 func give(w *waiter, d *dyno) {
 	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead {
-		now := time.Now()
-		if dc := d.reuse(now.Add(ah.timeout)); dc != nil {
-			ah.dc, ah.at = dc, now
+		if dc := d.reuse(ah.timeout); dc != nil {
+			ah.dc, ah.at = dc, time.Now()
 			_, ah.err = dc.Write(ah.wire)
 		}
 	}
