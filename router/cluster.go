@@ -40,7 +40,8 @@ type cluster struct {
 	log    hclog.Logger
 	kick   chan struct{}
 
-	lastOK atomic.Int64 // Unix ns of the last heartbeat that reached Consul
+	lastOK  atomic.Int64 // Unix ns of the last heartbeat that reached Consul
+	noCheck atomic.Bool  // the router may not register its check: session only
 
 	mu       sync.Mutex
 	session  string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -82,13 +83,25 @@ func (c *cluster) keepSession(ctx context.Context) {
 
 func (c *cluster) heartbeat(ctx context.Context) error {
 	q := (&consulapi.QueryOptions{}).WithContext(ctx)
-	if err := c.client.Agent().UpdateTTLOpts(c.checkID(), "", consulapi.HealthPassing, q); err != nil {
+	if c.noCheck.Load() {
+		// No check to pass: the session alone.
+	} else if err := c.client.Agent().UpdateTTLOpts(c.checkID(), "", consulapi.HealthPassing, q); err != nil {
 		// The agent does not know the check (first beat, or an agent that lost its
 		// state): register, and beat on the next tick.
-		if rerr := c.register(); rerr != nil {
+		rerr := c.register()
+		var se consulapi.StatusError
+		switch {
+		case rerr == nil:
+			return fmt.Errorf("failed to pass the router's check: %w", err)
+		case errors.As(rerr, &se) && se.Code == http.StatusForbidden:
+			// An ACL token without service:write on dyno-router: the session
+			// alone (TTL and node health) still keeps one request per dyno.
+			c.log.Warn("no permission to register the router in Consul; a dead router's dynos are taken over only after its session TTL",
+				"service", RouterService, "error", rerr)
+			c.noCheck.Store(true)
+		default:
 			return errors.Join(err, rerr)
 		}
-		return fmt.Errorf("failed to pass the router's check: %w", err)
 	}
 	c.mu.Lock()
 	sess := c.session
@@ -151,11 +164,14 @@ func (c *cluster) setFenced(f bool, err error) {
 // the member key with it.
 func (c *cluster) join(ctx context.Context) error {
 	wo := (&consulapi.WriteOptions{}).WithContext(ctx)
-	sess, _, err := c.client.Session().Create(&consulapi.SessionEntry{
+	entry := &consulapi.SessionEntry{
 		Name: "dyno-router " + c.id, TTL: sessionTTL.String(), Behavior: consulapi.SessionBehaviorDelete,
 		LockDelay: lockDelay, NodeChecks: []string{"serfHealth"},
-		ServiceChecks: []consulapi.ServiceCheck{{ID: c.checkID()}},
-	}, wo)
+	}
+	if !c.noCheck.Load() {
+		entry.ServiceChecks = []consulapi.ServiceCheck{{ID: c.checkID()}}
+	}
+	sess, _, err := c.client.Session().Create(entry, wo)
 	if err != nil {
 		return fmt.Errorf("failed to create a cluster session: %w", err)
 	}
@@ -182,6 +198,9 @@ func (c *cluster) leave(sess string) {
 		if _, err := c.client.Session().Destroy(sess, nil); err != nil {
 			c.log.Warn("failed to leave the cluster; peers take over when the router's check turns critical", "error", err)
 		}
+	}
+	if c.noCheck.Load() {
+		return
 	}
 	if err := c.client.Agent().ServiceDeregister(c.serviceID()); err != nil {
 		c.log.Warn("failed to deregister the router from its Consul agent", "error", err)
