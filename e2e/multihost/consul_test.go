@@ -9,10 +9,8 @@ import (
 // starts it again: the site keeps serving (the dyno leaves routing with its node's
 // health, the other serves), and the dyno is routed again once its agent is back.
 func TestHostConsulAgentLoss(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "agent"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
 	e := entries[0]

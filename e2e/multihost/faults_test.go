@@ -51,6 +51,15 @@ func serveMore(t *testing.T, l *Load) {
 	}
 }
 
+// twoDynoGrid starts a grid, deploys app with two web dynos and waits for them, on two
+// hosts.
+func twoDynoGrid(t *testing.T, opts Options, app string) (*Grid, []*consulapi.ServiceEntry) {
+	t.Helper()
+	g := Start(t, opts)
+	deployThin(t, g, app, 2)
+	return g, twoDynos(t, g, app)
+}
+
 // twoDynos waits for the app's two passing dynos on two hosts.
 func twoDynos(t *testing.T, g *Grid, app string) []*consulapi.ServiceEntry {
 	t.Helper()
@@ -177,10 +186,8 @@ func ms(d time.Duration) string { return d.Round(100 * time.Millisecond).String(
 // the router: the site stays up, only the request in flight on the dead host may fail,
 // with a coded answer, and a replacement dyno passes on a live host.
 func TestHostLoss(t *testing.T) {
-	g := Start(t, Options{Hosts: 3})
 	const app = "loss"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 3}, app)
 	load := startLoad(t, g, app)
 
 	victim := g.HostByAddr(entries[0].Service.Address)
@@ -251,10 +258,8 @@ func TestHostLoss(t *testing.T) {
 // TestCrash SIGKILLs a dyno's app process under load: the router stops sending to it at
 // once, and Nomad restarts it in place.
 func TestCrash(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "crash"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
 	e := entries[0]
@@ -279,10 +284,8 @@ func TestCrash(t *testing.T) {
 // TestHang SIGSTOPs a dyno under load: it leaves routing when its health check fails,
 // and Nomad kills it and starts it again.
 func TestHang(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "hang"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
 	e := entries[0]

@@ -11,10 +11,8 @@ import (
 // every request meanwhile, and after the restore the same dyno (same allocation, never
 // restarted) is routed again.
 func TestLinkCut(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "link"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 	r := g.Routers[0]
 	routes := func() int {

@@ -80,19 +80,23 @@ func StartLoadOn(routers []string, host, path string, rate int) *Load {
 				return
 			case <-tick.C:
 			}
-			r := &Result{ID: fmt.Sprintf("multihost-%s-%08d", run, n), Sent: time.Now(), Router: l.routers[n%len(l.routers)]}
-			l.mu.Lock()
-			l.results = append(l.results, r)
-			l.mu.Unlock()
-			l.wg.Add(1)
-			go func() {
-				defer l.wg.Done()
-				l.send(r)
-				l.answered.Add(1)
-			}()
+			l.launch(&Result{ID: fmt.Sprintf("multihost-%s-%08d", run, n), Sent: time.Now(), Router: l.routers[n%len(l.routers)]})
 		}
 	}()
 	return l
+}
+
+// launch records r and sends it in its own goroutine.
+func (l *Load) launch(r *Result) {
+	l.mu.Lock()
+	l.results = append(l.results, r)
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.send(r)
+		l.answered.Add(1)
+	}()
 }
 
 var (
@@ -139,16 +143,7 @@ func (l *Load) send(r *Result) {
 func (l *Load) Burst(n int, path string) {
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	for i := 1; i <= n; i++ {
-		r := &Result{ID: fmt.Sprintf("multihost-burst-%s-%02d", run, i), Sent: time.Now(), Router: l.routers[0], Path: path}
-		l.mu.Lock()
-		l.results = append(l.results, r)
-		l.mu.Unlock()
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.send(r)
-			l.answered.Add(1)
-		}()
+		l.launch(&Result{ID: fmt.Sprintf("multihost-burst-%s-%02d", run, i), Sent: time.Now(), Router: l.routers[0], Path: path})
 	}
 }
 

@@ -16,10 +16,8 @@ import (
 // client, and starts the client again, under load: the running dynos keep serving and
 // none is restarted or replaced.
 func TestPluginAndClientRestart(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "restart"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
 	h := g.HostByAddr(entries[0].Service.Address)

@@ -14,10 +14,8 @@ import (
 // again: every request it had accepted, in flight or queued, is answered 200; the others
 // were refused at connect while no router listened, so no router ever had them.
 func TestRouterRestart(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "reboot"
-	deployThin(t, g, app, 2)
-	twoDynos(t, g, app)
+	g, _ := twoDynoGrid(t, Options{Hosts: 2}, app)
 	r := g.Routers[0]
 	load := startLoadOn(t, []string{r.Addr}, app, "/sleep?ms=80")
 
@@ -97,10 +95,8 @@ func splitOwnership(t *testing.T, a, b string) (string, string) {
 // under load spread over both, and SIGKILLs one: no request the live router accepted is
 // lost, and it takes the dead router's dyno over within a bound.
 func TestRouterTakeover(t *testing.T) {
-	g := Start(t, Options{Hosts: 2, Routers: 2, Cluster: true})
 	const app = "takeover"
-	deployThin(t, g, app, 2)
-	entries := twoDynos(t, g, app)
+	g, entries := twoDynoGrid(t, Options{Hosts: 2, Routers: 2, Cluster: true}, app)
 	live, victim := g.Routers[0], g.Routers[1]
 	// Rendezvous hashing may give both dynos to one router: pick IDs that give one to each.
 	for _, r := range g.Routers {
@@ -204,10 +200,8 @@ func TestRouterTakeover(t *testing.T) {
 // then starts it again: the router keeps serving from its last table, marks its answers
 // and its metrics stale, and is fresh again once its agent is back.
 func TestRouterConsulAgentLoss(t *testing.T) {
-	g := Start(t, Options{Hosts: 2})
 	const app = "stale"
-	deployThin(t, g, app, 2)
-	twoDynos(t, g, app)
+	g, _ := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 	r := g.Routers[0]
 	staleMetric := func(want float64) bool {
