@@ -239,3 +239,46 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 	}
 	waitFor(t, "forward logged", func() bool { return fwd.logHas("dyno=router:", "status=200") })
 }
+
+// When the router owning all of an app's dynos dies, the live router holds the app's
+// requests until it has taken the dynos over, instead of answering H10 meanwhile.
+func TestClusterHoldsRequestsDuringTakeover(t *testing.T) {
+	t.Parallel()
+	g := harness.Consul(t)
+	c, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	id := register(t, c, "heldapp", "web.1", b, nil, false)
+	// Router IDs such that the router about to die owns the dyno.
+	live, dying := "live-0", "dying-0"
+	for i := 1; Owner([]string{live, dying}, id) != dying; i++ {
+		dying = fmt.Sprintf("dying-%d", i)
+	}
+	ra := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = live })
+	rb := startRouterProcess(t, g.Options.ConsulAddr(), dying)
+	waitFor2(t, 30*time.Second, "the dying router owns the dyno and the live one forwards to it", func() bool {
+		s, err := rb.status()
+		return err == nil && s.Apps["heldapp"].Dynos == 1 && routes(ra, "heldapp.localhost") == 200 && ra.appStats("heldapp").Dynos == 0
+	})
+
+	killed := time.Now()
+	rb.cmd.Process.Signal(syscall.SIGKILL)
+	rb.cmd.Wait()
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, body := ra.do(t, "GET", "heldapp.localhost", "/", nil, nil); resp.StatusCode != 200 || body != "ok" {
+				t.Errorf("a request during the takeover got %d %q", resp.StatusCode, body)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("requests sent as the owning router died were served %s after the kill", time.Since(killed).Round(time.Millisecond))
+	if ra.appStats("heldapp").Dynos != 1 {
+		t.Errorf("the live router does not own the dyno after serving through the takeover")
+	}
+}

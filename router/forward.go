@@ -2,7 +2,9 @@ package router
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -32,17 +34,35 @@ func (c *cluster) peerFor(app string) (id, addr string) {
 	return id, addr
 }
 
+// expects says whether the app has passing dynos in Consul, whoever owns them: a router
+// that has none of them may be about to take them over from a router that died.
+func (c *cluster) expects(app string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.insts[app]) > 0
+}
+
+// forwarded is what forward did with a request.
+type forwarded int
+
+const (
+	notForwarded forwarded = iota // no live router owns the app's dynos
+	peerDown                      // the owning router refused the connection: nothing was sent
+	forwardDone                   // answered (by the peer, or with an error page)
+)
+
 // forward sends a request for an app this router owns no dyno of to the router that
 // owns its dynos, so that an app with fewer dynos than routers is served through every
-// router. It reports false when there is no such router.
-func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) bool {
+// router.
+func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) forwarded {
 	if r.cluster == nil || req.Header.Get(HopHeader) != "" {
-		return false
+		return notForwarded
 	}
 	id, addr := r.cluster.peerFor(a.name)
 	if addr == "" {
-		return false
+		return notForwarded
 	}
+	result := forwardDone
 	switch {
 	case body.mem != nil:
 		req.Body = io.NopCloser(bytes.NewReader(body.mem))
@@ -65,6 +85,11 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
+			var oe *net.OpError
+			if errors.As(err, &oe) && oe.Op == "dial" && !body.streaming() {
+				result = peerDown // the caller may still serve it
+				return
+			}
 			r.fail(w, rec, H10)
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -74,10 +99,14 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 	}
 	cw := &countingWriter{ResponseWriter: w}
 	rp.ServeHTTP(cw, req)
+	if result == peerDown {
+		rec.dyno = ""
+		return peerDown
+	}
 	if rec.code == nil {
 		rec.bytes = cw.n
 	}
-	return true
+	return forwardDone
 }
 
 // countingWriter counts body bytes written to the client.

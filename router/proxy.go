@@ -72,20 +72,32 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ahead = &sendAhead{wire: wb.Bytes(), method: req.Method, timeout: timeout}
 	}
 
-	front := false
+	front, hold := false, false
 	for attempt := 1; ; attempt++ {
 		if ahead != nil {
 			ahead.dc, ahead.err = nil, nil
 		}
+		maxWait := r.cfg.MaxQueueWait - rec.wait
+		if hold {
+			maxWait = min(maxWait, takeoverWait)
+		}
 		t0 := time.Now()
-		d, depth, qe := a.acquire(req.Context(), front, r.cfg.MaxQueueWait-rec.wait, ahead)
+		d, depth, qe := a.acquire(req.Context(), front, hold, maxWait, ahead)
 		rec.wait += time.Since(t0)
 		if attempt == 1 {
 			rec.queue = depth
 		}
 		if qe != nil {
-			if qe.code == H10 && attempt == 1 && r.forward(w, req, a, body, rec) {
-				return
+			if qe.code == H10 && attempt == 1 && r.cluster != nil {
+				if r.forward(w, req, a, body, rec) == forwardDone {
+					return
+				}
+				if !body.streaming() && r.cluster.expects(a.name) {
+					// Consul has dynos of the app that no live router serves: a
+					// router died and its dynos are being handed over. Wait for them.
+					hold = true
+					continue
+				}
 			}
 			r.fail(w, rec, qe.code)
 			return
@@ -324,6 +336,10 @@ func (ir idleReader) Read(p []byte) (int, error) {
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// takeoverWait bounds how long a request waits for the dynos of a router that died to
+// be taken over (about 7 s in cluster mode, see docs/router.md) before it is answered H10.
+const takeoverWait = 10 * time.Second
 
 // wireBufs hold requests as they go to dynos.
 var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}

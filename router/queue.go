@@ -86,15 +86,16 @@ func newApp(r *Router, name string) *app {
 // fails with H10 when the app has no dyno up, H11 when the queue is full or the request
 // waited maxWait, and H27 when ctx ends first (the client left). depth is how many
 // requests were ahead of this one when it arrived. When ahead is not nil and the request
-// waited, the dyno may come with the request already sent (ahead.dc set).
-func (a *app) acquire(ctx context.Context, front bool, maxWait time.Duration, ahead *sendAhead) (d *dyno, depth int, qe *queueError) {
+// waited, the dyno may come with the request already sent (ahead.dc set). With hold, the
+// request waits even when the app has no dyno up (its dynos are expected to join).
+func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead) (d *dyno, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
 		d = a.popIdle()
 		a.mu.Unlock()
 		return d, 0, nil
 	}
-	if a.up == 0 {
+	if a.up == 0 && !hold {
 		a.mu.Unlock()
 		return nil, 0, &queueError{code: H10}
 	}
