@@ -66,7 +66,10 @@ func TestThinAppThroughRouter(t *testing.T) {
 	bodies := make([]string, 3)
 	for i := range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); codes[i], bodies[i] = through(t, routerURL, "shop.localhost", "/sleep?ms=2000") }()
+		go func() {
+			defer wg.Done()
+			codes[i], bodies[i] = through(t, routerURL, "shop.localhost", "/sleep?ms=2000")
+		}()
 	}
 	waitStatus(t, status, "both dynos busy", func(a router.AppStatus) bool { return a.Busy == 2 })
 	wg.Add(1)
