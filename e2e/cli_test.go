@@ -86,6 +86,33 @@ func writeSpec(t testing.TB, dir, spec string) {
 	}
 }
 
+// routedApp starts a grid with a router and deploys the example app there as app, with
+// extra lines in its spec and two passing web dynos.
+func routedApp(t *testing.T, app, extra string) (*devgrid.Grid, *consulapi.Client, *dynoCLI) {
+	t.Helper()
+	g := harness.Grid(t, harness.WithRouter(t))
+	consul, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyApp(t)
+	writeSpec(t, dir, fmt.Sprintf(`app %q {
+  procfile = "Procfile"
+%s
+  process "web" {
+    count        = 2
+    memory       = 128
+    health_check = "/health"
+    size         = "shared"
+  }
+}
+`, app, extra))
+	c := newCLI(t, g, app)
+	c.must("deploy", dir)
+	passingDynos(t, consul, app, 2, time.Minute)
+	return g, consul, c
+}
+
 // passingDynos waits until the app's web service has n passing instances, and returns
 // them by their dyno meta.
 func passingDynos(t *testing.T, consul *consulapi.Client, app string, n int, within time.Duration) map[string]*consulapi.ServiceEntry {

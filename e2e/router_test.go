@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/router"
 )
 
@@ -20,25 +19,7 @@ import (
 // request while both dynos are busy instead of piling it onto one.
 func TestThinAppThroughRouter(t *testing.T) {
 	t.Parallel()
-	g := harness.Grid(t, harness.WithRouter(t))
-	consul, err := g.ConsulClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := copyApp(t)
-	writeSpec(t, dir, `app "shop" {
-  procfile = "Procfile"
-  domains  = ["www.shop.test"]
-  process "web" {
-    count        = 2
-    memory       = 128
-    health_check = "/health"
-    size         = "shared"
-  }
-}
-`)
-	newCLI(t, g, "shop").must("deploy", dir)
-	passingDynos(t, consul, "shop", 2, time.Minute)
+	g, _, _ := routedApp(t, "shop", `  domains  = ["www.shop.test"]`)
 	routerURL := "http://" + g.Options.RouterAddr()
 	status := fmt.Sprintf("http://%s:%d/status", g.Options.Bind, g.Options.RouterPort+1)
 

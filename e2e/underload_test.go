@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/e2e/multihost"
 )
 
@@ -13,25 +12,7 @@ import (
 // answered 200 (issue 7, scenario 5, on one host).
 func TestReleasesUnderLoad(t *testing.T) {
 	t.Parallel()
-	g := harness.Grid(t, harness.WithRouter(t))
-	consul, err := g.ConsulClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := copyApp(t)
-	writeSpec(t, dir, `app "steady" {
-  procfile = "Procfile"
-  process "web" {
-    count        = 2
-    memory       = 128
-    health_check = "/health"
-    size         = "shared"
-  }
-}
-`)
-	c := newCLI(t, g, "steady")
-	c.must("deploy", dir)
-	passingDynos(t, consul, "steady", 2, time.Minute)
+	g, consul, c := routedApp(t, "steady", "")
 
 	load := multihost.StartLoad(g.Options.RouterAddr(), "steady.localhost", "/sleep?ms=20", 20)
 	defer load.Stop()
