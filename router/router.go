@@ -92,6 +92,7 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
 		}
 	}
+	raw := ln
 	ln = framingListener{Listener: ln, maxHead: r.cfg.MaxHeaderBytes + 4096, rejected: func(remote string) {
 		r.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", remote)
 	}}
@@ -175,6 +176,7 @@ func (r *Router) Run(ctx context.Context) error {
 	r.log.Info("router shutting down", "timeout", r.cfg.ShutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
 	defer scancel()
+	drainAcceptQueue(raw, time.Second)
 	if err := srv.Shutdown(sctx); err != nil {
 		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)
 		srv.Close()
