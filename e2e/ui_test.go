@@ -47,7 +47,7 @@ func TestNomadUIShowsTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(shots, "nomad-ui-job.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script, "http://"+g.Options.NomadAddr(), "uidemo", "web", "2", shot)
 	cmd.Stderr = os.Stderr

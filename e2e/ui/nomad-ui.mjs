@@ -19,18 +19,32 @@ const browser = await chromium.launch({
   ],
 });
 const seen = {};
+
+// open loads url until what (a locator of the page) shows: on a loaded machine the UI's
+// first load can miss its data, and a reload fetches it again.
+async function open(page, url, what) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      await what(page).first().waitFor({ timeout: 40000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.error(`${url}: not shown yet (${e.message.split("\n")[0]}); reloading`);
+    }
+  }
+}
+
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.setDefaultTimeout(60000);
+  page.setDefaultTimeout(40000);
 
   // The job list shows the app as a job named after it.
-  await page.goto(`${nomad}/ui/jobs`);
-  await page.getByRole("link", { name: app, exact: true }).first().waitFor();
+  await open(page, `${nomad}/ui/jobs`, (p) => p.getByRole("link", { name: app, exact: true }));
   seen.jobListed = true;
 
   // The job page shows the app's task group (its process type) and its allocations.
-  await page.goto(`${nomad}/ui/jobs/${app}@default`);
-  await page.getByText(group, { exact: true }).first().waitFor();
+  await open(page, `${nomad}/ui/jobs/${app}@default`, (p) => p.getByText(group, { exact: true }));
   seen.taskGroup = group;
   // Its dynos are the job's allocations: the summary counts the running ones, and the
   // recent allocations link each one.

@@ -37,6 +37,15 @@ func (g *Grid) consulHealthy(ctx context.Context) error {
 	if leader == "" {
 		return errors.New("no leader yet")
 	}
+	// Sessions and checks need the agent's node in the catalog, which anti-entropy adds
+	// a moment after the election.
+	name, err := c.Agent().NodeName()
+	if err != nil {
+		return err
+	}
+	if n, _, err := c.Catalog().Node(name, nil); err != nil || n == nil || n.Node == nil {
+		return fmt.Errorf("node %s not in the catalog yet (%v)", name, err)
+	}
 	return nil
 }
 
