@@ -53,31 +53,8 @@ func (c *dynoCLI) must(cmd string, args ...string) string {
 	return out
 }
 
-// copyApp copies the example Thin app into a fresh directory, so a test can change it.
-func copyApp(t testing.TB) string {
-	t.Helper()
-	src := filepath.Join(harness.RepoRoot(t), "examples", "thin")
-	dst := filepath.Join(t.TempDir(), "hello")
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if info.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, info.Mode())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+// copyApp copies the example Thin app into a fresh directory named hello.
+func copyApp(t testing.TB) string { return harness.CopyExample(t, "hello") }
 
 func writeSpec(t testing.TB, dir, spec string) {
 	t.Helper()

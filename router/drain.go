@@ -12,9 +12,7 @@ import (
 // listening socket resets those connections, and their clients would see a request
 // lost that they had sent; called just before the server closes its listener, while it
 // goes on accepting, it leaves that only to connections arriving in the moment between.
-// Where the kernel allows socket filters on a listener, one first drops new SYNs, so no
-// new connection enters the queue at all (their clients retry after a second and find
-// the next router, or a refusal). Listeners other than TCP are left as they are.
+// Listeners other than TCP are left as they are.
 func drainAcceptQueue(ln net.Listener, within time.Duration) {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
@@ -24,12 +22,6 @@ func drainAcceptQueue(ln net.Listener, within time.Duration) {
 	if err != nil {
 		return
 	}
-	dropAll := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	_ = rc.Control(func(fd uintptr) {
-		// Best effort: some kernels refuse classic BPF on sockets.
-		_ = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
-			&unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]})
-	})
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		queued := uint32(0)
 		_ = rc.Control(func(fd uintptr) {

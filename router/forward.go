@@ -42,27 +42,20 @@ func (c *cluster) expects(app string) bool {
 	return len(c.insts[app]) > 0
 }
 
-// forwarded is what forward did with a request.
-type forwarded int
-
-const (
-	notForwarded forwarded = iota // no live router owns the app's dynos
-	peerDown                      // the owning router refused the connection: nothing was sent
-	forwardDone                   // answered (by the peer, or with an error page)
-)
-
 // forward sends a request for an app this router owns no dyno of to the router that
 // owns its dynos, so that an app with fewer dynos than routers is served through every
-// router.
-func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) forwarded {
+// router. It reports whether the request was answered: not when no live router owns
+// the app's dynos, nor when the owning router refused the connection (nothing was sent,
+// so the caller may still serve the request).
+func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) (answered bool) {
 	if r.cluster == nil || req.Header.Get(HopHeader) != "" {
-		return notForwarded
+		return false
 	}
 	id, addr := r.cluster.peerFor(a.name)
 	if addr == "" {
-		return notForwarded
+		return false
 	}
-	result := forwardDone
+	peerDown := false
 	switch {
 	case body.mem != nil:
 		req.Body = io.NopCloser(bytes.NewReader(body.mem))
@@ -87,7 +80,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
 			var oe *net.OpError
 			if errors.As(err, &oe) && oe.Op == "dial" && !body.streaming() {
-				result = peerDown // the caller may still serve it
+				peerDown = true
 				return
 			}
 			r.fail(w, rec, H10)
@@ -99,14 +92,14 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 	}
 	cw := &countingWriter{ResponseWriter: w}
 	rp.ServeHTTP(cw, req)
-	if result == peerDown {
+	if peerDown {
 		rec.dyno = ""
-		return peerDown
+		return false
 	}
 	if rec.code == nil {
 		rec.bytes = cw.n
 	}
-	return forwardDone
+	return true
 }
 
 // countingWriter counts body bytes written to the client.

@@ -89,7 +89,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		if qe != nil {
 			if qe.code == H10 && attempt == 1 && r.cluster != nil {
-				if r.forward(w, req, a, body, rec) == forwardDone {
+				if r.forward(w, req, a, body, rec) {
 					return
 				}
 				if !body.streaming() && r.cluster.expects(a.name) {

@@ -184,3 +184,30 @@ func WithRouter(t testing.TB) func(*devgrid.Options) {
 	port := freePortRun(t, 2)
 	return func(o *devgrid.Options) { o.RouterPort = port }
 }
+
+// CopyExample copies the example Thin app (examples/thin) into a fresh directory named
+// name, so that a test can change it or deploy it under its own name.
+func CopyExample(t testing.TB, name string) string {
+	t.Helper()
+	src := filepath.Join(RepoRoot(t), "examples", "thin")
+	dst := filepath.Join(t.TempDir(), name)
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}

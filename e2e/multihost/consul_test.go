@@ -13,10 +13,7 @@ func TestHostConsulAgentLoss(t *testing.T) {
 	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
-	e := entries[0]
-	h := g.HostByAddr(e.Service.Address)
-	alloc := allocOf(t, g, app, e)
-	before, _ := restarts(t, g, alloc.ID)
+	e, h, alloc, before := firstDyno(t, g, app, entries)
 	consul := g.ConsulClient()
 
 	killedAt := time.Now()

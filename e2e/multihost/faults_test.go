@@ -68,6 +68,16 @@ func twoDynos(t *testing.T, g *Grid, app string) []*consulapi.ServiceEntry {
 	})
 }
 
+// firstDyno is the dyno a fault hits, the first of entries: its Consul entry, host,
+// allocation, and how many times it restarted so far.
+func firstDyno(t *testing.T, g *Grid, app string, entries []*consulapi.ServiceEntry) (*consulapi.ServiceEntry, *Host, *nomadapi.Allocation, int) {
+	t.Helper()
+	e := entries[0]
+	alloc := allocOf(t, g, app, e)
+	n, _ := restarts(t, g, alloc.ID)
+	return e, g.HostByAddr(e.Service.Address), alloc, n
+}
+
 // allocOf is the allocation that registered a Consul service instance.
 func allocOf(t *testing.T, g *Grid, app string, e *consulapi.ServiceEntry) *nomadapi.Allocation {
 	t.Helper()
@@ -262,10 +272,7 @@ func TestCrash(t *testing.T) {
 	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
-	e := entries[0]
-	h := g.HostByAddr(e.Service.Address)
-	alloc := allocOf(t, g, app, e)
-	before, _ := restarts(t, g, alloc.ID)
+	e, h, alloc, before := firstDyno(t, g, app, entries)
 	_, pid := dynoPIDs(t, h, alloc.ID)
 	killedAt := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -288,10 +295,7 @@ func TestHang(t *testing.T) {
 	g, entries := twoDynoGrid(t, Options{Hosts: 2}, app)
 	load := startLoad(t, g, app)
 
-	e := entries[0]
-	h := g.HostByAddr(e.Service.Address)
-	alloc := allocOf(t, g, app, e)
-	before, _ := restarts(t, g, alloc.ID)
+	e, h, alloc, before := firstDyno(t, g, app, entries)
 	pids, _ := dynoPIDs(t, h, alloc.ID)
 	stoppedAt := time.Now()
 	for _, p := range pids {

@@ -44,26 +44,7 @@ func (c *dynoCLI) must(cmd string, args ...string) string {
 // deployThin deploys the example Thin app as app with count shared web dynos.
 func deployThin(t *testing.T, g *Grid, app string, count int) {
 	t.Helper()
-	src := filepath.Join(harness.RepoRoot(t), "examples", "thin")
-	dst := filepath.Join(t.TempDir(), app)
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if info.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, info.Mode())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dst := harness.CopyExample(t, app)
 	spec := fmt.Sprintf(`app %q {
   procfile = "Procfile"
   process "web" {

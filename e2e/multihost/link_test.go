@@ -23,10 +23,7 @@ func TestLinkCut(t *testing.T) {
 		return st.Apps[app].Dynos
 	}
 
-	e := entries[0]
-	h := g.HostByAddr(e.Service.Address)
-	alloc := allocOf(t, g, app, e)
-	before, _ := restarts(t, g, alloc.ID)
+	e, h, alloc, before := firstDyno(t, g, app, entries)
 	consul := g.ConsulClient()
 	cutAt := time.Now()
 	if err := g.CutLink(h); err != nil {
