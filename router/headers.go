@@ -83,16 +83,6 @@ func forwardedFor(req *http.Request, ip string) string {
 	return strings.Join(prior, ", ") + ", " + ip
 }
 
-// localPort is the router port the request came in on.
-func localPort(req *http.Request) string {
-	if a, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, port, err := net.SplitHostPort(a.String()); err == nil {
-			return port
-		}
-	}
-	return ""
-}
-
 // connectionTokens are the header names a Connection header lists, which are hop-by-hop
 // too.
 func connectionTokens(h http.Header) map[string]bool {

@@ -16,11 +16,9 @@ import (
 // could not refresh from Consul.
 const StaleHeader = "X-Dyno-Router-Stale"
 
-var _ http.Handler = (*Router)(nil)
-
-// ServeHTTP routes one client request: find the app by Host, take an idle dyno (waiting
-// in the app's queue for one), forward the request and stream the response back.
-func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+// serveRequest routes one client request: find the app by Host, take an idle dyno
+// (waiting in the app's queue for one), forward the request and stream the response back.
+func (r *Router) serveRequest(w *response, req *http.Request) {
 	start := time.Now()
 	ip := clientIP(req)
 	rec := &record{method: req.Method, path: req.RequestURI, host: req.Host}
@@ -50,7 +48,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		timeout = r.cfg.RequestTimeout
 	}
 	ob := &outbound{req: req, requestID: rec.requestID, fwdFor: rec.fwd, proto: "http",
-		port: r.port(req), start: start}
+		port: r.port(), start: start}
 	if req.TLS != nil {
 		ob.proto = "https"
 	}
@@ -64,7 +62,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	var ahead *sendAhead
+	var watch func()
 	if !body.streaming() {
+		watch = w.cc.watchLeave
 		wb := wireBufs.Get().(*bytes.Buffer)
 		defer func() { wb.Reset(); wireBufs.Put(wb) }()
 		ob.writeHead(wb)
@@ -82,7 +82,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			maxWait = min(maxWait, takeoverWait)
 		}
 		t0 := time.Now()
-		d, depth, qe := a.acquire(req.Context(), front, hold, maxWait, ahead)
+		d, depth, qe := a.acquire(req.Context(), front, hold, maxWait, ahead, watch)
 		rec.wait += time.Since(t0)
 		if attempt == 1 {
 			rec.queue = depth

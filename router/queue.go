@@ -88,7 +88,9 @@ func newApp(r *Router, name string) *app {
 // requests were ahead of this one when it arrived. When ahead is not nil and the request
 // waited, the dyno may come with the request already sent (ahead.dc set). With hold, the
 // request waits even when the app has no dyno up (its dynos are expected to join).
-func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead) (d *dyno, depth int, qe *queueError) {
+// waiting, when set, is called before the request starts to wait: it lets ctx learn that
+// the client left.
+func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead, waiting func()) (d *dyno, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
 		d = a.popIdle()
@@ -108,6 +110,9 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 	depth = a.nwait
 	a.enqueue(w, front)
 	a.mu.Unlock()
+	if waiting != nil {
+		waiting()
+	}
 
 	start := time.Now()
 	timer := time.NewTimer(maxWait)

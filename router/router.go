@@ -92,17 +92,7 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
 		}
 	}
-	raw := ln
-	ln = framingListener{Listener: ln, maxHead: r.cfg.MaxHeaderBytes + 4096, rejected: func(remote string) {
-		r.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", remote)
-	}}
-	srv := &http.Server{
-		Handler:           r,
-		ReadHeaderTimeout: r.cfg.HeaderReadTimeout,
-		IdleTimeout:       r.cfg.IdleTimeout,
-		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
-		ErrorLog:          r.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	fr := newFront(r, ln)
 	var msrv *http.Server
 	var mln net.Listener
 	if r.cfg.MetricsListener != nil || r.cfg.MetricsListen != "" {
@@ -152,7 +142,7 @@ func (r *Router) Run(ctx context.Context) error {
 		defer wg.Done()
 		// Connections wait in the listen backlog until the first table is in.
 		r.awaitTable(ctx, tableReady)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := fr.serve(); err != nil {
 			errc <- fmt.Errorf("failed to serve clients: %w", err)
 		}
 	}()
@@ -176,10 +166,9 @@ func (r *Router) Run(ctx context.Context) error {
 	r.log.Info("router shutting down", "timeout", r.cfg.ShutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
 	defer scancel()
-	drainAcceptQueue(raw, time.Second)
-	if err := srv.Shutdown(sctx); err != nil {
+	drainAcceptQueue(ln, time.Second)
+	if err := fr.shutdown(sctx); err != nil {
 		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)
-		srv.Close()
 	}
 	r.closeTracked(sctx)
 	if msrv != nil {
@@ -291,12 +280,12 @@ func (r *Router) advertise() string {
 	return r.Addr()
 }
 
-// port is the router port a request came in on.
-func (r *Router) port(req *http.Request) string {
+// port is the router port requests come in on.
+func (r *Router) port() string {
 	if p := r.lport.Load(); p != nil {
 		return *p
 	}
-	return localPort(req)
+	return ""
 }
 
 // Stale says whether the router serves a table it could not refresh.

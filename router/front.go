@@ -1,0 +1,352 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// front is the router's client side: it accepts connections and serves the requests on
+// each in turn (keep-alive and pipelining), and shuts down gracefully. It is the router's
+// own HTTP/1.1 server rather than net/http's: per request it makes fewer system calls and
+// goroutine switches (no background read while a request is served; see watchLeave), and
+// its parser refuses ambiguous framing outright (request.go).
+type front struct {
+	r        *Router
+	ln       net.Listener
+	shutting atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*clientConn]struct{}
+}
+
+// Connection states, for shutdown: connections that wait for a request are closed at
+// once, new ones get a grace period to send theirs, busy ones finish their response.
+const (
+	connNew int32 = iota
+	connIdle
+	connActive
+	connClosed
+)
+
+// newConnGrace is how long a shutdown waits for a new connection's first request.
+const newConnGrace = 5 * time.Second
+
+// maxDiscard is how much of a request body the router reads past and throws away (a body
+// the router answered without forwarding) to keep the connection alive.
+const maxDiscard = 256 << 10
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+)
+
+func newFront(r *Router, ln net.Listener) *front {
+	return &front{r: r, ln: ln, conns: make(map[*clientConn]struct{})}
+}
+
+// serve accepts connections until the listener closes.
+func (f *front) serve() error {
+	var backoff time.Duration
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			if f.shutting.Load() {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				f.r.log.Warn("failed to accept a connection; retrying", "error", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		br, bw := readers.Get().(*bufio.Reader), writers.Get().(*bufio.Writer)
+		br.Reset(c)
+		bw.Reset(c)
+		cc := &clientConn{f: f, c: c, br: br, bw: bw, remote: c.RemoteAddr().String(), born: time.Now()}
+		cc.ctx, cc.cancel = context.WithCancel(context.Background())
+		f.mu.Lock()
+		if f.shutting.Load() {
+			f.mu.Unlock()
+			c.Close()
+			continue
+		}
+		f.conns[cc] = struct{}{}
+		f.mu.Unlock()
+		go cc.serve()
+	}
+}
+
+// shutdown stops accepting and lets every connection finish the request it is in; those
+// that wait for a request are closed. When ctx ends first, the rest are closed.
+func (f *front) shutdown(ctx context.Context) error {
+	f.shutting.Store(true)
+	f.ln.Close()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if f.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			f.mu.Lock()
+			for cc := range f.conns {
+				cc.c.Close()
+			}
+			f.mu.Unlock()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// closeIdle closes connections that wait for a request and says how many remain.
+func (f *front) closeIdle() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for cc := range f.conns {
+		st := cc.state.Load()
+		if (st == connIdle || st == connNew && time.Since(cc.born) > newConnGrace) && cc.state.CompareAndSwap(st, connClosed) {
+			cc.c.Close()
+		}
+	}
+	return len(f.conns)
+}
+
+// clientConn is one client connection and the requests on it.
+type clientConn struct {
+	f      *front
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	born   time.Time
+	state  atomic.Int32
+	// ctx ends when the client is known to have left (see watchLeave) or the
+	// connection ends. Requests carry it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	head     []byte // the buffer request heads are read into
+	broken   bool   // a write failed: the connection cannot carry another response
+	hijacked bool
+	watching chan struct{} // closed when the watchLeave goroutine is done
+}
+
+func (cc *clientConn) serve() {
+	defer cc.end()
+	cfg := &cc.f.r.cfg
+	for n := 0; ; n++ {
+		wait := cfg.IdleTimeout
+		if n == 0 {
+			wait = cfg.HeaderReadTimeout
+		}
+		if cc.br.Buffered() == 0 {
+			_ = cc.c.SetReadDeadline(time.Now().Add(wait))
+			if _, err := cc.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if st := cc.state.Load(); st == connClosed || !cc.state.CompareAndSwap(st, connActive) {
+			return
+		}
+		_ = cc.c.SetReadDeadline(time.Now().Add(cfg.HeaderReadTimeout))
+		req, body, expect, err := cc.readRequest()
+		if err != nil {
+			cc.refuse(err)
+			return
+		}
+		_ = cc.c.SetReadDeadline(time.Time{})
+		w := &response{cc: cc, req: req, header: make(http.Header, 8)}
+		if expect && body != nil {
+			body.onFirstRead = w.sendContinue
+		}
+		if !cc.handle(w, req) {
+			return
+		}
+		if w.hijacked {
+			cc.hijacked = true
+			return
+		}
+		cc.unwatch()
+		w.finish()
+		if w.closeConn || cc.broken || !cc.discardBody(body, expect) {
+			return
+		}
+		cc.state.Store(connIdle)
+		if cc.f.shutting.Load() {
+			return
+		}
+	}
+}
+
+// readRequest reads the next request head and attaches its body. expect says the
+// client waits for "100 Continue" before it sends the body.
+func (cc *clientConn) readRequest() (req *http.Request, body *requestBody, expect bool, err error) {
+	cfg := &cc.f.r.cfg
+	head, err := readHead(cc.br, cfg.MaxHeaderBytes+4096, cc.head)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	cc.head = head[:0]
+	req, rerr := parseRequest(string(head))
+	if rerr != nil {
+		return nil, nil, false, rerr
+	}
+	if ex := req.Header["Expect"]; len(ex) > 0 {
+		if len(ex) > 1 || !strings.EqualFold(ex[0], "100-continue") || !req.ProtoAtLeast(1, 1) {
+			return nil, nil, false, &requestError{status: http.StatusExpectationFailed, reason: "unsupported Expect"}
+		}
+		expect = true
+	}
+	req.RemoteAddr = cc.remote
+	if req.ContentLength != 0 {
+		body = newRequestBody(cc.br, req.ContentLength, cfg.MaxHeaderBytes)
+		req.Body = body
+	}
+	return req.WithContext(cc.ctx), body, expect, nil
+}
+
+// sendContinue tells a client that waits for it to send its body.
+func (w *response) sendContinue() {
+	if w.wroteHead {
+		return
+	}
+	w.cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	w.cc.fail(w.cc.bw.Flush())
+}
+
+// handle runs the router on one request. It says false when the request was aborted
+// (http.ErrAbortHandler) or panicked: the connection must close.
+func (cc *clientConn) handle(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				cc.f.r.log.Error("panic serving a request", "client", cc.remote, "panic", v, "stack", string(buf))
+			}
+			ok = false
+		}
+	}()
+	cc.f.r.serveRequest(w, req)
+	return true
+}
+
+// refuse answers a request the router will not route, and the connection closes.
+// Read errors and timeouts close it without an answer.
+func (cc *clientConn) refuse(err error) {
+	var re *requestError
+	if !errors.As(err, &re) {
+		return
+	}
+	if re.ambiguous {
+		cc.f.r.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", cc.remote)
+	} else {
+		cc.f.r.log.Debug("refused a malformed request", "client", cc.remote, "status", re.status, "reason", re.reason)
+	}
+	text := strconv.Itoa(re.status) + " " + http.StatusText(re.status) + ": " + re.reason + "\n"
+	bw := cc.bw
+	writeStatusLine(bw, re.status)
+	bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ")
+	bw.WriteString(strconv.Itoa(len(text)))
+	bw.WriteString("\r\n\r\n")
+	bw.WriteString(text)
+}
+
+// discardBody reads past what the router did not read of a request body, so that the
+// connection can carry the next request. It says false when the connection must close.
+func (cc *clientConn) discardBody(body *requestBody, expect bool) bool {
+	if body == nil || body.done {
+		return true
+	}
+	if body.err != nil || expect && body.onFirstRead != nil {
+		// A client still waiting for 100 Continue may or may not send its body.
+		return false
+	}
+	_ = cc.c.SetReadDeadline(time.Now().Add(cc.f.r.cfg.BodyReadTimeout))
+	n, _ := io.CopyN(io.Discard, body, maxDiscard+1)
+	_ = cc.c.SetReadDeadline(time.Time{})
+	return body.done && n <= maxDiscard
+}
+
+// watchLeave starts noticing the client closing its connection while its request waits
+// in a queue, which ends cc.ctx (H27). Only a connection with nothing left to read of
+// the request can be watched: a byte arriving then starts a pipelined request and stays
+// buffered for it. unwatch stops the watch before the connection is read again.
+func (cc *clientConn) watchLeave() {
+	if cc.watching != nil || cc.br.Buffered() > 0 {
+		return
+	}
+	done := make(chan struct{})
+	cc.watching = done
+	go func() {
+		defer close(done)
+		if _, err := cc.br.Peek(1); err != nil && !isTimeout(err) {
+			cc.cancel()
+		}
+	}()
+}
+
+func (cc *clientConn) unwatch() {
+	if cc.watching == nil {
+		return
+	}
+	_ = cc.c.SetReadDeadline(time.Unix(1, 0))
+	<-cc.watching
+	cc.watching = nil
+	_ = cc.c.SetReadDeadline(time.Time{})
+}
+
+// fail notes a failed write: the connection cannot carry another response.
+func (cc *clientConn) fail(err error) {
+	if err != nil {
+		cc.broken = true
+	}
+}
+
+// draining says whether the router is shutting down: responses close their connection.
+func (cc *clientConn) draining() bool { return cc.f.shutting.Load() }
+
+// lingerTime bounds how long a closing connection waits for the client to read the
+// last response before the socket closes (closing with unread input would reset the
+// connection and could destroy that response in flight).
+const lingerTime = 500 * time.Millisecond
+
+func (cc *clientConn) end() {
+	cc.unwatch()
+	cc.cancel()
+	cc.state.Store(connClosed)
+	cc.f.mu.Lock()
+	delete(cc.f.conns, cc)
+	cc.f.mu.Unlock()
+	if cc.hijacked {
+		return // the upgrade owns the connection and its buffers now
+	}
+	if !cc.broken && cc.bw.Buffered() > 0 {
+		_ = cc.c.SetWriteDeadline(time.Now().Add(lingerTime))
+		_ = cc.bw.Flush()
+	}
+	if tc, ok := cc.c.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
+		_ = cc.c.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, cc.c, maxDiscard)
+	}
+	cc.c.Close()
+	cc.br.Reset(nil)
+	cc.bw.Reset(nil)
+	readers.Put(cc.br)
+	writers.Put(cc.bw)
+}

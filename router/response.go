@@ -1,0 +1,242 @@
+package router
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// response writes one answer on a client connection. It frames the body as the headers
+// say: the Content-Length given, else chunked for HTTP/1.1, else until the connection
+// closes. It is an http.ResponseWriter and supports http.ResponseController (flush,
+// read and write deadlines, hijack).
+type response struct {
+	cc        *clientConn
+	req       *http.Request
+	header    http.Header
+	status    int
+	wroteHead bool
+	noBody    bool  // HEAD, 204, 304: no body whatever the headers say
+	chunked   bool  // the body goes out chunked
+	length    int64 // the declared Content-Length, or -1
+	written   int64
+	closeConn bool // the connection ends after this response
+	hijacked  bool
+	trailers  []string // declared in the Trailer header
+}
+
+var _ http.ResponseWriter = (*response)(nil)
+
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader sends the status line and headers (into the connection's buffer). Interim
+// 1xx answers other than 101 go out at once and leave the final one to come.
+func (w *response) WriteHeader(code int) {
+	if w.wroteHead || w.hijacked {
+		return
+	}
+	bw := w.cc.bw
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		writeStatusLine(bw, code)
+		writeHeaderLines(bw, w.header, nil)
+		bw.WriteString("\r\n")
+		w.cc.fail(bw.Flush())
+		return
+	}
+	w.wroteHead, w.status = true, code
+	h := w.header
+	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
+	w.length = -1
+	if cl := h["Content-Length"]; len(cl) == 1 {
+		if n, ok := parseLength(cl[0]); ok {
+			w.length = n
+		}
+	}
+	if w.length < 0 || code == http.StatusNoContent {
+		delete(h, "Content-Length")
+	}
+	if hasToken(h["Connection"], "close") || w.req.Close || w.cc.draining() {
+		w.closeConn = true
+	}
+	if w.length < 0 && !w.noBody {
+		if w.req.ProtoAtLeast(1, 1) {
+			w.chunked = true
+		} else {
+			w.closeConn = true
+		}
+	}
+	if w.chunked {
+		for _, v := range h["Trailer"] {
+			for _, k := range strings.Split(v, ",") {
+				if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+					w.trailers = append(w.trailers, k)
+				}
+			}
+		}
+	}
+
+	writeStatusLine(bw, code)
+	writeHeaderLines(bw, h, func(k string) bool {
+		switch k {
+		case "Connection", "Transfer-Encoding", "Keep-Alive":
+			return false
+		case "Trailer":
+			return w.chunked
+		}
+		return !strings.HasPrefix(k, http.TrailerPrefix)
+	})
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.Write(time.Now().UTC().AppendFormat(make([]byte, 0, 32), http.TimeFormat))
+		bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
+	case w.closeConn:
+		bw.WriteString("Connection: close\r\n")
+	case !w.req.ProtoAtLeast(1, 1):
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+func writeStatusLine(bw *bufio.Writer, code int) {
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(code))
+	bw.WriteByte(' ')
+	text := http.StatusText(code)
+	if text == "" {
+		text = "status code " + strconv.Itoa(code)
+	}
+	bw.WriteString(text)
+	bw.WriteString("\r\n")
+}
+
+// writeHeaderLines writes the headers keep allows (all when nil). Names that are not
+// tokens are dropped, and line breaks in values become spaces, so that no value can
+// start a header or a response of its own.
+func writeHeaderLines(bw *bufio.Writer, h http.Header, keep func(string) bool) {
+	for k, vs := range h {
+		if !isToken(k) || (keep != nil && !keep(k)) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// Write sends body bytes, chunked or within the declared length.
+func (w *response) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHead {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.noBody || len(p) == 0 {
+		return len(p), nil
+	}
+	var tooLong bool
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		p, tooLong = p[:w.length-w.written], true
+		w.closeConn = true
+	}
+	bw := w.cc.bw
+	if w.chunked {
+		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw.WriteString("\r\n")
+	}
+	n, err := bw.Write(p)
+	if w.chunked && err == nil {
+		_, err = bw.WriteString("\r\n")
+	}
+	w.written += int64(n)
+	if err != nil {
+		w.cc.fail(err)
+		return n, err
+	}
+	if tooLong {
+		return n, http.ErrContentLength
+	}
+	return n, nil
+}
+
+// FlushError sends what is buffered to the client (http.ResponseController.Flush).
+func (w *response) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	if !w.wroteHead {
+		w.WriteHeader(http.StatusOK)
+	}
+	err := w.cc.bw.Flush()
+	w.cc.fail(err)
+	return err
+}
+
+func (w *response) Flush() { _ = w.FlushError() }
+
+// SetReadDeadline bounds reads of the client's body.
+func (w *response) SetReadDeadline(t time.Time) error { return w.cc.c.SetReadDeadline(t) }
+
+// SetWriteDeadline bounds writes to the client.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.cc.c.SetWriteDeadline(t) }
+
+// Hijack hands the client connection over (protocol upgrades). Whatever the client sent
+// after the request is in the returned reader.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.wroteHead {
+		return nil, nil, errors.New("response already started")
+	}
+	w.cc.unwatch()
+	w.hijacked = true
+	return w.cc.c, bufio.NewReadWriter(w.cc.br, w.cc.bw), nil
+}
+
+// finish ends the response: the last chunk and trailers, then a flush. A body shorter
+// than its Content-Length can only be ended by closing the connection.
+func (w *response) finish() {
+	if w.hijacked {
+		return
+	}
+	if !w.wroteHead {
+		w.WriteHeader(http.StatusOK)
+	}
+	bw := w.cc.bw
+	if w.chunked {
+		bw.WriteString("0\r\n")
+		trailer := make(http.Header)
+		for _, k := range w.trailers {
+			if vs, ok := w.header[k]; ok {
+				trailer[k] = vs
+			}
+		}
+		for k, vs := range w.header {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				trailer[http.CanonicalHeaderKey(name)] = vs
+			}
+		}
+		writeHeaderLines(bw, trailer, nil)
+		bw.WriteString("\r\n")
+	}
+	if !w.noBody && w.length >= 0 && w.written < w.length {
+		w.closeConn = true
+	}
+	w.cc.fail(bw.Flush())
+}
