@@ -195,7 +195,7 @@ func (cc *clientConn) serve() {
 
 // readRequest reads the next request head and attaches its body. expect says the
 // client waits for "100 Continue" before it sends the body.
-func (cc *clientConn) readRequest() (req *http.Request, body *requestBody, expect bool, err error) {
+func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect bool, err error) {
 	cfg := &cc.f.r.cfg
 	head, err := readHead(cc.br, cfg.MaxHeaderBytes+4096, cc.head)
 	if err != nil {
@@ -214,7 +214,7 @@ func (cc *clientConn) readRequest() (req *http.Request, body *requestBody, expec
 	}
 	req.RemoteAddr = cc.remote
 	if req.ContentLength != 0 {
-		body = newRequestBody(cc.br, req.ContentLength, cfg.MaxHeaderBytes)
+		body = newBodyReader(cc.br, req.ContentLength, cfg.MaxHeaderBytes)
 		req.Body = body
 	}
 	return req.WithContext(cc.ctx), body, expect, nil
@@ -269,7 +269,7 @@ func (cc *clientConn) refuse(err error) {
 
 // discardBody reads past what the router did not read of a request body, so that the
 // connection can carry the next request. It says false when the connection must close.
-func (cc *clientConn) discardBody(body *requestBody, expect bool) bool {
+func (cc *clientConn) discardBody(body *bodyReader, expect bool) bool {
 	if body == nil || body.done {
 		return true
 	}

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -205,24 +204,6 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 	}
 	r.relay(w, req, a, d, dc, bw, resp, timeout, rec)
 	return false
-}
-
-// readResponse reads the dyno's response head, skipping interim 1xx responses other than
-// 101. It peeks first so that a timeout with nothing received leaves the connection in a
-// clean state (responseError.nothing).
-func readResponse(br *bufio.Reader, method string) (*http.Response, error) {
-	for {
-		if _, err := br.Peek(1); err != nil {
-			return nil, &responseError{err: err, nothing: true}
-		}
-		resp, err := http.ReadResponse(br, &http.Request{Method: method})
-		if err != nil {
-			return nil, &responseError{err: err}
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, nil
-		}
-	}
 }
 
 // responseError is a failure to read a response head; nothing says no byte arrived.

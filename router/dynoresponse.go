@@ -1,0 +1,109 @@
+package router
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+)
+
+// maxResponseHead bounds a dyno's response head.
+const maxResponseHead = 1 << 20
+
+// maxTrailer bounds a chunked body's trailer section.
+const maxTrailer = 64 << 10
+
+// readResponse reads the dyno's response head, skipping interim 1xx responses other than
+// 101, and attaches its body. It peeks first so that a timeout with nothing received
+// leaves the connection in a clean state (responseError.nothing).
+func readResponse(br *bufio.Reader, method string) (*http.Response, error) {
+	var scratch [2048]byte
+	for {
+		if _, err := br.Peek(1); err != nil {
+			return nil, &responseError{err: err, nothing: true}
+		}
+		head, err := readHead(br, maxResponseHead, scratch[:0])
+		if err != nil {
+			return nil, &responseError{err: err}
+		}
+		resp, err := parseResponse(string(head))
+		if err != nil {
+			return nil, &responseError{err: err}
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			attachBody(resp, br, method)
+			return resp, nil
+		}
+	}
+}
+
+// parseResponse reads a response head. Framing that could be read two ways (both
+// Content-Length and Transfer-Encoding, conflicting lengths, an encoding other than
+// chunked) is refused: on a kept-alive connection it would let one client's response
+// end up in another's.
+func parseResponse(head string) (*http.Response, error) {
+	line, rest := nextLine(head)
+	proto, status, _ := strings.Cut(line, " ")
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	code, reason, _ := strings.Cut(status, " ")
+	if !ok || major != 1 || len(code) != 3 || !validValue(reason) {
+		return nil, errHeader("malformed status line")
+	}
+	n, ok := parseLength(code)
+	if !ok || n < 100 {
+		return nil, errHeader("malformed status code")
+	}
+	h, err := parseHeader(rest)
+	if err != nil {
+		return nil, err
+	}
+	resp := &http.Response{StatusCode: int(n), Status: status, Proto: proto, ProtoMajor: major,
+		ProtoMinor: minor, Header: h, Body: http.NoBody}
+	conn := h["Connection"]
+	resp.Close = hasToken(conn, "close") || minor == 0 && !hasToken(conn, "keep-alive")
+
+	tes, cls := h["Transfer-Encoding"], h["Content-Length"]
+	switch {
+	case len(tes) > 0 && len(cls) > 0:
+		return nil, errHeader("both Content-Length and Transfer-Encoding")
+	case len(tes) > 0:
+		if len(tes) > 1 || !strings.EqualFold(tes[0], "chunked") || minor == 0 {
+			return nil, errHeader("unsupported Transfer-Encoding")
+		}
+		resp.TransferEncoding = []string{"chunked"}
+		resp.ContentLength = -1
+	case len(cls) > 0:
+		for _, v := range cls[1:] {
+			if v != cls[0] {
+				return nil, errHeader("conflicting Content-Length headers")
+			}
+		}
+		if resp.ContentLength, ok = parseLength(cls[0]); !ok {
+			return nil, errHeader("malformed Content-Length")
+		}
+		h["Content-Length"] = cls[:1]
+	default:
+		resp.ContentLength = -1 // until the connection closes, unless there is no body
+	}
+	return resp, nil
+}
+
+// attachBody gives a final response the reader of its body.
+func attachBody(resp *http.Response, br *bufio.Reader, method string) {
+	switch code := resp.StatusCode; {
+	case code == http.StatusSwitchingProtocols:
+		// The connection carries another protocol now.
+	case method == http.MethodHead, code == http.StatusNoContent, code == http.StatusNotModified:
+	case resp.TransferEncoding != nil:
+		b := newBodyReader(br, -1, maxTrailer)
+		resp.Trailer = make(http.Header)
+		b.trailer = resp.Trailer
+		resp.Body = b
+	case resp.ContentLength > 0:
+		resp.Body = newBodyReader(br, resp.ContentLength, 0)
+	case resp.ContentLength < 0:
+		b := newBodyReader(br, 0, 0)
+		b.untilClose = true
+		resp.Body = b
+		resp.Close = true
+	}
+}

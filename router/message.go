@@ -1,0 +1,276 @@
+package router
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+)
+
+// HTTP/1.1 messages as the router reads them, requests from clients and responses from
+// dynos alike: heads read whole within a limit and parsed strictly, bodies framed by
+// Content-Length, chunks or the connection's end.
+
+// readHead reads one message head from br: the start line and header lines through the
+// blank line that ends them, at most max bytes. Blank lines before the start line are
+// skipped (RFC 9112 2.2). io.EOF means the connection ended cleanly before a head.
+func readHead(br *bufio.Reader, max int, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	lineStart := 0
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(buf)+len(frag) > max {
+			return nil, errHeadTooLarge
+		}
+		buf = append(buf, frag...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		line := buf[lineStart:]
+		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+			if lineStart == 0 {
+				buf = buf[:0] // a blank line before the start line
+				continue
+			}
+			return buf, nil
+		}
+		lineStart = len(buf)
+	}
+}
+
+// errHeader is a malformed header section.
+type errHeader string
+
+func (e errHeader) Error() string { return string(e) }
+
+// parseHeader reads header lines, each "name: value", up to a blank line or the end.
+// Obsolete line folding, bare CRs, whitespace before the colon and control characters
+// in values are refused. Values are substrings of lines: one string holds them all.
+func parseHeader(lines string) (http.Header, error) {
+	n := strings.Count(lines, "\n")
+	h := make(http.Header, n)
+	strs := make([]string, n) // one backing array for the common single values
+	for {
+		var line string
+		line, lines = nextLine(lines)
+		if line == "" {
+			return h, nil
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, errHeader("folded header line")
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !isToken(name) {
+			return nil, errHeader("malformed header line")
+		}
+		value = strings.Trim(value, " \t")
+		if !validValue(value) {
+			return nil, errHeader("invalid character in header " + name)
+		}
+		key := http.CanonicalHeaderKey(name)
+		if vs := h[key]; vs != nil {
+			h[key] = append(vs, value)
+		} else if len(strs) > 0 {
+			strs[0] = value
+			h[key], strs = strs[:1:1], strs[1:]
+		} else {
+			h[key] = []string{value}
+		}
+	}
+}
+
+// nextLine splits the first line off s, without its line ending (CRLF or LF). A CR
+// anywhere else in the line makes it invalid: it is kept, and the checks refuse it.
+func nextLine(s string) (line, rest string) {
+	i := strings.IndexByte(s, '\n')
+	if i < 0 {
+		return s, ""
+	}
+	line, rest = s[:i], s[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// isToken says whether s is an RFC 9110 token (methods, header names).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validValue allows visible characters, spaces, tabs and obs-text in a header value.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength reads a Content-Length: decimal digits only, as RFC 9110 8.6 says.
+func parseLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var f string
+			f, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(f), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bodyReader reads one message body off a connection's reader: exactly length bytes,
+// chunks through their trailer section (length < 0), or, untilClose, everything up to
+// the connection's end. done says it was read to its end, so that the connection can
+// carry the next message.
+type bodyReader struct {
+	src        io.Reader // the chunk decoder, or the connection's reader
+	br         *bufio.Reader
+	remain     int64 // of a Content-Length body
+	chunked    bool
+	untilClose bool
+	maxTrailer int
+	// trailer receives a chunked body's trailer fields when not nil; otherwise they are
+	// checked and dropped.
+	trailer http.Header
+	done    bool
+	err     error
+	// onFirstRead runs before the first read (a client's "Expect: 100-continue").
+	onFirstRead func()
+}
+
+func newBodyReader(br *bufio.Reader, length int64, maxTrailer int) *bodyReader {
+	b := &bodyReader{br: br, src: br, remain: length, maxTrailer: maxTrailer}
+	if length < 0 {
+		b.chunked = true
+		b.src = httputil.NewChunkedReader(br)
+	}
+	return b
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.onFirstRead != nil {
+		b.onFirstRead()
+		b.onFirstRead = nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if !b.chunked && !b.untilClose {
+		if b.remain == 0 {
+			b.done, b.err = true, io.EOF
+			return 0, io.EOF
+		}
+		if int64(len(p)) > b.remain {
+			p = p[:b.remain]
+		}
+	}
+	n, err := b.src.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case err == io.EOF && b.chunked:
+		if terr := readTrailer(b.br, b.maxTrailer, b.trailer); terr != nil {
+			err = terr
+		} else {
+			b.done = true
+		}
+	case err == io.EOF && b.untilClose:
+		b.done = true
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	case err == nil && !b.chunked && !b.untilClose && b.remain == 0:
+		b.done, err = true, io.EOF
+	}
+	b.err = err
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return nil }
+
+// errBadTrailer is a chunked body's trailer section that is malformed or too long.
+var errBadTrailer = errors.New("malformed chunked trailer")
+
+// readTrailer reads the trailer section after the last chunk, header lines through a
+// blank line, into into (checked and dropped when into is nil).
+func readTrailer(br *bufio.Reader, max int, into http.Header) error {
+	var lines []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			return errBadTrailer
+		}
+		if len(lines)+len(line) > max {
+			return errBadTrailer
+		}
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			break
+		}
+		lines = append(lines, line...)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	h, err := parseHeader(string(lines))
+	if err != nil {
+		return errBadTrailer
+	}
+	for k, vs := range h {
+		if into != nil {
+			into[k] = vs
+		}
+	}
+	return nil
+}
