@@ -164,4 +164,3 @@ var hostChars = func() (t [256]bool) {
 	}
 	return t
 }()
-
