@@ -1,0 +1,459 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Tests of the router's client side (front.go, response.go) through a running router,
+// with raw client connections.
+
+// clientConnTo dials the router; reads and writes fail after 10 s.
+func clientConnTo(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// readResp reads one response and its body off br.
+func readResp(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading a response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading a response body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// closedByPeer says whether c was closed by the router: a read ends with EOF (or a
+// reset) before the deadline.
+func closedByPeer(c net.Conn, br *bufio.Reader, within time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(within))
+	b, err := br.ReadByte()
+	switch {
+	case err == nil:
+		return errors.New("read a byte " + string(b) + " instead of the end")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errors.New("still open after " + within.String())
+	}
+	return nil
+}
+
+func TestExpectContinue(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bodies []string
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+		io.WriteString(w, "got "+string(body))
+	})
+	tr := startRouter(t, func(c *Config) { c.MaxBodyBytes = 1000 })
+	tr.SetApp("ex", []Instance{b.instance("web.1")})
+
+	t.Run("forwarded", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: ex.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		// The client sends nothing more until the router says to.
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("waiting for 100 Continue: %v", err)
+		}
+		if resp.StatusCode != 100 {
+			t.Fatalf("got %d before the body was sent, want 100", resp.StatusCode)
+		}
+		io.WriteString(c, "hello")
+		resp, body := readResp(t, br, "POST")
+		if resp.StatusCode != 200 || body != "got hello" {
+			t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, "got hello")
+		}
+		// The connection carries another request.
+		io.WriteString(c, "GET /again HTTP/1.1\r\nHost: ex.localhost\r\n\r\n")
+		if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatalf("second request: %d", resp.StatusCode)
+		}
+	})
+	// Requests answered without forwarding get no 100: the client must not send a body
+	// nobody reads. The connection closes after the answer, as the router cannot know
+	// whether the body follows.
+	for _, tc := range []struct {
+		name, head string
+		status     int
+	}{
+		{"unknown host", "POST / HTTP/1.1\r\nHost: nope.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 404},
+		{"body too large", "POST / HTTP/1.1\r\nHost: ex.localhost\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n", 413},
+		{"other expectation", "POST / HTTP/1.1\r\nHost: ex.localhost\r\nExpect: 200-ok\r\nContent-Length: 5\r\n\r\n", 417},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := clientConnTo(t, tr.Addr())
+			io.WriteString(c, tc.head)
+			resp, _ := readResp(t, br, "POST")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("got %d, want %d (and no 100 before it)", resp.StatusCode, tc.status)
+			}
+			if err := closedByPeer(c, br, 5*time.Second); err != nil {
+				t.Fatalf("connection after a refused expectation: %v", err)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(bodies, "|") != "hello|" {
+		t.Fatalf("dyno saw bodies %q, want only the forwarded request's (and the GET's)", bodies)
+	}
+}
+
+func TestHTTP10Clients(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			// No length: flushed, so the router gets it chunked.
+			io.WriteString(w, "part1,")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part2")
+			return
+		}
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "fixed")
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("old", []Instance{b.instance("web.1")})
+
+	t.Run("no keep-alive, no length", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		io.WriteString(c, "GET /stream HTTP/1.0\r\nHost: old.localhost\r\n\r\n")
+		resp, body := readResp(t, br, "GET")
+		if resp.StatusCode != 200 || body != "part1,part2" {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+		if resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 || !resp.Close {
+			t.Fatalf("HTTP/1.0 response framed by length %d, encoding %q, close %v; want delimited by the close",
+				resp.ContentLength, resp.TransferEncoding, resp.Close)
+		}
+		if err := closedByPeer(c, br, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("no keep-alive, length", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		io.WriteString(c, "GET /fixed HTTP/1.0\r\nHost: old.localhost\r\n\r\n")
+		resp, body := readResp(t, br, "GET")
+		if resp.StatusCode != 200 || body != "fixed" || resp.ContentLength != 5 {
+			t.Fatalf("got %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+		}
+		// (http.ReadResponse takes "Connection: close" out of the header into Close.)
+		if !resp.Close {
+			t.Fatalf("HTTP/1.0 response without Connection: close")
+		}
+		if err := closedByPeer(c, br, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("keep-alive", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		for i := 0; i < 2; i++ {
+			io.WriteString(c, "GET /fixed HTTP/1.0\r\nHost: old.localhost\r\nConnection: keep-alive\r\n\r\n")
+			resp, body := readResp(t, br, "GET")
+			if resp.StatusCode != 200 || body != "fixed" {
+				t.Fatalf("request %d: got %d %q", i, resp.StatusCode, body)
+			}
+			if got := resp.Header.Get("Connection"); !strings.EqualFold(got, "keep-alive") {
+				t.Fatalf("request %d: Connection: %q, want keep-alive", i, got)
+			}
+		}
+		// Without a length the response can only end with the connection.
+		io.WriteString(c, "GET /stream HTTP/1.0\r\nHost: old.localhost\r\nConnection: keep-alive\r\n\r\n")
+		resp, body := readResp(t, br, "GET")
+		if body != "part1,part2" || !resp.Close || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("got %q, close %v, encoding %q", body, resp.Close, resp.TransferEncoding)
+		}
+		if err := closedByPeer(c, br, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("HEAD", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		io.WriteString(c, "HEAD /stream HTTP/1.0\r\nHost: old.localhost\r\nConnection: keep-alive\r\n\r\n")
+		resp, _ := readResp(t, br, "HEAD")
+		if resp.StatusCode != 200 {
+			t.Fatalf("HEAD: %d", resp.StatusCode)
+		}
+		io.WriteString(c, "GET /fixed HTTP/1.0\r\nHost: old.localhost\r\n\r\n")
+		if resp, body := readResp(t, br, "GET"); body != "fixed" {
+			t.Fatalf("after HEAD: %d %q", resp.StatusCode, body)
+		}
+	})
+}
+
+// TestUnreadBodyThenNextRequest: a body the router answers without forwarding is read
+// past, and the connection serves the next request; one too long to read past closes it.
+func TestUnreadBodyThenNextRequest(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []string
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.URL.Path+"="+string(body))
+		mu.Unlock()
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("nb", []Instance{b.instance("web.1")})
+	// The bodies look like requests: if the router did not read past them, the dyno
+	// would get /smuggled.
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: nb.localhost\r\n\r\n"
+	chunked := strconv.FormatInt(int64(len(smuggled)), 16) + "\r\n" + smuggled + "\r\n0\r\nT: 1\r\n\r\n"
+	for _, tc := range []struct{ name, req string }{
+		{"length", "POST / HTTP/1.1\r\nHost: nope.localhost\r\nContent-Length: " + itoa(len(smuggled)) + "\r\n\r\n" + smuggled},
+		{"chunked", "POST / HTTP/1.1\r\nHost: nope.localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked},
+	} {
+		c, br := clientConnTo(t, tr.Addr())
+		io.WriteString(c, tc.req)
+		if resp, _ := readResp(t, br, "POST"); resp.StatusCode != 404 {
+			t.Fatalf("%s: unknown host: %d", tc.name, resp.StatusCode)
+		}
+		io.WriteString(c, "POST /next HTTP/1.1\r\nHost: nb.localhost\r\nContent-Length: 2\r\n\r\nok")
+		if resp, _ := readResp(t, br, "POST"); resp.StatusCode != 200 {
+			t.Fatalf("%s: next request: %d", tc.name, resp.StatusCode)
+		}
+	}
+	// A body past the discard limit is not read: the connection closes after the answer.
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: nope.localhost\r\nContent-Length: 10000000\r\n\r\n")
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for i := 0; i < 10; i++ {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	if resp, _ := readResp(t, br, "POST"); resp.StatusCode != 404 {
+		t.Fatalf("long body: %d", resp.StatusCode)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, br); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection with a long unread body still open: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, "|") != "/next=ok|/next=ok" {
+		t.Fatalf("dyno saw %q", seen)
+	}
+}
+
+// TestDynoHeadersCannotSplitResponses: a dyno's header value with a CR, a LF or a
+// NUL, or a folded line, must not become a header or a response of its own.
+func TestDynoHeadersCannotSplitResponses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, head string }{
+		{"bare CR", "HTTP/1.1 200 OK\r\nX-A: a\rInjected: yes\r\nContent-Length: 2\r\n\r\n"},
+		{"CR CR LF", "HTTP/1.1 200 OK\r\nX-A: a\r\r\nInjected: yes\r\nContent-Length: 2\r\n\r\n"},
+		{"NUL", "HTTP/1.1 200 OK\r\nX-A: a\x00Injected: yes\r\nContent-Length: 2\r\n\r\n"},
+		{"folded", "HTTP/1.1 200 OK\r\nX-A: a\r\n Injected: yes\r\nContent-Length: 2\r\n\r\n"},
+		{"CR in reason", "HTTP/1.1 200 OK\rInjected: yes\r\nContent-Length: 2\r\n\r\n"},
+		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 50\r\n\r\n"},
+		{"length and chunked", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+				http.ReadRequest(br)
+				io.WriteString(c, tc.head+"okHTTP/1.1 200 OK\r\nInjected: yes\r\nContent-Length: 0\r\n\r\n")
+				c.Close()
+			})
+			tr := startRouter(t, nil)
+			tr.SetApp("sp", []Instance{rawInstance(addr, "web.1")})
+			c, br := clientConnTo(t, tr.Addr())
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: sp.localhost\r\n\r\n")
+			resp, body := readResp(t, br, "GET")
+			for k, vs := range resp.Header {
+				for _, v := range vs {
+					if strings.Contains(k, "Injected") || strings.Contains(v, "\r") || strings.Contains(v, "\n") {
+						t.Fatalf("client got header %q: %q", k, v)
+					}
+				}
+			}
+			switch {
+			case resp.StatusCode == 502 && strings.Contains(body, "H17"):
+				waitFor(t, "H17 logged", func() bool { return tr.logHas("code=H17") })
+			case resp.StatusCode == 200 && body == "ok":
+			default:
+				t.Fatalf("got %d %q, want 502 H17 or the sanitised 200", resp.StatusCode, body)
+			}
+			// Nothing the dyno sent after its response reaches the client.
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\n")
+			if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 404 || resp.Header.Get("Injected") != "" {
+				t.Fatalf("next response: %d %v", resp.StatusCode, resp.Header)
+			}
+		})
+	}
+}
+
+// TestResponseHeaderLinesSanitised: whatever a handler puts in the header map, one
+// value is one header line.
+func TestResponseHeaderLinesSanitised(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	bw := bufio.NewWriter(&out)
+	h := http.Header{
+		"X-A":          {"a\r\nInjected: yes", "b\rInjected: yes", "c\nInjected: yes"},
+		"Bad Name":     {"v"},
+		"X-B\r\nX-Inj": {"v"},
+		"":             {"v"},
+	}
+	writeHeaderLines(bw, h, nil)
+	bw.WriteString("\r\n")
+	bw.Flush()
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n"+out.String())), nil)
+	if err != nil {
+		t.Fatalf("header lines %q do not parse: %v", out.String(), err)
+	}
+	if len(resp.Header) != 1 || len(resp.Header["X-A"]) != 3 {
+		t.Fatalf("header lines %q read as %v", out.String(), resp.Header)
+	}
+}
+
+func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, nil)
+	const idle = 300 * time.Millisecond
+	tr := startRouter(t, func(c *Config) { c.IdleTimeout = idle; c.HeaderReadTimeout = 5 * time.Second })
+	tr.SetApp("idle", []Instance{b.instance("web.1")})
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: idle.localhost\r\n\r\n")
+	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	start := time.Now()
+	if err := closedByPeer(c, br, 5*time.Second); err != nil {
+		t.Fatalf("idle connection: %v", err)
+	}
+	if waited := time.Since(start); waited < idle/2 {
+		t.Fatalf("idle connection closed after %s, before the idle timeout %s", waited, idle)
+	}
+	// A connection that sends nothing at all is closed after the header read timeout,
+	// not the idle timeout.
+	tr2 := startRouter(t, func(c *Config) { c.IdleTimeout = time.Minute; c.HeaderReadTimeout = idle })
+	c2, br2 := clientConnTo(t, tr2.Addr())
+	if err := closedByPeer(c2, br2, 5*time.Second); err != nil {
+		t.Fatalf("silent new connection: %v", err)
+	}
+}
+
+// TestShutdownClosesIdleAtOnce: on shutdown, keep-alive connections waiting for a
+// request are closed at once, while a request in flight finishes (with Connection:
+// close) and Run returns when it has.
+func TestShutdownClosesIdleAtOnce(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	}
+	b, b2 := newBackend(t, h), newBackend(t, h)
+	ln := listen(t)
+	r, err := New(Config{Listener: ln, ShutdownTimeout: 20 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetApp("sd", []Instance{b.instance("web.1"), b2.instance("web.2")})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready()
+
+	idle, idleBr := clientConnTo(t, r.Addr())
+	io.WriteString(idle, "GET /fast HTTP/1.1\r\nHost: sd.localhost\r\n\r\n")
+	if resp, _ := readResp(t, idleBr, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d", resp.StatusCode)
+	}
+	busy, busyBr := clientConnTo(t, r.Addr())
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: sd.localhost\r\n\r\n")
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the slow request never reached a dyno")
+	}
+
+	stopAt := time.Now()
+	cancel()
+	if err := closedByPeer(idle, idleBr, 3*time.Second); err != nil {
+		t.Fatalf("idle keep-alive connection during shutdown: %v", err)
+	}
+	t.Logf("idle connection closed %s after shutdown began", time.Since(stopAt))
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) with a request in flight", err)
+	default:
+	}
+	close(release)
+	resp, body := readResp(t, busyBr, "GET")
+	if resp.StatusCode != 200 || body != "/slow" {
+		t.Fatalf("request in flight: %d %q", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Fatalf("response during shutdown lacks Connection: close")
+	}
+	if err := closedByPeer(busy, busyBr, 3*time.Second); err != nil {
+		t.Fatalf("busy connection after its response: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Run did not return after the last request")
+	}
+}
+
+// TestClientLeavingPipelinedWhileQueued: H27 for a client that leaves while queued is
+// in TestCodes; here the client leaves after sending the request with a body.
+func TestClientLeavingWithBodyWhileQueued(t *testing.T) {
+	t.Parallel()
+	b, order, release := blockingBackend(t)
+	tr := startRouter(t, nil)
+	tr.SetApp("lv", []Instance{b.instance("web.1")})
+	done := make(chan struct{})
+	go func() { defer close(done); tr.do(t, "GET", "lv.localhost", "/held", nil, nil) }()
+	<-order
+	c, _ := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST /gone HTTP/1.1\r\nHost: lv.localhost\r\nContent-Length: 4\r\n\r\nbody")
+	waitFor(t, "queued", func() bool { return tr.waiting("lv") == 1 })
+	c.Close()
+	waitFor(t, "removed from queue", func() bool { return tr.waiting("lv") == 0 })
+	close(release)
+	<-done
+	waitFor(t, "H27 log", func() bool { return tr.logHas("code=H27", `path="/gone"`) })
+	if n := b.served.Load(); n != 1 {
+		t.Fatalf("dyno served %d requests; the abandoned one must never reach it", n)
+	}
+}
