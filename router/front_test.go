@@ -457,3 +457,61 @@ func TestClientLeavingWithBodyWhileQueued(t *testing.T) {
 		t.Fatalf("dyno served %d requests; the abandoned one must never reach it", n)
 	}
 }
+
+// TestExpectIgnoredOnHTTP10: RFC 9110 10.1.1: "A server that receives a 100-continue
+// expectation in an HTTP/1.0 request MUST ignore that expectation."
+func TestExpectIgnoredOnHTTP10(t *testing.T) {
+	t.Parallel()
+	if expectOn10Bug {
+		t.Skip("bug reported to lead: an HTTP/1.0 request with Expect: 100-continue is answered 417; RFC 9110 says to ignore it")
+	}
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(body))
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("ex10", []Instance{b.instance("web.1")})
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST / HTTP/1.0\r\nHost: ex10.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
+	resp, body := readResp(t, br, "POST")
+	if resp.StatusCode != 200 || body != "got hello" {
+		t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, "got hello")
+	}
+}
+
+const expectOn10Bug = true
+
+// TestSlowReaderDoesNotHoldDyno: a client that sends a request and never reads the
+// response must not keep the dyno busy for ever: the router stops writing to it after a
+// while, settles the dyno's response and serves the next request.
+func TestSlowReaderDoesNotHoldDyno(t *testing.T) {
+	t.Parallel()
+	if slowReaderBug {
+		t.Skip("bug reported to lead: a client that never reads its response holds the dyno for ever (no client write timeout)")
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, "ok")
+			return
+		}
+		for i := 0; i < 64; i++ {
+			if _, err := w.Write(big); err != nil {
+				return
+			}
+		}
+	})
+	tr := startRouter(t, func(c *Config) { c.RequestTimeout = 500 * time.Millisecond; c.MaxQueueWait = 5 * time.Second })
+	tr.SetApp("sr", []Instance{b.instance("web.1")})
+	c, _ := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: sr.localhost\r\n\r\n")
+	waitFor(t, "dyno busy", func() bool { return b.inflight.Load() == 1 })
+	start := time.Now()
+	resp, body := tr.do(t, "GET", "sr.localhost", "/small", nil, nil)
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("next request after %s: %d %q, want 200 (the dyno is held by a client that does not read)",
+			time.Since(start), resp.StatusCode, body)
+	}
+}
+
+const slowReaderBug = true

@@ -102,7 +102,7 @@ func sameRequest(ours, gos *parsedRequest) string {
 	var diffs []string
 	check := func(what string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
-			diffs = append(diffs, fmt.Sprintf("%s: ours %q, Go's %q", what, a, b))
+			diffs = append(diffs, fmt.Sprintf("%s: ours %q, Go's %q", what, fmt.Sprint(a), fmt.Sprint(b)))
 		}
 	}
 	check("method", o.Method, g.Method)
@@ -359,6 +359,7 @@ var fuzzFindings = []string{
 	// the router accepted it.
 	"0 * HTTP/1.1\nHost:\nTrAnsfer-EnCoding:CHUNKED\n\n00\r\n\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\nGET /next HTTP/1.1\nHost: a\n\n",
+	"0 * HTTP/1.1\nHost:\nTrAnsfer-EnCoding:Chunked\n\n0\r\n\n\r0",
 }
 
 // bareLFTrailerBug: the router accepts a bare LF as the end of a chunked body's trailer
@@ -391,7 +392,7 @@ func checkAgainstGo(t *testing.T, data []byte) {
 		if err != nil {
 			return // the body failed: the connection ends here
 		}
-		if gerr != nil && bareLFTrailerBug && o.ContentLength < 0 && bytes.Contains(data, []byte("0\r\n")) && lfTrailer(data) {
+		if gerr != nil && bareLFTrailerBug && o.ContentLength < 0 && goTrailerError(gerr) {
 			t.Skipf("bug reported to lead: bare LF ends a chunked trailer section (Go: %v)", gerr)
 		}
 		if gerr != nil {
@@ -418,11 +419,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// lfTrailer says whether data has a line ending in a bare LF after a CRLF line (a chunk
-// line), as a trailer section ended by bare LFs has.
-func lfTrailer(data []byte) bool {
-	i := bytes.LastIndex(data, []byte("\r\n"))
-	return i >= 0 && bytes.Contains(data[i+2:], []byte("\n")) && !bytes.Contains(data[i+2:], []byte("\r"))
+// goTrailerError says whether Go failed on a trailer section because it found no CRLF
+// CRLF ahead (in its 4 KiB buffer): what it does with a trailer ended by bare LFs.
+func goTrailerError(err error) bool {
+	return strings.Contains(err.Error(), "unexpected EOF reading trailer") ||
+		strings.Contains(err.Error(), "suspiciously long trailer")
 }
 
 func TestFuzzFindings(t *testing.T) {
@@ -431,3 +432,32 @@ func TestFuzzFindings(t *testing.T) {
 		t.Run(strconv.Itoa(i), func(t *testing.T) { checkAgainstGo(t, []byte(s)) })
 	}
 }
+
+// TestConnectionTokensTrimmedAsGo: Connection tokens are trimmed of spaces and tabs
+// only (RFC 9110 OWS), as Go does; a no-break space (obs-text, allowed in values) is
+// part of the token.
+func TestConnectionTokensTrimmedAsGo(t *testing.T) {
+	t.Parallel()
+	if connTokenTrimBug {
+		t.Skip("bug reported to lead: hasToken trims with strings.TrimSpace, so \"close\\u00a0\" counts as close (Go: not)")
+	}
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\u00a0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: \u0085close\r\n\r\n",
+		"GET / HTTP/1.0\r\nConnection: keep-alive\u00a0\r\n\r\n",
+	} {
+		ours, err := readOurs(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		gos, err := readGo(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%q: Go: %v", raw, err)
+		}
+		if d := sameRequest(ours, gos); d != "" {
+			t.Errorf("%q: %s", raw, d)
+		}
+	}
+}
+
+const connTokenTrimBug = true
