@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -163,13 +164,17 @@ func (cc *clientConn) serve() {
 		if st := cc.state.Load(); st == connClosed || !cc.state.CompareAndSwap(st, connActive) {
 			return
 		}
-		_ = cc.c.SetReadDeadline(time.Now().Add(cfg.HeaderReadTimeout))
+		// A head that arrived whole needs no deadline of its own. The deadline in force
+		// stays after the head: every later read of the client sets its own (body
+		// prefetch, watchLeave, body discard, upgrade).
+		if !cc.headBuffered() {
+			_ = cc.c.SetReadDeadline(time.Now().Add(cfg.HeaderReadTimeout))
+		}
 		req, body, expect, err := cc.readRequest()
 		if err != nil {
 			cc.refuse(err)
 			return
 		}
-		_ = cc.c.SetReadDeadline(time.Time{})
 		w := &response{cc: cc, req: req, header: make(http.Header, 8)}
 		if expect && body != nil {
 			body.onFirstRead = w.sendContinue
@@ -191,6 +196,12 @@ func (cc *clientConn) serve() {
 			return
 		}
 	}
+}
+
+// headBuffered says whether a whole request head is in the read buffer already.
+func (cc *clientConn) headBuffered() bool {
+	b, _ := cc.br.Peek(cc.br.Buffered())
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // readRequest reads the next request head and attaches its body. expect says the
@@ -293,6 +304,7 @@ func (cc *clientConn) watchLeave() {
 	}
 	done := make(chan struct{})
 	cc.watching = done
+	_ = cc.c.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
 		if _, err := cc.br.Peek(1); err != nil && !isTimeout(err) {

@@ -202,7 +202,7 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 		r.upgrade(w, a, d, dc, bw, ob, resp, rec)
 		return false
 	}
-	r.relay(w, req, a, d, dc, bw, resp, timeout, rec)
+	r.relay(w, req, a, d, dc, bw, resp, timeout, sent, rec)
 	return false
 }
 
@@ -328,7 +328,7 @@ var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // relay streams a response to the client. The dyno is released when the body ended
 // (keeping the connection when it can be reused) or failed (closing it).
 func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn, bw *bodyWriter,
-	resp *http.Response, timeout time.Duration, rec *record) {
+	resp *http.Response, timeout time.Duration, sent time.Time, rec *record) {
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	rec.status = resp.StatusCode
@@ -342,7 +342,7 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 	bp := copyBufs.Get().(*[]byte)
 	buf := *bp
 	var rerr, werr error
-	var renewed time.Time
+	renewed := sent // the deadline set before the request went out
 	every := min(100*time.Millisecond, timeout/10)
 	for {
 		// The dyno must send something every timeout (less at most a tenth); renewing

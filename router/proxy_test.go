@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -446,7 +447,10 @@ func TestRedispatchAfterStaleKeepAlive(t *testing.T) {
 	t.Parallel()
 	// The dyno closes each connection after answering without saying so: the router
 	// must notice the dead kept-alive connection and dial again, not answer H13.
-	addr, conns := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	var closed atomic.Int32
+	addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		defer closed.Add(1)
+		defer c.Close()
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
@@ -460,8 +464,7 @@ func TestRedispatchAfterStaleKeepAlive(t *testing.T) {
 		if resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
-		waitFor(t, "dyno closed", func() bool { return conns() == i+1 })
-		time.Sleep(20 * time.Millisecond)
+		waitFor(t, "dyno closed", func() bool { return closed.Load() == int32(i+1) })
 	}
 }
 

@@ -71,6 +71,10 @@ type sendAhead struct {
 // it. Larger requests are sent by their own goroutine.
 const maxSendAhead = 8 << 10
 
+// watchDelay is how long a queued request waits before its client is watched for
+// leaving (see acquire).
+const watchDelay = time.Millisecond
+
 // queueError is why a request got no dyno.
 type queueError struct {
 	code   *Code
@@ -88,8 +92,8 @@ func newApp(r *Router, name string) *app {
 // requests were ahead of this one when it arrived. When ahead is not nil and the request
 // waited, the dyno may come with the request already sent (ahead.dc set). With hold, the
 // request waits even when the app has no dyno up (its dynos are expected to join).
-// waiting, when set, is called before the request starts to wait: it lets ctx learn that
-// the client left.
+// waiting, when set, is called once the request has waited watchDelay: from then on ctx
+// learns that the client left.
 func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead, waiting func()) (d *dyno, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
@@ -110,21 +114,37 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 	depth = a.nwait
 	a.enqueue(w, front)
 	a.mu.Unlock()
-	if waiting != nil {
-		waiting()
-	}
 
 	start := time.Now()
-	timer := time.NewTimer(maxWait)
+	// One timer: first until the client is watched (most waits end before that, and
+	// watching costs a goroutine and system calls), then until the wait runs out.
+	first := maxWait
+	if waiting != nil {
+		if maxWait > watchDelay {
+			first = watchDelay
+		} else {
+			waiting()
+			waiting = nil
+		}
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	var code *Code
-	select {
-	case d = <-w.ch:
-		return d, depth, nil
-	case <-ctx.Done():
-		code = H27
-	case <-timer.C:
-		code = H11
+	for code == nil {
+		select {
+		case d = <-w.ch:
+			return d, depth, nil
+		case <-ctx.Done():
+			code = H27
+		case <-timer.C:
+			if waiting != nil {
+				waiting()
+				waiting = nil
+				timer.Reset(maxWait - first)
+				continue
+			}
+			code = H11
+		}
 	}
 	a.mu.Lock()
 	if w.queued {
