@@ -515,3 +515,28 @@ func TestSlowReaderDoesNotHoldDyno(t *testing.T) {
 }
 
 const slowReaderBug = true
+
+// TestPipelinedWhileQueued: requests pipelined behind one that waits in the queue (whose
+// connection is watched for the client leaving) are all served, in order.
+func TestPipelinedWhileQueued(t *testing.T) {
+	t.Parallel()
+	b, order, release := blockingBackend(t)
+	tr := startRouter(t, nil)
+	tr.SetApp("pq", []Instance{b.instance("web.1")})
+	done := make(chan struct{})
+	go func() { defer close(done); tr.do(t, "GET", "pq.localhost", "/held", nil, nil) }()
+	<-order
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST /1 HTTP/1.1\r\nHost: pq.localhost\r\nContent-Length: 1\r\n\r\nx")
+	waitFor(t, "queued", func() bool { return tr.waiting("pq") == 1 })
+	// The second request arrives while the first is watched.
+	io.WriteString(c, "GET /2 HTTP/1.1\r\nHost: pq.localhost\r\n\r\nGET /3 HTTP/1.1\r\nHost: pq.localhost\r\n\r\n")
+	close(release)
+	<-done
+	for _, want := range []string{"/1", "/2", "/3"} {
+		resp, body := readResp(t, br, "GET")
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+		}
+	}
+}

@@ -461,3 +461,24 @@ func TestConnectionTokensTrimmedAsGo(t *testing.T) {
 }
 
 const connTokenTrimBug = true
+
+// TestAbsoluteFormAuthorityChecked: the authority of an absolute-form target replaces
+// the Host header (RFC 9112 3.2.2), so it must pass the same check: it is what the router
+// routes by, logs and sends to the dyno as Host.
+func TestAbsoluteFormAuthorityChecked(t *testing.T) {
+	t.Parallel()
+	if absoluteHostBug {
+		t.Skip("bug reported to lead: the authority of an absolute-form target is not checked as a Host header is")
+	}
+	for _, raw := range []string{
+		"GET http://a\"b<>/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET http://a%c2%85b/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET http://a`b|c/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		if req, err := parseRequest(raw); err == nil {
+			t.Errorf("%q accepted with host %q", raw, req.Host)
+		}
+	}
+}
+
+const absoluteHostBug = true
