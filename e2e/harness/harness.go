@@ -66,11 +66,14 @@ func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 	// Free ports are found, then taken: another test may take one in between. A grid
 	// whose agent could not bind is started again on other ports.
 	for attempt := 1; ; attempt++ {
-		nomadPort := freePortRun(t, 3)
+		// One run for both agents: two runs looked up one after the other can overlap,
+		// since each lookup frees its ports again.
+		consulPort := freePortRun(t, 7)
+		nomadPort := consulPort + 4
 		o := devgrid.Options{
 			DataDir:    dataDir(t),
 			BinDir:     BinDir(t),
-			ConsulPort: freePortRun(t, 4),
+			ConsulPort: consulPort,
 			NomadPort:  nomadPort,
 			// Grids of tests that run at once keep out of each other's cgroups.
 			CgroupParent: fmt.Sprintf("dynogrid-e2e-%d", nomadPort),
