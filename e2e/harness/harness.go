@@ -64,7 +64,8 @@ func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 	var g *devgrid.Grid
 	var err error
 	// Free ports are found, then taken: another test may take one in between. A grid
-	// whose agent could not bind is started again on other ports.
+	// whose agent could not bind, or whose ports overlap those given in opts, is started
+	// again on other ports.
 	for attempt := 1; ; attempt++ {
 		// One run for both agents: two runs looked up one after the other can overlap,
 		// since each lookup frees its ports again.
@@ -87,7 +88,8 @@ func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 		if err == nil {
 			break
 		}
-		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+		retry := strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "asked for twice")
+		if attempt == 3 || !retry {
 			t.Fatalf("harness: grid did not start: %v", err)
 		}
 		t.Logf("harness: a port was taken meanwhile, starting again: %v", err)
