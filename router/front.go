@@ -141,8 +141,9 @@ type clientConn struct {
 	// connection ends. Requests carry it.
 	ctx      context.Context
 	cancel   context.CancelFunc
-	head     []byte // the buffer request heads are read into
-	broken   bool   // a write failed: the connection cannot carry another response
+	head     []byte    // the buffer request heads are read into
+	writeBy  time.Time // the write deadline in force
+	broken   bool      // a write failed: the connection cannot carry another response
 	hijacked bool
 	watching chan struct{} // closed when the watchLeave goroutine is done
 }
@@ -175,7 +176,7 @@ func (cc *clientConn) serve() {
 			cc.refuse(err)
 			return
 		}
-		w := &response{cc: cc, req: req, header: make(http.Header, 8)}
+		w := &response{cc: cc, req: req, header: make(http.Header, 8), writeTimeout: cfg.RequestTimeout}
 		if expect && body != nil {
 			body.onFirstRead = w.sendContinue
 		}
@@ -217,8 +218,9 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 	if rerr != nil {
 		return nil, nil, false, rerr
 	}
-	if ex := req.Header["Expect"]; len(ex) > 0 {
-		if len(ex) > 1 || !strings.EqualFold(ex[0], "100-continue") || !req.ProtoAtLeast(1, 1) {
+	// An HTTP/1.0 client cannot expect anything (RFC 9110 10.1.1).
+	if ex := req.Header["Expect"]; len(ex) > 0 && req.ProtoAtLeast(1, 1) {
+		if len(ex) > 1 || !strings.EqualFold(ex[0], "100-continue") {
 			return nil, nil, false, &requestError{status: http.StatusExpectationFailed, reason: "unsupported Expect"}
 		}
 		expect = true
@@ -237,6 +239,7 @@ func (w *response) sendContinue() {
 		return
 	}
 	w.cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	w.cc.armWrite(w.writeTimeout)
 	w.cc.fail(w.cc.bw.Flush())
 }
 
@@ -321,6 +324,19 @@ func (cc *clientConn) unwatch() {
 	<-cc.watching
 	cc.watching = nil
 	_ = cc.c.SetReadDeadline(time.Time{})
+}
+
+// armWrite makes sure that a write deadline at least half of d away is in force: a
+// client must accept response bytes within d (at least d/2), or the response fails, so
+// that a client that stops reading cannot hold a dyno. Renewing only at half time keeps
+// timer updates off most requests.
+func (cc *clientConn) armWrite(d time.Duration) {
+	now := time.Now()
+	if cc.writeBy.Sub(now) >= d/2 {
+		return
+	}
+	cc.writeBy = now.Add(d)
+	_ = cc.c.SetWriteDeadline(cc.writeBy)
 }
 
 // fail notes a failed write: the connection cannot carry another response.

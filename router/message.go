@@ -161,7 +161,7 @@ func hasToken(values []string, token string) bool {
 		for v != "" {
 			var f string
 			f, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.TrimSpace(f), token) {
+			if strings.EqualFold(strings.Trim(f, " \t"), token) {
 				return true
 			}
 		}
@@ -252,10 +252,11 @@ func readTrailer(br *bufio.Reader, max int, into http.Header) error {
 			}
 			return errBadTrailer
 		}
-		if len(lines)+len(line) > max {
+		if len(lines)+len(line) > max || len(line) < 2 || line[len(line)-2] != '\r' {
+			// Trailer lines end in CRLF: readers differ on a bare LF there.
 			return errBadTrailer
 		}
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+		if len(line) == 2 {
 			break
 		}
 		lines = append(lines, line...)

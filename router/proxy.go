@@ -46,6 +46,7 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 	if timeout <= 0 {
 		timeout = r.cfg.RequestTimeout
 	}
+	w.writeTimeout = timeout
 	ob := &outbound{req: req, requestID: rec.requestID, fwdFor: rec.fwd, proto: "http",
 		port: r.port(), start: start}
 	if req.TLS != nil {

@@ -67,6 +67,9 @@ func parseRequest(head string) (*http.Request, *requestError) {
 	case len(hosts) == 0 && req.ProtoAtLeast(1, 1):
 		return nil, badRequest("missing Host header")
 	}
+	if u.Host != "" && !validHost(u.Host) {
+		return nil, badRequest("malformed authority in the request target")
+	}
 	req.Host = u.Host
 	if req.Host == "" && len(hosts) == 1 {
 		req.Host = hosts[0]

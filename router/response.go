@@ -26,7 +26,9 @@ type response struct {
 	written   int64
 	closeConn bool // the connection ends after this response
 	hijacked  bool
-	trailers  []string // declared in the Trailer header
+	// writeTimeout bounds how long the client may take to accept each write.
+	writeTimeout time.Duration
+	trailers     []string // declared in the Trailer header
 }
 
 var _ http.ResponseWriter = (*response)(nil)
@@ -44,6 +46,7 @@ func (w *response) WriteHeader(code int) {
 		writeStatusLine(bw, code)
 		writeHeaderLines(bw, w.header, nil)
 		bw.WriteString("\r\n")
+		w.cc.armWrite(w.writeTimeout)
 		w.cc.fail(bw.Flush())
 		return
 	}
@@ -155,6 +158,7 @@ func (w *response) Write(p []byte) (int, error) {
 		w.closeConn = true
 	}
 	bw := w.cc.bw
+	w.cc.armWrite(w.writeTimeout)
 	if w.chunked {
 		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
 		bw.WriteString("\r\n")
@@ -182,6 +186,7 @@ func (w *response) FlushError() error {
 	if !w.wroteHead {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.cc.armWrite(w.writeTimeout)
 	err := w.cc.bw.Flush()
 	w.cc.fail(err)
 	return err
@@ -238,5 +243,6 @@ func (w *response) finish() {
 	if !w.noBody && w.length >= 0 && w.written < w.length {
 		w.closeConn = true
 	}
+	w.cc.armWrite(w.writeTimeout)
 	w.cc.fail(bw.Flush())
 }
