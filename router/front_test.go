@@ -296,6 +296,7 @@ func TestDynoHeadersCannotSplitResponses(t *testing.T) {
 					}
 				}
 			}
+			t.Logf("client got %d %q", resp.StatusCode, body)
 			switch {
 			case resp.StatusCode == 502 && strings.Contains(body, "H17"):
 				waitFor(t, "H17 logged", func() bool { return tr.logHas("code=H17") })
