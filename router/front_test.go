@@ -463,9 +463,6 @@ func TestClientLeavingWithBodyWhileQueued(t *testing.T) {
 // expectation in an HTTP/1.0 request MUST ignore that expectation."
 func TestExpectIgnoredOnHTTP10(t *testing.T) {
 	t.Parallel()
-	if expectOn10Bug {
-		t.Skip("bug reported to lead: an HTTP/1.0 request with Expect: 100-continue is answered 417; RFC 9110 says to ignore it")
-	}
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		io.WriteString(w, "got "+string(body))
@@ -480,16 +477,11 @@ func TestExpectIgnoredOnHTTP10(t *testing.T) {
 	}
 }
 
-const expectOn10Bug = true
-
 // TestSlowReaderDoesNotHoldDyno: a client that sends a request and never reads the
 // response must not keep the dyno busy for ever: the router stops writing to it after a
 // while, settles the dyno's response and serves the next request.
 func TestSlowReaderDoesNotHoldDyno(t *testing.T) {
 	t.Parallel()
-	if slowReaderBug {
-		t.Skip("bug reported to lead: a client that never reads its response holds the dyno for ever (no client write timeout)")
-	}
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/big" {
@@ -514,8 +506,6 @@ func TestSlowReaderDoesNotHoldDyno(t *testing.T) {
 			time.Since(start), resp.StatusCode, body)
 	}
 }
-
-const slowReaderBug = true
 
 // TestPipelinedWhileQueued: requests pipelined behind one that waits in the queue (whose
 // connection is watched for the client leaving) are all served, in order.
