@@ -567,3 +567,41 @@ func TestClientLeavingAfterStrayCRLF(t *testing.T) {
 }
 
 const strayCRLFBug = true
+
+// TestIdleConnectionKeepsNoLargeHeadBuffer: a connection that once sent a large head
+// must not keep a buffer that size while it idles, or many idle connections hold many
+// times the memory they need.
+func TestIdleConnectionKeepsNoLargeHeadBuffer(t *testing.T) {
+	t.Parallel()
+	if headBufferBug {
+		t.Skip("bug reported to lead: clientConn keeps the largest head buffer it read (up to MaxHeaderBytes+4 KiB) for the life of the connection")
+	}
+	tr := startRouter(t, nil)
+	ln := listen(t)
+	f := newFront(tr.Router, ln)
+	go f.serve()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.shutdown(ctx)
+	})
+	c, br := clientConnTo(t, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: nope.localhost\r\nX-Big: "+strings.Repeat("a", 30000)+"\r\n\r\n")
+	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 404 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	var cc *clientConn
+	waitFor(t, "connection idle", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for k := range f.conns {
+			cc = k
+		}
+		return cc != nil && cc.state.Load() == connIdle
+	})
+	if n := cap(cc.head); n > 4096 {
+		t.Fatalf("idle connection keeps a %d-byte head buffer", n)
+	}
+}
+
+const headBufferBug = true
