@@ -605,3 +605,38 @@ func TestIdleConnectionKeepsNoLargeHeadBuffer(t *testing.T) {
 }
 
 const headBufferBug = true
+
+// TestPipelinedPartialHeadTimesOut: a head that never completes is dropped after the
+// header read timeout, however it starts (blank lines before it) and whatever read
+// came before it on the connection (a body prefetch, which clears its deadline).
+func TestPipelinedPartialHeadTimesOut(t *testing.T) {
+	t.Parallel()
+	if partialHeadBug {
+		t.Skip("bug reported to lead: headBuffered counts blank lines before a head as its end, so a partial head after a body prefetch is read with no deadline at all (slowloris)")
+	}
+	b := newBackend(t, nil)
+	tr := startRouter(t, func(c *Config) {
+		c.HeaderReadTimeout = 300 * time.Millisecond
+		c.IdleTimeout = 300 * time.Millisecond
+	})
+	tr.SetApp("ph", []Instance{b.instance("web.1")})
+	for _, tc := range []struct{ name, raw string }{
+		{"after a body, blank lines", "POST /1 HTTP/1.1\r\nHost: ph.localhost\r\nContent-Length: 2\r\n\r\nok\r\n\r\nGET /2 HTTP/1.1\r\n"},
+		{"after a body, LF lines", "POST /1 HTTP/1.1\r\nHost: ph.localhost\r\nContent-Length: 2\r\n\r\nok\n\nGET /2 HTTP/1.1\r\n"},
+		{"after a body", "POST /1 HTTP/1.1\r\nHost: ph.localhost\r\nContent-Length: 2\r\n\r\nokGET /2 HTTP/1.1\r\n"},
+		{"blank lines", "GET /1 HTTP/1.1\r\nHost: ph.localhost\r\n\r\n\r\n\r\nGET /2 HTTP/1.1\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := clientConnTo(t, tr.Addr())
+			io.WriteString(c, tc.raw)
+			if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
+				t.Fatalf("first request: %d", resp.StatusCode)
+			}
+			if err := closedByPeer(c, br, 5*time.Second); err != nil {
+				t.Fatalf("connection with a partial head: %v", err)
+			}
+		})
+	}
+}
+
+const partialHeadBug = true
