@@ -637,6 +637,24 @@ func TestPipelinedPartialHeadTimesOut(t *testing.T) {
 			}
 		})
 	}
+	// A head that starts after the connection idled gets the header read timeout, not
+	// what is left of the (longer) idle timeout.
+	tr2 := startRouter(t, func(c *Config) {
+		c.HeaderReadTimeout = 300 * time.Millisecond
+		c.IdleTimeout = time.Minute
+	})
+	tr2.SetApp("ph", []Instance{b.instance("web.1")})
+	for _, start := range []string{"GET /2 HTTP/1.1\r\n", "\r\n\r\nGET /2 HTTP/1.1\r\n", "\n\nGET /2 HTTP/1.1\r\n"} {
+		c, br := clientConnTo(t, tr2.Addr())
+		io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: ph.localhost\r\n\r\n")
+		if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatalf("first request: %d", resp.StatusCode)
+		}
+		io.WriteString(c, start)
+		if err := closedByPeer(c, br, 5*time.Second); err != nil {
+			t.Fatalf("partial head %q after idling: %v", start, err)
+		}
+	}
 }
 
 const partialHeadBug = true
