@@ -240,11 +240,13 @@ func TestUnreadBodyThenNextRequest(t *testing.T) {
 		}
 	}
 	// A body past the discard limit is not read: the connection closes after the answer.
+	// (The client sends less than the router reads past and lingers on, so that the
+	// close is no reset that could destroy the answer in flight.)
 	c, br := clientConnTo(t, tr.Addr())
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: nope.localhost\r\nContent-Length: 10000000\r\n\r\n")
 	go func() {
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
-		for i := 0; i < 10; i++ {
+		for i := 0; i < 6; i++ {
 			if _, err := c.Write(chunk); err != nil {
 				return
 			}
@@ -344,15 +346,15 @@ func TestIdleConnectionClosed(t *testing.T) {
 	tr := startRouter(t, func(c *Config) { c.IdleTimeout = idle; c.HeaderReadTimeout = 5 * time.Second })
 	tr.SetApp("idle", []Instance{b.instance("web.1")})
 	c, br := clientConnTo(t, tr.Addr())
+	start := time.Now() // the idle time starts after the response, so after this
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: idle.localhost\r\n\r\n")
 	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
 		t.Fatalf("got %d", resp.StatusCode)
 	}
-	start := time.Now()
 	if err := closedByPeer(c, br, 5*time.Second); err != nil {
 		t.Fatalf("idle connection: %v", err)
 	}
-	if waited := time.Since(start); waited < idle/2 {
+	if waited := time.Since(start); waited < idle {
 		t.Fatalf("idle connection closed after %s, before the idle timeout %s", waited, idle)
 	}
 	// A connection that sends nothing at all is closed after the header read timeout,
