@@ -202,6 +202,7 @@ func (cc *clientConn) serve() {
 // headBuffered says whether a whole request head is in the read buffer already.
 func (cc *clientConn) headBuffered() bool {
 	b, _ := cc.br.Peek(cc.br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n") // blank lines before a head are not its end
 	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
