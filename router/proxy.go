@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -429,7 +430,9 @@ func (r *Router) fail(w http.ResponseWriter, rec *record, c *Code) {
 	if c.Status == http.StatusRequestEntityTooLarge || c.Status == http.StatusRequestTimeout {
 		h.Set("Connection", "close")
 	}
+	body := c.body()
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(c.Status)
-	n, _ := io.WriteString(w, c.body())
+	n, _ := io.WriteString(w, body)
 	rec.bytes = int64(n)
 }
