@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,23 +122,30 @@ func writeStatusLine(bw *bufio.Writer, code int) {
 	bw.WriteString("\r\n")
 }
 
-// writeHeaderLines writes the headers keep allows (all when nil). Names that are not
-// tokens are dropped, and line breaks in values become spaces, so that no value can
-// start a header or a response of its own.
+// writeHeaderLines writes the headers keep allows (all when nil).
 func writeHeaderLines(bw *bufio.Writer, h http.Header, keep func(string) bool) {
 	for k, vs := range h {
-		if !isToken(k) || (keep != nil && !keep(k)) {
-			continue
+		if keep == nil || keep(k) {
+			writeField(bw, k, vs)
 		}
-		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-			}
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+	}
+}
+
+// writeField writes one header field. A name that is not a token is dropped, and line
+// breaks in values become spaces, so that no value can start a header or a response of
+// its own.
+func writeField(bw *bufio.Writer, k string, vs []string) {
+	if !isToken(k) {
+		return
+	}
+	for _, v := range vs {
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 		}
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
 	}
 }
 
@@ -226,18 +234,16 @@ func (w *response) finish() {
 	bw := w.cc.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
-		trailer := make(http.Header)
 		for _, k := range w.trailers {
-			if vs, ok := w.header[k]; ok {
-				trailer[k] = vs
-			}
+			writeField(bw, k, w.header[k])
 		}
 		for k, vs := range w.header {
 			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-				trailer[http.CanonicalHeaderKey(name)] = vs
+				if name = http.CanonicalHeaderKey(name); !slices.Contains(w.trailers, name) {
+					writeField(bw, name, vs)
+				}
 			}
 		}
-		writeHeaderLines(bw, trailer, nil)
 		bw.WriteString("\r\n")
 	}
 	if !w.noBody && w.length >= 0 && w.written < w.length {
