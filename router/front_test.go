@@ -686,3 +686,33 @@ func TestUnderscoreHeadersDoNotReachDyno(t *testing.T) {
 }
 
 const underscoreHeaderBug = true
+
+// TestResponseTrailersRelayed: a dyno's trailer fields reach the client after the last
+// chunk, sanitised like headers.
+func TestResponseTrailersRelayed(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "part1,")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part2")
+		w.Header().Set("X-Sum", "42")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "7")
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("tl", []Instance{b.instance("web.1")})
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: tl.localhost\r\n\r\n")
+	resp, body := readResp(t, br, "GET")
+	if resp.StatusCode != 200 || body != "part1,part2" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if resp.Trailer.Get("X-Sum") != "42" || resp.Trailer.Get("X-Late") != "7" {
+		t.Fatalf("trailer %v, want X-Sum: 42 and X-Late: 7", resp.Trailer)
+	}
+	// The connection is still in step.
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: tl.localhost\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "part1,part2" {
+		t.Fatalf("second request: %d %q", resp.StatusCode, body)
+	}
+}
