@@ -214,7 +214,11 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 	if err != nil {
 		return nil, nil, false, err
 	}
-	cc.head = head[:0]
+	if cap(head) <= 4096 {
+		cc.head = head[:0] // a large one is not kept for the life of the connection
+	} else {
+		cc.head = nil
+	}
 	req, rerr := parseRequest(string(head))
 	if rerr != nil {
 		return nil, nil, false, rerr
@@ -303,7 +307,7 @@ func (cc *clientConn) discardBody(body *bodyReader, expect bool) bool {
 // the request can be watched: a byte arriving then starts a pipelined request and stays
 // buffered for it. unwatch stops the watch before the connection is read again.
 func (cc *clientConn) watchLeave() {
-	if cc.watching != nil || cc.br.Buffered() > 0 {
+	if cc.watching != nil || !skipBlankLines(cc.br) {
 		return
 	}
 	done := make(chan struct{})
@@ -311,10 +315,36 @@ func (cc *clientConn) watchLeave() {
 	_ = cc.c.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
-		if _, err := cc.br.Peek(1); err != nil && !isTimeout(err) {
-			cc.cancel()
+		for {
+			if _, err := cc.br.Peek(1); err != nil {
+				if !isTimeout(err) {
+					cc.cancel()
+				}
+				return
+			}
+			if !skipBlankLines(cc.br) {
+				return // the next request is coming: the client is there
+			}
 		}
 	}()
+}
+
+// skipBlankLines drops the empty lines buffered ahead of the next request head (some
+// clients send CRLF after a body; readHead skips them too). It says whether nothing else
+// is buffered.
+func skipBlankLines(br *bufio.Reader) bool {
+	for br.Buffered() > 0 {
+		b, _ := br.Peek(min(2, br.Buffered()))
+		switch {
+		case b[0] == '\n':
+			_, _ = br.Discard(1)
+		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
+			_, _ = br.Discard(2)
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (cc *clientConn) unwatch() {

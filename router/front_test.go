@@ -539,9 +539,6 @@ func TestPipelinedWhileQueued(t *testing.T) {
 // the client leave while its request is queued.
 func TestClientLeavingAfterStrayCRLF(t *testing.T) {
 	t.Parallel()
-	if strayCRLFBug {
-		t.Skip("bug reported to lead: bytes buffered after a request (a stray CRLF) stop watchLeave, so a client that leaves stays queued and its request reaches a dyno")
-	}
 	b, order, release := blockingBackend(t)
 	tr := startRouter(t, nil)
 	tr.SetApp("crlf", []Instance{b.instance("web.1")})
@@ -568,16 +565,11 @@ func TestClientLeavingAfterStrayCRLF(t *testing.T) {
 	}
 }
 
-const strayCRLFBug = true
-
 // TestIdleConnectionKeepsNoLargeHeadBuffer: a connection that once sent a large head
 // must not keep a buffer that size while it idles, or many idle connections hold many
 // times the memory they need.
 func TestIdleConnectionKeepsNoLargeHeadBuffer(t *testing.T) {
 	t.Parallel()
-	if headBufferBug {
-		t.Skip("bug reported to lead: clientConn keeps the largest head buffer it read (up to MaxHeaderBytes+4 KiB) for the life of the connection")
-	}
 	tr := startRouter(t, nil)
 	ln := listen(t)
 	f := newFront(tr.Router, ln)
@@ -605,8 +597,6 @@ func TestIdleConnectionKeepsNoLargeHeadBuffer(t *testing.T) {
 		t.Fatalf("idle connection keeps a %d-byte head buffer", n)
 	}
 }
-
-const headBufferBug = true
 
 // TestPipelinedPartialHeadTimesOut: a head that never completes is dropped after the
 // header read timeout, however it starts (blank lines before it) and whatever read
@@ -663,9 +653,6 @@ func TestPipelinedPartialHeadTimesOut(t *testing.T) {
 // router-set header once '_' reads as '-' must not reach the dyno.
 func TestUnderscoreHeadersDoNotReachDyno(t *testing.T) {
 	t.Parallel()
-	if underscoreHeaderBug {
-		t.Skip("bug reported to lead: client headers such as Content_Length and X_Forwarded_For reach the dyno, where Rack servers read them as Content-Length and X-Forwarded-For")
-	}
 	got := make(chan http.Header, 1)
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
 	tr := startRouter(t, nil)
@@ -684,8 +671,6 @@ func TestUnderscoreHeadersDoNotReachDyno(t *testing.T) {
 		}
 	}
 }
-
-const underscoreHeaderBug = true
 
 // TestResponseTrailersRelayed: a dyno's trailer fields reach the client after the last
 // chunk, sanitised like headers.

@@ -89,7 +89,7 @@ func connectionTokens(h http.Header) map[string]bool {
 	var m map[string]bool
 	for _, v := range h["Connection"] {
 		for _, f := range strings.Split(v, ",") {
-			if f = textprotoCanon(strings.TrimSpace(f)); f != "" {
+			if f = textprotoCanon(strings.Trim(f, " \t")); f != "" {
 				if m == nil {
 					m = make(map[string]bool)
 				}
@@ -110,12 +110,19 @@ func isUpgrade(req *http.Request) (string, bool) {
 	}
 	for _, v := range req.Header["Connection"] {
 		for _, f := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(f), "upgrade") {
+			if strings.EqualFold(strings.Trim(f, " \t"), "upgrade") {
 				return up, true
 			}
 		}
 	}
 	return "", false
+}
+
+// underscoreAlias says whether a header name with underscores reads as one of the
+// router's own headers to a server that, as Rack's do, treats '_' and '-' alike
+// (Content_Length, X_Forwarded_For): such a header could stand in for the real one.
+func underscoreAlias(k string) bool {
+	return strings.IndexByte(k, '_') >= 0 && ownHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))]
 }
 
 // outbound describes the request as the router sends it to a dyno.
@@ -153,7 +160,7 @@ func (o *outbound) writeHead(bw headWriter) {
 	bw.WriteString("\r\n")
 	conn := connectionTokens(req.Header)
 	for k, vs := range req.Header {
-		if ownHeaders[k] || conn[k] {
+		if ownHeaders[k] || conn[k] || underscoreAlias(k) {
 			continue
 		}
 		for _, v := range vs {
