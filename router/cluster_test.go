@@ -238,6 +238,15 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 		fwd = rb
 	}
 	waitFor(t, "forward logged", func() bool { return fwd.logHas("dyno=router:", "status=200") })
+
+	// A request forwarded to the router that owns none of the dynos (ownership moved
+	// while it was on its way) is handed back at once, not held.
+	start := time.Now()
+	resp, _ := fwd.do(t, "GET", "solo.localhost", "/", nil, http.Header{HopHeader: {"peer"}})
+	if resp.StatusCode != 503 || resp.Header.Get(NotOwnerHeader) == "" || time.Since(start) > 2*time.Second {
+		t.Fatalf("forwarded request to the non-owner: %d, %s %q after %s; want 503 with it at once",
+			resp.StatusCode, NotOwnerHeader, resp.Header.Get(NotOwnerHeader), time.Since(start))
+	}
 }
 
 // When the router owning all of an app's dynos dies, the live router holds the app's

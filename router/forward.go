@@ -14,6 +14,13 @@ import (
 // never forwards such a request again.
 const HopHeader = "X-Dyno-Router-Hop"
 
+// NotOwnerHeader is set by a router on its answer to a forwarded request for an app of
+// whose dynos it owns none: the forwarding router then serves the request itself.
+const NotOwnerHeader = "X-Dyno-Router-Not-Owner"
+
+// errNotOwner is a peer's answer that it does not own the app's dynos.
+var errNotOwner = errors.New("the peer owns none of the app's dynos")
+
 // peerFor returns the address of a live router that owns dynos of app (the one owning
 // most), or "" when none does.
 func (c *cluster) peerFor(app string) (id, addr string) {
@@ -34,6 +41,19 @@ func (c *cluster) peerFor(app string) (id, addr string) {
 	return id, addr
 }
 
+// ownsAny says whether this router owns (by the current membership) any passing dyno of
+// app, even one not in its table yet.
+func (c *cluster) ownsAny(app string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, in := range c.insts[app] {
+		if owner(c.members, in.ID) == c.id {
+			return true
+		}
+	}
+	return false
+}
+
 // expects says whether the app has passing dynos in Consul, whoever owns them: a router
 // that has none of them may be about to take them over from a router that died.
 func (c *cluster) expects(app string) bool {
@@ -45,8 +65,8 @@ func (c *cluster) expects(app string) bool {
 // forward sends a request for an app this router owns no dyno of to the router that
 // owns its dynos, so that an app with fewer dynos than routers is served through every
 // router. It reports whether the request was answered: not when no live router owns
-// the app's dynos, nor when the owning router refused the connection (nothing was sent,
-// so the caller may still serve the request).
+// the app's dynos, nor when the owning router refused the connection or said it owns
+// none of them (the body is replayable then, so the caller may still serve the request).
 func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) (answered bool) {
 	if r.cluster == nil || req.Header.Get(HopHeader) != "" {
 		return false
@@ -55,7 +75,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 	if addr == "" {
 		return false
 	}
-	peerDown := false
+	unsent := false // the peer got nothing, or handed the request back
 	switch {
 	case body.mem != nil:
 		req.Body = io.NopCloser(bytes.NewReader(body.mem))
@@ -77,22 +97,30 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		Transport:     r.peerTransport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
 			var oe *net.OpError
-			if errors.As(err, &oe) && oe.Op == "dial" && !body.streaming() {
-				peerDown = true
+			notOwner := errors.Is(err, errNotOwner)
+			if notOwner {
+				r.log.Debug("the router thought to own the app's dynos handed a request back", "app", a.name, "peer", id)
+			} else {
+				r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
+			}
+			if (notOwner || errors.As(err, &oe) && oe.Op == "dial") && !body.streaming() {
+				unsent = true
 				return
 			}
 			r.fail(w, rec, H10)
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			if resp.Header.Get(NotOwnerHeader) != "" {
+				return errNotOwner
+			}
 			rec.status = resp.StatusCode
 			return nil
 		},
 	}
 	cw := &countingWriter{ResponseWriter: w}
 	rp.ServeHTTP(cw, req)
-	if peerDown {
+	if unsent {
 		rec.dyno = ""
 		return false
 	}

@@ -210,7 +210,8 @@ func copyResponseHeader(dst, src http.Header) {
 			continue
 		}
 		switch k {
-		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+			NotOwnerHeader: // a dyno cannot make a forwarding router serve its request again
 			continue
 		}
 		dst[k] = vs

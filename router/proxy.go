@@ -90,6 +90,14 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 		}
 		if qe != nil {
 			if qe.code == H10 && attempt == 1 && r.cluster != nil {
+				if req.Header.Get(HopHeader) != "" && !r.cluster.ownsAny(a.name) {
+					// The peer took this router for the owner of the app's dynos, which
+					// it is not (ownership just moved): send the request back.
+					w.Header().Set(NotOwnerHeader, r.cluster.id)
+					rec.desc = "Dynos owned by another router"
+					r.fail(w, rec, H10)
+					return
+				}
 				if r.forward(w, req, a, body, rec) {
 					return
 				}
