@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
+	"time"
 )
 
 // HopHeader marks a request one router forwarded to another in cluster mode; a router
@@ -81,7 +83,9 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		req.Body = io.NopCloser(bytes.NewReader(body.mem))
 		req.ContentLength = int64(len(body.mem))
 	case body.streaming():
-		req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body.prefix), body.rest))
+		gb := &guardedBody{r: io.MultiReader(bytes.NewReader(body.prefix), body.rest)}
+		req.Body = gb
+		defer gb.shut(w)
 	}
 	rec.dyno = "router:" + id
 	target := &url.URL{Scheme: "http", Host: addr}
@@ -90,6 +94,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			pr.SetURL(target)
 			pr.Out.Host = req.Host
 			pr.Out.Header.Set(HopHeader, r.cluster.id)
+			pr.Out.Header.Del("Expect") // answered here already (docs: Expect is dropped)
 			pr.Out.Header.Set("X-Request-Id", rec.requestID)
 			pr.Out.Header["X-Forwarded-For"] = req.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
@@ -143,3 +148,34 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (cw *countingWriter) Unwrap() http.ResponseWriter { return cw.ResponseWriter }
+
+// guardedBody lends the client's body to the peer Transport, whose write loop may still
+// be reading it when ServeHTTP returns (the peer answered early). shut ends that before
+// the client connection is read again or its reader goes back to the pool.
+type guardedBody struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, net.ErrClosed
+	}
+	return g.r.Read(p)
+}
+
+func (g *guardedBody) Close() error { return nil }
+
+// shut stops the body: a read in progress is cut short by a past read deadline (the
+// connection then closes: its body is in an unknown state).
+func (g *guardedBody) shut(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now())
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	_ = rc.SetReadDeadline(time.Time{})
+}

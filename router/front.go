@@ -29,6 +29,7 @@ type front struct {
 
 	mu    sync.Mutex
 	conns map[*clientConn]struct{}
+	done  chan struct{} // closed when the accept loop has returned
 }
 
 // Connection states, for shutdown: connections that wait for a request are closed at
@@ -53,11 +54,12 @@ var (
 )
 
 func newFront(r *Router, ln net.Listener) *front {
-	return &front{r: r, ln: ln, conns: make(map[*clientConn]struct{})}
+	return &front{r: r, ln: ln, conns: make(map[*clientConn]struct{}), done: make(chan struct{})}
 }
 
 // serve accepts connections until the listener closes.
 func (f *front) serve() error {
+	defer close(f.done)
 	var backoff time.Duration
 	for {
 		c, err := f.ln.Accept()
@@ -79,12 +81,9 @@ func (f *front) serve() error {
 		bw.Reset(c)
 		cc := &clientConn{f: f, c: c, br: br, bw: bw, remote: c.RemoteAddr().String(), born: time.Now()}
 		cc.ctx, cc.cancel = context.WithCancel(context.Background())
+		// A connection accepted as shutdown begins is served like the others (it may
+		// hold a request already): shutdown counts it once the loop has returned.
 		f.mu.Lock()
-		if f.shutting.Load() {
-			f.mu.Unlock()
-			c.Close()
-			continue
-		}
 		f.conns[cc] = struct{}{}
 		f.mu.Unlock()
 		go cc.serve()
@@ -96,6 +95,10 @@ func (f *front) serve() error {
 func (f *front) shutdown(ctx context.Context) error {
 	f.shutting.Store(true)
 	f.ln.Close()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -176,7 +179,7 @@ func (cc *clientConn) serve() {
 			cc.refuse(err)
 			return
 		}
-		w := &response{cc: cc, req: req, header: make(http.Header, 8), writeTimeout: cfg.RequestTimeout}
+		w := &response{cc: cc, req: req, header: make(http.Header, 8), writeTimeout: cfg.RequestTimeout, body: body}
 		if expect && body != nil {
 			body.onFirstRead = w.sendContinue
 		}
@@ -188,6 +191,9 @@ func (cc *clientConn) serve() {
 			return
 		}
 		cc.unwatch()
+		if !w.wroteHead {
+			return // no answer (the client left: H27): close, never a default 200
+		}
 		w.finish()
 		if w.closeConn || cc.broken || !cc.discardBody(body, expect) {
 			return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -699,5 +700,203 @@ func TestResponseTrailersRelayed(t *testing.T) {
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: tl.localhost\r\n\r\n")
 	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "part1,part2" {
 		t.Fatalf("second request: %d %q", resp.StatusCode, body)
+	}
+}
+
+// a response after which the router will close the connection (unread body) must say
+// "Connection: close" (RFC 9110 10.1.1 SHOULD; net/http did).
+func TestCloseAnnouncedWhenBodyLeftUnread(t *testing.T) {
+	t.Parallel()
+	tr := startRouter(t, nil)
+	t.Run("expect", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: nope.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		resp, _ := readResp(t, br, "POST")
+		if err := closedByPeer(c, br, 5*time.Second); err != nil {
+			t.Fatalf("not closed: %v", err)
+		}
+		if !resp.Close {
+			t.Errorf("404 to an Expect request the router then closes lacks Connection: close; header %v", resp.Header)
+		}
+	})
+	t.Run("large body", func(t *testing.T) {
+		c, br := clientConnTo(t, tr.Addr())
+		go func() {
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: nope.localhost\r\nContent-Length: 1000000\r\n\r\n")
+			c.Write(make([]byte, 1000000))
+		}()
+		resp, _ := readResp(t, br, "POST")
+		if err := closedByPeer(c, br, 5*time.Second); err != nil {
+			t.Fatalf("not closed: %v", err)
+		}
+		if !resp.Close {
+			t.Errorf("404 with 1 MB unread body, then closed, lacks Connection: close; header %v", resp.Header)
+		}
+	})
+}
+
+// in cluster mode a streamed body forwarded to a peer router that answers early is
+// still read by the Transport's write loop after the handler returned, concurrently with
+// the serve loop (discardBody, end, the reader pool). Run with -race.
+func TestForwardedBodyNotReadAfterResponse(t *testing.T) {
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(401) // answers without reading the body
+	}))
+	defer peer.Close()
+	tr := startRouter(t, nil)
+	tr.cluster = &cluster{id: "me", members: []string{"peer"},
+		addrs: map[string]string{"peer": peer.Listener.Addr().String()},
+		insts: map[string][]Instance{"fw": {{ID: "x"}}}}
+	tr.SetApp("fw", nil)
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: fw.localhost\r\nContent-Length: 300000\r\n\r\n")
+	c.Write(make([]byte, 100000))
+	resp, _ := readResp(t, br, "POST")
+	t.Logf("status %d", resp.StatusCode)
+	time.Sleep(100 * time.Millisecond)
+	c.Write(make([]byte, 150000))
+	time.Sleep(200 * time.Millisecond)
+	c.Write([]byte(strings.Repeat("x", 50000)))
+	time.Sleep(500 * time.Millisecond)
+}
+
+// a connection hijacked by the forward path (cluster mode, WebSocket forwarded to the
+// router owning the app's dynos) keeps the header read deadline of its first request:
+// net/http's Hijack cleared deadlines, response.Hijack does not.
+func TestForwardedUpgradeOutlivesHeaderTimeout(t *testing.T) {
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		io.Copy(c, brw) // echo
+	}))
+	defer peer.Close()
+	tr := startRouter(t, func(c *Config) { c.HeaderReadTimeout = time.Second })
+	tr.cluster = &cluster{id: "me", members: []string{"peer"},
+		addrs: map[string]string{"peer": peer.Listener.Addr().String()},
+		insts: map[string][]Instance{"fw": {{ID: "x"}}}}
+	tr.SetApp("fw", nil)
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: fw.localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	for i := 0; i < 4; i++ {
+		time.Sleep(500 * time.Millisecond)
+		io.WriteString(c, "ping\n")
+		line, err := br.ReadString('\n')
+		if err != nil || line != "ping\n" {
+			t.Fatalf("echo %d after %v: %q %v", i, time.Duration(i+1)*500*time.Millisecond, line, err)
+		}
+	}
+}
+
+// a client that half-closes after its request (shutdown(SHUT_WR), as `nc -N` does)
+// and waits in the queue is counted as gone (H27), and then gets "200 OK" with an empty
+// body: serve's finish() writes a default 200 for a handler that wrote nothing.
+func TestClientGoneGetsNoAnswer(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	defer close(release)
+	tr := startRouter(t, nil)
+	tr.SetApp("hc", []Instance{b.instance("web.1")})
+	busy, _ := clientConnTo(t, tr.Addr())
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: hc.localhost\r\n\r\n")
+	waitFor(t, "dyno busy", func() bool { return b.inflight.Load() == 1 })
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "GET /queued HTTP/1.1\r\nHost: hc.localhost\r\n\r\n")
+	c.(interface{ CloseWrite() error }).CloseWrite()
+	waitFor(t, "H27 logged", func() bool { return tr.logHas("H27") })
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	got, _ := io.ReadAll(br)
+	if len(got) > 0 {
+		t.Fatalf("client counted as gone (H27) got a response:\n%s", got)
+	}
+}
+
+// slowAccept hands over each accepted connection 200 ms late, as a descheduled accept
+// loop would.
+type slowAccept struct {
+	net.Listener
+	accepted chan struct{}
+}
+
+func (l *slowAccept) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted <- struct{}{}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return c, err
+}
+
+// a connection the accept loop took just before shutdown began is closed unserved
+// (front.serve's shutting check), although drainAcceptQueue ran precisely so that queued
+// connections are served; net/http's Serve served it.
+func TestConnAcceptedAsShutdownStartsIsServed(t *testing.T) {
+	inner := listen(t)
+	ln := &slowAccept{Listener: inner, accepted: make(chan struct{}, 1)}
+	b := newBackend(t, nil)
+	r, err := New(Config{Listener: ln, Logger: testLogger(t), ShutdownTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready()
+	r.SetApp("sd", []Instance{b.instance("web.1")})
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: sd.localhost\r\n\r\n")
+	<-ln.accepted
+	cancel()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Errorf("request on a connection accepted as shutdown began: %v", err)
+	} else if resp.StatusCode != 200 {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	<-done
+}
+
+// the forward path relays the peer's 1xx through ReverseProxy's Got1xxResponse to
+// response.WriteHeader, which sends it whatever the client's version: an HTTP/1.0 client
+// (RFC 9110 15.2: MUST NOT) reads "100 Continue" as its final answer.
+func TestNo1xxToHTTP10Clients(t *testing.T) {
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) // net/http answers Expect with 100 Continue here
+		io.WriteString(w, "ok")
+	}))
+	defer peer.Close()
+	tr := startRouter(t, nil)
+	tr.cluster = &cluster{id: "me", members: []string{"peer"},
+		addrs: map[string]string{"peer": peer.Listener.Addr().String()},
+		insts: map[string][]Instance{"fw": {{ID: "x"}}}}
+	tr.SetApp("fw", nil)
+	for _, proto := range []string{"HTTP/1.0", "HTTP/1.1"} {
+		c, _ := clientConnTo(t, tr.Addr())
+		io.WriteString(c, "POST / "+proto+"\r\nHost: fw.localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		got, _ := io.ReadAll(c)
+		if n := strings.Count(string(got), " 100 Continue"); proto == "HTTP/1.0" && n > 0 || n > 1 {
+			t.Errorf("%s client got %d 100 Continue:\n%s", proto, n, got)
+		}
 	}
 }

@@ -96,6 +96,15 @@ type backend struct {
 	served   atomic.Int32
 	conns    atomic.Int32
 	handler  http.HandlerFunc
+	ended    sync.Map // requests counted out by closeHijacked
+}
+
+// closeHijacked closes a hijacked connection, counting its request out first: the router
+// frees the dyno the moment it sees the close, and may send the next request at once.
+func (b *backend) closeHijacked(r *http.Request, c net.Conn) {
+	b.ended.Store(r, true)
+	b.inflight.Add(-1)
+	c.Close()
 }
 
 func newBackend(t *testing.T, h http.HandlerFunc) *backend {
@@ -105,7 +114,11 @@ func newBackend(t *testing.T, h http.HandlerFunc) *backend {
 		if n := b.inflight.Add(1); n > 1 {
 			t.Errorf("backend %s holds %d requests at once", b.srv.Listener.Addr(), n)
 		}
-		defer b.inflight.Add(-1)
+		defer func() {
+			if _, early := b.ended.LoadAndDelete(r); !early {
+				b.inflight.Add(-1)
+			}
+		}()
 		b.served.Add(1)
 		if b.handler != nil {
 			b.handler(w, r)

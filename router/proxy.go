@@ -61,6 +61,7 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 		r.fail(w, rec, code)
 		return
 	}
+	w.bodyLent = body.streaming()
 
 	var ahead *sendAhead
 	var watch func()

@@ -30,6 +30,10 @@ type response struct {
 	// writeTimeout bounds how long the client may take to accept each write.
 	writeTimeout time.Duration
 	trailers     []string // declared in the Trailer header
+	// body is the request's body (nil when none); bodyLent says the streaming path owns
+	// it (a goroutine may be reading it), so WriteHeader must not look at it.
+	body     *bodyReader
+	bodyLent bool
 }
 
 var _ http.ResponseWriter = (*response)(nil)
@@ -44,6 +48,11 @@ func (w *response) WriteHeader(code int) {
 	}
 	bw := w.cc.bw
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// No 1xx to an HTTP/1.0 client (RFC 9110 15.2), and 100 Continue only from
+		// sendContinue: the router answers Expect itself.
+		if code == http.StatusContinue || !w.req.ProtoAtLeast(1, 1) {
+			return
+		}
 		writeStatusLine(bw, code)
 		writeHeaderLines(bw, w.header, nil)
 		bw.WriteString("\r\n")
@@ -63,7 +72,7 @@ func (w *response) WriteHeader(code int) {
 	if w.length < 0 || code == http.StatusNoContent {
 		delete(h, "Content-Length")
 	}
-	if hasToken(h["Connection"], "close") || w.req.Close || w.cc.draining() {
+	if hasToken(h["Connection"], "close") || w.req.Close || w.cc.draining() || w.leavesBodyUnread() {
 		w.closeConn = true
 	}
 	if w.length < 0 && !w.noBody {
@@ -108,6 +117,18 @@ func (w *response) WriteHeader(code int) {
 		bw.WriteString("Connection: keep-alive\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// leavesBodyUnread says whether the connection will have to close after this response
+// because the request body cannot be read past (see clientConn.discardBody): a client
+// still waiting for 100 Continue, a failed body, or more left than maxDiscard. RFC 9110
+// 10.1.1: say so with "Connection: close".
+func (w *response) leavesBodyUnread() bool {
+	b := w.body
+	if b == nil || w.bodyLent || b.done {
+		return false
+	}
+	return b.err != nil || b.onFirstRead != nil || !b.chunked && b.remain > maxDiscard
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {
@@ -219,6 +240,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.cc.unwatch()
 	w.hijacked = true
+	// As net/http's Hijack: the new owner starts without the request's deadlines.
+	_ = w.cc.c.SetDeadline(time.Time{})
+	w.cc.writeBy = time.Time{}
 	return w.cc.c, bufio.NewReadWriter(w.cc.br, w.cc.bw), nil
 }
 

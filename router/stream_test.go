@@ -125,7 +125,8 @@ func TestHeadAndNoContent(t *testing.T) {
 
 func TestWebSocketUpgradeHoldsDyno(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	var b *backend
+	b = newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
 			io.WriteString(w, "plain")
 			return
@@ -135,7 +136,7 @@ func TestWebSocketUpgradeHoldsDyno(t *testing.T) {
 			t.Errorf("hijack: %v", err)
 			return
 		}
-		defer c.Close()
+		defer b.closeHijacked(r, c)
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		brw.Flush()
 		// Echo lines until the client closes.
