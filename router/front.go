@@ -171,7 +171,8 @@ func (cc *clientConn) serve() {
 		// A head that arrived whole needs no deadline of its own. The deadline in force
 		// stays after the head: every later read of the client sets its own (body
 		// prefetch, watchLeave, body discard, upgrade).
-		if !cc.headBuffered() {
+		// The first head's deadline counts from the accept, set above.
+		if n > 0 && !cc.headBuffered() {
 			_ = cc.c.SetReadDeadline(time.Now().Add(cfg.HeaderReadTimeout))
 		}
 		req, body, expect, err := cc.readRequest()

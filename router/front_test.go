@@ -684,6 +684,7 @@ func TestResponseTrailersRelayed(t *testing.T) {
 		io.WriteString(w, "part2")
 		w.Header().Set("X-Sum", "42")
 		w.Header().Set(http.TrailerPrefix+"X-Late", "7")
+		w.Header().Set(http.TrailerPrefix+"Set-Cookie", "session=stolen") // forbidden in a trailer
 	})
 	tr := startRouter(t, nil)
 	tr.SetApp("tl", []Instance{b.instance("web.1")})
@@ -693,8 +694,8 @@ func TestResponseTrailersRelayed(t *testing.T) {
 	if resp.StatusCode != 200 || body != "part1,part2" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
-	if resp.Trailer.Get("X-Sum") != "42" || resp.Trailer.Get("X-Late") != "7" {
-		t.Fatalf("trailer %v, want X-Sum: 42 and X-Late: 7", resp.Trailer)
+	if resp.Trailer.Get("X-Sum") != "42" || resp.Trailer.Get("X-Late") != "7" || resp.Trailer.Get("Set-Cookie") != "" {
+		t.Fatalf("trailer %v, want X-Sum: 42 and X-Late: 7, no Set-Cookie", resp.Trailer)
 	}
 	// The connection is still in step.
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: tl.localhost\r\n\r\n")

@@ -201,6 +201,16 @@ func (o *outbound) writeHead(bw headWriter) {
 	bw.WriteString("\r\n")
 }
 
+// forbiddenTrailers are fields a trailer must not carry (RFC 9110 6.5.1: framing,
+// routing, authentication, caching and content fields): a dyno's are dropped.
+var forbiddenTrailers = map[string]bool{
+	"Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Host": true,
+	"Connection": true, "Keep-Alive": true, "Content-Encoding": true, "Content-Type": true,
+	"Content-Range": true, "Cache-Control": true, "Expires": true, "Date": true, "Age": true,
+	"Location": true, "Retry-After": true, "Vary": true, "Set-Cookie": true,
+	"Www-Authenticate": true, "Proxy-Authenticate": true, "Authorization": true,
+}
+
 // copyResponseHeader copies a dyno's response headers for the client, without
 // hop-by-hop ones.
 func copyResponseHeader(dst, src http.Header) {

@@ -409,7 +409,9 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 		panic(http.ErrAbortHandler)
 	}
 	for k, vs := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vs
+		if !forbiddenTrailers[k] {
+			h[http.TrailerPrefix+k] = vs
+		}
 	}
 	reuse := !resp.Close
 	if bw != nil && !bw.wait(w, dc, 100*time.Millisecond) {
