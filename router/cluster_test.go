@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,5 +290,47 @@ func TestClusterHoldsRequestsDuringTakeover(t *testing.T) {
 	t.Logf("requests sent as the owning router died were served %s after the kill", time.Since(killed).Round(time.Millisecond))
 	if ra.appStats("heldapp").Dynos != 1 {
 		t.Errorf("the live router does not own the dyno after serving through the takeover")
+	}
+}
+
+// A peer that turns out to own none of an app's dynos hands a forwarded request back;
+// the router then serves it itself once it has the dynos.
+func TestBouncedForwardServedHere(t *testing.T) {
+	t.Parallel()
+	bounced := make(chan struct{}, 1)
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(NotOwnerHeader, "peer")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		select {
+		case bounced <- struct{}{}:
+		default:
+		}
+	}))
+	defer peer.Close()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served here") })
+	tr := startRouter(t, nil)
+	tr.cluster = &cluster{id: "me", members: []string{"peer"},
+		addrs: map[string]string{"peer": peer.Listener.Addr().String()},
+		insts: map[string][]Instance{"fw": {{ID: "x"}}}}
+	tr.SetApp("fw", nil)
+	got := make(chan string, 1)
+	go func() {
+		resp, body := tr.do(t, "GET", "fw.localhost", "/", nil, nil)
+		got <- fmt.Sprint(resp.StatusCode, " ", body)
+	}()
+	select {
+	case <-bounced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the peer")
+	}
+	waitFor(t, "the bounced request waits here", func() bool { return tr.waiting("fw") == 1 })
+	tr.SetApp("fw", []Instance{b.instance("web.1")})
+	select {
+	case s := <-got:
+		if s != "200 served here" {
+			t.Fatalf("bounced request got %q, want 200 from the local dyno", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bounced request not served")
 	}
 }
