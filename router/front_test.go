@@ -212,14 +212,7 @@ func TestHTTP10Clients(t *testing.T) {
 // past, and the connection serves the next request; one too long to read past closes it.
 func TestUnreadBodyThenNextRequest(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var seen []string
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.URL.Path+"="+string(body))
-		mu.Unlock()
-	})
+	b, seen := recordingBackend(t)
 	tr := startRouter(t, nil)
 	tr.SetApp("nb", []Instance{b.instance("web.1")})
 	// The bodies look like requests: if the router did not read past them, the dyno
@@ -260,10 +253,8 @@ func TestUnreadBodyThenNextRequest(t *testing.T) {
 	if _, err := io.Copy(io.Discard, br); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("connection with a long unread body still open: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if strings.Join(seen, "|") != "/next=ok|/next=ok" {
-		t.Fatalf("dyno saw %q", seen)
+	if got := seen(); strings.Join(got, "|") != "POST /next=ok|POST /next=ok" {
+		t.Fatalf("dyno saw %q", got)
 	}
 }
 

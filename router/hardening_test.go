@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -56,14 +55,7 @@ func TestHeaderAndBodyLimits(t *testing.T) {
 
 func TestSmugglingCasesRejected(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var seen []string
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path+" "+string(body))
-		mu.Unlock()
-	})
+	b, seen := recordingBackend(t)
 	tr := startRouter(t, nil)
 	tr.SetApp("sm", []Instance{b.instance("web.1")})
 	head := "POST /x HTTP/1.1\r\nHost: sm.localhost\r\n"
@@ -86,23 +78,18 @@ func TestSmugglingCasesRejected(t *testing.T) {
 			t.Errorf("%s: status %d %q, want a 4xx/501 rejection", tc.name, s, body)
 		}
 	}
-	mu.Lock()
-	for _, s := range seen {
-		if !strings.HasPrefix(s, "POST /x") {
+	got := seen()
+	for _, s := range got {
+		if !strings.HasPrefix(s, "POST /x=") {
 			t.Errorf("dyno saw %q", s)
 		}
 	}
-	n := len(seen)
-	mu.Unlock()
-	if n > 1 {
-		t.Errorf("dyno saw %d requests from rejected messages: %v", n, seen)
+	if len(got) > 1 {
+		t.Errorf("dyno saw %d requests from rejected messages: %v", len(got), got)
 	}
 
 	// Content-Length with Transfer-Encoding, in either order or case, alone or after a
 	// good request on the same connection: 400, and nothing reaches the dyno.
-	mu.Lock()
-	seen = nil
-	mu.Unlock()
 	smuggled := "GET /admin HTTP/1.1\r\nHost: sm.localhost\r\n\r\n"
 	body := "0\r\n\r\n" + smuggled
 	for _, raw := range []string{
@@ -122,10 +109,8 @@ func TestSmugglingCasesRejected(t *testing.T) {
 			t.Errorf("ambiguous framing answered %q, want 400", all)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, s := range seen {
-		if s != "GET /ok " {
+	for _, s := range seen() {
+		if s != "GET /ok=" {
 			t.Errorf("dyno saw %q from an ambiguous request", s)
 		}
 	}
@@ -134,14 +119,7 @@ func TestSmugglingCasesRejected(t *testing.T) {
 
 func TestFramingFollowsPipelinedRequests(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var seen []string
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.URL.Path+"="+string(body))
-		mu.Unlock()
-	})
+	b, seen := recordingBackend(t)
 	tr := startRouter(t, nil)
 	tr.SetApp("pl", []Instance{b.instance("web.1")})
 	// Bodies that look like heads, split at every byte: the guard must frame them
@@ -171,11 +149,9 @@ func TestFramingFollowsPipelinedRequests(t *testing.T) {
 			t.Fatalf("response %d: %d", i, resp.StatusCode)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"/a=Content-Length: 1\r\nTransfer-Encoding: x\r\n", "/b=Content-Length: 5\r\n\r\nabcdefgh", "/c="}
-	if strings.Join(seen, "|") != strings.Join(want, "|") {
-		t.Fatalf("dyno saw %q, want %q", seen, want)
+	want := []string{"POST /a=Content-Length: 1\r\nTransfer-Encoding: x\r\n", "POST /b=Content-Length: 5\r\n\r\nabcdefgh", "GET /c="}
+	if got := seen(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("dyno saw %q, want %q", got, want)
 	}
 }
 

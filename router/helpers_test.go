@@ -99,6 +99,26 @@ type backend struct {
 	ended    sync.Map // requests counted out by closeHijacked
 }
 
+// recordingBackend is a dyno that reads each request's body and records it as
+// "METHOD path=body"; seen returns the records so far and starts a new list.
+func recordingBackend(t *testing.T) (b *backend, seen func() []string) {
+	var mu sync.Mutex
+	var recs []string
+	b = newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		recs = append(recs, r.Method+" "+r.URL.Path+"="+string(body))
+		mu.Unlock()
+	})
+	return b, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := recs
+		recs = nil
+		return out
+	}
+}
+
 // closeHijacked closes a hijacked connection, counting its request out first: the router
 // frees the dyno the moment it sees the close, and may send the next request at once.
 func (b *backend) closeHijacked(r *http.Request, c net.Conn) {
