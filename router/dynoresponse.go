@@ -61,29 +61,16 @@ func parseResponse(head string) (*http.Response, error) {
 	conn := h["Connection"]
 	resp.Close = hasToken(conn, "close") || minor == 0 && !hasToken(conn, "keep-alive")
 
-	tes, cls := h["Transfer-Encoding"], h["Content-Length"]
+	n, ferr := bodyLength(h, minor > 0)
 	switch {
-	case len(tes) > 0 && len(cls) > 0:
-		return nil, errHeader("both Content-Length and Transfer-Encoding")
-	case len(tes) > 0:
-		if len(tes) > 1 || !strings.EqualFold(tes[0], "chunked") || minor == 0 {
-			return nil, errHeader("unsupported Transfer-Encoding")
-		}
+	case ferr != nil:
+		return nil, errHeader(ferr.reason)
+	case n == -1:
 		resp.TransferEncoding = []string{"chunked"}
-		resp.ContentLength = -1
-	case len(cls) > 0:
-		for _, v := range cls[1:] {
-			if v != cls[0] {
-				return nil, errHeader("conflicting Content-Length headers")
-			}
-		}
-		if resp.ContentLength, ok = parseLength(cls[0]); !ok {
-			return nil, errHeader("malformed Content-Length")
-		}
-		h["Content-Length"] = cls[:1]
-	default:
-		resp.ContentLength = -1 // until the connection closes, unless there is no body
+	case n == -2:
+		n = -1 // until the connection closes, unless there is no body
 	}
+	resp.ContentLength = n
 	return resp, nil
 }
 

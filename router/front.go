@@ -196,7 +196,7 @@ func (cc *clientConn) serve() {
 			return // no answer (the client left: H27): close, never a default 200
 		}
 		w.finish()
-		if w.closeConn || cc.broken || !cc.discardBody(body, expect) {
+		if w.closeConn || cc.broken || !cc.discardBody(body) {
 			return
 		}
 		cc.state.Store(connIdle)
@@ -295,12 +295,11 @@ func (cc *clientConn) refuse(err error) {
 
 // discardBody reads past what the router did not read of a request body, so that the
 // connection can carry the next request. It says false when the connection must close.
-func (cc *clientConn) discardBody(body *bodyReader, expect bool) bool {
+func (cc *clientConn) discardBody(body *bodyReader) bool {
 	if body == nil || body.done {
 		return true
 	}
-	if body.err != nil || expect && body.onFirstRead != nil {
-		// A client still waiting for 100 Continue may or may not send its body.
+	if body.stuck() {
 		return false
 	}
 	_ = cc.c.SetReadDeadline(time.Now().Add(cc.f.r.cfg.BodyReadTimeout))

@@ -143,6 +143,50 @@ func validValue(s string) bool {
 	return true
 }
 
+// framingError is body framing the router refuses: unsupported marks a transfer coding it
+// does not implement, ambiguous a message with both Content-Length and
+// Transfer-Encoding (a likely smuggling attempt).
+type framingError struct {
+	reason      string
+	unsupported bool
+	ambiguous   bool
+}
+
+func (e *framingError) Error() string { return e.reason }
+
+// bodyLength reads how a message's body is delimited (RFC 9112 6): -1 for chunked, the
+// Content-Length, or -2 when the headers say neither. Framing that two readers could
+// take differently is refused: both headers, differing lengths, a length that is not
+// plain digits, any coding but one "chunked", chunked in HTTP/1.0. h keeps one
+// Content-Length.
+func bodyLength(h http.Header, http11 bool) (int64, *framingError) {
+	tes, cls := h["Transfer-Encoding"], h["Content-Length"]
+	switch {
+	case len(tes) > 0 && len(cls) > 0:
+		return 0, &framingError{reason: "both Content-Length and Transfer-Encoding", ambiguous: true}
+	case len(tes) > 0 && !http11:
+		return 0, &framingError{reason: "Transfer-Encoding in an HTTP/1.0 message"}
+	case len(tes) > 0:
+		if len(tes) > 1 || !strings.EqualFold(tes[0], "chunked") {
+			return 0, &framingError{reason: "unsupported Transfer-Encoding", unsupported: true}
+		}
+		return -1, nil
+	case len(cls) == 0:
+		return -2, nil
+	}
+	for _, v := range cls[1:] {
+		if v != cls[0] {
+			return 0, &framingError{reason: "conflicting Content-Length headers"}
+		}
+	}
+	n, ok := parseLength(cls[0])
+	if !ok {
+		return 0, &framingError{reason: "malformed Content-Length"}
+	}
+	h["Content-Length"] = cls[:1]
+	return n, nil
+}
+
 // parseLength reads a Content-Length: decimal digits only, as RFC 9110 8.6 says.
 func parseLength(s string) (int64, bool) {
 	if s == "" || len(s) > 18 {
@@ -239,6 +283,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (b *bodyReader) Close() error { return nil }
+
+// stuck says the connection cannot be read past what is left of this body: the body
+// failed, or its client still waits for 100 Continue and may or may not send it.
+func (b *bodyReader) stuck() bool { return !b.done && (b.err != nil || b.onFirstRead != nil) }
 
 // errBadTrailer is a chunked body's trailer section that is malformed or too long.
 var errBadTrailer = errors.New("malformed chunked trailer")

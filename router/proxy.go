@@ -61,7 +61,9 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 		r.fail(w, rec, code)
 		return
 	}
-	w.bodyLent = body.streaming()
+	if body.streaming() {
+		w.body = nil // lent to the goroutine that streams it
+	}
 
 	var ahead *sendAhead
 	var watch func()

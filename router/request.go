@@ -83,40 +83,22 @@ func parseRequest(head string) (*http.Request, *requestError) {
 	return req, nil
 }
 
-// framing reads how the body is delimited: ContentLength (-1 for chunked) and
+// framing sets how the body is delimited: ContentLength (-1 for chunked) and
 // TransferEncoding.
 func framing(req *http.Request) *requestError {
-	h := req.Header
-	tes, cls := h["Transfer-Encoding"], h["Content-Length"]
-	if len(tes) > 0 && len(cls) > 0 {
-		return &requestError{status: http.StatusBadRequest, reason: "both Content-Length and Transfer-Encoding", ambiguous: true}
-	}
-	if len(tes) > 0 {
-		switch {
-		case !req.ProtoAtLeast(1, 1):
-			return badRequest("Transfer-Encoding in an HTTP/1.0 request")
-		case len(tes) > 1 || !strings.EqualFold(tes[0], "chunked"):
-			return &requestError{status: http.StatusNotImplemented, reason: "unsupported Transfer-Encoding"}
-		}
+	n, err := bodyLength(req.Header, req.ProtoAtLeast(1, 1))
+	switch {
+	case err != nil && err.unsupported:
+		return &requestError{status: http.StatusNotImplemented, reason: err.reason}
+	case err != nil:
+		return &requestError{status: http.StatusBadRequest, reason: err.reason, ambiguous: err.ambiguous}
+	case n == -1:
 		req.TransferEncoding = []string{"chunked"}
-		req.ContentLength = -1
-		delete(h, "Transfer-Encoding")
-		return nil
-	}
-	if len(cls) == 0 {
-		return nil
-	}
-	for _, v := range cls[1:] {
-		if v != cls[0] {
-			return badRequest("conflicting Content-Length headers")
-		}
-	}
-	n, ok := parseLength(cls[0])
-	if !ok {
-		return badRequest("malformed Content-Length")
+		delete(req.Header, "Transfer-Encoding")
+	case n == -2:
+		n = 0
 	}
 	req.ContentLength = n
-	h["Content-Length"] = cls[:1]
 	return nil
 }
 

@@ -19,7 +19,6 @@ type response struct {
 	cc        *clientConn
 	req       *http.Request
 	header    http.Header
-	status    int
 	wroteHead bool
 	noBody    bool  // HEAD, 204, 304: no body whatever the headers say
 	chunked   bool  // the body goes out chunked
@@ -30,10 +29,9 @@ type response struct {
 	// writeTimeout bounds how long the client may take to accept each write.
 	writeTimeout time.Duration
 	trailers     []string // declared in the Trailer header
-	// body is the request's body (nil when none); bodyLent says the streaming path owns
-	// it (a goroutine may be reading it), so WriteHeader must not look at it.
-	body     *bodyReader
-	bodyLent bool
+	// body is the request's body while only this goroutine reads it: nil when there is
+	// none, or once it is lent to a goroutine that streams it (see leavesBodyUnread).
+	body *bodyReader
 }
 
 var _ http.ResponseWriter = (*response)(nil)
@@ -60,7 +58,7 @@ func (w *response) WriteHeader(code int) {
 		w.cc.fail(bw.Flush())
 		return
 	}
-	w.wroteHead, w.status = true, code
+	w.wroteHead = true
 	h := w.header
 	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	w.length = -1
@@ -125,10 +123,7 @@ func (w *response) WriteHeader(code int) {
 // 10.1.1: say so with "Connection: close".
 func (w *response) leavesBodyUnread() bool {
 	b := w.body
-	if b == nil || w.bodyLent || b.done {
-		return false
-	}
-	return b.err != nil || b.onFirstRead != nil || !b.chunked && b.remain > maxDiscard
+	return b != nil && !b.done && (b.stuck() || !b.chunked && b.remain > maxDiscard)
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {
@@ -246,15 +241,10 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.cc.c, bufio.NewReadWriter(w.cc.br, w.cc.bw), nil
 }
 
-// finish ends the response: the last chunk and trailers, then a flush. A body shorter
-// than its Content-Length can only be ended by closing the connection.
+// finish ends a response whose head was written: the last chunk and trailers, then a
+// flush. A body shorter than its Content-Length can only be ended by closing the
+// connection.
 func (w *response) finish() {
-	if w.hijacked {
-		return
-	}
-	if !w.wroteHead {
-		w.WriteHeader(http.StatusOK)
-	}
 	bw := w.cc.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")

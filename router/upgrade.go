@@ -31,8 +31,7 @@ func (r *Router) upgrade(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, b
 		return
 	}
 	rec.status = http.StatusSwitchingProtocols
-	_ = dc.c.SetDeadline(time.Time{})
-	_ = cc.SetDeadline(time.Time{})
+	_ = dc.c.SetDeadline(time.Time{}) // the client side: Hijack cleared its deadlines
 	if !r.track(cc) {
 		cc.Close()
 		dc.close()
