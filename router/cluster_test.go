@@ -309,10 +309,7 @@ func TestBouncedForwardServedHere(t *testing.T) {
 	defer peer.Close()
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served here") })
 	tr := startRouter(t, nil)
-	tr.cluster = &cluster{id: "me", members: []string{"peer"},
-		addrs: map[string]string{"peer": peer.Listener.Addr().String()},
-		insts: map[string][]Instance{"fw": {{ID: "x"}}}}
-	tr.SetApp("fw", nil)
+	forwardApp(tr, "fw", peer.Listener.Addr().String())
 	got := make(chan string, 1)
 	go func() {
 		resp, body := tr.do(t, "GET", "fw.localhost", "/", nil, nil)

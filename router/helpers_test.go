@@ -99,6 +99,14 @@ type backend struct {
 	ended    sync.Map // requests counted out by closeHijacked
 }
 
+// forwardApp makes tr a cluster member whose peer "peer", at addr, owns every dyno of
+// app, of which tr has none: tr forwards the app's requests to addr.
+func forwardApp(tr *testRouter, app, addr string) {
+	tr.cluster = &cluster{id: "me", members: []string{"peer"},
+		addrs: map[string]string{"peer": addr}, insts: map[string][]Instance{app: {{ID: "x"}}}}
+	tr.SetApp(app, nil)
+}
+
 // recordingBackend is a dyno that reads each request's body and records it as
 // "METHOD path=body"; seen returns the records so far and starts a new list.
 func recordingBackend(t *testing.T) (b *backend, seen func() []string) {
