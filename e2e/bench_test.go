@@ -19,16 +19,7 @@ import (
 func BenchmarkScaleOut(b *testing.B) {
 	g := harness.Grid(b, harness.WithRouter(b))
 	dir := copyApp(b)
-	writeSpec(b, dir, `app "scale" {
-  procfile = "Procfile"
-  process "web" {
-    count        = 2
-    memory       = 128
-    health_check = "/health"
-    size         = "shared"
-  }
-}
-`)
+	writeSpec(b, dir, webSpec("scale", ""))
 	c := newCLI(b, g, "scale")
 	for i := 0; i < b.N; i++ {
 		start := time.Now()

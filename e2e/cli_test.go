@@ -73,7 +73,17 @@ func routedApp(t *testing.T, app, extra string) (*devgrid.Grid, *consulapi.Clien
 		t.Fatal(err)
 	}
 	dir := copyApp(t)
-	writeSpec(t, dir, fmt.Sprintf(`app %q {
+	writeSpec(t, dir, webSpec(app, extra))
+	c := newCLI(t, g, app)
+	c.must("deploy", dir)
+	passingDynos(t, consul, app, 2, time.Minute)
+	return g, consul, c
+}
+
+// webSpec is the example app's spec as app: two shared 128 MB web dynos checked on
+// /health, and the extra lines given.
+func webSpec(app, extra string) string {
+	return fmt.Sprintf(`app %q {
   procfile = "Procfile"
 %s
   process "web" {
@@ -83,11 +93,7 @@ func routedApp(t *testing.T, app, extra string) (*devgrid.Grid, *consulapi.Clien
     size         = "shared"
   }
 }
-`, app, extra))
-	c := newCLI(t, g, app)
-	c.must("deploy", dir)
-	passingDynos(t, consul, app, 2, time.Minute)
-	return g, consul, c
+`, app, extra)
 }
 
 // passingDynos waits until the app's web service has n passing instances, and returns

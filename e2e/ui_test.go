@@ -29,16 +29,7 @@ func TestNomadUIShowsTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := copyApp(t)
-	writeSpec(t, dir, `app "uidemo" {
-  procfile = "Procfile"
-  process "web" {
-    count        = 2
-    memory       = 128
-    health_check = "/health"
-    size         = "shared"
-  }
-}
-`)
+	writeSpec(t, dir, webSpec("uidemo", ""))
 	newCLI(t, g, "uidemo").must("deploy", dir)
 	passingDynos(t, consul, "uidemo", 2, time.Minute)
 
