@@ -59,8 +59,9 @@ type dynoConn struct {
 	c       net.Conn
 	br      *bufio.Reader
 	bw      *bufio.Writer
-	written int64 // bytes handed to the socket during the current request
-	clean   bool  // the current request was written whole: reusable after its response
+	written int64           // bytes handed to the socket during the current request
+	clean   bool            // the current request was written whole: reusable after its response
+	raw     syscall.RawConn // for the liveness peek; nil when the connection has none
 }
 
 func (dc *dynoConn) Write(p []byte) (int, error) {
@@ -100,6 +101,9 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 	}
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	dc = &dynoConn{c: c, clean: true}
+	if sc, ok := c.(syscall.Conn); ok {
+		dc.raw, _ = sc.SyscallConn()
+	}
 	dc.br = bufio.NewReaderSize(c, 16<<10)
 	dc.bw = bufio.NewWriterSize(dc, 16<<10)
 	return dc, connect, nil
@@ -117,7 +121,7 @@ func (d *dyno) reuse(timeout time.Duration) *dynoConn {
 	// Kept connections keep their last request's deadline (clearing it would cost a
 	// timer update per request): set the new one before looking at the connection.
 	_ = dc.c.SetDeadline(time.Now().Add(timeout))
-	if dc.br.Buffered() == 0 && alive(dc.c) {
+	if dc.br.Buffered() == 0 && dc.alive() {
 		dc.written = 0
 		dc.clean = true
 		return dc
@@ -131,18 +135,13 @@ func (d *dyno) keep(dc *dynoConn) { d.conn = dc }
 
 // alive says whether an idle kept-alive connection is still open: the dyno has neither
 // closed nor reset it nor sent anything unasked. It peeks without blocking.
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+func (dc *dynoConn) alive() bool {
+	if dc.raw == nil {
 		return true
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
+	ok := false
 	var buf [1]byte
-	rerr := raw.Read(func(fd uintptr) bool {
+	rerr := dc.raw.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true

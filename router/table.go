@@ -128,8 +128,10 @@ func (r *Router) publishLocked() {
 
 // canonicalHost lower-cases a Host header and drops its port and a trailing dot.
 func canonicalHost(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
+	if strings.IndexByte(h, ':') >= 0 { // most Hosts have no port: no error to build
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
 	}
 	h = strings.TrimSuffix(h, ".")
 	for i := 0; i < len(h); i++ {
