@@ -694,8 +694,8 @@ func TestCloseAnnouncedWhenBodyLeftUnread(t *testing.T) {
 // TestForwardedBodyNotReadAfterResponse: in cluster mode, a streamed body forwarded to
 // a peer router that answers before reading it is not read after the response (the
 // peer's transport would otherwise read the client's buffer behind the serve loop's
-// back: under -race that is reported). The connection then either closes or serves the
-// next request in step.
+// back: the race detector, which `make test` runs on this package, reports it). The
+// connection then either closes or serves the next request in step.
 func TestForwardedBodyNotReadAfterResponse(t *testing.T) {
 	t.Parallel()
 	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
