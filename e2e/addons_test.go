@@ -44,7 +44,7 @@ func TestAddonsInARealDyno(t *testing.T) {
 			t.Errorf("config lacks %s:\n%s", k, env)
 		}
 	}
-	job, _, err := mustNomad(t, g).Jobs().Info("hello", nil)
+	job, _, err := appNomad(t, g, "hello").Jobs().Info("hello", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestAddonsInARealDyno(t *testing.T) {
 	}
 
 	c.must("apps:destroy", withAddons("--confirm", "hello")...)
-	vars, _, err := mustNomad(t, g).Variables().PrefixList("nomad/jobs/hello/", nil)
+	vars, _, err := appNomad(t, g, "hello").Variables().PrefixList("nomad/jobs/hello/", nil)
 	if err != nil || len(vars) != 0 {
 		t.Errorf("after apps:destroy variables remain under nomad/jobs/hello/: %d (%v)", len(vars), err)
 	}

@@ -28,6 +28,7 @@ type dynoCLI struct {
 func newCLI(t testing.TB, g *devgrid.Grid, app string) *dynoCLI {
 	return &dynoCLI{t: t, g: g, base: []string{
 		"--nomad-addr", "http://" + g.Options.NomadAddr(),
+		"--nomad-token", harness.Tokens(t, g).NomadManagement,
 		"--slug-store", filepath.Join(g.Options.DataDir, "slug-store"),
 		"--app", app,
 	}}
@@ -219,7 +220,7 @@ func TestAppLifecycle(t *testing.T) {
 	if out := c.must("config"); !strings.Contains(out, "GREETING:") || !strings.Contains(out, "hi there") || !strings.Contains(out, "RACK_ENV:") {
 		t.Errorf("config said:\n%s", out)
 	}
-	job, _, err := mustNomad(t, g).Jobs().Info("hello", nil)
+	job, _, err := appNomad(t, g, "hello").Jobs().Info("hello", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

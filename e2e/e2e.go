@@ -6,14 +6,17 @@ import (
 	"testing"
 
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-func mustNomad(t *testing.T, g *devgrid.Grid) *nomadapi.Client {
+// appNomad is a Nomad client with the grid's management token for app's namespace.
+func appNomad(t *testing.T, g *devgrid.Grid, app string) *nomadapi.Client {
 	t.Helper()
 	c, err := g.NomadClient()
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.SetNamespace(tenancy.Namespace(app))
 	return c
 }

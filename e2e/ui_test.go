@@ -42,6 +42,7 @@ func TestNomadUIShowsTheApp(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script, "http://"+g.Options.NomadAddr(), "uidemo", "web", "2", shot)
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "NOMAD_TOKEN="+harness.Tokens(t, g).NomadManagement)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("the browser did not find the app in the Nomad UI: %v\n%s", err, out)

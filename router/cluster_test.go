@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 func TestRendezvousOwnerSpreadsAndMovesLittle(t *testing.T) {
@@ -53,7 +55,7 @@ type routerProcess struct {
 	metrics string
 }
 
-func startRouterProcess(t *testing.T, consul, id string) *routerProcess {
+func startRouterProcess(t *testing.T, g *devgrid.Grid, id string) *routerProcess {
 	t.Helper()
 	bin := filepath.Join(harness.BinDir(t), "dyno-router")
 	if _, err := os.Stat(bin); err != nil {
@@ -64,7 +66,8 @@ func startRouterProcess(t *testing.T, consul, id string) *routerProcess {
 	ln.Close()
 	ml.Close()
 	p.cmd = exec.Command(bin, "-cluster", "-id", id, "-listen", p.addr, "-metrics-listen", p.metrics,
-		"-consul", consul, "-log-level", "warn")
+		"-consul", g.Options.ConsulAddr(), "-log-level", "warn")
+	p.cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN="+harness.Tokens(t, g).Consul[policies.ConsulCluster])
 	logs := &syncBuffer{}
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	if err := p.cmd.Start(); err != nil {
@@ -108,7 +111,7 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 		register(t, c, "load", fmt.Sprintf("web.%d", i), b, nil, false)
 	}
 	a := startRouter(t, func(cfg *Config) {
-		cfg.ConsulAddr = g.Options.ConsulAddr()
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
 		cfg.Cluster = true
 		cfg.RouterID = "router-a"
 	})
@@ -153,7 +156,7 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
 
-	b := startRouterProcess(t, g.Options.ConsulAddr(), "router-b")
+	b := startRouterProcess(t, g, "router-b")
 	waitFor(t, "routers share the dynos", func() bool {
 		s, err := b.status()
 		return err == nil && s.Apps["load"].Dynos > 0 && s.Apps["load"].Dynos+a.appStats("load").Dynos == dynos
@@ -207,8 +210,16 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	register(t, c, "solo", "web.1", b, nil, false)
-	ra := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "ra" })
-	rb := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = "rb" })
+	ra := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
+		cfg.Cluster = true
+		cfg.RouterID = "ra"
+	})
+	rb := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
+		cfg.Cluster = true
+		cfg.RouterID = "rb"
+	})
 	knows := func(tr *testRouter) bool { _, ok := tr.Status().Apps["solo"]; return ok }
 	waitFor(t, "both routers know the app and one owns its dyno", func() bool {
 		return knows(ra) && knows(rb) && ra.appStats("solo").Dynos+rb.appStats("solo").Dynos == 1 &&
@@ -266,8 +277,12 @@ func TestClusterHoldsRequestsDuringTakeover(t *testing.T) {
 	for i := 1; Owner([]string{live, dying}, id) != dying; i++ {
 		dying = fmt.Sprintf("dying-%d", i)
 	}
-	ra := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.Cluster = true; cfg.RouterID = live })
-	rb := startRouterProcess(t, g.Options.ConsulAddr(), dying)
+	ra := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
+		cfg.Cluster = true
+		cfg.RouterID = live
+	})
+	rb := startRouterProcess(t, g, dying)
 	waitFor2(t, 30*time.Second, "the dying router owns the dyno and the live one forwards to it", func() bool {
 		s, err := rb.status()
 		return err == nil && s.Apps["heldapp"].Dynos == 1 && routes(ra, "heldapp.localhost") == 200 && ra.appStats("heldapp").Dynos == 0

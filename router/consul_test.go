@@ -12,6 +12,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // register adds a web dyno of app to the Consul agent as the deployer does, with a TTL
@@ -61,7 +62,9 @@ func TestConsulDiscovery(t *testing.T) {
 	}
 	b1 := newBackend(t, nil)
 	b2 := newBackend(t, nil)
-	tr := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr() })
+	tr := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulRouter]
+	})
 
 	id1 := register(t, c, "shop", "web.1", b1, map[string]string{"domains": "www.shop.test", "timeout": "45s"}, false)
 	waitFor(t, "shop routed", func() bool { return routes(tr, "shop.localhost") == 200 })
@@ -112,7 +115,10 @@ func TestConsulOutageKeepsLastTable(t *testing.T) {
 	}
 	b := newBackend(t, nil)
 	ml := listen(t)
-	tr := startRouter(t, func(cfg *Config) { cfg.ConsulAddr = g.Options.ConsulAddr(); cfg.MetricsListener = ml })
+	tr := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulRouter]
+		cfg.MetricsListener = ml
+	})
 	register(t, c, "keep", "web.1", b, nil, false)
 	waitFor(t, "routed", func() bool { return routes(tr, "keep.localhost") == 200 })
 

@@ -216,3 +216,14 @@ func CopyExample(t testing.TB, name string) string {
 	}
 	return dst
 }
+
+// Tokens returns the grid's ACL tokens: its management tokens and each component's
+// least-privilege token, by the name of its policy file in policies/.
+func Tokens(t testing.TB, g *devgrid.Grid) *devgrid.Tokens {
+	t.Helper()
+	tok, err := g.Tokens()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return tok
+}

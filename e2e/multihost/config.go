@@ -6,7 +6,7 @@ import (
 )
 
 // serverConfig is the Nomad server of the server host: no client.
-func serverConfig(h *Host) string {
+func serverConfig(h *Host, consulToken string) string {
 	return fmt.Sprintf(`# Written by the multihost test grid.
 disable_update_check = true
 name      = %[1]q
@@ -19,15 +19,19 @@ server {
 client {
   enabled = false
 }
+acl {
+  enabled = true
+}
 consul {
   address = "127.0.0.1:8500"
+  token   = %[4]q
 }
-`, h.Name, filepath.Join(h.Dir, "nomad"), h.Addr)
+`, h.Name, filepath.Join(h.Dir, "nomad"), h.Addr, consulToken)
 }
 
 // clientConfig is the Nomad client of a client host: its own name, data dir, address,
 // cgroup parents, the server host's RPC address and its own Consul agent.
-func clientConfig(h, server *Host, pluginDir string) string {
+func clientConfig(h, server *Host, pluginDir, consulToken string) string {
 	return fmt.Sprintf(`# Written by the multihost test grid.
 disable_update_check = true
 name       = %[1]q
@@ -45,8 +49,12 @@ client {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
 }
+acl {
+  enabled = true
+}
 consul {
   address = "127.0.0.1:8500"
+  token   = %[10]q
 }
 plugin "raw_exec" {
   config {
@@ -62,5 +70,5 @@ plugin "nomad-driver-dyno" {
   }
 }
 `, h.Name, filepath.Join(h.Dir, "nomad"), pluginDir, h.Addr, server.Addr+":4647",
-		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent)
+		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent, consulToken)
 }

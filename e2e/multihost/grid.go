@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dynogrid/dynogrid/policies"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,6 +77,7 @@ type Grid struct {
 	procs      []*proc
 	nomad      *nomadapi.Client
 	consul     *consulapi.Client
+	tokens     *devgrid.Tokens
 }
 
 // proc is a process the grid started.
@@ -196,6 +198,12 @@ func (g *Grid) addHost(name string, last int) (*Host, error) {
 // start runs bin in host h's network namespace, in its own session, logging to
 // <host dir>/<name>.log. nsenter execs bin: the process is bin itself.
 func (g *Grid) start(h *Host, name, bin string, args ...string) (*proc, error) {
+	return g.startEnv(h, nil, name, bin, args...)
+}
+
+// startEnv starts a process with env added to this process's environment: a component
+// gets its token this way rather than on its command line.
+func (g *Grid) startEnv(h *Host, env []string, name, bin string, args ...string) (*proc, error) {
 	logPath := filepath.Join(h.Dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -205,6 +213,7 @@ func (g *Grid) start(h *Host, name, bin string, args ...string) (*proc, error) {
 	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.NS, bin}, args...)...)
 	h.logs = append(h.logs, logPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = h.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -226,10 +235,13 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	}
 	s := g.Server
 	if _, err := g.start(s, "consul", consulBin, "agent", "-dev", "-node", s.Name,
-		"-bind", s.Addr, "-client", "127.0.0.1 "+s.Addr, "-hcl", "disable_update_check = true"); err != nil {
+		"-bind", s.Addr, "-client", "127.0.0.1 "+s.Addr, "-hcl", "disable_update_check = true", "-hcl", consulACL); err != nil {
 		return err
 	}
 	if err := g.wait(ctx, "consul server", g.consulLeader); err != nil {
+		return err
+	}
+	if err := g.bootstrapConsul(ctx); err != nil {
 		return err
 	}
 	// Every Consul agent runs before any Nomad client starts: a client whose first
@@ -242,10 +254,13 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	if err := g.wait(ctx, "consul clients", g.consulMembers); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(s.Dir, "nomad.hcl"), serverConfig(s)); err != nil {
+	if err := writeFile(filepath.Join(s.Dir, "nomad.hcl"), serverConfig(s, g.tokens.Consul[policies.ConsulNomad])); err != nil {
 		return err
 	}
 	if _, err := g.start(s, "nomad", nomadBin, "agent", "-config", filepath.Join(s.Dir, "nomad.hcl")); err != nil {
+		return err
+	}
+	if err := g.bootstrapNomad(ctx); err != nil {
 		return err
 	}
 	for _, h := range g.Hosts {
@@ -275,16 +290,20 @@ func (g *Grid) consulHosts() []*Host {
 
 // startConsul starts a client host's Consul agent, joined to the server host's.
 func (g *Grid) startConsul(h *Host) error {
-	_, err := g.start(h, "consul", filepath.Join(g.BinDir, "consul"), "agent",
+	acl, err := g.consulAgentConfig(h)
+	if err != nil {
+		return err
+	}
+	_, err = g.start(h, "consul", filepath.Join(g.BinDir, "consul"), "agent",
 		"-data-dir", filepath.Join(h.Dir, "consul"), "-node", h.Name,
 		"-bind", h.Addr, "-client", "127.0.0.1", "-retry-join", g.Server.Addr, "-retry-interval", "1s",
-		"-hcl", "disable_update_check = true")
+		"-hcl", "disable_update_check = true", "-config-file", acl)
 	return err
 }
 
 // startNomad starts a client host's Nomad client.
 func (g *Grid) startNomad(h *Host, pluginDir string) error {
-	if err := writeFile(filepath.Join(h.Dir, "nomad.hcl"), clientConfig(h, g.Server, pluginDir)); err != nil {
+	if err := writeFile(filepath.Join(h.Dir, "nomad.hcl"), clientConfig(h, g.Server, pluginDir, g.tokens.Consul[policies.ConsulNomad])); err != nil {
 		return err
 	}
 	_, err := g.start(h, "nomad", filepath.Join(g.BinDir, "nomad"), "agent", "-config", filepath.Join(h.Dir, "nomad.hcl"))
@@ -305,6 +324,7 @@ func (g *Grid) NomadClient() *nomadapi.Client {
 	if g.nomad == nil {
 		cfg := nomadapi.DefaultConfig()
 		cfg.Address = "http://" + g.NomadAddr()
+		cfg.SecretID = g.tokens.NomadManagement
 		c, err := nomadapi.NewClient(cfg)
 		if err != nil {
 			g.t.Fatal(err)
@@ -321,6 +341,7 @@ func (g *Grid) ConsulClient() *consulapi.Client {
 	if g.consul == nil {
 		cfg := consulapi.DefaultConfig()
 		cfg.Address = g.ConsulAddr()
+		cfg.Token = g.tokens.ConsulManagement
 		c, err := consulapi.NewClient(cfg)
 		if err != nil {
 			g.t.Fatal(err)
@@ -357,7 +378,11 @@ func (g *Grid) KillHost(h *Host) (int, error) {
 }
 
 func (g *Grid) consulLeader(ctx context.Context) error {
-	leader, err := g.ConsulClient().Status().Leader()
+	anon, err := consulapi.NewClient(&consulapi.Config{Address: g.ConsulAddr()})
+	if err != nil {
+		return err
+	}
+	leader, err := anon.Status().Leader()
 	if err != nil {
 		return err
 	}

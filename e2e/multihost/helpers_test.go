@@ -11,6 +11,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/cli"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -24,6 +25,7 @@ type dynoCLI struct {
 func newCLI(t *testing.T, g *Grid, app string) *dynoCLI {
 	return &dynoCLI{t: t, base: []string{
 		"--nomad-addr", "http://" + g.NomadAddr(),
+		"--nomad-token", g.Tokens().NomadManagement,
 		"--slug-store", filepath.Join(g.Dir, "slug-store"),
 		"--app", app,
 	}}
@@ -98,7 +100,7 @@ func describe(entries []*consulapi.ServiceEntry) string {
 // runningAllocs lists the app's running web allocations.
 func runningAllocs(t *testing.T, g *Grid, app string) []*nomadapi.AllocationListStub {
 	t.Helper()
-	allocs, _, err := g.NomadClient().Jobs().Allocations(app, false, nil)
+	allocs, _, err := g.NomadClient().Jobs().Allocations(app, false, &nomadapi.QueryOptions{Namespace: tenancy.Namespace(app)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dynogrid/dynogrid/policies"
 	"io"
 	"net"
 	"net/http"
@@ -50,7 +51,11 @@ func (g *Grid) startRouter(ctx context.Context, r *Router) error {
 	if g.cluster {
 		args = append(args, "-cluster", "-id", r.ID)
 	}
-	p, err := g.start(r.Host, name, filepath.Join(g.BinDir, "dyno-router"), args...)
+	env := []string{"CONSUL_HTTP_TOKEN=" + g.tokens.Consul[policies.ConsulRouter]}
+	if g.cluster {
+		env = []string{"CONSUL_HTTP_TOKEN=" + g.tokens.Consul[policies.ConsulCluster]}
+	}
+	p, err := g.startEnv(r.Host, env, name, filepath.Join(g.BinDir, "dyno-router"), args...)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 // Opens an app's job in the Nomad web UI with Debian's headless Chromium, checks what the
 // page shows, saves a screenshot and prints what it saw as JSON.
 //
-//   node nomad-ui.mjs <nomad http address> <app> <process> <dynos> <screenshot.png>
+//   NOMAD_TOKEN=... node nomad-ui.mjs <nomad http address> <app> <process> <dynos> <screenshot.png>
+//
+// The grid's ACLs are on: the UI signs in with $NOMAD_TOKEN, as a user pastes it on the
+// UI's ACL Tokens page. The app's job lives in the app's own namespace.
 import { chromium } from "playwright-core";
 
 const [nomad, app, group, dynosArg, shot] = process.argv.slice(2);
@@ -38,13 +41,15 @@ async function open(page, url, what) {
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.setDefaultTimeout(40000);
+  await page.addInitScript((token) => window.localStorage.setItem("nomadTokenSecret", token),
+    process.env.NOMAD_TOKEN || "");
 
   // The job list shows the app as a job named after it.
-  await open(page, `${nomad}/ui/jobs`, (p) => p.getByRole("link", { name: app, exact: true }));
+  await open(page, `${nomad}/ui/jobs?namespace=${app}`, (p) => p.getByRole("link", { name: app, exact: true }));
   seen.jobListed = true;
 
   // The job page shows the app's task group (its process type) and its allocations.
-  await open(page, `${nomad}/ui/jobs/${app}@default`, (p) => p.getByText(group, { exact: true }));
+  await open(page, `${nomad}/ui/jobs/${app}@${app}`, (p) => p.getByText(group, { exact: true }));
   seen.taskGroup = group;
   // Its dynos are the job's allocations: the summary counts the running ones, and the
   // recent allocations link each one.

@@ -26,8 +26,8 @@ type addonFlags struct {
 	config string
 }
 
-func (m *meta) addonManager(f addonFlags) (*addons.Manager, error) {
-	d, err := m.deployer()
+func (m *meta) addonManager(app string, f addonFlags) (*addons.Manager, error) {
+	d, err := m.deployer(app)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,14 @@ func (c *addonsCommand) Run(args []string) int {
 	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
-	mgr, err := c.addonManager(af)
+	app := ""
+	if !*available {
+		var err error
+		if app, err = c.appName(); err != nil {
+			return c.fail(err)
+		}
+	}
+	mgr, err := c.addonManager(app, af)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -119,10 +126,6 @@ func (c *addonsCommand) Run(args []string) int {
 				strings.Join(plans, ", "), strings.Join(l.Description.EnvVars, ", ")))
 		}
 		return 0
-	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
 	}
 	list, err := mgr.List(ctx, app)
 	if err != nil {
@@ -182,7 +185,7 @@ func (c *addonsCreateCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	mgr, err := c.addonManager(af)
+	mgr, err := c.addonManager(app, af)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -242,7 +245,7 @@ func (m *meta) withAttachment(cmd string, args []string, fn func(ctx context.Con
 	if err != nil {
 		return m.fail(err)
 	}
-	mgr, err := m.addonManager(af)
+	mgr, err := m.addonManager(app, af)
 	if err != nil {
 		return m.fail(err)
 	}

@@ -30,7 +30,7 @@ func (c *appsCommand) Run(args []string) int {
 	if err := parseArgs(fs, args); err != nil || !noArgs(c.ui, fs) {
 		return 1
 	}
-	nomad, err := c.nomad()
+	nomad, err := c.nomad("")
 	if err != nil {
 		return c.fail(err)
 	}
@@ -90,7 +90,7 @@ func (c *destroyCommand) Run(args []string) int {
 		c.ui.Error(fmt.Sprintf("this destroys %s and all its dynos; run again with --confirm %s", app, app))
 		return 1
 	}
-	mgr, err := c.addonManager(af)
+	mgr, err := c.addonManager(app, af)
 	if err != nil {
 		return c.fail(err)
 	}

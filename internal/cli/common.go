@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,21 +18,24 @@ import (
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
+	"github.com/dynogrid/dynogrid/policies"
 	nomadapi "github.com/hashicorp/nomad/api"
 	mcli "github.com/mitchellh/cli"
 )
 
 // meta holds what every app command shares: where Nomad is, which app, output format.
 type meta struct {
-	ui        mcli.Ui
-	stdin     io.Reader
-	stdout    io.Writer
-	stderr    io.Writer
-	nomadAddr string
-	slugStore string
-	app       string
-	json      bool
-	timeout   time.Duration
+	ui         mcli.Ui
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+	nomadAddr  string
+	nomadToken string
+	slugStore  string
+	app        string
+	json       bool
+	timeout    time.Duration
 }
 
 const commonHelp = `
@@ -40,6 +44,9 @@ Common options:
                        current directory's Procfile)
   --nomad-addr=URL     Nomad's HTTP address (default: $NOMAD_ADDR, or the local
                        grid of ` + "`dyno dev up`" + `, or http://127.0.0.1:4646)
+  --nomad-token=TOKEN  Nomad ACL token: an app's deploy token or an operator's
+                       (default: $NOMAD_TOKEN, or the local grid's management
+                       token, readable by root only)
   --slug-store=DIR     Where slugs are stored for every host (default:
                        $DYNO_SLUG_STORE, or the local grid's store)
   --json               Print the result as JSON
@@ -50,6 +57,7 @@ func (m *meta) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&m.app, "app", "", "")
 	fs.StringVar(&m.app, "a", "", "")
 	fs.StringVar(&m.nomadAddr, "nomad-addr", "", "")
+	fs.StringVar(&m.nomadToken, "nomad-token", "", "")
 	fs.StringVar(&m.slugStore, "slug-store", "", "")
 	fs.BoolVar(&m.json, "json", false, "")
 	fs.DurationVar(&m.timeout, "timeout", 5*time.Minute, "")
@@ -65,24 +73,46 @@ func localGrid() *devgrid.Grid {
 	return g
 }
 
-func (m *meta) nomad() (*nomadapi.Client, error) {
-	cfg := nomadapi.DefaultConfig() // reads NOMAD_ADDR and the other NOMAD_* variables
+// nomad returns a Nomad client for app's namespace, or for every namespace when app is
+// "". Its token is --nomad-token, else $NOMAD_TOKEN, else the local grid's management
+// token when the address is the local grid's, as Nomad's own CLI finds them.
+func (m *meta) nomad(app string) (*nomadapi.Client, error) {
+	cfg := nomadapi.DefaultConfig() // reads NOMAD_ADDR, NOMAD_TOKEN and the other NOMAD_* variables
 	switch {
 	case m.nomadAddr != "":
 		cfg.Address = m.nomadAddr
 	case os.Getenv("NOMAD_ADDR") == "":
 		if g := localGrid(); g != nil {
 			cfg.Address = "http://" + g.Options.NomadAddr()
+			if cfg.SecretID == "" {
+				cfg.SecretID = localToken(g, func(t *devgrid.Tokens) string { return t.NomadManagement })
+			}
 		}
+	}
+	if m.nomadToken != "" {
+		cfg.SecretID = m.nomadToken
 	}
 	if !strings.Contains(cfg.Address, "://") {
 		cfg.Address = "http://" + cfg.Address
 	}
+	cfg.Namespace = "*"
+	if app != "" {
+		cfg.Namespace = tenancy.Namespace(app)
+	}
 	return nomadapi.NewClient(cfg)
 }
 
-func (m *meta) deployer() (*deploy.Deployer, error) {
-	n, err := m.nomad()
+// localToken is one of the local grid's tokens, or "" for a user who may not read them.
+func localToken(g *devgrid.Grid, pick func(*devgrid.Tokens) string) string {
+	t, err := g.Tokens()
+	if err != nil {
+		return ""
+	}
+	return pick(t)
+}
+
+func (m *meta) deployer(app string) (*deploy.Deployer, error) {
+	n, err := m.nomad(app)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +147,7 @@ func (m *meta) appName() (string, error) {
 	if diags.HasErrors() {
 		return "", errors.New("which app? pass --app NAME, or run the command in the app's directory")
 	}
+	m.app = spec.Name
 	return spec.Name, nil
 }
 
@@ -125,12 +156,33 @@ func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// Exit codes besides 0 and 1.
+const (
+	exitNoApp            = 3
+	exitPermissionDenied = 4
+)
+
 func (m *meta) fail(err error) int {
 	m.ui.Error("Error: " + err.Error())
-	if errors.Is(err, deploy.ErrNoApp) {
-		return 3
+	switch {
+	case errors.Is(err, deploy.ErrNoApp):
+		return exitNoApp
+	case tenancy.IsStatus(err, http.StatusForbidden):
+		m.ui.Error(m.permissionHint())
+		return exitPermissionDenied
 	}
 	return 1
+}
+
+// permissionHint says which rights a refused command needed.
+func (m *meta) permissionHint() string {
+	if m.app == "" {
+		return "This token may not do this. Use the app's deploy token (--nomad-token or $NOMAD_TOKEN), or an operator's."
+	}
+	policy, _, _ := policies.AppDeploy(m.app)
+	return fmt.Sprintf("This token may not do this to app %s: it needs the policy %s on the namespace %q. "+
+		"Use the app's deploy token (an operator makes one with `dyno apps:token --app %s`).",
+		m.app, policy, tenancy.Namespace(m.app), m.app)
 }
 
 func (m *meta) printJSON(v any) int {

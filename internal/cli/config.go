@@ -23,7 +23,7 @@ func (c *configCommand) Run(args []string) int {
 	if code >= 0 {
 		return code
 	}
-	d, err := c.deployer()
+	d, err := c.deployer(app)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -79,7 +79,7 @@ func (c *meta) change(set map[string]string, unset []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	d, err := c.deployer()
+	d, err := c.deployer(app)
 	if err != nil {
 		return c.fail(err)
 	}

@@ -19,7 +19,7 @@ func (c *deployCommand) attachSpecAddons(ctx context.Context, spec *appspec.Spec
 	if len(spec.Addons) == 0 {
 		return nil
 	}
-	mgr, err := c.addonManager(af)
+	mgr, err := c.addonManager(spec.Name, af)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,8 @@ func (c *deployCommand) Run(args []string) int {
 	if spec == nil {
 		return code
 	}
-	d, err := c.deployer()
+	c.app = spec.Name
+	d, err := c.deployer(spec.Name)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -131,7 +132,8 @@ func (c *planCommand) Run(args []string) int {
 	if spec == nil {
 		return code
 	}
-	d, err := c.deployer()
+	c.app = spec.Name
+	d, err := c.deployer(spec.Name)
 	if err != nil {
 		return c.fail(err)
 	}

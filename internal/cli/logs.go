@@ -48,7 +48,7 @@ func (c *logsCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	nomad, err := c.nomad()
+	nomad, err := c.nomad(app)
 	if err != nil {
 		return c.fail(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/internal/deploy"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -66,7 +67,7 @@ func (c *psCommand) Run(args []string) int {
 // dynos lists the app's current dynos (allocations that run or are about to), sorted
 // by name. With all, stopped ones are listed too.
 func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
-	nomad, err := m.nomad()
+	nomad, err := m.nomad(app)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +156,7 @@ func (c *scaleCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	d, err := c.deployer()
+	d, err := c.deployer(app)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -197,7 +198,7 @@ func (c *restartCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	nomad, err := c.nomad()
+	nomad, err := c.nomad(app)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -206,7 +207,7 @@ func (c *restartCommand) Run(args []string) int {
 		if target != "" && d.Name != target && d.Process != target {
 			continue
 		}
-		a := &nomadapi.Allocation{ID: d.AllocID, Namespace: "default"}
+		a := &nomadapi.Allocation{ID: d.AllocID, Namespace: tenancy.Namespace(app)}
 		if err := nomad.Allocations().Restart(a, d.Process, nil); err != nil {
 			return c.fail(fmt.Errorf("failed to restart %s: %w", d.Name, err))
 		}

@@ -33,7 +33,7 @@ func (c *releasesCommand) Run(args []string) int {
 	if code >= 0 {
 		return code
 	}
-	nomad, err := c.nomad()
+	nomad, err := c.nomad(app)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -108,7 +108,7 @@ func (c *rollbackCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	d, err := c.deployer()
+	d, err := c.deployer(app)
 	if err != nil {
 		return c.fail(err)
 	}

@@ -45,7 +45,7 @@ func (c *runCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	d, err := c.deployer()
+	d, err := c.deployer(app)
 	if err != nil {
 		return c.fail(err)
 	}

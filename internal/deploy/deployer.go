@@ -78,6 +78,9 @@ func (d *Deployer) Current(ctx context.Context, app string) (*App, error) {
 // Deploy packs the spec's code into a slug and releases it. An existing app keeps its
 // current dyno counts and config vars, with the spec's config vars on top.
 func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Job, error) {
+	if err := d.ensureTenant(ctx, spec.Name); err != nil {
+		return nil, err
+	}
 	cur, err := d.Current(ctx, spec.Name)
 	if err != nil && !errors.Is(err, ErrNoApp) {
 		return nil, err

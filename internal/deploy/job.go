@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/slug"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -60,6 +61,7 @@ func Job(r Release) *nomadapi.Job {
 	spec := r.Spec
 	release := ReleaseName(r.Version)
 	job := nomadapi.NewServiceJob(spec.Name, spec.Name, "global", 50)
+	job.Namespace = ptr(tenancy.Namespace(spec.Name))
 	job.Datacenters = []string{"*"}
 	job.Meta = map[string]string{
 		MetaApp:         spec.Name,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -36,6 +37,7 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	id := fmt.Sprintf("%s-run-%s", app, hex.EncodeToString(suffix))
 
 	job := nomadapi.NewBatchJob(id, id, "global", 50)
+	job.Namespace = ptr(tenancy.Namespace(app))
 	job.Datacenters = []string{"*"}
 	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: cur.Job.Meta[MetaRelease]}
 	tg := nomadapi.NewTaskGroup(OneOffProcess, 1)
@@ -57,11 +59,16 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	task.KillSignal = "SIGTERM"
 	task.KillTimeout = ptr(5 * time.Second)
 	task.Env = map[string]string{"HOME": "/app"}
-	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, cur.Job.Meta[MetaEnv])}
+	envPath, err := d.copyEnv(ctx, cur.Job.Meta[MetaEnv], id)
+	if err != nil {
+		return "", nil, err
+	}
+	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, envPath)}
 	tg.AddTask(task)
 	job.AddTaskGroup(tg)
 
 	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		d.removeEnvCopy(context.Background(), envPath)
 		return "", nil, fmt.Errorf("failed to start a one-off dyno: %w", err)
 	}
 	alloc, err := d.waitRunning(ctx, id)
@@ -72,9 +79,10 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	return id, alloc, nil
 }
 
-// StopOneOff stops and removes a one-off dyno's job.
+// StopOneOff stops and removes a one-off dyno's job and its copy of the config.
 func (d *Deployer) StopOneOff(ctx context.Context, id string) error {
 	_, _, err := d.Nomad.Jobs().DeregisterOpts(id, &nomadapi.DeregisterOptions{Purge: true}, (&nomadapi.WriteOptions{}).WithContext(ctx))
+	d.removeEnvCopy(ctx, "nomad/jobs/"+id)
 	return err
 }
 
@@ -110,4 +118,25 @@ func lastEvent(states map[string]*nomadapi.TaskState) string {
 		}
 	}
 	return "no event"
+}
+
+// copyEnv copies the release's environment at path to the one-off job's own variable,
+// nomad/jobs/<id>: the only variable its workload identity may read, since the app's
+// variables are bound to the app's job alone. It returns the copy's path ("" for none).
+func (d *Deployer) copyEnv(ctx context.Context, path, id string) (string, error) {
+	env, err := ReadEnv(ctx, d.Nomad, path)
+	if err != nil || len(env) == 0 {
+		return "", err
+	}
+	v := &nomadapi.Variable{Path: "nomad/jobs/" + id, Items: nomadapi.VariableItems(env)}
+	if _, _, err := d.Nomad.Variables().Create(v, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("failed to give the one-off dyno its config: %w", err)
+	}
+	return v.Path, nil
+}
+
+func (d *Deployer) removeEnvCopy(ctx context.Context, path string) {
+	if path != "" {
+		_, _ = d.Nomad.Variables().Delete(path, (&nomadapi.WriteOptions{}).WithContext(ctx))
+	}
 }

@@ -139,10 +139,18 @@ ports {
   grpc     = -1
   grpc_tls = -1
 }
+# Default deny: the grid bootstraps the ACLs once and hands out a token per component.
+acl {
+  enabled                  = true
+  default_policy           = "deny"
+  enable_token_persistence = true
+}
 `, o.Bind, o.ConsulPort, o.ConsulPort+1, o.ConsulPort+2, o.ConsulPort+3)
 }
 
-func (o Options) nomadConfig() string {
+// nomadConfig is the Nomad agent's configuration; consulToken is the token it uses with
+// Consul, so the file is root's only.
+func (o Options) nomadConfig(consulToken string) string {
 	return fmt.Sprintf(`# Written by dyno dev up.
 disable_update_check = true
 data_dir   = %[1]q
@@ -153,8 +161,12 @@ ports {
   rpc  = %[5]d
   serf = %[6]d
 }
+acl {
+  enabled = true
+}
 consul {
   address = %[7]q
+  token   = %[12]q
 }
 client {
   # Dynos bind to the host's loopback in a dev grid.
@@ -177,7 +189,7 @@ plugin "nomad-driver-dyno" {
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
-		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"))
+		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"), consulToken)
 }
 
 // cgroupParentLine sets the client's cgroup parent. On cgroups v1 Nomad then manages

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // Grid is a running local grid. Its state is kept in DataDir/grid.json so that another
@@ -76,12 +78,16 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	if err := os.WriteFile(consulCfg, []byte(opts.consulConfig()), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(nomadCfg, []byte(opts.nomadConfig()), 0o644); err != nil {
+
+	if err := g.start("consul", nil, consulBin, "agent", "-dev", "-config-file", consulCfg); err != nil {
 		return nil, err
 	}
-
-	if err := g.start("consul", consulBin, "agent", "-dev", "-config-file", consulCfg); err != nil {
-		return nil, err
+	if err := g.waitFor(ctx, "consul", g.consulLeader); err != nil {
+		return nil, g.withLog("consul", err)
+	}
+	tokens, err := g.bootstrapConsul(ctx)
+	if err != nil {
+		return nil, g.withLog("consul", err)
 	}
 	if err := g.waitFor(ctx, "consul", g.consulHealthy); err != nil {
 		return nil, g.withLog("consul", err)
@@ -90,24 +96,33 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 		ok = true
 		return g, nil
 	}
+	if err := os.WriteFile(nomadCfg, []byte(opts.nomadConfig(tokens.Consul[policies.ConsulNomad])), 0o600); err != nil {
+		return nil, err
+	}
 	// -dev makes the Nomad client destroy its allocations when it stops, so Down leaves
 	// no dyno behind.
-	if err := g.start("nomad", nomadBin, "agent", "-dev", "-config", nomadCfg); err != nil {
+	if err := g.start("nomad", nil, nomadBin, "agent", "-dev", "-config", nomadCfg); err != nil {
 		return nil, err
+	}
+	if err := g.waitFor(ctx, "nomad", g.nomadLeader); err != nil {
+		return nil, g.withLog("nomad", err)
+	}
+	if err := g.bootstrapNomad(ctx, tokens); err != nil {
+		return nil, g.withLog("nomad", err)
 	}
 	if err := g.waitFor(ctx, "nomad", g.nomadHealthy); err != nil {
 		return nil, g.withLog("nomad", err)
 	}
-	if err := g.startMeter(); err != nil {
+	if err := g.startMeter(tokens); err != nil {
 		return nil, err
 	}
 	if opts.RouterPort != 0 {
-		if err := g.startRouter(ctx); err != nil {
+		if err := g.startRouter(ctx, tokens); err != nil {
 			return nil, g.withLog("router", err)
 		}
 	}
 	if opts.PostgresPort != 0 {
-		if err := g.startPostgres(ctx); err != nil {
+		if err := g.startPostgres(ctx, tokens); err != nil {
 			return nil, err
 		}
 	}
@@ -115,7 +130,9 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	return g, nil
 }
 
-func (g *Grid) start(name, bin string, args ...string) error {
+// start runs an agent with env added to this process's environment: an agent is handed
+// its token this way, never on its command line, which every user of the host can read.
+func (g *Grid) start(name string, env []string, bin string, args ...string) error {
 	logPath := filepath.Join(g.Options.DataDir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -124,6 +141,7 @@ func (g *Grid) start(name, bin string, args ...string) error {
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = g.Options.DataDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -11,22 +11,34 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-// ConsulClient returns an API client for the grid's Consul agent.
+// ConsulClient returns an API client for the grid's Consul agent with its management
+// token.
 func (g *Grid) ConsulClient() (*consulapi.Client, error) {
+	return g.consulClientWith(g.token(func(t *Tokens) string { return t.ConsulManagement }))
+}
+
+// NomadClient returns an API client for the grid's Nomad agent with its management token.
+func (g *Grid) NomadClient() (*nomadapi.Client, error) {
+	return g.nomadClientWith(g.token(func(t *Tokens) string { return t.NomadManagement }))
+}
+
+func (g *Grid) consulClientWith(token string) (*consulapi.Client, error) {
 	cfg := consulapi.DefaultConfig()
 	cfg.Address = g.Options.ConsulAddr()
+	cfg.Token = token
 	return consulapi.NewClient(cfg)
 }
 
-// NomadClient returns an API client for the grid's Nomad agent.
-func (g *Grid) NomadClient() (*nomadapi.Client, error) {
+func (g *Grid) nomadClientWith(token string) (*nomadapi.Client, error) {
 	cfg := nomadapi.DefaultConfig()
 	cfg.Address = "http://" + g.Options.NomadAddr()
+	cfg.SecretID = token
 	return nomadapi.NewClient(cfg)
 }
 
-func (g *Grid) consulHealthy(ctx context.Context) error {
-	c, err := g.ConsulClient()
+// consulLeader wants Consul to have elected a leader, which needs no token.
+func (g *Grid) consulLeader(context.Context) error {
+	c, err := g.consulClientWith("")
 	if err != nil {
 		return err
 	}
@@ -36,6 +48,30 @@ func (g *Grid) consulHealthy(ctx context.Context) error {
 	}
 	if leader == "" {
 		return errors.New("no leader yet")
+	}
+	return nil
+}
+
+// nomadLeader wants Nomad to have elected a leader, which needs no token.
+func (g *Grid) nomadLeader(context.Context) error {
+	c, err := g.nomadClientWith("")
+	if err != nil {
+		return err
+	}
+	leader, err := c.Status().Leader()
+	if err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	return nil
+}
+
+func (g *Grid) consulHealthy(ctx context.Context) error {
+	c, err := g.ConsulClient()
+	if err != nil {
+		return err
 	}
 	// Sessions and checks need the agent's node in the catalog, which anti-entropy adds
 	// a moment after the election.
@@ -57,13 +93,6 @@ func (g *Grid) nomadHealthy(ctx context.Context) error {
 		return err
 	}
 	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
-	leader, err := c.Status().Leader()
-	if err != nil {
-		return err
-	}
-	if leader == "" {
-		return errors.New("no leader yet")
-	}
 	stubs, _, err := c.Nodes().List(q)
 	if err != nil {
 		return err

@@ -12,17 +12,19 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/plugins/testserver"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // startRouter runs the grid's router on RouterPort (its metrics on the next port),
 // following the grid's Consul, and waits until it accepts connections.
-func (g *Grid) startRouter(ctx context.Context) error {
+func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 	o := g.Options
 	bin := filepath.Join(o.BinDir, "dyno-router")
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("missing router binary (run `make build`): %w", err)
 	}
-	if err := g.start("router", bin,
+	env := []string{"CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulRouter]}
+	if err := g.start("router", env, bin,
 		"-listen", o.RouterAddr(),
 		"-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1),
 		"-consul", o.ConsulAddr(),
@@ -39,17 +41,18 @@ func (g *Grid) startRouter(ctx context.Context) error {
 }
 
 // startMeter runs the meter, which records dyno time into Consul, when it is built.
-func (g *Grid) startMeter() error {
+func (g *Grid) startMeter(t *Tokens) error {
 	bin := filepath.Join(g.Options.BinDir, "dyno-meter")
 	if _, err := os.Stat(bin); err != nil {
 		return nil
 	}
-	return g.start("meter", bin, "-nomad-addr", "http://"+g.Options.NomadAddr(), "-consul-addr", g.Options.ConsulAddr())
+	env := []string{"NOMAD_TOKEN=" + t.Nomad[policies.NomadMeter], "CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulMeter]}
+	return g.start("meter", env, bin, "-nomad-addr", "http://"+g.Options.NomadAddr(), "-consul-addr", g.Options.ConsulAddr())
 }
 
 // startPostgres runs a PostgreSQL server for the postgres add-on and writes the grid's
 // add-on settings: the server's admin URL, and the grid's Nomad for memcached.
-func (g *Grid) startPostgres(ctx context.Context) error {
+func (g *Grid) startPostgres(ctx context.Context, t *Tokens) error {
 	o := g.Options
 	password := make([]byte, 18)
 	if _, err := rand.Read(password); err != nil {
@@ -67,8 +70,12 @@ func (g *Grid) startPostgres(ctx context.Context) error {
 		return err
 	}
 	settings := map[string]map[string]string{
-		"postgres":  {"admin_url": pg.AdminURL("")},
-		"memcached": {"nomad_addr": "http://" + o.NomadAddr()},
+		"postgres": {"admin_url": pg.AdminURL("")},
+		"memcached": {
+			"nomad_addr":      "http://" + o.NomadAddr(),
+			"nomad_token":     t.Nomad[policies.NomadAddonMemcached],
+			"nomad_namespace": policies.AddonNamespace,
+		},
 	}
 	b, _ := json.MarshalIndent(settings, "", "  ")
 	// The settings hold the admin password: readable by root only.

@@ -19,6 +19,7 @@ import (
 	"github.com/dynogrid/dynogrid/plugins/addon"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
 	"github.com/dynogrid/dynogrid/plugins/addonhost"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // TestMemcached_OnARealGrid runs the add-on against real Consul and Nomad agents: each
@@ -29,7 +30,13 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 	pluginDir := addontest.Build(t, "../../cmd/dyno-addon-memcached", Name)
 	nomad, err := g.NomadClient()
 	must.NoError(t, err)
-	settings := map[string]string{"nomad_addr": "http://" + g.Options.NomadAddr()}
+	nomad.SetNamespace(policies.AddonNamespace)
+	// The add-on gets only its own least-privilege token, as on a real grid.
+	settings := map[string]string{
+		"nomad_addr":      "http://" + g.Options.NomadAddr(),
+		"nomad_token":     harness.Tokens(t, g).Nomad[policies.NomadAddonMemcached],
+		"nomad_namespace": policies.AddonNamespace,
+	}
 	h, err := addonhost.New(addonhost.Options{
 		PluginDir:        pluginDir,
 		Settings:         map[string]map[string]string{Name: settings},

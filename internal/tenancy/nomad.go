@@ -1,0 +1,83 @@
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dynogrid/dynogrid/policies"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// BootstrapNomad bootstraps the ACL system of a Nomad whose ACLs are on and returns the
+// management token. It retries while the servers have no leader yet, until ctx ends.
+func BootstrapNomad(ctx context.Context, c *nomadapi.Client) (string, error) {
+	var last error
+	for {
+		tok, _, err := c.ACLTokens().Bootstrap((&nomadapi.WriteOptions{}).WithContext(ctx))
+		if err == nil {
+			return tok.SecretID, nil
+		}
+		if strings.Contains(err.Error(), "ACL bootstrap already done") {
+			return "", fmt.Errorf("nomad's ACLs were bootstrapped before: use its management token: %w", err)
+		}
+		last = err
+		if err := pause(ctx, 200*time.Millisecond); err != nil {
+			return "", fmt.Errorf("failed to bootstrap nomad's ACLs: %w (last: %v)", err, last)
+		}
+	}
+}
+
+// NomadToken creates a client token named name holding the named policies of package
+// policies, creating or updating each policy first. c must hold a management token.
+func NomadToken(ctx context.Context, c *nomadapi.Client, name string, names ...string) (string, error) {
+	full := make([]string, 0, len(names))
+	for _, n := range names {
+		if err := nomadPolicy(ctx, c, &nomadapi.ACLPolicy{Name: policies.Name(n), Rules: policies.Nomad(n)}); err != nil {
+			return "", err
+		}
+		full = append(full, policies.Name(n))
+	}
+	return nomadClientToken(ctx, c, name, full)
+}
+
+func nomadClientToken(ctx context.Context, c *nomadapi.Client, name string, policyNames []string) (string, error) {
+	tok, _, err := c.ACLTokens().Create(&nomadapi.ACLToken{Name: name, Type: "client", Policies: policyNames},
+		(&nomadapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("failed to create nomad token %q: %w", name, err)
+	}
+	return tok.SecretID, nil
+}
+
+func nomadPolicy(ctx context.Context, c *nomadapi.Client, p *nomadapi.ACLPolicy) error {
+	if _, err := c.ACLPolicies().Upsert(p, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("failed to write nomad policy %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// EnsureNamespace creates the Nomad namespace name if it does not exist.
+func EnsureNamespace(ctx context.Context, c *nomadapi.Client, name, description string) error {
+	_, _, err := c.Namespaces().Info(name, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err == nil {
+		return nil
+	}
+	if !IsStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("failed to read namespace %s: %w", name, err)
+	}
+	if _, err := c.Namespaces().Register(&nomadapi.Namespace{Name: name, Description: description},
+		(&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("failed to create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// IsStatus says whether err is an answer of Nomad's HTTP API with the status code.
+func IsStatus(err error, code int) bool {
+	var ue nomadapi.UnexpectedResponseError
+	return errors.As(err, &ue) && ue.StatusCode() == code
+}
