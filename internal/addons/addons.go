@@ -143,6 +143,9 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 	case err == nil && a.State == StateAttached:
 		return nil, fmt.Errorf("%s already has %s attached as %q", app, service, name)
 	case err != nil:
+		if err := m.checkRoom(ctx, app); err != nil {
+			return nil, err
+		}
 		a = &Attachment{App: app, Name: name, Service: service, Plan: plan, RequestID: newID(), State: StateProvisioning, Created: time.Now().UTC()}
 		if err := m.put(ctx, a); err != nil {
 			return nil, err
@@ -157,6 +160,9 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 		if _, taken := cur.Env[k]; taken {
 			return nil, fmt.Errorf("add-on %s would set %s, which %s already has; attach it under another name with --as", service, k, app)
 		}
+	}
+	if err := checkEnv(cur.Env, env); err != nil {
+		return nil, fmt.Errorf("add-on %s was not attached to %s: its variables would break a config limit (%w); make room with `dyno config:unset` and run the same command again, or remove its resource with `dyno addons:destroy %s`", service, app, err, name)
 	}
 	a.ResourceID, a.Env, a.State = res.ID, env, StateAttached
 	if err := m.put(ctx, a); err != nil {

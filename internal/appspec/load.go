@@ -22,17 +22,9 @@ var (
 	appNameRe   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,28}[a-z0-9]$`)
 	envKeyRe    = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	hostLabelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	planRe      = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9][a-z0-9-]{0,%d}$`, MaxPlanBytes-1))
 	// reservedEnv are set by the platform on every dyno.
 	reservedEnv = map[string]bool{"PORT": true, "DYNO": true}
-)
-
-// Limits on what a spec may ask for.
-const (
-	MaxCount      = 100
-	MinMemoryMB   = 64
-	MaxMemoryMB   = 65536
-	MaxTimeout    = 10 * time.Minute
-	maxConfigSize = 32 * 1024
 )
 
 type fileSchema struct {
@@ -45,7 +37,7 @@ type appBlock struct {
 	DefRange  hcl.Range      `hcl:",def_range"`
 	Source    *string        `hcl:"source,optional"`
 	Procfile  *string        `hcl:"procfile,optional"`
-	Domains   []string       `hcl:"domains,optional"`
+	Domains   hcl.Expression `hcl:"domains,optional"`
 	Timeout   *string        `hcl:"timeout,optional"`
 	Config    []configBlock  `hcl:"config,block"`
 	Processes []processBlock `hcl:"process,block"`
@@ -53,7 +45,6 @@ type appBlock struct {
 
 	SourceRange   hcl.Range `hcl:"source,attr_value_range"`
 	ProcfileRange hcl.Range `hcl:"procfile,attr_value_range"`
-	DomainsRange  hcl.Range `hcl:"domains,attr_value_range"`
 	TimeoutRange  hcl.Range `hcl:"timeout,attr_value_range"`
 }
 
@@ -86,6 +77,7 @@ type addonBlock struct {
 	As        *string   `hcl:"as,optional"`
 	Plan      *string   `hcl:"plan,optional"`
 	AsRange   hcl.Range `hcl:"as,attr_value_range"`
+	PlanRange hcl.Range `hcl:"plan,attr_value_range"`
 }
 
 // Load reads the app spec at path: an HCL file, or a directory that holds a dyno.hcl or
@@ -96,14 +88,14 @@ func Load(path string) (*Spec, hcl.Diagnostics) {
 		return nil, errDiag("Cannot read app spec", fmt.Sprintf("%v; give the path of a spec file or of an app directory.", err))
 	}
 	if !st.IsDir() {
-		src, err := os.ReadFile(path)
+		src, err := readLimited(path, MaxSpecBytes)
 		if err != nil {
 			return nil, errDiag("Cannot read app spec", err.Error())
 		}
 		return Parse(path, src)
 	}
 	specPath := filepath.Join(path, SpecFile)
-	if src, err := os.ReadFile(specPath); err == nil {
+	if src, err := readLimited(specPath, MaxSpecBytes); err == nil {
 		return Parse(specPath, src)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, errDiag("Cannot read app spec", err.Error())
@@ -119,7 +111,7 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 		return nil, errDiag("Cannot read app directory", err.Error())
 	}
 	procfile := filepath.Join(abs, "Procfile")
-	src, err := os.ReadFile(procfile)
+	src, err := readLimited(procfile, MaxProcfileBytes)
 	if err != nil {
 		return nil, errDiag("No app spec", fmt.Sprintf("%s has neither a %s nor a Procfile; add one of them.", abs, SpecFile))
 	}
@@ -129,7 +121,7 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	}
 	name := strings.ToLower(filepath.Base(abs))
 	if ValidateAppName(name) != nil {
-		return nil, errDiag("Cannot name the app", fmt.Sprintf("The directory name %q is not an app name; add a %s with `app \"name\" { procfile = \"Procfile\" }`, naming it with lowercase letters, digits and dashes.", name, SpecFile))
+		return nil, errDiag("Cannot name the app", fmt.Sprintf("The directory name %s is not an app name; add a %s with `app \"name\" { procfile = \"Procfile\" }`, naming it with lowercase letters, digits and dashes.", short(name), SpecFile))
 	}
 	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
 	for _, e := range entries {
@@ -147,6 +139,12 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 // Parse reads an HCL app spec from src; filename names it in diagnostics and anchors its
 // relative paths.
 func Parse(filename string, src []byte) (*Spec, hcl.Diagnostics) {
+	if len(src) > MaxSpecBytes {
+		return nil, specTooLarge(filename)
+	}
+	if diags := checkNesting(filename, src); diags.HasErrors() {
+		return nil, diags
+	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, diags
@@ -163,7 +161,7 @@ func Parse(filename string, src []byte) (*Spec, hcl.Diagnostics) {
 	case 1:
 	default:
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "More than one app block",
-			Detail:  fmt.Sprintf("A spec describes one app; this one also declares %q. Put each app in a file of its own.", fs.Apps[1].Name),
+			Detail:  fmt.Sprintf("A spec describes one app; this one also declares %s. Put each app in a file of its own.", short(fs.Apps[1].Name)),
 			Subject: fs.Apps[1].DefRange.Ptr()}}
 	}
 	return resolve(filename, &fs.Apps[0])
@@ -190,44 +188,66 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 			dir = filepath.Join(base, dir)
 		}
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			add(a.SourceRange, "Source directory not found", "%q is not a directory; give the app's code directory, relative to this file.", *a.Source)
+			add(a.SourceRange, "Source directory not found", "%s is not a directory; give the app's code directory, relative to this file.", short(*a.Source))
 		}
 		spec.Dir = filepath.Clean(dir)
 	}
 
+	var procfileEntries []ProcfileEntry
 	procfile := map[string]ProcfileEntry{}
 	if a.Procfile != nil {
 		path := *a.Procfile
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(spec.Dir, path)
 		}
-		src, err := os.ReadFile(path)
+		src, err := readLimited(path, MaxProcfileBytes)
 		if err != nil {
-			add(a.ProcfileRange, "Procfile not found", "Cannot read %q (%v); give its path relative to the source directory, or list commands in process blocks instead.", *a.Procfile, errors.Unwrap(err))
+			add(a.ProcfileRange, "Procfile not found", "Cannot read %s (%v); give its path relative to the source directory, or list commands in process blocks instead.", short(*a.Procfile), errors.Unwrap(err))
 		} else {
 			entries, pdiags := ParseProcfile(path, src)
 			diags = append(diags, pdiags...)
+			procfileEntries = entries
 			for _, e := range entries {
 				procfile[e.Name] = e
 			}
 		}
 	}
 
+	// The limit counts the process blocks and the Procfile's other entries together;
+	// the diagnostic points at the first one over it.
+	types := 0
+	tooMany := func(rng hcl.Range) bool {
+		types++
+		if types == MaxProcessTypes+1 {
+			total := len(a.Processes)
+			for _, e := range procfileEntries {
+				if !hasProcessBlock(a.Processes, e.Name) {
+					total++
+				}
+			}
+			add(rng, fmt.Sprintf("Too many process types (%d; the limit is %d)", total, MaxProcessTypes),
+				"Each process type is a task group of the app's Nomad job; run related work in one process type, or split the app into several apps.")
+		}
+		return types > MaxProcessTypes
+	}
 	seen := map[string]hcl.Range{}
 	for _, pb := range a.Processes {
 		if prev, dup := seen[pb.Name]; dup {
-			add(pb.NameRange, "Duplicate process type", "Process type %q is already declared on line %d; keep one block per process type.", pb.Name, prev.Start.Line)
+			add(pb.NameRange, "Duplicate process type", "Process type %s is already declared on line %d; keep one block per process type.", short(pb.Name), prev.Start.Line)
 			continue
 		}
 		seen[pb.Name] = pb.NameRange
-		spec.Processes = append(spec.Processes, resolveProcess(pb, procfile, a.Procfile != nil, add))
-	}
-	for name, e := range procfile {
-		if _, ok := seen[name]; ok {
+		if tooMany(pb.DefRange) {
 			continue
 		}
-		p := Process{Name: name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
-		if name == "web" {
+		spec.Processes = append(spec.Processes, resolveProcess(pb, procfile, a.Procfile != nil, add))
+	}
+	for _, e := range procfileEntries {
+		if _, ok := seen[e.Name]; ok || tooMany(e.Range) {
+			continue
+		}
+		p := Process{Name: e.Name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+		if e.Name == "web" {
 			p.HealthCheck = "/"
 		} else {
 			p.Count = 0
@@ -235,29 +255,21 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 		spec.Processes = append(spec.Processes, p)
 	}
 	if len(spec.Processes) == 0 && !diags.HasErrors() {
-		add(a.DefRange, "No process types", `App %q runs nothing; add a block such as process "web" { command = "thin start -p $PORT" }, or procfile = "Procfile".`, a.Name)
+		add(a.DefRange, "No process types", `App %s runs nothing; add a block such as process "web" { command = "thin start -p $PORT" }, or procfile = "Procfile".`, short(a.Name))
 	}
 	sortProcesses(spec.Processes)
 
 	spec.Config = resolveConfig(a.Config, &diags)
 	spec.Addons = resolveAddons(a.Addons, add)
-
-	for i, d := range a.Domains {
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
-		if !validHostname(d) {
-			add(a.DomainsRange, "Invalid domain", "Domain %d, %q, is not a host name; write names such as \"www.example.com\", without scheme, port or path.", i+1, a.Domains[i])
-			continue
-		}
-		spec.Domains = append(spec.Domains, d)
-	}
+	spec.Domains = resolveDomains(a.Domains, &diags)
 	if len(spec.Domains) > 0 && spec.Process("web") == nil {
-		add(a.DomainsRange, "Domains without a web process", "The router sends a domain's requests to web dynos; add a process \"web\" block or remove the domains.")
+		add(a.Domains.Range(), "Domains without a web process", "The router sends a domain's requests to web dynos; add a process \"web\" block or remove the domains.")
 	}
 	if a.Timeout != nil {
 		d, err := time.ParseDuration(*a.Timeout)
 		switch {
 		case err != nil:
-			add(a.TimeoutRange, "Invalid timeout", "%q is not a duration; write it like \"30s\" or \"2m\".", *a.Timeout)
+			add(a.TimeoutRange, "Invalid timeout", "%s is not a duration; write it like \"30s\" or \"2m\".", short(*a.Timeout))
 		case d <= 0 || d > MaxTimeout:
 			add(a.TimeoutRange, "Timeout out of range", "The router timeout must be more than 0 and at most %s; %s is not.", MaxTimeout, d)
 		default:
@@ -278,26 +290,29 @@ func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProc
 		case SizeDedicated, SizeShared:
 			p.Size = *pb.Size
 		default:
-			add(pb.SizeRange, "Invalid dyno size", "%q is not a dyno size; write \"dedicated\" (a core of its own) or \"shared\" (one core, shared with other dynos).", *pb.Size)
+			add(pb.SizeRange, "Invalid dyno size", "%s is not a dyno size; write \"dedicated\" (a core of its own) or \"shared\" (one core, shared with other dynos).", short(*pb.Size))
 		}
 	}
 	if pb.Name != "web" {
 		p.Count = 0
 	}
 	if !procNameRe.MatchString(pb.Name) {
-		add(pb.NameRange, "Invalid process type name", "%q is not a process type name; use lowercase letters, digits and underscores, starting with a letter (at most 30).", pb.Name)
+		add(pb.NameRange, "Invalid process type name", "%s is not a process type name; use lowercase letters, digits and underscores, starting with a letter (at most %d).", short(pb.Name), MaxProcessNameLength)
 	}
 	switch {
 	case pb.Command != nil && strings.TrimSpace(*pb.Command) == "":
-		add(pb.CommandRange, "Empty command", "Process type %q has an empty command; write the command its dynos run.", pb.Name)
+		add(pb.CommandRange, "Empty command", "Process type %s has an empty command; write the command its dynos run.", short(pb.Name))
+	case pb.Command != nil && len(strings.TrimSpace(*pb.Command)) > MaxCommandBytes:
+		diag := commandTooLong(pb.Name, len(strings.TrimSpace(*pb.Command)))
+		add(pb.CommandRange, diag.Summary, "%s", diag.Detail)
 	case pb.Command != nil:
 		p.Command = strings.TrimSpace(*pb.Command)
 	case procfile[pb.Name].Command != "":
 		p.Command = procfile[pb.Name].Command
 	case haveProcfile:
-		add(pb.DefRange, "Missing command", "Process type %q is neither in the Procfile nor given a command; add `command = \"...\"` or a Procfile line.", pb.Name)
+		add(pb.DefRange, "Missing command", "Process type %s is neither in the Procfile nor given a command; add `command = \"...\"` or a Procfile line.", short(pb.Name))
 	default:
-		add(pb.DefRange, "Missing command", "Process type %q has no command; add `command = \"...\"`, or `procfile = \"Procfile\"` to the app block.", pb.Name)
+		add(pb.DefRange, "Missing command", "Process type %s has no command; add `command = \"...\"`, or `procfile = \"Procfile\"` to the app block.", short(pb.Name))
 	}
 	if pb.Count != nil {
 		if *pb.Count < 0 || *pb.Count > MaxCount {
@@ -317,9 +332,12 @@ func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProc
 	if pb.HealthCheck != nil {
 		switch {
 		case pb.Name != "web":
-			add(pb.HealthCheckRange, "Health check on a non-web process", "Only web dynos serve HTTP, so only process \"web\" takes health_check; remove it from %q.", pb.Name)
+			add(pb.HealthCheckRange, "Health check on a non-web process", "Only web dynos serve HTTP, so only process \"web\" takes health_check; remove it from %s.", short(pb.Name))
+		case len(*pb.HealthCheck) > MaxHealthCheckBytes:
+			add(pb.HealthCheckRange, fmt.Sprintf("Health check path too long (%d bytes; the limit is %d)", len(*pb.HealthCheck), MaxHealthCheckBytes),
+				"Consul requests this path every few seconds; give a short path such as \"/health\".")
 		case !strings.HasPrefix(*pb.HealthCheck, "/") || strings.ContainsAny(*pb.HealthCheck, " \t\r\n#"):
-			add(pb.HealthCheckRange, "Invalid health check path", "%q is not a URL path; write one that starts with a slash, such as \"/health\".", *pb.HealthCheck)
+			add(pb.HealthCheckRange, "Invalid health check path", "%s is not a URL path; write one that starts with a slash, such as \"/health\".", short(*pb.HealthCheck))
 		default:
 			p.HealthCheck = *pb.HealthCheck
 		}
@@ -335,15 +353,23 @@ func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]stri
 		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "More than one config block",
 			Detail: fmt.Sprintf("Config vars are already set in the block on line %d; put them all in one config block.", blocks[0].DefRange.Start.Line), Subject: b.DefRange.Ptr()})
 	}
-	config := map[string]string{}
-	size := 0
-	names := make([]string, 0, len(blocks[0].Vars))
-	for k := range blocks[0].Vars {
-		names = append(names, k)
+	attrs := make([]*hcl.Attribute, 0, len(blocks[0].Vars))
+	for _, attr := range blocks[0].Vars {
+		attrs = append(attrs, attr)
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		attr := blocks[0].Vars[k]
+	sort.Slice(attrs, func(i, j int) bool { return attrs[i].NameRange.Start.Byte < attrs[j].NameRange.Start.Byte })
+	if e := checkConfigCount(len(attrs)); e != nil {
+		*diags = append(*diags, e.diag(attrs[MaxConfigVars].NameRange))
+		return nil
+	}
+	config := map[string]string{}
+	size, largest, largestSize := 0, "", -1
+	for _, attr := range attrs {
+		k := attr.Name
+		if e := checkConfigKeyLength(k); e != nil {
+			*diags = append(*diags, e.diag(attr.NameRange))
+			continue
+		}
 		if err := ValidateConfigKey(k); err != nil {
 			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var name",
 				Detail: err.Error(), Subject: attr.NameRange.Ptr()})
@@ -360,17 +386,24 @@ func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]stri
 				Detail: fmt.Sprintf("%s must be a string, number or bool; write it in quotes.", k), Subject: attr.Expr.Range().Ptr()})
 			continue
 		}
+		if e := checkConfigValue(k, s.AsString()); e != nil {
+			*diags = append(*diags, e.diag(attr.Expr.Range()))
+			continue
+		}
 		if strings.ContainsRune(s.AsString(), 0) {
 			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var value",
 				Detail: fmt.Sprintf("%s holds a NUL byte, which no environment variable can carry.", k), Subject: attr.Expr.Range().Ptr()})
 			continue
 		}
-		size += len(k) + len(s.AsString())
+		n := len(k) + len(s.AsString())
+		size += n
+		if n > largestSize {
+			largest, largestSize = k, n
+		}
 		config[k] = s.AsString()
 	}
-	if size > maxConfigSize {
-		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Config too large",
-			Detail: fmt.Sprintf("Config vars take %d bytes; keep them under %d.", size, maxConfigSize), Subject: blocks[0].DefRange.Ptr()})
+	if e := checkConfigSize(size, largest, largestSize); e != nil {
+		*diags = append(*diags, e.diag(blocks[0].DefRange))
 	}
 	return config
 }
@@ -382,7 +415,7 @@ var reservedAppPrefixes = []string{"addon-", "dyno-"}
 // ValidateAppName says why name cannot be an app's name, or nil.
 func ValidateAppName(name string) error {
 	if !appNameRe.MatchString(name) {
-		return fmt.Errorf("%q is not an app name; use 2 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash", name)
+		return fmt.Errorf("%s is not an app name; use 2 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash", short(name))
 	}
 	for _, p := range reservedAppPrefixes {
 		if strings.HasPrefix(name, p) {
@@ -397,8 +430,11 @@ func ValidateAppName(name string) error {
 
 // ValidateConfigKey says why k cannot be a config var's name, or nil.
 func ValidateConfigKey(k string) error {
+	if e := checkConfigKeyLength(k); e != nil {
+		return e
+	}
 	if !envKeyRe.MatchString(k) {
-		return fmt.Errorf("%q is not a config var name; use uppercase letters, digits and underscores, not starting with a digit", k)
+		return fmt.Errorf("%s is not a config var name; use uppercase letters, digits and underscores, not starting with a digit", short(k))
 	}
 	if reservedEnv[k] {
 		return fmt.Errorf("%s is set by Dynogrid on every dyno and cannot be a config var", k)
@@ -407,23 +443,32 @@ func ValidateConfigKey(k string) error {
 }
 
 func resolveAddons(blocks []addonBlock, add func(hcl.Range, string, string, ...any)) []Addon {
+	if len(blocks) > MaxAddons {
+		add(blocks[MaxAddons].DefRange, fmt.Sprintf("Too many add-ons (%d; the limit is %d)", len(blocks), MaxAddons),
+			"%s", "Attach the add-ons the app uses; several process types can share one attachment.")
+		return nil
+	}
 	var addons []Addon
 	seen := map[string]hcl.Range{}
 	for _, b := range blocks {
 		a := Addon{Service: b.Service, Name: b.Service}
 		if !procNameRe.MatchString(b.Service) {
-			add(b.NameRange, "Invalid add-on", "%q is not an add-on name; use the name of an installed add-on plugin, such as \"postgres\".", b.Service)
+			add(b.NameRange, "Invalid add-on", "%s is not an add-on name; use the name of an installed add-on plugin, such as \"postgres\".", short(b.Service))
 			continue
 		}
 		rng := b.NameRange
 		if b.As != nil {
 			a.Name, rng = *b.As, b.AsRange
 			if !appNameRe.MatchString(a.Name) {
-				add(b.AsRange, "Invalid add-on name", "%q is not an attachment name; use lowercase letters, digits and dashes.", a.Name)
+				add(b.AsRange, "Invalid add-on name", "%s is not an attachment name; use lowercase letters, digits and dashes.", short(a.Name))
 				continue
 			}
 		}
 		if b.Plan != nil {
+			if !planRe.MatchString(*b.Plan) {
+				add(b.PlanRange, "Invalid add-on plan", "%s is not a plan name; plans are lowercase letters, digits and dashes, at most %d, such as \"mini\" (`dyno addons --available` lists them).", short(*b.Plan), MaxPlanBytes)
+				continue
+			}
 			a.Plan = *b.Plan
 		}
 		if prev, dup := seen[a.Name]; dup {
@@ -436,8 +481,70 @@ func resolveAddons(blocks []addonBlock, add func(hcl.Range, string, string, ...a
 	return addons
 }
 
+// resolveDomains reads the domains list element by element, so that each diagnostic
+// points at the domain it is about.
+func resolveDomains(expr hcl.Expression, diags *hcl.Diagnostics) []string {
+	add := func(rng hcl.Range, summary, detail string) {
+		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
+	}
+	if v, vd := expr.Value(nil); !vd.HasErrors() && v.IsNull() {
+		return nil
+	}
+	elems, ld := hcl.ExprList(expr)
+	if ld.HasErrors() {
+		add(expr.Range(), "Invalid domains", `domains is a list of host names, such as ["www.example.com", "example.com"].`)
+		return nil
+	}
+	if len(elems) > MaxDomains {
+		add(elems[MaxDomains].Range(), fmt.Sprintf("Too many domains (%d; the limit is %d)", len(elems), MaxDomains),
+			"Route the app's other names to one of its domains with a redirect, or split the app.")
+		return nil
+	}
+	var domains []string
+	seen := map[string]hcl.Range{}
+	for i, e := range elems {
+		v, vd := e.Value(nil)
+		if vd.HasErrors() {
+			*diags = append(*diags, vd...)
+			continue
+		}
+		s, err := convert.Convert(v, cty.String)
+		if err != nil || s.IsNull() || !s.IsKnown() {
+			add(e.Range(), "Invalid domain", fmt.Sprintf("Domain %d is not a string; write host names in quotes, such as \"www.example.com\".", i+1))
+			continue
+		}
+		raw := s.AsString()
+		d := strings.ToLower(strings.TrimSuffix(raw, "."))
+		if len(d) > MaxDomainBytes {
+			add(e.Range(), fmt.Sprintf("Domain too long (%d bytes; the limit is %d)", len(d), MaxDomainBytes),
+				"A host name has at most 253 characters; give the app's real host name.")
+			continue
+		}
+		if !validHostname(d) {
+			add(e.Range(), "Invalid domain", fmt.Sprintf("Domain %d, %s, is not a host name; write names such as \"www.example.com\", without scheme, port or path.", i+1, short(raw)))
+			continue
+		}
+		if prev, dup := seen[d]; dup {
+			add(e.Range(), "Duplicate domain", fmt.Sprintf("%s is already listed on line %d; list each domain once.", short(d), prev.Start.Line))
+			continue
+		}
+		seen[d] = e.Range()
+		domains = append(domains, d)
+	}
+	return domains
+}
+
+func hasProcessBlock(blocks []processBlock, name string) bool {
+	for _, b := range blocks {
+		if b.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func validHostname(h string) bool {
-	if len(h) == 0 || len(h) > 253 || net.ParseIP(h) != nil {
+	if len(h) == 0 || len(h) > MaxDomainBytes || net.ParseIP(h) != nil {
 		return false
 	}
 	labels := strings.Split(h, ".")

@@ -41,20 +41,25 @@ func TestGolden(t *testing.T) {
 				b, _ := json.MarshalIndent(spec, "", "  ")
 				got = string(b) + "\n"
 			}
-			golden := strings.TrimSuffix(f, ".hcl") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("read golden (run go test -update once): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s:\n--- got ---\n%s--- want ---\n%s", f, got, want)
-			}
+			checkGolden(t, strings.TrimSuffix(f, ".hcl")+".golden", got)
 		})
+	}
+}
+
+// checkGolden compares got with the golden file, or rewrites it under -update.
+func checkGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden (run go test -update once): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s:\n--- got ---\n%s--- want ---\n%s", golden, got, want)
 	}
 }
 

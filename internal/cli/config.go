@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 )
 
@@ -71,6 +72,9 @@ func (c *configSetCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	if err := checkAssignments(set); err != nil {
+		return c.fail(err)
+	}
 	return c.change(set, nil)
 }
 
@@ -119,4 +123,15 @@ func (c *configUnsetCommand) Run(args []string) int {
 		}
 	}
 	return c.change(nil, fs.Args())
+}
+
+// checkAssignments refuses, before the grid is asked, config vars that break a limit on
+// their own; the deployer checks the app's whole environment.
+func checkAssignments(set map[string]string) error {
+	for _, k := range deploy.SortedKeys(set) {
+		if err := appspec.ValidateConfigKey(k); err != nil {
+			return err
+		}
+	}
+	return appspec.ValidateEnv(set)
 }

@@ -131,6 +131,9 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 	for k, v := range spec.Config {
 		env[k] = v
 	}
+	if err := checkEnv(spec.Name, env); err != nil {
+		return nil, err
+	}
 	r.EnvPath = EnvPath(spec.Name, env)
 	resp, _, err := d.Nomad.Jobs().Plan(Job(r), true, (&nomadapi.WriteOptions{}).WithContext(ctx))
 	if err != nil {

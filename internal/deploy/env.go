@@ -30,8 +30,11 @@ func EnvPath(app string, env map[string]string) string {
 }
 
 // WriteEnv stores env in its Nomad Variable (once: the path names the content) and
-// returns the path.
+// returns the path. An env over a config limit is refused before anything is written.
 func WriteEnv(ctx context.Context, nomad *nomadapi.Client, app string, env map[string]string) (string, error) {
+	if err := checkEnv(app, env); err != nil {
+		return "", err
+	}
 	path := EnvPath(app, env)
 	if path == "" {
 		return "", nil

@@ -1,0 +1,51 @@
+package appspec
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary bytes to Parse, which Load runs on a spec file once it
+// has read at most MaxSpecBytes+1 bytes of it, and to ParseProcfile: neither may panic,
+// and a spec Parse accepts keeps every limit.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.hcl")
+	for _, s := range seeds {
+		if b, err := os.ReadFile(s); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("web: thin start\nworker: ruby w.rb\n"))
+	f.Add([]byte(`app "a" { process "web" { command = "x" } config { A = -(-(!true ? 1 : 2)) } domains = ["a.b"] }`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		entries, diags := ParseProcfile("Procfile", src)
+		if !diags.HasErrors() && (len(entries) == 0 || len(entries) > MaxProcessTypes) {
+			t.Fatalf("Procfile: %d process types accepted", len(entries))
+		}
+		spec, diags := Parse("dyno.hcl", src)
+		if diags.HasErrors() {
+			if spec != nil {
+				t.Fatal("a spec along with errors")
+			}
+			return
+		}
+		if spec == nil {
+			t.Fatal("neither a spec nor an error")
+		}
+		if n := len(spec.Processes); n == 0 || n > MaxProcessTypes {
+			t.Fatalf("%d process types accepted", n)
+		}
+		if len(spec.Domains) > MaxDomains || len(spec.Addons) > MaxAddons {
+			t.Fatalf("%d domains, %d add-ons accepted", len(spec.Domains), len(spec.Addons))
+		}
+		if err := ValidateEnv(spec.Config); err != nil {
+			t.Fatalf("config accepted that breaks a limit: %v", err)
+		}
+		for _, p := range spec.Processes {
+			if len(p.Command) > MaxCommandBytes || len(p.HealthCheck) > MaxHealthCheckBytes || p.Count < 0 || p.Count > MaxCount {
+				t.Fatalf("process %q accepted beyond a limit", p.Name)
+			}
+		}
+	})
+}

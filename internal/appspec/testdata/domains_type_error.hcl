@@ -1,0 +1,4 @@
+app "shop" {
+  domains = "shop.example.com"
+  process "web" { command = "thin start" }
+}
