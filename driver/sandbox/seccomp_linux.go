@@ -37,6 +37,11 @@ func seccompFilter() (*lconfigs.Seccomp, error) {
 	if !lseccomp.Enabled {
 		return nil, ErrNoSeccomp
 	}
+	return seccompProfile()
+}
+
+// seccompProfile is the filter's configuration, which libcontainer gives to libseccomp.
+func seccompProfile() (*lconfigs.Seccomp, error) {
 	// No capabilities: the profile leaves out every rule that needs one.
 	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
 	profile, err := seccomp.GetDefaultProfile(spec)
