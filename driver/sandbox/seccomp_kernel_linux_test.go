@@ -85,6 +85,7 @@ func kernelProbes() []kernelProbe {
 		{"personality(ADDR_NO_RANDOMIZE)", unix.SYS_PERSONALITY, [6]uintptr{0x0040000}, "filtered"},
 		{"personality(query)", unix.SYS_PERSONALITY, [6]uintptr{0xffffffff}, "allowed"},
 		{"getpid", unix.SYS_GETPID, [6]uintptr{}, "allowed"},
+		{"socket(AF_ALG)", unix.SYS_SOCKET, [6]uintptr{unix.AF_ALG, unix.SOCK_SEQPACKET | unix.SOCK_CLOEXEC, 0}, "filtered"},
 		{"socket(AF_INET)", unix.SYS_SOCKET, [6]uintptr{unix.AF_INET, unix.SOCK_STREAM | unix.SOCK_CLOEXEC, 0}, "allowed"},
 		{"openat", unix.SYS_OPENAT, [6]uintptr{uintptr(fdcwd), path, unix.O_RDONLY}, "allowed"},
 	}

@@ -90,6 +90,8 @@ var seccompCases = []seccompCase{
 	{"personality", 0x0400000, "EPERM"}, // READ_IMPLIES_EXEC
 	{"personality", 0, "allow"},
 	{"personality", 0x0008, "allow"},
+	{"personality", 0x20000, "allow"}, // UNAME26
+	{"personality", 0x20008, "allow"},
 	{"personality", 0xffffffff, "allow"},
 	// What ordinary programs do.
 	{"clone", uint64(unix.SIGCHLD), "allow"},
@@ -107,6 +109,9 @@ var seccompCases = []seccompCase{
 	{"socket", unix.AF_INET, "allow"},
 	{"socket", unix.AF_INET6, "allow"},
 	{"socket", unix.AF_UNIX, "allow"},
+	{"socket", unix.AF_NETLINK, "allow"},
+	{"socket", unix.AF_ALG, "EPERM"},
+	{"socket", unix.AF_VSOCK, "EPERM"},
 	{"connect", 0, "allow"},
 	{"bind", 0, "allow"},
 	{"listen", 0, "allow"},

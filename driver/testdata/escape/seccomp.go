@@ -79,6 +79,8 @@ func sysProbes() []sysProbe {
 		{"nfsservctl", unix.SYS_NFSSERVCTL, [6]uintptr{0, 0, 0}, unix.EPERM},
 		{"lookup_dcookie", unix.SYS_LOOKUP_DCOOKIE, [6]uintptr{0, 0, 0}, unix.EPERM},
 		{"sethostname", unix.SYS_SETHOSTNAME, [6]uintptr{path, 1 << 20}, unix.EPERM},
+		{"socket(AF_ALG)", unix.SYS_SOCKET, [6]uintptr{unix.AF_ALG, unix.SOCK_SEQPACKET | unix.SOCK_CLOEXEC, 0}, unix.EPERM},
+		{"socket(AF_VSOCK)", unix.SYS_SOCKET, [6]uintptr{unix.AF_VSOCK, unix.SOCK_STREAM | unix.SOCK_CLOEXEC, 0}, unix.EPERM},
 		{"personality(ADDR_NO_RANDOMIZE)", unix.SYS_PERSONALITY, [6]uintptr{0x0040000}, unix.EPERM},
 	}
 	return append(probes, archProbes()...)
