@@ -20,8 +20,8 @@ import (
 // from the task runner's setup (before the exec driver builds its chroot) to the process
 // running, and to the first HTTP 200; and the ratios exec/dyno.
 //
-//	go build -o build/bin/ ./cmd/nomad-driver-dyno
-//	go test -run '^$' -bench BenchmarkBootThin ./driver/
+//	go build -tags seccomp -o build/bin/ ./cmd/nomad-driver-dyno
+//	go test -tags seccomp -run '^$' -bench BenchmarkBootThin ./driver/
 func BenchmarkBootThin(b *testing.B) {
 	_, c := grid(b)
 	dir := filepath.Join(harness.RepoRoot(b), "examples", "thin")

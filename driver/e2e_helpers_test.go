@@ -23,11 +23,11 @@ import (
 )
 
 // grid starts a real Consul and Nomad agent with the dyno plugin from build/bin (run
-// `go build -o build/bin/ ./cmd/nomad-driver-dyno` first) and returns a Nomad client.
+// `make build` first) and returns a Nomad client.
 func grid(t testing.TB, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadapi.Client) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(harness.BinDir(t), "nomad-driver-dyno")); err != nil {
-		t.Fatalf("build the plugin first (go build -o build/bin/ ./cmd/nomad-driver-dyno): %v", err)
+		t.Fatalf("build the plugin first (make build, or go build -tags seccomp -o build/bin/ ./cmd/nomad-driver-dyno): %v", err)
 	}
 	// With a cgroup_parent other than the default (the harness gives each grid its own),
 	// Nomad v1.6.3 on cgroups v1 detects no reservable cores, so `cores = 1` could not be

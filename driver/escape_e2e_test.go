@@ -115,7 +115,7 @@ func TestE2E_EscapeSuite(t *testing.T) {
 var escapeChecks = []string{
 	"write_outside_tmp_log", "write_tmp_log", "other_dyno_tmp", "chroot", "dotdot", "proc_root",
 	"inherited_fds", "mount", "unshare", "setuid_binary", "raise_capabilities", "kill_outside",
-	"fork_bomb", "memory_hog", "one_core", "plant_symlinks",
+	"fork_bomb", "memory_hog", "one_core", "plant_symlinks", "seccomp", "ordinary_calls",
 }
 
 func checkEscapeLines(t *testing.T, out string) {

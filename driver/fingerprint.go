@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynogrid/dynogrid/driver/sandbox"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
 	"github.com/opencontainers/runc/libcontainer/cgroups"
+	lseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 )
 
 // requiredControllers are the cgroup controllers a dyno's bounds need.
@@ -54,6 +56,9 @@ func (d *Driver) fingerprint() *drivers.Fingerprint {
 	}
 	if os.Geteuid() != 0 {
 		return unhealthy(drivers.HealthStateUndetected, "dyno driver needs the Nomad client to run as root")
+	}
+	if !lseccomp.Enabled {
+		return unhealthy(drivers.HealthStateUndetected, "%v", sandbox.ErrNoSeccomp)
 	}
 	if missing := missingControllers(); len(missing) > 0 {
 		return unhealthy(drivers.HealthStateUnhealthy, "dyno driver needs the cgroup controllers %s, missing: %s",

@@ -115,10 +115,10 @@ func TestDriver_ExecTask_InsideSandbox(t *testing.T) {
 	task := shTask(t, `echo ready; sleep 1000`)
 	start(t, h, task)
 	waitForStdout(t, task, "ready", 10*time.Second)
-	res, err := h.ExecTask(task.ID, []string{"/bin/sh", "-c", `echo "$(id -u) $(pwd) $(cat /proc/1/cmdline | tr '\0' ' ')"; touch /etc/x 2>/dev/null && echo wrote-etc; exit 3`}, 10*time.Second)
+	res, err := h.ExecTask(task.ID, []string{"/bin/sh", "-c", `echo "$(id -u) $(pwd) $(cat /proc/1/cmdline | tr '\0' ' ')"; touch /etc/x 2>/dev/null && echo wrote-etc; grep ^Seccomp: /proc/self/status; /usr/bin/unshare -U true 2>/dev/null || echo unshare-refused; exit 3`}, 10*time.Second)
 	must.NoError(t, err)
 	must.Eq(t, 3, res.ExitResult.ExitCode)
-	must.Eq(t, "65534 /app /bin/sh -c echo ready; sleep 1000 \n", string(res.Stdout))
+	must.Eq(t, "65534 /app /bin/sh -c echo ready; sleep 1000 \nSeccomp:\t2\nunshare-refused\n", string(res.Stdout))
 }
 
 func TestDriver_TaskStats(t *testing.T) {
@@ -212,16 +212,16 @@ func TestDriver_ExecTaskStreaming(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		err := d.ExecTaskStreamingRaw(ctx, task.ID, []string{"/bin/sh", "-c",
-			`id -u; pwd; test -t 0 && echo tty; read line; echo "got $line"; echo oops >&2; touch /usr/x; exit 4`}, tty, s)
+			`id -u; pwd; grep ^Seccomp: /proc/self/status; test -t 0 && echo tty; read line; echo "got $line"; echo oops >&2; touch /usr/x; exit 4`}, tty, s)
 		cancel()
 		must.NoError(t, err)
 		s.mu.Lock()
 		must.Eq(t, 4, s.exit)
 		if tty {
-			must.StrContains(t, s.stdout, "65534\r\n/app\r\ntty\r\n")
+			must.StrContains(t, s.stdout, "65534\r\n/app\r\nSeccomp:\t2\r\ntty\r\n")
 			must.StrContains(t, s.stdout, "got from stdin")
 		} else {
-			must.Eq(t, "65534\n/app\ngot from stdin\n", s.stdout)
+			must.Eq(t, "65534\n/app\nSeccomp:\t2\ngot from stdin\n", s.stdout)
 			must.StrContains(t, s.stderr, "oops")
 			must.StrContains(t, s.stderr, "Read-only file system")
 		}

@@ -65,12 +65,12 @@ func TestE2E_PluginRestart(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	code, err := c.Allocations().Exec(ctx, a, "web", false,
-		[]string{"/bin/sh", "-c", "id -u; pwd; cat /proc/1/cmdline | tr '\\0' ' '; touch /app/x"},
+		[]string{"/bin/sh", "-c", "id -u; pwd; grep ^Seccomp: /proc/self/status; cat /proc/1/cmdline | tr '\\0' ' '; touch /app/x"},
 		strings.NewReader(""), &stdout, &stderr, nil, nil)
 	cancel()
 	must.NoError(t, err)
 	must.Eq(t, 1, code, must.Sprintf("stderr: %s", stderr.String()))
-	must.StrHasPrefix(t, "65534\n/app\n/bin/sh -c trap", stdout.String())
+	must.StrHasPrefix(t, "65534\n/app\nSeccomp:\t2\n/bin/sh -c trap", stdout.String())
 	must.StrContains(t, stderr.String(), "Read-only file system")
 
 	_, _, err = c.Jobs().Deregister("recover", false, nil)

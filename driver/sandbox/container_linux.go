@@ -45,6 +45,11 @@ func containerConfig(cmd *executor.ExecCommand, opts Options) (*lconfigs.Config,
 		Devices: specconv.AllowedDevices,
 		Version: "1.0.0",
 	}
+	seccomp, err := seccompFilter()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Seccomp = seccomp
 	// Dynos do not inherit the Nomad agent's OOM score adjustment.
 	oomScoreAdj := 0
 	cfg.OomScoreAdj = &oomScoreAdj

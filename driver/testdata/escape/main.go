@@ -39,6 +39,10 @@ func main() {
 		bomb()
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "traceme" {
+		traceme()
+		return
+	}
 	checks := []check{
 		{"write_outside_tmp_log", writeOutside},
 		{"write_tmp_log", writeTmpLog},
@@ -56,6 +60,8 @@ func main() {
 		{"memory_hog", memoryHog},
 		{"one_core", oneCore},
 		{"plant_symlinks", plantSymlinks},
+		{"seccomp", seccompFilter},
+		{"ordinary_calls", ordinaryCalls},
 	}
 	for _, c := range checks {
 		what, err := c.run()
