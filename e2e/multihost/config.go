@@ -3,6 +3,8 @@ package multihost
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/dynogrid/dynogrid/internal/devgrid"
 )
 
 // serverConfig is the Nomad server of the server host: no client.
@@ -39,6 +41,8 @@ client {
   servers           = [%[5]q]
   network_interface = "eth0"
   cgroup_parent     = %[6]q
+  # Dynos in network namespaces of their own on the host's bridge "nomad" (CNI).
+  cni_path          = %[10]q
   options {
     "driver.raw_exec.enable" = "0"
     # No cloud metadata probes: a test host talks to the test subnet only.
@@ -62,5 +66,5 @@ plugin "nomad-driver-dyno" {
   }
 }
 `, h.Name, filepath.Join(h.Dir, "nomad"), pluginDir, h.Addr, server.Addr+":4647",
-		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent)
+		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent, devgrid.CNIPath)
 }
