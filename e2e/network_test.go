@@ -104,6 +104,7 @@ func TestDynoNetworkIsolation(t *testing.T) {
 		}
 		conn.Close()
 	}
+	before := len(inetSeen())
 	args := []string{"run", "--", "bash", "/app/netprobe.sh"}
 	for name, addr := range open {
 		args = append(args, name+"="+addr)
@@ -126,10 +127,10 @@ func TestDynoNetworkIsolation(t *testing.T) {
 			t.Errorf("the dyno could not connect to %s (%s)", name, addr)
 		}
 	}
-	if seen := inetSeen(); len(seen) == 0 {
+	if seen := inetSeen(); len(seen) <= before {
 		t.Error("the internet host saw no connection from the dyno")
 	} else {
-		t.Logf("the internet host saw connections from %v", seen)
+		t.Logf("the internet host saw the dyno's connection from %v (masqueraded to the host's address)", seen[before:])
 	}
 	// (c), (d) the agents, the host and the other app's dyno.
 	for name, addr := range closed {
