@@ -34,12 +34,14 @@ var (
 
 	// capabilities: the driver builds the dyno's file system itself from bind mounts
 	// (FSIsolationImage keeps the Nomad client from copying a chroot into the task
-	// directory, and gives the task sandbox paths like /alloc and /local).
+	// directory, and gives the task sandbox paths like /alloc and /local). A task group
+	// with network { mode = "bridge" } gets a network namespace from Nomad (CNI), which
+	// the dyno joins; a group in host mode shares the host's network.
 	capabilities = &drivers.Capabilities{
 		SendSignals:       true,
 		Exec:              true,
 		FSIsolation:       drivers.FSIsolationImage,
-		NetIsolationModes: []drivers.NetIsolationMode{drivers.NetIsolationModeHost},
+		NetIsolationModes: []drivers.NetIsolationMode{drivers.NetIsolationModeHost, drivers.NetIsolationModeGroup},
 		MountConfigs:      drivers.MountConfigSupportNone,
 	}
 )

@@ -3,12 +3,15 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+
+	"github.com/dynogrid/dynogrid/driver/netfw"
 )
 
 // Config is the plugin's configuration, from the agent's plugin "nomad-driver-dyno" { config { } } block (Nomad names an external plugin's block after its binary).
@@ -23,6 +26,15 @@ type Config struct {
 	PidsLimit int64 `codec:"pids_limit"`
 	// CgroupParent is the cgroup under which dynos' cgroups are created.
 	CgroupParent string `codec:"cgroup_parent"`
+	// Bridge is the Nomad client's bridge (its bridge_network_name), whose traffic the
+	// driver's firewall filters.
+	Bridge string `codec:"bridge"`
+	// InternalNetworks are the grid's own networks: dynos may not connect there, except
+	// to AllowedEndpoints.
+	InternalNetworks []string `codec:"internal_networks"`
+	// AllowedEndpoints are the TCP endpoints (the add-ons) dynos may connect to on the
+	// host and in internal networks: "ADDR[/PREFIX][:PORT[-PORT]]".
+	AllowedEndpoints []string `codec:"allowed_endpoints"`
 }
 
 var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
@@ -36,6 +48,11 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`256`)),
 	"cgroup_parent": hclspec.NewDefault(hclspec.NewAttr("cgroup_parent", "string", false),
 		hclspec.NewLiteral(`"dynogrid"`)),
+	"bridge": hclspec.NewDefault(hclspec.NewAttr("bridge", "string", false),
+		hclspec.NewLiteral(`"nomad"`)),
+	"internal_networks": hclspec.NewDefault(hclspec.NewAttr("internal_networks", "list(string)", false),
+		hclspec.NewLiteral(`["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]`)),
+	"allowed_endpoints": hclspec.NewAttr("allowed_endpoints", "list(string)", false),
 })
 
 var cgroupNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
@@ -59,7 +76,39 @@ func (c *Config) validate() error {
 	if !cgroupNameRE.MatchString(c.CgroupParent) || strings.Contains(c.CgroupParent, "..") {
 		errs = append(errs, fmt.Errorf("cgroup_parent: %q must be a relative cgroup name like \"dynogrid\"", c.CgroupParent))
 	}
+	if _, err := c.firewall(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// firewall is the configuration of the dynos' firewall, without the host's nameservers.
+func (c *Config) firewall() (netfw.Config, error) {
+	fw := netfw.Config{Bridge: c.Bridge}
+	var errs []error
+	if err := fw.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range c.InternalNetworks {
+		p, err := netip.ParsePrefix(n)
+		switch {
+		case err != nil || !p.Addr().Is4():
+			errs = append(errs, fmt.Errorf("internal_networks: %q is not an IPv4 network like 10.0.0.0/8", n))
+		case p != p.Masked():
+			errs = append(errs, fmt.Errorf("internal_networks: %q has host bits set; write %s", n, p.Masked()))
+		default:
+			fw.InternalNetworks = append(fw.InternalNetworks, p)
+		}
+	}
+	for _, s := range c.AllowedEndpoints {
+		e, err := netfw.ParseEndpoint(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("allowed_endpoints: %w", err))
+			continue
+		}
+		fw.Allowed = append(fw.Allowed, e)
+	}
+	return fw, errors.Join(errs...)
 }
 
 // TaskConfig is a task's config { } block.

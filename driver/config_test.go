@@ -10,7 +10,8 @@ import (
 
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
-	good := Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"}
+	good := Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
+		Bridge: "nomad", InternalNetworks: []string{"10.0.0.0/8"}, AllowedEndpoints: []string{"10.0.0.1:5432", "10.0.0.1:20000-32000", "10.1.0.0/16"}}
 	cases := []struct {
 		name    string
 		mutate  func(*Config)
@@ -24,6 +25,13 @@ func TestConfig_Validate(t *testing.T) {
 		{"zero pids", func(c *Config) { c.PidsLimit = 0 }, "pids_limit: 0"},
 		{"cgroup escape", func(c *Config) { c.CgroupParent = "../x" }, "cgroup_parent"},
 		{"nested cgroup", func(c *Config) { c.CgroupParent = "grid/host1" }, ""},
+		{"no bridge", func(c *Config) { c.Bridge = "" }, "bridge: \"\" is not a network interface name"},
+		{"bridge name too long", func(c *Config) { c.Bridge = "a-very-long-bridge" }, "bridge:"},
+		{"internal network not a network", func(c *Config) { c.InternalNetworks = []string{"10.0.0.0"} }, `internal_networks: "10.0.0.0" is not an IPv4 network`},
+		{"internal network with host bits", func(c *Config) { c.InternalNetworks = []string{"10.0.0.1/8"} }, "write 10.0.0.0/8"},
+		{"endpoint without address", func(c *Config) { c.AllowedEndpoints = []string{":5432"} }, "allowed_endpoints: \":5432\" is not ADDR"},
+		{"endpoint port range backwards", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:9-8"} }, "is not a port or a range"},
+		{"endpoint port zero", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:0"} }, "is not a port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
 
+	"github.com/dynogrid/dynogrid/driver/netfw"
 	"github.com/dynogrid/dynogrid/driver/sandbox"
 )
 
@@ -34,12 +35,15 @@ const (
 type Driver struct {
 	eventer *eventer.Eventer
 	config  Config
-	user    sandboxUser
-	slugs   *slugCache
-	tasks   *taskStore
-	ctx     context.Context
-	cancel  context.CancelFunc
-	logger  hclog.Logger
+	// firewallErr is why the dynos' firewall could not be installed; the driver is
+	// unhealthy and starts no dyno in a network namespace while it is set.
+	firewallErr error
+	user        sandboxUser
+	slugs       *slugCache
+	tasks       *taskStore
+	ctx         context.Context
+	cancel      context.CancelFunc
+	logger      hclog.Logger
 }
 
 var (
@@ -57,7 +61,8 @@ func New(logger hclog.Logger) drivers.DriverPlugin {
 		ctx:     ctx,
 		cancel:  cancel,
 		logger:  logger,
-		config:  Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid"},
+		config: Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
+			Bridge: "nomad", InternalNetworks: netfw.DefaultInternalNetworks},
 	}
 }
 
@@ -81,6 +86,11 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	}
 	d.config = config
 	d.slugs = newSlugCache(config.SlugDir)
+	d.firewallErr = d.installFirewall()
+	if d.firewallErr != nil {
+		// Reported by the fingerprint, which stays unhealthy until it is installed.
+		d.logger.Error("dynos' firewall not installed", "error", d.firewallErr)
+	}
 	if u, err := lookupUser(config.User); err == nil {
 		d.user = u
 	} else {
@@ -146,6 +156,14 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, err
 	}
 
+	if cfg.NetworkIsolation != nil {
+		// The dyno's network namespace is on the Nomad bridge: its firewall must be
+		// in place, and first in INPUT and FORWARD, before the dyno runs.
+		if err := d.ensureFirewall(); err != nil {
+			return nil, nil, err
+		}
+	}
+
 	cpus, err := dynoCpuset(cfg.Resources, cfg.AllocID)
 	if err != nil {
 		return nil, nil, err
@@ -200,6 +218,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		Mounts:         lay.Mounts,
 		Resources:      cfg.Resources,
 		ResourceLimits: true,
+		// The group's network namespace that Nomad made, or nil: the host's network.
+		NetworkIsolation: cfg.NetworkIsolation,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to launch the dyno: %w", err)

@@ -74,6 +74,9 @@ func (d *Driver) fingerprint() *drivers.Fingerprint {
 	if err := os.MkdirAll(d.config.DynoDir, 0o700); err != nil {
 		return unhealthy(drivers.HealthStateUnhealthy, "dyno driver cannot use dyno_dir: %v", err)
 	}
+	if d.firewallErr != nil {
+		return unhealthy(drivers.HealthStateUnhealthy, "dyno driver cannot filter dynos' network: %v", d.firewallErr)
+	}
 	mode := "v1"
 	if cgroups.IsCgroup2UnifiedMode() {
 		mode = "v2"
@@ -87,6 +90,7 @@ func (d *Driver) fingerprint() *drivers.Fingerprint {
 			"driver.dyno.cgroups":  pstructs.NewStringAttribute(mode),
 			"driver.dyno.user":     pstructs.NewStringAttribute(u.Name),
 			"driver.dyno.slug_dir": pstructs.NewStringAttribute(d.config.SlugDir),
+			"driver.dyno.bridge":   pstructs.NewStringAttribute(d.config.Bridge),
 		},
 	}
 }

@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"github.com/dynogrid/dynogrid/driver/netfw"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -32,7 +34,11 @@ func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	d := New(testlog.HCLogger(t)).(*Driver)
 	t.Cleanup(d.Shutdown)
 	dir := t.TempDir()
-	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test"}
+	// The firewall's chains are named after a bridge of this test's own, and removed.
+	bridge := "dt" + uuid.Generate()[:8]
+	t.Cleanup(func() { must.NoError(t, netfw.Remove(bridge)) })
+	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test",
+		Bridge: bridge, InternalNetworks: netfw.DefaultInternalNetworks}
 	var raw []byte
 	must.NoError(t, base.MsgPackEncode(&raw, &cfg))
 	h := NewDriverHarness(t, d)

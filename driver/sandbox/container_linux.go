@@ -50,6 +50,14 @@ func containerConfig(cmd *executor.ExecCommand, opts Options) (*lconfigs.Config,
 		return nil, err
 	}
 	cfg.Seccomp = seccomp
+	// The group's network namespace, made by Nomad; without one the dyno shares the
+	// host's network.
+	if cmd.NetworkIsolation != nil {
+		if cmd.NetworkIsolation.Path == "" {
+			return nil, errors.New("sandbox network: the driver gave a network namespace without a path")
+		}
+		cfg.Namespaces = append(cfg.Namespaces, lconfigs.Namespace{Type: lconfigs.NEWNET, Path: cmd.NetworkIsolation.Path})
+	}
 	// Dynos do not inherit the Nomad agent's OOM score adjustment.
 	oomScoreAdj := 0
 	cfg.OomScoreAdj = &oomScoreAdj

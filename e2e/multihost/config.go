@@ -3,6 +3,8 @@ package multihost
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/dynogrid/dynogrid/internal/devgrid"
 )
 
 // serverConfig is the Nomad server of the server host: no client.
@@ -43,6 +45,8 @@ client {
   servers           = [%[5]q]
   network_interface = "eth0"
   cgroup_parent     = %[6]q
+  # Dynos in network namespaces of their own on the host's bridge "nomad" (CNI).
+  cni_path          = %[10]q
   options {
     "driver.raw_exec.enable" = "0"
     # No cloud metadata probes: a test host talks to the test subnet only.
@@ -54,7 +58,7 @@ acl {
 }
 consul {
   address = "127.0.0.1:8500"
-  token   = %[10]q
+  token   = %[11]q
 }
 plugin "raw_exec" {
   config {
@@ -70,5 +74,5 @@ plugin "nomad-driver-dyno" {
   }
 }
 `, h.Name, filepath.Join(h.Dir, "nomad"), pluginDir, h.Addr, server.Addr+":4647",
-		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent, consulToken)
+		h.CgroupParent+"-nomad", filepath.Join(h.Dir, "slugs"), filepath.Join(h.Dir, "dynos"), h.CgroupParent, devgrid.CNIPath, consulToken)
 }

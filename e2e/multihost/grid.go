@@ -477,6 +477,9 @@ func (g *Grid) teardown() {
 		}
 	}
 	unmountBelow(g.Dir)
+	if err := g.removeAllocNetworks(); err != nil {
+		t.Errorf("multihost: %v", err)
+	}
 	for _, h := range hosts {
 		removeCgroupTree(h.CgroupParent)
 		removeCgroupTree(h.CgroupParent + "-nomad")

@@ -108,6 +108,10 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 		tg.Update.HealthCheck = ptr("task_states")
 	}
 
+	// Every dyno has a network namespace of its own on the Nomad bridge; the dyno
+	// driver's firewall keeps it from the grid and from other dynos.
+	tg.Networks = []*nomadapi.NetworkResource{dynoNetwork(p.Name == "web")}
+
 	task := nomadapi.NewTask(p.Name, DriverName)
 	task.Config = map[string]interface{}{
 		"command":     "/bin/sh",
@@ -124,7 +128,6 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(5), MaxFileSizeMB: ptr(10)}
 
 	if p.Name == "web" {
-		tg.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: PortLabel}}}}
 		task.Env["PORT"] = "${NOMAD_PORT_" + PortLabel + "}"
 		task.Services = []*nomadapi.Service{webService(r, p, release)}
 		// A web dyno that stops (scale-down, new release) leaves Consul first and gets
@@ -133,6 +136,18 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	}
 	tg.AddTask(task)
 	return tg
+}
+
+// dynoNetwork is a dyno's group network: bridge mode (a network namespace made by Nomad
+// with the CNI bridge plugin), and for web dynos a dynamic host port mapped to the same
+// port number in the dyno (to = -1), so that PORT is both what the dyno binds and what
+// Consul advertises with the host's address.
+func dynoNetwork(web bool) *nomadapi.NetworkResource {
+	n := &nomadapi.NetworkResource{Mode: "bridge"}
+	if web {
+		n.DynamicPorts = []nomadapi.Port{{Label: PortLabel, To: -1}}
+	}
+	return n
 }
 
 // SharedCPU is the CPU share, in MHz, of a shared dyno.

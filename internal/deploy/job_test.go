@@ -55,6 +55,9 @@ func TestJobFollowsTheDeployerContract(t *testing.T) {
 		if task.Config["slug_sha256"] != strings.Repeat("ab", 32) || task.Config["command"] != "/bin/sh" {
 			t.Errorf("task %s config = %v", name, task.Config)
 		}
+		if len(tg.Networks) != 1 || tg.Networks[0].Mode != "bridge" {
+			t.Errorf("group %s networks = %+v, want one in bridge mode: every dyno has its own network namespace", name, tg.Networks)
+		}
 		tmpl := *task.Templates[0].EmbeddedTmpl
 		if !strings.Contains(tmpl, "DYNO="+name+".") || !strings.Contains(tmpl, `nomadVar "nomad/jobs/shop/env/0123456789abcdef"`) || !*task.Templates[0].Envvars {
 			t.Errorf("task %s env template = %q", name, tmpl)
@@ -72,6 +75,9 @@ func TestJobFollowsTheDeployerContract(t *testing.T) {
 	if *web.Count != 2 || *web.Tasks[0].Resources.MemoryMB != 256 || web.Tasks[0].Env["PORT"] != "${NOMAD_PORT_http}" {
 		t.Errorf("web: count %d, memory %d, env %v", *web.Count, *web.Tasks[0].Resources.MemoryMB, web.Tasks[0].Env)
 	}
+	if ports := web.Networks[0].DynamicPorts; len(ports) != 1 || ports[0].Label != "http" || ports[0].To != -1 {
+		t.Errorf("web ports = %+v, want the dynamic port http mapped to the same number in the dyno (to = -1)", ports)
+	}
 	svcs := web.Tasks[0].Services
 	if len(svcs) != 1 {
 		t.Fatalf("web has %d services, want 1", len(svcs))
@@ -87,7 +93,7 @@ func TestJobFollowsTheDeployerContract(t *testing.T) {
 		t.Errorf("web checks = %+v, want an HTTP check of /health", s.Checks)
 	}
 	worker := job.LookupTaskGroup("worker")
-	if len(worker.Tasks[0].Services) != 0 || worker.Tasks[0].Env["PORT"] != "" || len(worker.Networks) != 0 {
+	if len(worker.Tasks[0].Services) != 0 || worker.Tasks[0].Env["PORT"] != "" || len(worker.Networks[0].DynamicPorts) != 0 {
 		t.Error("worker dynos must not register a service or get a port")
 	}
 }

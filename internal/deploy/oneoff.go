@@ -44,6 +44,7 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	tg.Meta = map[string]string{MetaProcess: OneOffProcess}
 	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
 	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
+	tg.Networks = []*nomadapi.NetworkResource{dynoNetwork(false)}
 	task := nomadapi.NewTask(OneOffProcess, DriverName)
 	task.Config = map[string]interface{}{
 		"command":     "/bin/sh",

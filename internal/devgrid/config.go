@@ -39,6 +39,8 @@ type Options struct {
 	// CgroupParent is the Nomad client's cgroup parent ("" for Nomad's default). Grids
 	// that run side by side on one machine each take their own.
 	CgroupParent string
+	// Network is the grid's dyno bridge, made by Up (see network.go).
+	Network *Network `json:"network,omitempty"`
 }
 
 // Defaults are the ports and places `dyno dev up` uses when no flag says otherwise.
@@ -166,12 +168,12 @@ acl {
 }
 consul {
   address = %[7]q
-  token   = %[12]q
+  token   = %[14]q
 }
 client {
   # Dynos bind to the host's loopback in a dev grid.
   network_interface = "lo"
-%[10]s  options {
+%[10]s%[12]s  options {
     # -dev turns raw_exec on; a grid that sandboxes dynos keeps it off.
     "driver.raw_exec.enable" = "0"
   }
@@ -185,11 +187,12 @@ plugin "nomad-driver-dyno" {
   config {
     slug_dir = %[9]q
     dyno_dir = %[11]q
-  }
+%[13]s  }
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
-		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"), consulToken)
+		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
+		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken)
 }
 
 // cgroupParentLine sets the client's cgroup parent. On cgroups v1 Nomad then manages

@@ -38,6 +38,11 @@ func (g *Grid) Down(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	removeCgroups(allocs, otherNomadRunning(ours), g.Options.CgroupParent)
+	if n := g.Options.Network; n != nil {
+		if err := n.remove(allocs); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) == 0 {
 		if err := os.RemoveAll(g.Options.DataDir); err != nil {
 			errs = append(errs, fmt.Errorf("failed to remove data dir: %w", err))

@@ -70,6 +70,12 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 	if err := os.MkdirAll(opts.pluginDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("failed to create data dir: %w", err)
 	}
+	if !opts.ConsulOnly {
+		if err := g.createNetwork(); err != nil {
+			return nil, err
+		}
+		opts = g.Options
+	}
 	if err := linkPlugins(opts.BinDir, opts.pluginDir()); err != nil {
 		return nil, err
 	}

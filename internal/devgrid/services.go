@@ -58,10 +58,15 @@ func (g *Grid) startPostgres(ctx context.Context, t *Tokens) error {
 	if _, err := rand.Read(password); err != nil {
 		return err
 	}
-	pg, err := testserver.StartPostgres(ctx, testserver.PostgresOptions{
+	pgOpts := testserver.PostgresOptions{
 		Port: o.PostgresPort, Dir: filepath.Join(o.DataDir, "postgres"),
 		Password: hex.EncodeToString(password), Detach: true,
-	})
+	}
+	if n := o.Network; n != nil {
+		// Dynos reach the server on the bridge's gateway, from their subnet.
+		pgOpts.ExtraListen, pgOpts.AllowNetworks = []string{n.Gateway}, []string{n.Subnet}
+	}
+	pg, err := testserver.StartPostgres(ctx, pgOpts)
 	if err != nil {
 		return fmt.Errorf("failed to start PostgreSQL for the postgres add-on: %w", err)
 	}
@@ -76,6 +81,10 @@ func (g *Grid) startPostgres(ctx context.Context, t *Tokens) error {
 			"nomad_token":     t.Nomad[policies.NomadAddonMemcached],
 			"nomad_namespace": policies.AddonNamespace,
 		},
+	}
+	if n := o.Network; n != nil {
+		settings["postgres"]["public_host"] = n.Gateway
+		settings["memcached"]["host_network"] = AddonHostNetwork
 	}
 	b, _ := json.MarshalIndent(settings, "", "  ")
 	// The settings hold the admin password: readable by root only.

@@ -24,6 +24,9 @@ import (
 //	                  protocol authentication); "false": no credentials
 //	service_provider  "consul" (default), "nomad" or "none": where the job's
 //	                  service addon-memcached-<app>-<id> is registered
+//	host_network      the Nomad host network memcached binds on (default: the
+//	                  client's default network); dynos in network namespaces need
+//	                  one whose address they can reach
 type config struct {
 	nomadAddr       string
 	nomadToken      string
@@ -33,9 +36,10 @@ type config struct {
 	memcachedPath   string
 	auth            bool
 	serviceProvider string
+	hostNetwork     string
 }
 
-var knownSettings = []string{"auth", "datacenters", "memcached_path", "nomad_addr", "nomad_namespace", "nomad_region", "nomad_token", "service_provider"}
+var knownSettings = []string{"auth", "datacenters", "host_network", "memcached_path", "nomad_addr", "nomad_namespace", "nomad_region", "nomad_token", "service_provider"}
 
 func parseConfig(c addon.Config) (config, error) {
 	for k := range c.Settings {
@@ -50,6 +54,7 @@ func parseConfig(c addon.Config) (config, error) {
 		region:          c.Get("nomad_region", ""),
 		memcachedPath:   c.Get("memcached_path", "/usr/bin/memcached"),
 		serviceProvider: c.Get("service_provider", "consul"),
+		hostNetwork:     c.Get("host_network", ""),
 	}
 	if cfg.nomadAddr == "" {
 		return config{}, fmt.Errorf("setting %q is required: the Nomad HTTP API, such as http://127.0.0.1:4646", "nomad_addr")

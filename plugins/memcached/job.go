@@ -58,7 +58,7 @@ func (a *Addon) job(jobID, app, requestID, plan string) *api.Job {
 	task.KillTimeout = durPtr(5 * time.Second)
 
 	group := api.NewTaskGroup("memcached", 1)
-	group.Networks = []*api.NetworkResource{{DynamicPorts: []api.Port{{Label: portLabel}}}}
+	group.Networks = []*api.NetworkResource{{DynamicPorts: []api.Port{{Label: portLabel, HostNetwork: a.cfg.hostNetwork}}}}
 	group.RestartPolicy = &api.RestartPolicy{Attempts: intPtr(2), Interval: durPtr(time.Minute), Delay: durPtr(time.Second), Mode: strPtr("fail")}
 	if a.cfg.serviceProvider != "none" {
 		group.Services = []*api.Service{{

@@ -176,7 +176,7 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 	t.Run("a memcached that cannot be placed", func(t *testing.T) {
 		nowhere, err := addonhost.New(addonhost.Options{
 			PluginDir: pluginDir,
-			Settings:  map[string]map[string]string{Name: {"nomad_addr": settings["nomad_addr"], "datacenters": "nowhere"}},
+			Settings:  map[string]map[string]string{Name: {"nomad_addr": settings["nomad_addr"], "nomad_token": settings["nomad_token"], "nomad_namespace": settings["nomad_namespace"], "datacenters": "nowhere"}},
 		})
 		must.NoError(t, err)
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -193,7 +193,7 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 	t.Run("a memcached that cannot start", func(t *testing.T) {
 		bad, err := addonhost.New(addonhost.Options{
 			PluginDir: pluginDir,
-			Settings:  map[string]map[string]string{Name: {"nomad_addr": settings["nomad_addr"], "memcached_path": "/nonexistent/memcached"}},
+			Settings:  map[string]map[string]string{Name: {"nomad_addr": settings["nomad_addr"], "nomad_token": settings["nomad_token"], "nomad_namespace": settings["nomad_namespace"], "memcached_path": "/nonexistent/memcached"}},
 		})
 		must.NoError(t, err)
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)

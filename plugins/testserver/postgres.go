@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,11 @@ type PostgresOptions struct {
 	// new temporary directory. Running as root, every parent must be searchable by
 	// the postgres user. Stop removes it.
 	Dir string
+	// ExtraListen are addresses the server listens on besides 127.0.0.1.
+	ExtraListen []string
+	// AllowNetworks may connect over TCP with a password, besides 127.0.0.1 (CIDR
+	// networks, written into pg_hba.conf).
+	AllowNetworks []string
 	// Detach runs the server in a session of its own, so that it outlives the calling
 	// process (for `dyno dev up`); stop it then with SIGINT to PID.
 	Detach bool
@@ -42,6 +48,7 @@ type Postgres struct {
 	User     string // superuser
 	Password string
 	LogPath  string // the server's log
+	listen   string // listen_addresses
 	cmd      *exec.Cmd
 	done     chan error
 }
@@ -117,6 +124,19 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb failed: %w: %s", err, out)
 	}
+	if len(opts.AllowNetworks) > 0 {
+		f, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("failed to open pg_hba.conf: %w", err)
+		}
+		for _, n := range opts.AllowNetworks {
+			fmt.Fprintf(f, "host all all %s scram-sha-256\n", n)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("failed to write pg_hba.conf: %w", err)
+		}
+	}
+	p.listen = strings.Join(append([]string{"127.0.0.1"}, opts.ExtraListen...), ",")
 	for attempt := 0; ; attempt++ {
 		port := opts.Port
 		if port == 0 {
@@ -145,7 +165,7 @@ func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *sys
 	}
 	defer logf.Close()
 	cmd := exec.Command(filepath.Join(binDir, "postgres"), "-D", filepath.Join(p.Dir, "data"),
-		"-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1",
+		"-p", strconv.Itoa(port), "-c", "listen_addresses="+p.listen,
 		"-c", "unix_socket_directories="+p.Dir, "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=100", "-c", "shared_buffers=16MB")
 	cmd.Dir = p.Dir

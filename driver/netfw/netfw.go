@@ -1,0 +1,327 @@
+// Package netfw is the dyno driver's firewall: iptables rules that limit what a dyno, in
+// its own network namespace on a Nomad bridge, may connect to. New connections from the
+// bridge to the host itself, to another dyno on the bridge (also through a host port
+// that Nomad's CNI portmap sends back onto the bridge) and to the grid's internal
+// networks are rejected, except to the endpoints the operator allows (the add-ons) and
+// to the host's DNS servers. Every other destination (the internet) is allowed.
+//
+// The rules live in chains of their own, one pair per bridge (DYNO-IN-<bridge> from
+// INPUT and DYNO-FWD-<bridge> from FORWARD, with IPv6 counterparts that reject every new
+// connection from the bridge), and are replaced atomically with iptables-restore.
+package netfw
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// DefaultInternalNetworks are the networks a dyno may not reach unless allowed: the
+// private (RFC 1918), shared (RFC 6598) and link-local (cloud metadata) ranges.
+var DefaultInternalNetworks = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}
+
+// Endpoint is a TCP destination dynos may open connections to: an address or network
+// and a port range (0-65535 when the rule names no port).
+type Endpoint struct {
+	Net      netip.Prefix
+	From, To uint16
+}
+
+func (e Endpoint) String() string {
+	s := e.Net.String()
+	if e.Net.IsSingleIP() {
+		s = e.Net.Addr().String()
+	}
+	switch {
+	case e.From == 0 && e.To == 65535:
+		return s
+	case e.From == e.To:
+		return fmt.Sprintf("%s:%d", s, e.From)
+	default:
+		return fmt.Sprintf("%s:%d-%d", s, e.From, e.To)
+	}
+}
+
+// ParseEndpoint reads "ADDR", "ADDR:PORT", "ADDR:FROM-TO", or the same with a CIDR
+// network ("10.1.0.0/16:5432") in place of the address. IPv4 only: the Nomad bridge
+// gives dynos no IPv6 address.
+func ParseEndpoint(s string) (Endpoint, error) {
+	addr, ports, hasPort := strings.Cut(s, ":")
+	var e Endpoint
+	var err error
+	if strings.Contains(addr, "/") {
+		e.Net, err = netip.ParsePrefix(addr)
+		if err == nil && e.Net != e.Net.Masked() {
+			err = fmt.Errorf("%s has host bits set (the network is %s)", addr, e.Net.Masked())
+		}
+	} else {
+		var a netip.Addr
+		if a, err = netip.ParseAddr(addr); err == nil {
+			e.Net = netip.PrefixFrom(a, a.BitLen())
+		}
+	}
+	if err != nil {
+		return e, fmt.Errorf("%q is not ADDR[/PREFIX][:PORT[-PORT]]: %v", s, err)
+	}
+	if !e.Net.Addr().Is4() {
+		return e, fmt.Errorf("%q: only IPv4 endpoints are supported", s)
+	}
+	e.From, e.To = 0, 65535
+	if hasPort {
+		lo, hi, isRange := strings.Cut(ports, "-")
+		from, err1 := strconv.ParseUint(lo, 10, 16)
+		to := from
+		var err2 error
+		if isRange {
+			to, err2 = strconv.ParseUint(hi, 10, 16)
+		}
+		if err1 != nil || err2 != nil || from == 0 || to < from {
+			return e, fmt.Errorf("%q: %q is not a port or a range of ports like 20000-32000", s, ports)
+		}
+		e.From, e.To = uint16(from), uint16(to)
+	}
+	return e, nil
+}
+
+// Config is what the rules are made of.
+type Config struct {
+	// Bridge is the Nomad client's bridge (bridge_network_name), "nomad" by default.
+	Bridge string
+	// InternalNetworks may not be reached from a dyno, except Allowed endpoints.
+	InternalNetworks []netip.Prefix
+	// Allowed endpoints (TCP) are reachable from dynos on the host and in internal
+	// networks: the add-ons.
+	Allowed []Endpoint
+	// Nameservers may be asked (port 53, UDP and TCP) on the host and in internal
+	// networks: the host's resolvers, which dynos share (their /etc/resolv.conf).
+	Nameservers []netip.Addr
+}
+
+var bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
+// Validate reports what cannot make rules.
+func (c Config) Validate() error {
+	if !bridgeNameRE.MatchString(c.Bridge) {
+		return fmt.Errorf("bridge: %q is not a network interface name", c.Bridge)
+	}
+	return nil
+}
+
+// Chains are the names of the bridge's chains: INPUT, FORWARD.
+func Chains(bridge string) (in, fwd string) { return "DYNO-IN-" + bridge, "DYNO-FWD-" + bridge }
+
+const reject = "REJECT --reject-with icmp-admin-prohibited"
+
+// Rules is the iptables-restore input (filter table, IPv4) that defines the bridge's
+// two chains; it leaves every other chain as it is.
+func (c Config) Rules() string {
+	in, fwd := Chains(c.Bridge)
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("*filter")
+	w(":%s - [0:0]", in)
+	w(":%s - [0:0]", fwd)
+	for _, chain := range []string{in, fwd} {
+		// Answers to connections made to a dyno (by the router, a health check) and
+		// the rest of connections the rules let through.
+		w("-A %s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN", chain)
+		if chain == fwd {
+			// Another dyno on the bridge, directly or through a host port that the
+			// portmap plugin sends back onto the bridge.
+			w("-A %s -o %s -j %s", chain, c.Bridge, reject)
+		}
+		for _, e := range c.Allowed {
+			if e.From == 0 && e.To == 65535 {
+				w("-A %s -d %s -p tcp -j RETURN", chain, e.Net)
+			} else {
+				w("-A %s -d %s -p tcp -m tcp --dport %d:%d -j RETURN", chain, e.Net, e.From, e.To)
+			}
+		}
+		for _, ns := range c.Nameservers {
+			for _, proto := range []string{"udp", "tcp"} {
+				w("-A %s -d %s/32 -p %s -m %s --dport 53 -j RETURN", chain, ns, proto, proto)
+			}
+		}
+		if chain == in {
+			// The host itself: its agents, its other services, its other addresses.
+			w("-A %s -j %s", chain, reject)
+		} else {
+			for _, n := range c.InternalNetworks {
+				w("-A %s -d %s -j %s", chain, n, reject)
+			}
+		}
+	}
+	w("COMMIT")
+	return b.String()
+}
+
+// Rules6 rejects every new IPv6 connection from the bridge: dynos have only link-local
+// IPv6 addresses, which must not reach the host or each other.
+func (c Config) Rules6() string {
+	in, fwd := Chains(c.Bridge)
+	var b strings.Builder
+	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n:%s - [0:0]\n", in, fwd)
+	for _, chain := range []string{in, fwd} {
+		fmt.Fprintf(&b, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN\n", chain)
+		fmt.Fprintf(&b, "-A %s -j REJECT --reject-with icmp6-adm-prohibited\n", chain)
+	}
+	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// brNetfilter are the switches that make traffic between ports of a bridge pass
+// through iptables; without them dynos on one bridge reach each other unfiltered.
+var brNetfilter = []string{"/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-ip6tables"}
+
+// Install makes bridged traffic pass iptables, replaces the bridge's chains with the
+// rules of c, and puts the jumps to them first in INPUT and FORWARD (before the CNI
+// firewall plugin's CNI-FORWARD, which accepts everything a container sends). It is
+// idempotent: the driver calls it at start and before each dyno starts.
+func Install(c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	for _, p := range brNetfilter {
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("failed to make bridged traffic pass iptables (%s; is the br_netfilter module loaded?): %w", p, err)
+		}
+	}
+	for _, fam := range []struct{ cmd, rules string }{{"iptables", c.Rules()}, {"ip6tables", c.Rules6()}} {
+		if err := run(fam.cmd+"-restore", strings.NewReader(fam.rules), "-w", "5", "--noflush"); err != nil {
+			return err
+		}
+		if err := ensureFirst(fam.cmd, c.Bridge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsureFirst puts the jumps to the bridge's chains back at the top of INPUT and
+// FORWARD if another rule was inserted above them.
+func EnsureFirst(bridge string) error {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		if err := ensureFirst(cmd, bridge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureFirst(cmd, bridge string) error {
+	in, fwd := Chains(bridge)
+	for _, j := range []struct{ chain, target string }{{"INPUT", in}, {"FORWARD", fwd}} {
+		jump := []string{"-i", bridge, "-j", j.target}
+		out, err := output(cmd, "-w", "5", "-S", j.chain)
+		if err != nil {
+			return err
+		}
+		want := "-A " + j.chain + " " + strings.Join(jump, " ")
+		if n, first := countRule(out, want); n == 1 && first {
+			continue
+		}
+		for n, _ := countRule(out, want); n > 0; n, _ = countRule(out, want) {
+			if err := run(cmd, nil, append([]string{"-w", "5", "-D", j.chain}, jump...)...); err != nil {
+				return err
+			}
+			if out, err = output(cmd, "-w", "5", "-S", j.chain); err != nil {
+				return err
+			}
+		}
+		if err := run(cmd, nil, append([]string{"-w", "5", "-I", j.chain, "1"}, jump...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove deletes the bridge's jumps and chains (a grid that removes its bridge).
+// Missing rules and chains are not an error.
+func Remove(bridge string) error {
+	in, fwd := Chains(bridge)
+	var errs []error
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, j := range []struct{ chain, target string }{{"INPUT", in}, {"FORWARD", fwd}} {
+			for i := 0; i < 10 && run(cmd, nil, "-w", "5", "-D", j.chain, "-i", bridge, "-j", j.target) == nil; i++ {
+			}
+		}
+		for _, chain := range []string{in, fwd} {
+			out, err := output(cmd, "-w", "5", "-S")
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !strings.Contains(out, "-N "+chain+"\n") {
+				continue
+			}
+			if err := run(cmd, nil, "-w", "5", "-F", chain); err != nil {
+				errs = append(errs, err)
+			}
+			if err := run(cmd, nil, "-w", "5", "-X", chain); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Nameservers are the IPv4 nameservers of a resolv.conf.
+func Nameservers(path string) ([]netip.Addr, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+// countRule says how often rule stands in the output of iptables -S CHAIN, and whether
+// it is the chain's first rule (the line after the policy).
+func countRule(listing, rule string) (n int, first bool) {
+	for i, l := range strings.Split(strings.TrimSpace(listing), "\n") {
+		if l == rule {
+			n++
+			first = first || i == 1
+		}
+	}
+	return n, first
+}
+
+func run(cmd string, stdin *strings.Reader, args ...string) error {
+	c := exec.Command(cmd, args...)
+	if stdin != nil {
+		c.Stdin = stdin
+	}
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", cmd, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func output(cmd string, args ...string) (string, error) {
+	out, err := exec.Command(cmd, args...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%v: %s", err, bytes.TrimSpace(ee.Stderr))
+		}
+		return "", fmt.Errorf("%s %s: %w", cmd, strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
