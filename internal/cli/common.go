@@ -78,22 +78,21 @@ func localGrid() *devgrid.Grid {
 // token when the address is the local grid's, as Nomad's own CLI finds them.
 func (m *meta) nomad(app string) (*nomadapi.Client, error) {
 	cfg := nomadapi.DefaultConfig() // reads NOMAD_ADDR, NOMAD_TOKEN and the other NOMAD_* variables
+	g := localGrid()
 	switch {
 	case m.nomadAddr != "":
 		cfg.Address = m.nomadAddr
-	case os.Getenv("NOMAD_ADDR") == "":
-		if g := localGrid(); g != nil {
-			cfg.Address = "http://" + g.Options.NomadAddr()
-			if cfg.SecretID == "" {
-				cfg.SecretID = localToken(g, func(t *devgrid.Tokens) string { return t.NomadManagement })
-			}
-		}
+	case os.Getenv("NOMAD_ADDR") == "" && g != nil:
+		cfg.Address = "http://" + g.Options.NomadAddr()
+	}
+	if !strings.Contains(cfg.Address, "://") {
+		cfg.Address = "http://" + cfg.Address
 	}
 	if m.nomadToken != "" {
 		cfg.SecretID = m.nomadToken
 	}
-	if !strings.Contains(cfg.Address, "://") {
-		cfg.Address = "http://" + cfg.Address
+	if cfg.SecretID == "" && g != nil && cfg.Address == "http://"+g.Options.NomadAddr() {
+		cfg.SecretID = localToken(g, func(t *devgrid.Tokens) string { return t.NomadManagement })
 	}
 	cfg.Namespace = "*"
 	if app != "" {

@@ -150,6 +150,8 @@ func gridSummary(g *devgrid.Grid) string {
 	}
 	fmt.Fprintf(&b, "    export NOMAD_ADDR=http://%s CONSUL_HTTP_ADDR=%s DYNO_SLUG_STORE=%s DYNO_ADDON_CONFIG=%s\n",
 		o.NomadAddr(), o.ConsulAddr(), o.SlugStore(), o.AddonConfig())
+	fmt.Fprintf(&b, "    ACLs are on: the management tokens (root only) are in %s,\n", filepath.Join(o.DataDir, devgrid.TokensFile))
+	fmt.Fprintf(&b, "    fields nomad_management and consul_management; sign in to the UIs with them. dyno finds them itself.\n")
 	fmt.Fprintf(&b, "    logs:      %s", strings.Join(agentLogs(g), " "))
 	return b.String()
 }

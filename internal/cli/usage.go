@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/meter"
+	"github.com/dynogrid/dynogrid/policies"
 	consulapi "github.com/hashicorp/consul/api"
 )
 
@@ -67,6 +69,11 @@ func (c *usageCommand) Run(args []string) int {
 		}
 	}
 	cfg.Address = strings.TrimPrefix(cfg.Address, "http://")
+	// The ledger is read with $CONSUL_HTTP_TOKEN, or on the local grid with its
+	// read-only usage token.
+	if g := localGrid(); cfg.Token == "" && g != nil && cfg.Address == g.Options.ConsulAddr() {
+		cfg.Token = localToken(g, func(t *devgrid.Tokens) string { return t.Consul[policies.ConsulUsage] })
+	}
 	consul, err := consulapi.NewClient(cfg)
 	if err != nil {
 		return c.fail(fmt.Errorf("failed to configure consul client: %w", err))
