@@ -13,13 +13,18 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-// consulACL turns Consul's ACLs on, default deny, in every agent of the grid.
-const consulACL = `acl {
+// consulACL turns Consul's ACLs on, default deny, in an agent of the grid; tokens is the
+// body of its tokens block.
+func consulACL(tokens string) string {
+	return `acl {
   enabled                  = true
   default_policy           = "deny"
   enable_token_persistence = true
+  tokens {
+` + tokens + `  }
 }
 `
+}
 
 // bootstrapConsul bootstraps the server's ACLs, gives it its agent token and makes the
 // tokens of the grid's other agents and components, as `dyno dev up` does.
@@ -61,7 +66,7 @@ func (g *Grid) bootstrapNomad(ctx context.Context) error {
 // its agent token: root's only.
 func (g *Grid) consulAgentConfig(h *Host) (string, error) {
 	path := filepath.Join(h.Dir, "consul-acl.hcl")
-	body := consulACL + fmt.Sprintf("acl {\n  tokens {\n    agent = %q\n  }\n}\n", g.tokens.Consul[policies.ConsulAgent])
+	body := consulACL(fmt.Sprintf("    agent = %q\n", g.tokens.Consul[policies.ConsulAgent]))
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		return "", err
 	}

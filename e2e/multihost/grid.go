@@ -235,7 +235,7 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	}
 	s := g.Server
 	if _, err := g.start(s, "consul", consulBin, "agent", "-dev", "-node", s.Name,
-		"-bind", s.Addr, "-client", "127.0.0.1 "+s.Addr, "-hcl", "disable_update_check = true", "-hcl", consulACL); err != nil {
+		"-bind", s.Addr, "-client", "127.0.0.1 "+s.Addr, "-hcl", "disable_update_check = true", "-hcl", consulACL("")); err != nil {
 		return err
 	}
 	if err := g.wait(ctx, "consul server", g.consulLeader); err != nil {

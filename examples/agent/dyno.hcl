@@ -1,6 +1,6 @@
 # A Nomad client (and, for one machine, server) that runs dynos with the dyno driver.
 #
-#   go build -o build/bin/ ./cmd/nomad-driver-dyno
+#   make build    # the driver needs cgo, libseccomp-dev and -tags seccomp
 #   sudo build/bin/nomad agent -dev -config examples/agent/dyno.hcl \
 #        -plugin-dir "$PWD/build/bin"
 #
@@ -9,9 +9,22 @@
 
 disable_update_check = true
 
+# ACLs on, default deny. Bootstrap once (`nomad acl bootstrap`) and give each component a
+# token from the policy files in policies/ (docs/security.md).
+acl {
+  enabled = true
+}
+
+# The token Nomad uses with Consul, made from policies/consul/nomad.hcl. Keep this file
+# readable by root only.
+consul {
+  token = "<secret of a token with policy dynogrid-nomad>"
+}
+
 client {
   enabled = true
-  # Dynos use the host network and bind $PORT; on a laptop keep them on loopback.
+  # Host ports (the router reaches web dynos on them) on loopback for a laptop; dynos
+  # themselves get a network namespace of their own (cni_path, see docs/driver.md).
   network_interface = "lo"
 }
 

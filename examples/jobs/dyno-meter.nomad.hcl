@@ -5,6 +5,12 @@
 #   nomad job run -var meter_binary=/usr/local/bin/dyno-meter examples/jobs/dyno-meter.nomad.hcl
 #
 # The job carries no dyno.app meta, so the meter does not bill itself.
+#
+# ACLs are on: the meter's tokens, made from policies/nomad/meter.hcl and
+# policies/consul/meter.hcl, are kept in the job's own Nomad Variable, which only this
+# job's tasks may read, and reach the meter through its environment:
+#
+#   nomad var put nomad/jobs/dyno-meter nomad_token=<secret> consul_token=<secret>
 
 variable "meter_binary" {
   type        = string
@@ -63,6 +69,18 @@ job "dyno-meter" {
           "-consul-addr", var.consul_addr,
           "-price", var.price,
         ]
+      }
+
+      template {
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/dyno-meter" }}
+          NOMAD_TOKEN={{ .nomad_token }}
+          CONSUL_HTTP_TOKEN={{ .consul_token }}
+          {{ end }}
+        EOT
+        destination = "secrets/tokens.env"
+        env         = true
+        change_mode = "restart"
       }
 
       kill_signal  = "SIGTERM"

@@ -13,6 +13,8 @@ import (
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/meter"
+	"github.com/dynogrid/dynogrid/policies"
+	consulapi "github.com/hashicorp/consul/api"
 	hclog "github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -117,11 +119,14 @@ type meterProc struct {
 
 func startMeter(t *testing.T, g *devgrid.Grid, name string) *meterProc {
 	t.Helper()
+	// The meter runs with its own least-privilege tokens, as on a grid.
 	nc, err := g.NomadClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := g.ConsulClient()
+	tokens := harness.Tokens(t, g)
+	nc.SetSecretID(tokens.Nomad[policies.NomadMeter])
+	cc, err := consulapi.NewClient(&consulapi.Config{Address: g.Options.ConsulAddr(), Token: tokens.Consul[policies.ConsulMeter]})
 	if err != nil {
 		t.Fatal(err)
 	}
