@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestPluginAndClientRestart(t *testing.T) {
 	// serves the dyno's stats (from the driver) again.
 	pluginBack := waitFor(t, faultAt, "the dyno recovered by a new plugin on "+h.Name, func() bool {
 		pids := g.pluginPIDs(h)
-		return len(pids) > 0 && pids[0] != killed[0] && clientStats(h, before[0].alloc)
+		return len(pids) > 0 && pids[0] != killed[0] && clientStats(g, h, before[0].alloc)
 	})
 
 	t.Logf("after the plugin kill: %s", g.dynoStates(t, app))
@@ -58,7 +59,7 @@ func TestPluginAndClientRestart(t *testing.T) {
 	}
 	// The restarted client has recovered the dyno once it serves its stats.
 	clientBack := waitFor(t, clientAt, "the dyno recovered by the restarted client on "+h.Name, func() bool {
-		return clientStats(h, before[0].alloc)
+		return clientStats(g, h, before[0].alloc)
 	})
 	waitNode(t, g, h, clientAt, "ready", func(n *nomadapi.Node) bool { return n.Status == nomadapi.NodeStatusReady })
 	if len(g.pluginPIDs(h)) != 1 {
@@ -123,8 +124,13 @@ func alive(pids []int) bool {
 
 // clientStats reports whether host h's Nomad client serves the stats of an allocation's
 // task, which it gets from the driver's handle of the running dyno.
-func clientStats(h *Host, allocID string) bool {
-	resp, err := httpClient.Get(fmt.Sprintf("http://%s:4646/v1/client/allocation/%s/stats", h.Addr, allocID))
+func clientStats(g *Grid, h *Host, allocID string) bool {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://%s:4646/v1/client/allocation/%s/stats", h.Addr, allocID), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("X-Nomad-Token", g.Tokens().NomadManagement)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return false
 	}
