@@ -39,15 +39,8 @@ func (g *Grid) bootstrapConsul(ctx context.Context) error {
 	}
 	g.tokens = &devgrid.Tokens{ConsulManagement: mgmt, Consul: map[string]string{}, Nomad: map[string]string{}}
 	c := g.ConsulClient()
-	for name, pols := range map[string][]string{
-		policies.ConsulAgent:   {policies.ConsulAgent},
-		policies.ConsulNomad:   {policies.ConsulNomad},
-		policies.ConsulRouter:  {policies.ConsulRouter},
-		policies.ConsulCluster: {policies.ConsulRouter, policies.ConsulCluster},
-	} {
-		if g.tokens.Consul[name], err = tenancy.ConsulToken(c, "multihost "+name, pols...); err != nil {
-			return err
-		}
+	if g.tokens.Consul, err = tenancy.ConsulComponentTokens(c, "multihost"); err != nil {
+		return err
 	}
 	return tenancy.SetConsulAgentToken(c, g.tokens.Consul[policies.ConsulAgent])
 }

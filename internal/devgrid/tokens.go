@@ -81,23 +81,11 @@ func (g *Grid) bootstrapConsul(ctx context.Context) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	agent, err := tenancy.ConsulToken(c, "consul agent", policies.ConsulAgent)
-	if err != nil {
+	if t.Consul, err = tenancy.ConsulComponentTokens(c, "dynogrid"); err != nil {
 		return nil, err
 	}
-	if err := tenancy.SetConsulAgentToken(c, agent); err != nil {
+	if err := tenancy.SetConsulAgentToken(c, t.Consul[policies.ConsulAgent]); err != nil {
 		return nil, err
-	}
-	for name, pols := range map[string][]string{
-		policies.ConsulNomad:   {policies.ConsulNomad},
-		policies.ConsulRouter:  {policies.ConsulRouter},
-		policies.ConsulCluster: {policies.ConsulRouter, policies.ConsulCluster},
-		policies.ConsulMeter:   {policies.ConsulMeter},
-		policies.ConsulUsage:   {policies.ConsulUsage},
-	} {
-		if t.Consul[name], err = tenancy.ConsulToken(c, "dynogrid "+name, pols...); err != nil {
-			return nil, err
-		}
 	}
 	return t, g.saveTokens(t)
 }

@@ -88,3 +88,28 @@ func pause(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// ConsulComponents names the Consul token of each component of a grid and the policies it
+// holds: one list, so that every grid hands out the same tokens.
+var ConsulComponents = map[string][]string{
+	policies.ConsulAgent:   {policies.ConsulAgent},
+	policies.ConsulNomad:   {policies.ConsulNomad},
+	policies.ConsulRouter:  {policies.ConsulRouter},
+	policies.ConsulCluster: {policies.ConsulRouter, policies.ConsulCluster},
+	policies.ConsulMeter:   {policies.ConsulMeter},
+	policies.ConsulUsage:   {policies.ConsulUsage},
+}
+
+// ConsulComponentTokens makes a token for each of ConsulComponents, described as
+// "<prefix> <component>", and returns their secrets by component.
+func ConsulComponentTokens(c *consulapi.Client, prefix string) (map[string]string, error) {
+	tokens := map[string]string{}
+	for name, pols := range ConsulComponents {
+		secret, err := ConsulToken(c, prefix+" "+name, pols...)
+		if err != nil {
+			return nil, err
+		}
+		tokens[name] = secret
+	}
+	return tokens, nil
+}
