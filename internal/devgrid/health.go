@@ -42,14 +42,7 @@ func (g *Grid) consulLeader(context.Context) error {
 	if err != nil {
 		return err
 	}
-	leader, err := c.Status().Leader()
-	if err != nil {
-		return err
-	}
-	if leader == "" {
-		return errors.New("no leader yet")
-	}
-	return nil
+	return elected(c.Status().Leader())
 }
 
 // nomadLeader wants Nomad to have elected a leader, which needs no token.
@@ -58,7 +51,11 @@ func (g *Grid) nomadLeader(context.Context) error {
 	if err != nil {
 		return err
 	}
-	leader, err := c.Status().Leader()
+	return elected(c.Status().Leader())
+}
+
+// elected reads an agent's answer to "who leads?".
+func elected(leader string, err error) error {
 	if err != nil {
 		return err
 	}
