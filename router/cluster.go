@@ -15,15 +15,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Several routers share an app's dynos without ever giving one dyno two requests at
-// once: each dyno is owned by exactly one router at a time.
+// Several routers behave as one: each app's queue lives in exactly one router, its
+// owner, which holds all of the app's dynos; the other routers forward the app's
+// requests to it. So an app has one FIFO queue however many routers clients reach,
+// and one dyno never gets two requests at once. See docs/router.md.
 //
 //   - Each router registers itself in its Consul agent as a service (dyno-router) with
 //     a TTL check it passes every heartbeat, and holds a Consul session tied to that
 //     check and to its node's serfHealth; with the session it holds the key
 //     dynogrid/router/members/<router-id>: the live routers are the keys that are held.
-//   - Each dyno (Consul service ID) belongs to the live router that scores highest for
-//     it under rendezvous hashing: a router joining or leaving moves only its share.
+//   - Each app belongs to the live router that scores highest for the app's name under
+//     rendezvous hashing: a router joining or leaving moves only its share of the apps.
 //   - A router routes to a dyno only while it holds the dyno's lock,
 //     dynogrid/router/dynos/<service-id>, acquired with its session. A router that
 //     loses ownership stops giving the dyno new requests, waits until the dyno's last
@@ -54,6 +56,12 @@ type cluster struct {
 	leaving  map[string]bool       // dyno ID -> lock held, handing over
 	routable map[string]int        // app -> dynos routed here (for logs)
 	appOf    map[string]string     // dyno ID -> app, for dynos in mine
+	owners   map[string]string     // app -> its owner at the last reconcile
+	// steppingDown: the router has left the members (it is shutting down); it owns
+	// nothing and hands every dyno over as its requests end.
+	steppingDown bool
+	// membersSeen is closed, and replaced, each time the members are read.
+	membersSeen chan struct{}
 
 	// ready is closed after the first reconcile that had the watcher's first table, a
 	// session, the members and the locks: the router routes its share from then on.
@@ -70,7 +78,8 @@ func newCluster(r *Router, client *consulapi.Client) *cluster {
 	return &cluster{r: r, client: client, id: id, log: r.log.Named("cluster").With("router_id", id),
 		kick: make(chan struct{}, 1), insts: map[string][]Instance{}, holders: map[string]string{},
 		mine: map[string]bool{}, leaving: map[string]bool{}, routable: map[string]int{},
-		appOf: map[string]string{}, addrs: map[string]string{}, ready: make(chan struct{})}
+		appOf: map[string]string{}, addrs: map[string]string{}, owners: map[string]string{},
+		ready: make(chan struct{}), membersSeen: make(chan struct{})}
 }
 
 // setSynced records that the watcher has its first table.
@@ -81,18 +90,34 @@ func (c *cluster) setSynced() {
 	c.poke()
 }
 
-// Owner is the router, among the live routers members, that owns the dyno with Consul
-// service ID dynoID in cluster mode, or "" when there is none.
-func Owner(members []string, dynoID string) string { return owner(members, dynoID) }
+// Owner is the router, among the live routers members, that owns app's queue and dynos
+// in cluster mode, or "" when there is none.
+func Owner(members []string, app string) string { return owner(members, app) }
+
+// ownerOf is the router that owns app by this router's view: "" while it knows of no
+// live router, never itself while fenced or stepping down. Caller holds mu.
+func (c *cluster) ownerOf(app string) string {
+	o := owner(c.members, app)
+	if o == c.id && (c.steppingDown || c.fenced || c.session == "") {
+		others := make([]string, 0, len(c.members))
+		for _, m := range c.members {
+			if m != c.id {
+				others = append(others, m)
+			}
+		}
+		o = owner(others, app)
+	}
+	return o
+}
 
 func lockKey(dynoID string) string { return locksPrefix + url.PathEscape(dynoID) }
 
-// score is the rendezvous weight of router for dyno.
-func score(router, dyno string) uint64 {
+// score is the rendezvous weight of router for app.
+func score(router, app string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(router))
 	h.Write([]byte{0})
-	h.Write([]byte(dyno))
+	h.Write([]byte(app))
 	x := h.Sum64()
 	// splitmix64 finaliser: spreads fnv's weak low bits.
 	x ^= x >> 30
@@ -103,11 +128,11 @@ func score(router, dyno string) uint64 {
 	return x
 }
 
-// owner is the live router that owns dyno, or "" when there is none.
-func owner(members []string, dyno string) string {
+// owner is the live router that owns app, or "" when there is none.
+func owner(members []string, app string) string {
 	best, bestScore := "", uint64(0)
 	for _, m := range members {
-		if s := score(m, dyno); best == "" || s > bestScore || (s == bestScore && m < best) {
+		if s := score(m, app); best == "" || s > bestScore || (s == bestScore && m < best) {
 			best, bestScore = m, s
 		}
 	}
@@ -199,6 +224,8 @@ func (c *cluster) watchMembers(ctx context.Context) {
 		c.members = live
 		c.addrs = addrs
 		c.membersRead = true
+		close(c.membersSeen)
+		c.membersSeen = make(chan struct{})
 		c.mu.Unlock()
 	})
 }
@@ -230,11 +257,18 @@ func (c *cluster) reconcile(ctx context.Context) {
 	var hand []handover
 	present := map[string]bool{}
 	retry := false
+	var redirect []*app
 	for app, insts := range c.insts {
 		var routable []Instance
+		own := c.ownerOf(app)
+		mineNow := own == c.id
+		if prev, ok := c.owners[app]; own != prev && own != "" && !mineNow && ok {
+			// The queue moved to another router: the requests waiting here go there.
+			redirect = append(redirect, c.r.appRef(app))
+		}
+		c.owners[app] = own
 		for _, in := range insts {
 			present[in.ID] = true
-			mineNow := !c.fenced && c.session != "" && owner(c.members, in.ID) == c.id
 			if !mineNow {
 				if c.mine[in.ID] && !c.leaving[in.ID] {
 					c.leaving[in.ID] = true
@@ -278,6 +312,12 @@ func (c *cluster) reconcile(ctx context.Context) {
 		if _, ok := c.insts[app]; !ok {
 			c.r.RemoveApp(app)
 			delete(c.routable, app)
+			delete(c.owners, app)
+		}
+	}
+	for _, a := range redirect {
+		if n := a.redirect(); n > 0 {
+			c.log.Debug("sent the app's waiting requests to its new owner", "app", a.name, "requests", n)
 		}
 	}
 	for _, h := range hand {

@@ -3,13 +3,17 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -93,6 +97,19 @@ func (p *routerProcess) status() (Status, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
+// routerIDOwning returns an ID, with prefix, under which a router joining other owns app.
+func routerIDOwning(other, prefix, app string) string {
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		if Owner([]string{other, id}, app) == id {
+			return id
+		}
+	}
+}
+
+// Under load through two routers, the app's queue moves to a router that joins, back when
+// it stops cleanly, to it again when it restarts, and back when it is killed; no request
+// fails except those the killed router itself held, and no dyno ever holds two.
 func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 	t.Parallel()
 	g := harness.Consul(t)
@@ -102,9 +119,15 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 	}
 	const dynos = 6
 	var backends []*backend
+	var overlaps atomic.Int32
 	for i := 1; i <= dynos; i++ {
+		var inflight atomic.Int32
 		b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(time.Millisecond)
+			if inflight.Add(1) > 1 {
+				overlaps.Add(1)
+			}
+			defer inflight.Add(-1)
+			time.Sleep(time.Millisecond) // service time
 			io.WriteString(w, "ok")
 		})
 		backends = append(backends, b)
@@ -116,13 +139,15 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 		cfg.RouterID = "router-a"
 	})
 	waitFor(t, "router a owns every dyno", func() bool { return a.appStats("load").Dynos == dynos })
+	bID := routerIDOwning("router-a", "router-b", "load")
 
-	// Load through router a while router b joins, takes its share, and is killed.
+	// Load through router a, and through router b while it is up (requests that find it
+	// down go to router a, as a load balancer in front of them would send them).
 	var stop atomic.Bool
-	var okA, failA, okB atomic.Int64
+	var okA, failA, okB, failB atomic.Int64
 	var bAddr atomic.Pointer[string]
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for i := 0; i < 12; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -135,54 +160,166 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 				req, _ := http.NewRequest("GET", target+"/", nil)
 				req.Host = "load.localhost"
 				resp, err := client.Do(req)
-				if err != nil {
-					if !viaB {
-						failA.Add(1)
+				if err != nil && viaB {
+					var oe *net.OpError
+					if errors.As(err, &oe) && oe.Op == "dial" {
+						continue // b is down: the load balancer's next try goes to a
 					}
-					continue
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				ok := err == nil && resp.StatusCode == 200
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 				switch {
-				case resp.StatusCode == 200 && viaB:
+				case ok && viaB:
 					okB.Add(1)
-				case resp.StatusCode == 200:
+				case ok:
 					okA.Add(1)
-				case !viaB:
+				case viaB:
+					failB.Add(1)
+				default:
 					failA.Add(1)
+					t.Logf("request through router a failed: %v %v", err, resp)
 				}
 			}
 		}(i)
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
+	servedBoth := func(what string) {
+		t.Helper()
+		a0, b0 := okA.Load(), okB.Load()
+		waitFor2(t, 20*time.Second, what, func() bool { return okA.Load() > a0+200 && okB.Load() > b0+200 })
+	}
 
-	b := startRouterProcess(t, g, "router-b")
-	waitFor(t, "routers share the dynos", func() bool {
-		s, err := b.status()
-		return err == nil && s.Apps["load"].Dynos > 0 && s.Apps["load"].Dynos+a.appStats("load").Dynos == dynos
-	})
+	// b joins: the app's queue and all its dynos move to b as their requests end.
+	b := startRouterProcess(t, g, bID)
 	bAddr.Store(&b.addr)
-	waitFor(t, "requests through router b", func() bool { return okB.Load() > 200 })
-	before := okA.Load()
-	waitFor(t, "requests through router a", func() bool { return okA.Load() > before+200 })
+	waitFor2(t, 20*time.Second, "router b owns every dyno", func() bool {
+		s, err := b.status()
+		return err == nil && s.Apps["load"].Dynos == dynos && a.appStats("load").Dynos == 0
+	})
+	servedBoth("requests through both routers with b owning the app")
 
-	// Kill b: its session expires and a takes its dynos back.
+	// b stops cleanly and starts again: the queue moves to a and back, and no request
+	// through either router fails.
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if err := b.cmd.Wait(); err != nil {
+		t.Fatalf("router b did not stop cleanly: %v", err)
+	}
+	if n := failB.Load(); n != 0 {
+		t.Errorf("%d requests through router b failed while it stopped", n)
+	}
+	waitFor2(t, 20*time.Second, "router a owns every dyno after b stopped", func() bool { return a.appStats("load").Dynos == dynos })
+	b = startRouterProcess(t, g, bID)
+	bAddr.Store(&b.addr)
+	waitFor2(t, 20*time.Second, "router b owns every dyno again", func() bool {
+		s, err := b.status()
+		return err == nil && s.Apps["load"].Dynos == dynos && a.appStats("load").Dynos == 0
+	})
+	servedBoth("requests through both routers after b restarted")
+	if n := failA.Load() + failB.Load(); n != 0 {
+		t.Errorf("%d requests failed while router b stopped and restarted", n)
+	}
+
+	// Kill b: its session ends and a takes the dynos back; a's requests wait meanwhile.
 	killed := time.Now()
 	b.cmd.Process.Signal(syscall.SIGKILL)
 	waitFor2(t, 40*time.Second, "router a owns every dyno again", func() bool { return a.appStats("load").Dynos == dynos })
-	t.Logf("router a took router b's dynos back %s after b was killed", time.Since(killed).Round(time.Millisecond))
-	before = okA.Load()
+	t.Logf("router a took the app back %s after b was killed", time.Since(killed).Round(time.Millisecond))
+	before := okA.Load()
 	waitFor(t, "requests through router a after the kill", func() bool { return okA.Load() > before+200 })
 	stop.Store(true)
 	wg.Wait()
 	if n := failA.Load(); n != 0 {
 		t.Errorf("%d requests through router a failed", n)
 	}
+	if n := overlaps.Load(); n != 0 {
+		t.Errorf("a dyno held two requests at once %d times", n)
+	}
 	var served int32
 	for _, b := range backends {
 		served += b.served.Load()
 	}
-	t.Logf("served %d requests (%d via a, %d via b); no dyno ever held two", served, okA.Load(), okB.Load())
+	t.Logf("served %d requests (%d via a, %d via b, %d via b failed when b was killed); no dyno ever held two",
+		served, okA.Load(), okB.Load(), failB.Load())
+}
+
+// Requests for one app through two routers wait in one FIFO queue: the router that does
+// not own the app forwards them to the one that does, where they are served in the
+// order they arrived, whichever router they came through.
+func TestClusterOneQueueAcrossRouters(t *testing.T) {
+	t.Parallel()
+	g := harness.Consul(t)
+	c, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	started := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var order []string
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		n := r.URL.Query().Get("n")
+		if n == "" {
+			io.WriteString(w, "ok")
+			return
+		}
+		mu.Lock()
+		order = append(order, n)
+		mu.Unlock()
+		if n == "0" {
+			started <- struct{}{}
+			<-gate
+		}
+		io.WriteString(w, n)
+	})
+	register(t, c, "fifo", "web.1", b, nil, false)
+	var routers []*testRouter
+	for _, id := range []string{"ra", "rb"} {
+		routers = append(routers, startRouter(t, func(cfg *Config) {
+			cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
+			cfg.Cluster = true
+			cfg.RouterID = id
+		}))
+	}
+	waitFor(t, "one router owns the dyno and both route the app", func() bool {
+		return routers[0].appStats("fifo").Dynos+routers[1].appStats("fifo").Dynos == 1 &&
+			routes(routers[0], "fifo.localhost") == 200 && routes(routers[1], "fifo.localhost") == 200
+	})
+	owner := routers[0]
+	if owner.appStats("fifo").Dynos == 0 {
+		owner = routers[1]
+	}
+	const n = 7
+	got := make(chan string, n)
+	send := func(i int) {
+		go func() {
+			resp, body := routers[i%2].do(t, "GET", "fifo.localhost", fmt.Sprintf("/?n=%d", i), nil, nil)
+			got <- fmt.Sprintf("%d:%d:%s", i, resp.StatusCode, body)
+		}()
+	}
+	send(0)
+	<-started
+	for i := 1; i < n; i++ {
+		send(i)
+		waitFor(t, fmt.Sprintf("request %d waits in the owner's queue", i), func() bool { return owner.waiting("fifo") == i })
+	}
+	close(gate)
+	for i := 0; i < n; i++ {
+		r := <-got
+		var idx, status int
+		var body string
+		fmt.Sscanf(strings.ReplaceAll(r, ":", " "), "%d %d %s", &idx, &status, &body)
+		if status != 200 || body != fmt.Sprint(idx) {
+			t.Errorf("request %s", r)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"0", "1", "2", "3", "4", "5", "6"}; !slices.Equal(order, want) {
+		t.Errorf("the dyno served %v, want the arrival order %v", order, want)
+	}
 }
 
 func waitFor2(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -271,12 +408,10 @@ func TestClusterHoldsRequestsDuringTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	id := register(t, c, "heldapp", "web.1", b, nil, false)
+	register(t, c, "heldapp", "web.1", b, nil, false)
 	// Router IDs such that the router about to die owns the dyno.
-	live, dying := "live-0", "dying-0"
-	for i := 1; Owner([]string{live, dying}, id) != dying; i++ {
-		dying = fmt.Sprintf("dying-%d", i)
-	}
+	live := "live-0"
+	dying := routerIDOwning(live, "dying", "heldapp")
 	ra := startRouter(t, func(cfg *Config) {
 		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
 		cfg.Cluster = true

@@ -23,37 +23,23 @@ const NotOwnerHeader = "X-Dyno-Router-Not-Owner"
 // errNotOwner is a peer's answer that it does not own the app's dynos.
 var errNotOwner = errors.New("the peer owns none of the app's dynos")
 
-// peerFor returns the address of a live router that owns dynos of app (the one owning
-// most), or "" when none does.
+// peerFor returns the live router that owns app's queue, when it is another router
+// than this one and its address is known.
 func (c *cluster) peerFor(app string) (id, addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	count := map[string]int{}
-	for _, in := range c.insts[app] {
-		if o := owner(c.members, in.ID); o != "" && o != c.id {
-			count[o]++
-		}
+	if o := c.ownerOf(app); o != c.id {
+		return o, c.addrs[o]
 	}
-	best := 0
-	for o, n := range count {
-		if a := c.addrs[o]; a != "" && (n > best || (n == best && o < id)) {
-			id, addr, best = o, a, n
-		}
-	}
-	return id, addr
+	return "", ""
 }
 
-// ownsAny says whether this router owns (by the current membership) any passing dyno of
-// app, even one not in its table yet.
-func (c *cluster) ownsAny(app string) bool {
+// owns says whether this router owns app's queue by the current membership, even while
+// it has none of its dynos yet.
+func (c *cluster) owns(app string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, in := range c.insts[app] {
-		if owner(c.members, in.ID) == c.id {
-			return true
-		}
-	}
-	return false
+	return c.ownerOf(app) == c.id
 }
 
 // expects says whether the app has passing dynos in Consul, whoever owns them: a router
@@ -64,23 +50,81 @@ func (c *cluster) expects(app string) bool {
 	return len(c.insts[app]) > 0
 }
 
-// forward sends a request for an app this router owns no dyno of to the router that
-// owns its dynos, so that an app with fewer dynos than routers is served through every
-// router. It reports whether the request was answered: not when no live router owns
-// the app's dynos, nor when the owning router refused the connection or said it owns
-// none of them (the body is replayable then, so the caller may still serve the request).
-func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record) (answered bool) {
-	if r.cluster == nil || req.Header.Get(HopHeader) != "" {
-		return false
+// clusterRoute is what becomes of a request for an app with no dyno routed here.
+type clusterRoute int
+
+const (
+	routeFail     clusterRoute = iota // answer the queue's error
+	routeAnswered                     // answered: by the owner, or handed back to a peer
+	routeHold                         // wait here: the app's dynos are on their way
+)
+
+// maxBounces bounds how often one request is sent on to a router that hands it back
+// (it does not own the app by its own view of the members, which differs from this
+// router's for the few milliseconds a membership change takes to reach both); the
+// tries are bounceBackoff, then twice as long each time, apart: about 0.5 s in all.
+const (
+	maxBounces    = 8
+	bounceBackoff = 2 * time.Millisecond
+)
+
+// routeInCluster sends a request for an app that has no dyno routed here to the router
+// that owns the app's queue. A request forwarded here by a peer that took this router
+// for the owner is handed back when it is not. A request waits here when this router
+// owns the queue but has no dyno yet (they are being handed over), and when the owner
+// refused the connection while Consul still has the app's dynos (it died or is
+// leaving): the queue moves within seconds, and reconcile then sends the waiting
+// requests to the new owner, or this router serves them.
+func (r *Router) routeInCluster(w *response, req *http.Request, a *app, body *bodySource, rec *record) clusterRoute {
+	c := r.cluster
+	if req.Header.Get(HopHeader) != "" {
+		if !c.owns(a.name) {
+			w.Header().Set(NotOwnerHeader, c.id)
+			rec.desc = "Dynos owned by another router"
+			r.fail(w, rec, H10)
+			return routeAnswered
+		}
+	} else {
+		backoff := bounceBackoff
+		for bounces := 0; ; bounces++ {
+			id, addr := c.peerFor(a.name)
+			if addr == "" {
+				break
+			}
+			answered, bounced := r.forward(w, req, a, body, rec, id, addr)
+			if answered {
+				return routeAnswered
+			}
+			if !bounced || bounces == maxBounces {
+				break
+			}
+			select {
+			case <-time.After(backoff):
+			case <-req.Context().Done():
+				r.fail(w, rec, H27)
+				return routeAnswered
+			}
+			backoff *= 2
+		}
 	}
-	id, addr := r.cluster.peerFor(a.name)
-	if addr == "" {
-		return false
+	if !body.streaming() && c.expects(a.name) {
+		return routeHold
 	}
+	return routeFail
+}
+
+// forward sends a request to the router id at addr, which owns the app's queue. It
+// reports whether the request was answered: not when that router refused the
+// connection or handed the request back (bounced: it does not own the app) and the
+// body is replayable, so that the caller may still route the request.
+func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record, id, addr string) (answered, bounced bool) {
 	unsent := false // the peer got nothing, or handed the request back
 	switch {
 	case body.mem != nil:
-		req.Body = io.NopCloser(bytes.NewReader(body.mem))
+		// GetBody lets the peer transport send the request again on a new connection
+		// when the kept-alive one turns out closed before any of it was written.
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body.mem)), nil }
+		req.Body, _ = req.GetBody()
 		req.ContentLength = int64(len(body.mem))
 	case body.streaming():
 		gb := &guardedBody{r: io.MultiReader(bytes.NewReader(body.prefix), body.rest)}
@@ -102,15 +146,14 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		Transport:     r.peerTransport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			var oe *net.OpError
 			notOwner := errors.Is(err, errNotOwner)
 			if notOwner {
 				r.log.Debug("the router thought to own the app's dynos handed a request back", "app", a.name, "peer", id)
 			} else {
 				r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
 			}
-			if (notOwner || errors.As(err, &oe) && oe.Op == "dial") && !body.streaming() {
-				unsent = true
+			if !body.streaming() && req.Context().Err() == nil && (notOwner || peerRefused(err) || peerLost(err) && idempotent(req.Method)) {
+				unsent, bounced = true, notOwner
 				return
 			}
 			r.fail(w, rec, H10)
@@ -127,12 +170,37 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 	rp.ServeHTTP(cw, req)
 	if unsent {
 		rec.dyno = ""
-		return false
+		return false, bounced
 	}
 	if rec.code == nil {
 		rec.bytes = cw.n
 	}
-	return true
+	return true, false
+}
+
+// peerRefused says whether err is a refused connection to a peer router: it got nothing.
+func peerRefused(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// peerLost says whether err is a peer router's connection ending before it answered (it
+// died, or was killed), not a timeout: the request may have reached a dyno, so only an
+// idempotent one may be routed again. Its dyno stays locked by the dead router's
+// session until the request is over, so a second copy never overlaps it.
+func peerLost(err error) bool {
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// idempotent methods may be sent again when a connection fails before the answer
+// (RFC 9110, section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // countingWriter counts body bytes written to the client.

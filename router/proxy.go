@@ -92,21 +92,11 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 			rec.queue = depth
 		}
 		if qe != nil {
-			if qe.code == H10 && attempt == 1 && r.cluster != nil {
-				if req.Header.Get(HopHeader) != "" && !r.cluster.ownsAny(a.name) {
-					// The peer took this router for the owner of the app's dynos, which
-					// it is not (ownership just moved): send the request back.
-					w.Header().Set(NotOwnerHeader, r.cluster.id)
-					rec.desc = "Dynos owned by another router"
-					r.fail(w, rec, H10)
+			if qe.code == H10 && (attempt == 1 || qe.moved) && r.cluster != nil {
+				switch r.routeInCluster(w, req, a, body, rec) {
+				case routeAnswered:
 					return
-				}
-				if r.forward(w, req, a, body, rec) {
-					return
-				}
-				if !body.streaming() && r.cluster.expects(a.name) {
-					// Consul has dynos of the app that no live router serves: a
-					// router died and its dynos are being handed over. Wait for them.
+				case routeHold:
 					hold = true
 					continue
 				}

@@ -79,6 +79,9 @@ const watchDelay = time.Millisecond
 type queueError struct {
 	code   *Code
 	waited time.Duration
+	// moved: the app's queue moved to another router in cluster mode (see redirect);
+	// the request was never sent and may go there.
+	moved bool
 }
 
 func newApp(r *Router, name string) *app {
@@ -133,6 +136,9 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 	for code == nil {
 		select {
 		case d = <-w.ch:
+			if d == nil {
+				return nil, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
+			}
 			return d, depth, nil
 		case <-ctx.Done():
 			code = H27
@@ -156,8 +162,14 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 		return nil, depth, &queueError{code: code, waited: time.Since(start)}
 	}
 	a.mu.Unlock()
-	// A dyno was handed over at the same moment.
+	// A dyno was handed over at the same moment, or the queue moved.
 	d = <-w.ch
+	if d == nil {
+		if code == H11 {
+			return nil, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
+		}
+		return nil, depth, &queueError{code: code, waited: time.Since(start)}
+	}
 	if code == H11 {
 		// The wait ran out as the dyno came: the client is still there, serve it.
 		return d, depth, nil
@@ -215,6 +227,21 @@ func give(w *waiter, d *dyno) {
 		}
 	}
 	w.ch <- d
+}
+
+// redirect takes every waiting request off the queue and hands it back with no dyno
+// (acquire answers moved): in cluster mode the app's queue now belongs to another
+// router, and they go there.
+func (a *app) redirect() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for w := a.head; w != nil; w = a.head {
+		a.unlink(w)
+		w.ch <- nil
+		n++
+	}
+	return n
 }
 
 // releaseDown gives back a dyno that refused or reset a connection before it got any

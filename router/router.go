@@ -60,7 +60,7 @@ func New(cfg Config) (*Router, error) {
 		ready:  make(chan struct{}),
 		dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
 	}
-	r.peerTransport = &http.Transport{DialContext: r.dialer.DialContext, MaxIdleConnsPerHost: 64,
+	r.peerTransport = &http.Transport{DialContext: r.dialer.DialContext, MaxIdleConnsPerHost: peerIdleConns,
 		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.RequestTimeout + cfg.MaxQueueWait}
 	r.metrics = newMetrics(r)
 	r.table.Store(&table{hosts: map[string]*app{}})
@@ -69,6 +69,11 @@ func New(cfg Config) (*Router, error) {
 	}
 	return r, nil
 }
+
+// peerIdleConns is how many kept-alive connections a cluster router keeps to each peer:
+// every forwarded request that waits in the owner's queue holds one, and connections
+// above this are closed after their request, so it is as large as a busy queue.
+const peerIdleConns = 1024
 
 // Ready is closed once Run listens; Addr then says where.
 func (r *Router) Ready() <-chan struct{} { return r.ready }
@@ -166,6 +171,9 @@ func (r *Router) Run(ctx context.Context) error {
 	r.log.Info("router shutting down", "timeout", r.cfg.ShutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
 	defer scancel()
+	if r.cluster != nil {
+		r.cluster.stepDown(sctx)
+	}
 	drainAcceptQueue(ln, time.Second)
 	if err := fr.shutdown(sctx); err != nil {
 		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)

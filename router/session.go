@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -38,6 +39,7 @@ const (
 	fenceAfter     = 2 * time.Second
 	watchdogEvery  = 100 * time.Millisecond
 	acquireRetry   = 250 * time.Millisecond
+	stepDownWait   = time.Second
 )
 
 func (c *cluster) serviceID() string { return RouterService + "-" + c.id }
@@ -104,9 +106,12 @@ func (c *cluster) heartbeat(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
-	sess := c.session
+	sess, steppingDown := c.session, c.steppingDown
 	c.mu.Unlock()
 	if sess == "" {
+		if steppingDown {
+			return nil // leaving: never join again
+		}
 		return c.join(ctx)
 	}
 	e, _, err := c.client.Session().Renew(sess, (&consulapi.WriteOptions{}).WithContext(ctx))
@@ -120,8 +125,12 @@ func (c *cluster) heartbeat(ctx context.Context) error {
 		c.session = ""
 		c.mine = map[string]bool{}
 		c.leaving = map[string]bool{}
+		steppingDown := c.steppingDown
 		c.mu.Unlock()
 		c.poke()
+		if steppingDown {
+			return nil
+		}
 		return c.join(ctx)
 	}
 	return nil
@@ -189,6 +198,48 @@ func (c *cluster) join(ctx context.Context) error {
 	c.log.Info("joined the router cluster", "session", sess)
 	c.poke()
 	return nil
+}
+
+// stepDown begins a graceful exit: the router gives up its member key, so that the other
+// routers take its apps over at once (their queues move there, and each dyno follows as
+// its last request here ends), while it finishes what it has and forwards the requests
+// that still reach it to their new owners. The session, and with it every lock it still
+// holds, ends in leave.
+func (c *cluster) stepDown(ctx context.Context) {
+	c.mu.Lock()
+	c.steppingDown = true
+	sess := c.session
+	c.mu.Unlock()
+	c.poke()
+	if sess == "" {
+		return
+	}
+	_, _, err := c.client.KV().Release(&consulapi.KVPair{Key: membersPrefix + c.id, Session: sess}, (&consulapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		c.log.Warn("failed to step down from the cluster; peers take over when the router leaves", "error", err)
+		return
+	}
+	c.log.Info("stepped down from the router cluster; handing apps over")
+	// Its peers learn of it through their watches of the members, as this router does:
+	// once this router's own watch shows it gone, theirs most likely do too, and they no
+	// longer send it requests when its listener closes.
+	deadline := time.NewTimer(stepDownWait)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		gone, seen := !slices.Contains(c.members, c.id), c.membersSeen
+		c.mu.Unlock()
+		if gone {
+			return
+		}
+		select {
+		case <-seen:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // leave destroys the session (releasing every lock at once; by then the router has
