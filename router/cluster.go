@@ -67,6 +67,9 @@ type cluster struct {
 	// session, the members and the locks: the router routes its share from then on.
 	ready                          chan struct{}
 	synced, membersRead, locksRead bool
+	// tableIn is closed with synced: a router joins the members only then, so that the
+	// apps it is to own move to it when it can serve them.
+	tableIn chan struct{}
 }
 
 func newCluster(r *Router, client *consulapi.Client) *cluster {
@@ -79,13 +82,16 @@ func newCluster(r *Router, client *consulapi.Client) *cluster {
 		kick: make(chan struct{}, 1), insts: map[string][]Instance{}, holders: map[string]string{},
 		mine: map[string]bool{}, leaving: map[string]bool{}, routable: map[string]int{},
 		appOf: map[string]string{}, addrs: map[string]string{}, owners: map[string]string{},
-		ready: make(chan struct{}), membersSeen: make(chan struct{})}
+		ready: make(chan struct{}), membersSeen: make(chan struct{}), tableIn: make(chan struct{})}
 }
 
 // setSynced records that the watcher has its first table.
 func (c *cluster) setSynced() {
 	c.mu.Lock()
-	c.synced = true
+	if !c.synced {
+		c.synced = true
+		close(c.tableIn)
+	}
 	c.mu.Unlock()
 	c.poke()
 }

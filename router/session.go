@@ -61,6 +61,11 @@ func (c *cluster) register() error {
 // keepSession heartbeats every heartbeatEvery: it passes the router's check and renews
 // its session, registering and joining when they are missing.
 func (c *cluster) keepSession(ctx context.Context) {
+	select {
+	case <-c.tableIn:
+	case <-ctx.Done():
+		return
+	}
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	for ctx.Err() == nil {

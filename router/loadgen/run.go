@@ -2,8 +2,10 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -20,6 +22,10 @@ const IndexHeader = "X-Trace-Index"
 type Target struct {
 	Name string
 	URL  string // "http://127.0.0.1:8080/"
+	// URLs, when set, replaces URL: several routers in front of the same backends,
+	// request i goes to URLs[i%len(URLs)], and a request whose router refuses the
+	// connection goes to the next one, as a load balancer in front of them would send it.
+	URLs []string
 	Host string // Host header ("" keeps the URL's)
 	// Queue, when set, replaces URL: requests go straight to the backends, through a
 	// single queue in the load generator (see ClientQueue).
@@ -86,6 +92,9 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 		go func(i int, due time.Time) {
 			defer wg.Done()
 			url := target.URL
+			if n := len(target.URLs); n > 0 {
+				url = target.URLs[i%n]
+			}
 			if q := target.Queue; q != nil {
 				addr, err := q.take(ctx)
 				if err != nil {
@@ -94,16 +103,10 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 				defer q.give(addr)
 				url = "http://" + addr + "/"
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return
+			resp, err := send(ctx, c, target, url, i, t[i].Service)
+			for try := 1; err != nil && refused(err) && try < len(target.URLs); try++ {
+				resp, err = send(ctx, c, target, target.URLs[(i+try)%len(target.URLs)], i, t[i].Service)
 			}
-			if target.Host != "" {
-				req.Host = target.Host
-			}
-			req.Header.Set(ServiceHeader, strconv.FormatInt(t[i].Service.Microseconds(), 10))
-			req.Header.Set(IndexHeader, strconv.Itoa(i))
-			resp, err := c.Do(req)
 			if err != nil {
 				errMu.Lock()
 				if firstErr == nil {
@@ -138,10 +141,33 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 	return out, errs, firstErr
 }
 
+// send sends trace request i, of the given service time, to url.
+func send(ctx context.Context, c *http.Client, target Target, url string, i int, service time.Duration) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if target.Host != "" {
+		req.Host = target.Host
+	}
+	req.Header.Set(ServiceHeader, strconv.FormatInt(service.Microseconds(), 10))
+	req.Header.Set(IndexHeader, strconv.Itoa(i))
+	return c.Do(req)
+}
+
+// refused says whether err is a refused connection: the target got nothing.
+func refused(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
 // Warm sends n sequential requests with no service time, to open connections.
 func Warm(c *http.Client, target Target, n int) error {
 	for i := 0; i < n; i++ {
 		url := target.URL
+		if m := len(target.URLs); m > 0 {
+			url = target.URLs[i%m]
+		}
 		if q := target.Queue; q != nil {
 			addr, _ := q.take(context.Background())
 			q.give(addr)
