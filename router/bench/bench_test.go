@@ -100,6 +100,7 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	}
 	var table []string
+	machine := machineState()
 	for _, u := range []float64{0.5, 0.8, 0.9, 0.95} {
 		b.Run(fmt.Sprintf("util=%.2f", u), func(b *testing.B) {
 			tr := loadgen.Poisson(seed, requests(), loadgen.RateFor(u, dynos, meanService), meanService)
@@ -159,7 +160,8 @@ func BenchmarkRouting(b *testing.B) {
 			b.Logf("backend %s saw %d overlapping requests (expected only under random routing)", bk.Addr, n)
 		}
 	}
-	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99)\n", dynos, meanService, requests(), seed, rounds())
+	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99); before the run: %s; after: %s\n",
+		dynos, meanService, requests(), seed, rounds(), machine, machineState())
 	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | direct queue, no proxy | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/direct queue p99 | router/HAProxy p99 | random/router p99 | turnaround us: direct queue / router / HAProxy |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(table, "\n"))
