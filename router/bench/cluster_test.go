@@ -210,39 +210,62 @@ func BenchmarkCluster(b *testing.B) {
 			return loadgen.Weibull(seed, requests(), loadgen.RateFor(u, dynos, meanService), meanService, loadgen.HeavyShape)
 		}},
 	}
+	// Besides the even spreads, all clients on the router that does not own the app:
+	// every request takes the extra hop.
+	owner2 := clusters[1].settled(b, client)
+	var forwarder loadgen.Target
+	for _, r := range clusters[1].routers {
+		if r != owner2 {
+			forwarder = loadgen.Target{Name: "2 routers, all via the forwarder", URLs: []string{"http://" + r.addr + "/"}, Host: "bench.localhost"}
+		}
+	}
+	targets := []loadgen.Target{clusters[0].target(), clusters[1].target(), clusters[2].target(), forwarder}
+	m := loadgen.NewMeasured(requests())
+	for _, bk := range bs {
+		bk.Served = m
+	}
+	defer func() {
+		for _, bk := range bs {
+			bk.Served = nil
+		}
+	}()
 	var rows []string
 	for i := 0; i < b.N; i++ {
 		for _, sh := range shapes {
 			for _, u := range []float64{0.8, 0.9, 0.95} {
 				tr := sh.trace(u)
 				ideal := loadgen.Summarise(loadgen.Ideal(tr, dynos), 0)
-				runs := make([][]loadgen.Summary, len(clusters))
-				errs := make([]int, len(clusters))
-				ov := make([]int, len(clusters))
+				runs := make([][]loadgen.Summary, len(targets))
+				turn := make([][]time.Duration, len(targets))
+				errs := make([]int, len(targets))
+				ov := make([]int, len(targets))
 				for round := 0; round < rounds(); round++ {
-					for ci, c := range clusters {
+					for ti, tg := range targets {
 						before := overlaps(bs)
-						lat, n, _ := loadgen.Run(context.Background(), client, c.target(), tr)
-						errs[ci] += n
-						ov[ci] += overlaps(bs) - before
-						runs[ci] = append(runs[ci], loadgen.Summarise(lat, n))
+						m.Reset()
+						lat, n, _ := loadgen.Run(context.Background(), client, tg, tr)
+						errs[ti] += n
+						ov[ti] += overlaps(bs) - before
+						runs[ti] = append(runs[ti], loadgen.Summarise(lat, n))
+						turn[ti] = append(turn[ti], m.Turnaround())
 					}
 				}
-				one, two, three := median(runs[0]), median(runs[1]), median(runs[2])
+				one, two, three, fwd := median(runs[0]), median(runs[1]), median(runs[2]), median(runs[3])
 				ratio := func(s loadgen.Summary) float64 { return float64(s.P99) / float64(one.P99) }
 				pp := func(s loadgen.Summary) string { return fmt.Sprintf("%.1f / %.1f", ms(s.P50), ms(s.P99)) }
-				rows = append(rows, fmt.Sprintf("| %.2f | %s | %.1f | %s | %s | %.2f | %s | %.2f | %d / %d / %d | %d / %d / %d |",
-					u, sh.name, ms(ideal.P99), pp(one), pp(two), ratio(two), pp(three), ratio(three),
-					errs[0], errs[1], errs[2], ov[0], ov[1], ov[2]))
+				us := func(i int) float64 { return float64(medianDuration(turn[i])) / 1e3 }
+				rows = append(rows, fmt.Sprintf("| %.2f | %s | %.1f | %s | %s | %.2f | %s | %.2f | %s | %.2f | %d / %d / %d / %d | %d / %d / %d / %d | %.0f / %.0f / %.0f / %.0f |",
+					u, sh.name, ms(ideal.P99), pp(one), pp(two), ratio(two), pp(three), ratio(three), pp(fwd), ratio(fwd),
+					errs[0], errs[1], errs[2], errs[3], ov[0], ov[1], ov[2], ov[3], us(0), us(1), us(2), us(3)))
 				b.ReportMetric(ratio(two), fmt.Sprintf("2routers/1-p99-%s-%.2f", sh.name[:5], u))
 				b.ReportMetric(ratio(three), fmt.Sprintf("3routers/1-p99-%s-%.2f", sh.name[:5], u))
 			}
 		}
 	}
-	fmt.Printf("\nBenchmarkCluster: %d dynos, mean service %s, %d requests per run, seed %d, median of %d interleaved rounds; clients spread evenly over the routers; each router pinned to one core (%d cores); %s\n",
-		dynos, meanService, requests(), seed, rounds(), runtime.NumCPU(), machine)
-	fmt.Println("| load | service | ideal M/M/c p99 | 1 router p50 / p99 | 2 routers p50 / p99 | 2/1 p99 | 3 routers p50 / p99 | 3/1 p99 | errors 1 / 2 / 3 | overlaps 1 / 2 / 3 |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Printf("\nBenchmarkCluster: %d dynos, mean service %s, %d requests per run, seed %d, median of %d interleaved rounds; clients spread evenly over the routers, and all on the router that forwards; each router pinned to one core (%d cores); before the run: %s; after: %s\n",
+		dynos, meanService, requests(), seed, rounds(), runtime.NumCPU(), machine, machineState())
+	fmt.Println("| load | service | ideal M/M/c p99 | 1 router p50 / p99 | 2 routers p50 / p99 | 2/1 p99 | 3 routers p50 / p99 | 3/1 p99 | all via the forwarder p50 / p99 | fwd/1 p99 | errors 1 / 2 / 3 / fwd | overlaps 1 / 2 / 3 / fwd | turnaround us 1 / 2 / 3 / fwd |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(rows, "\n"))
 
 	fmt.Println("\nThe owning router restarts (SIGTERM, then started again) or is killed (SIGKILL) a third of the way into a run at load 0.9 (exponential); the one-router run is the same trace, undisturbed")
