@@ -1,14 +1,13 @@
 package e2e
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/deploy"
-	"github.com/dynogrid/dynogrid/internal/tenancy"
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -98,7 +97,7 @@ func TestTenancy(t *testing.T) {
 			return err
 		},
 	} {
-		if err := call(); !tenancy.IsStatus(err, http.StatusForbidden) {
+		if err := call(); !apierr.IsStatus(err, http.StatusForbidden) {
 			t.Errorf("alpha's token could %s: got %v, want 403", what, err)
 		}
 	}
@@ -109,7 +108,7 @@ func TestTenancy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := anon.Jobs().List(&nomadapi.QueryOptions{Namespace: "*"}); !tenancy.IsStatus(err, http.StatusForbidden) {
+	if _, _, err := anon.Jobs().List(&nomadapi.QueryOptions{Namespace: "*"}); !apierr.IsStatus(err, http.StatusForbidden) {
 		t.Errorf("anonymous job list: %v, want 403", err)
 	}
 	if vs, _, err := anon.Variables().PrefixList("", &nomadapi.QueryOptions{Namespace: "*"}); len(vs) != 0 {
@@ -122,11 +121,11 @@ func TestTenancy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ac.KV().Put(&consulapi.KVPair{Key: "dynogrid/meter/x", Value: []byte("1")}, nil); !consulForbidden(err) {
+	if _, err := ac.KV().Put(&consulapi.KVPair{Key: "dynogrid/meter/x", Value: []byte("1")}, nil); !apierr.IsStatus(err, http.StatusForbidden) {
 		t.Errorf("anonymous Consul KV write: %v, want 403", err)
 	}
 	hijack := &consulapi.AgentServiceRegistration{Name: deploy.ServiceName("beta"), Tags: []string{"dyno", "app=beta"}, Port: 1}
-	if err := ac.Agent().ServiceRegister(hijack); !consulForbidden(err) {
+	if err := ac.Agent().ServiceRegister(hijack); !apierr.IsStatus(err, http.StatusForbidden) {
 		t.Errorf("anonymous registration of beta-web: %v, want 403", err)
 	}
 	// The router's own token reads the catalog and writes nothing.
@@ -134,17 +133,12 @@ func TestTenancy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Agent().ServiceRegister(hijack); !consulForbidden(err) {
+	if err := rc.Agent().ServiceRegister(hijack); !apierr.IsStatus(err, http.StatusForbidden) {
 		t.Errorf("the router's token registered beta-web: %v, want 403", err)
 	}
 	if _, _, err := rc.Health().Service(deploy.ServiceName("alpha"), "", true, nil); err != nil {
 		t.Errorf("the router's token cannot read alpha's dynos: %v", err)
 	}
-}
-
-func consulForbidden(err error) bool {
-	var se consulapi.StatusError
-	return errors.As(err, &se) && se.Code == http.StatusForbidden
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
@@ -166,7 +167,7 @@ func (m *meta) fail(err error) int {
 	switch {
 	case errors.Is(err, deploy.ErrNoApp):
 		return exitNoApp
-	case tenancy.IsStatus(err, http.StatusForbidden):
+	case apierr.IsStatus(err, http.StatusForbidden):
 		m.ui.Error(m.permissionHint())
 		return exitPermissionDenied
 	}

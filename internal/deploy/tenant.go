@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -21,7 +22,7 @@ func (d *Deployer) ensureTenant(ctx context.Context, app string) error {
 	switch {
 	case err == nil:
 		return nil
-	case tenancy.IsStatus(err, http.StatusNotFound):
+	case apierr.IsStatus(err, http.StatusNotFound):
 		return fmt.Errorf("%w: %s is not an app of this grid yet; an operator makes it one with `dyno apps:token --app %s`, or deploys it once", ErrNoApp, app, app)
 	default:
 		return fmt.Errorf("failed to read app %s: %w", app, err)

@@ -2,10 +2,10 @@ package meter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -44,8 +44,7 @@ func (n NomadAPI) Alloc(ctx context.Context, id string) (*nomadapi.Allocation, e
 	// Nomad finds an allocation by its ID in any namespace.
 	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
 	a, _, err := n.Client.Allocations().Info(id, q)
-	var ue nomadapi.UnexpectedResponseError
-	if errors.As(err, &ue) && ue.StatusCode() == http.StatusNotFound {
+	if apierr.IsStatus(err, http.StatusNotFound) {
 		return nil, nil
 	}
 	if err != nil {

@@ -2,12 +2,12 @@ package tenancy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/policies"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -66,7 +66,7 @@ func EnsureNamespace(ctx context.Context, c *nomadapi.Client, name, description 
 	if err == nil {
 		return nil
 	}
-	if !IsStatus(err, http.StatusNotFound) {
+	if !apierr.IsStatus(err, http.StatusNotFound) {
 		return fmt.Errorf("failed to read namespace %s: %w", name, err)
 	}
 	if _, err := c.Namespaces().Register(&nomadapi.Namespace{Name: name, Description: description},
@@ -74,10 +74,4 @@ func EnsureNamespace(ctx context.Context, c *nomadapi.Client, name, description 
 		return fmt.Errorf("failed to create namespace %s: %w", name, err)
 	}
 	return nil
-}
-
-// IsStatus says whether err is an answer of Nomad's HTTP API with the status code.
-func IsStatus(err error, code int) bool {
-	var ue nomadapi.UnexpectedResponseError
-	return errors.As(err, &ue) && ue.StatusCode() == code
 }
