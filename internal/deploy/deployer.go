@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/slug"
 	nomadapi "github.com/hashicorp/nomad/api"
@@ -45,7 +47,7 @@ type App struct {
 func (d *Deployer) Current(ctx context.Context, app string) (*App, error) {
 	job, _, err := d.Nomad.Jobs().Info(app, (&nomadapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		if strings.Contains(err.Error(), "404") {
+		if apierr.IsStatus(err, http.StatusNotFound) {
 			return nil, fmt.Errorf("%w: %s", ErrNoApp, app)
 		}
 		return nil, fmt.Errorf("failed to read app %s: %w", app, err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/plugins/addon"
 )
 
@@ -336,10 +338,8 @@ func (a *Addon) writeOpts(ctx context.Context) *api.WriteOptions {
 	return (&api.WriteOptions{Namespace: a.cfg.namespace}).WithContext(ctx)
 }
 
+// isNotFound says whether Nomad answered that the job or allocation does not exist; an
+// error that never reached Nomad is not one.
 func isNotFound(err error) bool {
-	var e api.UnexpectedResponseError
-	if errors.As(err, &e) {
-		return e.StatusCode() == 404
-	}
-	return err != nil && (containsFold(err.Error(), "404") || containsFold(err.Error(), "not found"))
+	return apierr.IsStatus(err, http.StatusNotFound)
 }

@@ -52,7 +52,3 @@ func Probe(ctx context.Context, addr, username, password string, auth bool) erro
 	}
 	return nil
 }
-
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
