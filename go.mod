@@ -5,6 +5,7 @@ go 1.26.7
 require (
 	github.com/armon/circbuf v0.0.0-20150827004946-bbbad097214e
 	github.com/creack/pty v1.1.18
+	github.com/dynogrid/dynogrid/plugins/addon v0.0.0-00010101000000-000000000000
 	github.com/golang/protobuf v1.5.4
 	github.com/hashicorp/consul-template v0.31.0
 	github.com/hashicorp/consul/api v1.34.5
@@ -26,7 +27,6 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.48.0
 	google.golang.org/grpc v1.61.0
-	google.golang.org/protobuf v1.36.8
 )
 
 require (
@@ -155,12 +155,17 @@ require (
 	golang.org/x/time v0.3.0 // indirect
 	golang.org/x/tools v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20231106174013-bbf56f31fb17 // indirect
+	google.golang.org/protobuf v1.36.8 // indirect
 	gopkg.in/fsnotify.v1 v1.4.7 // indirect
 	gopkg.in/square/go-jose.v2 v2.6.0 // indirect
 	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	oss.indeed.com/go/libtime v1.6.0 // indirect
 )
+
+// The add-on SDK is a module of its own (plugins/addon/go.mod), so that an add-on's
+// go.mod does not inherit this one; the platform builds against the copy in this tree.
+replace github.com/dynogrid/dynogrid/plugins/addon => ./plugins/addon
 
 replace (
 	github.com/Microsoft/go-winio => github.com/endocrimes/go-winio v0.4.13-0.20190628114223-fb47a8b41948

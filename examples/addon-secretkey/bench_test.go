@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/plugins/addon"
+	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
-	"github.com/dynogrid/dynogrid/plugins/addonhost"
 )
 
 // BenchmarkProvision measures what the CLI pays per add-on operation: start the plugin

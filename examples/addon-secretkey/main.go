@@ -2,7 +2,7 @@
 // Dynogrid add-on SDK: it gives each attachment a random SECRET_KEY_BASE (the secret
 // Rails and Rack apps sign cookies with), remembered in the add-on's state directory.
 //
-//	go build -o /usr/local/lib/dynogrid/addons/dyno-addon-secretkey ./examples/addon-secretkey
+//	cd examples/addon-secretkey && go build -o /usr/local/lib/dynogrid/addons/dyno-addon-secretkey .
 //	dyno addons:create secretkey --app myapp
 package main
 

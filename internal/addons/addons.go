@@ -17,7 +17,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/plugins/addon"
-	"github.com/dynogrid/dynogrid/plugins/addonhost"
+	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 

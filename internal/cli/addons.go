@@ -11,7 +11,7 @@ import (
 	"flag"
 
 	"github.com/dynogrid/dynogrid/internal/addons"
-	"github.com/dynogrid/dynogrid/plugins/addonhost"
+	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 )
 
 const addonsHelp = `

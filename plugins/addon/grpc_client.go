@@ -5,7 +5,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	addonv1 "github.com/dynogrid/dynogrid/plugins/proto/addon/v1"
+	addonv1 "github.com/dynogrid/dynogrid/plugins/addon/proto/addon/v1"
 )
 
 // grpcClient is an Addon that calls a plugin over gRPC. Errors are gRPC status errors

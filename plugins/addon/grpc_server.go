@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	addonv1 "github.com/dynogrid/dynogrid/plugins/proto/addon/v1"
+	addonv1 "github.com/dynogrid/dynogrid/plugins/addon/proto/addon/v1"
 )
 
 // GRPCPlugin is the go-plugin glue for the add-on service, used by Serve and the host.

@@ -4,8 +4,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 )
 
-// ProtocolVersion is the version of the add-on protocol (plugins/proto/addon/v1). The
-// host refuses a plugin that speaks another one, with an error naming both.
+// ProtocolVersion is the version of the add-on protocol (proto/addon/v1 in this
+// module). The host refuses a plugin that speaks another one, with an error naming both.
 const ProtocolVersion = 1
 
 // PluginName is the name of the add-on service in go-plugin's plugin set.

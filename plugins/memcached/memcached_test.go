@@ -17,8 +17,8 @@ import (
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/plugins/addon"
+	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
-	"github.com/dynogrid/dynogrid/plugins/addonhost"
 	"github.com/dynogrid/dynogrid/policies"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/plugins/addon"
+	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
-	"github.com/dynogrid/dynogrid/plugins/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/testserver"
 )
 

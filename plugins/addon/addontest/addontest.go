@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/dynogrid/dynogrid/plugins/addon"
-	"github.com/dynogrid/dynogrid/plugins/addonhost"
+	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 )
 
 // Target is what Conformance exercises: a configured add-on.

@@ -574,7 +574,7 @@ const file_addon_v1_addon_proto_rawDesc = "" +
 	"\tConfigure\x12#.dynogrid.addon.v1.ConfigureRequest\x1a$.dynogrid.addon.v1.ConfigureResponse\x12S\n" +
 	"\bDescribe\x12\".dynogrid.addon.v1.DescribeRequest\x1a#.dynogrid.addon.v1.DescribeResponse\x12V\n" +
 	"\tProvision\x12#.dynogrid.addon.v1.ProvisionRequest\x1a$.dynogrid.addon.v1.ProvisionResponse\x12\\\n" +
-	"\vDeprovision\x12%.dynogrid.addon.v1.DeprovisionRequest\x1a&.dynogrid.addon.v1.DeprovisionResponseB=Z;github.com/dynogrid/dynogrid/plugins/proto/addon/v1;addonv1b\x06proto3"
+	"\vDeprovision\x12%.dynogrid.addon.v1.DeprovisionRequest\x1a&.dynogrid.addon.v1.DeprovisionResponseBCZAgithub.com/dynogrid/dynogrid/plugins/addon/proto/addon/v1;addonv1b\x06proto3"
 
 var (
 	file_addon_v1_addon_proto_rawDescOnce sync.Once

@@ -34,7 +34,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dynogrid/dynogrid/plugins/addon"
-	addonv1 "github.com/dynogrid/dynogrid/plugins/proto/addon/v1"
+	addonv1 "github.com/dynogrid/dynogrid/plugins/addon/proto/addon/v1"
 )
 
 // stderr is the process's real standard error: plugin.Serve later redirects os.Stderr
