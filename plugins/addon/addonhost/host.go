@@ -25,10 +25,16 @@ const (
 	DefaultProvisionTimeout = 3 * time.Minute
 )
 
-// Options configure a Host. Only PluginDir is required.
+// Options configure a Host. Only PluginDir is required, or InProcess in its place.
 type Options struct {
 	// PluginDir holds the add-on binaries, named dyno-addon-<name>.
 	PluginDir string
+	// InProcess holds add-ons that run inside this process, by name, in place of a
+	// binary in PluginDir: the host configures, describes and calls them as it does
+	// plugins, with the same checks and deadlines, but with no process and no gRPC in
+	// between. Tests use it to give the platform an addontest.Mock. An in-process
+	// add-on must return when its context ends: the host has no process to kill.
+	InProcess map[string]addon.Addon
 	// StateDir, when set, gives each add-on the private directory StateDir/<name>.
 	StateDir string
 	// Settings holds each add-on's settings, by add-on name, passed to Configure.
@@ -50,16 +56,23 @@ type Host struct {
 
 // New checks the options and returns a Host.
 func New(opts Options) (*Host, error) {
-	if opts.PluginDir == "" {
+	if opts.PluginDir == "" && len(opts.InProcess) == 0 {
 		return nil, errors.New("no add-on plugin directory configured")
 	}
-	dir, err := filepath.Abs(opts.PluginDir)
-	if err != nil {
-		return nil, fmt.Errorf("failed to resolve the add-on plugin directory: %w", err)
+	if opts.PluginDir != "" {
+		dir, err := filepath.Abs(opts.PluginDir)
+		if err != nil {
+			return nil, fmt.Errorf("failed to resolve the add-on plugin directory: %w", err)
+		}
+		opts.PluginDir = dir
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("add-on plugin directory %s is not a directory", dir)
+		}
 	}
-	opts.PluginDir = dir
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("add-on plugin directory %s is not a directory", dir)
+	for name, a := range opts.InProcess {
+		if !addon.ValidAddonName(name) || a == nil {
+			return nil, fmt.Errorf("in-process add-on %q needs a valid name (lowercase letters, digits and dashes, starting with a letter) and an add-on", name)
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -76,7 +89,7 @@ func New(opts Options) (*Host, error) {
 	return &Host{opts: opts}, nil
 }
 
-// PluginDir is the directory the host looks for plugins in.
+// PluginDir is the directory the host looks for plugins in ("" when it has none).
 func (h *Host) PluginDir() string { return h.opts.PluginDir }
 
 // Describe starts add-on name and returns its description.

@@ -24,8 +24,9 @@ import (
 // Plugin is one running add-on plugin. It is safe for use by one goroutine at a time.
 // After a crash or a timeout it is stopped, and every later call fails.
 type Plugin struct {
-	name    string
-	host    *Host
+	name string
+	host *Host
+	// client is the plugin process, or nil for an add-on of Options.InProcess.
 	client  *plugin.Client
 	impl    addon.Addon
 	desc    addon.Description
@@ -39,6 +40,59 @@ type Plugin struct {
 // Open starts add-on name, configures it with its settings and describes it. The
 // caller must Close the Plugin.
 func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
+	var p *Plugin
+	if a, ok := h.opts.InProcess[name]; ok {
+		p = &Plugin{name: name, host: h, impl: a, stderr: newTail(4096), exitErr: &exitRecorder{}}
+	} else {
+		var err error
+		if p, err = h.start(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	cfg := addon.Config{Settings: h.opts.Settings[name]}
+	if h.opts.StateDir != "" {
+		cfg.StateDir = filepath.Join(h.opts.StateDir, name)
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			p.Close()
+			return nil, &Error{Addon: name, Op: "configure", Kind: KindStart, Err: fmt.Errorf("failed to create the state directory: %w", err)}
+		}
+	}
+	if cfg.Settings == nil {
+		cfg.Settings = map[string]string{}
+	}
+	if err := p.call(ctx, "configure", h.opts.CallTimeout, func(ctx context.Context) error {
+		return p.impl.Configure(ctx, cfg)
+	}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := p.call(ctx, "describe", h.opts.CallTimeout, func(ctx context.Context) error {
+		d, err := p.impl.Describe(ctx)
+		if err != nil {
+			return err
+		}
+		if err := addon.ValidateDescription(d); err != nil {
+			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer, Err: err}
+		}
+		if d.Name != name && p.client == nil {
+			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer,
+				Err: fmt.Errorf("the in-process add-on calls itself %q but the host holds it as %q", d.Name, name)}
+		}
+		if d.Name != name {
+			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer,
+				Err: fmt.Errorf("the plugin calls itself %q but its binary is %s%s", d.Name, addon.BinaryPrefix, name)}
+		}
+		p.desc = d
+		return nil
+	}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// start starts the plugin binary of add-on name and connects to its add-on service.
+func (h *Host) start(ctx context.Context, name string) (*Plugin, error) {
 	path, err := h.path(name)
 	if err != nil {
 		return nil, err
@@ -112,41 +166,6 @@ func (h *Host) Open(ctx context.Context, name string) (*Plugin, error) {
 		return fail("start", KindStart, fmt.Errorf("the plugin served %T, not an add-on", raw))
 	}
 	p.impl = impl
-
-	cfg := addon.Config{Settings: h.opts.Settings[name]}
-	if h.opts.StateDir != "" {
-		cfg.StateDir = filepath.Join(h.opts.StateDir, name)
-		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-			return fail("configure", KindStart, fmt.Errorf("failed to create the state directory: %w", err))
-		}
-	}
-	if cfg.Settings == nil {
-		cfg.Settings = map[string]string{}
-	}
-	if err := p.call(ctx, "configure", h.opts.CallTimeout, func(ctx context.Context) error {
-		return p.impl.Configure(ctx, cfg)
-	}); err != nil {
-		p.Close()
-		return nil, err
-	}
-	if err := p.call(ctx, "describe", h.opts.CallTimeout, func(ctx context.Context) error {
-		d, err := p.impl.Describe(ctx)
-		if err != nil {
-			return err
-		}
-		if err := addon.ValidateDescription(d); err != nil {
-			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer, Err: err}
-		}
-		if d.Name != name {
-			return &Error{Addon: name, Op: "describe", Kind: KindInvalidAnswer,
-				Err: fmt.Errorf("the plugin calls itself %q but its binary is %s%s", d.Name, addon.BinaryPrefix, name)}
-		}
-		p.desc = d
-		return nil
-	}); err != nil {
-		p.Close()
-		return nil, err
-	}
 	return p, nil
 }
 
@@ -156,8 +175,11 @@ func (p *Plugin) Name() string { return p.name }
 // Description is what the add-on said of itself at Open.
 func (p *Plugin) Description() addon.Description { return p.desc }
 
-// Pid is the plugin process's ID, or 0 when it is not running.
+// Pid is the plugin process's ID, or 0 when it is not running or runs in this process.
 func (p *Plugin) Pid() int {
+	if p.client == nil {
+		return 0
+	}
 	if rc := p.client.ReattachConfig(); rc != nil {
 		return rc.Pid
 	}
@@ -186,6 +208,9 @@ func (p *Plugin) kill() { p.stop(false) }
 // stop stops the plugin; with force, it kills the process group at once instead of
 // asking the plugin to exit (for a plugin that hangs or already died).
 func (p *Plugin) stop(force bool) {
+	if p.client == nil {
+		return // an in-process add-on: no process to stop
+	}
 	pid := p.Pid()
 	if force && pid > 0 {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
@@ -292,7 +317,7 @@ func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Dur
 		return KindTimeout, fmt.Errorf("the caller gave up after %s: %w", took.Round(time.Millisecond), parent.Err())
 	case cctx.Err() != nil || st.Code() == codes.DeadlineExceeded:
 		return KindTimeout, fmt.Errorf("the plugin did not answer within %s (it was stopped; a retry with the same request ID is safe)", took.Round(time.Second))
-	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled || p.client.Exited():
+	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled || p.exited():
 		msg := "the plugin process exited during the call"
 		if !p.exitedSoon() {
 			msg = "the connection to the plugin broke during the call"
@@ -318,9 +343,15 @@ func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Dur
 	return KindRejected, fmt.Errorf("%s: %s", st.Code(), st.Message())
 }
 
+// exited says whether the plugin process has exited; an in-process add-on never does.
+func (p *Plugin) exited() bool { return p.client != nil && p.client.Exited() }
+
 // exitedSoon waits briefly for go-plugin to notice the process exit that usually
 // follows a broken connection.
 func (p *Plugin) exitedSoon() bool {
+	if p.client == nil {
+		return false
+	}
 	deadline := time.Now().Add(time.Second)
 	for {
 		if p.client.Exited() {
