@@ -200,7 +200,8 @@ func (m *Manager) resolvePlan(ctx context.Context, service, plan string) (string
 }
 
 // Detach makes a release without the add-on's variables, then deprovisions its
-// resource and forgets the attachment.
+// resource and forgets the attachment. An attachment whose provisioning did not finish
+// has no resource ID: the add-on is asked for its request's resource again first.
 func (m *Manager) Detach(ctx context.Context, app, name string) error {
 	a, err := m.Get(ctx, app, name)
 	if err != nil {
@@ -223,7 +224,19 @@ func (m *Manager) Detach(ctx context.Context, app, name string) error {
 			}
 		}
 	}
-	if a.ResourceID != "" || a.State == StateProvisioning {
+	if a.ResourceID == "" && a.State == StateProvisioning {
+		// Provision failed, but the add-on may have made the resource first. The same
+		// request ID answers that resource (or makes it): ask for it, to remove it.
+		res, err := m.Host.Provision(ctx, a.Service, addon.ProvisionRequest{RequestID: a.RequestID, App: app, Plan: a.Plan, Name: name})
+		if err != nil {
+			return fmt.Errorf("failed to find the resource of add-on %s, whose provisioning did not finish, to remove it: %w (run the same command again to retry)", name, err)
+		}
+		a.ResourceID = res.ID
+		if err := m.put(ctx, a); err != nil {
+			return err
+		}
+	}
+	if a.ResourceID != "" {
 		req := addon.DeprovisionRequest{RequestID: a.RequestID, ResourceID: a.ResourceID, App: app}
 		if err := m.Host.Deprovision(ctx, a.Service, req); err != nil {
 			return fmt.Errorf("%w (the variables are already removed; run the same command again to retry)", err)

@@ -379,3 +379,100 @@ func TestDetach_RetryAfterTheAddonFailed(t *testing.T) {
 		t.Errorf("attachments left: %v", got)
 	}
 }
+
+// TestDetach_HalfMadeAttachment destroys an attachment whose Provision failed: the
+// add-on may have made the resource before it failed, so the manager asks for the
+// request's resource again (the same request ID answers the same resource) and removes
+// it.
+func TestDetach_HalfMadeAttachment(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	c := newCache(func(ctx context.Context, req addon.ProvisionRequest) (addon.Resource, error) {
+		if calls++; calls == 1 {
+			return addon.Resource{}, errors.New("the connection to the cache cluster broke")
+		}
+		return goodAnswer(ctx, req)
+	})
+	m, f := newManager(t, appEnv, c, 0)
+	ctx := context.Background()
+	if _, err := m.Attach(ctx, "shop", "cache", "", ""); err == nil {
+		t.Fatal("the first Attach succeeded")
+	}
+	half, err := m.Get(ctx, "shop", "cache")
+	if err != nil || half.State != StateProvisioning {
+		t.Fatalf("attachment = %+v, %v; want it provisioning", half, err)
+	}
+
+	if err := m.Detach(ctx, "shop", "cache"); err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+	if want := []string{half.RequestID, half.RequestID}; !equal(c.requestIDs(), want) {
+		t.Errorf("request IDs asked = %v, want %v", c.requestIDs(), want)
+	}
+	if want := []addon.DeprovisionRequest{{RequestID: half.RequestID, ResourceID: "cache-" + half.RequestID, App: "shop"}}; !equal(c.deprovisioned, want) {
+		t.Errorf("the add-on was asked to deprovision %+v, want %+v", c.deprovisioned, want)
+	}
+	if got := f.attachments(); len(got) != 0 {
+		t.Errorf("attachments left: %v", got)
+	}
+	if len(f.released()) != 0 {
+		t.Errorf("released %q: the app never had the add-on's variables", f.released())
+	}
+}
+
+// TestDetach_HalfMadeAttachmentRetries fails the steps of destroying a half-made
+// attachment one after the other: each failure keeps the attachment and says to run
+// the same command again, and a resource found once is not asked for again.
+func TestDetach_HalfMadeAttachmentRetries(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	c := newCache(func(ctx context.Context, req addon.ProvisionRequest) (addon.Resource, error) {
+		switch calls++; calls {
+		case 1:
+			return addon.Resource{}, errors.New("the connection to the cache cluster broke")
+		case 2:
+			return addon.Resource{ID: "cache-" + req.RequestID, Env: map[string]string{"CACHE_URL": "x"}}, nil
+		}
+		return goodAnswer(ctx, req)
+	})
+	deprovision := c.DeprovisionFunc
+	c.DeprovisionFunc = func(ctx context.Context, req addon.DeprovisionRequest) error {
+		if err := deprovision(ctx, req); err != nil {
+			return err
+		}
+		if len(c.deprovisioned) == 1 {
+			return errors.New("the cache cluster is unreachable")
+		}
+		return nil
+	}
+	m, f := newManager(t, appEnv, c, 0)
+	ctx := context.Background()
+	if _, err := m.Attach(ctx, "shop", "cache", "", ""); err == nil {
+		t.Fatal("the first Attach succeeded")
+	}
+
+	err := m.Detach(ctx, "shop", "cache")
+	if want := `failed to find the resource of add-on cache, whose provisioning did not finish, to remove it: add-on "cache": provision: invalid answer: declared variable CACHE_TOKEN is missing from the answer (run the same command again to retry)`; err == nil || err.Error() != want {
+		t.Fatalf("first Detach = %v, want %q", err, want)
+	}
+	err = m.Detach(ctx, "shop", "cache")
+	if want := `add-on "cache": deprovision: rejected: the cache cluster is unreachable (the variables are already removed; run the same command again to retry)`; err == nil || err.Error() != want {
+		t.Fatalf("second Detach = %v, want %q", err, want)
+	}
+	a, err := m.Get(ctx, "shop", "cache")
+	if err != nil || a.State != StateProvisioning || a.ResourceID != "cache-"+a.RequestID {
+		t.Fatalf("attachment = %+v, %v; want it kept, provisioning, with the resource found", a, err)
+	}
+	if err := m.Detach(ctx, "shop", "cache"); err != nil {
+		t.Fatalf("third Detach: %v", err)
+	}
+	if len(c.provisioned) != 3 {
+		t.Errorf("provisions = %d, want 3: the failed one and the two asking for its resource", len(c.provisioned))
+	}
+	if len(c.deprovisioned) != 2 || c.deprovisioned[1].ResourceID != a.ResourceID {
+		t.Errorf("deprovisions = %+v, want two of %s", c.deprovisioned, a.ResourceID)
+	}
+	if got := f.attachments(); len(got) != 0 {
+		t.Errorf("attachments left: %v", got)
+	}
+}
