@@ -1,6 +1,7 @@
 // Package addontest helps add-on authors test their add-on: serve it in-process over
 // the real gRPC protocol, or build its binary and run it through the platform's own
-// host, and check it against the rules every add-on must follow (Conformance).
+// host, and check it against the rules every add-on must follow (Conformance). Mock,
+// an add-on built from function fields, serves tests of code that calls add-ons.
 package addontest
 
 import (
