@@ -3,6 +3,8 @@
 // handshake), configures it with the operator's settings, and calls it with a deadline.
 // Whatever the plugin does (crash, hang, answer nonsense), the caller gets an *Error
 // naming the add-on and the problem, never a panic. The caller never sees protobuf.
+// Add-ons given in Options.InProcess run in the caller's process instead, through the
+// same checks and deadlines.
 package addonhost
 
 import (
@@ -109,7 +111,7 @@ type Listing struct {
 	Err         error
 }
 
-// DescribeAll describes every add-on in the plugin directory, one after the other.
+// DescribeAll describes every add-on that List names, one after the other.
 // A broken plugin gives a Listing with Err, not an error for the whole list.
 func (h *Host) DescribeAll(ctx context.Context) ([]Listing, error) {
 	names, err := h.List()
