@@ -38,7 +38,6 @@ type Driver struct {
 	// firewallErr is why the dynos' firewall could not be installed; the driver is
 	// unhealthy and starts no dyno in a network namespace while it is set.
 	firewallErr error
-	user        sandboxUser
 	slugs       *slugCache
 	tasks       *taskStore
 	ctx         context.Context
@@ -91,9 +90,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		// Reported by the fingerprint, which stays unhealthy until it is installed.
 		d.logger.Error("dynos' firewall not installed", "error", d.firewallErr)
 	}
-	if u, err := lookupUser(config.User); err == nil {
-		d.user = u
-	} else {
+	if _, err := lookupUser(config.User); err != nil {
 		// Reported by the fingerprint, which stays unhealthy until the user exists.
 		d.logger.Warn("dyno user not found", "user", config.User, "error", err)
 	}
@@ -232,7 +229,6 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		StartedAt:      time.Now().Round(time.Millisecond),
 		CgroupPath:     cgPath,
 		Cpuset:         cpus,
-		SlugDir:        app,
 		PrivateDir:     private,
 	}
 	handle := drivers.NewTaskHandle(taskHandleVersion)

@@ -23,11 +23,8 @@ type taskState struct {
 	StartedAt      time.Time
 	CgroupPath     string
 	Cpuset         string
-	SlugDir        string
 	// PrivateDir holds the dyno's ./tmp and ./log.
 	PrivateDir string
-	// OOMKillsAtStart is the cgroup's OOM kill count when the dyno started.
-	OOMKillsAtStart uint64
 }
 
 // taskHandle is one running dyno.
@@ -89,7 +86,8 @@ func (h *taskHandle) run() {
 		res.ExitCode = -1
 	} else {
 		res.ExitCode, res.Signal = ps.ExitCode, ps.Signal
-		if n, err := oomKills(h.state.CgroupPath); err == nil && n > h.state.OOMKillsAtStart {
+		// The dyno's cgroup is new with every start, so any OOM kill it counts is this run's.
+		if n, err := oomKills(h.state.CgroupPath); err == nil && n > 0 {
 			res.OOMKilled = true
 		} else if err != nil {
 			h.logger.Debug("failed to read oom kills", "error", err)

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/golang/protobuf/ptypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hashicorp/nomad/drivers/shared/executor"
 	"github.com/hashicorp/nomad/drivers/shared/executor/proto"
@@ -153,10 +153,10 @@ func (s *grpcExecutorServer) Signal(ctx context.Context, req *proto.SignalReques
 }
 
 func (s *grpcExecutorServer) Exec(ctx context.Context, req *proto.ExecRequest) (*proto.ExecResponse, error) {
-	deadline, err := ptypes.Timestamp(req.Deadline)
-	if err != nil {
+	if err := req.Deadline.CheckValid(); err != nil {
 		return nil, err
 	}
+	deadline := req.Deadline.AsTime()
 
 	out, exit, err := s.impl.Exec(deadline, req.Cmd, req.Args)
 	if err != nil {
@@ -185,8 +185,8 @@ func (s *grpcExecutorServer) ExecStreaming(server proto.Executor_ExecStreamingSe
 }
 
 func processStateToProto(ps *executor.ProcessState) (*proto.ProcessState, error) {
-	timestamp, err := ptypes.TimestampProto(ps.Time)
-	if err != nil {
+	timestamp := timestamppb.New(ps.Time)
+	if err := timestamp.CheckValid(); err != nil {
 		return nil, err
 	}
 	return &proto.ProcessState{

@@ -20,9 +20,6 @@ type seccompCase struct {
 	want string // "allow", or the errno the call fails with
 }
 
-const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
-	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
-
 // seccompCases holds the calls of every architecture; seccompArchCases adds the calls
 // only some architectures have.
 var seccompCases = []seccompCase{
