@@ -1,14 +1,17 @@
 package driver
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/dynogrid/dynogrid/driver/netfw"
@@ -37,23 +40,55 @@ type Config struct {
 	AllowedEndpoints []string `codec:"allowed_endpoints"`
 }
 
+// defaultConfig is the plugin's configuration for every key the agent's config block
+// leaves out: configSpec's defaults are written from it, and New starts from it.
+var defaultConfig = Config{
+	SlugDir:          "/var/lib/dynogrid/slugs",
+	DynoDir:          "/var/lib/dynogrid/dynos",
+	User:             "nobody",
+	PidsLimit:        256,
+	CgroupParent:     "dynogrid",
+	Bridge:           "nomad",
+	InternalNetworks: netfw.DefaultInternalNetworks,
+}
+
+// decodeConfig is defaultConfig with what raw, the agent's msgpack of the plugin's config
+// block, sets.
+func decodeConfig(raw []byte) (Config, error) {
+	c := defaultConfig
+	// Decoding fills a list in place: the defaults' own must stay as they are.
+	c.InternalNetworks = slices.Clone(c.InternalNetworks)
+	if len(raw) != 0 {
+		if err := base.MsgPackDecode(raw, &c); err != nil {
+			return Config{}, fmt.Errorf("failed to decode dyno plugin config: %w", err)
+		}
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid dyno plugin config: %w", err)
+	}
+	return c, nil
+}
+
 var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
-	"slug_dir": hclspec.NewDefault(hclspec.NewAttr("slug_dir", "string", false),
-		hclspec.NewLiteral(`"/var/lib/dynogrid/slugs"`)),
-	"dyno_dir": hclspec.NewDefault(hclspec.NewAttr("dyno_dir", "string", false),
-		hclspec.NewLiteral(`"/var/lib/dynogrid/dynos"`)),
-	"user": hclspec.NewDefault(hclspec.NewAttr("user", "string", false),
-		hclspec.NewLiteral(`"nobody"`)),
-	"pids_limit": hclspec.NewDefault(hclspec.NewAttr("pids_limit", "number", false),
-		hclspec.NewLiteral(`256`)),
-	"cgroup_parent": hclspec.NewDefault(hclspec.NewAttr("cgroup_parent", "string", false),
-		hclspec.NewLiteral(`"dynogrid"`)),
-	"bridge": hclspec.NewDefault(hclspec.NewAttr("bridge", "string", false),
-		hclspec.NewLiteral(`"nomad"`)),
-	"internal_networks": hclspec.NewDefault(hclspec.NewAttr("internal_networks", "list(string)", false),
-		hclspec.NewLiteral(`["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]`)),
+	"slug_dir":          withDefault("slug_dir", "string", defaultConfig.SlugDir),
+	"dyno_dir":          withDefault("dyno_dir", "string", defaultConfig.DynoDir),
+	"user":              withDefault("user", "string", defaultConfig.User),
+	"pids_limit":        withDefault("pids_limit", "number", defaultConfig.PidsLimit),
+	"cgroup_parent":     withDefault("cgroup_parent", "string", defaultConfig.CgroupParent),
+	"bridge":            withDefault("bridge", "string", defaultConfig.Bridge),
+	"internal_networks": withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
 	"allowed_endpoints": hclspec.NewAttr("allowed_endpoints", "list(string)", false),
 })
+
+// withDefault is an optional attribute of type typ whose default is value, written as
+// an HCL literal (JSON's strings, numbers and lists are HCL's too).
+func withDefault(name, typ string, value any) *hclspec.Spec {
+	lit, err := json.Marshal(value)
+	if err != nil {
+		panic(fmt.Sprintf("driver: default of %s: %v", name, err))
+	}
+	return hclspec.NewDefault(hclspec.NewAttr(name, typ, false), hclspec.NewLiteral(string(lit)))
+}
 
 var cgroupNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
 

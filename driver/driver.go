@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
 
-	"github.com/dynogrid/dynogrid/driver/netfw"
 	"github.com/dynogrid/dynogrid/driver/sandbox"
 )
 
@@ -60,8 +59,7 @@ func New(logger hclog.Logger) drivers.DriverPlugin {
 		ctx:     ctx,
 		cancel:  cancel,
 		logger:  logger,
-		config: Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
-			Bridge: "nomad", InternalNetworks: netfw.DefaultInternalNetworks},
+		config:  defaultConfig,
 	}
 }
 
@@ -74,14 +72,13 @@ func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSp
 func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return capabilities, nil }
 
 func (d *Driver) SetConfig(cfg *base.Config) error {
-	config := d.config
-	if cfg != nil && len(cfg.PluginConfig) != 0 {
-		if err := base.MsgPackDecode(cfg.PluginConfig, &config); err != nil {
-			return fmt.Errorf("failed to decode dyno plugin config: %w", err)
-		}
+	var raw []byte
+	if cfg != nil {
+		raw = cfg.PluginConfig
 	}
-	if err := config.validate(); err != nil {
-		return fmt.Errorf("invalid dyno plugin config: %w", err)
+	config, err := decodeConfig(raw)
+	if err != nil {
+		return err
 	}
 	d.config = config
 	d.slugs = newSlugCache(config.SlugDir)
