@@ -1,22 +1,20 @@
 package driver
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
 // slugFetchTimeout bounds the download of one slug.
@@ -95,7 +93,7 @@ func (c *slugCache) Ensure(ctx context.Context, src, sum string) (string, error)
 		return "", fmt.Errorf("failed to unpack slug: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := unpackSlug(archive, tmp); err != nil {
+	if err := slug.Unpack(archive, tmp); err != nil {
 		return "", fmt.Errorf("failed to unpack slug %s: %w", src, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -141,137 +139,4 @@ func (c *slugCache) fetch(ctx context.Context, src string, w io.Writer) (string,
 		return "", fmt.Errorf("slug: failed to read %s: %w", src, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// unpackSlug extracts a .tar.gz into dir. It refuses entries that would land outside dir
-// (absolute names, "..", or a path through a symlink of the archive), keeps only
-// directories, regular files, symlinks and hard links, drops setuid/setgid bits and
-// ownership, and makes sure ./tmp and ./log are plain directories (the dyno's private
-// writable mounts go there).
-func unpackSlug(r io.Reader, dir string) error {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return fmt.Errorf("not a gzip archive: %w", err)
-	}
-	defer gz.Close()
-	tr := tar.NewReader(gz)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("corrupt tar archive: %w", err)
-		}
-		name, err := slugEntryName(hdr.Name)
-		if err != nil {
-			return err
-		}
-		if name == "" {
-			continue
-		}
-		target := filepath.Join(dir, name)
-		if err := checkNoSymlinkParents(dir, name); err != nil {
-			return err
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			mode := os.FileMode(0o644)
-			if hdr.Mode&0o111 != 0 {
-				mode = 0o755
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			_ = os.Remove(target)
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, mode)
-			if err != nil {
-				return err
-			}
-			_, cerr := io.Copy(f, tr)
-			if err := errors.Join(cerr, f.Close()); err != nil {
-				return fmt.Errorf("failed to write %s: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			_ = os.Remove(target)
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			src, err := slugEntryName(hdr.Linkname)
-			if err != nil || src == "" {
-				return fmt.Errorf("archive entry %q: hard link to %q leaves the slug", hdr.Name, hdr.Linkname)
-			}
-			if err := checkNoSymlinkParents(dir, src); err != nil {
-				return err
-			}
-			if st, err := os.Lstat(filepath.Join(dir, src)); err != nil || !st.Mode().IsRegular() {
-				return fmt.Errorf("archive entry %q: hard link to %q, which is not a file of the slug", hdr.Name, hdr.Linkname)
-			}
-			_ = os.Remove(target)
-			if err := os.Link(filepath.Join(dir, src), target); err != nil {
-				return err
-			}
-		default:
-			// Devices, fifos and the like have no place in an app.
-		}
-	}
-	for _, d := range []string{"tmp", "log"} {
-		p := filepath.Join(dir, d)
-		if st, err := os.Lstat(p); err == nil && !st.IsDir() {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-		}
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// slugEntryName cleans an archive name into a path relative to the slug's root, or
-// refuses it when it would leave the root.
-func slugEntryName(n string) (string, error) {
-	clean := filepath.Clean("/" + n)
-	if strings.Contains(n, "\x00") {
-		return "", fmt.Errorf("archive entry %q: NUL in name", n)
-	}
-	for _, part := range strings.Split(n, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("archive entry %q leaves the slug", n)
-		}
-	}
-	if clean == "/" {
-		return "", nil
-	}
-	return clean[1:], nil
-}
-
-// checkNoSymlinkParents fails when a parent directory of name inside dir is a symlink, so
-// an archive cannot write through a link it planted.
-func checkNoSymlinkParents(dir, name string) error {
-	parts := strings.Split(name, "/")
-	p := dir
-	for _, part := range parts[:len(parts)-1] {
-		p = filepath.Join(p, part)
-		st, err := os.Lstat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if st.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("archive entry %q: goes through the symlink %s", name, strings.TrimPrefix(p, dir+"/"))
-		}
-	}
-	return nil
 }
