@@ -13,9 +13,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// The routing contract in Consul (DESIGN.md): each web dyno registers service
-// "<app>-web" tagged DynoTag and "app=<app>", with meta "dyno" and "release", and
-// optionally the per-app meta below, which the deployer sets on every instance.
+// The routing contract in Consul (docs/design.md, "Web dynos in Consul"): each web dyno
+// registers service "<app>-web" tagged DynoTag and "app=<app>", with meta "dyno" and
+// "release", and optionally the per-app meta below, the same on every instance.
 const (
 	DynoTag         = "dyno"
 	MetaDyno        = "dyno"

@@ -58,7 +58,7 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 // BenchmarkDispatchFlat compares the dispatch cost with 10 and 10,000 dynos in one run
-// and reports the ratio (the design asks for at most 1.2).
+// and reports the ratio (docs/design.md's target: at most 1.2).
 func BenchmarkDispatchFlat(b *testing.B) {
 	small, large := benchApp(b, 10), benchApp(b, 10000)
 	const iters = 500000

@@ -1,7 +1,7 @@
 // Package deploy turns an app spec into a Nomad job, following the deployer's contract:
 // job ID = app name, one task group per process type, driver "dyno", one core, a memory
 // limit, SIGTERM with a 30 s grace period, dynos spread over hosts, and web dynos
-// registered in Consul as <app>-web for the router.
+// registered in Consul as <app>-web for the router (docs/design.md).
 package deploy
 
 import (

@@ -27,7 +27,8 @@ func testRelease() Release {
 }
 
 // TestJobFollowsTheDeployerContract checks every point of the deployer's contract
-// with Nomad and with the router (DESIGN.md).
+// with Nomad and with the router (docs/design.md, "The deployer's job" and "Web dynos
+// in Consul").
 func TestJobFollowsTheDeployerContract(t *testing.T) {
 	t.Parallel()
 	job := Job(testRelease())

@@ -13,7 +13,7 @@ const (
 	taskStateDead    = "dead"
 )
 
-// Meta keys of the deployer contract.
+// Meta keys of the deployer's contract (docs/design.md).
 const (
 	MetaApp     = "dyno.app"
 	MetaProcess = "dyno.process"
