@@ -131,17 +131,18 @@ func TestDriver_TaskStats(t *testing.T) {
 	defer cancel()
 	ch, err := h.TaskStats(ctx, task.ID, 200*time.Millisecond)
 	must.NoError(t, err)
+	// A busy loop shows CPU in its samples, though on a loaded machine not in each one:
+	// wait for a sample that shows it.
 	var last *drivers.TaskResourceUsage
-	for i := 0; i < 4; i++ {
+	for last == nil || last.ResourceUsage.CpuStats.Percent <= 10 {
 		select {
 		case last = <-ch:
 		case <-ctx.Done():
-			t.Fatal("no stats within 10s")
+			t.Fatalf("no sample with more than 10%% CPU within 10s; last: %+v", last)
 		}
+		must.NotNil(t, last)
+		must.Positive(t, last.ResourceUsage.MemoryStats.Usage)
 	}
-	must.NotNil(t, last)
-	must.Positive(t, last.ResourceUsage.MemoryStats.Usage)
-	must.Greater(t, 10, last.ResourceUsage.CpuStats.Percent)
 }
 
 func TestDriver_WaitTask_OOMKilled(t *testing.T) {
