@@ -13,6 +13,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // BenchmarkBootThin boots the example Thin dyno under the dyno driver and under Nomad's
@@ -172,14 +173,13 @@ func findAlloc(tb testing.TB, c *nomadapi.Client, jobID string) *nomadapi.Alloca
 // waitGone waits until the allocation is no longer running, so the next boot has the
 // agent to itself.
 func waitGone(tb testing.TB, c *nomadapi.Client, allocID string) {
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
+	tb.Helper()
+	testutil.WaitFor(tb, 2*time.Minute, "allocation "+allocID+" to stop after deregistration", func() error {
 		a, _, err := c.Allocations().Info(allocID, nil)
 		must.NoError(tb, err)
-		if a.ClientStatus != "running" && a.ClientStatus != "pending" {
-			return
+		if a.ClientStatus == "running" || a.ClientStatus == "pending" {
+			return fmt.Errorf("client status %s", a.ClientStatus)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("allocation %s still running 2 minutes after deregistration", allocID)
+		return nil
+	})
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // grid starts a real Consul and Nomad agent with the dyno plugin from build/bin (run
@@ -140,9 +141,9 @@ func boolPtr(b bool) *bool       { return &b }
 // waitAlloc polls the job's allocation of group until ok says it is done, and returns it.
 func waitAlloc(t testing.TB, c *nomadapi.Client, jobID, group string, timeout time.Duration, ok func(*nomadapi.Allocation) bool) *nomadapi.Allocation {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
+	var found *nomadapi.Allocation
+	testutil.WaitFor(t, timeout, fmt.Sprintf("the allocation of %s/%s to be ready", jobID, group), func() error {
+		last := "none"
 		stubs, _, err := c.Jobs().Allocations(jobID, false, nil)
 		must.NoError(t, err)
 		for _, s := range stubs {
@@ -152,15 +153,14 @@ func waitAlloc(t testing.TB, c *nomadapi.Client, jobID, group string, timeout ti
 			a, _, err := c.Allocations().Info(s.ID, nil)
 			must.NoError(t, err)
 			if ok(a) {
-				return a
+				found = a
+				return nil
 			}
 			last = describeAlloc(a)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("allocation of %s/%s not ready within %s; last: %s; evaluations: %s", jobID, group, timeout, last, describeEvals(c, jobID))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("last: %s; evaluations: %s", last, describeEvals(c, jobID))
+	})
+	return found
 }
 
 func describeAlloc(a *nomadapi.Allocation) string {

@@ -13,6 +13,8 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/shoenig/test/must"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestE2E_EscapeSuite runs driver/testdata/escape in a dyno under a real Nomad agent,
@@ -44,16 +46,15 @@ func TestE2E_EscapeSuite(t *testing.T) {
 	na := waitAlloc(t, c, "neighbour", "web", 2*time.Minute, taskRunning("web"))
 	// The neighbour's ./tmp is in the plugin's dyno_dir: the default, or one the grid set.
 	var otherTmp string
-	for end := time.Now().Add(10 * time.Second); otherTmp == "" && time.Now().Before(end); {
+	testutil.WaitFor(t, 10*time.Second, "the neighbour's ./tmp/secret.txt", func() bool {
 		for _, pattern := range []string{"/var/lib/dynogrid/dynos", filepath.Join(g.Options.DataDir, "*"), filepath.Join(g.Options.DataDir, "*", "*")} {
 			m, _ := filepath.Glob(filepath.Join(pattern, na.ID+".web", "tmp", "secret.txt"))
 			if len(m) == 1 {
 				otherTmp = filepath.Dir(m[0])
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	must.NotEq(t, "", otherTmp, must.Sprint("the neighbour's ./tmp/secret.txt never appeared"))
+		return otherTmp != ""
+	})
 
 	attack := nomadapi.NewTaskGroup("attack", 1)
 	attack.AddTask(dynoTask("attack", map[string]interface{}{
@@ -74,10 +75,10 @@ func TestE2E_EscapeSuite(t *testing.T) {
 	register(t, c, "attack", "batch", attack)
 	aa := waitAlloc(t, c, "attack", "attack", 3*time.Minute, taskDead("attack"))
 	var out string
-	for end := time.Now().Add(10 * time.Second); !strings.Contains(out, "exit=") && time.Now().Before(end); {
+	testutil.WaitFor(t, 10*time.Second, "the escape suite's exit= line", func() bool {
 		out = taskLog(t, c, aa, "attack", "stdout")
-		time.Sleep(100 * time.Millisecond)
-	}
+		return strings.Contains(out, "exit=")
+	})
 	t.Logf("escape suite under Nomad:\n%s", out)
 	must.StrContains(t, out, "exit=0")
 	must.False(t, aa.TaskStates["attack"].Failed, must.Sprint(describeAlloc(aa)))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/shoenig/test/must"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestDriver_EscapeSuite runs driver/testdata/escape inside a dyno next to another dyno
@@ -18,6 +20,7 @@ import (
 // same suite runs under a real Nomad agent in TestE2E_EscapeSuite.
 func TestDriver_EscapeSuite(t *testing.T) {
 	t.Parallel()
+	requireRoot(t)
 	bin := filepath.Join(t.TempDir(), "escape")
 	build := exec.Command("go", "build", "-o", bin, "./testdata/escape")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -66,8 +69,7 @@ func TestDriver_EscapeSuite(t *testing.T) {
 	must.NoError(t, err)
 	must.Eq(t, "s3cret-"+token+"\n", string(b))
 	beats := stdout(t, other)
-	time.Sleep(500 * time.Millisecond)
-	must.Greater(t, len(beats), len(stdout(t, other)), must.Sprint("the neighbour dyno stopped beating"))
+	testutil.WaitFor(t, 5*time.Second, "the neighbour dyno to beat on", func() bool { return len(stdout(t, other)) > len(beats) })
 }
 
 // escapeChecks are the attempts driver/testdata/escape makes.

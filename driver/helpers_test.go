@@ -2,8 +2,10 @@ package driver
 
 import (
 	"github.com/dynogrid/dynogrid/driver/netfw"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,11 +21,11 @@ import (
 	"github.com/shoenig/test/must"
 )
 
+// requireRoot puts a test that builds real sandboxes in the agent tier (see
+// internal/testutil): they need root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("dyno driver tests need root (they build real sandboxes)")
-	}
+	testutil.E2E(t, "builds real sandboxes, as root", testutil.Root)
 }
 
 // newHarness returns Nomad's driver test harness around a dyno driver whose slug cache
@@ -110,18 +112,15 @@ func stdout(t *testing.T, task *drivers.TaskConfig) string {
 	return string(b)
 }
 
-// waitForStdout polls the task's stdout until it contains want.
+// waitForStdout polls the task's stdout until it contains want, and returns it.
 func waitForStdout(t *testing.T, task *drivers.TaskConfig, want string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := stdout(t, task)
-		if strings.Contains(out, want) {
-			return out
+	var out string
+	testutil.WaitFor(t, timeout, fmt.Sprintf("%q on the task's stdout", want), func() error {
+		if out = stdout(t, task); !strings.Contains(out, want) {
+			return fmt.Errorf("stdout so far:\n%s", out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stdout never contained %q within %s; got:\n%s", want, timeout, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return out
 }

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 	dproto "github.com/hashicorp/nomad/plugins/drivers/proto"
 	"github.com/shoenig/test/must"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 func TestDriver_StopTask_SignalThenKill(t *testing.T) {
@@ -60,10 +63,13 @@ func TestDriver_DestroyTask_LeavesNothing(t *testing.T) {
 	th, ok := d.tasks.Get(task.ID)
 	must.True(t, ok)
 	cg := th.state.CgroupPath
-	pids := cgroupPids(cg)
-	for end := time.Now().Add(10 * time.Second); len(pids) < 4 && time.Now().Before(end); pids = cgroupPids(cg) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	var pids []int
+	testutil.WaitFor(t, 10*time.Second, "the 4 processes in the dyno's cgroup", func() error {
+		if pids = cgroupPids(cg); len(pids) < 4 {
+			return fmt.Errorf("pids in the cgroup: %v", pids)
+		}
+		return nil
+	})
 	must.SliceLen(t, 4, pids, must.Sprintf("pids in the dyno's cgroup: %v", pids))
 	sandboxPid := th.pluginClient.ReattachConfig().Pid
 
@@ -205,7 +211,7 @@ func TestDriver_ExecTaskStreaming(t *testing.T) {
 	start(t, h, task)
 	waitForStdout(t, task, "ready", 10*time.Second)
 	for _, tty := range []bool{false, true} {
-		s := &execStream{input: []*drivers.ExecTaskStreamingRequestMsg{
+		s := &execStream{exited: make(chan struct{}), input: []*drivers.ExecTaskStreamingRequestMsg{
 			{Stdin: &dproto.ExecTaskStreamingIOOperation{Data: []byte("from stdin\n")}},
 		}}
 		if !tty {
@@ -238,8 +244,9 @@ func TestDriver_ExecTaskStreaming(t *testing.T) {
 
 // execStream feeds an exec session its input and collects its output.
 type execStream struct {
-	input []*drivers.ExecTaskStreamingRequestMsg
-	next  int
+	input  []*drivers.ExecTaskStreamingRequestMsg
+	next   int
+	exited chan struct{} // closed when the command's exit arrives
 
 	mu             sync.Mutex
 	stdout, stderr string
@@ -249,7 +256,10 @@ type execStream struct {
 func (s *execStream) Recv() (*drivers.ExecTaskStreamingRequestMsg, error) {
 	if s.next >= len(s.input) {
 		// Keep a TTY session open until the command ends.
-		time.Sleep(10 * time.Second)
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+		}
 		return nil, io.EOF
 	}
 	m := s.input[s.next]
@@ -267,6 +277,7 @@ func (s *execStream) Send(m *drivers.ExecTaskStreamingResponseMsg) error {
 		s.stderr += string(m.Stderr.Data)
 	case m.Exited && m.Result != nil:
 		s.exit = int(m.Result.ExitCode)
+		close(s.exited)
 	}
 	return nil
 }

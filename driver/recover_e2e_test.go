@@ -3,6 +3,7 @@ package driver_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestE2E_PluginRestart kills the dyno plugin under a running dyno: Nomad starts the
@@ -37,23 +39,14 @@ func TestE2E_PluginRestart(t *testing.T) {
 
 	// Nomad runs the plugin again and the task runner re-attaches to the dyno.
 	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testutil.WaitFor(t, time.Until(deadline), "Nomad to start the dyno plugin again", func() bool {
 		p := pluginPid(nomadPid)
-		if p > 0 && p != plugin {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Nomad did not start the dyno plugin again within 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return p > 0 && p != plugin
+	})
 	// The new plugin logs (into the agent's log) that it re-attached to the dyno.
-	for !strings.Contains(readFile(agentLog(t, g, "nomad")), "dyno recovered") {
-		if time.Now().After(deadline) {
-			t.Fatal("the dyno plugin did not recover the dyno within 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.WaitFor(t, time.Until(deadline), "the dyno plugin to recover the dyno", func() bool {
+		return strings.Contains(readFile(agentLog(t, g, "nomad")), "dyno recovered")
+	})
 	a, _, err := c.Allocations().Info(a.ID, nil)
 	must.NoError(t, err)
 	ts := a.TaskStates["web"]
@@ -76,12 +69,12 @@ func TestE2E_PluginRestart(t *testing.T) {
 	_, _, err = c.Jobs().Deregister("recover", false, nil)
 	must.NoError(t, err)
 	a = waitAlloc(t, c, "recover", "web", time.Minute, taskDead("web"))
-	var out string
-	for end := time.Now().Add(10 * time.Second); !strings.Contains(out, "got-term") && time.Now().Before(end); {
-		out = taskLog(t, c, a, "web", "stdout")
-		time.Sleep(100 * time.Millisecond)
-	}
-	must.StrContains(t, out, "got-term", must.Sprint("the recovered dyno did not get the kill signal"))
+	testutil.WaitFor(t, 10*time.Second, "got-term from the recovered dyno, which gets the kill signal", func() error {
+		if out := taskLog(t, c, a, "web", "stdout"); !strings.Contains(out, "got-term") {
+			return fmt.Errorf("stdout: %q", out)
+		}
+		return nil
+	})
 }
 
 func agentPid(t *testing.T, g *devgrid.Grid, name string) int {

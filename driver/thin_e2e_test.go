@@ -14,6 +14,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // procfileLine is the command of a process type in the example app's Procfile.
@@ -50,12 +51,8 @@ func TestE2E_ThinDyno(t *testing.T) {
 	must.NoError(t, err)
 	t.Cleanup(func() { _, _, _ = c.Jobs().Deregister(*job.ID, true, nil) })
 
-	deadline := time.Now().Add(2 * time.Minute)
 	var running []*nomadapi.Allocation
-	for len(running) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("2 dynos not running within 2m; evaluations: %s", describeEvals(c, *job.ID))
-		}
+	testutil.WaitFor(t, 2*time.Minute, "2 dynos running", func() error {
 		running = running[:0]
 		stubs, _, err := c.Jobs().Allocations(*job.ID, false, nil)
 		must.NoError(t, err)
@@ -66,8 +63,11 @@ func TestE2E_ThinDyno(t *testing.T) {
 				running = append(running, a)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		if len(running) < 2 {
+			return fmt.Errorf("%d running; evaluations: %s", len(running), describeEvals(c, *job.ID))
+		}
+		return nil
+	})
 	for _, a := range running {
 		port := allocPort(t, a, "web")
 		body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 60*time.Second)
@@ -81,24 +81,20 @@ func TestE2E_ThinDyno(t *testing.T) {
 // waitHTTP polls url until it answers 200 and returns the body.
 func waitHTTP(t testing.TB, url string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
-	var last string
-	for {
+	var body string
+	testutil.WaitFor(t, timeout, url+" to answer 200", func() error {
 		resp, err := client.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return string(b)
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, b)
-		} else {
-			last = err.Error()
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within %s; last: %s", url, timeout, last)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", resp.Status, b)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		body = string(b)
+		return nil
+	})
+	return body
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/dynogrid/dynogrid/internal/cli"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.
@@ -101,28 +103,24 @@ func webSpec(app, extra string) string {
 // them by their dyno meta.
 func passingDynos(t *testing.T, consul *consulapi.Client, app string, n int, within time.Duration) map[string]*consulapi.ServiceEntry {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var last []*consulapi.ServiceEntry
-	for time.Now().Before(deadline) {
+	var byDyno map[string]*consulapi.ServiceEntry
+	testutil.WaitFor(t, within, fmt.Sprintf("%d passing dynos of %s-web", n, app), func() error {
 		entries, _, err := consul.Health().Service(app+"-web", "dyno", true, nil)
-		if err == nil && len(entries) == n {
-			byDyno := map[string]*consulapi.ServiceEntry{}
-			for _, e := range entries {
-				byDyno[e.Service.Meta["dyno"]] = e
-			}
-			if len(byDyno) == n {
-				return byDyno
-			}
+		if err != nil {
+			return err
 		}
-		last = entries
-		time.Sleep(200 * time.Millisecond)
-	}
-	var seen []string
-	for _, e := range last {
-		seen = append(seen, fmt.Sprintf("%s@%s:%d", e.Service.Meta["dyno"], e.Service.Address, e.Service.Port))
-	}
-	t.Fatalf("%s-web: want %d passing dynos within %s, saw %v", app, n, within, seen)
-	return nil
+		byDyno = map[string]*consulapi.ServiceEntry{}
+		var seen []string
+		for _, e := range entries {
+			byDyno[e.Service.Meta["dyno"]] = e
+			seen = append(seen, fmt.Sprintf("%s@%s:%d", e.Service.Meta["dyno"], e.Service.Address, e.Service.Port))
+		}
+		if len(entries) != n || len(byDyno) != n {
+			return fmt.Errorf("saw %v", seen)
+		}
+		return nil
+	})
+	return byDyno
 }
 
 func get(t *testing.T, e *consulapi.ServiceEntry, path string) string {
@@ -207,13 +205,12 @@ func TestAppLifecycle(t *testing.T) {
 	}
 
 	c.must("ps:restart", "web.2")
-	restarted := false
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !restarted; time.Sleep(200 * time.Millisecond) {
-		restarted = strings.Contains(c.must("ps"), "web.2: running (restarted 1 times)")
-	}
-	if !restarted {
-		t.Errorf("after ps:restart web.2, ps said:\n%s", c.must("ps"))
-	}
+	testutil.WaitFor(t, time.Minute, "ps to show web.2 restarted once", func() error {
+		if out := c.must("ps"); !strings.Contains(out, "web.2: running (restarted 1 times)") {
+			return fmt.Errorf("ps said:\n%s", out)
+		}
+		return nil
+	})
 	passingDynos(t, consul, "hello", 2, time.Minute)
 
 	c.must("config:set", "GREETING=hi there", "SECRET_TOKEN=s3cr3t")

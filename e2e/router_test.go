@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router"
 )
 
@@ -25,17 +26,12 @@ func TestThinAppThroughRouter(t *testing.T) {
 
 	// The app answers through the router under either of its names.
 	for _, host := range []string{"shop.localhost", "www.shop.test"} {
-		deadline := time.Now().Add(time.Minute)
-		for {
-			code, body := through(t, routerURL, host, "/")
-			if code == http.StatusOK && strings.Contains(body, "Hello from web.") {
-				break
+		testutil.WaitFor(t, time.Minute, host+" to answer through the router", func() error {
+			if code, body := through(t, routerURL, host, "/"); code != http.StatusOK || !strings.Contains(body, "Hello from web.") {
+				return fmt.Errorf("%d %q", code, body)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s through the router: %d %q", host, code, body)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	if code, body := through(t, routerURL, "nosuchapp.localhost", "/"); code != http.StatusNotFound {
 		t.Errorf("an unknown host got %d %q, want 404", code, body)
@@ -87,18 +83,19 @@ func through(t *testing.T, routerURL, host, path string) (int, string) {
 // waitStatus polls the router's /status until the app shop satisfies cond.
 func waitStatus(t *testing.T, url, what string, cond func(router.AppStatus) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	var last router.Status
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			last = router.Status{}
-			err = json.NewDecoder(resp.Body).Decode(&last)
-			resp.Body.Close()
-			if err == nil && cond(last.Apps["shop"]) {
-				return
-			}
+	testutil.WaitFor(t, 10*time.Second, "the router's status to show "+what, func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("router status never showed %s; last: %+v", what, last.Apps["shop"])
+		defer resp.Body.Close()
+		var last router.Status
+		if err := json.NewDecoder(resp.Body).Decode(&last); err != nil {
+			return err
+		}
+		if !cond(last.Apps["shop"]) {
+			return fmt.Errorf("last: %+v", last.Apps["shop"])
+		}
+		return nil
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestNomadUIShowsTheApp deploys an app and opens the real Nomad web UI in Debian's
@@ -18,6 +19,7 @@ import (
 // e2e/screenshots.
 func TestNomadUIShowsTheApp(t *testing.T) {
 	t.Parallel()
+	testutil.E2E(t, "starts agents as root and drives Chromium with node and playwright-core", testutil.Root, testutil.Program("node"))
 	root := harness.RepoRoot(t)
 	script := filepath.Join(root, "e2e", "ui", "nomad-ui.mjs")
 	if _, err := os.Stat(filepath.Join(root, "e2e", "ui", "node_modules", "playwright-core")); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/policies"
 )
 
@@ -189,13 +190,13 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 	servedBoth := func(what string) {
 		t.Helper()
 		a0, b0 := okA.Load(), okB.Load()
-		waitFor2(t, 20*time.Second, what, func() bool { return okA.Load() > a0+200 && okB.Load() > b0+200 })
+		testutil.WaitFor(t, 20*time.Second, what, func() bool { return okA.Load() > a0+200 && okB.Load() > b0+200 })
 	}
 
 	// b joins: the app's queue and all its dynos move to b as their requests end.
 	b := startRouterProcess(t, g, bID)
 	bAddr.Store(&b.addr)
-	waitFor2(t, 20*time.Second, "router b owns every dyno", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "router b owns every dyno", func() bool {
 		s, err := b.status()
 		return err == nil && s.Apps["load"].Dynos == dynos && a.appStats("load").Dynos == 0
 	})
@@ -210,10 +211,10 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 	if n := failB.Load(); n != 0 {
 		t.Errorf("%d requests through router b failed while it stopped", n)
 	}
-	waitFor2(t, 20*time.Second, "router a owns every dyno after b stopped", func() bool { return a.appStats("load").Dynos == dynos })
+	testutil.WaitFor(t, 20*time.Second, "router a owns every dyno after b stopped", func() bool { return a.appStats("load").Dynos == dynos })
 	b = startRouterProcess(t, g, bID)
 	bAddr.Store(&b.addr)
-	waitFor2(t, 20*time.Second, "router b owns every dyno again", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "router b owns every dyno again", func() bool {
 		s, err := b.status()
 		return err == nil && s.Apps["load"].Dynos == dynos && a.appStats("load").Dynos == 0
 	})
@@ -225,7 +226,7 @@ func TestClusterOneRequestPerDynoAcrossRouters(t *testing.T) {
 	// Kill b: its session ends and a takes the dynos back; a's requests wait meanwhile.
 	killed := time.Now()
 	b.cmd.Process.Signal(syscall.SIGKILL)
-	waitFor2(t, 40*time.Second, "router a owns every dyno again", func() bool { return a.appStats("load").Dynos == dynos })
+	testutil.WaitFor(t, 40*time.Second, "router a owns every dyno again", func() bool { return a.appStats("load").Dynos == dynos })
 	t.Logf("router a took the app back %s after b was killed", time.Since(killed).Round(time.Millisecond))
 	before := okA.Load()
 	waitFor(t, "requests through router a after the kill", func() bool { return okA.Load() > before+200 })
@@ -322,17 +323,6 @@ func TestClusterOneQueueAcrossRouters(t *testing.T) {
 	}
 }
 
-func waitFor2(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 var _ = context.Background
 
 func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
@@ -418,7 +408,7 @@ func TestClusterHoldsRequestsDuringTakeover(t *testing.T) {
 		cfg.RouterID = live
 	})
 	rb := startRouterProcess(t, g, dying)
-	waitFor2(t, 30*time.Second, "the dying router owns the dyno and the live one forwards to it", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the dying router owns the dyno and the live one forwards to it", func() bool {
 		s, err := rb.status()
 		return err == nil && s.Apps["heldapp"].Dynos == 1 && routes(ra, "heldapp.localhost") == 200 && ra.appStats("heldapp").Dynos == 0
 	})

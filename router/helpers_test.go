@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -195,15 +197,10 @@ func (tr *testRouter) do(t *testing.T, method, host, path string, body io.Reader
 var testClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 
 // waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond for up to 10 s with testutil.WaitFor.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func (tr *testRouter) waiting(name string) int {

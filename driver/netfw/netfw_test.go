@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -100,9 +102,7 @@ func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o644) }
 // puts a rule above their jumps as the CNI firewall plugin does, and checks that
 // EnsureFirst moves them back to the top and Remove leaves nothing.
 func TestInstallKeepsTheJumpsFirst(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (it changes iptables)")
-	}
+	testutil.E2E(t, "changes iptables, as root", testutil.Root, testutil.Program("iptables"))
 	bridge := fmt.Sprintf("dgfw%d", os.Getpid()%100000)
 	in, fwd := Chains(bridge)
 	t.Cleanup(func() {

@@ -15,16 +15,19 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // StartTimeout bounds how long a grid may take to become healthy.
 const StartTimeout = 2 * time.Minute
 
 // BinDir is the folder that holds the agents and the project's binaries: $DYNO_BIN_DIR,
-// or build/bin at the top of the repository. It fails the test when nomad or consul is
-// missing there, since `make test` builds them first.
+// or build/bin at the top of the repository. A test that runs them belongs to the agent
+// tier (see internal/testutil): BinDir skips it unless DYNO_E2E=1, and fails it when
+// nomad or consul is missing there, since `make test` builds them first.
 func BinDir(t testing.TB) string {
 	t.Helper()
+	testutil.E2E(t, "runs the binaries in build/bin")
 	dir := os.Getenv("DYNO_BIN_DIR")
 	if dir == "" {
 		dir = filepath.Join(RepoRoot(t), "build", "bin")
@@ -47,20 +50,28 @@ func RepoRoot(t testing.TB) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// RequireRoot skips nothing: agents that isolate tasks need root, and CI runs as root,
-// so a test that needs it fails loudly elsewhere.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("harness: this test needs root (it runs a Nomad client that isolates tasks)")
-	}
-}
-
 // Grid starts Consul and a Nomad server+client on loopback with free ports, its own data
-// directory and the project's plugins from BinDir, and returns once both are healthy.
+// directory and the project's plugins from BinDir, and returns once both are healthy. It
+// is for tests of the agent tier: without DYNO_E2E=1 it skips the test, and with it, it
+// fails the test unless it runs as root (the Nomad client isolates tasks). A grid of
+// Consul alone (Options.ConsulOnly) needs no root.
 func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 	t.Helper()
-	RequireRoot(t)
+	var o devgrid.Options
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.ConsulOnly {
+		testutil.E2E(t, "starts a Consul agent")
+	} else {
+		testutil.E2E(t, "starts Nomad and Consul agents as root", testutil.Root)
+	}
+	return start(t, opts...)
+}
+
+// start starts the grid that opts describe; see Grid.
+func start(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
+	t.Helper()
 	var g *devgrid.Grid
 	var err error
 	// Free ports are found, then taken: another test may take one in between. A grid
@@ -109,8 +120,8 @@ func Grid(t testing.TB, opts ...func(*devgrid.Options)) *devgrid.Grid {
 	return g
 }
 
-// Consul starts a Consul agent alone (for tests that need no Nomad) and returns its HTTP
-// address.
+// Consul starts a Consul agent alone (for tests that need no Nomad), which needs no root.
+// Like Grid, it is for tests of the agent tier.
 func Consul(t testing.TB) *devgrid.Grid {
 	t.Helper()
 	return Grid(t, func(o *devgrid.Options) { o.ConsulOnly = true })

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -91,7 +92,7 @@ type proc struct {
 // accepts connections. t.Cleanup tears it all down.
 func Start(t testing.TB, opts Options) *Grid {
 	t.Helper()
-	harness.RequireRoot(t)
+	testutil.E2E(t, "makes network namespaces and runs agents on test hosts, as root", testutil.Root, testutil.Program("ip"))
 	if opts.Hosts == 0 {
 		opts.Hosts = 3
 	}

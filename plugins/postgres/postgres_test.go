@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shoenig/test/must"
 
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/plugins/addon"
 	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
@@ -26,8 +27,9 @@ var (
 	pluginDir string
 )
 
-// TestMain starts one PostgreSQL server for the package and builds the plugin; every
-// test uses apps of its own, so they run in parallel.
+// TestMain starts one PostgreSQL server for the package and builds the plugin, for the
+// tests of the agent tier (see internal/testutil); every test uses apps of its own, so
+// they run in parallel.
 func TestMain(m *testing.M) {
 	code, err := run(m)
 	if err != nil {
@@ -38,6 +40,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	if on, err := testutil.E2EEnabled(); !on || err != nil {
+		return m.Run(), nil // requireServer skips, or fails, the tests that need it
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), testserver.StartTimeout)
 	defer cancel()
 	var err error
@@ -58,8 +63,15 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
+// requireServer puts a test that uses the package's PostgreSQL server in the agent tier.
+func requireServer(t *testing.T) {
+	t.Helper()
+	testutil.E2E(t, "runs PostgreSQL (Debian package postgresql)")
+}
+
 func newHost(t *testing.T) *addonhost.Host {
 	t.Helper()
+	requireServer(t)
 	h, err := addonhost.New(addonhost.Options{
 		PluginDir:        pluginDir,
 		Settings:         map[string]map[string]string{Name: {"admin_url": server.AdminURL("")}},
@@ -72,6 +84,7 @@ func newHost(t *testing.T) *addonhost.Host {
 
 func adminConn(t *testing.T, db string) *pgx.Conn {
 	t.Helper()
+	requireServer(t)
 	c, err := pgx.Connect(context.Background(), server.AdminURL(db))
 	must.NoError(t, err)
 	t.Cleanup(func() { c.Close(context.Background()) })
@@ -286,6 +299,7 @@ func TestResourceName(t *testing.T) {
 
 func TestPostgres_Conformance(t *testing.T) {
 	t.Parallel()
+	requireServer(t)
 	p := addontest.Launch(t, pluginDir, Name, map[string]string{"admin_url": server.AdminURL("")})
 	admin := adminConn(t, "")
 	addontest.Conformance(t, addontest.PluginTarget(p), addontest.Options{

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shoenig/test/must"
 	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 func TestPostgres_StartsAndAnswers(t *testing.T) {
@@ -41,6 +43,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestPostgres_InAGivenDirDetached(t *testing.T) {
 	t.Parallel()
+	testutil.E2E(t, "runs PostgreSQL (Debian package postgresql)")
 	parent, err := os.MkdirTemp("", "dyno-pg-parent-")
 	must.NoError(t, err)
 	defer os.RemoveAll(parent)

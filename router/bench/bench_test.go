@@ -81,6 +81,7 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // load generator's own single queue with direct connections (no proxy: the best this
 // machine allows), and computes the ideal M/M/c result from the same trace.
 func BenchmarkRouting(b *testing.B) {
+	requireHAProxy(b)
 	bs, err := loadgen.StartBackends(dynos)
 	if err != nil {
 		b.Fatal(err)
@@ -175,6 +176,7 @@ func target(p *proc) loadgen.Target {
 // (sequential requests, against a direct connection) and the proxy's CPU per request
 // (16 concurrent clients), for dyno-router and HAProxy.
 func BenchmarkOverhead(b *testing.B) {
+	requireHAProxy(b)
 	bs, err := loadgen.StartBackends(dynos)
 	if err != nil {
 		b.Fatal(err)

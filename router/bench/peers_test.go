@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router/loadgen"
 )
 
@@ -79,13 +80,20 @@ func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc {
 	return start(tb, "dyno-router", cmd, addr)
 }
 
+const haproxyBin = "/usr/sbin/haproxy"
+
+// requireHAProxy puts a benchmark against HAProxy in the agent tier (see
+// internal/testutil): it needs the Debian package haproxy.
+func requireHAProxy(tb testing.TB) {
+	tb.Helper()
+	testutil.E2E(tb, "runs haproxy (Debian package haproxy)", testutil.Program(haproxyBin))
+}
+
 // startHAProxy runs HAProxy with balance (and maxconn 1 per server when single).
 func startHAProxy(tb testing.TB, bs []*loadgen.Backend, balance string, single bool) *proc {
 	tb.Helper()
-	bin := "/usr/sbin/haproxy"
-	if _, err := os.Stat(bin); err != nil {
-		tb.Skipf("haproxy not installed at %s", bin)
-	}
+	bin := haproxyBin
+	requireHAProxy(tb)
 	addr := freeAddr(tb)
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
