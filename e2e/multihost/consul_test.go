@@ -21,16 +21,16 @@ func TestHostConsulAgentLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := waitFor(t, killedAt, "the dyno of "+h.Name+" out of Consul", func() bool {
+	out := waitWithin(t, killedAt, time.Minute, "the dyno of "+h.Name+" out of Consul", func() bool {
 		es, err := passing(consul, app)
 		return err == nil && !hasService(es, e.Service.ID) && len(es) == 1
 	})
-	waitFor(t, killedAt, "the killed Consul agent gone", func() bool { return !alive(agent) })
+	waitWithin(t, killedAt, time.Minute, "the killed Consul agent gone", func() bool { return !alive(agent) })
 	startedAt := time.Now()
 	if err := g.StartConsul(h); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, startedAt, "the dyno of "+h.Name+" back in Consul", func() bool {
+	back := waitWithin(t, startedAt, time.Minute, "the dyno of "+h.Name+" back in Consul", func() bool {
 		es, err := passing(consul, app)
 		return err == nil && hasService(es, e.Service.ID) && len(es) == 2
 	})

@@ -11,6 +11,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // loadRate is the steady load of the fault scenarios, in requests per second, each
@@ -30,25 +32,20 @@ func startLoadOn(t *testing.T, routers []string, app, path string) *Load {
 	t.Helper()
 	l := StartLoadOn(routers, app+".localhost", path, loadRate)
 	t.Cleanup(func() { l.Stop() })
-	deadline := time.Now().Add(30 * time.Second)
-	for l.Answered() < 2*loadRate {
-		if time.Now().After(deadline) {
-			t.Fatalf("load: %d answers within 30 s", l.Answered())
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("the load's first %d answers", 2*loadRate), func() error {
+		if n := l.Answered(); n < 2*loadRate {
+			return fmt.Errorf("%d answers", n)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	return l
 }
 
 // serveMore waits until the load has had two more seconds' worth of answers.
 func serveMore(t *testing.T, l *Load) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for served := l.Answered() + 2*loadRate; l.Answered() < served; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("load: fewer than %d answers in 30 s", 2*loadRate)
-		}
-	}
+	served := l.Answered() + 2*loadRate
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more answers to the load", 2*loadRate), func() bool { return l.Answered() >= served })
 }
 
 // twoDynoGrid starts a grid, deploys app with two web dynos and waits for them, on two

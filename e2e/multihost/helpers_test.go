@@ -14,6 +14,8 @@ import (
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.
@@ -75,18 +77,18 @@ func passing(consul *consulapi.Client, app string) ([]*consulapi.ServiceEntry, e
 // waitPassing waits until cond holds for the app's passing web instances and returns them.
 func waitPassing(t *testing.T, consul *consulapi.Client, app string, within time.Duration, what string, cond func([]*consulapi.ServiceEntry) bool) []*consulapi.ServiceEntry {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var last []*consulapi.ServiceEntry
-	for time.Now().Before(deadline) {
-		entries, err := passing(consul, app)
-		if err == nil && cond(entries) {
-			return entries
+	var entries []*consulapi.ServiceEntry
+	testutil.WaitFor(t, within, app+"-web: "+what, func() error {
+		var err error
+		if entries, err = passing(consul, app); err != nil {
+			return err
 		}
-		last = entries
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s-web: %s not within %s; passing: %s", app, what, within, describe(last))
-	return nil
+		if !cond(entries) {
+			return fmt.Errorf("passing: %s", describe(entries))
+		}
+		return nil
+	})
+	return entries
 }
 
 func describe(entries []*consulapi.ServiceEntry) string {

@@ -31,11 +31,11 @@ func TestLinkCut(t *testing.T) {
 	}
 	// A burst of slower requests needs both dynos: the router sends some to the cut one.
 	load.Burst(4, "/sleep?ms=200")
-	out := waitFor(t, cutAt, "the dyno of "+h.Name+" out of Consul", func() bool {
+	out := waitWithin(t, cutAt, time.Minute, "the dyno of "+h.Name+" out of Consul", func() bool {
 		es, err := passing(consul, app)
 		return err == nil && !hasService(es, e.Service.ID) && len(es) == 1
 	})
-	unrouted := waitFor(t, cutAt, "the dyno of "+h.Name+" out of the router's table", func() bool { return routes() == 1 })
+	unrouted := waitWithin(t, cutAt, time.Minute, "the dyno of "+h.Name+" out of the router's table", func() bool { return routes() == 1 })
 	// The other dyno serves alone for a while.
 	serveMore(t, load)
 	node := nodeStatus(t, g, h)
@@ -49,7 +49,7 @@ func TestLinkCut(t *testing.T) {
 		es, err := passing(consul, app)
 		return err == nil && hasService(es, e.Service.ID) && len(es) == 2
 	})
-	rerouted := waitFor(t, restoredAt, "the dyno of "+h.Name+" back in the router's table", func() bool { return routes() == 2 })
+	rerouted := waitWithin(t, restoredAt, time.Minute, "the dyno of "+h.Name+" back in the router's table", func() bool { return routes() == 2 })
 	serveMore(t, load)
 	results := load.Stop()
 	// A request the router had just sent to the cut dyno waits for the link (TCP

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestPluginAndClientRestart kills the dyno driver plugin of a host, then its Nomad
@@ -42,7 +44,7 @@ func TestPluginAndClientRestart(t *testing.T) {
 	}
 	// Nomad starts the plugin again and the driver recovers its dyno: the client
 	// serves the dyno's stats (from the driver) again.
-	pluginBack := waitFor(t, faultAt, "the dyno recovered by a new plugin on "+h.Name, func() bool {
+	pluginBack := waitWithin(t, faultAt, time.Minute, "the dyno recovered by a new plugin on "+h.Name, func() bool {
 		pids := g.pluginPIDs(h)
 		return len(pids) > 0 && pids[0] != killed[0] && clientStats(g, h, before[0].alloc)
 	})
@@ -53,12 +55,12 @@ func TestPluginAndClientRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, clientAt, "the killed Nomad client gone", func() bool { return !alive(agent) })
+	waitWithin(t, clientAt, time.Minute, "the killed Nomad client gone", func() bool { return !alive(agent) })
 	if err := g.StartNomad(h); err != nil {
 		t.Fatal(err)
 	}
 	// The restarted client has recovered the dyno once it serves its stats.
-	clientBack := waitFor(t, clientAt, "the dyno recovered by the restarted client on "+h.Name, func() bool {
+	clientBack := waitWithin(t, clientAt, time.Minute, "the dyno recovered by the restarted client on "+h.Name, func() bool {
 		return clientStats(g, h, before[0].alloc)
 	})
 	waitNode(t, g, h, clientAt, "ready", func(n *nomadapi.Node) bool { return n.Status == nomadapi.NodeStatusReady })
@@ -143,20 +145,11 @@ func clientStats(g *Grid, h *Host, allocID string) bool {
 	return ok
 }
 
-// waitFor polls cond until it holds (a minute at most) and returns the time since from.
-func waitFor(t *testing.T, from time.Time, what string, cond func() bool) time.Duration {
-	t.Helper()
-	return waitWithin(t, from, time.Minute, what, cond)
-}
-
-// waitWithin polls cond until it holds, within at most, and returns the time since from.
+// waitWithin polls cond with testutil.WaitFor until it holds, within at most, and
+// returns the time since from.
 func waitWithin(t *testing.T, from time.Time, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	for deadline := time.Now().Add(within); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %s", what, within)
-		}
-	}
+	testutil.WaitFor(t, within, what, cond)
 	return time.Since(from)
 }
 
@@ -164,22 +157,25 @@ func waitWithin(t *testing.T, from time.Time, within time.Duration, what string,
 func waitNode(t *testing.T, g *Grid, h *Host, from time.Time, what string, cond func(*nomadapi.Node) bool) time.Duration {
 	t.Helper()
 	nomad := g.NomadClient()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not %s within a minute", h.Name, what)
-		}
+	testutil.WaitFor(t, time.Minute, h.Name+" "+what, func() error {
 		nodes, _, err := nomad.Nodes().List(nil)
 		if err != nil {
-			continue
+			return err
 		}
 		for _, n := range nodes {
 			if n.Name != h.Name {
 				continue
 			}
 			node, _, err := nomad.Nodes().Info(n.ID, nil)
-			if err == nil && cond(node) {
-				return time.Since(from)
+			if err != nil {
+				return err
 			}
+			if cond(node) {
+				return nil
+			}
+			return fmt.Errorf("node status %s", node.Status)
 		}
-	}
+		return fmt.Errorf("no node named %s", h.Name)
+	})
+	return time.Since(from)
 }

@@ -23,7 +23,7 @@ func TestRouterRestart(t *testing.T) {
 	// finds requests in flight and queued.
 	load.Burst(6, "/sleep?ms=300")
 	var queued int
-	waitFor(t, time.Now(), "requests queued in the router", func() bool {
+	waitWithin(t, time.Now(), time.Minute, "requests queued in the router", func() bool {
 		st, err := r.Status()
 		queued = st.Apps[app].Waiting
 		return err == nil && queued > 0
@@ -117,7 +117,7 @@ func TestRouterTakeover(t *testing.T) {
 		}
 		return st.Apps[app].Dynos
 	}
-	waitFor(t, time.Now(), "the owning router routing both dynos", func() bool { return routes(live) == 0 && routes(victim) == 2 })
+	waitWithin(t, time.Now(), time.Minute, "the owning router routing both dynos", func() bool { return routes(live) == 0 && routes(victim) == 2 })
 	load := startLoadOn(t, []string{live.Addr, victim.Addr}, app, "/sleep?ms=20")
 	serveMore(t, load)
 
@@ -214,13 +214,13 @@ func TestRouterConsulAgentLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	staleAfter := waitFor(t, killedAt, "the router stale", func() bool {
+	staleAfter := waitWithin(t, killedAt, time.Minute, "the router stale", func() bool {
 		st, err := r.Status()
 		return err == nil && st.Stale && st.Apps[app].Dynos == 2 && staleMetric(1)
 	})
 	staleAt := killedAt.Add(staleAfter)
 	serveMore(t, load)
-	waitFor(t, killedAt, "the killed Consul agent gone", func() bool { return !alive(agent) })
+	waitWithin(t, killedAt, time.Minute, "the killed Consul agent gone", func() bool { return !alive(agent) })
 	startedAt := time.Now()
 	if err := g.StartConsul(r.Host); err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestRouterConsulAgentLoss(t *testing.T) {
 			t.Logf("the router's last state: %s", last)
 		}
 	}()
-	freshAfter := waitFor(t, startedAt, "the router fresh again", func() bool {
+	freshAfter := waitWithin(t, startedAt, time.Minute, "the router fresh again", func() bool {
 		st, err := r.Status()
 		v, merr := r.Metric("dyno_router_consul_stale")
 		last = fmt.Sprintf("status %+v (%v), metric %v (%v)", st, err, v, merr)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // fakeGrid is a scripted Nomad: allocations whose task states change when the test says
@@ -293,15 +295,10 @@ func (rm *runningMeter) stop() {
 func waitCheckpoint(t testing.TB, rm *runningMeter, g *fakeGrid) {
 	t.Helper()
 	want := g.clock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, _ := rm.m.Synced(); !c.Before(want) {
-			return
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("the meter's checkpoint at %s", want), func() error {
+		if c, _ := rm.m.Synced(); c.Before(want) {
+			return fmt.Errorf("checkpoint at %s", c)
 		}
-		if time.Now().After(deadline) {
-			c, _ := rm.m.Synced()
-			t.Fatalf("meter checkpoint is %s, want %s", c, want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
 }

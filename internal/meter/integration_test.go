@@ -17,6 +17,8 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	hclog "github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // agentsOnly is a bin dir holding only nomad and consul, so the grid does not load the
@@ -40,21 +42,20 @@ func agentsOnly(t *testing.T) func(*devgrid.Options) {
 	}
 }
 
+// waitFor polls cond with testutil.WaitFor until it reports true; its last error, if
+// any, goes into the failure.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
+	testutil.WaitFor(t, timeout, what, func() error {
 		ok, err := cond()
-		if ok {
-			return
+		switch {
+		case ok:
+			return nil
+		case err != nil:
+			return err
 		}
-		last = err
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return errors.New("the condition did not hold, with no error")
+	})
 }
 
 func runKey(alloc, task string, start int64) string {

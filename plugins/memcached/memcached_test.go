@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/plugins/addon"
 	"github.com/dynogrid/dynogrid/plugins/addon/addonhost"
 	"github.com/dynogrid/dynogrid/plugins/addon/addontest"
@@ -99,17 +101,19 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 	t.Run("service in consul", func(t *testing.T) {
 		consul, err := g.ConsulClient()
 		must.NoError(t, err)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			entries, _, err := consul.Health().Service(alpha.ID, "", true, nil)
-			if err == nil && len(entries) == 1 {
-				addr := net.JoinHostPort(entries[0].Service.Address, fmt.Sprint(entries[0].Service.Port))
-				must.Eq(t, alpha.Env["MEMCACHED_SERVERS"], addr)
-				return
+		var entries []*consulapi.ServiceEntry
+		testutil.WaitFor(t, 30*time.Second, "service "+alpha.ID+" passing in Consul", func() error {
+			var err error
+			if entries, _, err = consul.Health().Service(alpha.ID, "", true, nil); err != nil {
+				return err
 			}
-			must.True(t, time.Now().Before(deadline), must.Sprintf("service %s never passed in Consul (%v, %d entries)", alpha.ID, err, len(entries)))
-			time.Sleep(200 * time.Millisecond)
-		}
+			if len(entries) != 1 {
+				return fmt.Errorf("%d passing entries", len(entries))
+			}
+			return nil
+		})
+		addr := net.JoinHostPort(entries[0].Service.Address, fmt.Sprint(entries[0].Service.Port))
+		must.Eq(t, alpha.Env["MEMCACHED_SERVERS"], addr)
 	})
 
 	t.Run("killed mid-call then retry", func(t *testing.T) {
@@ -122,14 +126,10 @@ func TestMemcached_OnARealGrid(t *testing.T) {
 			_, err := p.Provision(ctx, req)
 			errc <- err
 		}()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if _, _, err := nomad.Jobs().Info(JobID(req.App, req.RequestID), nil); err == nil {
-				break
-			}
-			must.True(t, time.Now().Before(deadline), must.Sprint("the plugin never submitted the job"))
-			time.Sleep(20 * time.Millisecond)
-		}
+		testutil.WaitFor(t, 30*time.Second, "the plugin to submit the job", func() error {
+			_, _, err := nomad.Jobs().Info(JobID(req.App, req.RequestID), nil)
+			return err
+		})
 		must.NoError(t, syscall.Kill(p.Pid(), syscall.SIGKILL))
 		err = <-errc
 		must.Eq(t, addonhost.KindCrashed, addonhost.KindOf(err), must.Sprintf("error: %v", err))

@@ -238,11 +238,9 @@ func TestPostgres_KilledMidCallThenRetry(t *testing.T) {
 		_, err := p.Provision(ctx, req)
 		errc <- err
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for count(t, admin, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name) == 0 {
-		must.True(t, time.Now().Before(deadline), must.Sprint("the plugin never made the role"))
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 30*time.Second, "the plugin to make the role", func() bool {
+		return count(t, admin, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name) > 0
+	})
 	must.NoError(t, syscall.Kill(p.Pid(), syscall.SIGKILL))
 	select {
 	case err := <-errc:

@@ -49,18 +49,14 @@ func start(tb testing.TB, name string, cmd *exec.Cmd, addr string) *proc {
 	}
 	p := &proc{name: name, cmd: cmd, addr: addr}
 	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.WaitFor(tb, 30*time.Second, name+" to listen on "+addr, func() error {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return p
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not listen on %s", name, addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return p
 }
 
 // startRouter builds and runs dyno-router with a static route to the backends.
