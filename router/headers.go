@@ -11,12 +11,6 @@ import (
 	"time"
 )
 
-// hopHeaders are connection-level headers that a proxy must not forward (RFC 9110 7.6.1).
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
 // Headers the router sets itself; the client's values are replaced (X-Forwarded-For is
 // appended to instead, and X-Request-Id kept when sane).
 var ownHeaders = map[string]bool{

@@ -194,7 +194,7 @@ func (c *cluster) join(ctx context.Context) error {
 		err = fmt.Errorf("router id %q is taken by another live router", c.id)
 	}
 	if err != nil {
-		c.client.Session().Destroy(sess, nil)
+		_, _ = c.client.Session().Destroy(sess, nil)
 		return fmt.Errorf("failed to join the cluster: %w", err)
 	}
 	c.mu.Lock()

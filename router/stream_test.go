@@ -42,7 +42,7 @@ func TestStreamsRequestBody(t *testing.T) {
 		t.Fatalf("sized upload: got %d %q, want %q", resp.StatusCode, body, want)
 	}
 	// Small chunked body: read whole, sent with a length.
-	resp, body = tr.do(t, "POST", "up.localhost", "/", io.MultiReader(strings.NewReader("small")), nil)
+	_, body = tr.do(t, "POST", "up.localhost", "/", io.MultiReader(strings.NewReader("small")), nil)
 	if want := fmt.Sprintf("5 %x []", sha256.Sum256([]byte("small"))); body != want {
 		t.Fatalf("small chunked body: got %q, want %q", body, want)
 	}

@@ -83,8 +83,8 @@ func (e *execHelper) runTTY(ctx context.Context, stream drivers.ExecTaskStream) 
 	// wait until we get all process output
 	wg.Wait()
 
-	// wait to flush out output
-	stream.Send(cmdExitResult(ps, err))
+	// wait to flush out output; a client that has gone cannot be told the result
+	_ = stream.Send(cmdExitResult(ps, err))
 
 	select {
 	case cerr := <-errCh:
@@ -136,8 +136,8 @@ func (e *execHelper) runNoTTY(ctx context.Context, stream drivers.ExecTaskStream
 	// wait until we get all process output
 	wg.Wait()
 
-	// wait to flush out output
-	stream.Send(cmdExitResult(ps, err))
+	// wait to flush out output; a client that has gone cannot be told the result
+	_ = stream.Send(cmdExitResult(ps, err))
 
 	select {
 	case cerr := <-errCh:

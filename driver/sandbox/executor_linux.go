@@ -87,12 +87,12 @@ func (l *sandboxExecutor) Launch(command *executor.ExecCommand) (*executor.Proce
 
 	stdout, err := command.Stdout()
 	if err != nil {
-		container.Destroy()
+		_ = container.Destroy() // the error that made it fail is the one to report
 		return nil, err
 	}
 	stderr, err := command.Stderr()
 	if err != nil {
-		container.Destroy()
+		_ = container.Destroy() // the error that made it fail is the one to report
 		return nil, err
 	}
 	process := &libcontainer.Process{
@@ -107,12 +107,12 @@ func (l *sandboxExecutor) Launch(command *executor.ExecCommand) (*executor.Proce
 	l.userProc = process
 	l.logger.Debug("launching dyno", "command", command.Cmd, "args", strings.Join(command.Args, " "))
 	if err := container.Run(process); err != nil {
-		container.Destroy()
+		_ = container.Destroy() // the error that made it fail is the one to report
 		return nil, fmt.Errorf("failed to start the dyno's process: %w", err)
 	}
 	pid, err := process.Pid()
 	if err != nil {
-		container.Destroy()
+		_ = container.Destroy() // the error that made it fail is the one to report
 		return nil, fmt.Errorf("failed to read the dyno's pid: %w", err)
 	}
 	l.userProcExited = make(chan struct{})
@@ -168,7 +168,7 @@ func (l *sandboxExecutor) Shutdown(signal string, grace time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("failed to read the dyno's state: %w", err)
 	}
-	defer l.container.Destroy()
+	defer func() { _ = l.container.Destroy() }()
 	if status == libcontainer.Stopped {
 		return nil
 	}

@@ -24,12 +24,6 @@ func ip(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// inNS runs `ip args...` inside the network namespace ns.
-func inNS(ns string, args ...string) error {
-	_, err := ip(append([]string{"-n", ns}, args...)...)
-	return err
-}
-
 // netnsInode is the inode that identifies the network namespace named ns.
 func netnsInode(ns string) (uint64, error) {
 	var st syscall.Stat_t

@@ -42,7 +42,7 @@ func TestMeterScriptedHistory(t *testing.T) {
 	g.stop("r1") // 2160
 	g.advance(240 * time.Second)
 
-	rm = startMeter(t, g, store) // 2400
+	startMeter(t, g, store) // 2400; t.Cleanup stops it
 	g.advance(300 * time.Second)
 	g.lose("a2") // 2700: host2 lost
 	g.advance(30 * time.Second)

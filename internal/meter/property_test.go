@@ -104,7 +104,7 @@ func checkRandomHistory(t *testing.T, seed int64) {
 		}
 	}
 	if !meterUp {
-		rm = startMeter(t, g, store)
+		startMeter(t, g, store) // t.Cleanup stops it
 	}
 	g.sync(t)
 	until := g.clock().Add(time.Duration(rng.Int63n(60e9)))

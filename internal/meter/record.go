@@ -3,7 +3,6 @@ package meter
 import (
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -97,10 +96,4 @@ func (r Record) same(o Record) bool {
 	return a.Start.Equal(b.Start) && a.App == b.App && a.Process == b.Process &&
 		a.Namespace == b.Namespace && a.Job == b.Job && a.Group == b.Group &&
 		a.Alloc == b.Alloc && a.Task == b.Task && a.Node == b.Node && a.EndReason == b.EndReason
-}
-
-// parseStartFromKey reads the start nanoseconds at the end of a record key.
-func parseStartFromKey(key string) (int64, error) {
-	i := strings.LastIndexByte(key, '/')
-	return strconv.ParseInt(key[i+1:], 10, 64)
 }

@@ -32,7 +32,8 @@ type Memcached struct {
 	Addr string // host:port
 	dir  string
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when memcached has exited, with its status in exit
+	exit error
 }
 
 // StartMemcached starts memcached on loopback and returns once it answers "version".
@@ -90,13 +91,13 @@ func startMemcached(ctx context.Context, opts MemcachedOptions, dir string, port
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start memcached: %w", err)
 	}
-	m := &Memcached{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, cmd: cmd, done: make(chan error, 1)}
-	go func() { m.done <- cmd.Wait() }()
+	m := &Memcached{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, cmd: cmd, done: make(chan struct{})}
+	go func() { m.exit = cmd.Wait(); close(m.done) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
-		case err := <-m.done:
-			return nil, fmt.Errorf("memcached exited while starting (%v): %s", err, tailFile(logPath, 10))
+		case <-m.done:
+			return nil, fmt.Errorf("memcached exited while starting (%v): %s", m.exit, tailFile(logPath, 10))
 		default:
 		}
 		if _, err := MemcachedVersion(ctx, m.Addr); err == nil {

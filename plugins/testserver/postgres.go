@@ -50,7 +50,8 @@ type Postgres struct {
 	LogPath  string // the server's log
 	listen   string // listen_addresses
 	cmd      *exec.Cmd
-	done     chan error
+	done     chan struct{} // closed when the server has exited, with its status in exit
+	exit     error
 }
 
 // PID is the postmaster's process ID.
@@ -95,7 +96,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the server directory: %w", err)
 	}
-	p := &Postgres{Dir: dir, Host: "127.0.0.1", User: "postgres", Password: opts.Password, done: make(chan error, 1)}
+	p := &Postgres{Dir: dir, Host: "127.0.0.1", User: "postgres", Password: opts.Password}
 	ok := false
 	defer func() {
 		if !ok {
@@ -174,15 +175,15 @@ func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *sys
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("failed to start postgres: %w", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	go func() { p.exit = cmd.Wait(); close(done) }()
 	p.Port, p.cmd, p.done = port, cmd, done
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-done:
-			return fmt.Errorf("postgres exited while starting (%v): %s", err, tailFile(logPath, 10))
+		case <-done:
+			return fmt.Errorf("postgres exited while starting (%v): %s", p.exit, tailFile(logPath, 10))
 		default:
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -193,7 +194,7 @@ func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *sys
 			return nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			p.Stop()
+			_ = p.Stop() // the server's log says more than a failure to stop it
 			return fmt.Errorf("postgres did not accept connections on port %d: %v: %s", port, err, tailFile(logPath, 10))
 		}
 		time.Sleep(pollInterval)

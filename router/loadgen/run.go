@@ -115,14 +115,14 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 				errMu.Unlock()
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
+			_, rerr := io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			lat[i] = time.Since(due)
-			ok[i] = resp.StatusCode == http.StatusOK
+			ok[i] = resp.StatusCode == http.StatusOK && rerr == nil
 			if !ok[i] {
 				errMu.Lock()
 				if firstErr == nil {
-					firstErr = fmt.Errorf("status %d", resp.StatusCode)
+					firstErr = fmt.Errorf("status %d, body read: %v", resp.StatusCode, rerr)
 				}
 				errMu.Unlock()
 			}
@@ -181,8 +181,11 @@ func Warm(c *http.Client, target Target, n int) error {
 		if err != nil {
 			return fmt.Errorf("failed to warm up %s: %w", target.Name, err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("failed to warm up %s: reading a body: %w", target.Name, err)
+		}
 	}
 	return nil
 }
