@@ -68,8 +68,11 @@ func (c *devUpCommand) Help() string {
 
   Starts a Consul agent and a Nomad agent (server and client) on loopback,
   waits until both are healthy and the dyno driver is loaded, and prints where
-  their web UIs are. Without --detach it stays in the foreground and Ctrl-C
-  stops the grid; with --detach it returns and ` + "`dyno dev down`" + ` stops it.
+  their web UIs are. Without --detach it stays in the foreground: Ctrl-C stops
+  the grid; ` + "`dyno dev down`" + ` run elsewhere stops it too, and then dev up says so
+  and exits 0; if an agent exits on its own, dev up says which and exits 1,
+  leaving the rest (and the logs) for ` + "`dyno dev down`" + `. With --detach it
+  returns once the grid is up, and ` + "`dyno dev down`" + ` stops it.
 
 Options:
   --data-dir=DIR     Folder for the agents' data, logs and state
@@ -134,9 +137,36 @@ func (c *devUpCommand) Run(args []string) int {
 		c.ui.Output(fmt.Sprintf("    stop it:   dyno dev down --data-dir %s", g.Options.DataDir))
 		return 0
 	}
-	c.ui.Output("    Ctrl-C stops it.")
-	<-sigs
-	return downGrid(c.ui, g)
+	c.ui.Output(fmt.Sprintf("    Ctrl-C stops it, and so does `dyno dev down --data-dir %s` from elsewhere.", g.Options.DataDir))
+	return c.watch(g, sigs)
+}
+
+// gridCheckInterval is how often a foreground `dyno dev up` checks that its grid runs.
+const gridCheckInterval = time.Second
+
+// watch holds the grid in the foreground until a signal stops it (exit status of the
+// stop), until `dyno dev down` stops it from elsewhere (0), or until an agent exits on
+// its own (1: what is left runs on, for its logs, until `dyno dev down`).
+func (c *devUpCommand) watch(g *devgrid.Grid, sigs <-chan os.Signal) int {
+	tick := time.NewTicker(gridCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sigs:
+			return downGrid(c.ui, g)
+		case <-tick.C:
+		}
+		why, stopped := g.Gone()
+		switch {
+		case why == "":
+			continue
+		case stopped:
+			c.ui.Output(fmt.Sprintf("==> The grid was stopped from elsewhere: %s; dyno dev up exits", why))
+			return 0
+		}
+		c.ui.Error(fmt.Sprintf("dyno dev up: the grid is gone: %s; stop what is left with `dyno dev down --data-dir %s`", why, g.Options.DataDir))
+		return 1
+	}
 }
 
 func gridSummary(g *devgrid.Grid) string {

@@ -23,6 +23,8 @@ const StopTimeout = 45 * time.Second
 // is left mounted below the data directory and removes the directory.
 func (g *Grid) Down(ctx context.Context) error {
 	var errs []error
+	g.Stopping = true
+	_ = g.save() // best effort: Gone tells a stopped grid by its removed state too
 	allocs := g.allocIDs()
 	ours := map[int]bool{}
 	for _, a := range g.Agents {

@@ -23,6 +23,10 @@ type Grid struct {
 	Options Options `json:"options"`
 	// Agents are the processes Up started, in start order.
 	Agents []Agent `json:"agents"`
+	// Stopping is set in the saved state by Down before it stops any agent, so that a
+	// process that holds the grid (a foreground `dyno dev up`) tells a grid being
+	// stopped from an agent that exited on its own; see Gone.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // Agent is one process of the grid.
