@@ -15,9 +15,8 @@ import (
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/cli"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
-	consulapi "github.com/hashicorp/consul/api"
-
 	"github.com/dynogrid/dynogrid/internal/testutil"
+	consulapi "github.com/hashicorp/consul/api"
 )
 
 // dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.

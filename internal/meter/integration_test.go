@@ -13,12 +13,11 @@ import (
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/meter"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/policies"
 	consulapi "github.com/hashicorp/consul/api"
 	hclog "github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
-
-	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // agentsOnly is a bin dir holding only nomad and consul, so the grid does not load the
