@@ -50,6 +50,13 @@ func RepoRoot(t testing.TB) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// RequireRoot puts a test that needs root in the agent tier (see internal/testutil): it
+// skips the test unless DYNO_E2E=1, and with DYNO_E2E=1 fails it unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	testutil.E2E(t, "needs root", testutil.Root)
+}
+
 // Grid starts Consul and a Nomad server+client on loopback with free ports, its own data
 // directory and the project's plugins from BinDir, and returns once both are healthy. It
 // is for tests of the agent tier: without DYNO_E2E=1 it skips the test, and with it, it

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/policies"
 	"github.com/dynogrid/dynogrid/router"
 	"github.com/dynogrid/dynogrid/router/loadgen"
@@ -90,24 +91,19 @@ func (c *routerCluster) owner() *clusterRouter {
 // settled waits until one router owns every dyno and every router routes the app.
 func (c *routerCluster) settled(tb testing.TB, client *http.Client) *clusterRouter {
 	tb.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if o := c.owner(); o != nil {
-			ok := true
-			for _, r := range c.routers {
-				if loadgen.Warm(client, loadgen.Target{Name: r.id, URL: "http://" + r.addr + "/", Host: "bench.localhost"}, 1) != nil {
-					ok = false
-				}
-			}
-			if ok {
-				return o
+	var owner *clusterRouter
+	testutil.WaitFor(tb, 60*time.Second, fmt.Sprintf("the %d-router cluster to settle with one router owning all %d dynos", c.n, dynos), func() bool {
+		if owner = c.owner(); owner == nil {
+			return false
+		}
+		for _, r := range c.routers {
+			if loadgen.Warm(client, loadgen.Target{Name: r.id, URL: "http://" + r.addr + "/", Host: "bench.localhost"}, 1) != nil {
+				return false
 			}
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the %d-router cluster did not settle with one router owning all %d dynos", c.n, dynos)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	})
+	return owner
 }
 
 // startCluster starts a Consul agent (ACLs on), registers the backends in it as the
