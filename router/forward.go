@@ -159,7 +159,10 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			r.fail(w, rec, H10)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			if resp.Header.Get(NotOwnerHeader) != "" {
+			// Only the peer's own hand-back: a 503 naming it. A dyno's answers never
+			// carry the header, except a 101, whose headers go out as the dyno sent
+			// them (and whose request the dyno has already served).
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(NotOwnerHeader) == id {
 				return errNotOwner
 			}
 			rec.status = resp.StatusCode
