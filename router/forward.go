@@ -95,7 +95,16 @@ func (r *Router) routeInCluster(w *response, req *http.Request, a *app, body *bo
 			if answered {
 				return routeAnswered
 			}
-			if !bounced || bounces == maxBounces {
+			if bounces == maxBounces {
+				break
+			}
+			if now, _ := c.peerFor(a.name); now != id {
+				// The members changed while the request was on its way: reconcile has
+				// redirected the app's queue already, so a request held here now would
+				// wait for nothing. Try the new owner (or hold, when it is this router).
+				continue
+			}
+			if !bounced {
 				break
 			}
 			select {
