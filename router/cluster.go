@@ -250,9 +250,10 @@ func (c *cluster) watchLocks(ctx context.Context) {
 }
 
 type handover struct {
-	a   *app
-	key string // dyno key in the app
-	id  string // dyno ID (lock)
+	a    *app
+	key  string // dyno key in the app
+	id   string // dyno ID (lock)
+	sess string // the session that holds the lock
 }
 
 // reconcile acquires the locks of the dynos this router should own and are free, hands
@@ -278,7 +279,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 			if !mineNow {
 				if c.mine[in.ID] && !c.leaving[in.ID] {
 					c.leaving[in.ID] = true
-					hand = append(hand, handover{key: in.key(), id: in.ID, a: c.r.appRef(app)})
+					hand = append(hand, handover{key: in.key(), id: in.ID, a: c.r.appRef(app), sess: c.session})
 				}
 				continue
 			}
@@ -311,7 +312,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 	for id := range c.mine {
 		if !present[id] && !c.leaving[id] {
 			c.leaving[id] = true
-			hand = append(hand, handover{a: c.r.appRef(c.appOf[id]), id: id})
+			hand = append(hand, handover{a: c.r.appRef(c.appOf[id]), id: id, sess: c.session})
 		}
 	}
 	for _, app := range c.r.Apps() {
@@ -359,17 +360,34 @@ func (c *cluster) handOver(ctx context.Context, h handover) {
 			}
 		}
 	}
-	c.mu.Lock()
-	sess := c.session
-	c.mu.Unlock()
-	_, _, err := c.client.KV().Release(&consulapi.KVPair{Key: lockKey(h.id), Session: sess}, (&consulapi.WriteOptions{}).WithContext(ctx))
-	if err != nil && ctx.Err() == nil {
-		c.log.Warn("failed to release a dyno; it stays with this router until the session ends", "dyno_id", h.id, "error", err)
+	// The release is tried until it succeeds: a lock left held by this router's session,
+	// which lives on, would keep the dyno from its new owner for as long as this router
+	// runs. It ends when the session does (its locks are gone then, and heartbeat has
+	// forgotten them; what mine says now is the new session's).
+	bo := backoff{}
+	for {
+		c.mu.Lock()
+		same := c.session == h.sess
+		c.mu.Unlock()
+		if !same || h.sess == "" {
+			return
+		}
+		_, _, err := c.client.KV().Release(&consulapi.KVPair{Key: lockKey(h.id), Session: h.sess}, (&consulapi.WriteOptions{}).WithContext(ctx))
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			break
+		}
+		c.log.Warn("failed to release a dyno; trying again", "dyno_id", h.id, "error", err)
+		bo.wait(ctx)
 	}
 	c.mu.Lock()
-	delete(c.mine, h.id)
-	delete(c.leaving, h.id)
-	delete(c.appOf, h.id)
+	if c.session == h.sess {
+		delete(c.mine, h.id)
+		delete(c.leaving, h.id)
+		delete(c.appOf, h.id)
+	}
 	c.mu.Unlock()
 	c.poke()
 }

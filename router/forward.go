@@ -95,7 +95,16 @@ func (r *Router) routeInCluster(w *response, req *http.Request, a *app, body *bo
 			if answered {
 				return routeAnswered
 			}
-			if !bounced || bounces == maxBounces {
+			if bounces == maxBounces {
+				break
+			}
+			if now, _ := c.peerFor(a.name); now != id {
+				// The members changed while the request was on its way: reconcile has
+				// redirected the app's queue already, so a request held here now would
+				// wait for nothing. Try the new owner (or hold, when it is this router).
+				continue
+			}
+			if !bounced {
 				break
 			}
 			select {
@@ -159,7 +168,10 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			r.fail(w, rec, H10)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			if resp.Header.Get(NotOwnerHeader) != "" {
+			// Only the peer's own hand-back: a 503 naming it. A dyno's answers never
+			// carry the header, except a 101, whose headers go out as the dyno sent
+			// them (and whose request the dyno has already served).
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(NotOwnerHeader) == id {
 				return errNotOwner
 			}
 			rec.status = resp.StatusCode

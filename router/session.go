@@ -18,8 +18,8 @@ import (
 //     invalidated, and the session is invalidated at the earliest when the agent's node
 //     leaves (serfHealth critical at once), at the latest checkTTL after the router's
 //     last heartbeat reached its agent.
-//   - The router stops routing (fences) fenceAfter after its last heartbeat that reached
-//     both its agent and the session: fenceAfter + watchdogEvery < lockDelay.
+//   - The router stops routing (fences) fenceAfter after it sent its last heartbeat that
+//     reached both its agent and the session: fenceAfter + watchdogEvery < lockDelay.
 //
 // A dead router's dynos are taken over after checkTTL + lockDelay (about 7 s) instead of
 // the session TTL (10 to 20 s, Consul's minimum) + lockDelay. The session TTL stays as a
@@ -69,14 +69,20 @@ func (c *cluster) keepSession(ctx context.Context) {
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		hctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+		// A slow agent is not a dead one: a heartbeat may take until the router would
+		// fence anyway (with heartbeatEvery, two calls of more than 250 ms each fenced
+		// a router whose check and session Consul kept alive, and the other routers
+		// kept sending it the apps it owned). It counts from when it was sent: Consul
+		// passed the check and renewed the session after that.
+		start := time.Now()
+		hctx, cancel := context.WithTimeout(ctx, fenceAfter)
 		err := c.heartbeat(hctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
-			c.lastOK.Store(time.Now().UnixNano())
+			c.lastOK.Store(start.UnixNano())
 			c.setFenced(false, nil)
 		} else {
 			c.log.Debug("cluster heartbeat failed", "error", err)
