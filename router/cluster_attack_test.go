@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"io"
 	"log"
 	"net"
@@ -315,7 +316,7 @@ func TestAttackFailedReleaseStrandsDyno(t *testing.T) {
 	register(t, c, "strand", "web.1", b, nil, false)
 	px := newConsulProxy(t, g.Options.ConsulAddr())
 	ra := clusterRouter(t, px.addr(), token, "ra", nil)
-	waitFor2(t, 20*time.Second, "router a owns the dyno", func() bool { return ra.appStats("strand").Dynos == 1 })
+	testutil.WaitFor(t, 20*time.Second, "router a owns the dyno", func() bool { return ra.appStats("strand").Dynos == 1 })
 
 	var once atomic.Bool
 	fail := func(r *http.Request) int {
@@ -328,7 +329,7 @@ func TestAttackFailedReleaseStrandsDyno(t *testing.T) {
 	px.fail.Store(&fail)
 	rb := clusterRouter(t, g.Options.ConsulAddr(), token, routerIDOwning("ra", "rb", "strand"),
 		func(cfg *Config) { cfg.MaxQueueWait = 2 * time.Second })
-	waitFor2(t, 20*time.Second, "the release fails once", func() bool { return len(px.failed()) == 1 })
+	testutil.WaitFor(t, 20*time.Second, "the release fails once", func() bool { return len(px.failed()) == 1 })
 	deadline := time.Now().Add(15 * time.Second)
 	for rb.appStats("strand").Dynos != 1 {
 		if time.Now().After(deadline) {
@@ -363,12 +364,12 @@ func TestAttackSlowAgentFencesOwnerForever(t *testing.T) {
 	short := func(cfg *Config) { cfg.MaxQueueWait = 3 * time.Second }
 	rb := clusterRouter(t, g.Options.ConsulAddr(), token, "fast-0", short)
 	ra := clusterRouter(t, px.addr(), token, routerIDOwning("fast-0", "slow", "slowagent"), short)
-	waitFor2(t, 20*time.Second, "the slow router owns the dyno and the other forwards to it", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the slow router owns the dyno and the other forwards to it", func() bool {
 		return ra.appStats("slowagent").Dynos == 1 && routes(rb, "slowagent.localhost") == 200
 	})
 	px.delay.Store(int64(300 * time.Millisecond))
 	// Six renewals answered late: at least 3 s of a slow agent, past fenceAfter.
-	waitFor2(t, 20*time.Second, "six late session renewals", func() bool { return px.renews.Load() >= 6 })
+	testutil.WaitFor(t, 20*time.Second, "six late session renewals", func() bool { return px.renews.Load() >= 6 })
 	t.Logf("slow router fenced: %v", ra.logHas("cannot reach Consul"))
 	for _, tr := range []*testRouter{rb, ra} {
 		start := time.Now()

@@ -372,16 +372,16 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	fwd := ra
+	fwd, ownerID := ra, "rb"
 	if ra.appStats("solo").Dynos == 1 {
-		fwd = rb
+		fwd, ownerID = rb, "ra"
 	}
 	waitFor(t, "forward logged", func() bool { return fwd.logHas("dyno=router:", "status=200") })
 
 	// A request forwarded to the router that owns none of the dynos (ownership moved
 	// while it was on its way) is handed back at once, not held.
 	start := time.Now()
-	resp, _ := fwd.do(t, "GET", "solo.localhost", "/", nil, http.Header{HopHeader: {"peer"}})
+	resp, _ := fwd.do(t, "GET", "solo.localhost", "/", nil, http.Header{HopHeader: {ownerID}})
 	if resp.StatusCode != 503 || resp.Header.Get(NotOwnerHeader) == "" || time.Since(start) > 2*time.Second {
 		t.Fatalf("forwarded request to the non-owner: %d, %s %q after %s; want 503 with it at once",
 			resp.StatusCode, NotOwnerHeader, resp.Header.Get(NotOwnerHeader), time.Since(start))

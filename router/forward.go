@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 )
@@ -50,6 +51,19 @@ func (c *cluster) expects(app string) bool {
 	return len(c.insts[app]) > 0
 }
 
+// fromPeer says whether req was forwarded by another live router: its hop header names
+// a member. A client that sends the header itself is served as any client (the header
+// never reaches dynos, so router IDs do not leak to apps).
+func (c *cluster) fromPeer(req *http.Request) bool {
+	id := req.Header.Get(HopHeader)
+	if id == "" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return id != c.id && slices.Contains(c.members, id)
+}
+
 // clusterRoute is what becomes of a request for an app with no dyno routed here.
 type clusterRoute int
 
@@ -77,7 +91,7 @@ const (
 // requests to the new owner, or this router serves them.
 func (r *Router) routeInCluster(w *response, req *http.Request, a *app, body *bodySource, rec *record) clusterRoute {
 	c := r.cluster
-	if req.Header.Get(HopHeader) != "" {
+	if c.fromPeer(req) {
 		if !c.owns(a.name) {
 			w.Header().Set(NotOwnerHeader, c.id)
 			rec.desc = "Dynos owned by another router"

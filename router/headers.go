@@ -19,6 +19,8 @@ var ownHeaders = map[string]bool{
 	"Upgrade": true, "Content-Length": true, "Host": true, "Expect": true,
 	"X-Request-Id": true, "X-Request-Start": true, "X-Forwarded-For": true,
 	"X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+	// Between cluster routers only (forward.go).
+	HopHeader: true, NotOwnerHeader: true,
 }
 
 // saneRequestID says whether a client's X-Request-Id may be kept: 20 to 200 characters

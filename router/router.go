@@ -61,7 +61,7 @@ func New(cfg Config) (*Router, error) {
 		dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
 	}
 	r.peerTransport = &http.Transport{DialContext: r.dialer.DialContext, MaxIdleConnsPerHost: peerIdleConns,
-		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.RequestTimeout + cfg.MaxQueueWait}
+		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.MaxQueueWait + takeoverWait + cfg.ConnectTimeout + maxAppTimeout}
 	r.metrics = newMetrics(r)
 	r.table.Store(&table{hosts: map[string]*app{}})
 	for name, insts := range cfg.Static {
@@ -69,6 +69,12 @@ func New(cfg Config) (*Router, error) {
 	}
 	return r, nil
 }
+
+// maxAppTimeout is the longest an app's own request timeout (meta timeout) may make the
+// owner of a forwarded request take to start its answer: a forwarding router does not
+// know the app's timeout, and waits this long beyond the queue before it gives up on a
+// peer that stopped answering.
+const maxAppTimeout = 10 * time.Minute
 
 // peerIdleConns is how many kept-alive connections a cluster router keeps to each peer:
 // every forwarded request that waits in the owner's queue holds one, and connections
