@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -323,7 +322,6 @@ func TestClusterOneQueueAcrossRouters(t *testing.T) {
 	}
 }
 
-var _ = context.Background
 
 func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 	t.Parallel()
