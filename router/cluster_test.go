@@ -322,7 +322,6 @@ func TestClusterOneQueueAcrossRouters(t *testing.T) {
 	}
 }
 
-
 func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 	t.Parallel()
 	g := harness.Consul(t)
