@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // HopHeader marks a request one router forwarded to another in cluster mode; a router
@@ -89,7 +91,7 @@ const (
 // refused the connection while Consul still has the app's dynos (it died or is
 // leaving): the queue moves within seconds, and reconcile then sends the waiting
 // requests to the new owner, or this router serves them.
-func (r *Router) routeInCluster(w *response, req *http.Request, a *app, body *bodySource, rec *record) clusterRoute {
+func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, body *bodySource, rec *record) clusterRoute {
 	c := r.cluster
 	if c.fromPeer(req) {
 		if !c.owns(a.name) {

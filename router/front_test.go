@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Tests of the router's client side (front.go, response.go) through a running router,
+// Tests of the router's client side (router/internal/http1) through a running router,
 // with raw client connections.
 
 // clientConnTo dials the router; reads and writes fail after 10 s.
@@ -301,30 +301,6 @@ func TestDynoHeadersCannotSplitResponses(t *testing.T) {
 	}
 }
 
-// TestResponseHeaderLinesSanitised: whatever a handler puts in the header map, one
-// value is one header line.
-func TestResponseHeaderLinesSanitised(t *testing.T) {
-	t.Parallel()
-	var out bytes.Buffer
-	bw := bufio.NewWriter(&out)
-	h := http.Header{
-		"X-A":          {"a\r\nInjected: yes", "b\rInjected: yes", "c\nInjected: yes"},
-		"Bad Name":     {"v"},
-		"X-B\r\nX-Inj": {"v"},
-		"":             {"v"},
-	}
-	writeHeaderLines(bw, h, nil)
-	bw.WriteString("\r\n")
-	bw.Flush()
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n"+out.String())), nil)
-	if err != nil {
-		t.Fatalf("header lines %q do not parse: %v", out.String(), err)
-	}
-	if len(resp.Header) != 1 || len(resp.Header["X-A"]) != 3 {
-		t.Fatalf("header lines %q read as %v", out.String(), resp.Header)
-	}
-}
-
 func TestIdleConnectionClosed(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, nil)
@@ -523,39 +499,6 @@ func TestPipelinedWhileQueued(t *testing.T) {
 		if resp.StatusCode != 200 || body != want {
 			t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
 		}
-	}
-}
-
-// TestIdleConnectionKeepsNoLargeHeadBuffer: a connection that once sent a large head
-// must not keep a buffer that size while it idles, or many idle connections hold many
-// times the memory they need.
-func TestIdleConnectionKeepsNoLargeHeadBuffer(t *testing.T) {
-	t.Parallel()
-	tr := startRouter(t, nil)
-	ln := listen(t)
-	f := newFront(tr.Router, ln)
-	go f.serve()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		f.shutdown(ctx)
-	})
-	c, br := clientConnTo(t, ln.Addr().String())
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: nope.localhost\r\nX-Big: "+strings.Repeat("a", 30000)+"\r\n\r\n")
-	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 404 {
-		t.Fatalf("got %d", resp.StatusCode)
-	}
-	var cc *clientConn
-	waitFor(t, "connection idle", func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for k := range f.conns {
-			cc = k
-		}
-		return cc != nil && cc.state.Load() == connIdle
-	})
-	if n := cap(cc.head); n > 4096 {
-		t.Fatalf("idle connection keeps a %d-byte head buffer", n)
 	}
 }
 

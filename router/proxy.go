@@ -6,19 +6,20 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // StaleHeader is set on every response while the router serves from a routing table it
 // could not refresh from Consul.
 const StaleHeader = "X-Dyno-Router-Stale"
 
-// serveRequest routes one client request: find the app by Host, take an idle dyno
+// ServeHTTP1 routes one client request: find the app by Host, take an idle dyno
 // (waiting in the app's queue for one), forward the request and stream the response back.
-func (r *Router) serveRequest(w *response, req *http.Request) {
+func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	start := time.Now()
 	ip := clientIP(req)
 	rec := &record{method: req.Method, path: req.RequestURI, host: req.Host}
@@ -47,7 +48,7 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 	if timeout <= 0 {
 		timeout = r.cfg.RequestTimeout
 	}
-	w.writeTimeout = timeout
+	w.SetWriteTimeout(timeout)
 	ob := &outbound{req: req, requestID: rec.requestID, fwdFor: rec.fwd, proto: "http",
 		port: r.port(), start: start}
 	if req.TLS != nil {
@@ -62,13 +63,13 @@ func (r *Router) serveRequest(w *response, req *http.Request) {
 		return
 	}
 	if body.streaming() {
-		w.body = nil // lent to the goroutine that streams it
+		w.LendBody() // to the goroutine that streams it
 	}
 
 	var ahead *sendAhead
 	var watch func()
 	if !body.streaming() {
-		watch = w.cc.watchLeave
+		watch = w.WatchLeave
 		wb := wireBufs.Get().(*bytes.Buffer)
 		defer func() { wb.Reset(); wireBufs.Put(wb) }()
 		ob.writeHead(wb)
@@ -179,7 +180,7 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 		bw = r.startBodyWriter(dc, body, ob.length)
 	}
 
-	resp, err := readResponse(dc.br, req.Method)
+	resp, err := http1.ReadResponse(dc.br, req.Method)
 	if bw != nil {
 		if done, werr := bw.finished(); done && werr != nil {
 			var ce *clientBodyError
@@ -209,30 +210,16 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 	return false
 }
 
-// responseError is a failure to read a response head; nothing says no byte arrived.
-type responseError struct {
-	err     error
-	nothing bool
-}
-
-func (e *responseError) Error() string { return "failed to read response: " + e.err.Error() }
-func (e *responseError) Unwrap() error { return e.err }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
 // failedResponse answers a request whose response head never came: H12 on timeout (the
 // dyno stays busy until it finishes), H13 when the dyno closed the connection, H17 for
 // a malformed head.
 func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn,
 	bw *bodyWriter, err error, timeout time.Duration, rec *record) {
-	var re *responseError
+	var re *http1.ResponseError
 	errors.As(err, &re)
-	if isTimeout(err) {
+	if http1.IsTimeout(err) {
 		r.fail(w, rec, H12)
-		if re == nil || !re.nothing {
+		if re == nil || !re.Nothing {
 			// Part of a head arrived: the connection is in an unknown state.
 			if bw != nil {
 				bw.stop(w, dc)
@@ -256,7 +243,7 @@ func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, a *app
 	}
 	dc.close()
 	a.release(d)
-	if re != nil && !re.nothing && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
+	if re != nil && !re.Nothing && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
 		r.fail(w, rec, H17)
 		return
 	}
@@ -288,7 +275,7 @@ func (r *Router) settleLater(a *app, d *dyno, dc *dynoConn, resp *http.Response,
 		defer a.release(d)
 		var err error
 		if resp == nil {
-			if resp, err = readResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+			if resp, err = http1.ReadResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
 				dc.close()
 				return
 			}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // Router is one dyno-router instance.
@@ -103,7 +105,14 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
 		}
 	}
-	fr := newFront(r, ln)
+	fr := http1.NewServer(ln, r, http1.Config{
+		HeaderReadTimeout: r.cfg.HeaderReadTimeout,
+		IdleTimeout:       r.cfg.IdleTimeout,
+		WriteTimeout:      r.cfg.RequestTimeout,
+		BodyReadTimeout:   r.cfg.BodyReadTimeout,
+		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
+		Logger:            r.log,
+	})
 	var msrv *http.Server
 	var mln net.Listener
 	if r.cfg.MetricsListener != nil || r.cfg.MetricsListen != "" {
@@ -153,7 +162,7 @@ func (r *Router) Run(ctx context.Context) error {
 		defer wg.Done()
 		// Connections wait in the listen backlog until the first table is in.
 		r.awaitTable(ctx, tableReady)
-		if err := fr.serve(); err != nil {
+		if err := fr.Serve(); err != nil {
 			errc <- fmt.Errorf("failed to serve clients: %w", err)
 		}
 	}()
@@ -180,8 +189,8 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.cluster != nil {
 		r.cluster.stepDown(sctx)
 	}
-	drainAcceptQueue(ln, time.Second)
-	if err := fr.shutdown(sctx); err != nil {
+	http1.DrainAcceptQueue(ln, time.Second)
+	if err := fr.Shutdown(sctx); err != nil {
 		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)
 	}
 	r.closeTracked(sctx)

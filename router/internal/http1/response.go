@@ -1,4 +1,4 @@
-package router
+package http1
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 // say: the Content-Length given, else chunked for HTTP/1.1, else until the connection
 // closes. It is an http.ResponseWriter and supports http.ResponseController (flush,
 // read and write deadlines, hijack).
-type response struct {
+type Response struct {
 	cc        *clientConn
 	req       *http.Request
 	header    http.Header
@@ -34,13 +34,28 @@ type response struct {
 	body *bodyReader
 }
 
-var _ http.ResponseWriter = (*response)(nil)
+var _ http.ResponseWriter = (*Response)(nil)
 
-func (w *response) Header() http.Header { return w.header }
+func (w *Response) Header() http.Header { return w.header }
+
+// SetWriteTimeout bounds how long the client may take to accept each write of this
+// response (Config.WriteTimeout until then).
+func (w *Response) SetWriteTimeout(d time.Duration) { w.writeTimeout = d }
+
+// LendBody says that another goroutine reads the request body from now on, so that the
+// response no longer looks at it (see leavesBodyUnread). The server reads past what is
+// left of it once the handler returns, as for any body.
+func (w *Response) LendBody() { w.body = nil }
+
+// WatchLeave starts noticing the client closing its connection while the request waits,
+// which ends the request's context. It does nothing unless the request's body has been
+// read whole (a byte arriving then starts a pipelined request). The watch ends before
+// the server reads the connection again.
+func (w *Response) WatchLeave() { w.cc.watchLeave() }
 
 // WriteHeader sends the status line and headers (into the connection's buffer). Interim
 // 1xx answers other than 101 go out at once and leave the final one to come.
-func (w *response) WriteHeader(code int) {
+func (w *Response) WriteHeader(code int) {
 	if w.wroteHead || w.hijacked {
 		return
 	}
@@ -121,7 +136,7 @@ func (w *response) WriteHeader(code int) {
 // because the request body cannot be read past (see clientConn.discardBody): a client
 // still waiting for 100 Continue, a failed body, or more left than maxDiscard. RFC 9110
 // 10.1.1: say so with "Connection: close".
-func (w *response) leavesBodyUnread() bool {
+func (w *Response) leavesBodyUnread() bool {
 	b := w.body
 	return b != nil && !b.done && (b.stuck() || !b.chunked && b.remain > maxDiscard)
 }
@@ -166,7 +181,7 @@ func writeField(bw *bufio.Writer, k string, vs []string) {
 }
 
 // Write sends body bytes, chunked or within the declared length.
-func (w *response) Write(p []byte) (int, error) {
+func (w *Response) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
@@ -203,7 +218,7 @@ func (w *response) Write(p []byte) (int, error) {
 }
 
 // FlushError sends what is buffered to the client (http.ResponseController.Flush).
-func (w *response) FlushError() error {
+func (w *Response) FlushError() error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
@@ -216,17 +231,17 @@ func (w *response) FlushError() error {
 	return err
 }
 
-func (w *response) Flush() { _ = w.FlushError() }
+func (w *Response) Flush() { _ = w.FlushError() }
 
 // SetReadDeadline bounds reads of the client's body.
-func (w *response) SetReadDeadline(t time.Time) error { return w.cc.c.SetReadDeadline(t) }
+func (w *Response) SetReadDeadline(t time.Time) error { return w.cc.c.SetReadDeadline(t) }
 
 // SetWriteDeadline bounds writes to the client.
-func (w *response) SetWriteDeadline(t time.Time) error { return w.cc.c.SetWriteDeadline(t) }
+func (w *Response) SetWriteDeadline(t time.Time) error { return w.cc.c.SetWriteDeadline(t) }
 
 // Hijack hands the client connection over (protocol upgrades). Whatever the client sent
 // after the request is in the returned reader.
-func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *Response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
@@ -244,7 +259,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // finish ends a response whose head was written: the last chunk and trailers, then a
 // flush. A body shorter than its Content-Length can only be ended by closing the
 // connection.
-func (w *response) finish() {
+func (w *Response) finish() {
 	bw := w.cc.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")

@@ -1,4 +1,4 @@
-package router
+package http1
 
 import (
 	"net"
@@ -7,13 +7,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// drainAcceptQueue waits, up to within, until the kernel holds no connection for ln that
+// DrainAcceptQueue waits, up to within, until the kernel holds no connection for ln that
 // the server has not accepted yet (TCP_INFO's unacked, on a listening socket). Closing a
 // listening socket resets those connections, and their clients would see a request
 // lost that they had sent; called just before the server closes its listener, while it
 // goes on accepting, it leaves that only to connections arriving in the moment between.
 // Listeners other than TCP are left as they are.
-func drainAcceptQueue(ln net.Listener, within time.Duration) {
+func DrainAcceptQueue(ln net.Listener, within time.Duration) {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return

@@ -1,4 +1,4 @@
-package router
+package http1
 
 import (
 	"net"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// drainAcceptQueue returns once the connections queued for accept have been accepted,
+// DrainAcceptQueue returns once the connections queued for accept have been accepted,
 // and not before.
 func TestDrainAcceptQueueWaitsForQueuedConnections(t *testing.T) {
 	t.Parallel()
@@ -24,10 +24,10 @@ func TestDrainAcceptQueueWaitsForQueuedConnections(t *testing.T) {
 		defer c.Close()
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); drainAcceptQueue(ln, 20*time.Second) }()
+	go func() { defer close(done); DrainAcceptQueue(ln, 20*time.Second) }()
 	select {
 	case <-done:
-		t.Fatal("drainAcceptQueue returned with three connections waiting to be accepted")
+		t.Fatal("DrainAcceptQueue returned with three connections waiting to be accepted")
 	case <-time.After(200 * time.Millisecond):
 	}
 	for i := 0; i < 3; i++ {
@@ -40,6 +40,6 @@ func TestDrainAcceptQueueWaitsForQueuedConnections(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("drainAcceptQueue did not see the accept queue empty")
+		t.Fatal("DrainAcceptQueue did not see the accept queue empty")
 	}
 }

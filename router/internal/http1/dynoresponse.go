@@ -1,4 +1,4 @@
-package router
+package http1
 
 import (
 	"bufio"
@@ -6,28 +6,37 @@ import (
 	"strings"
 )
 
+// ResponseError is a failure to read a response head; Nothing says no byte arrived.
+type ResponseError struct {
+	Err     error
+	Nothing bool
+}
+
+func (e *ResponseError) Error() string { return "failed to read response: " + e.Err.Error() }
+func (e *ResponseError) Unwrap() error { return e.Err }
+
 // maxResponseHead bounds a dyno's response head.
 const maxResponseHead = 1 << 20
 
 // maxTrailer bounds a chunked body's trailer section.
 const maxTrailer = 64 << 10
 
-// readResponse reads the dyno's response head, skipping interim 1xx responses other than
+// ReadResponse reads the dyno's response head, skipping interim 1xx responses other than
 // 101, and attaches its body. It peeks first so that a timeout with nothing received
-// leaves the connection in a clean state (responseError.nothing).
-func readResponse(br *bufio.Reader, method string) (*http.Response, error) {
+// leaves the connection in a clean state (ResponseError.Nothing).
+func ReadResponse(br *bufio.Reader, method string) (*http.Response, error) {
 	var scratch [2048]byte
 	for {
 		if _, err := br.Peek(1); err != nil {
-			return nil, &responseError{err: err, nothing: true}
+			return nil, &ResponseError{Err: err, Nothing: true}
 		}
 		head, err := readHead(br, maxResponseHead, scratch[:0])
 		if err != nil {
-			return nil, &responseError{err: err}
+			return nil, &ResponseError{Err: err}
 		}
 		resp, err := parseResponse(string(head))
 		if err != nil {
-			return nil, &responseError{err: err}
+			return nil, &ResponseError{Err: err}
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			attachBody(resp, br, method)

@@ -1,4 +1,4 @@
-package router
+package http1
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package router
+package http1
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,15 +16,37 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
-// front is the router's client side: it accepts connections and serves the requests on
-// each in turn (keep-alive and pipelining), and shuts down gracefully. It is the router's
-// own HTTP/1.1 server rather than net/http's: per request it makes fewer system calls and
-// goroutine switches (no background read while a request is served; see watchLeave), and
-// its parser refuses ambiguous framing outright (request.go).
-type front struct {
-	r        *Router
+// Handler serves one request. A request waits in the handler as long as it needs (a
+// router queue); the connection reads nothing more meanwhile unless the handler calls
+// Response.WatchLeave. A handler that returns without writing a head closes the
+// connection with no answer.
+type Handler interface {
+	ServeHTTP1(w *Response, req *http.Request)
+}
+
+// Config bounds what a client may take and send. Every field must be set.
+type Config struct {
+	HeaderReadTimeout time.Duration // a connection's first head, and a head arriving in parts
+	IdleTimeout       time.Duration // between requests on a kept-alive connection
+	WriteTimeout      time.Duration // each response write, until the handler sets its own
+	BodyReadTimeout   time.Duration // reading past a body the handler left unread
+	MaxHeaderBytes    int           // a request head's size, as net/http's
+	Logger            hclog.Logger
+}
+
+// Server accepts connections and serves the requests on each in turn (keep-alive and
+// pipelining), and shuts down gracefully. It is the router's own HTTP/1.1 server rather
+// than net/http's: per request it makes fewer system calls and goroutine switches (no
+// background read while a request is served; see WatchLeave), and its parser refuses
+// ambiguous framing outright (request.go).
+type Server struct {
+	cfg      Config
+	h        Handler
+	log      hclog.Logger
 	ln       net.Listener
 	shutting atomic.Bool
 
@@ -53,12 +76,13 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 )
 
-func newFront(r *Router, ln net.Listener) *front {
-	return &front{r: r, ln: ln, conns: make(map[*clientConn]struct{}), done: make(chan struct{})}
+// NewServer returns a server for ln that hands each request to h.
+func NewServer(ln net.Listener, h Handler, cfg Config) *Server {
+	return &Server{cfg: cfg, h: h, log: cfg.Logger, ln: ln, conns: make(map[*clientConn]struct{}), done: make(chan struct{})}
 }
 
-// serve accepts connections until the listener closes.
-func (f *front) serve() error {
+// Serve accepts connections until the listener closes. After Shutdown it returns nil.
+func (f *Server) Serve() error {
 	defer close(f.done)
 	var backoff time.Duration
 	for {
@@ -69,7 +93,7 @@ func (f *front) serve() error {
 			}
 			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				f.r.log.Warn("failed to accept a connection; retrying", "error", err, "in", backoff)
+				f.log.Warn("failed to accept a connection; retrying", "error", err, "in", backoff)
 				time.Sleep(backoff)
 				continue
 			}
@@ -90,9 +114,9 @@ func (f *front) serve() error {
 	}
 }
 
-// shutdown stops accepting and lets every connection finish the request it is in; those
+// Shutdown stops accepting and lets every connection finish the request it is in; those
 // that wait for a request are closed. When ctx ends first, the rest are closed.
-func (f *front) shutdown(ctx context.Context) error {
+func (f *Server) Shutdown(ctx context.Context) error {
 	f.shutting.Store(true)
 	f.ln.Close()
 	select {
@@ -119,7 +143,7 @@ func (f *front) shutdown(ctx context.Context) error {
 }
 
 // closeIdle closes connections that wait for a request and says how many remain.
-func (f *front) closeIdle() int {
+func (f *Server) closeIdle() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for cc := range f.conns {
@@ -133,7 +157,7 @@ func (f *front) closeIdle() int {
 
 // clientConn is one client connection and the requests on it.
 type clientConn struct {
-	f      *front
+	f      *Server
 	c      net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -153,7 +177,7 @@ type clientConn struct {
 
 func (cc *clientConn) serve() {
 	defer cc.end()
-	cfg := &cc.f.r.cfg
+	cfg := &cc.f.cfg
 	for n := 0; ; n++ {
 		wait := cfg.IdleTimeout
 		if n == 0 {
@@ -180,7 +204,7 @@ func (cc *clientConn) serve() {
 			cc.refuse(err)
 			return
 		}
-		w := &response{cc: cc, req: req, header: make(http.Header, 8), writeTimeout: cfg.RequestTimeout, body: body}
+		w := &Response{cc: cc, req: req, header: make(http.Header, 8), writeTimeout: cfg.WriteTimeout, body: body}
 		if expect && body != nil {
 			body.onFirstRead = w.sendContinue
 		}
@@ -216,7 +240,7 @@ func (cc *clientConn) headBuffered() bool {
 // readRequest reads the next request head and attaches its body. expect says the
 // client waits for "100 Continue" before it sends the body.
 func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect bool, err error) {
-	cfg := &cc.f.r.cfg
+	cfg := &cc.f.cfg
 	head, err := readHead(cc.br, cfg.MaxHeaderBytes+4096, cc.head)
 	if err != nil {
 		return nil, nil, false, err
@@ -246,7 +270,7 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 }
 
 // sendContinue tells a client that waits for it to send its body.
-func (w *response) sendContinue() {
+func (w *Response) sendContinue() {
 	if w.wroteHead {
 		return
 	}
@@ -257,18 +281,18 @@ func (w *response) sendContinue() {
 
 // handle runs the router on one request. It says false when the request was aborted
 // (http.ErrAbortHandler) or panicked: the connection must close.
-func (cc *clientConn) handle(w *response, req *http.Request) (ok bool) {
+func (cc *clientConn) handle(w *Response, req *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				cc.f.r.log.Error("panic serving a request", "client", cc.remote, "panic", v, "stack", string(buf))
+				cc.f.log.Error("panic serving a request", "client", cc.remote, "panic", v, "stack", string(buf))
 			}
 			ok = false
 		}
 	}()
-	cc.f.r.serveRequest(w, req)
+	cc.f.h.ServeHTTP1(w, req)
 	return true
 }
 
@@ -280,9 +304,9 @@ func (cc *clientConn) refuse(err error) {
 		return
 	}
 	if re.ambiguous {
-		cc.f.r.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", cc.remote)
+		cc.f.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", cc.remote)
 	} else {
-		cc.f.r.log.Debug("refused a malformed request", "client", cc.remote, "status", re.status, "reason", re.reason)
+		cc.f.log.Debug("refused a malformed request", "client", cc.remote, "status", re.status, "reason", re.reason)
 	}
 	text := strconv.Itoa(re.status) + " " + http.StatusText(re.status) + ": " + re.reason + "\n"
 	bw := cc.bw
@@ -302,7 +326,7 @@ func (cc *clientConn) discardBody(body *bodyReader) bool {
 	if body.stuck() {
 		return false
 	}
-	_ = cc.c.SetReadDeadline(time.Now().Add(cc.f.r.cfg.BodyReadTimeout))
+	_ = cc.c.SetReadDeadline(time.Now().Add(cc.f.cfg.BodyReadTimeout))
 	n, _ := io.CopyN(io.Discard, body, maxDiscard+1)
 	_ = cc.c.SetReadDeadline(time.Time{})
 	return body.done && n <= maxDiscard
@@ -323,7 +347,7 @@ func (cc *clientConn) watchLeave() {
 		defer close(done)
 		for {
 			if _, err := cc.br.Peek(1); err != nil {
-				if !isTimeout(err) {
+				if !IsTimeout(err) {
 					cc.cancel()
 				}
 				return
@@ -385,6 +409,12 @@ func (cc *clientConn) fail(err error) {
 
 // draining says whether the router is shutting down: responses close their connection.
 func (cc *clientConn) draining() bool { return cc.f.shutting.Load() }
+
+// IsTimeout says whether err is a deadline that passed.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
 
 // lingerTime bounds how long a closing connection waits for the client to read the
 // last response before the socket closes (closing with unread input would reset the
