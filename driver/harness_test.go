@@ -12,7 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"time"
+
+	"testing"
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -28,7 +29,6 @@ import (
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
-	"testing"
 )
 
 type DriverHarness struct {
@@ -197,27 +197,6 @@ func (h *DriverHarness) MkAllocDir(t *drivers.TaskConfig, enableLogs bool) func(
 		h.client.Close()
 		allocDir.Destroy()
 		h.cleanupCgroup()
-	}
-}
-
-// WaitUntilStarted will block until the task for the given ID is in the running
-// state or the timeout is reached
-func (h *DriverHarness) WaitUntilStarted(taskID string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var lastState drivers.TaskState
-	for {
-		status, err := h.InspectTask(taskID)
-		if err != nil {
-			return err
-		}
-		if status.State == drivers.TaskStateRunning {
-			return nil
-		}
-		lastState = status.State
-		if time.Now().After(deadline) {
-			return fmt.Errorf("task never transitioned to running, currently '%s'", lastState)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
