@@ -97,6 +97,7 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 		if !c.owns(a.name) {
 			w.Header().Set(NotOwnerHeader, c.id)
 			rec.desc = "Dynos owned by another router"
+			rec.handedBack = true
 			r.fail(w, rec, H10)
 			return routeAnswered
 		}

@@ -24,6 +24,9 @@ type record struct {
 	status    int
 	bytes     int64
 	logged    bool
+	// handedBack: the request was a peer's, sent back to it unserved (it is served and
+	// logged by that peer), so it is neither logged nor counted here.
+	handedBack bool
 }
 
 // line formats the request in Heroku's router log format:

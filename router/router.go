@@ -268,6 +268,10 @@ func (r *Router) finish(rec *record) {
 		return
 	}
 	rec.logged = true
+	if rec.handedBack {
+		r.log.Debug("handed a request back to the router that forwarded it", "app", rec.app.name, "request_id", rec.requestID)
+		return
+	}
 	if rec.status == 0 && rec.code == nil {
 		rec.status = http.StatusOK
 	}
