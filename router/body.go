@@ -18,9 +18,15 @@ type bodySource struct {
 	mem    []byte
 	prefix []byte
 	rest   io.Reader
+	// lent: a peer router read some of a streamed body (see guardedBody), so the request
+	// cannot be sent anywhere again.
+	lent atomic.Bool
 }
 
 func (b *bodySource) streaming() bool { return b.rest != nil }
+
+// replayable says whether the request can still be sent whole to a dyno or a peer.
+func (b *bodySource) replayable() bool { return !b.lent.Load() }
 
 // errClientBody marks a failure to read the client's body (as opposed to writing to the
 // dyno).

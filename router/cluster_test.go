@@ -472,3 +472,69 @@ func TestBouncedForwardServedHere(t *testing.T) {
 		t.Fatal("bounced request not served")
 	}
 }
+
+// A request whose body is streamed (longer than the prefetch) survives a hand-back too:
+// it goes to the peer with "Expect: 100-continue", the peer hands it back without the
+// body, and the router serves it itself once it has the dynos, body whole.
+func TestBouncedStreamedBodyServedHere(t *testing.T) {
+	t.Parallel()
+	atPeer := make(chan string, 1)
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(NotOwnerHeader, "peer")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		select {
+		case atPeer <- r.Header.Get("Expect"):
+		default:
+		}
+	}))
+	defer peer.Close()
+	b, records := recordingBackend(t)
+	tr := startRouter(t, func(c *Config) { c.BodyPrefetch = 16 })
+	forwardApp(tr, "fws", peer.Listener.Addr().String())
+	body := strings.Repeat("0123456789", 100)
+	got := make(chan string, 1)
+	go func() {
+		resp, _ := tr.do(t, "POST", "fws.localhost", "/up", strings.NewReader(body), nil)
+		got <- fmt.Sprint(resp.StatusCode)
+	}()
+	select {
+	case expect := <-atPeer:
+		if expect != "100-continue" {
+			t.Errorf("the streamed request reached the peer with Expect %q, want 100-continue", expect)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the peer")
+	}
+	waitFor(t, "the bounced request waits here", func() bool { return tr.waiting("fws") == 1 })
+	tr.SetApp("fws", []Instance{b.instance("web.1")})
+	select {
+	case s := <-got:
+		if s != "200" {
+			t.Fatalf("bounced streamed request got %s, want 200 from the local dyno", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bounced streamed request not served")
+	}
+	if recs := records(); len(recs) != 1 || recs[0] != "POST /up="+body {
+		t.Errorf("the dyno got %d requests, want the upload whole once", len(recs))
+	}
+}
+
+// A router that owns neither an app's queue nor any of its dynos hands a peer's request
+// back before it reads the body: it answers a request that expects 100 Continue with
+// the hand-back, never with the 100.
+func TestHandBackBeforeBody(t *testing.T) {
+	t.Parallel()
+	tr := startRouter(t, nil)
+	forwardApp(tr, "hb", "127.0.0.1:1")
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: hb.localhost\r\n"+HopHeader+": peer\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n")
+	resp, _ := readResp(t, br, "POST")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(NotOwnerHeader) != "me" {
+		t.Fatalf("got %d with %s %q; want the hand-back (503 naming this router) before the body",
+			resp.StatusCode, NotOwnerHeader, resp.Header.Get(NotOwnerHeader))
+	}
+	if tr.logHas("code=H10") {
+		t.Errorf("the hand-back was logged as an error:\n%s", tr.logs.String())
+	}
+}

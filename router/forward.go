@@ -95,10 +95,7 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 	c := r.cluster
 	if c.fromPeer(req) {
 		if !c.owns(a.name) {
-			w.Header().Set(NotOwnerHeader, c.id)
-			rec.desc = "Dynos owned by another router"
-			rec.handedBack = true
-			r.fail(w, rec, H10)
+			r.handBack(w, rec)
 			return routeAnswered
 		}
 	} else {
@@ -133,10 +130,32 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 			backoff *= 2
 		}
 	}
-	if !body.streaming() && c.expects(a.name) {
+	if body.replayable() && c.expects(a.name) {
 		return routeHold
 	}
 	return routeFail
+}
+
+// handsBack answers, before its body is read, a request a peer forwarded for an app of
+// whose dynos this router has none and whose queue it does not own (the peer's view of
+// the members is behind). The peer asked for 100 Continue when the body is streamed, so
+// it has sent none of it and can still send the request to the owner.
+func (r *Router) handsBack(w *http1.Response, req *http.Request, a *app, rec *record) bool {
+	c := r.cluster
+	if c == nil || !c.fromPeer(req) || a.hasUp() || c.owns(a.name) {
+		return false
+	}
+	r.handBack(w, rec)
+	return true
+}
+
+// handBack sends a peer's request back to it unserved: 503 naming this router in
+// NotOwnerHeader. The peer serves, logs and counts the request.
+func (r *Router) handBack(w http.ResponseWriter, rec *record) {
+	w.Header().Set(NotOwnerHeader, r.cluster.id)
+	rec.desc = "Dynos owned by another router"
+	rec.handedBack = true
+	r.fail(w, rec, H10)
 }
 
 // forward sends a request to the router id at addr, which owns the app's queue. It
@@ -145,6 +164,7 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 // body is replayable, so that the caller may still route the request.
 func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body *bodySource, rec *record, id, addr string) (answered, bounced bool) {
 	unsent := false // the peer got nothing, or handed the request back
+	var gb *guardedBody
 	switch {
 	case body.mem != nil:
 		// GetBody lets the peer transport send the request again on a new connection
@@ -153,7 +173,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		req.Body, _ = req.GetBody()
 		req.ContentLength = int64(len(body.mem))
 	case body.streaming():
-		gb := &guardedBody{r: io.MultiReader(bytes.NewReader(body.prefix), body.rest)}
+		gb = &guardedBody{r: io.MultiReader(bytes.NewReader(body.prefix), body.rest), src: body}
 		req.Body = gb
 		defer gb.shut(w)
 	}
@@ -165,6 +185,11 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			pr.Out.Host = req.Host
 			pr.Out.Header.Set(HopHeader, r.cluster.id)
 			pr.Out.Header.Del("Expect") // answered here already (docs: Expect is dropped)
+			if body.streaming() {
+				// The owner answers before it reads any of the body, so that a hand-back
+				// or a refusal leaves the body unsent and the request can go elsewhere.
+				pr.Out.Header.Set("Expect", "100-continue")
+			}
 			pr.Out.Header.Set("X-Request-Id", rec.requestID)
 			pr.Out.Header["X-Forwarded-For"] = req.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
@@ -178,7 +203,10 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			} else {
 				r.log.Warn("failed to forward a request to the router owning the app's dynos", "app", a.name, "peer", id, "error", err)
 			}
-			if !body.streaming() && req.Context().Err() == nil && (notOwner || peerRefused(err) || peerLost(err) && idempotent(req.Method)) {
+			if gb != nil {
+				gb.shut(w) // no more of the body goes out: whether some did is known
+			}
+			if r.resendable(req, body, notOwner, err) {
 				unsent, bounced = true, notOwner
 				return
 			}
@@ -205,6 +233,23 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		rec.bytes = cw.n
 	}
 	return true, false
+}
+
+// resendable says whether a request whose forward to a peer failed with err (notOwner:
+// the peer handed it back) may still be routed: the client is there, its body can be
+// sent again, and the peer got none of it, or got it but served no dyno with it.
+func (r *Router) resendable(req *http.Request, body *bodySource, notOwner bool, err error) bool {
+	switch {
+	case req.Context().Err() != nil || !body.replayable():
+		return false
+	case notOwner || peerRefused(err):
+		return true
+	case body.streaming():
+		// The owner read none of the body, so it routed nothing: it reads a body
+		// before it queues the request.
+		return peerLost(err)
+	}
+	return peerLost(err) && idempotent(req.Method)
 }
 
 // peerRefused says whether err is a refused connection to a peer router: it got nothing.
@@ -252,6 +297,7 @@ func (cw *countingWriter) Unwrap() http.ResponseWriter { return cw.ResponseWrite
 type guardedBody struct {
 	mu     sync.Mutex
 	r      io.Reader
+	src    *bodySource // marked lent on the first read
 	closed bool
 }
 
@@ -261,6 +307,7 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	if g.closed {
 		return 0, net.ErrClosed
 	}
+	g.src.lent.Store(true)
 	return g.r.Read(p)
 }
 

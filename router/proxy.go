@@ -57,6 +57,9 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	if up, ok := isUpgrade(req); ok {
 		ob.upgrade = up
 	}
+	if r.handsBack(w, req, a, rec) {
+		return
+	}
 	body, code := r.prepareBody(w, req, ob)
 	if code != nil {
 		r.fail(w, rec, code)

@@ -437,6 +437,13 @@ func (a *app) drained(key string) <-chan struct{} {
 	return closedChan
 }
 
+// hasUp says whether the app has a dyno up here.
+func (a *app) hasUp() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.up > 0
+}
+
 // stats reports the app's counts for status pages and tests.
 func (a *app) stats() (dynos, up, idle, busy, waiting int) {
 	a.mu.Lock()

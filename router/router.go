@@ -63,7 +63,8 @@ func New(cfg Config) (*Router, error) {
 		dialer: net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
 	}
 	r.peerTransport = &http.Transport{DialContext: r.dialer.DialContext, MaxIdleConnsPerHost: peerIdleConns,
-		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.MaxQueueWait + takeoverWait + cfg.ConnectTimeout + maxAppTimeout}
+		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.MaxQueueWait + takeoverWait + cfg.ConnectTimeout + maxAppTimeout,
+		ExpectContinueTimeout: peerContinueWait}
 	r.metrics = newMetrics(r)
 	r.table.Store(&table{hosts: map[string]*app{}})
 	for name, insts := range cfg.Static {
@@ -77,6 +78,11 @@ func New(cfg Config) (*Router, error) {
 // know the app's timeout, and waits this long beyond the queue before it gives up on a
 // peer that stopped answering.
 const maxAppTimeout = 10 * time.Minute
+
+// peerContinueWait is how long a forwarded request with a streamed body waits for its
+// owner's 100 Continue (see forward) before it sends the body anyway; the owner answers
+// at once, with the 100 or with a hand-back.
+const peerContinueWait = 2 * time.Second
 
 // peerIdleConns is how many kept-alive connections a cluster router keeps to each peer:
 // every forwarded request that waits in the owner's queue holds one, and connections
