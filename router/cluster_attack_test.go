@@ -1,14 +1,14 @@
 package router
 
-// Attacks on cluster mode (several routers behaving as one). Each test reproduces one
-// defect; see the comment on each for the sequence. Tests that need Consul start one
-// through e2e/harness (DYNO_BIN_DIR must point at the built binaries).
+// Attacks on cluster mode (several routers behaving as one): from a dyno, from a client,
+// and from a sick Consul agent. The comment on each test gives the sequence that it
+// drives and what must hold. Tests that need Consul start one through e2e/harness (the
+// agent tier: DYNO_E2E=1, DYNO_BIN_DIR pointing at the built binaries).
 
 import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/dynogrid/dynogrid/internal/testutil"
 	"io"
 	"log"
 	"net"
@@ -22,9 +22,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/dynogrid/e2e/harness"
-	"github.com/dynogrid/dynogrid/policies"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // fakeCluster makes tr a cluster member "me" that knows app has a passing dyno in
@@ -68,15 +71,13 @@ func rawUpgrade(t *testing.T, addr, host string, wait time.Duration) string {
 	return strings.TrimSpace(line)
 }
 
-// A dyno's 101 Switching Protocols answer is relayed with all its headers (upgrade.go
-// writes resp.Header as is), so a dyno CAN make its answer carry X-Dyno-Router-Not-Owner,
-// contrary to docs/router.md. The forwarding router's ModifyResponse looks for the
-// header on any status, 101 included, and takes the answer for a hand-back: the
-// upgrade request, already served by the dyno, is sent to the owner again up to
-// maxBounces more times, and then held and answered H10.
+// A dyno cannot make a forwarding router send its request again. A 101 Switching
+// Protocols answer is relayed with the dyno's own headers, so it may carry
+// X-Dyno-Router-Not-Owner; the forwarder takes only its peer's 503 naming it for a
+// hand-back.
 //
 // Sequence: client -> forwarder (owns no dyno) -> owner -> dyno answers 101 with
-// X-Dyno-Router-Not-Owner -> forwarder: errNotOwner -> resend (x8) -> hold -> H10.
+// X-Dyno-Router-Not-Owner -> the client gets the 101, and the dyno saw one upgrade.
 func TestAttackUpgradeNotOwnerFromDynoReplays(t *testing.T) {
 	t.Parallel()
 	var upgrades atomic.Int32
@@ -103,7 +104,7 @@ func TestAttackUpgradeNotOwnerFromDynoReplays(t *testing.T) {
 	if got := rawUpgrade(t, owner.Addr(), "ws.localhost", 5*time.Second); !strings.Contains(got, " 101 ") {
 		t.Fatalf("upgrade through the owner: %q", got)
 	}
-	waitFor(t, "the first upgrade ends", func() bool { _, _, _, busy, _ := owner.appStats2("ws"); return busy == 0 })
+	waitFor(t, "the first upgrade ends", func() bool { return owner.appStats("ws").Busy == 0 })
 	upgrades.Store(0)
 
 	got := rawUpgrade(t, fwd.Addr(), "ws.localhost", 15*time.Second)
@@ -113,20 +114,9 @@ func TestAttackUpgradeNotOwnerFromDynoReplays(t *testing.T) {
 	}
 }
 
-func (tr *testRouter) appStats2(name string) (dynos, up, idle, busy, waiting int) {
-	a := tr.appRef(name)
-	if a == nil {
-		return
-	}
-	return a.stats()
-}
-
-// Requests forwarded by a router reach the dyno with X-Dyno-Router-Hop (the forwarding
-// router's ID, by default its host name and port), which a request through one router
-// never carries; an app that proxies to another app on the grid copying the headers it
-// got (a common pattern) then sends a request marked as forwarded, and a router that
-// does not own that other app answers it 503 H10 with X-Dyno-Router-Not-Owner (its ID)
-// instead of forwarding it. Any client can do the same.
+// X-Dyno-Router-Hop never reaches a dyno (it would leak router IDs to apps), and a
+// client that sends it (an app proxying to another app on the grid with the headers it
+// got, say) is served as any client: the header counts only when it names a live member.
 func TestAttackHopHeaderFromOutside(t *testing.T) {
 	t.Parallel()
 	var hop atomic.Pointer[string]
@@ -159,15 +149,13 @@ func TestAttackHopHeaderFromOutside(t *testing.T) {
 	})
 }
 
-// A request is held in the forwarding router (the owner refused it, or died before
-// answering an idempotent one) on the view of the members it read before it was sent;
-// when the members change while it is on its way, reconcile redirects the app's queue
-// before the request is in it, and nothing wakes it later: it waits out takeoverWait (or
-// -max-queue-wait) and gets H10 while the new owner is live.
+// A request whose owner fails it while the members change is sent on to the new owner,
+// not held in a queue that reconcile redirected before the request was in it (it would
+// wait out takeoverWait and get H10 while the new owner is live).
 //
 // Sequence (3 routers, "me" forwarding): me reads owner=peer1 -> forward -> [members
 // change to peer2; reconcile: owner moved, redirect() of an empty queue] -> peer1's
-// connection ends without an answer -> routeHold -> acquire(hold) -> ... -> H10.
+// connection ends without an answer -> the request goes to peer2: 200.
 func TestAttackHeldRequestMissesOwnerChange(t *testing.T) {
 	t.Parallel()
 	peer2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -195,11 +183,10 @@ func TestAttackHeldRequestMissesOwnerChange(t *testing.T) {
 	}
 }
 
-// The peer transport gives up on the owner's answer after -timeout + -max-queue-wait
-// (ResponseHeaderTimeout), whatever the app's own timeout (meta "timeout"): a request
-// that one router serves (the dyno answers within the app's timeout) gets H10 through a
-// forwarding router, and the forwarding router does not even know the app's timeout
-// (its table has none of the app's dynos, so their settings are not in it).
+// A forwarding router waits for the owner's answer as long as the app's own timeout
+// (meta "timeout") allows, which it does not know (its table has none of the app's
+// dynos): a request that one router serves within the app's timeout is served through
+// a forwarding router too, though the router's -timeout is shorter.
 func TestAttackForwardTimeoutIgnoresAppTimeout(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -297,23 +284,31 @@ func clusterRouter(t *testing.T, consulAddr, token, id string, more func(*Config
 	})
 }
 
-// When the old owner's release of a dyno's lock fails once (a Consul hiccup: a leader
-// election, a 500, a timeout), handOver logs a warning and forgets the dyno: the lock
-// stays with the old owner's session, which lives on, so the new owner never gets the
-// dyno and holds (then H10s) the app's requests for as long as the old owner runs.
-//
-// Sequence: A owns the dyno -> B joins and owns the app -> A: handOver -> KV release
-// fails (injected 500) -> A: delete(mine) -> B waits for a lock nobody will release.
-func TestAttackFailedReleaseStrandsDyno(t *testing.T) {
-	t.Parallel()
+// consulWithDyno starts Consul with one passing dyno of app that answers "ok", and
+// returns the agent and the cluster routers' token.
+func consulWithDyno(t *testing.T, app string) (*devgrid.Grid, string) {
+	t.Helper()
 	g := harness.Consul(t)
 	c, err := g.ConsulClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := harness.Tokens(t, g).Consul[policies.ConsulCluster]
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	register(t, c, "strand", "web.1", b, nil, false)
+	register(t, c, app, "web.1", b, nil, false)
+	return g, harness.Tokens(t, g).Consul[policies.ConsulCluster]
+}
+
+// A handover whose release of a dyno's lock fails (a Consul hiccup: a leader election,
+// a 500, a timeout) tries again until it succeeds, so the new owner gets the dyno. A
+// handover that forgot the lock would leave it with the old owner's session, which lives
+// on: the new owner would hold, then H10, the app's requests for as long as the old
+// owner runs.
+//
+// Sequence: A owns the dyno -> B joins and owns the app -> A: handOver -> KV release
+// fails once (injected 500) -> A releases again -> B owns the dyno and serves.
+func TestAttackFailedReleaseStrandsDyno(t *testing.T) {
+	t.Parallel()
+	g, token := consulWithDyno(t, "strand")
 	px := newConsulProxy(t, g.Options.ConsulAddr())
 	ra := clusterRouter(t, px.addr(), token, "ra", nil)
 	testutil.WaitFor(t, 20*time.Second, "router a owns the dyno", func() bool { return ra.appStats("strand").Dynos == 1 })
@@ -330,36 +325,26 @@ func TestAttackFailedReleaseStrandsDyno(t *testing.T) {
 	rb := clusterRouter(t, g.Options.ConsulAddr(), token, routerIDOwning("ra", "rb", "strand"),
 		func(cfg *Config) { cfg.MaxQueueWait = 2 * time.Second })
 	testutil.WaitFor(t, 20*time.Second, "the release fails once", func() bool { return len(px.failed()) == 1 })
-	deadline := time.Now().Add(15 * time.Second)
-	for rb.appStats("strand").Dynos != 1 {
-		if time.Now().After(deadline) {
-			resp, _ := rb.do(t, "GET", "strand.localhost", "/", nil, nil)
-			t.Fatalf("after one failed release (%v), the new owner has not got the dyno in 15 s "+
-				"(a owns %d, a request via b: %d)", px.failed(), ra.appStats("strand").Dynos, resp.StatusCode)
+	testutil.WaitFor(t, 15*time.Second, "the new owner has the dyno after one failed release", func() error {
+		if rb.appStats("strand").Dynos != 1 {
+			return fmt.Errorf("failed calls %v; a owns %d, b owns %d", px.failed(), ra.appStats("strand").Dynos, rb.appStats("strand").Dynos)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if resp, body := rb.do(t, "GET", "strand.localhost", "/", nil, nil); resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("via the new owner: %d %q", resp.StatusCode, body)
 	}
 }
 
 // An owner whose Consul agent answers slowly (here 300 ms a call; Consul does the work,
-// the answer is late) fails every heartbeat (two calls in heartbeatEvery = 500 ms) and
-// fences itself, yet its check is passed and its session renewed, so it stays a member
-// and keeps owning its apps in every router's view: the others forward to it, it hands
-// back (it is fenced), they hand back to each other... Nobody routes the app's dynos
-// for as long as the agent is slow. One router with a slow Consul serves on.
+// the answer is late) keeps routing: a heartbeat may take until fenceAfter, so its check
+// and session, which Consul keeps alive, and its own view agree. Were it to fence itself
+// while it stays a member in every router's view, the others would forward to it, it
+// would hand back, and nobody would route the app's dynos for as long as the agent is
+// slow. One router with a slow Consul serves on; so must a cluster.
 func TestAttackSlowAgentFencesOwnerForever(t *testing.T) {
 	t.Parallel()
-	g := harness.Consul(t)
-	c, err := g.ConsulClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := harness.Tokens(t, g).Consul[policies.ConsulCluster]
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	register(t, c, "slowagent", "web.1", b, nil, false)
+	g, token := consulWithDyno(t, "slowagent")
 	px := newConsulProxy(t, g.Options.ConsulAddr())
 	short := func(cfg *Config) { cfg.MaxQueueWait = 3 * time.Second }
 	rb := clusterRouter(t, g.Options.ConsulAddr(), token, "fast-0", short)
