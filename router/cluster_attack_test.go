@@ -330,15 +330,12 @@ func TestAttackFailedReleaseStrandsDyno(t *testing.T) {
 	rb := clusterRouter(t, g.Options.ConsulAddr(), token, routerIDOwning("ra", "rb", "strand"),
 		func(cfg *Config) { cfg.MaxQueueWait = 2 * time.Second })
 	testutil.WaitFor(t, 20*time.Second, "the release fails once", func() bool { return len(px.failed()) == 1 })
-	deadline := time.Now().Add(15 * time.Second)
-	for rb.appStats("strand").Dynos != 1 {
-		if time.Now().After(deadline) {
-			resp, _ := rb.do(t, "GET", "strand.localhost", "/", nil, nil)
-			t.Fatalf("after one failed release (%v), the new owner has not got the dyno in 15 s "+
-				"(a owns %d, a request via b: %d)", px.failed(), ra.appStats("strand").Dynos, resp.StatusCode)
+	testutil.WaitFor(t, 15*time.Second, "the new owner to get the dyno after one failed release", func() error {
+		if rb.appStats("strand").Dynos == 1 {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("failed releases %v; a owns %d of its dynos", px.failed(), ra.appStats("strand").Dynos)
+	})
 	if resp, body := rb.do(t, "GET", "strand.localhost", "/", nil, nil); resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("via the new owner: %d %q", resp.StatusCode, body)
 	}
