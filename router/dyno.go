@@ -14,7 +14,7 @@ import (
 
 // dyno is one web dyno of an app. Its identity fields never change; its state is guarded
 // by its app's mutex, except conn, which belongs to whoever holds the dyno's lease (and
-// to the app while it is idle), and settled, which its lease settles.
+// to the app while it is idle).
 type dyno struct {
 	key     string // ID, address and name: a change of any of them is another dyno
 	id      string // Consul service ID
@@ -32,7 +32,7 @@ type dyno struct {
 	failures atomic.Int32
 	gone     chan struct{} // closed when a leaving dyno is given back
 	leases   uint64        // how many times it was handed out (see lease)
-	settled  atomic.Uint64 // how many of its leases have settled
+	settled  uint64        // how many of its leases have settled
 
 	conn *dynoConn
 }

@@ -13,9 +13,10 @@ import (
 // already ended) changes nothing, and is reported to the router's doubleSettle hook.
 //
 // A lease is a value (the dyno and the number of this hand-out of it), so handing out a
-// dyno allocates nothing. Its settle is the compare-and-swap of the dyno's count of
-// settled leases from n-1 to n: the dyno is handed out again only after lease n settled,
-// so exactly one settle of lease n can succeed.
+// dyno allocates nothing. Settling lease n moves the dyno's count of settled leases from
+// n-1 to n, under the app's mutex, which the settle takes anyway to give the dyno back:
+// the dyno is handed out again only after lease n settled, so exactly one settle of
+// lease n can do it.
 type lease struct {
 	d *dyno
 	n uint64
@@ -77,19 +78,25 @@ func (a *app) lend(d *dyno) lease {
 	return lease{d: d, n: d.leases}
 }
 
-// claim takes the lease's one settle; it says false, and reports it, when the lease has
-// settled already.
-func (l lease) claim(o outcome) bool {
-	if l.d.settled.CompareAndSwap(l.n-1, l.n) {
-		return true
+// claimLocked takes the lease's one settle; it says false when the lease has settled
+// already. Caller holds the app's mutex.
+func (l lease) claimLocked() bool {
+	if l.d.settled != l.n-1 {
+		return false
 	}
+	l.d.settled = l.n
+	return true
+}
+
+// settledAgain reports a settle of a lease that had settled already, which changes
+// nothing.
+func (l lease) settledAgain(o outcome) {
 	r := l.d.app.r
 	if h := r.hooks.doubleSettle; h != nil {
 		h(l, o)
 	} else {
 		r.log.Error("a dyno's request settled twice; ignored", "app", l.d.app.name, "dyno", l.d.name, "outcome", o.String())
 	}
-	return false
 }
 
 // settle ends the lease with outcome succeeded, ended or down: the dyno goes to the
@@ -97,19 +104,24 @@ func (l lease) claim(o outcome) bool {
 // becomes idle, or leaves rotation. Whoever settles has closed the dyno's connection,
 // or kept it (dyno.keep) for the next request.
 func (l lease) settle(o outcome) {
-	if l.claim(o) {
-		l.free(o)
+	l.d.app.mu.Lock()
+	if !l.claimLocked() {
+		l.d.app.mu.Unlock()
+		l.settledAgain(o)
+		return
 	}
+	l.freeLocked(o)
 }
 
-// free gives the dyno back after its lease settled. Only claim's winner calls it.
-func (l lease) free(o outcome) {
+// freeLocked gives the dyno back after its lease settled with outcome o, and unlocks
+// the app's mutex, which the caller holds. Only the settle that claimed the lease calls
+// it.
+func (l lease) freeLocked(o outcome) {
 	d := l.d
 	a := d.app
 	if o == succeeded && d.failures.Load() != 0 {
 		d.failures.Store(0)
 	}
-	a.mu.Lock()
 	if o == down && !d.down && !d.removed {
 		d.down = true
 		a.up--
@@ -150,21 +162,30 @@ func (l lease) free(o outcome) {
 // its mark until it closes the connection, or, when idle is non-zero, until it sends
 // nothing for that long. The router's shutdown closes such connections.
 func (l lease) drain(dc *dynoConn, resp *http.Response, method string, idle time.Duration) {
-	if !l.claim(draining) {
+	a := l.d.app
+	a.mu.Lock()
+	if !l.claimLocked() {
+		a.mu.Unlock()
+		l.settledAgain(draining)
 		return
 	}
-	r := l.d.app.r
+	a.mu.Unlock()
+	r := a.r
+	free := func() {
+		a.mu.Lock()
+		l.freeLocked(ended)
+	}
 	_ = dc.c.SetDeadline(time.Time{})
 	if !r.track(dc.c) {
 		dc.close()
-		l.free(ended)
+		free()
 		return
 	}
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
 		defer r.untrack(dc.c)
-		defer l.free(ended)
+		defer free()
 		var err error
 		if resp == nil {
 			if resp, err = readResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
