@@ -30,15 +30,15 @@ func benchApp(b *testing.B, n int) *app {
 }
 
 // dispatchLoop takes and gives back a dyno iters times: the dispatch path (lookup of an
-// idle dyno and its release, which would hand it to the oldest waiter).
+// idle dyno and the settle of its lease, which would hand it to the oldest waiter).
 func dispatchLoop(b *testing.B, a *app, iters int) {
 	ctx := context.Background()
 	for i := 0; i < iters; i++ {
-		d, _, qe := a.acquire(ctx, false, false, time.Second, nil, nil)
+		l, _, qe := a.acquire(ctx, false, false, time.Second, nil, nil)
 		if qe != nil {
 			b.Fatal(qe.code.Name)
 		}
-		a.release(d)
+		l.settle(ended)
 	}
 }
 

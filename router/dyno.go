@@ -13,8 +13,8 @@ import (
 )
 
 // dyno is one web dyno of an app. Its identity fields never change; its state is guarded
-// by its app's mutex, except conn, which belongs to whoever holds the dyno busy (and to
-// the app while it is idle).
+// by its app's mutex, except conn, which belongs to whoever holds the dyno's lease (and
+// to the app while it is idle).
 type dyno struct {
 	key     string // ID, address and name: a change of any of them is another dyno
 	id      string // Consul service ID
@@ -30,7 +30,9 @@ type dyno struct {
 	down     bool
 	removed  bool
 	failures atomic.Int32
-	gone     chan struct{} // closed when a leaving dyno is released
+	gone     chan struct{} // closed when a leaving dyno is given back
+	leases   uint64        // how many times it was handed out (see lease)
+	settled  uint64        // how many of its leases have settled
 
 	conn *dynoConn
 }
@@ -77,7 +79,7 @@ func (dc *dynoConn) close() {
 }
 
 // closeConnLocked drops the idle connection of a dyno. Caller holds the app's mutex and
-// the dyno is not busy (or is being released).
+// the dyno is not busy (or its lease is settling).
 func (d *dyno) closeConnLocked() {
 	d.conn.close()
 	d.conn = nil

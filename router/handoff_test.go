@@ -59,61 +59,110 @@ func TestQueuedRequestSentOnHandOff(t *testing.T) {
 	}
 }
 
-// A client that leaves while its request is being handed a dyno either never reaches the
-// dyno or leaves it busy until the dyno answered: either way the dyno is free again
-// afterwards and never holds two requests (the backend fails the test if it does).
+// waitGate is a waitEnding hook that reports each queued request's wait ending (by its
+// client leaving or its wait running out) on ended and, when hold is set, keeps that
+// request from leaving the queue until the test closes proceed: meanwhile a dyno may be
+// handed to it.
+type waitGate struct {
+	ended   chan *Code
+	proceed chan struct{}
+	hold    bool
+}
+
+func newWaitGate(hold bool) *waitGate {
+	return &waitGate{ended: make(chan *Code, 1), proceed: make(chan struct{}), hold: hold}
+}
+
+func (g *waitGate) hooks() testHooks {
+	return testHooks{waitEnding: func(app string, code *Code) {
+		g.ended <- code
+		if g.hold {
+			<-g.proceed
+		}
+	}}
+}
+
+// A client that leaves while its request waits for a dyno never reaches the dyno when
+// it left before a dyno was handed to it, and leaves the dyno busy until the dyno has
+// answered when it left at the very moment the dyno was handed to it (the hand-off has
+// sent the request already). Either way the dyno is free again afterwards and never
+// holds two requests (the backend fails the test if it does).
 func TestClientLeavingDuringHandOff(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{}, 1)
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hold" {
-			<-release
-		}
-		io.WriteString(w, "ok")
-	})
-	tr := startRouter(t, nil)
-	tr.SetApp("race", []Instance{b.instance("web.1")})
-	for i := 0; i < 30; i++ {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if resp, _ := tr.do(t, "GET", "race.localhost", "/hold", nil, nil); resp.StatusCode != 200 {
-				t.Errorf("holding request: %d", resp.StatusCode)
+	for _, tc := range []struct {
+		name string
+		// handedOver: the dyno is handed to the request after its client left and
+		// before the request left the queue.
+		handedOver bool
+		served     int32
+	}{
+		{"client leaves before a dyno frees", false, 1},
+		{"client leaves as the dyno is handed over", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/hold" {
+					<-release
+				}
+				io.WriteString(w, "ok")
+			})
+			gate := newWaitGate(tc.handedOver)
+			tr := startRouterHooked(t, nil, gate.hooks())
+			tr.SetApp("race", []Instance{b.instance("web.1")})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if resp, _ := tr.do(t, "GET", "race.localhost", "/hold", nil, nil); resp.StatusCode != 200 {
+					t.Errorf("holding request: %d", resp.StatusCode)
+				}
+			}()
+			waitFor(t, "the dyno busy", func() bool { return b.inflight.Load() == 1 })
+			ctx, cancel := context.WithCancel(context.Background())
+			left := make(chan struct{})
+			go func() {
+				defer close(left)
+				req, _ := http.NewRequestWithContext(ctx, "GET", tr.url+"/queued", nil)
+				req.Host = "race.localhost"
+				if resp, err := testClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+			waitFor(t, "a request queued", func() bool { return tr.waiting("race") == 1 })
+			cancel()
+			if code := <-gate.ended; code != H27 {
+				t.Fatalf("the queued request's wait ended with %s, want H27", code.Name)
 			}
-		}()
-		waitFor(t, "the dyno busy", func() bool { return b.inflight.Load() == 1 })
-		ctx, cancel := context.WithCancel(context.Background())
-		left := make(chan struct{})
-		go func() {
-			defer close(left)
-			req, _ := http.NewRequestWithContext(ctx, "GET", tr.url+"/queued", nil)
-			req.Host = "race.localhost"
-			if resp, err := testClient.Do(req); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+			if !tc.handedOver {
+				waitFor(t, "the request out of the queue", func() bool { return tr.waiting("race") == 0 })
 			}
-		}()
-		waitFor(t, "a request queued", func() bool { return tr.waiting("race") == 1 })
-		// Free the dyno and drop the queued client at about the same moment.
-		release <- struct{}{}
-		time.Sleep(time.Duration(i%5) * 50 * time.Microsecond)
-		cancel()
-		<-done
-		<-left
-		waitFor(t, "the dyno idle again", func() bool {
-			st := tr.appStats("race")
-			return st.Idle == 1 && st.Busy == 0
+			close(release)
+			if tc.handedOver {
+				// The dyno freed and went to the request whose client has left.
+				waitFor(t, "the dyno handed to the queued request", func() bool { return tr.waiting("race") == 0 })
+				close(gate.proceed)
+			}
+			<-done
+			<-left
+			waitFor(t, "the dyno idle again", func() bool {
+				st := tr.appStats("race")
+				return st.Idle == 1 && st.Busy == 0
+			})
+			waitFor(t, "H27 logged", func() bool { return tr.logHas("code=H27", `path="/queued"`) })
+			if n := b.served.Load(); n != tc.served {
+				t.Errorf("the dyno served %d requests, want %d", n, tc.served)
+			}
+			if resp, body := tr.do(t, "GET", "race.localhost", "/after", nil, nil); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("afterwards: %d %q", resp.StatusCode, body)
+			}
 		})
-	}
-	if resp, body := tr.do(t, "GET", "race.localhost", "/after", nil, nil); resp.StatusCode != 200 || body != "ok" {
-		t.Fatalf("after the races: %d %q", resp.StatusCode, body)
 	}
 }
 
 // A queued POST whose queue wait runs out at the moment a dyno is handed to it is served:
-// the hand-off may already have sent it, so answering H11 would hide work the dyno did.
-// (When the wait wins the app's lock first, the request gets H11 and never reaches the
-// dyno; the assertion holds either way, the sleeps only make the hand-off win.)
+// the hand-off has already sent it, so answering H11 would hide work the dyno did.
 func TestQueueWaitRunningOutDuringHandOff(t *testing.T) {
 	t.Parallel()
 	var posted atomic.Int32
@@ -127,11 +176,9 @@ func TestQueueWaitRunningOutDuringHandOff(t *testing.T) {
 		}
 		io.WriteString(w, "ok "+r.URL.Path)
 	})
-	tr := startRouter(t, func(c *Config) { c.MaxQueueWait = 200 * time.Millisecond })
+	gate := newWaitGate(true)
+	tr := startRouterHooked(t, func(c *Config) { c.MaxQueueWait = 100 * time.Millisecond }, gate.hooks())
 	tr.SetApp("pay", []Instance{b.instance("web.1")})
-	tr.mu.Lock()
-	a := tr.apps["pay"]
-	tr.mu.Unlock()
 
 	done := make(chan struct{})
 	go func() { defer close(done); tr.do(t, "GET", "pay.localhost", "/hold", nil, nil) }()
@@ -145,21 +192,19 @@ func TestQueueWaitRunningOutDuringHandOff(t *testing.T) {
 		resp, body := tr.do(t, "POST", "pay.localhost", "/pay", strings.NewReader("amount=1"), nil)
 		got <- res{resp.StatusCode, body}
 	}()
-	waitFor(t, "queued", func() bool { return tr.waiting("pay") == 1 })
-	queuedAt := time.Now()
-	// Hold the app's lock: the releasing request queues on it first, the waiter (whose
-	// timer fires at 200ms) second.
-	a.mu.Lock()
+	// The wait runs out; the request is held before it leaves the queue, and the dyno
+	// frees and is handed to it meanwhile.
+	if code := <-gate.ended; code != H11 {
+		t.Fatalf("the queued request's wait ended with %s, want H11", code.Name)
+	}
 	close(release)
-	time.Sleep(50 * time.Millisecond) // /hold answered; relay blocks in release on a.mu
-	time.Sleep(time.Until(queuedAt.Add(300 * time.Millisecond)))
-	a.mu.Unlock()
+	waitFor(t, "the dyno handed to the waiting request", func() bool { return tr.waiting("pay") == 0 })
+	close(gate.proceed)
 	r := <-got
 	<-done
 	waitFor(t, "idle", func() bool { st := tr.appStats("pay"); return st.Idle == 1 })
-	t.Logf("client got %d %q; the dyno ran /pay %d times", r.code, strings.TrimSpace(r.body), posted.Load())
-	if r.code != 200 && posted.Load() != 0 {
-		t.Errorf("the client was told %d but the dyno ran the POST", r.code)
+	if r.code != 200 || strings.TrimSpace(r.body) != "ok /pay" || posted.Load() != 1 {
+		t.Errorf("the client got %d %q and the dyno ran /pay %d times; want 200 and once", r.code, strings.TrimSpace(r.body), posted.Load())
 	}
 }
 

@@ -46,6 +46,13 @@ type testRouter struct {
 
 func startRouter(t *testing.T, mod func(*Config)) *testRouter {
 	t.Helper()
+	return startRouterHooked(t, mod, testHooks{})
+}
+
+// startRouterHooked is startRouter with test hooks. A lease settled twice fails the test
+// unless hooks has its own doubleSettle.
+func startRouterHooked(t *testing.T, mod func(*Config), hooks testHooks) *testRouter {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +70,12 @@ func startRouter(t *testing.T, mod func(*Config)) *testRouter {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if hooks.doubleSettle == nil {
+		hooks.doubleSettle = func(l lease, o outcome) {
+			t.Errorf("dyno %s: lease %d settled again (%s)", l.d.name, l.n, o)
+		}
+	}
+	r.hooks = hooks
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -196,7 +209,6 @@ func (tr *testRouter) do(t *testing.T, method, host, path string, body io.Reader
 
 var testClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 
-// waitFor polls cond until it holds or the deadline passes.
 // waitFor polls cond for up to 10 s with testutil.WaitFor.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

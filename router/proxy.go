@@ -90,7 +90,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 			maxWait = min(maxWait, takeoverWait)
 		}
 		t0 := time.Now()
-		d, depth, qe := a.acquire(req.Context(), front, hold, maxWait, ahead, watch)
+		l, depth, qe := a.acquire(req.Context(), front, hold, maxWait, ahead, watch)
 		rec.wait += time.Since(t0)
 		if attempt == 1 {
 			rec.queue = depth
@@ -109,6 +109,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 			return
 		}
 		r.metrics.dispatched(a, time.Since(start), rec.wait)
+		d := l.d
 		rec.dyno = d.name
 		var dc *dynoConn
 		var err error
@@ -121,12 +122,12 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 		}
 		if err != nil {
 			if req.Context().Err() != nil {
-				a.release(d)
+				l.settle(ended)
 				r.fail(w, rec, H27)
 				return
 			}
 			r.log.Warn("dyno refused a connection; trying another", "app", a.name, "dyno", d.name, "addr", d.addr, "error", err)
-			a.releaseDown(d)
+			l.settle(down)
 			if attempt >= r.cfg.MaxAttempts {
 				r.fail(w, rec, H10)
 				return
@@ -134,7 +135,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 			front = true
 			continue
 		}
-		if r.exchange(w, req, a, d, dc, ob, body, ahead, timeout, rec) {
+		if r.exchange(w, req, l, dc, ob, body, ahead, timeout, rec) {
 			if attempt >= r.cfg.MaxAttempts {
 				r.fail(w, rec, H10)
 				return
@@ -146,12 +147,11 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	}
 }
 
-// exchange sends one request over dc to the busy dyno d (unless the hand-off sent it
-// already: ahead.dc) and relays the response. It always gives d back (at once, or later
-// for a timed-out request) except when it returns true: the dyno refused the request
-// before getting any byte of it, d was marked down and released, and the request may go
-// to another dyno.
-func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn,
+// exchange sends one request over dc to the dyno of lease l (unless the hand-off sent
+// it already: ahead.dc) and relays the response. It settles l (as down when it returns
+// true: the dyno refused the request before getting any byte of it, and the request may
+// go to another dyno).
+func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc *dynoConn,
 	ob *outbound, body *bodySource, ahead *sendAhead, timeout time.Duration, rec *record) (retry bool) {
 	var sent time.Time
 	var err error
@@ -170,11 +170,11 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 	if err != nil {
 		dc.close()
 		if dc.written == 0 && refusedBeforeSend(err) {
-			r.log.Warn("dyno reset a connection before the request; trying another", "app", a.name, "dyno", d.name, "error", err)
-			a.releaseDown(d)
+			r.log.Warn("dyno reset a connection before the request; trying another", "app", l.d.app.name, "dyno", l.d.name, "error", err)
+			l.settle(down)
 			return true
 		}
-		a.release(d)
+		l.settle(ended)
 		r.fail(w, rec, H13)
 		return false
 	}
@@ -193,31 +193,31 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, a *app, d *d
 				r.fail(w, rec, clientBodyCode(ce.err))
 				if err != nil {
 					dc.close()
-					a.release(d)
+					l.settle(ended)
 				} else {
-					r.settleLater(a, d, dc, resp, req.Method, timeout)
+					l.drain(dc, resp, req.Method, timeout)
 				}
 				return false
 			}
 		}
 	}
 	if err != nil {
-		r.failedResponse(w, req, a, d, dc, bw, err, timeout, rec)
+		r.failedResponse(w, req, l, dc, bw, err, rec)
 		return false
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		r.upgrade(w, a, d, dc, bw, ob, resp, rec)
+		r.upgrade(w, l, dc, bw, ob, resp, rec)
 		return false
 	}
-	r.relay(w, req, a, d, dc, bw, resp, timeout, sent, rec)
+	r.relay(w, req, l, dc, bw, resp, timeout, sent, rec)
 	return false
 }
 
 // failedResponse answers a request whose response head never came: H12 on timeout (the
 // dyno stays busy until it finishes), H13 when the dyno closed the connection, H17 for
-// a malformed head.
-func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn,
-	bw *bodyWriter, err error, timeout time.Duration, rec *record) {
+// a malformed head. It settles l.
+func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, l lease, dc *dynoConn,
+	bw *bodyWriter, err error, rec *record) {
 	var re *http1.ResponseError
 	errors.As(err, &re)
 	if http1.IsTimeout(err) {
@@ -228,7 +228,7 @@ func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, a *app
 				bw.stop(w, dc)
 			}
 			dc.close()
-			a.release(d)
+			l.settle(ended)
 			return
 		}
 		if bw != nil {
@@ -238,14 +238,14 @@ func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, a *app
 				closeWrite(dc.c)
 			}
 		}
-		r.settleLater(a, d, dc, nil, req.Method, 0)
+		l.drain(dc, nil, req.Method, 0)
 		return
 	}
 	if bw != nil {
 		bw.stop(w, dc)
 	}
 	dc.close()
-	a.release(d)
+	l.settle(ended)
 	if re != nil && !re.Nothing && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
 		r.fail(w, rec, H17)
 		return
@@ -258,57 +258,6 @@ func isReset(err error) bool {
 	return errors.As(err, &oe)
 }
 
-// settleLater keeps a dyno busy until the response to a request the router gave up on
-// (H12, the client left, or its body failed) is really over: the rest of the response
-// is read and discarded (resp, or the whole response when resp is nil), and the
-// connection kept when clean. A dyno that stays silent keeps its mark until it closes
-// the connection, or, when idle is non-zero, until it sends nothing for that long. The
-// router's shutdown closes such connections.
-func (r *Router) settleLater(a *app, d *dyno, dc *dynoConn, resp *http.Response, method string, idle time.Duration) {
-	_ = dc.c.SetDeadline(time.Time{})
-	if !r.track(dc.c) {
-		dc.close()
-		a.release(d)
-		return
-	}
-	r.bg.Add(1)
-	go func() {
-		defer r.bg.Done()
-		defer r.untrack(dc.c)
-		defer a.release(d)
-		var err error
-		if resp == nil {
-			if resp, err = http1.ReadResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
-				dc.close()
-				return
-			}
-		}
-		if idle > 0 {
-			_, err = io.Copy(io.Discard, idleReader{resp.Body, dc.c, idle})
-		} else {
-			_, err = io.Copy(io.Discard, resp.Body)
-		}
-		if err != nil || resp.Close || !dc.clean {
-			dc.close()
-			return
-		}
-		_ = dc.c.SetDeadline(time.Time{})
-		d.keep(dc)
-	}()
-}
-
-// idleReader reads with a rolling read deadline on c.
-type idleReader struct {
-	r    io.Reader
-	c    net.Conn
-	idle time.Duration
-}
-
-func (ir idleReader) Read(p []byte) (int, error) {
-	_ = ir.c.SetReadDeadline(time.Now().Add(ir.idle))
-	return ir.r.Read(p)
-}
-
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // takeoverWait bounds how long a request waits for the dynos of a router that died to
@@ -318,9 +267,10 @@ const takeoverWait = 10 * time.Second
 // wireBufs hold requests as they go to dynos.
 var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// relay streams a response to the client. The dyno is released when the body ended
-// (keeping the connection when it can be reused) or failed (closing it).
-func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno, dc *dynoConn, bw *bodyWriter,
+// relay streams a response to the client. It settles l: succeeded when the body ended
+// (keeping the connection when it can be reused), ended when it failed (closing it),
+// draining when the client left.
+func (r *Router) relay(w http.ResponseWriter, req *http.Request, l lease, dc *dynoConn, bw *bodyWriter,
 	resp *http.Response, timeout time.Duration, sent time.Time, rec *record) {
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
@@ -376,14 +326,14 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 			dc.clean = false
 		}
 		rec.code = H27
-		r.settleLater(a, d, dc, resp, req.Method, timeout)
+		l.drain(dc, resp, req.Method, timeout)
 		return
 	case rerr != nil:
 		if bw != nil {
 			bw.stop(w, dc)
 		}
 		dc.close()
-		a.release(d)
+		l.settle(ended)
 		rec.code = H18
 		r.finish(rec)
 		rec.logged = true
@@ -401,12 +351,11 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, a *app, d *dyno
 		reuse = false
 	}
 	if reuse {
-		d.keep(dc)
+		l.d.keep(dc)
 	} else {
 		dc.close()
 	}
-	a.succeeded(d)
-	a.release(d)
+	l.settle(succeeded)
 }
 
 // fail answers a request with a coded error page (unless the client is gone) and notes

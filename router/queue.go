@@ -42,12 +42,13 @@ type app struct {
 	nwait              int
 }
 
-// waiter is one queued request. ch receives the dyno handed to it (buffered, so the
-// hand-off never blocks under the lock).
+// waiter is one queued request. ch receives the lease of the dyno handed to it
+// (buffered, so the hand-off never blocks under the lock), or no lease when the queue
+// moved (see redirect).
 type waiter struct {
 	prev, next *waiter
 	queued     bool
-	ch         chan *dyno
+	ch         chan lease
 	ahead      *sendAhead
 }
 
@@ -67,8 +68,8 @@ type sendAhead struct {
 }
 
 // maxSendAhead bounds what a hand-off writes for another request: well within a fresh
-// socket's send buffer (16 KiB on Linux), so that the releasing request never blocks on
-// it. Larger requests are sent by their own goroutine.
+// socket's send buffer (16 KiB on Linux), so that the request settling the dyno never
+// blocks on it. Larger requests are sent by their own goroutine.
 const maxSendAhead = 8 << 10
 
 // watchDelay is how long a queued request waits before its client is watched for
@@ -88,32 +89,33 @@ func newApp(r *Router, name string) *app {
 	return &app{name: name, r: r, dynos: make(map[string]*dyno), leaving: make(map[string]*dyno)}
 }
 
-// acquire returns an idle dyno, marked busy, for one request, queueing the request (at
+// acquire returns the lease of an idle dyno for one request, queueing the request (at
 // the back, or at the front for a request being redispatched) until one frees up. It
 // fails with H10 when the app has no dyno up, H11 when the queue is full or the request
 // waited maxWait, and H27 when ctx ends first (the client left). depth is how many
 // requests were ahead of this one when it arrived. When ahead is not nil and the request
-// waited, the dyno may come with the request already sent (ahead.dc set). With hold, the
+// waited, the dyno may come with the request already sent (ahead.dc set). The caller
+// settles the lease when the request is over. With hold, the
 // request waits even when the app has no dyno up (its dynos are expected to join).
 // waiting, when set, is called once the request has waited watchDelay: from then on ctx
 // learns that the client left.
-func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead, waiting func()) (d *dyno, depth int, qe *queueError) {
+func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead, waiting func()) (l lease, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
-		d = a.popIdle()
+		l = a.popIdle()
 		a.mu.Unlock()
-		return d, 0, nil
+		return l, 0, nil
 	}
 	if a.up == 0 && !hold {
 		a.mu.Unlock()
-		return nil, 0, &queueError{code: H10}
+		return lease{}, 0, &queueError{code: H10}
 	}
 	if !front && a.nwait >= a.r.cfg.MaxQueueDepth {
 		depth = a.nwait
 		a.mu.Unlock()
-		return nil, depth, &queueError{code: H11}
+		return lease{}, depth, &queueError{code: H11}
 	}
-	w := &waiter{ch: make(chan *dyno, 1), ahead: ahead}
+	w := &waiter{ch: make(chan lease, 1), ahead: ahead}
 	depth = a.nwait
 	a.enqueue(w, front)
 	a.mu.Unlock()
@@ -135,11 +137,11 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 	var code *Code
 	for code == nil {
 		select {
-		case d = <-w.ch:
-			if d == nil {
-				return nil, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
+		case l = <-w.ch:
+			if l.d == nil {
+				return lease{}, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
 			}
-			return d, depth, nil
+			return l, depth, nil
 		case <-ctx.Done():
 			code = H27
 		case <-timer.C:
@@ -152,6 +154,9 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 			code = H11
 		}
 	}
+	if h := a.r.hooks.waitEnding; h != nil {
+		h(a.name, code)
+	}
 	a.mu.Lock()
 	if w.queued {
 		a.unlink(w)
@@ -159,74 +164,47 @@ func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Durati
 			code = H10
 		}
 		a.mu.Unlock()
-		return nil, depth, &queueError{code: code, waited: time.Since(start)}
+		return lease{}, depth, &queueError{code: code, waited: time.Since(start)}
 	}
 	a.mu.Unlock()
 	// A dyno was handed over at the same moment, or the queue moved.
-	d = <-w.ch
-	if d == nil {
+	l = <-w.ch
+	if l.d == nil {
 		if code == H11 {
-			return nil, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
+			return lease{}, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
 		}
-		return nil, depth, &queueError{code: code, waited: time.Since(start)}
+		return lease{}, depth, &queueError{code: code, waited: time.Since(start)}
 	}
 	if code == H11 {
 		// The wait ran out as the dyno came: the client is still there, serve it.
-		return d, depth, nil
+		return l, depth, nil
 	}
 	// The client left: give the dyno to the next in line, once it answered the request
 	// when that was already sent.
-	if ahead != nil && ahead.dc != nil {
-		if ahead.err != nil {
-			ahead.dc.close()
-			a.release(d)
-		} else {
-			a.r.settleLater(a, d, ahead.dc, nil, ahead.method, 0)
-		}
-	} else {
-		a.release(d)
-	}
-	return nil, depth, &queueError{code: code, waited: time.Since(start)}
-}
-
-// release gives a dyno back after its request is really over: its response finished or
-// its connection closed. The oldest waiter gets it, or it becomes idle.
-func (a *app) release(d *dyno) {
-	a.mu.Lock()
-	d.busy = false
-	a.busy--
 	switch {
-	case d.removed:
-		d.closeConnLocked()
-		if a.leaving[d.key] == d {
-			delete(a.leaving, d.key)
-			if d.gone != nil {
-				close(d.gone)
-			}
-		}
-	case d.down:
-		d.closeConnLocked()
+	case ahead == nil || ahead.dc == nil:
+		l.settle(ended)
+	case ahead.err != nil:
+		ahead.dc.close()
+		l.settle(ended)
 	default:
-		if w := a.next(d); w != nil {
-			a.mu.Unlock()
-			give(w, d)
-			return
-		}
+		l.drain(ahead.dc, nil, ahead.method, 0)
 	}
-	a.mu.Unlock()
+	return lease{}, depth, &queueError{code: code, waited: time.Since(start)}
 }
 
-// give hands a dyno, busy on the waiter's behalf, to the waiter, sending its request
-// first when it can (see sendAhead). Called without the app's mutex: the dyno and its
-// connection belong to the waiter now, and nobody else touches them.
-func give(w *waiter, d *dyno) {
+// give hands the lease of a dyno to the waiter, sending its request first when it can
+// (see sendAhead). Called by the goroutine that settled the dyno's last lease, without
+// the app's mutex: the dyno and its connection belong to the waiter now, and nobody
+// else touches them.
+func give(w *waiter, l lease) {
 	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead {
-		if dc := d.reuse(ah.timeout); dc != nil {
+		if dc := l.d.reuse(ah.timeout); dc != nil {
 			ah.dc, ah.at = dc, time.Now()
 			_, ah.err = dc.Write(ah.wire)
 		}
 	}
-	w.ch <- d
+	w.ch <- l
 }
 
 // redirect takes every waiting request off the queue and hands it back with no dyno
@@ -238,28 +216,10 @@ func (a *app) redirect() int {
 	n := 0
 	for w := a.head; w != nil; w = a.head {
 		a.unlink(w)
-		w.ch <- nil
+		w.ch <- lease{}
 		n++
 	}
 	return n
-}
-
-// releaseDown gives back a dyno that refused or reset a connection before it got any
-// byte of a request: it leaves rotation until its back-off ends.
-func (a *app) releaseDown(d *dyno) {
-	a.mu.Lock()
-	if !d.down && !d.removed {
-		d.down = true
-		a.up--
-		f := d.failures.Add(1)
-		backoff := a.r.cfg.DownBackoff << min(f-1, 5)
-		if backoff > a.r.cfg.MaxDownBackoff {
-			backoff = a.r.cfg.MaxDownBackoff
-		}
-		time.AfterFunc(backoff, func() { a.revive(d) })
-	}
-	a.mu.Unlock()
-	a.release(d)
 }
 
 // revive puts a dyno that was marked down back into rotation on probation.
@@ -276,28 +236,19 @@ func (a *app) revive(d *dyno) {
 	}
 }
 
-// succeeded resets a dyno's failure count after it served a request.
-func (a *app) succeeded(d *dyno) {
-	if d.failures.Load() != 0 {
-		d.failures.Store(0)
-	}
-}
-
 // handoff gives a free dyno to the oldest waiter, or makes it idle. Caller holds mu.
 func (a *app) handoff(d *dyno) {
-	if w := a.next(d); w != nil {
-		w.ch <- d
+	if w, l := a.next(d); w != nil {
+		w.ch <- l
 	}
 }
 
-// next takes the oldest waiter off the queue and marks d busy for it, or makes d idle
-// when nobody waits (and returns nil). Caller holds mu.
-func (a *app) next(d *dyno) *waiter {
+// next takes the oldest waiter off the queue and lends d to it, or makes d idle when
+// nobody waits (and returns no waiter). Caller holds mu.
+func (a *app) next(d *dyno) (*waiter, lease) {
 	if w := a.head; w != nil {
 		a.unlink(w)
-		d.busy = true
-		a.busy++
-		return w
+		return w, a.lend(d)
 	}
 	d.isIdle = true
 	d.idlePrev, d.idleNext = a.idleTail, nil
@@ -308,16 +259,14 @@ func (a *app) next(d *dyno) *waiter {
 	}
 	a.idleTail = d
 	a.nidle++
-	return nil
+	return nil, lease{}
 }
 
-// popIdle takes the most recently freed dyno and marks it busy. Caller holds mu.
-func (a *app) popIdle() *dyno {
+// popIdle lends the most recently freed dyno. Caller holds mu.
+func (a *app) popIdle() lease {
 	d := a.idleTail
 	a.removeIdle(d)
-	d.busy = true
-	a.busy++
-	return d
+	return a.lend(d)
 }
 
 // removeIdle takes d out of the idle list in O(1). Caller holds mu.

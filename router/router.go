@@ -45,6 +45,8 @@ type Router struct {
 	lport    atomic.Pointer[string] // the listener's port, for X-Forwarded-Port
 	ready    chan struct{}
 	readyOne sync.Once
+
+	hooks testHooks // nil functions in production
 }
 
 // New checks cfg and returns a router that serves nothing until Run.

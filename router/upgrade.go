@@ -10,10 +10,10 @@ import (
 
 // upgrade relays a 101 Switching Protocols (WebSocket and others): the client connection
 // is hijacked and bytes flow both ways until either side closes. The dyno stays busy for
-// the life of the connection, which is closed at the end.
-func (r *Router) upgrade(w http.ResponseWriter, a *app, d *dyno, dc *dynoConn, bw *bodyWriter,
+// the life of the connection, which is closed at the end; then l settles as ended.
+func (r *Router) upgrade(w http.ResponseWriter, l lease, dc *dynoConn, bw *bodyWriter,
 	ob *outbound, resp *http.Response, rec *record) {
-	defer a.release(d)
+	defer l.settle(ended)
 	if bw != nil {
 		bw.stop(w, dc)
 	}
