@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -536,5 +537,28 @@ func TestHandBackBeforeBody(t *testing.T) {
 	}
 	if tr.logHas("code=H10") {
 		t.Errorf("the hand-back was logged as an error:\n%s", tr.logs.String())
+	}
+}
+
+// A request held on a view of the owners that a move has made old routes again at once:
+// the move (redirect) may come between its last look at the owner and its joining the
+// queue, when no redirect can reach it.
+func TestHoldAfterAMoveRoutesAgain(t *testing.T) {
+	t.Parallel()
+	rig := newLeaseRig(t)
+	h := rig.a.holdHere()
+	rig.a.redirect() // the app moved to another router, its queue empty
+	start := time.Now()
+	_, _, qe := rig.a.acquire(context.Background(), false, h, time.Minute, nil, nil)
+	if qe == nil || qe.code != H10 || !qe.moved {
+		t.Fatalf("a hold taken before the move: %+v, want H10 moved at once", qe)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("it waited %s", waited)
+	}
+	// A hold taken after the move waits (here until its wait runs out: H10, not moved).
+	_, _, qe = rig.a.acquire(context.Background(), false, rig.a.holdHere(), 10*time.Millisecond, nil, nil)
+	if qe == nil || qe.code != H10 || qe.moved {
+		t.Fatalf("a hold taken after the move: %+v, want it to wait (H10 when the wait runs out)", qe)
 	}
 }

@@ -22,7 +22,7 @@ func benchApp(b *testing.B, n int) *app {
 	a := r.appRef("bench")
 	// Half the dynos busy, as under load.
 	for i := 0; i < n/2; i++ {
-		if _, _, qe := a.acquire(context.Background(), false, false, time.Second, nil, nil); qe != nil {
+		if _, _, qe := a.acquire(context.Background(), false, hold{}, time.Second, nil, nil); qe != nil {
 			b.Fatal(qe.code.Name)
 		}
 	}
@@ -34,7 +34,7 @@ func benchApp(b *testing.B, n int) *app {
 func dispatchLoop(b *testing.B, a *app, iters int) {
 	ctx := context.Background()
 	for i := 0; i < iters; i++ {
-		l, _, qe := a.acquire(ctx, false, false, time.Second, nil, nil)
+		l, _, qe := a.acquire(ctx, false, hold{}, time.Second, nil, nil)
 		if qe != nil {
 			b.Fatal(qe.code.Name)
 		}

@@ -90,24 +90,28 @@ const (
 // owns the queue but has no dyno yet (they are being handed over), and when the owner
 // refused the connection while Consul still has the app's dynos (it died or is
 // leaving): the queue moves within seconds, and reconcile then sends the waiting
-// requests to the new owner, or this router serves them.
-func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, body *bodySource, rec *record) clusterRoute {
+// requests to the new owner, or this router serves them. With routeHold comes the hold
+// to wait with: taken before the last look at the owner, so that a move after that
+// look sends the request here again.
+func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, body *bodySource, rec *record) (clusterRoute, hold) {
 	c := r.cluster
+	h := a.holdHere()
 	if c.fromPeer(req) {
 		if !c.owns(a.name) {
 			r.handBack(w, rec)
-			return routeAnswered
+			return routeAnswered, hold{}
 		}
 	} else {
 		backoff := bounceBackoff
 		for bounces := 0; ; bounces++ {
+			h = a.holdHere()
 			id, addr := c.peerFor(a.name)
 			if addr == "" {
 				break
 			}
 			answered, bounced := r.forward(w, req, a, body, rec, id, addr)
 			if answered {
-				return routeAnswered
+				return routeAnswered, hold{}
 			}
 			if bounces == maxBounces {
 				break
@@ -125,15 +129,15 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 			case <-time.After(backoff):
 			case <-req.Context().Done():
 				r.fail(w, rec, H27)
-				return routeAnswered
+				return routeAnswered, hold{}
 			}
 			backoff *= 2
 		}
 	}
 	if body.replayable() && c.expects(a.name) {
-		return routeHold
+		return routeHold, h
 	}
-	return routeFail
+	return routeFail, hold{}
 }
 
 // handsBack answers, before its body is read, a request a peer forwarded for an app of

@@ -61,7 +61,7 @@ func liveDyno(t *testing.T, name string) (Instance, func() net.Conn) {
 // get takes an idle dyno's lease, which must be there.
 func (rig *leaseRig) get() lease {
 	rig.t.Helper()
-	l, _, qe := rig.a.acquire(context.Background(), false, false, time.Second, nil, nil)
+	l, _, qe := rig.a.acquire(context.Background(), false, hold{}, time.Second, nil, nil)
 	if qe != nil {
 		rig.t.Fatalf("no dyno: %s", qe.code.Name)
 	}
@@ -75,7 +75,7 @@ func (rig *leaseRig) wait(ahead *sendAhead) <-chan lease {
 	_, _, _, _, before := rig.a.stats()
 	got := make(chan lease, 1)
 	go func() {
-		l, _, qe := rig.a.acquire(context.Background(), false, false, time.Minute, ahead, nil)
+		l, _, qe := rig.a.acquire(context.Background(), false, hold{}, time.Minute, ahead, nil)
 		if qe != nil {
 			rig.t.Errorf("the waiting request got %s", qe.code.Name)
 		}
@@ -210,7 +210,7 @@ func TestLeaseOutcomes(t *testing.T) {
 		if rig.conn(l.d) != nil {
 			t.Errorf("a dyno settled down keeps its connection")
 		}
-		if _, _, qe := rig.a.acquire(context.Background(), false, false, time.Second, nil, nil); qe == nil || qe.code != H10 {
+		if _, _, qe := rig.a.acquire(context.Background(), false, hold{}, time.Second, nil, nil); qe == nil || qe.code != H10 {
 			t.Errorf("with its only dyno down, the app gave a request %v, want H10", qe)
 		}
 		rig.a.revive(l.d)

@@ -80,28 +80,29 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 		ahead = &sendAhead{wire: wb.Bytes(), method: req.Method, timeout: timeout}
 	}
 
-	front, hold := false, false
+	front, held := false, hold{}
 	for attempt := 1; ; attempt++ {
 		if ahead != nil {
 			ahead.dc, ahead.err = nil, nil
 		}
 		maxWait := r.cfg.MaxQueueWait - rec.wait
-		if hold {
+		if held.on {
 			maxWait = min(maxWait, takeoverWait)
 		}
 		t0 := time.Now()
-		l, depth, qe := a.acquire(req.Context(), front, hold, maxWait, ahead, watch)
+		l, depth, qe := a.acquire(req.Context(), front, held, maxWait, ahead, watch)
 		rec.wait += time.Since(t0)
 		if attempt == 1 {
 			rec.queue = depth
 		}
 		if qe != nil {
 			if qe.code == H10 && (attempt == 1 || qe.moved) && r.cluster != nil {
-				switch r.routeInCluster(w, req, a, body, rec) {
+				route, h := r.routeInCluster(w, req, a, body, rec)
+				switch route {
 				case routeAnswered:
 					return
 				case routeHold:
-					hold = true
+					held = h
 					continue
 				}
 			}

@@ -40,6 +40,17 @@ type app struct {
 	head               *waiter // oldest waiting request
 	tail               *waiter
 	nwait              int
+	// moves counts the times the app's queue moved to another router (redirect): a
+	// request held on a view of the members older than the last move must route again.
+	moves uint64
+}
+
+// hold lets a request wait while the app has no dyno up here, because its dynos are on
+// their way (cluster mode). moves is the app's count of queue moves when the request
+// last looked at who owns the app.
+type hold struct {
+	on    bool
+	moves uint64
 }
 
 // waiter is one queued request. ch receives the lease of the dyno handed to it
@@ -95,20 +106,25 @@ func newApp(r *Router, name string) *app {
 // waited maxWait, and H27 when ctx ends first (the client left). depth is how many
 // requests were ahead of this one when it arrived. When ahead is not nil and the request
 // waited, the dyno may come with the request already sent (ahead.dc set). The caller
-// settles the lease when the request is over. With hold, the
-// request waits even when the app has no dyno up (its dynos are expected to join).
+// settles the lease when the request is over. With h.on, the request waits even when
+// the app has no dyno up (its dynos are expected to join), unless the queue moved since
+// h.moves (H10, moved).
 // waiting, when set, is called once the request has waited watchDelay: from then on ctx
 // learns that the client left.
-func (a *app) acquire(ctx context.Context, front, hold bool, maxWait time.Duration, ahead *sendAhead, waiting func()) (l lease, depth int, qe *queueError) {
+func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Duration, ahead *sendAhead, waiting func()) (l lease, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
 		l = a.popIdle()
 		a.mu.Unlock()
 		return l, 0, nil
 	}
-	if a.up == 0 && !hold {
+	if a.up == 0 && !h.on {
 		a.mu.Unlock()
 		return lease{}, 0, &queueError{code: H10}
+	}
+	if h.on && a.moves != h.moves {
+		a.mu.Unlock()
+		return lease{}, 0, &queueError{code: H10, moved: true}
 	}
 	if !front && a.nwait >= a.r.cfg.MaxQueueDepth {
 		depth = a.nwait
@@ -213,6 +229,7 @@ func give(w *waiter, l lease) {
 func (a *app) redirect() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.moves++
 	n := 0
 	for w := a.head; w != nil; w = a.head {
 		a.unlink(w)
@@ -384,6 +401,14 @@ func (a *app) drained(key string) <-chan struct{} {
 		return nil
 	}
 	return closedChan
+}
+
+// holdHere returns the hold for a request that is to wait here, as of now: call it
+// before looking at who owns the app.
+func (a *app) holdHere() hold {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return hold{on: true, moves: a.moves}
 }
 
 // hasUp says whether the app has a dyno up here.
