@@ -364,3 +364,50 @@ func TestAttackSlowAgentFencesOwnerForever(t *testing.T) {
 		}
 	}
 }
+
+// A dyno sees the same X-Forwarded-For, -Proto and -Port whether the client's router
+// served the request or forwarded it to the app's owner; a client that names a member
+// router in the hop header, from another address than that router's, cannot make the
+// owner drop its own address from X-Forwarded-For.
+func TestAttackForwardedHeadersOnlyFromPeers(t *testing.T) {
+	t.Parallel()
+	seen := make(chan http.Header, 1)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		io.WriteString(w, "ok")
+	})
+	owner := startRouter(t, nil)
+	owner.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"}}
+	owner.SetApp("xff", []Instance{b.instance("web.1")})
+	send := func(from string) http.Header {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", owner.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: xff.localhost\r\n"+HopHeader+": peer\r\n"+
+			"X-Forwarded-For: 10.0.0.1, 10.0.0.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("from %s: %v %v", from, resp, err)
+		}
+		return <-seen
+	}
+	h := send("127.0.0.1") // the member's address: a forward
+	if got := h.Get("X-Forwarded-For"); got != "10.0.0.1, 10.0.0.9" {
+		t.Errorf("a forward's X-Forwarded-For reached the dyno as %q, want the peer's as is", got)
+	}
+	if h.Get("X-Forwarded-Proto") != "https" || h.Get("X-Forwarded-Port") != "443" {
+		t.Errorf("a forward reached the dyno with X-Forwarded-Proto %q and -Port %q, want the peer's",
+			h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Port"))
+	}
+	h = send("127.0.0.2") // a client naming the member
+	if got := h.Get("X-Forwarded-For"); got != "10.0.0.1, 10.0.0.9, 127.0.0.2" {
+		t.Errorf("a client naming a member got X-Forwarded-For %q to the dyno, want its address appended", got)
+	}
+	if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Port") == "443" {
+		t.Errorf("a client naming a member set X-Forwarded-Proto %q and -Port %q", h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Port"))
+	}
+}

@@ -332,6 +332,9 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 	}
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Millisecond)
+		if got := r.Header.Get("X-Forwarded-For"); r.URL.Path == "/xff" && got != "10.0.0.1, 127.0.0.1" {
+			t.Errorf("the dyno got X-Forwarded-For %q, want the client's chain and its address only", got)
+		}
 		io.WriteString(w, "ok")
 	})
 	register(t, c, "solo", "web.1", b, nil, false)
@@ -362,7 +365,8 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 				tr = rb
 			}
 			for j := 0; j < 20; j++ {
-				if resp, body := tr.do(t, "GET", "solo.localhost", "/", nil, nil); resp.StatusCode != 200 || body != "ok" {
+				xff := http.Header{"X-Forwarded-For": {"10.0.0.1"}}
+				if resp, body := tr.do(t, "GET", "solo.localhost", "/xff", nil, xff); resp.StatusCode != 200 || body != "ok" {
 					t.Errorf("router %d: %d %q", i%2, resp.StatusCode, body)
 					return
 				}

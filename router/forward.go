@@ -66,6 +66,20 @@ func (c *cluster) fromPeer(req *http.Request) bool {
 	return id != c.id && slices.Contains(c.members, id)
 }
 
+// forwardedBy says whether req was forwarded by the live router that its hop header
+// names, from that router's own address (ip is the connection's): its X-Forwarded-For
+// and X-Forwarded-Proto and -Port are then the client's, as that router saw them. A
+// client that names a member is not believed on its headers, whatever fromPeer says.
+func (c *cluster) forwardedBy(req *http.Request, ip string) bool {
+	if !c.fromPeer(req) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	host, _, err := net.SplitHostPort(c.addrs[req.Header.Get(HopHeader)])
+	return err == nil && host == ip
+}
+
 // clusterRoute is what becomes of a request for an app with no dyno routed here.
 type clusterRoute int
 
@@ -197,6 +211,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			pr.Out.Header.Set("X-Request-Id", rec.requestID)
 			pr.Out.Header["X-Forwarded-For"] = req.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Forwarded-Port", r.port())
 		},
 		Transport:     r.peerTransport,
 		FlushInterval: -1,

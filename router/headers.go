@@ -79,6 +79,12 @@ func forwardedFor(req *http.Request, ip string) string {
 	return strings.Join(prior, ", ") + ", " + ip
 }
 
+// validPort says whether s is a TCP port number.
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 1<<16 && s[0] != '+' && s[0] != '0'
+}
+
 // connectionTokens are the header names a Connection header lists, which are hop-by-hop
 // too.
 func connectionTokens(h http.Header) map[string]bool {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	ip := clientIP(req)
 	rec := &record{method: req.Method, path: req.RequestURI, host: req.Host}
 	rec.fwd = forwardedFor(req, ip)
+	peer := r.cluster != nil && r.cluster.forwardedBy(req, ip)
+	if v := strings.Join(req.Header.Values("X-Forwarded-For"), ", "); peer && v != "" {
+		rec.fwd = v // the peer put the client's address in it
+	}
 	rec.requestID = req.Header.Get("X-Request-Id")
 	if !saneRequestID(rec.requestID) {
 		rec.requestID = r.cfg.NewID()
@@ -53,6 +58,15 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 		port: r.port(), start: start}
 	if req.TLS != nil {
 		ob.proto = "https"
+	}
+	if peer {
+		// The dyno sees the request as the router the client reached saw it.
+		if p := req.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			ob.proto = p
+		}
+		if p := req.Header.Get("X-Forwarded-Port"); validPort(p) {
+			ob.port = p
+		}
 	}
 	if up, ok := isUpgrade(req); ok {
 		ob.upgrade = up
