@@ -6,6 +6,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -148,19 +149,16 @@ func dataDir(t testing.TB) string {
 	return dir
 }
 
+// Port runs for agents come from [portsFrom, portsTo): below Nomad's dynamic ports
+// (internal/devgrid: 20000 and up) and the kernel's ephemeral ones (32768 and up), so
+// that neither dynos nor the many client connections of a load test crowd them out.
+const portsFrom, portsTo = 10000, 20000
+
 // freePortRun finds n consecutive free ports on 127.0.0.1 and returns the first.
 func freePortRun(t testing.TB, n int) int {
 	t.Helper()
 	for attempt := 0; attempt < 200; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+n > 65535 {
-			continue
-		}
+		base := portsFrom + rand.IntN(portsTo-portsFrom-n)
 		ok := true
 		for p := base; p < base+n; p++ {
 			if !portFree(p) {
@@ -172,7 +170,7 @@ func freePortRun(t testing.TB, n int) int {
 			return base
 		}
 	}
-	t.Fatal(fmt.Errorf("harness: no run of %d free ports", n))
+	t.Fatal(fmt.Errorf("harness: no run of %d free ports in [%d, %d)", n, portsFrom, portsTo))
 	return 0
 }
 
