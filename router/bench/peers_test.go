@@ -60,7 +60,10 @@ func start(tb testing.TB, name string, cmd *exec.Cmd, addr string) *proc {
 }
 
 // startRouter builds and runs dyno-router with a static route to the backends.
-func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc {
+func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc { return startRouterOn(tb, bs, -1) }
+
+// startRouterOn is startRouter with the router pinned to one core (none when core < 0).
+func startRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "dyno-router")
 	build := exec.Command("go", "build", "-o", bin, "github.com/dynogrid/dynogrid/cmd/dyno-router")
@@ -68,8 +71,12 @@ func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc {
 		tb.Fatalf("failed to build dyno-router: %v\n%s", err, out)
 	}
 	addr := freeAddr(tb)
-	cmd := exec.Command(bin, "-listen", addr, "-consul", "", "-log-level", "warn",
-		"-static", "bench="+strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s")
+	argv := []string{bin, "-listen", addr, "-consul", "", "-log-level", "warn",
+		"-static", "bench=" + strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s"}
+	if core >= 0 {
+		argv = pinned(core, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if v := os.Getenv("BENCH_ROUTER_GOMAXPROCS"); v != "" {
 		cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
 	}
@@ -87,6 +94,11 @@ func requireHAProxy(tb testing.TB) {
 
 // startHAProxy runs HAProxy with balance (and maxconn 1 per server when single).
 func startHAProxy(tb testing.TB, bs []*loadgen.Backend, balance string, single bool) *proc {
+	return startHAProxyOn(tb, bs, balance, single, -1)
+}
+
+// startHAProxyOn is startHAProxy pinned to one core (none when core < 0).
+func startHAProxyOn(tb testing.TB, bs []*loadgen.Backend, balance string, single bool, core int) *proc {
 	tb.Helper()
 	bin := haproxyBin
 	requireHAProxy(tb)
@@ -119,7 +131,11 @@ backend be
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	return start(tb, "haproxy "+balance, exec.Command(bin, "-db", "-f", cfg), addr)
+	argv := []string{bin, "-db", "-f", cfg}
+	if core >= 0 {
+		argv = pinned(core, argv...)
+	}
+	return start(tb, "haproxy "+balance, exec.Command(argv[0], argv[1:]...), addr)
 }
 
 // cpuTime is the CPU a process used so far (user+system).

@@ -163,6 +163,15 @@ func refused(err error) bool {
 
 // Warm sends n sequential requests with no service time, to open connections.
 func Warm(c *http.Client, target Target, n int) error {
+	_, err := Sequential(c, target, n)
+	return err
+}
+
+// Sequential sends n requests with no service time one after the other (one client,
+// like a browser tab or a script) and returns how long each took, from sending its
+// request to reading its whole body.
+func Sequential(c *http.Client, target Target, n int) ([]time.Duration, error) {
+	lat := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
 		url := target.URL
 		if m := len(target.URLs); m > 0 {
@@ -177,15 +186,17 @@ func Warm(c *http.Client, target Target, n int) error {
 		if target.Host != "" {
 			req.Host = target.Host
 		}
+		start := time.Now()
 		resp, err := c.Do(req)
 		if err != nil {
-			return fmt.Errorf("failed to warm up %s: %w", target.Name, err)
+			return lat, fmt.Errorf("request %d to %s failed: %w", i, target.Name, err)
 		}
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return fmt.Errorf("failed to warm up %s: reading a body: %w", target.Name, err)
+			return lat, fmt.Errorf("request %d to %s failed reading its body: %w", i, target.Name, err)
 		}
+		lat = append(lat, time.Since(start))
 	}
-	return nil
+	return lat, nil
 }

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/router/loadgen"
+)
+
+// cpuCore is the core both proxies are pinned to, one after the other: the load
+// generator and the backends (this process) have the machine's other cores to
+// themselves most of the time.
+func cpuCore() int { return runtime.NumCPU() - 1 }
+
+// cpuRegime is one load under which the proxies' CPU per request is measured.
+type cpuRegime struct {
+	name string
+	key  string // in metric names
+	// run sends the regime's requests to t and returns their latencies (ok ones) and
+	// how many failed.
+	run   func(t loadgen.Target) ([]time.Duration, int, error)
+	n     int           // requests per run
+	trace loadgen.Trace // open-loop regimes: the trace replayed
+	queue bool          // requests wait for dynos: p99 is also compared with the ideal
+}
+
+// BenchmarkCPU measures the CPU dyno-router and HAProxy (leastconn, maxconn 1 per
+// server) spend per request, each pinned to the same one core and read from its own
+// accounting (/proc/PID/stat), in three regimes, in the same run and interleaved
+// (router, HAProxy, router, ...; medians of the rounds reported): the queueing load of
+// BenchmarkRouting at 0.9 (720 req/s open-loop Poisson on 8 single-request dynos, mean
+// service 10 ms, clients opening connections on demand like any Go http.Transport),
+// zero service time open-loop at 2000 req/s, and one sequential client with zero
+// service time. p99 latencies are reported next to the CPU, and for the queueing load
+// against the ideal M/M/c single queue of the same trace.
+func BenchmarkCPU(b *testing.B) {
+	requireHAProxy(b)
+	bs, err := loadgen.StartBackends(dynos)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer loadgen.StopBackends(bs)
+	core := cpuCore()
+	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core)}
+	client := loadgen.Client()
+	for _, p := range procs {
+		if err := loadgen.Warm(client, target(p), 500); err != nil {
+			b.Fatal(err)
+		}
+	}
+	open := func(tr loadgen.Trace) func(loadgen.Target) ([]time.Duration, int, error) {
+		return func(t loadgen.Target) ([]time.Duration, int, error) {
+			return loadgen.Run(context.Background(), client, t, tr)
+		}
+	}
+	queueing := loadgen.Poisson(seed, requests(), loadgen.RateFor(0.9, dynos, meanService), meanService)
+	zero := loadgen.Poisson(seed, 5*requests()/2, 2000, 0)
+	const sequential = 10000
+	regimes := []cpuRegime{
+		{name: fmt.Sprintf("queueing: load 0.9, %.0f req/s open loop, %d dynos, mean service %s", loadgen.RateFor(0.9, dynos, meanService), dynos, meanService),
+			key: "queueing", run: open(queueing), n: len(queueing), trace: queueing, queue: true},
+		{name: "zero service, 2000 req/s open loop", key: "open-loop", run: open(zero), n: len(zero), trace: zero},
+		{name: "zero service, one sequential client", key: "sequential", n: sequential, run: func(t loadgen.Target) ([]time.Duration, int, error) {
+			lat, err := loadgen.Sequential(client, t, sequential)
+			return lat, sequential - len(lat), err
+		}},
+	}
+	machine := machineState()
+	var rows []string
+	for i := 0; i < b.N; i++ {
+		for _, rg := range regimes {
+			cpu := make([][]time.Duration, len(procs))
+			p99 := make([][]time.Duration, len(procs))
+			for round := 0; round < rounds(); round++ {
+				for pi, p := range procs {
+					before, err := cpuTime(p.cmd.Process.Pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lat, errs, err := rg.run(target(p))
+					after, _ := cpuTime(p.cmd.Process.Pid)
+					if errs > 0 {
+						b.Errorf("%s, %s: %d requests failed (first: %v)", p.name, rg.name, errs, err)
+					}
+					cpu[pi] = append(cpu[pi], (after-before)/time.Duration(rg.n))
+					p99[pi] = append(p99[pi], loadgen.Summarise(lat, errs).P99)
+				}
+			}
+			us := func(d time.Duration) float64 { return float64(d) / 1e3 }
+			rc, hc := medianDuration(cpu[0]), medianDuration(cpu[1])
+			rp, hp := medianDuration(p99[0]), medianDuration(p99[1])
+			ideal := "-"
+			if rg.queue {
+				ip := loadgen.Summarise(loadgen.Ideal(rg.trace, dynos), 0).P99
+				ideal = fmt.Sprintf("%.2f / %.2f", float64(rp)/float64(ip), float64(hp)/float64(ip))
+			}
+			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s |",
+				rg.name, us(rc), us(hc), float64(rc)/float64(hc), ms(rp), ms(hp), float64(rp)/float64(hp), ideal))
+			b.ReportMetric(float64(rc)/float64(hc), "router/haproxy-cpu-"+rg.key)
+			b.ReportMetric(float64(rp)/float64(hp), "router/haproxy-p99-"+rg.key)
+		}
+	}
+	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own /proc/PID/stat; median of %d interleaved rounds; before the run: %s; after: %s\n",
+		core, runtime.NumCPU(), rounds(), machine, machineState())
+	fmt.Println("| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println(strings.Join(rows, "\n"))
+}
