@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // dyno is one web dyno of an app. Its identity fields never change; its state is guarded
@@ -101,6 +103,7 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	c = sysconn.Wrap(c)
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	dc = &dynoConn{c: c, clean: true}
 	if sc, ok := c.(syscall.Conn); ok {
@@ -138,6 +141,9 @@ func (d *dyno) keep(dc *dynoConn) { d.conn = dc }
 // alive says whether an idle kept-alive connection is still open: the dyno has neither
 // closed nor reset it nor sent anything unasked. It peeks without blocking.
 func (dc *dynoConn) alive() bool {
+	if sc, ok := dc.c.(*sysconn.Conn); ok {
+		return sc.Alive()
+	}
 	if dc.raw == nil {
 		return true
 	}

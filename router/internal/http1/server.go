@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // Handler serves one request. A request waits in the handler as long as it needs (a
@@ -100,6 +102,7 @@ func (f *Server) Serve() error {
 			return err
 		}
 		backoff = 0
+		c = sysconn.Wrap(c)
 		br, bw := readers.Get().(*bufio.Reader), writers.Get().(*bufio.Writer)
 		br.Reset(c)
 		bw.Reset(c)

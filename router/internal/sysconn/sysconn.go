@@ -1,0 +1,155 @@
+// Package sysconn reads and writes TCP connections with raw system calls.
+//
+// A Go read or write of a socket goes through the runtime's system call bookkeeping
+// (entersyscall, exitsyscall), which exists for calls that may block: a call that takes
+// longer than a tick of the runtime's monitor thread (sysmon, 20 us) loses its P to
+// another thread, and the monitor, woken, keeps waking every 20 us for a millisecond or
+// more after. On a loopback socket, where a write runs the receiver's network stack too,
+// 20 us is common, and in the router, pinned to one core, those hand-offs and wake-ups
+// were a quarter of its CPU. Reads and writes of non-blocking sockets never block, so
+// this package makes them as raw system calls, and waits for readiness in the runtime's
+// poller as net does (deadlines included).
+package sysconn
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// Conn is a TCP connection whose Read and Write are raw system calls; everything else
+// is the TCPConn's.
+type Conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+
+	// One read and one write at a time (as a net.Conn allows concurrently), each with
+	// its arguments and results here, so that the callbacks handed to the RawConn are
+	// made once, not per call.
+	rbuf    []byte
+	rn      int
+	rerr    syscall.Errno
+	readFn  func(fd uintptr) bool
+	wbuf    []byte
+	wn      int
+	werr    syscall.Errno
+	writeFn func(fd uintptr) bool
+	peekFn  func(fd uintptr) bool
+	peekBuf [1]byte
+}
+
+// Wrap returns c as a Conn when it is a TCP connection, and c itself otherwise.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	sc := &Conn{TCPConn: tc, rc: rc}
+	sc.readFn, sc.writeFn, sc.peekFn = sc.read, sc.write, sc.peek
+	return sc
+}
+
+// Read reads from the socket once it has something to read, as net.Conn's Read.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rbuf, c.rn, c.rerr = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rn, c.rerr
+	c.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, c.opError("read", errno)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		switch e {
+		case 0:
+			c.rn = int(r)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.rerr = e
+		return true
+	}
+}
+
+// maxWrite bounds one system call's write, as package net does.
+const maxWrite = 1 << 30
+
+// Write writes all of p, waiting for room in the socket's buffer, as net.Conn's Write.
+// It sends with MSG_NOSIGNAL: a peer that closed makes it fail with EPIPE, no signal.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wbuf, c.wn, c.werr = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n, errno := c.wn, c.werr
+	c.wbuf = nil
+	switch {
+	case err != nil:
+		return n, err
+	case errno != 0:
+		return n, c.opError("write", errno)
+	}
+	return n, nil
+}
+
+func (c *Conn) write(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		b := c.wbuf[c.wn:]
+		if len(b) > maxWrite {
+			b = b[:maxWrite]
+		}
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			c.wn += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
+}
+
+func (c *Conn) opError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
+}
+
+// Alive says whether the socket has nothing to read and is still open (the peer has
+// neither closed nor reset it nor sent anything), without blocking: how a kept-alive
+// connection is checked before it is used again. Not while a Read is in progress.
+func (c *Conn) Alive() bool {
+	c.rerr = 0
+	err := c.rc.Read(c.peekFn)
+	return err == nil && c.rerr == syscall.EAGAIN
+}
+
+func (c *Conn) peek(fd uintptr) bool {
+	_, _, c.rerr = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return true
+}

@@ -1,0 +1,103 @@
+package sysconn
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pair is a loopback TCP connection: c wrapped, and its peer.
+func pair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := Wrap(c).(*Conn)
+	if !ok {
+		t.Fatal("a TCP connection was not wrapped")
+	}
+	t.Cleanup(func() { sc.Close(); peer.Close() })
+	return sc, peer
+}
+
+func TestReadWriteAndEOF(t *testing.T) {
+	c, peer := pair(t)
+	if !c.Alive() {
+		t.Fatal("an open connection with nothing to read is not alive")
+	}
+	big := make([]byte, 4<<20) // more than the socket buffers: the write waits for room
+	for i := range big {
+		big[i] = byte(i)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	if n, err := c.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	c.CloseWrite()
+	if b := <-got; len(b) != len(big) || b[len(b)-1] != big[len(big)-1] {
+		t.Fatalf("the peer read %d bytes, want %d", len(b), len(big))
+	}
+	if _, err := peer.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	peer.Close()
+	b, err := io.ReadAll(c)
+	if string(b) != "hello" || err != nil {
+		t.Fatalf("ReadAll = %q, %v", b, err)
+	}
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("Read at the end = %d, %v", n, err)
+	}
+}
+
+func TestDeadlineAndClose(t *testing.T) {
+	c, peer := pair(t)
+	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline: %v", err)
+	}
+	peer.Write([]byte("x"))
+	c.SetReadDeadline(time.Time{})
+	if c.Alive() {
+		t.Fatal("a connection with unread input is alive")
+	}
+	c.Close()
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close: %v", err)
+	}
+}
+
+func TestWriteToAClosedPeerFails(t *testing.T) {
+	c, peer := pair(t)
+	peer.(*net.TCPConn).SetLinger(0) // a reset, not a FIN
+	peer.Close()
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = c.Write([]byte("x"))
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		t.Fatalf("Write to a reset connection: %v", err)
+	}
+	if c.Alive() {
+		t.Fatal("a reset connection is alive")
+	}
+}
