@@ -109,7 +109,11 @@ func (r *Router) Run(ctx context.Context) error {
 	ln := r.cfg.Listener
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", r.cfg.Listen); err != nil {
+		// No TCP keep-alive probes on client connections: an idle one ends at the idle
+		// timeout, and the probes' timers and the system calls that set them up cost
+		// on every accepted connection.
+		lc := net.ListenConfig{KeepAlive: -1}
+		if ln, err = lc.Listen(context.Background(), "tcp", r.cfg.Listen); err != nil {
 			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
 		}
 	}
