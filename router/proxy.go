@@ -84,9 +84,9 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	}
 
 	var ahead *sendAhead
-	var watch func()
+	var park parker
 	if !body.streaming() {
-		watch = w.WatchLeave
+		park = w
 		wb := wireBufs.Get().(*bytes.Buffer)
 		defer func() { wb.Reset(); wireBufs.Put(wb) }()
 		ob.writeHead(wb)
@@ -104,7 +104,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 			maxWait = min(maxWait, takeoverWait)
 		}
 		t0 := time.Now()
-		l, depth, qe := a.acquire(req.Context(), front, held, maxWait, ahead, watch)
+		l, depth, qe := a.acquire(req.Context(), front, held, maxWait, ahead, park)
 		rec.wait += time.Since(t0)
 		if attempt == 1 {
 			rec.queue = depth

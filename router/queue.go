@@ -2,11 +2,14 @@ package router
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // app is the long-lived state of one app: its dynos, which of them are idle, and the FIFO
@@ -53,14 +56,58 @@ type hold struct {
 	moves uint64
 }
 
-// waiter is one queued request. ch receives the lease of the dyno handed to it
-// (buffered, so the hand-off never blocks under the lock), or no lease when the queue
-// moved (see redirect).
+// waiter is one queued request. The lease of the dyno handed to it (none when the queue
+// moved, see redirect) is in l once state is handed; how the waiting goroutine learns
+// it depends on how it waits: parked on its client's connection (park, see parker), or
+// on ch.
 type waiter struct {
 	prev, next *waiter
 	queued     bool
-	ch         chan lease
 	ahead      *sendAhead
+	park       parker
+	// ch, buffered, is made (under the app's mutex, while queued) when the request
+	// waits on it rather than parked.
+	ch    chan struct{}
+	l     lease
+	state atomic.Int32 // waiting, waking (Unpark in progress), handed
+}
+
+// Waiter states.
+const (
+	waiting int32 = iota
+	waking
+	handed
+)
+
+// parker parks a queued request's goroutine on its client's connection, which notices
+// the client leaving at no cost of its own (http1.Response).
+type parker interface {
+	Park(until time.Time, woken *atomic.Int32) http1.ParkResult
+	Unpark()
+	WatchLeave()
+}
+
+// wake hands the lease l (none: the queue moved) to the waiter, once: it is off the
+// queue, and the caller is the only one to wake it.
+func (w *waiter) wake(l lease) {
+	w.l = l
+	if w.ch != nil {
+		w.state.Store(handed)
+		w.ch <- struct{}{}
+		return
+	}
+	w.state.Store(waking)
+	w.park.Unpark()
+	w.state.Store(handed)
+}
+
+// handedOver waits for a wake in progress to end (the waker is past the queue, so this
+// takes as long as a non-blocking write at most) and returns the lease.
+func (w *waiter) handedOver() lease {
+	for w.state.Load() != handed {
+		runtime.Gosched()
+	}
+	return w.l
 }
 
 // sendAhead is a queued request ready to go on the wire. The request that frees a dyno
@@ -83,10 +130,6 @@ type sendAhead struct {
 // blocks on it. Larger requests are sent by their own goroutine.
 const maxSendAhead = 8 << 10
 
-// watchDelay is how long a queued request waits before its client is watched for
-// leaving (see acquire).
-const watchDelay = time.Millisecond
-
 // queueError is why a request got no dyno.
 type queueError struct {
 	code   *Code
@@ -103,15 +146,17 @@ func newApp(r *Router, name string) *app {
 // acquire returns the lease of an idle dyno for one request, queueing the request (at
 // the back, or at the front for a request being redispatched) until one frees up. It
 // fails with H10 when the app has no dyno up, H11 when the queue is full or the request
-// waited maxWait, and H27 when ctx ends first (the client left). depth is how many
-// requests were ahead of this one when it arrived. When ahead is not nil and the request
-// waited, the dyno may come with the request already sent (ahead.dc set). The caller
-// settles the lease when the request is over. With h.on, the request waits even when
-// the app has no dyno up (its dynos are expected to join), unless the queue moved since
-// h.moves (H10, moved).
-// waiting, when set, is called once the request has waited watchDelay: from then on ctx
-// learns that the client left.
-func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Duration, ahead *sendAhead, waiting func()) (l lease, depth int, qe *queueError) {
+// waited maxWait, and H27 when the client left (ctx ended). depth is how many requests
+// were ahead of this one when it arrived. When ahead is not nil and the request waited,
+// the dyno may come with the request already sent (ahead.dc set). The caller settles the
+// lease when the request is over. With h.on, the request waits even when the app has no
+// dyno up (its dynos are expected to join), unless the queue moved since h.moves (H10,
+// moved). park, when set, is the request's client
+// connection: a queued request parks on it, and notices the client leaving while it
+// waits; when it cannot (the client sent more) the request waits on a channel, and when
+// the connection cannot be parked on at all, on a channel with its client watched by
+// park.WatchLeave.
+func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Duration, ahead *sendAhead, park parker) (l lease, depth int, qe *queueError) {
 	a.mu.Lock()
 	if a.idleTail != nil {
 		l = a.popIdle()
@@ -131,42 +176,49 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 		a.mu.Unlock()
 		return lease{}, depth, &queueError{code: H11}
 	}
-	w := &waiter{ch: make(chan lease, 1), ahead: ahead}
+	w := &waiter{ahead: ahead, park: park}
+	if park == nil {
+		w.ch = make(chan struct{}, 1)
+	}
 	depth = a.nwait
 	a.enqueue(w, front)
 	a.mu.Unlock()
 
 	start := time.Now()
-	// One timer: first until the client is watched (most waits end before that, and
-	// watching costs a goroutine and system calls), then until the wait runs out.
-	first := maxWait
-	if waiting != nil {
-		if maxWait > watchDelay {
-			first = watchDelay
-		} else {
-			waiting()
-			waiting = nil
+	until := start.Add(maxWait)
+	var code *Code
+	if park != nil {
+		switch park.Park(until, &w.state) {
+		case http1.Woken:
+			if w.state.Load() != waiting {
+				return a.handed(w, depth, start, nil)
+			}
+			code = H11
+		case http1.Left:
+			code = H27
+		case http1.Unwatched:
+			// Wait on a channel, when still queued (a lease handed meanwhile comes by
+			// Unpark: wait for that to be over).
+			a.mu.Lock()
+			if !w.queued {
+				a.mu.Unlock()
+				return a.handed(w, depth, start, nil)
+			}
+			w.ch = make(chan struct{}, 1)
+			a.mu.Unlock()
+			// A connection that cannot be parked on is watched by a goroutine.
+			park.WatchLeave()
 		}
 	}
-	timer := time.NewTimer(first)
-	defer timer.Stop()
-	var code *Code
-	for code == nil {
+	if code == nil {
+		timer := time.NewTimer(time.Until(until))
+		defer timer.Stop()
 		select {
-		case l = <-w.ch:
-			if l.d == nil {
-				return lease{}, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
-			}
-			return l, depth, nil
+		case <-w.ch:
+			return a.handed(w, depth, start, nil)
 		case <-ctx.Done():
 			code = H27
 		case <-timer.C:
-			if waiting != nil {
-				waiting()
-				waiting = nil
-				timer.Reset(maxWait - first)
-				continue
-			}
 			code = H11
 		}
 	}
@@ -184,20 +236,26 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 	}
 	a.mu.Unlock()
 	// A dyno was handed over at the same moment, or the queue moved.
-	l = <-w.ch
+	return a.handed(w, depth, start, code)
+}
+
+// handed ends the wait of a request taken off the queue by a hand-off (or by the queue
+// moving) as the wait ended for the reason code (nil: the hand-off woke it).
+func (a *app) handed(w *waiter, depth int, start time.Time, code *Code) (lease, int, *queueError) {
+	l := w.handedOver()
 	if l.d == nil {
-		if code == H11 {
+		if code == nil || code == H11 {
 			return lease{}, depth, &queueError{code: H10, waited: time.Since(start), moved: true}
 		}
 		return lease{}, depth, &queueError{code: code, waited: time.Since(start)}
 	}
-	if code == H11 {
+	if code == nil || code == H11 {
 		// The wait ran out as the dyno came: the client is still there, serve it.
 		return l, depth, nil
 	}
 	// The client left: give the dyno to the next in line, once it answered the request
 	// when that was already sent.
-	switch {
+	switch ahead := w.ahead; {
 	case ahead == nil || ahead.dc == nil:
 		l.settle(ended)
 	case ahead.err != nil:
@@ -220,7 +278,7 @@ func give(w *waiter, l lease) {
 			_, ah.err = dc.Write(ah.wire)
 		}
 	}
-	w.ch <- l
+	w.wake(l)
 }
 
 // redirect takes every waiting request off the queue and hands it back with no dyno
@@ -233,7 +291,7 @@ func (a *app) redirect() int {
 	n := 0
 	for w := a.head; w != nil; w = a.head {
 		a.unlink(w)
-		w.ch <- lease{}
+		w.wake(lease{})
 		n++
 	}
 	return n
@@ -256,7 +314,7 @@ func (a *app) revive(d *dyno) {
 // handoff gives a free dyno to the oldest waiter, or makes it idle. Caller holds mu.
 func (a *app) handoff(d *dyno) {
 	if w, l := a.next(d); w != nil {
-		w.ch <- l
+		w.wake(l)
 	}
 }
 

@@ -8,7 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // response writes one answer on a client connection. It frames the body as the headers
@@ -52,6 +55,50 @@ func (w *Response) LendBody() { w.body = nil }
 // read whole (a byte arriving then starts a pipelined request). The watch ends before
 // the server reads the connection again.
 func (w *Response) WatchLeave() { w.cc.watchLeave() }
+
+// ParkResult is why Park returned.
+type ParkResult int
+
+const (
+	// Woken: woken was set (and Unpark called), or the deadline passed.
+	Woken ParkResult = iota
+	// Left: the client closed its connection; the request's context has ended.
+	Left
+	// Unwatched: the client cannot be watched (it sent more, or the connection is not
+	// one Park can watch): the caller waits otherwise (WatchLeave).
+	Unwatched
+)
+
+// Park waits, in the calling goroutine, until *woken is not zero, the client leaves, or
+// until passes, with no goroutine or timer of its own: the wait is a read of the
+// client's connection in the runtime's poller, with until as its deadline, which Unpark
+// (from another goroutine, after setting *woken) moves into the past. A Park with
+// *woken set before it started returns at once. It leaves a read deadline in force,
+// which every later read of the connection replaces. Only a connection with nothing
+// left to read of the request can be watched, as for WatchLeave.
+func (w *Response) Park(until time.Time, woken *atomic.Int32) ParkResult {
+	cc := w.cc
+	sc, ok := cc.c.(*sysconn.Conn)
+	if !ok || cc.watching != nil || !skipBlankLines(cc.br) {
+		return Unwatched
+	}
+	_ = cc.c.SetReadDeadline(until)
+	for woken.Load() == 0 {
+		switch sc.WaitInput() {
+		case sysconn.Timeout:
+			return Woken
+		case sysconn.Bytes:
+			return Unwatched // the next request is coming: the client is there
+		default:
+			cc.cancel()
+			return Left
+		}
+	}
+	return Woken
+}
+
+// Unpark ends a Park of the request, in progress or to come, once *woken is set.
+func (w *Response) Unpark() { _ = w.cc.c.SetReadDeadline(time.Unix(1, 0)) }
 
 // WriteHeader sends the status line and headers (into the connection's buffer). Interim
 // 1xx answers other than 101 go out at once and leave the final one to come.

@@ -37,6 +37,8 @@ type Conn struct {
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
 	peekFn  func(fd uintptr) bool
+	waitFn  func(fd uintptr) bool
+	peekN   int
 	peekBuf [1]byte
 }
 
@@ -51,7 +53,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	sc := &Conn{TCPConn: tc, rc: rc}
-	sc.readFn, sc.writeFn, sc.peekFn = sc.read, sc.write, sc.peek
+	sc.readFn, sc.writeFn, sc.peekFn, sc.waitFn = sc.read, sc.write, sc.peek, sc.waitInput
 	return sc
 }
 
@@ -152,4 +154,46 @@ func (c *Conn) peek(fd uintptr) bool {
 	_, _, c.rerr = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return true
+}
+
+// Input is what WaitInput found.
+type Input int
+
+const (
+	Bytes   Input = iota // bytes to read
+	Ended                // the peer closed or reset the connection
+	Timeout              // the read deadline passed first (or the connection was closed)
+)
+
+// WaitInput parks until the socket has something to read (bytes, or its end or an
+// error) or the read deadline passes, and reads nothing: a goroutine that waits for
+// something else (and is woken by a read deadline set in the past) notices the peer
+// leaving meanwhile at no extra cost. Not while a Read is in progress.
+func (c *Conn) WaitInput() Input {
+	c.rerr, c.peekN = 0, 0
+	if err := c.rc.Read(c.waitFn); err != nil {
+		return Timeout
+	}
+	if c.rerr != 0 || c.peekN == 0 {
+		return Ended
+	}
+	return Bytes
+}
+
+func (c *Conn) waitInput(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			c.peekN = int(r)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.rerr = e
+		return true
+	}
 }
