@@ -74,6 +74,19 @@ func (dc *dynoConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// send writes a request whose answer is read next, and waits for that answer to start
+// coming (see sysconn.Conn.WriteAndWait).
+func (dc *dynoConn) send(p []byte) error {
+	sc, ok := dc.c.(*sysconn.Conn)
+	if !ok || dc.br.Buffered() > 0 {
+		_, err := dc.Write(p)
+		return err
+	}
+	n, err := sc.WriteAndWait(p)
+	dc.written += int64(n)
+	return err
+}
+
 func (dc *dynoConn) close() {
 	if dc != nil {
 		dc.c.Close()

@@ -175,7 +175,7 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc 
 		sent, err = ahead.at, ahead.err
 	case ahead != nil:
 		sent = time.Now()
-		_, err = dc.Write(ahead.wire)
+		err = dc.send(ahead.wire)
 	default:
 		sent = time.Now()
 		ob.writeHead(dc.bw)

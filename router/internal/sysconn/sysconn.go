@@ -38,6 +38,8 @@ type Conn struct {
 	writeFn func(fd uintptr) bool
 	peekFn  func(fd uintptr) bool
 	waitFn  func(fd uintptr) bool
+	sendFn  func(fd uintptr) bool
+	sent    bool
 	peekN   int
 	peekBuf [1]byte
 }
@@ -53,7 +55,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	sc := &Conn{TCPConn: tc, rc: rc}
-	sc.readFn, sc.writeFn, sc.peekFn, sc.waitFn = sc.read, sc.write, sc.peek, sc.waitInput
+	sc.readFn, sc.writeFn, sc.peekFn, sc.waitFn, sc.sendFn = sc.read, sc.write, sc.peek, sc.waitInput, sc.sendWait
 	return sc
 }
 
@@ -196,4 +198,56 @@ func (c *Conn) waitInput(fd uintptr) bool {
 		c.rerr = e
 		return true
 	}
+}
+
+// WriteAndWait writes p, as Write, then waits until the socket has something to read or
+// the read deadline passes, and reads nothing. For a request whose answer can only come
+// after it, it spares the read that would find nothing yet: waiting for input in Go's
+// poller needs a read that failed first, unless the wait began before the input could
+// arrive, which it does here (the write is made from within the wait). Errors are the
+// write's; the wait's (a deadline that passed) are left to the next read. Not while
+// another Write or a Read is in progress.
+func (c *Conn) WriteAndWait(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wbuf, c.wn, c.werr, c.sent = p, 0, 0, false
+	_ = c.rc.Read(c.sendFn) // the next read reports a deadline or a closed connection
+	n, errno, sent := c.wn, c.werr, c.sent
+	c.wbuf = nil
+	switch {
+	case errno != 0:
+		return n, c.opError("write", errno)
+	case !sent:
+		// The socket's buffer filled up (or the wait could not begin): write the rest
+		// as Write does.
+		m, err := c.Write(p[n:])
+		return n + m, err
+	}
+	return n, nil
+}
+
+func (c *Conn) sendWait(fd uintptr) bool {
+	if c.sent {
+		return true // woken: there is something to read
+	}
+	for c.wn < len(c.wbuf) {
+		b := c.wbuf[c.wn:]
+		if len(b) > maxWrite {
+			b = b[:maxWrite]
+		}
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			c.wn += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	c.sent = true
+	return false // wait for the answer
 }

@@ -101,3 +101,44 @@ func TestWriteToAClosedPeerFails(t *testing.T) {
 		t.Fatal("a reset connection is alive")
 	}
 }
+
+func TestWriteAndWait(t *testing.T) {
+	c, peer := pair(t)
+	go func() {
+		b := make([]byte, 5)
+		io.ReadFull(peer, b)
+		peer.Write(append([]byte("re:"), b...))
+	}()
+	if n, err := c.WriteAndWait([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("WriteAndWait = %d, %v", n, err)
+	}
+	b := make([]byte, 8)
+	if n, err := io.ReadFull(c, b); n != 8 || err != nil || string(b) != "re:hello" {
+		t.Fatalf("read the answer %q, %v", b[:n], err)
+	}
+	// A request larger than the socket buffers is written whole, as by Write.
+	big := make([]byte, 4<<20)
+	done := make(chan int64)
+	go func() {
+		n, _ := io.CopyN(io.Discard, peer, int64(len(big)))
+		peer.Write([]byte("k"))
+		done <- n
+	}()
+	if n, err := c.WriteAndWait(big); n != len(big) || err != nil {
+		t.Fatalf("WriteAndWait of 4 MiB = %d, %v", n, err)
+	}
+	if n := <-done; n != int64(len(big)) {
+		t.Fatalf("the peer read %d bytes", n)
+	}
+	// No answer before the deadline: the write succeeds, the next read times out.
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.WriteAndWait([]byte("x")); n != 1 || err != nil {
+		t.Fatalf("WriteAndWait with no answer = %d, %v", n, err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read after an unanswered WriteAndWait: %v", err)
+	}
+}
