@@ -37,9 +37,8 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 
 // prepareBody reads up to the prefetch size of the request body before any dyno is
 // taken, and says how the rest will be sent (ob.length). A failure is a client problem:
-// the code to answer.
-func (r *Router) prepareBody(w http.ResponseWriter, req *http.Request, ob *outbound) (*bodySource, *Code) {
-	b := &bodySource{}
+// the code to answer. b is where the body goes.
+func (r *Router) prepareBody(w http.ResponseWriter, req *http.Request, ob *outbound, b *bodySource) (*bodySource, *Code) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return b, nil
 	}

@@ -91,9 +91,11 @@ type parker interface {
 // queue, and the caller is the only one to wake it.
 func (w *waiter) wake(l lease) {
 	w.l = l
-	if w.ch != nil {
+	if ch := w.ch; ch != nil {
+		// From the moment it is handed, the waiter may end its wait and be used again:
+		// ch is read before.
 		w.state.Store(handed)
-		w.ch <- struct{}{}
+		ch <- struct{}{}
 		return
 	}
 	w.state.Store(waking)
@@ -123,6 +125,8 @@ type sendAhead struct {
 	dc  *dynoConn
 	at  time.Time
 	err error
+	// w is the waiter of the request while it is queued (one allocation less).
+	w waiter
 }
 
 // maxSendAhead bounds what a hand-off writes for another request: well within a fresh
@@ -176,7 +180,17 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 		a.mu.Unlock()
 		return lease{}, depth, &queueError{code: H11}
 	}
-	w := &waiter{ahead: ahead, park: park}
+	var w *waiter
+	if ahead != nil {
+		// Nobody holds the request's waiter of an earlier attempt any more: it was
+		// unlinked from the queue, or handed its lease (wake is over).
+		w = &ahead.w
+		w.prev, w.next, w.queued, w.ch, w.l = nil, nil, false, nil, lease{}
+		w.state.Store(waiting)
+	} else {
+		w = new(waiter)
+	}
+	w.ahead, w.park = ahead, park
 	if park == nil {
 		w.ch = make(chan struct{}, 1)
 	}
