@@ -73,7 +73,10 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "dyno-router: -log-level %q: want trace, debug, info, warn or error\n", *logLevel)
 		return 2
 	}
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: level, JSONFormat: *logJSON})
+	out := &logOutput{out: os.Stderr}
+	defer out.Flush()
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: level, JSONFormat: *logJSON, Output: out.direct()})
+	cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Name: "dyno-router.access", Level: level, JSONFormat: *logJSON, Output: out.batched()})
 	r, err := router.New(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
