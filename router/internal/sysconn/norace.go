@@ -1,0 +1,5 @@
+//go:build !race
+
+package sysconn
+
+const raceEnabled = false
