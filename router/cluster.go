@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"hash/fnv"
 	"net/url"
 	"os"
@@ -39,6 +41,7 @@ type cluster struct {
 	r      *Router
 	client *consulapi.Client
 	id     string
+	key    string // this router's peer key, new each start
 	log    hclog.Logger
 	kick   chan struct{}
 
@@ -50,6 +53,7 @@ type cluster struct {
 	fenced   bool
 	members  []string              // live router IDs, sorted
 	addrs    map[string]string     // router ID -> its client address
+	keys     map[string]string     // router ID -> its peer key (see PeerKeyHeader)
 	insts    map[string][]Instance // app -> its passing instances
 	holders  map[string]string     // lock key -> holding session
 	mine     map[string]bool       // dyno ID -> this router holds its lock
@@ -78,7 +82,9 @@ func newCluster(r *Router, client *consulapi.Client) *cluster {
 		host, _ := os.Hostname()
 		id = host + "-" + strings.ReplaceAll(r.Addr(), ":", "-")
 	}
-	return &cluster{r: r, client: client, id: id, log: r.log.Named("cluster").With("router_id", id),
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &cluster{r: r, client: client, id: id, key: hex.EncodeToString(key), log: r.log.Named("cluster").With("router_id", id),
 		kick: make(chan struct{}, 1), insts: map[string][]Instance{}, holders: map[string]string{},
 		mine: map[string]bool{}, leaving: map[string]bool{}, routable: map[string]int{},
 		appOf: map[string]string{}, addrs: map[string]string{}, owners: map[string]string{},
@@ -214,12 +220,12 @@ func (c *cluster) watchList(ctx context.Context, prefix string, f func(consulapi
 func (c *cluster) watchMembers(ctx context.Context) {
 	c.watchList(ctx, membersPrefix, func(pairs consulapi.KVPairs) {
 		var live []string
-		addrs := map[string]string{}
+		addrs, keys := map[string]string{}, map[string]string{}
 		for _, p := range pairs {
 			if p.Session != "" {
 				id := strings.TrimPrefix(p.Key, membersPrefix)
 				live = append(live, id)
-				addrs[id] = string(p.Value)
+				addrs[id], keys[id], _ = strings.Cut(string(p.Value), " ")
 			}
 		}
 		sort.Strings(live)
@@ -228,7 +234,7 @@ func (c *cluster) watchMembers(ctx context.Context) {
 			c.log.Info("router cluster changed", "members", strings.Join(live, ","))
 		}
 		c.members = live
-		c.addrs = addrs
+		c.addrs, c.keys = addrs, keys
 		c.membersRead = true
 		close(c.membersSeen)
 		c.membersSeen = make(chan struct{})

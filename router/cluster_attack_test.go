@@ -365,10 +365,10 @@ func TestAttackSlowAgentFencesOwnerForever(t *testing.T) {
 	}
 }
 
-// A dyno sees the same X-Forwarded-For, -Proto and -Port whether the client's router
-// served the request or forwarded it to the app's owner; a client that names a member
-// router in the hop header, from another address than that router's, cannot make the
-// owner drop its own address from X-Forwarded-For.
+// The forwarding headers of a request are believed only from a peer router that proves
+// it is one with its peer key, which only routers can read in Consul: a client or a
+// dyno that names a member in the hop header, even from the member's own address, has
+// its address appended and its -Proto and -Port replaced.
 func TestAttackForwardedHeadersOnlyFromPeers(t *testing.T) {
 	t.Parallel()
 	seen := make(chan http.Header, 1)
@@ -377,25 +377,25 @@ func TestAttackForwardedHeadersOnlyFromPeers(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	owner := startRouter(t, nil)
-	owner.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"}}
+	owner.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"},
+		keys: map[string]string{"peer": peerKey}}
 	owner.SetApp("xff", []Instance{b.instance("web.1")})
-	send := func(from string) http.Header {
+	send := func(key string) http.Header {
 		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := d.Dial("tcp", owner.Addr())
+		c, err := net.Dial("tcp", owner.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: xff.localhost\r\n"+HopHeader+": peer\r\n"+
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: xff.localhost\r\n"+HopHeader+": peer\r\n"+PeerKeyHeader+": "+key+"\r\n"+
 			"X-Forwarded-For: 10.0.0.1, 10.0.0.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("from %s: %v %v", from, resp, err)
+			t.Fatalf("with key %q: %v %v", key, resp, err)
 		}
 		return <-seen
 	}
-	h := send("127.0.0.1") // the member's address: a forward
+	h := send(peerKey) // a forward
 	if got := h.Get("X-Forwarded-For"); got != "10.0.0.1, 10.0.0.9" {
 		t.Errorf("a forward's X-Forwarded-For reached the dyno as %q, want the peer's as is", got)
 	}
@@ -403,11 +403,36 @@ func TestAttackForwardedHeadersOnlyFromPeers(t *testing.T) {
 		t.Errorf("a forward reached the dyno with X-Forwarded-Proto %q and -Port %q, want the peer's",
 			h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Port"))
 	}
-	h = send("127.0.0.2") // a client naming the member
-	if got := h.Get("X-Forwarded-For"); got != "10.0.0.1, 10.0.0.9, 127.0.0.2" {
-		t.Errorf("a client naming a member got X-Forwarded-For %q to the dyno, want its address appended", got)
+	if h.Get(PeerKeyHeader) != "" || h.Get(HopHeader) != "" {
+		t.Errorf("the dyno got the peer key %q or hop header %q", h.Get(PeerKeyHeader), h.Get(HopHeader))
 	}
-	if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Port") == "443" {
-		t.Errorf("a client naming a member set X-Forwarded-Proto %q and -Port %q", h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Port"))
+	for _, forged := range []string{"", "a-guess", peerKey + "x", peerKey[:len(peerKey)-1]} {
+		h = send(forged)
+		if got := h.Get("X-Forwarded-For"); got != "10.0.0.1, 10.0.0.9, 127.0.0.1" {
+			t.Errorf("key %q: a client naming a member got X-Forwarded-For %q to the dyno, want its address appended", forged, got)
+		}
+		if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Port") == "443" {
+			t.Errorf("key %q: a client naming a member set X-Forwarded-Proto %q and -Port %q", forged, h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Port"))
+		}
 	}
+}
+
+// A client that forges the hop header of a peer gets the hand-back a peer would, but
+// without the peer's key it is logged and counted: only a real peer's hand-back is
+// served, logged and counted by that peer instead.
+func TestAttackForgedHopHeaderIsLogged(t *testing.T) {
+	t.Parallel()
+	tr := startRouter(t, nil)
+	forwardApp(tr, "forged", "127.0.0.1:1")
+	c, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /forged HTTP/1.1\r\nHost: forged.localhost\r\n"+HopHeader+": peer\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a forged hop header from outside: %v %v, want the 503 hand-back", resp, err)
+	}
+	waitFor(t, "the forged request logged", func() bool { return tr.logHas(`path="/forged"`, "code=H10") })
 }

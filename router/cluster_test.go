@@ -374,16 +374,16 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	fwd, ownerID := ra, "rb"
+	fwd, owner := ra, rb
 	if ra.appStats("solo").Dynos == 1 {
-		fwd, ownerID = rb, "ra"
+		fwd, owner = rb, ra
 	}
 	waitFor(t, "forward logged", func() bool { return fwd.logHas("dyno=router:", "status=200") })
 
 	// A request forwarded to the router that owns none of the dynos (ownership moved
 	// while it was on its way) is handed back at once, not held.
 	start := time.Now()
-	resp, _ := fwd.do(t, "GET", "solo.localhost", "/", nil, http.Header{HopHeader: {ownerID}})
+	resp, _ := fwd.do(t, "GET", "solo.localhost", "/", nil, http.Header{HopHeader: {owner.cluster.id}, PeerKeyHeader: {owner.cluster.key}})
 	if resp.StatusCode != 503 || resp.Header.Get(NotOwnerHeader) == "" || time.Since(start) > 2*time.Second {
 		t.Fatalf("forwarded request to the non-owner: %d, %s %q after %s; want 503 with it at once",
 			resp.StatusCode, NotOwnerHeader, resp.Header.Get(NotOwnerHeader), time.Since(start))
@@ -533,7 +533,7 @@ func TestHandBackBeforeBody(t *testing.T) {
 	tr := startRouter(t, nil)
 	forwardApp(tr, "hb", "127.0.0.1:1")
 	c, br := clientConnTo(t, tr.Addr())
-	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: hb.localhost\r\n"+HopHeader+": peer\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n")
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: hb.localhost\r\n"+HopHeader+": peer\r\n"+PeerKeyHeader+": "+peerKey+"\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n")
 	resp, _ := readResp(t, br, "POST")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(NotOwnerHeader) != "me" {
 		t.Fatalf("got %d with %s %q; want the hand-back (503 naming this router) before the body",

@@ -2,14 +2,17 @@ package router
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dynogrid/dynogrid/router/internal/http1"
@@ -18,6 +21,11 @@ import (
 // HopHeader marks a request one router forwarded to another in cluster mode; a router
 // never forwards such a request again.
 const HopHeader = "X-Dyno-Router-Hop"
+
+// PeerKeyHeader carries, on a request one router forwards to another, the forwarding
+// router's peer key: a random secret it publishes only in its member key in Consul.
+// The receiving router believes the request's forwarding headers only with it.
+const PeerKeyHeader = "X-Dyno-Router-Key"
 
 // NotOwnerHeader is set by a router on its answer to a forwarded request for an app of
 // whose dynos it owns none: the forwarding router then serves the request itself.
@@ -67,17 +75,19 @@ func (c *cluster) fromPeer(req *http.Request) bool {
 }
 
 // forwardedBy says whether req was forwarded by the live router that its hop header
-// names, from that router's own address (ip is the connection's): its X-Forwarded-For
-// and X-Forwarded-Proto and -Port are then the client's, as that router saw them. A
-// client that names a member is not believed on its headers, whatever fromPeer says.
-func (c *cluster) forwardedBy(req *http.Request, ip string) bool {
+// names: it carries that router's peer key. Its X-Forwarded-For and X-Forwarded-Proto
+// and -Port are then the client's, as that router saw them. A client (or a dyno) that
+// names a member is not believed on its headers, whatever fromPeer says: it cannot read
+// the member keys in Consul.
+func (c *cluster) forwardedBy(req *http.Request) bool {
 	if !c.fromPeer(req) {
 		return false
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	host, _, err := net.SplitHostPort(c.addrs[req.Header.Get(HopHeader)])
-	return err == nil && host == ip
+	want := c.keys[req.Header.Get(HopHeader)]
+	c.mu.Unlock()
+	got := req.Header.Get(PeerKeyHeader)
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 // clusterRoute is what becomes of a request for an app with no dyno routed here.
@@ -112,7 +122,7 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 	h := a.holdHere()
 	if c.fromPeer(req) {
 		if !c.owns(a.name) {
-			r.handBack(w, rec)
+			r.handBack(w, req, rec)
 			return routeAnswered, hold{}
 		}
 	} else {
@@ -163,16 +173,18 @@ func (r *Router) handsBack(w *http1.Response, req *http.Request, a *app, rec *re
 	if c == nil || !c.fromPeer(req) || a.hasUp() || c.owns(a.name) {
 		return false
 	}
-	r.handBack(w, rec)
+	r.handBack(w, req, rec)
 	return true
 }
 
 // handBack sends a peer's request back to it unserved: 503 naming this router in
-// NotOwnerHeader. The peer serves, logs and counts the request.
-func (r *Router) handBack(w http.ResponseWriter, rec *record) {
+// NotOwnerHeader. The peer serves, logs and counts the request; so this router does
+// not, unless the request did not come from the peer it names (a client forged the hop
+// header), which is logged and counted as any H10.
+func (r *Router) handBack(w http.ResponseWriter, req *http.Request, rec *record) {
 	w.Header().Set(NotOwnerHeader, r.cluster.id)
 	rec.desc = "Dynos owned by another router"
-	rec.handedBack = true
+	rec.handedBack = r.cluster.forwardedBy(req)
 	r.fail(w, rec, H10)
 }
 
@@ -196,12 +208,19 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 		defer gb.shut(w)
 	}
 	rec.dyno = "router:" + id
+	// The peer transport sends a request again on a new connection when a kept-alive
+	// one fails: a refused second try does not mean the first sent nothing.
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteHeaders: func() { wrote.Store(true) },
+	}))
 	target := &url.URL{Scheme: "http", Host: addr}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = req.Host
 			pr.Out.Header.Set(HopHeader, r.cluster.id)
+			pr.Out.Header.Set(PeerKeyHeader, r.cluster.key)
 			pr.Out.Header.Del("Expect") // answered here already (docs: Expect is dropped)
 			if body.streaming() {
 				// The owner answers before it reads any of the body, so that a hand-back
@@ -225,7 +244,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			if gb != nil {
 				gb.shut(w) // no more of the body goes out: whether some did is known
 			}
-			if r.resendable(req, body, notOwner, err) {
+			if resendable(req, body, notOwner, wrote.Load(), err) {
 				unsent, bounced = true, notOwner
 				return
 			}
@@ -255,13 +274,14 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 }
 
 // resendable says whether a request whose forward to a peer failed with err (notOwner:
-// the peer handed it back) may still be routed: the client is there, its body can be
-// sent again, and the peer got none of it, or got it but served no dyno with it.
-func (r *Router) resendable(req *http.Request, body *bodySource, notOwner bool, err error) bool {
+// the peer handed it back; wrote: its head went out on some connection) may still be
+// routed: the client is there, its body can be sent again, and the peer got none of
+// it, or got it but served no dyno with it.
+func resendable(req *http.Request, body *bodySource, notOwner, wrote bool, err error) bool {
 	switch {
 	case req.Context().Err() != nil || !body.replayable():
 		return false
-	case notOwner || peerRefused(err):
+	case notOwner || (peerRefused(err) && !wrote):
 		return true
 	case body.streaming():
 		// The owner read none of the body, so it routed nothing: it reads a body

@@ -20,7 +20,7 @@ var ownHeaders = map[string]bool{
 	"X-Request-Id": true, "X-Request-Start": true, "X-Forwarded-For": true,
 	"X-Forwarded-Proto": true, "X-Forwarded-Port": true,
 	// Between cluster routers only (forward.go).
-	HopHeader: true, NotOwnerHeader: true,
+	HopHeader: true, PeerKeyHeader: true, NotOwnerHeader: true,
 }
 
 // saneRequestID says whether a client's X-Request-Id may be kept: 20 to 200 characters

@@ -116,9 +116,12 @@ type backend struct {
 
 // forwardApp makes tr a cluster member whose peer "peer", at addr, owns every dyno of
 // app, of which tr has none: tr forwards the app's requests to addr.
+// peerKey is the peer key of the member "peer" of forwardApp's cluster.
+const peerKey = "the-peer-key"
+
 func forwardApp(tr *testRouter, app, addr string) {
-	tr.cluster = &cluster{id: "me", members: []string{"peer"},
-		addrs: map[string]string{"peer": addr}, insts: map[string][]Instance{app: {{ID: "x"}}}}
+	tr.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": addr},
+		keys: map[string]string{"peer": peerKey}, insts: map[string][]Instance{app: {{ID: "x"}}}}
 	tr.SetApp(app, nil)
 }
 

@@ -115,6 +115,18 @@ func (l lease) settle(o outcome) {
 	l.freeLocked(o)
 }
 
+// abandon settles the lease as ended, closing dc, unless it has settled: for a request
+// path that panicked, so that the dyno is not held busy for ever.
+func (l lease) abandon(dc *dynoConn) {
+	l.d.app.mu.Lock()
+	open := l.d.settled == l.n-1
+	l.d.app.mu.Unlock()
+	if open { // and nobody else holds it to settle it
+		dc.close()
+		l.settle(ended)
+	}
+}
+
 // freeLocked gives the dyno back after its lease settled with outcome o, and unlocks
 // the app's mutex, which the caller holds. Only the settle that claimed the lease calls
 // it.
@@ -186,8 +198,10 @@ func (l lease) drain(dc *dynoConn, resp *http.Response, method string, idle time
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		defer r.untrack(dc.c)
+		// Untracked before the dyno is free: its next lease may drain this same
+		// connection, and must find it untracked to track it again.
 		defer free()
+		defer r.untrack(dc.c)
 		var err error
 		if resp == nil {
 			if resp, err = http1.ReadResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {

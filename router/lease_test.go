@@ -106,6 +106,14 @@ func (rig *leaseRig) conn(d *dyno) *dynoConn {
 	return d.conn
 }
 
+// tracked says whether the router's shutdown would wait for dc.
+func (rig *leaseRig) tracked(dc *dynoConn) bool {
+	rig.r.connMu.Lock()
+	defer rig.r.connMu.Unlock()
+	_, ok := rig.r.conns[dc.c]
+	return ok
+}
+
 // connect opens the router's connection to the dyno of l, as a request does, and
 // returns it with the dyno's side.
 func connect(t *testing.T, l lease, accept func() net.Conn) (*dynoConn, net.Conn) {
@@ -115,7 +123,33 @@ func connect(t *testing.T, l lease, accept func() net.Conn) (*dynoConn, net.Conn
 		t.Fatal(err)
 	}
 	t.Cleanup(dc.close)
+	if accept == nil { // a kept connection
+		return dc, nil
+	}
 	return dc, accept()
+}
+
+// A request path that panics abandons its lease: the dyno is free again, its
+// connection closed, and a lease that had settled is left as it was, unreported.
+func TestAbandonSettlesOnlyAnOpenLease(t *testing.T) {
+	t.Parallel()
+	in, accept := liveDyno(t, "web.1")
+	rig := newLeaseRig(t, in)
+	l := rig.get()
+	dc, dyno := connect(t, l, accept)
+	l.abandon(dc)
+	rig.want("abandoned", counts{up: 1, idle: 1})
+	if _, err := dyno.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the connection of an abandoned lease was not closed: the dyno read %v", err)
+	}
+	l.abandon(dc)
+	l = rig.get()
+	l.settle(succeeded)
+	l.abandon(dc)
+	rig.want("abandoned after its settle", counts{up: 1, idle: 1})
+	if n := rig.doubles.Load(); n != 0 {
+		t.Errorf("abandoning settled leases reported %d repeated settles", n)
+	}
 }
 
 // Concurrent settles of one lease: exactly one takes effect, whatever the outcomes, and
@@ -240,6 +274,30 @@ func TestLeaseOutcomes(t *testing.T) {
 		if rig.conn(l.d) != dc {
 			t.Errorf("the connection of a response drained cleanly was not kept")
 		}
+		if rig.tracked(dc) {
+			t.Errorf("a connection drained and kept is still tracked once its dyno is free")
+		}
+		// The next lease gives up on a request over the same connection: the router's
+		// shutdown must know of the second drain too.
+		l = rig.get()
+		if again, _ := connect(t, l, nil); again != dc {
+			t.Fatalf("the next lease did not take the kept connection")
+		}
+		io.WriteString(dc, "GET /given-up-too HTTP/1.1\r\nHost: x\r\n\r\n")
+		l.drain(dc, nil, "GET", 0)
+		if !rig.tracked(dc) {
+			t.Errorf("the second drain of a kept connection is not tracked")
+		}
+		for { // the rest of the first request's head
+			if line, err := br.ReadString('\n'); err != nil || line == "\r\n" {
+				break
+			}
+		}
+		if line, _ := br.ReadString('\n'); line != "GET /given-up-too HTTP/1.1\r\n" {
+			t.Fatalf("the dyno read %q", line)
+		}
+		io.WriteString(dyno, "HTTP/1.1 204 No Content\r\n\r\n")
+		waitFor(t, "the dyno free after the second drain", func() bool { return rig.counts() == counts{up: 1, idle: 1} })
 		rig.r.bg.Wait()
 	})
 	t.Run("draining, the dyno closes", func(t *testing.T) {

@@ -36,7 +36,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	rec := &st.rec
 	rec.method, rec.path, rec.host = req.Method, req.RequestURI, req.Host
 	rec.fwd = forwardedFor(req, ip)
-	peer := r.cluster != nil && r.cluster.forwardedBy(req, ip)
+	peer := r.cluster != nil && r.cluster.forwardedBy(req)
 	if v := strings.Join(req.Header.Values("X-Forwarded-For"), ", "); peer && v != "" {
 		rec.fwd = v // the peer put the client's address in it
 	}
@@ -181,6 +181,12 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 // go to another dyno).
 func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc *dynoConn,
 	ob *outbound, body *bodySource, ahead *sendAhead, timeout time.Duration, rec *record) (retry bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.abandon(dc)
+			panic(v)
+		}
+	}()
 	var sent time.Time
 	var err error
 	switch {

@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +69,10 @@ type waiter struct {
 	ch    chan struct{}
 	l     lease
 	state atomic.Int32 // waiting, waking (Unpark in progress), handed
+	// wakeup is held from the moment the waiter is taken off the queue to be woken
+	// (see takeToWake) until its wake is over: a wait that ends meanwhile blocks on it
+	// rather than spin while the waker writes a request ahead.
+	wakeup sync.Mutex
 }
 
 // Waiter states.
@@ -90,12 +93,11 @@ type parker interface {
 // wake hands the lease l (none: the queue moved) to the waiter, once: it is off the
 // queue, and the caller is the only one to wake it.
 func (w *waiter) wake(l lease) {
+	defer w.wakeup.Unlock()
 	w.l = l
-	if ch := w.ch; ch != nil {
-		// From the moment it is handed, the waiter may end its wait and be used again:
-		// ch is read before.
+	if w.ch != nil {
 		w.state.Store(handed)
-		ch <- struct{}{}
+		w.ch <- struct{}{}
 		return
 	}
 	w.state.Store(waking)
@@ -103,12 +105,10 @@ func (w *waiter) wake(l lease) {
 	w.state.Store(handed)
 }
 
-// handedOver waits for a wake in progress to end (the waker is past the queue, so this
-// takes as long as a non-blocking write at most) and returns the lease.
+// handedOver waits for a wake in progress to end and returns the lease.
 func (w *waiter) handedOver() lease {
-	for w.state.Load() != handed {
-		runtime.Gosched()
-	}
+	w.wakeup.Lock()
+	defer w.wakeup.Unlock()
 	return w.l
 }
 
@@ -304,7 +304,7 @@ func (a *app) redirect() int {
 	a.moves++
 	n := 0
 	for w := a.head; w != nil; w = a.head {
-		a.unlink(w)
+		a.takeToWake(w)
 		w.wake(lease{})
 		n++
 	}
@@ -336,7 +336,7 @@ func (a *app) handoff(d *dyno) {
 // nobody waits (and returns no waiter). Caller holds mu.
 func (a *app) next(d *dyno) (*waiter, lease) {
 	if w := a.head; w != nil {
-		a.unlink(w)
+		a.takeToWake(w)
 		return w, a.lend(d)
 	}
 	d.isIdle = true
@@ -393,6 +393,12 @@ func (a *app) enqueue(w *waiter, front bool) {
 	w.prev = a.tail
 	a.tail.next = w
 	a.tail = w
+}
+
+// takeToWake takes w off the queue for a wake, which the caller owes it. Caller holds mu.
+func (a *app) takeToWake(w *waiter) {
+	a.unlink(w)
+	w.wakeup.Lock()
 }
 
 func (a *app) unlink(w *waiter) {

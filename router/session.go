@@ -195,7 +195,7 @@ func (c *cluster) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to create a cluster session: %w", err)
 	}
-	ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: membersPrefix + c.id, Value: []byte(c.r.advertise()), Session: sess}, wo)
+	ok, _, err := c.client.KV().Acquire(&consulapi.KVPair{Key: membersPrefix + c.id, Value: []byte(c.r.advertise() + " " + c.key), Session: sess}, wo)
 	if err == nil && !ok {
 		err = fmt.Errorf("router id %q is taken by another live router", c.id)
 	}
