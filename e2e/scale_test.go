@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/cli"
 	"github.com/dynogrid/dynogrid/internal/meter"
 	"github.com/dynogrid/dynogrid/internal/testutil"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // TestScaleOutsideDyno scales an app through Nomad's job scale API with the app's own
@@ -114,6 +115,20 @@ func TestScaleOutsideDyno(t *testing.T) {
 		t.Errorf("after a config change, a rollback and a deploy, web has count %d and scaling %+v; want 2 dynos kept from 1 to 3, autoscaling off", *web.Count, web.Scaling)
 	}
 	passingDynos(t, consul, "alpha", 2, time.Minute)
+
+	// Scales and releases are versions of the job; the grid keeps 100 of them.
+	mgmt, err := g.NomadClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := mgmt.Agent().Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, _ := self.Config["Server"].(map[string]any)
+	if v, _ := server["JobTrackedVersions"].(float64); v != 100 {
+		t.Errorf("the grid's Nomad keeps %v versions of a job, want 100", server["JobTrackedVersions"])
+	}
 }
 
 // runningAllocs returns the IDs of the app's running allocations.

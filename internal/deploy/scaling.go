@@ -3,8 +3,9 @@ package deploy
 import (
 	"fmt"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
 )
 
 // scaling is a process type's scaling policy in its task group. Its min and max bound

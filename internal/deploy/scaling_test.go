@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
 )
 
 // TestEveryGroupHasAScalingPolicy checks that each task group carries its process
