@@ -83,7 +83,13 @@ func through(t *testing.T, routerURL, host, path string) (int, string) {
 // waitStatus polls the router's /status until the app shop satisfies cond.
 func waitStatus(t *testing.T, url, what string, cond func(router.AppStatus) bool) {
 	t.Helper()
-	testutil.WaitFor(t, 10*time.Second, "the router's status to show "+what, func() error {
+	waitAppStatus(t, url, "shop", 10*time.Second, what, cond)
+}
+
+// waitAppStatus polls the router's /status, for at most within, until app satisfies cond.
+func waitAppStatus(t *testing.T, url, app string, within time.Duration, what string, cond func(router.AppStatus) bool) {
+	t.Helper()
+	testutil.WaitFor(t, within, "the router's status to show "+what, func() error {
 		resp, err := http.Get(url)
 		if err != nil {
 			return err
@@ -93,8 +99,8 @@ func waitStatus(t *testing.T, url, what string, cond func(router.AppStatus) bool
 		if err := json.NewDecoder(resp.Body).Decode(&last); err != nil {
 			return err
 		}
-		if !cond(last.Apps["shop"]) {
-			return fmt.Errorf("last: %+v", last.Apps["shop"])
+		if !cond(last.Apps[app]) {
+			return fmt.Errorf("last: %+v", last.Apps[app])
 		}
 		return nil
 	})

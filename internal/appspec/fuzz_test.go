@@ -46,6 +46,9 @@ func FuzzParse(f *testing.F) {
 			if len(p.Command) > MaxCommandBytes || len(p.HealthCheck) > MaxHealthCheckBytes || p.Count < 0 || p.Count > MaxCount {
 				t.Fatalf("process %q accepted beyond a limit", p.Name)
 			}
+			if p.Min < 0 || p.Min > p.Count || p.Count > p.Max || p.Max > MaxCount {
+				t.Fatalf("process %q accepted with count %d outside min %d and max %d (0 to %d)", p.Name, p.Count, p.Min, p.Max, MaxCount)
+			}
 		}
 	})
 }

@@ -59,12 +59,16 @@ type processBlock struct {
 	DefRange    hcl.Range `hcl:",def_range"`
 	Command     *string   `hcl:"command,optional"`
 	Count       *int      `hcl:"count,optional"`
+	Min         *int      `hcl:"min,optional"`
+	Max         *int      `hcl:"max,optional"`
 	Memory      *int      `hcl:"memory,optional"`
 	HealthCheck *string   `hcl:"health_check,optional"`
 	Size        *string   `hcl:"size,optional"`
 
 	CommandRange     hcl.Range `hcl:"command,attr_value_range"`
 	CountRange       hcl.Range `hcl:"count,attr_value_range"`
+	MinRange         hcl.Range `hcl:"min,attr_value_range"`
+	MaxRange         hcl.Range `hcl:"max,attr_value_range"`
 	MemoryRange      hcl.Range `hcl:"memory,attr_value_range"`
 	HealthCheckRange hcl.Range `hcl:"health_check,attr_value_range"`
 	SizeRange        hcl.Range `hcl:"size,attr_value_range"`
@@ -126,7 +130,7 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
 	for _, e := range entries {
 		// As on Heroku: one web dyno; other process types wait for `dyno ps:scale`.
-		p := Process{Name: e.Name, Command: e.Command, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+		p := Process{Name: e.Name, Command: e.Command, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 		if e.Name == "web" {
 			p.Count, p.HealthCheck = 1, "/"
 		}
@@ -246,7 +250,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 		if _, ok := seen[e.Name]; ok || tooMany(e.Range) {
 			continue
 		}
-		p := Process{Name: e.Name, Command: e.Command, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+		p := Process{Name: e.Name, Command: e.Command, Count: 1, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 		if e.Name == "web" {
 			p.HealthCheck = "/"
 		} else {
@@ -284,7 +288,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 
 func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProcfile bool,
 	add func(hcl.Range, string, string, ...any)) Process {
-	p := Process{Name: pb.Name, Count: 1, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+	p := Process{Name: pb.Name, Count: 1, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 	if pb.Size != nil {
 		switch *pb.Size {
 		case SizeDedicated, SizeShared:
@@ -314,12 +318,7 @@ func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProc
 	default:
 		add(pb.DefRange, "Missing command", "Process type %s has no command; add `command = \"...\"`, or `procfile = \"Procfile\"` to the app block.", short(pb.Name))
 	}
-	if pb.Count != nil {
-		if *pb.Count < 0 || *pb.Count > MaxCount {
-			add(pb.CountRange, "Count out of range", "count must be from 0 to %d; %d is not.", MaxCount, *pb.Count)
-		}
-		p.Count = *pb.Count
-	}
+	resolveCounts(pb, &p, add)
 	if pb.Memory != nil {
 		if *pb.Memory < MinMemoryMB || *pb.Memory > MaxMemoryMB {
 			add(pb.MemoryRange, "Memory out of range", "memory is in MB, from %d to %d; %d is not.", MinMemoryMB, MaxMemoryMB, *pb.Memory)

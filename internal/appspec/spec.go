@@ -33,10 +33,14 @@ type Spec struct {
 
 // Process is one process type: the command its dynos run and how many of them.
 type Process struct {
-	Name     string `json:"name"`
-	Command  string `json:"command"`
-	Count    int    `json:"count"`
-	MemoryMB int    `json:"memory_mb"`
+	Name    string `json:"name"`
+	Command string `json:"command"`
+	Count   int    `json:"count"`
+	// Min and Max bound the dyno count wherever it is changed: `dyno ps:scale`, the
+	// Nomad UI's count stepper, Nomad's job scale API.
+	Min      int `json:"min"`
+	Max      int `json:"max"`
+	MemoryMB int `json:"memory_mb"`
 	// HealthCheck is the HTTP path Consul checks on web dynos.
 	HealthCheck string `json:"health_check,omitempty"`
 	// Size is SizeDedicated or SizeShared.

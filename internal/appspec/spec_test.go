@@ -79,6 +79,11 @@ func TestProcfileDir(t *testing.T) {
 	if clock := spec.Process("clock"); clock == nil || clock.Count != 0 {
 		t.Errorf("clock = %+v, want no dyno until it is scaled", clock)
 	}
+	for _, p := range spec.Processes {
+		if p.Min != 0 || p.Max != MaxCount {
+			t.Errorf("%s scales from %d to %d, want from 0 to %d", p.Name, p.Min, p.Max, MaxCount)
+		}
+	}
 }
 
 func TestProcfileErrors(t *testing.T) {

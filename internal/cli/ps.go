@@ -29,7 +29,9 @@ func (c *psCommand) Synopsis() string { return "List an app's dynos" }
 func (c *psCommand) Help() string {
 	return `Usage: dyno ps [options]
 
-  Lists the app's dynos: name, state, host, release and since when.
+  Lists the app's dynos: name, state, host, release and since when; with each
+  process type, its latest scale and where it came from (dyno ps:scale, the Nomad
+  UI, or another caller of Nomad's job scale API).
 ` + commonHelp
 }
 
@@ -49,12 +51,25 @@ func (c *psCommand) Run(args []string) int {
 		c.ui.Output(fmt.Sprintf("%s has no dynos running. Scale up with `dyno ps:scale web=1 --app %s`.", app, app))
 		return 0
 	}
+	nomad, err := c.nomad(app)
+	if err != nil {
+		return c.fail(err)
+	}
+	scales, err := deploy.LastScales(context.Background(), nomad, app)
+	if err != nil {
+		return c.fail(err)
+	}
 	byProc := map[string][]Dyno{}
 	for _, d := range dynos {
 		byProc[d.Process] = append(byProc[d.Process], d)
 	}
 	for _, p := range deploy.SortedKeys(byProc) {
-		c.ui.Output(fmt.Sprintf("=== %s (%d)", p, len(byProc[p])))
+		head := fmt.Sprintf("=== %s (%d)", p, len(byProc[p]))
+		if sc, ok := scales[p]; ok {
+			head += fmt.Sprintf(", scaled from %d to %d %s at %s (%s ago)",
+				sc.From, sc.To, sc.By, sc.Time.Format("2006-01-02 15:04:05"), time.Since(sc.Time).Round(time.Second))
+		}
+		c.ui.Output(head)
 		for _, d := range byProc[p] {
 			c.ui.Output(fmt.Sprintf("%s: %s since %s (%s ago) on %s, release %s",
 				d.Name, d.State, d.Since.Format("2006-01-02 15:04:05"), time.Since(d.Since).Round(time.Second), d.Host, d.Release))
@@ -134,7 +149,8 @@ func (c *scaleCommand) Help() string {
 	return `Usage: dyno ps:scale [options] PROCESS=COUNT...
 
   Sets the number of dynos of process types at once, with no redeploy, for
-  example ` + "`dyno ps:scale web=4 worker=1`" + `. A scale-down takes dynos out of
+  example ` + "`dyno ps:scale web=4 worker=1`" + `. Each count must lie within the
+  process type's min and max, from the app spec. A scale-down takes dynos out of
   routing and lets them finish their requests (SIGTERM, then SIGKILL after 30s).
 ` + commonHelp
 }

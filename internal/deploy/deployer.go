@@ -99,8 +99,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Jo
 		r.Version = cur.Next
 		r.Counts = map[string]int{}
 		for name, c := range cur.Counts {
-			if spec.Process(name) != nil {
+			if p := spec.Process(name); p != nil {
 				r.Counts[name] = c
+				if in := withinRange(c, *p); in != c {
+					d.progress("    %s: %d -> %d dynos, within min %d and max %d of the spec", name, c, in, p.Min, p.Max)
+				}
 			}
 		}
 		env = cur.Env
@@ -192,7 +195,7 @@ func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]str
 }
 
 // Rollback makes a new release with the code and config of release version, keeping
-// the current dyno counts.
+// the current formation: each process type's dyno count, min and max.
 func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, error) {
 	cur, err := d.Current(ctx, app)
 	if err != nil {
@@ -214,9 +217,13 @@ func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, 
 	if old == nil {
 		return 0, fmt.Errorf("release v%d of %s is no longer kept by Nomad", version, app)
 	}
+	// The formation stays as it is: the current counts and the min and max they keep to.
 	for _, tg := range old.TaskGroups {
 		if c, ok := cur.Counts[*tg.Name]; ok {
 			tg.Count = ptr(c)
+			if now := cur.Job.LookupTaskGroup(*tg.Name); now.Scaling != nil {
+				tg.Scaling = now.Scaling
+			}
 		}
 	}
 	old.Stop = ptr(false)
@@ -237,8 +244,8 @@ func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int)
 		if _, ok := cur.Counts[name]; !ok {
 			return fmt.Errorf("%s has no process type %q (it has: %s)", app, name, strings.Join(SortedKeys(cur.Counts), ", "))
 		}
-		if c < 0 || c > appspec.MaxCount {
-			return fmt.Errorf("%s=%d: a process type runs from 0 to %d dynos", name, c, appspec.MaxCount)
+		if err := checkScale(app, name, c, cur.Job.LookupTaskGroup(name)); err != nil {
+			return err
 		}
 	}
 	// Check every name before changing anything: nothing is half-applied.

@@ -18,8 +18,14 @@ import (
 // records every other request: a write the limits should have prevented.
 func fakeNomad(t *testing.T, env map[string]string) (*nomadapi.Client, func() []string) {
 	t.Helper()
+	return fakeNomadWith(t, env, nil)
+}
+
+// fakeNomadWith is fakeNomad for an app whose job has the task groups given.
+func fakeNomadWith(t *testing.T, env map[string]string, groups []*nomadapi.TaskGroup) (*nomadapi.Client, func() []string) {
+	t.Helper()
 	envPath := EnvPath("shop", env)
-	job := &nomadapi.Job{ID: ptr("shop"), Name: ptr("shop"), JobModifyIndex: ptr(uint64(7)),
+	job := &nomadapi.Job{ID: ptr("shop"), Name: ptr("shop"), JobModifyIndex: ptr(uint64(7)), TaskGroups: groups,
 		Meta: map[string]string{MetaApp: "shop", MetaRelease: "v3", MetaEnv: envPath}}
 	var mu sync.Mutex
 	var writes []string

@@ -75,7 +75,7 @@ func Job(r Release) *nomadapi.Job {
 	for _, p := range spec.Processes {
 		count := p.Count
 		if c, ok := r.Counts[p.Name]; ok {
-			count = c
+			count = withinRange(c, p)
 		}
 		job.AddTaskGroup(group(r, p, count, release))
 	}
@@ -85,6 +85,7 @@ func Job(r Release) *nomadapi.Job {
 func group(r Release, p appspec.Process, count int, release string) *nomadapi.TaskGroup {
 	tg := nomadapi.NewTaskGroup(p.Name, count)
 	tg.Meta = map[string]string{MetaProcess: p.Name}
+	tg.Scaling = scaling(p)
 	// Spread the app's dynos over hosts: with two dynos the app survives the loss of one.
 	tg.Spreads = []*nomadapi.Spread{{Attribute: "${node.unique.id}", Weight: ptr(int8(100))}}
 	// Heroku-like crash handling: restart in place a few times with a delay, then

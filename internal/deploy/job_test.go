@@ -14,8 +14,8 @@ func testRelease() Release {
 		Spec: &appspec.Spec{
 			Name: "shop",
 			Processes: []appspec.Process{
-				{Name: "web", Command: "thin start -p $PORT", Count: 2, MemoryMB: 256, HealthCheck: "/health"},
-				{Name: "worker", Command: "ruby worker.rb", Count: 1, MemoryMB: 512},
+				{Name: "web", Command: "thin start -p $PORT", Count: 2, Max: appspec.MaxCount, MemoryMB: 256, HealthCheck: "/health"},
+				{Name: "worker", Command: "ruby worker.rb", Count: 1, Max: appspec.MaxCount, MemoryMB: 512},
 			},
 			Domains: []string{"shop.example.com"},
 			Timeout: 45 * time.Second,

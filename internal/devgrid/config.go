@@ -166,6 +166,11 @@ ports {
 acl {
   enabled = true
 }
+server {
+  # Every release and every scale (dyno ps:scale, the UI's count stepper) is a version
+  # of the app's job; dyno releases and dyno rollback find releases in this history.
+  job_tracked_versions = 100
+}
 consul {
   address = %[7]q
   token   = %[14]q
