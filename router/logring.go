@@ -3,6 +3,8 @@ package router
 import (
 	"sync"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/logapi"
 )
 
 // Each app's router lines are kept in a ring of their own, which the logs endpoint serves
@@ -13,18 +15,10 @@ const (
 	ringBytes = 256 << 10
 )
 
-// LogLine is one router line of an app: its sequence number in the app's ring (from 1),
-// when the router logged it, and the line in Heroku's format.
-type LogLine struct {
-	Seq  uint64    `json:"seq"`
-	Time time.Time `json:"time"`
-	Line string    `json:"line"`
-}
-
 // logRing holds the last router lines of one app.
 type logRing struct {
 	mu      sync.Mutex
-	lines   []LogLine // oldest first
+	lines   []logapi.Line // oldest first
 	bytes   int
 	next    uint64        // the sequence number of the next line
 	changed chan struct{} // closed and replaced when a line is added, if watched
@@ -36,7 +30,7 @@ func newLogRing() *logRing { return &logRing{next: 1, changed: make(chan struct{
 func (g *logRing) add(t time.Time, line string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lines = append(g.lines, LogLine{Seq: g.next, Time: t, Line: line})
+	g.lines = append(g.lines, logapi.Line{Seq: g.next, Time: t, Line: line})
 	g.next++
 	g.bytes += len(line)
 	drop := 0
@@ -46,7 +40,7 @@ func (g *logRing) add(t time.Time, line string) {
 	}
 	if drop > 0 {
 		// Copied rather than resliced, so that the array does not grow without end.
-		g.lines = append(make([]LogLine, 0, len(g.lines)-drop+ringLines/4), g.lines[drop:]...)
+		g.lines = append(make([]logapi.Line, 0, len(g.lines)-drop+ringLines/4), g.lines[drop:]...)
 	}
 	if g.watched {
 		close(g.changed)
@@ -57,7 +51,7 @@ func (g *logRing) add(t time.Time, line string) {
 // since returns up to max lines after sequence number after (the last max lines when
 // after is 0), the number to ask after next time, and a channel closed when a line is
 // added.
-func (g *logRing) since(after uint64, max int) ([]LogLine, uint64, <-chan struct{}) {
+func (g *logRing) since(after uint64, max int) ([]logapi.Line, uint64, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	i := 0
@@ -79,7 +73,7 @@ func (g *logRing) since(after uint64, max int) ([]LogLine, uint64, <-chan struct
 		last = out[len(out)-1].Seq
 	}
 	g.watched = true
-	return append([]LogLine(nil), out...), last, g.changed
+	return append([]logapi.Line(nil), out...), last, g.changed
 }
 
 // logRings are the rings of every app the router logged a line for.

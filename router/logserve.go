@@ -15,35 +15,13 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/internal/apierr"
+	"github.com/dynogrid/dynogrid/router/logapi"
 )
-
-// LogKeyPath is the Nomad Variable, in each app's namespace, whose item LogKeyItem is the
-// app's router log key: whoever may read that Variable (the app's deploy token, an
-// operator) may read the app's router lines, and nobody else. An app's dynos may not:
-// their workload identity reads only nomad/jobs/<app>/*.
-const (
-	LogKeyPath = "dyno/router-logs"
-	LogKeyItem = "key"
-)
-
-// LogsPath is where the logs endpoint serves an app's router lines: LogsPath + app.
-const LogsPath = "/v1/router-logs/"
-
-// LogsResponse is the logs endpoint's answer. Epoch names this run of the router: a
-// reader that sends another one (the router restarted) is answered as if it sent no
-// after. Last is the sequence number to send as after next time.
-type LogsResponse struct {
-	Router string    `json:"router"`
-	Epoch  string    `json:"epoch"`
-	Last   uint64    `json:"last"`
-	Lines  []LogLine `json:"lines"`
-}
 
 // Limits of the logs endpoint.
 const (
 	maxLogsWait = time.Minute // the longest a reader may wait for a new line
 	maxLogsNum  = ringLines
-	minLogKey   = 32 // characters of a key, at least
 	// A key the router holds is read again from Nomad after logKeyTTL, and a key that
 	// does not match is looked up again at most every logKeyRetry.
 	logKeyTTL   = 10 * time.Second
@@ -52,21 +30,21 @@ const (
 
 var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,28}[a-z0-9]$`)
 
-// logsHandler serves GET LogsPath<app>?after=N&epoch=E&num=N&wait=D with
+// logsHandler serves GET logapi.Path<app>?after=N&epoch=E&num=N&wait=D with
 // "Authorization: Bearer <the app's router log key>": the app's lines after sequence
 // number after (the last num when after is 0), waiting up to wait for one when there is
 // none yet.
 func (r *Router) logsHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(LogsPath, func(w http.ResponseWriter, req *http.Request) {
+	mux.HandleFunc(logapi.Path, func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET")
 			http.Error(w, "only GET", http.StatusMethodNotAllowed)
 			return
 		}
-		app := strings.TrimPrefix(req.URL.Path, LogsPath)
+		app := strings.TrimPrefix(req.URL.Path, logapi.Path)
 		if !appNameRE.MatchString(app) {
-			http.Error(w, "the path must name an app: "+LogsPath+"<app>", http.StatusBadRequest)
+			http.Error(w, "the path must name an app: "+logapi.Path+"<app>", http.StatusBadRequest)
 			return
 		}
 		q := req.URL.Query()
@@ -106,11 +84,11 @@ func (r *Router) logsHandler() http.Handler {
 			t.Stop()
 		}
 		if lines == nil {
-			lines = []LogLine{}
+			lines = []logapi.Line{}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(LogsResponse{Router: r.cfg.RouterID, Epoch: r.epoch, Last: last, Lines: lines})
+		_ = json.NewEncoder(w).Encode(logapi.Response{Router: r.cfg.RouterID, Epoch: r.epoch, Last: last, Lines: lines})
 	})
 	return mux
 }
@@ -153,12 +131,12 @@ type cachedKey struct {
 }
 
 // checkLogKey says whether key is the app's router log key. Only apps that exist in
-// Nomad have one; the key is read from the app's Variable LogKeyPath, again when it is
+// Nomad have one; the key is read from the app's Variable logapi.KeyPath, again when it is
 // older than logKeyTTL, or when it does not match and was read more than logKeyRetry ago
 // (so that a new key works at once, and wrong keys cost Nomad at most one read a second
 // per app).
 func (r *Router) checkLogKey(ctx context.Context, app, key string) (bool, error) {
-	if r.nomad == nil || !r.appInNomad(app) || len(key) < minLogKey {
+	if r.nomad == nil || !r.appInNomad(app) || len(key) < logapi.MinKeyLen {
 		return false, nil
 	}
 	r.logKeys.mu.Lock()
@@ -171,14 +149,14 @@ func (r *Router) checkLogKey(ctx context.Context, app, key string) (bool, error)
 	// Read raw: the client's Variables().Read takes a refusal (403, a router token
 	// without the rights) for a missing Variable.
 	var v nomadapi.Variable
-	_, err := r.nomad.Raw().Query("/v1/var/"+LogKeyPath, &v, (&nomadapi.QueryOptions{Namespace: app}).WithContext(ctx))
+	_, err := r.nomad.Raw().Query("/v1/var/"+logapi.KeyPath, &v, (&nomadapi.QueryOptions{Namespace: app}).WithContext(ctx))
 	switch {
 	case apierr.IsStatus(err, http.StatusNotFound):
 		c = cachedKey{at: time.Now()}
 	case err != nil:
 		return false, err
 	default:
-		c = cachedKey{key: v.Items[LogKeyItem], at: time.Now()}
+		c = cachedKey{key: v.Items[logapi.KeyItem], at: time.Now()}
 	}
 	r.logKeys.mu.Lock()
 	if r.logKeys.keys == nil {
@@ -190,7 +168,7 @@ func (r *Router) checkLogKey(ctx context.Context, app, key string) (bool, error)
 }
 
 func keyMatches(want, got string) bool {
-	return len(want) >= minLogKey && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+	return len(want) >= logapi.MinKeyLen && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
 
 // keep drops the keys of apps for which exists says false.

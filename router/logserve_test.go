@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/dynogrid/dynogrid/router/logapi"
 )
 
 // The logs endpoint's answers to requests it refuses before it asks Nomad for a key
@@ -21,7 +23,7 @@ func TestLogsEndpointRefusesBadRequests(t *testing.T) {
 		c.NomadAddr = "127.0.0.1:1" // nothing listens: no request below may need it
 	})
 	tr.nomadApps.Store(&map[string]bool{"shop": true})
-	base := "http://" + ln.Addr().String() + LogsPath
+	base := "http://" + ln.Addr().String() + logapi.Path
 	key := "Bearer " + strings.Repeat("k", 64)
 	for _, c := range []struct {
 		name, method, url, auth string
