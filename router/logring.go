@@ -15,10 +15,13 @@ const (
 	ringBytes = 256 << 10
 )
 
-// logRing holds the last router lines of one app.
+// logRing holds the last router lines of one app, in a circular buffer: adding a line
+// costs the same when the ring is full.
 type logRing struct {
 	mu      sync.Mutex
-	lines   []logapi.Line // oldest first
+	buf     []logapi.Line // grows up to ringLines, then wraps
+	head    int           // index of the oldest line in buf
+	n       int           // lines held
 	bytes   int
 	next    uint64        // the sequence number of the next line
 	changed chan struct{} // closed and replaced when a line is added, if watched
@@ -27,21 +30,33 @@ type logRing struct {
 
 func newLogRing() *logRing { return &logRing{next: 1, changed: make(chan struct{})} }
 
+// at is the i-th oldest line held.
+func (g *logRing) at(i int) *logapi.Line { return &g.buf[(g.head+i)%len(g.buf)] }
+
 func (g *logRing) add(t time.Time, line string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lines = append(g.lines, logapi.Line{Seq: g.next, Time: t, Line: line})
+	for g.n > 0 && (g.n == ringLines || g.bytes+len(line) > ringBytes) {
+		g.bytes -= len(g.at(0).Line)
+		*g.at(0) = logapi.Line{}
+		g.head = (g.head + 1) % len(g.buf)
+		g.n--
+	}
+	l := logapi.Line{Seq: g.next, Time: t, Line: line}
+	if g.n < len(g.buf) {
+		*g.at(g.n) = l
+	} else {
+		// buf is full only while it is shorter than ringLines: unwrap it and grow it.
+		grown := make([]logapi.Line, 0, min(max(2*len(g.buf), 16), ringLines))
+		for i := 0; i < g.n; i++ {
+			grown = append(grown, *g.at(i))
+		}
+		g.buf, g.head = append(grown, l), 0
+		g.buf = g.buf[:cap(g.buf)]
+	}
+	g.n++
 	g.next++
 	g.bytes += len(line)
-	drop := 0
-	for len(g.lines)-drop > ringLines || (g.bytes > ringBytes && len(g.lines)-drop > 1) {
-		g.bytes -= len(g.lines[drop].Line)
-		drop++
-	}
-	if drop > 0 {
-		// Copied rather than resliced, so that the array does not grow without end.
-		g.lines = append(make([]logapi.Line, 0, len(g.lines)-drop+ringLines/4), g.lines[drop:]...)
-	}
 	if g.watched {
 		close(g.changed)
 		g.changed, g.watched = make(chan struct{}), false
@@ -55,25 +70,30 @@ func (g *logRing) since(after uint64, max int) ([]logapi.Line, uint64, <-chan st
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	i := 0
-	if after > 0 {
-		for i < len(g.lines) && g.lines[i].Seq <= after {
-			i++
+	if after > 0 && g.n > 0 {
+		// Sequence numbers are consecutive: the first line after after is at a known place.
+		if first := g.at(0).Seq; after >= first {
+			i = int(min(after-first+1, uint64(g.n)))
 		}
 	}
-	out := g.lines[i:]
-	if len(out) > max {
+	end := g.n
+	if end-i > max {
 		if after == 0 {
-			out = out[len(out)-max:]
+			i = end - max
 		} else {
-			out = out[:max]
+			end = i + max
 		}
+	}
+	out := make([]logapi.Line, 0, end-i)
+	for ; i < end; i++ {
+		out = append(out, *g.at(i))
 	}
 	last := g.next - 1
 	if len(out) > 0 {
 		last = out[len(out)-1].Seq
 	}
 	g.watched = true
-	return append([]logapi.Line(nil), out...), last, g.changed
+	return out, last, g.changed
 }
 
 // logRings are the rings of every app the router logged a line for.
