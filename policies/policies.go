@@ -27,6 +27,7 @@ const (
 // Nomad policies: the file nomad/<name>.hcl is created as policy dynogrid-<name>.
 const (
 	NomadMeter          = "meter"
+	NomadRouter         = "router"
 	NomadAddonMemcached = "addon-memcached"
 )
 

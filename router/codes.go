@@ -19,6 +19,7 @@ var (
 	H11 = &Code{"H11", "Backlog too deep", http.StatusServiceUnavailable}
 	H12 = &Code{"H12", "Request timeout", http.StatusServiceUnavailable}
 	H13 = &Code{"H13", "Connection closed without response", http.StatusServiceUnavailable}
+	H14 = &Code{"H14", "No web dynos running", http.StatusServiceUnavailable}
 	H17 = &Code{"H17", "Poorly formatted HTTP response", http.StatusBadGateway}
 	H18 = &Code{"H18", "Server Request Interrupted", http.StatusServiceUnavailable}
 	H27 = &Code{"H27", "Client Request Interrupted", 499}
@@ -32,7 +33,7 @@ var (
 )
 
 // Codes lists every Heroku code the router uses, for docs and metrics.
-var Codes = []*Code{H10, H11, H12, H13, H17, H18, H27, H80}
+var Codes = []*Code{H10, H11, H12, H13, H14, H17, H18, H27, H80}
 
 // body is the page sent with a coded failure.
 func (c *Code) body() string {

@@ -22,6 +22,17 @@ type Config struct {
 	MetricsListen   string
 	MetricsListener net.Listener
 
+	// LogsListen serves each app's router lines to the holders of the app's router log
+	// key (see logserve.go); empty disables it. LogsListener, when set, is used instead.
+	LogsListen   string
+	LogsListener net.Listener
+
+	// NomadAddr is Nomad's HTTP address; empty means no Nomad: every unknown Host is
+	// 404 (no H14), and the logs endpoint cannot check keys. NomadToken is the router's
+	// Nomad ACL token (policies/nomad/router.hcl).
+	NomadAddr  string
+	NomadToken string
+
 	// Domain is the router domain: Host "<app>.<Domain>" routes to app.
 	Domain string
 
@@ -164,6 +175,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts))
+	}
+	if (c.LogsListen != "" || c.LogsListener != nil) && c.NomadAddr == "" {
+		errs = append(errs, errors.New("the logs endpoint needs a Nomad address: it checks each app's router log key there"))
 	}
 	if c.Cluster && c.ConsulAddr == "" {
 		errs = append(errs, errors.New("cluster mode needs a Consul address"))

@@ -9,6 +9,7 @@ import (
 // record is what the router knows about one request by the time it logs it.
 type record struct {
 	app       *app
+	appName   string // the app when app is nil: one that exists in Nomad without web dynos (H14)
 	code      *Code
 	desc      string // overrides code.Desc when set
 	method    string

@@ -51,6 +51,10 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 
 	a := r.table.Load().lookup(canonicalHost(req.Host))
 	if a == nil {
+		if rec.appName = r.appWithoutDynos(canonicalHost(req.Host)); rec.appName != "" {
+			r.fail(w, rec, H14)
+			return
+		}
 		r.fail(w, rec, codeNoApp)
 		return
 	}

@@ -204,6 +204,23 @@ func TestCodes(t *testing.T) {
 		}
 		waitFor(t, "H10 log", func() bool { return tr.logHas("at=error code=H10", `desc="App crashed"`, "status=503") })
 	})
+	t.Run("H14 no web dynos", func(t *testing.T) {
+		t.Parallel()
+		tr := startRouter(t, nil)
+		tr.nomadApps.Store(&map[string]bool{"idle": true})
+		resp, body := tr.do(t, "GET", "idle.localhost", "/", nil, nil)
+		if resp.StatusCode != 503 || !strings.Contains(body, "H14") {
+			t.Fatalf("an app Nomad has with no web dyno in Consul: got %d %q, want 503 H14", resp.StatusCode, body)
+		}
+		waitFor(t, "H14 log", func() bool { return tr.logHas("at=error code=H14", `desc="No web dynos running"`, "status=503") })
+		lines, _, _ := tr.logRings.ring("idle").since(0, 10)
+		if len(lines) != 1 || !strings.Contains(lines[0].Line, "code=H14") {
+			t.Fatalf("the app's router lines: %+v, want its H14", lines)
+		}
+		if resp, _ := tr.do(t, "GET", "other.localhost", "/", nil, nil); resp.StatusCode != 404 {
+			t.Fatalf("a Host that names no app: %d, want 404", resp.StatusCode)
+		}
+	})
 	t.Run("H80 maintenance", func(t *testing.T) {
 		t.Parallel()
 		b := newBackend(t, nil)

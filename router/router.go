@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
@@ -33,6 +35,12 @@ type Router struct {
 
 	cluster       *cluster // nil unless Config.Cluster
 	peerTransport *http.Transport
+
+	nomad     *nomadapi.Client                // nil without Config.NomadAddr
+	nomadApps atomic.Pointer[map[string]bool] // the apps Nomad has, as last read
+	logRings  logRings                        // each app's router lines
+	logKeys   logKeys                         // each app's router log key, as read from Nomad
+	epoch     string                          // this run of the router, in the logs endpoint's answers
 
 	stale      atomic.Bool
 	staleSince atomic.Int64
@@ -68,6 +76,13 @@ func New(cfg Config) (*Router, error) {
 		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.MaxQueueWait + takeoverWait + cfg.ConnectTimeout + maxAppTimeout,
 		ExpectContinueTimeout: peerContinueWait}
 	r.metrics = newMetrics(r)
+	r.epoch = newUUID()
+	if cfg.NomadAddr != "" {
+		var err error
+		if r.nomad, err = newNomadClient(cfg); err != nil {
+			return nil, err
+		}
+	}
 	r.table.Store(&table{hosts: map[string]*app{}})
 	for name, insts := range cfg.Static {
 		r.SetApp(name, insts)
@@ -138,13 +153,28 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		msrv = &http.Server{Handler: r.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
+	lln := r.cfg.LogsListener
+	if lln == nil && r.cfg.LogsListen != "" {
+		var err error
+		if lln, err = net.Listen("tcp", r.cfg.LogsListen); err != nil {
+			ln.Close()
+			if mln != nil {
+				mln.Close()
+			}
+			return fmt.Errorf("failed to listen for logs on %s: %w", r.cfg.LogsListen, err)
+		}
+	}
+	var lsrv *http.Server
+	if lln != nil {
+		lsrv = &http.Server{Handler: r.logsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
 
 	// Consul is followed until the clients are drained, so the table stays current
 	// during a graceful shutdown.
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	addr := ln.Addr().String()
 	r.addr.Store(&addr)
 	if _, p, err := net.SplitHostPort(addr); err == nil {
@@ -158,6 +188,9 @@ func (r *Router) Run(ctx context.Context) error {
 			if mln != nil {
 				mln.Close()
 			}
+			if lln != nil {
+				lln.Close()
+			}
 			return err
 		}
 		if r.cfg.Cluster {
@@ -168,6 +201,10 @@ func (r *Router) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(wctx) }()
 		tableReady = w.tableReady(wctx)
+	}
+	if r.nomad != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.watchNomadApps(wctx) }()
 	}
 	wg.Add(1)
 	go func() {
@@ -184,6 +221,15 @@ func (r *Router) Run(ctx context.Context) error {
 			defer wg.Done()
 			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("failed to serve metrics: %w", err)
+			}
+		}()
+	}
+	if lsrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lsrv.Serve(lln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("failed to serve logs: %w", err)
 			}
 		}()
 	}
@@ -208,6 +254,9 @@ func (r *Router) Run(ctx context.Context) error {
 	r.closeTracked(sctx)
 	if msrv != nil {
 		msrv.Close()
+	}
+	if lsrv != nil {
+		lsrv.Close()
 	}
 	wcancel()
 	wg.Wait()
@@ -288,10 +337,20 @@ func (r *Router) finish(rec *record) {
 		rec.status = http.StatusOK
 	}
 	r.metrics.response(rec)
+	line := rec.line()
 	if rec.code != nil && rec.code.Name != "" {
-		r.access.Error(rec.line())
+		r.access.Error(line)
 	} else if r.access.IsInfo() {
-		r.access.Info(rec.line())
+		r.access.Info(line)
+	}
+	name := rec.appName
+	if rec.app != nil {
+		name = rec.app.name
+	}
+	// A request forwarded to the app's owner in cluster mode is the owner's line to keep.
+	forwarded := rec.code == nil && strings.HasPrefix(rec.dyno, "router:")
+	if name != "" && !forwarded {
+		r.logRings.add(name, time.Now(), line)
 	}
 }
 

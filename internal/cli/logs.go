@@ -3,27 +3,35 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 type logsCommand struct{ meta }
 
-func (c *logsCommand) Synopsis() string { return "Show the logs of an app's dynos" }
+func (c *logsCommand) Synopsis() string { return "Show the logs of an app's dynos and router" }
 func (c *logsCommand) Help() string {
 	return `Usage: dyno logs [options]
 
-  Shows the output of the app's dynos, each line prefixed by its dyno's name.
-  With --tail it keeps streaming until Ctrl-C.
+  Shows the output of the app's dynos, each line prefixed by its dyno's name, and
+  the router's line for each request to the app, prefixed "router". Lines are
+  merged in time order: a router line's time is when the router logged it, a
+  dyno's line's the time dyno logs read it. With --tail it keeps streaming
+  until Ctrl-C.
 
 Options:
   --tail, -t         Keep streaming new lines
-  --dyno=NAME        Only this dyno (web.1)
+  --dyno=NAME        Only this dyno (web.1), or "router" for router lines only
   --process=TYPE     Only dynos of this process type (worker)
-  --num=N, -n N      How many recent lines of each dyno to show (default 100)
+  --num=N, -n N      How many recent lines of each dyno and router to show
+                     (default 100; a router keeps the last 1000 of each app)
+  --router=ADDRS     The routers' logs endpoints, comma-separated host:port
+                     (default: $DYNO_ROUTERS, or the local grid's router)
 ` + commonHelp
 }
 
@@ -34,6 +42,7 @@ func (c *logsCommand) Run(args []string) int {
 	fs.BoolVar(&tail, "t", false, "")
 	dyno := fs.String("dyno", "", "")
 	process := fs.String("process", "", "")
+	routerFlag := fs.String("router", "", "")
 	var num int
 	fs.IntVar(&num, "num", 100, "")
 	fs.IntVar(&num, "n", 100, "")
@@ -44,6 +53,11 @@ func (c *logsCommand) Run(args []string) int {
 		c.ui.Error(fmt.Sprintf("--num %d: show from 1 to 10000 lines", num))
 		return 1
 	}
+	routers, err := c.routerAddrs(*routerFlag)
+	if err != nil {
+		c.ui.Error(err.Error())
+		return 1
+	}
 	app, err := c.appName()
 	if err != nil {
 		return c.fail(err)
@@ -52,24 +66,50 @@ func (c *logsCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	dynos, err := c.dynos(app, false)
-	if err != nil {
-		return c.fail(err)
+	onlyRouter := *dyno == "router"
+	withRouter := *dyno == "" && *process == "" || onlyRouter
+	if onlyRouter && len(routers) == 0 {
+		return c.fail(errors.New("--dyno router: no router to read; name its logs endpoint with --router or $DYNO_ROUTERS"))
 	}
 	var picked []Dyno
-	for _, d := range dynos {
-		if (*dyno == "" || d.Name == *dyno) && (*process == "" || d.Process == *process) {
-			picked = append(picked, d)
+	if !onlyRouter {
+		dynos, err := c.dynos(app, false)
+		if err != nil {
+			return c.fail(err)
 		}
-	}
-	if len(picked) == 0 {
-		return c.fail(fmt.Errorf("%s has no running dyno that matches (dyno %q, process %q)", app, *dyno, *process))
+		for _, d := range dynos {
+			if (*dyno == "" || d.Name == *dyno) && (*process == "" || d.Process == *process) {
+				picked = append(picked, d)
+			}
+		}
+		if len(picked) == 0 && (!withRouter || len(routers) == 0) {
+			return c.fail(fmt.Errorf("%s has no running dyno that matches (dyno %q, process %q)", app, *dyno, *process))
+		}
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	out := &lineWriter{ui: c.ui}
+	var readers []*routerReader
+	if withRouter && len(routers) > 0 {
+		key, err := routerLogKey(ctx, nomad, app)
+		if err != nil {
+			return c.fail(err)
+		}
+		for _, base := range routers {
+			readers = append(readers, newRouterReader(base, app, key))
+		}
+	}
+	m := newLogMerger(c.ui.Output)
+	out := &lineWriter{emit: func(prefix, text string) { m.add(logLine{at: time.Now(), prefix: prefix, text: text}) }}
 	var wg sync.WaitGroup
-	errs := make(chan error, 2*len(picked))
+	var errMu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if ctx.Err() == nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, d := range picked {
 		alloc, _, err := nomad.Allocations().Info(d.AllocID, nil)
 		if err != nil {
@@ -80,17 +120,35 @@ func (c *logsCommand) Run(args []string) int {
 			go func(d Dyno, stream string) {
 				defer wg.Done()
 				if err := streamLog(ctx, nomad, alloc, d, stream, tail, num, out); err != nil {
-					errs <- err
+					fail(err)
 				}
 			}(d, stream)
 		}
 	}
+	for _, rr := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := followRouter(ctx, rr, num, tail, m, c.ui.Warn); err != nil {
+				fail(err)
+				cancel() // a router that refuses the key will not take it later
+			}
+		}()
+	}
+	printed := make(chan struct{})
+	if tail {
+		go func() { defer close(printed); m.run(ctx) }()
+	} else {
+		close(printed)
+	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if ctx.Err() == nil {
-			return c.fail(err)
-		}
+	<-printed
+	m.flush(time.Time{})
+	for _, err := range errs {
+		c.ui.Error("Error: " + err.Error())
+	}
+	if len(errs) > 0 {
+		return 1
 	}
 	return 0
 }
@@ -137,10 +195,10 @@ func streamLog(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allo
 	}
 }
 
-// lineWriter writes whole prefixed lines, one writer at a time.
+// lineWriter hands on whole lines with their prefix, one writer at a time.
 type lineWriter struct {
-	mu sync.Mutex
-	ui interface{ Output(string) }
+	mu   sync.Mutex
+	emit func(prefix, text string)
 }
 
 // flushLines writes the complete lines of buf (all of it when final) and returns the
@@ -160,7 +218,7 @@ func (w *lineWriter) flushLines(prefix string, buf []byte, final bool, keep int)
 	w.mu.Lock()
 	for _, l := range lines {
 		if l != "" || !final {
-			w.ui.Output(prefix + ": " + l)
+			w.emit(prefix, l)
 		}
 	}
 	w.mu.Unlock()

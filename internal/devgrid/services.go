@@ -15,19 +15,22 @@ import (
 	"github.com/dynogrid/dynogrid/policies"
 )
 
-// startRouter runs the grid's router on RouterPort (its metrics on the next port),
-// following the grid's Consul, and waits until it accepts connections.
+// startRouter runs the grid's router on RouterPort (its metrics on the next port, its
+// logs endpoint on the one after), following the grid's Consul and Nomad, and waits
+// until it accepts connections.
 func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 	o := g.Options
 	bin := filepath.Join(o.BinDir, "dyno-router")
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("missing router binary (run `make build`): %w", err)
 	}
-	env := []string{"CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulRouter]}
+	env := []string{"CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulRouter], "NOMAD_TOKEN=" + t.Nomad[policies.NomadRouter]}
 	if err := g.start("router", env, bin,
 		"-listen", o.RouterAddr(),
 		"-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1),
+		"-logs-listen", o.RouterLogsAddr(),
 		"-consul", o.ConsulAddr(),
+		"-nomad", "http://"+o.NomadAddr(),
 		"-domain", o.RouterDomain); err != nil {
 		return err
 	}

@@ -1,0 +1,75 @@
+package router
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/dynogrid/dynogrid/router/logapi"
+)
+
+// The logs endpoint's answers to requests it refuses before it asks Nomad for a key
+// (the key checks against a real Nomad are in e2e/logs_test.go).
+func TestLogsEndpointRefusesBadRequests(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := startRouter(t, func(c *Config) {
+		c.LogsListener = ln
+		c.NomadAddr = "127.0.0.1:1" // nothing listens: no request below may need it
+	})
+	tr.nomadApps.Store(&map[string]bool{"shop": true})
+	base := "http://" + ln.Addr().String() + logapi.Path
+	key := "Bearer " + strings.Repeat("k", 64)
+	for _, c := range []struct {
+		name, method, url, auth string
+		status                  int
+		says                    string
+	}{
+		{"POST", "POST", base + "shop", key, 405, "only GET"},
+		{"no app", "GET", base, key, 400, "must name an app"},
+		{"bad app name", "GET", base + "Shop_1", key, 400, "must name an app"},
+		{"bad after", "GET", base + "shop?after=-1", key, 400, "after:"},
+		{"num too big", "GET", base + "shop?num=100000", key, 400, "num:"},
+		{"wait too long", "GET", base + "shop?wait=2h", key, 400, "wait:"},
+		{"no key", "GET", base + "shop", "", 401, "router log key"},
+		{"not a bearer key", "GET", base + "shop", "Basic eDp5", 401, "router log key"},
+		{"short key", "GET", base + "shop", "Bearer short", 403, "not the router log key of app shop"},
+		{"app Nomad does not have", "GET", base + "other", key, 403, "not the router log key of app other"},
+	} {
+		req, _ := http.NewRequest(c.method, c.url, nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(b), c.says) {
+			t.Errorf("%s: %d %q, want %d saying %q", c.name, resp.StatusCode, b, c.status, c.says)
+		}
+	}
+}
+
+func TestForwardedRequestsAreTheOwnersLines(t *testing.T) {
+	t.Parallel()
+	tr := startRouter(t, nil)
+	tr.finish(&record{appName: "shop", dyno: "router:b", status: 200, requestID: "fwd"})
+	tr.finish(&record{appName: "shop", dyno: "web.1", status: 200, requestID: "own"})
+	tr.finish(&record{appName: "shop", dyno: "router:b", code: H10, requestID: "failed-fwd"})
+	lines, _, _ := tr.logRings.ring("shop").since(0, 10)
+	var got []string
+	for _, l := range lines {
+		got = append(got, l.Line)
+	}
+	all := strings.Join(got, "\n")
+	if len(lines) != 2 || !strings.Contains(all, "request_id=own") || !strings.Contains(all, "request_id=failed-fwd") {
+		t.Fatalf("the app's router lines:\n%s\nwant the request served here and the failed forward, not the one its owner logs", all)
+	}
+}
