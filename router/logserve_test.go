@@ -60,6 +60,7 @@ func TestLogsEndpointRefusesBadRequests(t *testing.T) {
 func TestForwardedRequestsAreTheOwnersLines(t *testing.T) {
 	t.Parallel()
 	tr := startRouter(t, nil)
+	tr.keepLines.Store(true)
 	tr.finish(&record{appName: "shop", dyno: "router:b", status: 200, requestID: "fwd"})
 	tr.finish(&record{appName: "shop", dyno: "web.1", status: 200, requestID: "own"})
 	tr.finish(&record{appName: "shop", dyno: "router:b", code: H10, requestID: "failed-fwd"})

@@ -208,6 +208,7 @@ func TestCodes(t *testing.T) {
 		t.Parallel()
 		tr := startRouter(t, nil)
 		tr.nomadApps.Store(&map[string]bool{"idle": true})
+		tr.keepLines.Store(true)
 		resp, body := tr.do(t, "GET", "idle.localhost", "/", nil, nil)
 		if resp.StatusCode != 503 || !strings.Contains(body, "H14") {
 			t.Fatalf("an app Nomad has with no web dyno in Consul: got %d %q, want 503 H14", resp.StatusCode, body)

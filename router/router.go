@@ -40,6 +40,7 @@ type Router struct {
 	nomadApps atomic.Pointer[map[string]bool] // the apps Nomad has, as last read
 	logRings  logRings                        // each app's router lines
 	logKeys   logKeys                         // each app's router log key, as read from Nomad
+	keepLines atomic.Bool                     // the logs endpoint is on: logRings are kept
 	epoch     string                          // this run of the router, in the logs endpoint's answers
 
 	stale      atomic.Bool
@@ -77,6 +78,7 @@ func New(cfg Config) (*Router, error) {
 		ExpectContinueTimeout: peerContinueWait}
 	r.metrics = newMetrics(r)
 	r.epoch = newUUID()
+	r.keepLines.Store(cfg.LogsListen != "" || cfg.LogsListener != nil)
 	if cfg.NomadAddr != "" {
 		var err error
 		if r.nomad, err = newNomadClient(cfg); err != nil {
@@ -337,19 +339,24 @@ func (r *Router) finish(rec *record) {
 		rec.status = http.StatusOK
 	}
 	r.metrics.response(rec)
-	line := rec.line()
-	if rec.code != nil && rec.code.Name != "" {
-		r.access.Error(line)
-	} else if r.access.IsInfo() {
-		r.access.Info(line)
-	}
+	failed := rec.code != nil && rec.code.Name != ""
 	name := rec.appName
 	if rec.app != nil {
 		name = rec.app.name
 	}
-	// A request forwarded to the app's owner in cluster mode is the owner's line to keep.
-	forwarded := rec.code == nil && strings.HasPrefix(rec.dyno, "router:")
-	if name != "" && !forwarded {
+	// Lines are kept only when the logs endpoint serves them. A request forwarded to
+	// the app's owner in cluster mode is the owner's line to keep.
+	keep := r.keepLines.Load() && name != "" && !(rec.code == nil && strings.HasPrefix(rec.dyno, "router:"))
+	if !failed && !keep && !r.access.IsInfo() {
+		return
+	}
+	line := rec.line()
+	if failed {
+		r.access.Error(line)
+	} else if r.access.IsInfo() {
+		r.access.Info(line)
+	}
+	if keep {
 		r.logRings.add(name, time.Now(), line)
 	}
 }
