@@ -32,11 +32,18 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 	if dep == nil {
 		return nil // nothing to roll out: a scale-down, or counts of zero
 	}
-	// Follow this deployment by its ID: once it fails, Nomad's revert makes another.
+	// Follow this deployment by its ID (once it fails, Nomad's revert makes another),
+	// with blocking queries: each change is seen as Nomad makes it.
+	var index uint64
 	for {
-		if dep, _, err = d.Nomad.Deployments().Info(dep.ID, (&nomadapi.QueryOptions{}).WithContext(ctx)); err != nil {
+		q := (&nomadapi.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx)
+		if dep, _, err = d.Nomad.Deployments().Info(dep.ID, q); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("release of %s is not healthy after %s (it goes on in the background; see `dyno ps --app %s`)", app, timeout, app)
+			}
 			return fmt.Errorf("failed to follow the deployment of %s: %w", app, err)
 		}
+		index = dep.ModifyIndex
 		line := deploymentLine(dep)
 		if line != last {
 			d.progress("    %s", line)
@@ -55,11 +62,6 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 			return nil
 		case nomadapi.DeploymentStatusFailed, nomadapi.DeploymentStatusCancelled:
 			return fmt.Errorf("release of %s failed: %s%s", app, dep.StatusDescription, d.failureHint(ctx, app, dep))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("release of %s is not healthy after %s (it goes on in the background; see `dyno ps --app %s`)", app, timeout, app)
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
