@@ -23,9 +23,18 @@ import (
 // 1 s plus the app's own boot time, and all new dynos within 1 s plus the app's boot
 // CPU time times their number, divided by the cores. The app's own boot is measured
 // in the same run, on the host, outside any dyno. BENCH_ROUNDS rounds (default 3);
-// medians over rounds are printed.
+// medians over rounds are printed. BENCH_NOMAD_LOG=FILE runs Nomad at log level TRACE
+// and keeps its log in FILE: its alloc and task runners log each hook's duration.
 func BenchmarkScaleOut(b *testing.B) {
-	g := harness.Grid(b, harness.WithRouter(b))
+	traceLog := os.Getenv("BENCH_NOMAD_LOG")
+	g := harness.Grid(b, harness.WithRouter(b), func(o *devgrid.Options) {
+		if traceLog != "" {
+			o.ExtraNomadConfig = `log_level = "TRACE"`
+		}
+	})
+	if traceLog != "" {
+		b.Cleanup(func() { keepNomadLog(b, g, traceLog) })
+	}
 	dir := copyApp(b)
 	writeSpec(b, dir, scaledSpec("scale", 1, 0, 10))
 	c := newCLI(b, g, "scale")
@@ -71,6 +80,22 @@ func BenchmarkScaleOut(b *testing.B) {
 	b.ReportMetric(all.Seconds(), "all10-routed-s")
 	b.ReportMetric(boot.Wall.Seconds(), "app-boot-s")
 	b.ReportMetric(boot.CPU.Seconds(), "app-boot-cpu-s")
+}
+
+// keepNomadLog copies the grid's Nomad agent log to path, before the grid removes it.
+func keepNomadLog(tb testing.TB, g *devgrid.Grid, path string) {
+	for _, a := range g.Agents {
+		if a.Name != "nomad" {
+			continue
+		}
+		b, err := os.ReadFile(a.Log)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o600)
+		}
+		if err != nil {
+			tb.Errorf("keeping the Nomad log: %v", err)
+		}
+	}
 }
 
 // scaleRounds is BENCH_ROUNDS, or 3.

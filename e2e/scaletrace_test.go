@@ -16,6 +16,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/router"
 )
@@ -192,7 +193,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 	}()
 
 	start := time.Now()
-	if code, out, errOut := c.run("ps:scale", fmt.Sprintf("web=%d", to)); code != 0 {
+	if code, out, errOut := c.run("ps:scale", append([]string{fmt.Sprintf("web=%d", to)}, consulFlags(tb, g)...)...); code != 0 {
 		tb.Fatalf("dyno ps:scale web=%d: exit %d\n%s%s", to, code, out, errOut)
 	}
 	tr := &scaleTrace{From: from, To: to, Returned: time.Since(start)}
@@ -212,6 +213,11 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 		d.Routed = routed[i]
 	}
 	return tr
+}
+
+// consulFlags are the options that let `dyno ps:scale` read the grid's Consul.
+func consulFlags(tb testing.TB, g *devgrid.Grid) []string {
+	return []string{"--consul-addr", g.Options.ConsulAddr(), "--consul-token", harness.Tokens(tb, g).ConsulManagement}
 }
 
 // allocSteps fills in the steps Nomad recorded for d's allocation.
