@@ -56,9 +56,9 @@ func BenchmarkScaleOut(b *testing.B) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "dyno ps:scale of the example Thin app, shared dynos, %d rounds, %d cores; medians over rounds, in ms\n",
 		len(traces[2]), runtime.NumCPU())
-	fmt.Fprintf(&out, "%-66s %10s %14s %14s\n", "step", "web=1->2", "1->10 median", "1->10 slowest")
+	fmt.Fprintf(&out, "%-70s %10s %14s %14s\n", "step", "web=1->2", "1->10 median", "1->10 slowest")
 	for _, s := range scaleSteps {
-		fmt.Fprintf(&out, "%-66s %10s %14s %14s\n", s.name,
+		fmt.Fprintf(&out, "%-70s %10s %14s %14s\n", s.name,
 			ms(roundsMedian(traces[2], s, 0.5)), ms(roundsMedian(traces[10], s, 0.5)), ms(roundsMedian(traces[10], s, 1)))
 	}
 	first := median(collect(traces[2], func(t *scaleTrace) time.Duration { return t.Dynos[0].Routed.Sub(t.Dynos[0].Start) }))
@@ -66,7 +66,7 @@ func BenchmarkScaleOut(b *testing.B) {
 		last := t.Dynos[len(t.Dynos)-1]
 		return last.Routed.Sub(last.Start)
 	}))
-	fmt.Fprintf(&out, "%-66s %10s %14s\n", "ps:scale returned", ms(median(collect(traces[2], returned))), ms(median(collect(traces[10], returned))))
+	fmt.Fprintf(&out, "%-70s %10s %14s\n", "ps:scale returned", ms(median(collect(traces[2], returned))), ms(median(collect(traces[10], returned))))
 	fmt.Fprintf(&out, "the app's own boot on the host (median of 3): %s wall, %s CPU\n", ms(boot.Wall), ms(boot.CPU))
 	firstTarget := time.Second + boot.Wall
 	fmt.Fprintf(&out, "first new dyno routed: %s; target 1 s + boot %s = %s: %s\n", ms(first), ms(boot.Wall), ms(firstTarget), met(first <= firstTarget))

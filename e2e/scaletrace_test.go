@@ -34,7 +34,8 @@ type dynoSteps struct {
 	// returned.
 	Received, Setup, Started time.Time
 	// Rendered is when the environment template wrote secrets/dyno.env (the file's
-	// modification time).
+	// modification time), after the task's earlier hooks (logmon, Nomad's log
+	// collector, is the one that takes time).
 	Rendered time.Time
 	// Answers is when the dyno first answered its health check path, asked directly
 	// every 10 ms; Passing when Consul's check of it first passed (a blocking query);
@@ -53,7 +54,7 @@ var scaleSteps = []scaleStep{
 	{"scheduling (evaluation to dyno placed)", func(d *dynoSteps) time.Time { return d.Eval }, func(d *dynoSteps) time.Time { return d.Placed }},
 	{"placed to the client's task runner (Received)", func(d *dynoSteps) time.Time { return d.Placed }, func(d *dynoSteps) time.Time { return d.Received }},
 	{"alloc runner: network namespace, task directory (Task Setup)", func(d *dynoSteps) time.Time { return d.Received }, func(d *dynoSteps) time.Time { return d.Setup }},
-	{"environment template rendered", func(d *dynoSteps) time.Time { return d.Setup }, func(d *dynoSteps) time.Time { return d.Rendered }},
+	{"task hooks: log collector (logmon), environment template rendered", func(d *dynoSteps) time.Time { return d.Setup }, func(d *dynoSteps) time.Time { return d.Rendered }},
 	{"driver's StartTask: slug, sandbox (Started)", func(d *dynoSteps) time.Time { return d.Rendered }, func(d *dynoSteps) time.Time { return d.Started }},
 	{"the app's boot, to answering its health check", func(d *dynoSteps) time.Time { return d.Started }, func(d *dynoSteps) time.Time { return d.Answers }},
 	{"answering to Consul's check passing", func(d *dynoSteps) time.Time { return d.Answers }, func(d *dynoSteps) time.Time { return d.Passing }},
