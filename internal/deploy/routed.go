@@ -85,11 +85,12 @@ func (d *Deployer) placed(ctx context.Context, evalID string, modifyIndex uint64
 	}
 }
 
-// passes says whether the dyno of allocation allocID is among entries: Nomad names the
-// service of a task _nomad-task-<alloc id>-<task>-<service>-<port>.
+// passes says whether the web dyno of allocation allocID is among entries: Nomad names
+// the service of a task _nomad-task-<alloc id>-<task>-<service>-<port>.
 func passes(entries []*consulapi.ServiceEntry, allocID string) bool {
 	for _, e := range entries {
-		if strings.HasPrefix(e.Service.ID, "_nomad-task-"+allocID+"-") {
+		rest, ok := strings.CutPrefix(e.Service.ID, "_nomad-task-")
+		if id, _, found := strings.Cut(rest, "-web-"); ok && found && id == allocID {
 			return true
 		}
 	}
