@@ -2,88 +2,172 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
-	"sync"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
-// BenchmarkScaleOut measures, on one machine, how long a deploy of two web dynos takes to
-// be healthy, and how long `dyno ps:scale web=10` from web=1 takes until all ten dynos
-// have answered requests routed to them through the router.
+// BenchmarkScaleOut measures where the time of `dyno ps:scale` goes, step by step, for
+// web=1 to 2 and web=1 to 10 shared dynos of the example Thin app on one machine, and
+// checks the figures against the targets (issue 17): the first new dyno routed within
+// 1 s plus the app's own boot time, and all new dynos within 1 s plus the app's boot
+// CPU time times their number, divided by the cores. The app's own boot is measured
+// in the same run, on the host, outside any dyno. BENCH_ROUNDS rounds (default 3);
+// medians over rounds are printed. BENCH_NOMAD_LOG=FILE runs Nomad at log level TRACE
+// and keeps its log in FILE: its alloc and task runners log each hook's duration.
 func BenchmarkScaleOut(b *testing.B) {
-	g := harness.Grid(b, harness.WithRouter(b))
-	dir := copyApp(b)
-	writeSpec(b, dir, webSpec("scale", ""))
-	c := newCLI(b, g, "scale")
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		c.must("deploy", dir)
-		deploy := time.Since(start)
-
-		c.must("ps:scale", "web=1")
-		start = time.Now()
-		code, out, errOut := c.run("ps:scale", "web=10")
-		scaled := time.Since(start)
-		if code != 0 {
-			b.Fatalf("ps:scale web=10: %s %s", out, errOut)
+	traceLog := os.Getenv("BENCH_NOMAD_LOG")
+	g := harness.Grid(b, harness.WithRouter(b), func(o *devgrid.Options) {
+		if traceLog != "" {
+			o.ExtraNomadConfig = `log_level = "TRACE"`
 		}
-		seen := waitRoutedDynos(b, g, "scale", 10, 3*time.Minute)
-		routed := time.Since(start)
-		b.ReportMetric(deploy.Seconds(), "deploy-s")
-		b.ReportMetric(scaled.Seconds(), "scale-healthy-s")
-		b.ReportMetric(routed.Seconds(), "scale-routed-s")
-		b.Logf("deploy of 2 web dynos to healthy: %s; ps:scale web=1->10: all healthy after %s, all 10 answered routed requests after %s (%v)",
-			deploy.Round(time.Millisecond), scaled.Round(time.Millisecond), routed.Round(time.Millisecond), seen)
-		c.must("apps:destroy", "--confirm", "scale")
+	})
+	if traceLog != "" {
+		b.Cleanup(func() { keepNomadLog(b, g, traceLog) })
+	}
+	dir := copyApp(b)
+	writeSpec(b, dir, scaledSpec("scale", 1, 0, 10))
+	c := newCLI(b, g, "scale")
+	c.must("deploy", dir)
+	waitFormation(b, g, "scale", 1)
+	machine := testutil.MachineState()
+	boot := measureAppBoot(b, dir, 3)
+
+	sizes := []int{2, 10}
+	traces := map[int][]*scaleTrace{}
+	for range b.N * scaleRounds() {
+		for _, to := range sizes {
+			traces[to] = append(traces[to], traceScale(b, g, c, "scale", 1, to))
+			c.must("ps:scale", "web=1")
+			waitFormation(b, g, "scale", 1)
+		}
+	}
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "dyno ps:scale of the example Thin app, shared dynos, %d rounds, %d cores; medians over rounds, in ms\n",
+		len(traces[2]), runtime.NumCPU())
+	fmt.Fprintf(&out, "%-70s %10s %14s %14s\n", "step", "web=1->2", "1->10 median", "1->10 slowest")
+	for _, s := range scaleSteps {
+		fmt.Fprintf(&out, "%-70s %10s %14s %14s\n", s.name,
+			ms(roundsMedian(traces[2], s, 0.5)), ms(roundsMedian(traces[10], s, 0.5)), ms(roundsMedian(traces[10], s, 1)))
+	}
+	first := median(collect(traces[2], func(t *scaleTrace) time.Duration { return t.Dynos[0].Routed.Sub(t.Dynos[0].Start) }))
+	all := median(collect(traces[10], func(t *scaleTrace) time.Duration {
+		last := t.Dynos[len(t.Dynos)-1]
+		return last.Routed.Sub(last.Start)
+	}))
+	fmt.Fprintf(&out, "%-70s %10s %14s\n", "ps:scale returned", ms(median(collect(traces[2], returned))), ms(median(collect(traces[10], returned))))
+	fmt.Fprintf(&out, "the app's own boot on the host (median of 3): %s wall, %s CPU\n", ms(boot.Wall), ms(boot.CPU))
+	firstTarget := time.Second + boot.Wall
+	fmt.Fprintf(&out, "first new dyno routed: %s; target 1 s + boot %s = %s: %s\n", ms(first), ms(boot.Wall), ms(firstTarget), met(first <= firstTarget))
+	added := sizes[1] - 1
+	allTarget := time.Second + boot.CPU*time.Duration(added)/time.Duration(runtime.NumCPU())
+	fmt.Fprintf(&out, "all %d new dynos routed: %s; target 1 s + boot CPU %s x %d / %d cores = %s: %s\n",
+		added, ms(all), ms(boot.CPU), added, runtime.NumCPU(), ms(allTarget), met(all <= allTarget))
+	fmt.Fprintf(&out, "machine before: %s\nmachine after:  %s\n", machine, testutil.MachineState())
+	fmt.Print("\n" + out.String())
+	b.ReportMetric(first.Seconds(), "first-routed-s")
+	b.ReportMetric(all.Seconds(), "all10-routed-s")
+	b.ReportMetric(boot.Wall.Seconds(), "app-boot-s")
+	b.ReportMetric(boot.CPU.Seconds(), "app-boot-cpu-s")
+}
+
+// keepNomadLog copies the grid's Nomad agent log to path, before the grid removes it.
+func keepNomadLog(tb testing.TB, g *devgrid.Grid, path string) {
+	for _, a := range g.Agents {
+		if a.Name != "nomad" {
+			continue
+		}
+		b, err := os.ReadFile(a.Log)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o600)
+		}
+		if err != nil {
+			tb.Errorf("keeping the Nomad log: %v", err)
+		}
 	}
 }
 
-var dynoRe = regexp.MustCompile(`on (web\.\d+)`)
+// scaleRounds is BENCH_ROUNDS, or 3.
+func scaleRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 3
+}
 
-// waitRoutedDynos sends rounds of n concurrent slow requests through the router until n
-// different dynos have answered. Since each dyno takes one request at a time, a round
-// of n requests lands on n dynos once they are all in the router's table.
-func waitRoutedDynos(b *testing.B, g *devgrid.Grid, app string, n int, within time.Duration) []string {
-	b.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	deadline := time.Now().Add(within)
-	seen := map[string]bool{}
-	for len(seen) < n {
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d dynos answered routed requests within %s", len(seen), n, within)
+// waitFormation waits until app runs exactly n web dynos, no other dyno of it is still
+// stopping, and the router counts n up.
+func waitFormation(tb testing.TB, g *devgrid.Grid, app string, n int) {
+	tb.Helper()
+	nomad := appNomad(tb, g, app)
+	status := fmt.Sprintf("http://%s:%d/status", g.Options.Bind, g.Options.RouterPort+1)
+	testutil.WaitFor(tb, 2*time.Minute, fmt.Sprintf("%d dynos of %s, all routed", n, app), func() error {
+		allocs, _, err := nomad.Jobs().Allocations(app, false, nil)
+		if err != nil {
+			return err
 		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/sleep?ms=200", g.Options.RouterAddr()), nil)
-				req.Host = app + ".localhost"
-				resp, err := client.Do(req)
-				if err != nil {
-					return
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				if m := dynoRe.FindSubmatch(body); m != nil && resp.StatusCode == http.StatusOK {
-					mu.Lock()
-					seen[string(m[1])] = true
-					mu.Unlock()
-				}
-			}()
+		live := 0
+		for _, a := range allocs {
+			if a.ClientStatus == nomadapi.AllocClientStatusRunning || a.ClientStatus == nomadapi.AllocClientStatusPending {
+				live++
+			}
 		}
-		wg.Wait()
+		up, err := routerUp(tb.Context(), status, app)
+		if err != nil {
+			return err
+		}
+		if live != n || up != n {
+			return fmt.Errorf("%d dynos running or pending, %d routed", live, up)
+		}
+		return nil
+	})
+}
+
+// roundsMedian is, over traces, the median of step s's q-quantile over each trace's
+// new dynos (q = 0.5: the median dyno; q = 1: the slowest).
+func roundsMedian(traces []*scaleTrace, s scaleStep, q float64) time.Duration {
+	return median(collect(traces, func(t *scaleTrace) time.Duration {
+		ds := make([]time.Duration, len(t.Dynos))
+		for i, d := range t.Dynos {
+			ds[i] = s.to(d).Sub(s.from(d))
+		}
+		return quantile(ds, q)
+	}))
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if q >= 1 {
+		return slices.Max(ds)
 	}
-	var names []string
-	for d := range seen {
-		names = append(names, d)
+	return median(ds)
+}
+
+func collect(traces []*scaleTrace, f func(*scaleTrace) time.Duration) []time.Duration {
+	out := make([]time.Duration, len(traces))
+	for i, t := range traces {
+		out[i] = f(t)
 	}
-	return names
+	return out
+}
+
+func returned(t *scaleTrace) time.Duration { return t.Returned }
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
 }

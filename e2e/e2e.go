@@ -11,7 +11,7 @@ import (
 )
 
 // appNomad is a Nomad client with the grid's management token for app's namespace.
-func appNomad(t *testing.T, g *devgrid.Grid, app string) *nomadapi.Client {
+func appNomad(t testing.TB, g *devgrid.Grid, app string) *nomadapi.Client {
 	t.Helper()
 	c, err := g.NomadClient()
 	if err != nil {

@@ -132,7 +132,7 @@ func TestScaleOutsideDyno(t *testing.T) {
 }
 
 // runningAllocs returns the IDs of the app's running allocations.
-func runningAllocs(t *testing.T, n *nomadapi.Client, app string) map[string]bool {
+func runningAllocs(t testing.TB, n *nomadapi.Client, app string) map[string]bool {
 	t.Helper()
 	allocs, _, err := n.Jobs().Allocations(app, false, nil)
 	if err != nil {

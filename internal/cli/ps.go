@@ -152,11 +152,18 @@ func (c *scaleCommand) Help() string {
   example ` + "`dyno ps:scale web=4 worker=1`" + `. Each count must lie within the
   process type's min and max, from the app spec. A scale-down takes dynos out of
   routing and lets them finish their requests (SIGTERM, then SIGKILL after 30s).
-` + commonHelp
+
+  It returns once the new dynos are healthy: when it can read Consul, as soon as
+  the new web dynos pass their health check, which is when the router routes
+  them; otherwise when Nomad counts them healthy, about 3 s later.
+` + commonHelp + consulHelp
 }
 
 func (c *scaleCommand) Run(args []string) int {
 	fs := c.flagSet("ps:scale")
+	var cf consulFlags
+	fs.StringVar(&cf.addr, "consul-addr", "", "")
+	fs.StringVar(&cf.token, "consul-token", "", "")
 	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
@@ -176,6 +183,7 @@ func (c *scaleCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	d.Consul = cf.client(d.Nomad)
 	ctx, cancel := interruptible()
 	defer cancel()
 	c.ui.Output(fmt.Sprintf("==> Scaling %s", app))

@@ -14,6 +14,7 @@ import (
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/slug"
+	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -26,6 +27,11 @@ type Deployer struct {
 	Progress io.Writer
 	// Timeout bounds the wait for a release's dynos to be healthy.
 	Timeout time.Duration
+	// Consul, when set, lets Scale return as soon as the new web dynos pass their
+	// health check, which is when the router routes them, rather than when Nomad's
+	// deployment of the scale ends (Nomad counts a dyno healthy once its check has
+	// passed for the update block's min_healthy_time).
+	Consul *consulapi.Client
 }
 
 // ErrNoApp means the app is not deployed.
@@ -252,6 +258,9 @@ func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int)
 	for _, name := range SortedKeys(counts) {
 		c := counts[name]
 		msg := fmt.Sprintf("dyno ps:scale %s=%d", name, c)
+		if err := d.settle(ctx, app); err != nil {
+			return err
+		}
 		q := (&nomadapi.WriteOptions{}).WithContext(ctx)
 		resp, _, err := d.Nomad.Jobs().Scale(app, name, &c, msg, false, nil, q)
 		if err != nil && strings.Contains(err.Error(), "active deployment") {
@@ -261,13 +270,33 @@ func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int)
 			return fmt.Errorf("failed to scale %s to %d: %w", name, c, err)
 		}
 		d.progress("    %s: %d -> %d dynos", name, cur.Counts[name], c)
-		// Wait for new dynos to be healthy: the next scale or release must not find
-		// this one still rolling out.
+		if added := c - cur.Counts[name]; name == "web" && added > 0 && d.Consul != nil {
+			routed, err := d.scaledOut(ctx, app, resp, added)
+			if err != nil {
+				return err
+			}
+			if routed {
+				continue
+			}
+		}
+		// Wait for new dynos to be healthy.
 		if err := d.WaitHealthy(ctx, app, resp.JobModifyIndex); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// scaledOut waits, within the deployer's timeout, until the added web dynos of a scale
+// are routed; false when it cannot tell, and the scale's deployment must say.
+func (d *Deployer) scaledOut(ctx context.Context, app string, resp *nomadapi.JobRegisterResponse, added int) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout())
+	defer cancel()
+	routed, err := d.waitRouted(ctx, app, resp.EvalID, resp.JobModifyIndex, added)
+	if routed {
+		d.progress("    %d new web dynos pass their health check: routed", added)
+	}
+	return routed, err
 }
 
 func (d *Deployer) register(ctx context.Context, job *nomadapi.Job, cur *App) error {

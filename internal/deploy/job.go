@@ -182,17 +182,7 @@ func webService(r Release, p appspec.Process, release string) *nomadapi.Service 
 		Provider:  "consul",
 		Tags:      []string{"dyno", "app=" + r.Spec.Name},
 		Meta:      meta,
-		Checks: []nomadapi.ServiceCheck{{
-			Name:                   "http",
-			Type:                   "http",
-			Path:                   p.HealthCheck,
-			Interval:               2 * time.Second,
-			Timeout:                2 * time.Second,
-			FailuresBeforeCritical: 2,
-			// A dyno that has not answered for about half a minute is hung: Nomad kills
-			// it and starts another in its place.
-			CheckRestart: &nomadapi.CheckRestart{Limit: 15, Grace: ptr(15 * time.Second)},
-		}},
+		Checks:    []nomadapi.ServiceCheck{healthCheck(p.HealthCheck)},
 	}
 }
 

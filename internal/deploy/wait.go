@@ -16,15 +16,10 @@ import (
 // has every new dyno healthy, printing progress as it changes. A failed deployment is
 // an error that says why; Nomad's auto-revert leaves the previous release serving.
 func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint64) error {
-	timeout := d.Timeout
-	if timeout == 0 {
-		timeout = 5 * time.Minute
-	}
+	timeout := d.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	var last string
-	failed := false
 	dep, err := d.deploymentOf(ctx, app, modifyIndex)
 	if err != nil {
 		return err
@@ -32,11 +27,27 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 	if dep == nil {
 		return nil // nothing to roll out: a scale-down, or counts of zero
 	}
-	// Follow this deployment by its ID: once it fails, Nomad's revert makes another.
+	return d.follow(ctx, app, dep, timeout)
+}
+
+// follow follows deployment dep of app until it ends, printing progress as it
+// changes, and fails it as soon as one of its dynos is unhealthy.
+func (d *Deployer) follow(ctx context.Context, app string, dep *nomadapi.Deployment, timeout time.Duration) error {
+	var last string
+	failed := false
+	var err error
+	// Follow this deployment by its ID (once it fails, Nomad's revert makes another),
+	// with blocking queries: each change is seen as Nomad makes it.
+	var index uint64
 	for {
-		if dep, _, err = d.Nomad.Deployments().Info(dep.ID, (&nomadapi.QueryOptions{}).WithContext(ctx)); err != nil {
+		q := (&nomadapi.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx)
+		if dep, _, err = d.Nomad.Deployments().Info(dep.ID, q); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("release of %s is not healthy after %s (it goes on in the background; see `dyno ps --app %s`)", app, timeout, app)
+			}
 			return fmt.Errorf("failed to follow the deployment of %s: %w", app, err)
 		}
+		index = dep.ModifyIndex
 		line := deploymentLine(dep)
 		if line != last {
 			d.progress("    %s", line)
@@ -56,12 +67,36 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 		case nomadapi.DeploymentStatusFailed, nomadapi.DeploymentStatusCancelled:
 			return fmt.Errorf("release of %s failed: %s%s", app, dep.StatusDescription, d.failureHint(ctx, app, dep))
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("release of %s is not healthy after %s (it goes on in the background; see `dyno ps --app %s`)", app, timeout, app)
-		case <-time.After(250 * time.Millisecond):
+	}
+}
+
+// timeout is how long the deployer waits for new dynos to be healthy.
+func (d *Deployer) timeout() time.Duration {
+	if d.Timeout == 0 {
+		return 5 * time.Minute
+	}
+	return d.Timeout
+}
+
+// settle waits until a deployment of a scale of app that still runs ends: Nomad
+// refuses to scale a job while a deployment of it runs, and a scale that returned once
+// its dynos were routed leaves Nomad's deployment running for its min_healthy_time.
+// A release's deployment (one with a canary) is not waited for: Nomad's refusal
+// says the app is being released.
+func (d *Deployer) settle(ctx context.Context, app string) error {
+	dep, _, err := d.Nomad.Jobs().LatestDeployment(app, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil || dep == nil || dep.Status != nomadapi.DeploymentStatusRunning {
+		return nil // Nomad's answer to the scale says what is wrong, if anything
+	}
+	for _, s := range dep.TaskGroups {
+		if s.DesiredCanaries > 0 {
+			return nil
 		}
 	}
+	d.progress("    waiting for Nomad to count the previous scale's dynos healthy")
+	ctx, cancel := context.WithTimeout(ctx, d.timeout())
+	defer cancel()
+	return d.follow(ctx, app, dep, d.timeout())
 }
 
 // deploymentOf returns the deployment Nomad made for the job change at modifyIndex, or

@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/router"
+)
+
+// dynoSteps are the moments one new dyno of a scale went through, from the start of
+// `dyno ps:scale` to the router routing to it.
+type dynoSteps struct {
+	Alloc string
+	// Start is when `dyno ps:scale` started; Eval when Nomad made the evaluation of the
+	// scale; Placed when its scheduler placed the dyno (the allocation's creation).
+	Start, Eval, Placed time.Time
+	// Received, Setup and Started are the task's events on the Nomad client: the
+	// allocation reached the client; its alloc runner (network namespace and the other
+	// allocation hooks) was done and the task directory built; the driver's StartTask
+	// returned.
+	Received, Setup, Started time.Time
+	// Rendered is when the environment template wrote secrets/dyno.env (the file's
+	// modification time), after the task's earlier hooks (logmon, Nomad's log
+	// collector, is the one that takes time).
+	Rendered time.Time
+	// Answers is when the dyno first answered its health check path, asked directly
+	// every 10 ms; Passing when Consul's check of it first passed (a blocking query);
+	// Routed when the router's /status counted it up (polled every 10 ms).
+	Answers, Passing, Routed time.Time
+}
+
+// scaleStep is one step of a dyno's way into routing, between two of its moments.
+type scaleStep struct {
+	name     string
+	from, to func(*dynoSteps) time.Time
+}
+
+var scaleSteps = []scaleStep{
+	{"ps:scale to evaluation (the CLI reads the app, Nomad's scale API)", func(d *dynoSteps) time.Time { return d.Start }, func(d *dynoSteps) time.Time { return d.Eval }},
+	{"scheduling (evaluation to dyno placed)", func(d *dynoSteps) time.Time { return d.Eval }, func(d *dynoSteps) time.Time { return d.Placed }},
+	{"placed to the client's task runner (Received)", func(d *dynoSteps) time.Time { return d.Placed }, func(d *dynoSteps) time.Time { return d.Received }},
+	{"alloc runner: network namespace, task directory (Task Setup)", func(d *dynoSteps) time.Time { return d.Received }, func(d *dynoSteps) time.Time { return d.Setup }},
+	{"task hooks: log collector (logmon), environment template rendered", func(d *dynoSteps) time.Time { return d.Setup }, func(d *dynoSteps) time.Time { return d.Rendered }},
+	{"driver's StartTask: slug, sandbox (Started)", func(d *dynoSteps) time.Time { return d.Rendered }, func(d *dynoSteps) time.Time { return d.Started }},
+	{"the app's boot, to answering its health check", func(d *dynoSteps) time.Time { return d.Started }, func(d *dynoSteps) time.Time { return d.Answers }},
+	{"answering to Consul's check passing", func(d *dynoSteps) time.Time { return d.Answers }, func(d *dynoSteps) time.Time { return d.Passing }},
+	{"passing to routed by the router", func(d *dynoSteps) time.Time { return d.Passing }, func(d *dynoSteps) time.Time { return d.Routed }},
+	{"total: ps:scale to routed", func(d *dynoSteps) time.Time { return d.Start }, func(d *dynoSteps) time.Time { return d.Routed }},
+}
+
+// scaleTrace is one traced `dyno ps:scale web=<to>` from web=<from>.
+type scaleTrace struct {
+	From, To int
+	// Returned is how long `dyno ps:scale` took.
+	Returned time.Duration
+	// Dynos are the new dynos, in the order they were routed.
+	Dynos []*dynoSteps
+}
+
+// traceScale runs `dyno ps:scale web=<to>` on app, which runs from web dynos, all
+// routed, and follows each new dyno until the router routes every one, within a
+// deadline. It reads the steps from Nomad's allocations, evaluations and task events,
+// the rendered template's file, the dynos themselves, Consul and the router's /status.
+func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to int) *scaleTrace {
+	tb.Helper()
+	nomad := appNomad(tb, g, app)
+	consul, err := g.ConsulClient()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	before := runningAllocs(tb, nomad, app)
+	if len(before) != from {
+		tb.Fatalf("%s runs %d dynos before the scale, want %d", app, len(before), from)
+	}
+	status := fmt.Sprintf("http://%s:%d/status", g.Options.Bind, g.Options.RouterPort+1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	var (
+		mu      sync.Mutex
+		routed  []time.Time
+		passing = map[string]time.Time{}
+		answers = map[string]time.Time{}
+		wg      sync.WaitGroup
+		errs    []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	wg.Add(3)
+	go func() { // the router, polled every 10 ms
+		defer wg.Done()
+		up := from
+		for up < to {
+			if n, err := routerUp(ctx, status, app); err == nil && n > up {
+				now := time.Now()
+				mu.Lock()
+				for ; up < n; up++ {
+					routed = append(routed, now)
+				}
+				mu.Unlock()
+			}
+			if !pause(ctx, 10*time.Millisecond) {
+				fail(fmt.Errorf("the router counted %d of %d dynos up", up, to))
+				return
+			}
+		}
+	}()
+	go func() { // Consul, with blocking queries
+		defer wg.Done()
+		var index uint64
+		for {
+			q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Second}).WithContext(ctx)
+			entries, meta, err := consul.Health().Service(app+"-web", "dyno", true, q)
+			if ctx.Err() != nil {
+				fail(fmt.Errorf("Consul passed %d new dynos of %d", len(passing), to-from))
+				return
+			}
+			if err != nil {
+				continue
+			}
+			index = meta.LastIndex
+			now := time.Now()
+			mu.Lock()
+			for _, e := range entries {
+				if id := allocOfService(e.Service.ID); id != "" && !before[id] {
+					if _, seen := passing[id]; !seen {
+						passing[id] = now
+					}
+				}
+			}
+			done := len(passing) >= to-from
+			mu.Unlock()
+			if done {
+				return
+			}
+		}
+	}()
+	go func() { // Nomad's allocations, with blocking queries; each new dyno is asked directly
+		defer wg.Done()
+		var index uint64
+		probing := map[string]bool{}
+		for len(probing) < to-from {
+			q := (&nomadapi.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Second}).WithContext(ctx)
+			allocs, meta, err := nomad.Jobs().Allocations(app, false, q)
+			if ctx.Err() != nil {
+				fail(fmt.Errorf("Nomad placed %d new dynos of %d", len(probing), to-from))
+				return
+			}
+			if err != nil {
+				continue
+			}
+			index = meta.LastIndex
+			for _, a := range allocs {
+				if before[a.ID] || probing[a.ID] || a.DesiredStatus != nomadapi.AllocDesiredStatusRun {
+					continue
+				}
+				alloc, _, err := nomad.Allocations().Info(a.ID, (&nomadapi.QueryOptions{}).WithContext(ctx))
+				if err != nil || alloc.AllocatedResources == nil || len(alloc.AllocatedResources.Shared.Ports) == 0 {
+					continue
+				}
+				probing[a.ID] = true
+				p := alloc.AllocatedResources.Shared.Ports[0]
+				url := fmt.Sprintf("http://%s:%d/health", p.HostIP, p.Value)
+				wg.Add(1)
+				go func(id string) {
+					defer wg.Done()
+					if at, ok := firstAnswer(ctx, url); ok {
+						mu.Lock()
+						answers[id] = at
+						mu.Unlock()
+					} else {
+						fail(fmt.Errorf("dyno %s never answered at %s", id, url))
+					}
+				}(a.ID)
+			}
+		}
+	}()
+
+	start := time.Now()
+	if code, out, errOut := c.run("ps:scale", append([]string{fmt.Sprintf("web=%d", to)}, consulFlags(tb, g)...)...); code != 0 {
+		tb.Fatalf("dyno ps:scale web=%d: exit %d\n%s%s", to, code, out, errOut)
+	}
+	tr := &scaleTrace{From: from, To: to, Returned: time.Since(start)}
+	wg.Wait()
+	if len(errs) > 0 {
+		tb.Fatalf("ps:scale web=%d from web=%d, not every step seen within the deadline: %v", to, from, errs)
+	}
+
+	for id, at := range passing {
+		d := &dynoSteps{Alloc: id, Start: start, Passing: at, Answers: answers[id]}
+		allocSteps(tb, g, nomad, d)
+		tr.Dynos = append(tr.Dynos, d)
+	}
+	// The router counts dynos, not names: the k-th dyno to pass is the k-th it routed.
+	slices.SortFunc(tr.Dynos, func(a, b *dynoSteps) int { return a.Passing.Compare(b.Passing) })
+	for i, d := range tr.Dynos {
+		d.Routed = routed[i]
+	}
+	return tr
+}
+
+// consulFlags are the options that let `dyno ps:scale` read the grid's Consul.
+func consulFlags(tb testing.TB, g *devgrid.Grid) []string {
+	return []string{"--consul-addr", g.Options.ConsulAddr(), "--consul-token", harness.Tokens(tb, g).ConsulManagement}
+}
+
+// allocSteps fills in the steps Nomad recorded for d's allocation.
+func allocSteps(tb testing.TB, g *devgrid.Grid, nomad *nomadapi.Client, d *dynoSteps) {
+	tb.Helper()
+	alloc, _, err := nomad.Allocations().Info(d.Alloc, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d.Placed = time.Unix(0, alloc.CreateTime)
+	eval, _, err := nomad.Evaluations().Info(alloc.EvalID, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d.Eval = time.Unix(0, eval.CreateTime)
+	st := alloc.TaskStates["web"]
+	if st == nil {
+		tb.Fatalf("allocation %s has no state of task web", d.Alloc)
+	}
+	for _, e := range st.Events {
+		at := time.Unix(0, e.Time)
+		switch e.Type {
+		case nomadapi.TaskReceived:
+			d.Received = at
+		case nomadapi.TaskSetup:
+			d.Setup = at
+		case nomadapi.TaskStarted:
+			if d.Started.IsZero() {
+				d.Started = at
+			}
+		}
+	}
+	env := filepath.Join(g.Options.DataDir, "nomad", "alloc", d.Alloc, "web", "secrets", "dyno.env")
+	fi, err := os.Stat(env)
+	if err != nil {
+		tb.Fatalf("the rendered environment of %s: %v", d.Alloc, err)
+	}
+	d.Rendered = fi.ModTime()
+}
+
+// allocOfService is the allocation ID in the ID of a service Nomad registered
+// (_nomad-task-<alloc id>-<task>-<service>-<port>), or "".
+func allocOfService(id string) string {
+	rest, ok := strings.CutPrefix(id, "_nomad-task-")
+	if !ok || len(rest) < 36 {
+		return ""
+	}
+	return rest[:36]
+}
+
+// routerUp is how many dynos of app the router counts up.
+func routerUp(ctx context.Context, url, app string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var s router.Status
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return 0, err
+	}
+	return s.Apps[app].Up, nil
+}
+
+// firstAnswer asks url every 10 ms until it answers 200, and says when it first did.
+func firstAnswer(ctx context.Context, url string) (time.Time, bool) {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now(), true
+			}
+		}
+		if !pause(ctx, 10*time.Millisecond) {
+			return time.Time{}, false
+		}
+	}
+}
+
+// pause waits d, and says false instead when ctx ends first.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
