@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router/loadgen"
 )
 
@@ -101,7 +102,7 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	}
 	var table []string
-	machine := machineState()
+	machine := testutil.MachineState()
 	for _, u := range []float64{0.5, 0.8, 0.9, 0.95} {
 		b.Run(fmt.Sprintf("util=%.2f", u), func(b *testing.B) {
 			tr := loadgen.Poisson(seed, requests(), loadgen.RateFor(u, dynos, meanService), meanService)
@@ -162,7 +163,7 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	}
 	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99); before the run: %s; after: %s\n",
-		dynos, meanService, requests(), seed, rounds(), machine, machineState())
+		dynos, meanService, requests(), seed, rounds(), machine, testutil.MachineState())
 	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | direct queue, no proxy | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | router/direct queue p99 | router/HAProxy p99 | random/router p99 | turnaround us: direct queue / router / HAProxy |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(table, "\n"))

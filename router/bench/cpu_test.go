@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router/loadgen"
 )
 
@@ -74,7 +75,7 @@ func BenchmarkCPU(b *testing.B) {
 			return lat, sequential - len(lat), err
 		}},
 	}
-	machine := machineState()
+	machine := testutil.MachineState()
 	var rows []string
 	for i := 0; i < b.N; i++ {
 		for _, rg := range regimes {
@@ -110,7 +111,7 @@ func BenchmarkCPU(b *testing.B) {
 		}
 	}
 	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own /proc/PID/stat; median of %d interleaved rounds; before the run: %s; after: %s\n",
-		core, runtime.NumCPU(), rounds(), machine, machineState())
+		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
 	fmt.Println("| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(rows, "\n"))
