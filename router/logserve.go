@@ -22,6 +22,9 @@ import (
 const (
 	maxLogsWait = time.Minute // the longest a reader may wait for a new line
 	maxLogsNum  = ringLines
+	// maxLogsWaiters bounds the readers that wait for one app's next line at once;
+	// more are answered 429 (each waiting reader holds a connection and a goroutine).
+	maxLogsWaiters = 32
 	// A key the router holds is read again from Nomad after logKeyTTL, and a key that
 	// does not match is looked up again at most every logKeyRetry.
 	logKeyTTL   = 10 * time.Second
@@ -74,6 +77,13 @@ func (r *Router) logsHandler() http.Handler {
 		ring := r.logRings.ring(app)
 		lines, last, changed := ring.since(after, num)
 		if len(lines) == 0 && wait > 0 {
+			if ring.waiters.Add(1) > maxLogsWaiters {
+				ring.waiters.Add(-1)
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many readers wait for the lines of app "+app+"; try again", http.StatusTooManyRequests)
+				return
+			}
+			defer ring.waiters.Add(-1)
 			t := time.NewTimer(wait)
 			select {
 			case <-changed:

@@ -1,11 +1,13 @@
 package router
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dynogrid/dynogrid/router/logapi"
 )
@@ -73,4 +75,65 @@ func TestForwardedRequestsAreTheOwnersLines(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(all, "request_id=own") || !strings.Contains(all, "request_id=failed-fwd") {
 		t.Fatalf("the app's router lines:\n%s\nwant the request served here and the failed forward, not the one its owner logs", all)
 	}
+}
+
+// Readers that wait for an app's next line are bounded per app: one more is answered
+// 429 at once, and another app's readers are not affected.
+func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := startRouter(t, func(c *Config) {
+		c.LogsListener = ln
+		c.NomadAddr = "127.0.0.1:1" // nothing listens: the keys below are held already
+	})
+	tr.nomadApps.Store(&map[string]bool{"shop": true, "other": true})
+	key := strings.Repeat("k", 64)
+	tr.logKeys.keys = map[string]cachedKey{"shop": {key: key, at: time.Now()}, "other": {key: key, at: time.Now()}}
+	base := "http://" + ln.Addr().String() + logapi.Path
+	get := func(ctx context.Context, app string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+app+"?wait=1m", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		return http.DefaultClient.Do(req)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; i < maxLogsWaiters; i++ {
+		go func() {
+			if resp, err := get(ctx, "shop"); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	ring := tr.logRings.ring("shop")
+	waitFor(t, "the readers waiting", func() bool { return ring.waiters.Load() == maxLogsWaiters })
+	resp, err := get(context.Background(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("one reader too many: %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Another app's reader still waits, and gets its line.
+	got := make(chan int, 1)
+	go func() {
+		resp, err := get(context.Background(), "other")
+		if err != nil {
+			got <- 0
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	other := tr.logRings.ring("other")
+	waitFor(t, "the other app's reader waiting", func() bool { return other.waiters.Load() == 1 })
+	tr.logRings.add("other", time.Now(), "a line")
+	if s := <-got; s != http.StatusOK {
+		t.Fatalf("the other app's reader: %d, want 200", s)
+	}
+	cancel()
+	waitFor(t, "the waiting readers gone", func() bool { return ring.waiters.Load() == 0 })
 }

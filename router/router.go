@@ -168,7 +168,8 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	var lsrv *http.Server
 	if lln != nil {
-		lsrv = &http.Server{Handler: r.logsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		lsrv = &http.Server{Handler: r.logsHandler(), ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	}
 
 	// Consul is followed until the clients are drained, so the table stays current
