@@ -122,7 +122,7 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 	h := a.holdHere()
 	if c.fromPeer(req) {
 		if !c.owns(a.name) {
-			r.handBack(w, req, rec)
+			r.handBack(w, rec)
 			return routeAnswered, hold{}
 		}
 	} else {
@@ -173,7 +173,7 @@ func (r *Router) handsBack(w *http1.Response, req *http.Request, a *app, rec *re
 	if c == nil || !c.fromPeer(req) || a.hasUp() || c.owns(a.name) {
 		return false
 	}
-	r.handBack(w, req, rec)
+	r.handBack(w, rec)
 	return true
 }
 
@@ -181,10 +181,10 @@ func (r *Router) handsBack(w *http1.Response, req *http.Request, a *app, rec *re
 // NotOwnerHeader. The peer serves, logs and counts the request; so this router does
 // not, unless the request did not come from the peer it names (a client forged the hop
 // header), which is logged and counted as any H10.
-func (r *Router) handBack(w http.ResponseWriter, req *http.Request, rec *record) {
+func (r *Router) handBack(w http.ResponseWriter, rec *record) {
 	w.Header().Set(NotOwnerHeader, r.cluster.id)
 	rec.desc = "Dynos owned by another router"
-	rec.handedBack = r.cluster.forwardedBy(req)
+	rec.handedBack = rec.fromPeer
 	r.fail(w, rec, H10)
 }
 

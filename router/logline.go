@@ -10,6 +10,7 @@ import (
 type record struct {
 	app       *app
 	appName   string // the app when app is nil: one that exists in Nomad without web dynos (H14)
+	fromPeer  bool   // forwarded by a peer router that proved itself (cluster.forwardedBy)
 	code      *Code
 	desc      string // overrides code.Desc when set
 	method    string

@@ -37,6 +37,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	rec.method, rec.path, rec.host = req.Method, req.RequestURI, req.Host
 	rec.fwd = forwardedFor(req, ip)
 	peer := r.cluster != nil && r.cluster.forwardedBy(req)
+	rec.fromPeer = peer
 	if v := strings.Join(req.Header.Values("X-Forwarded-For"), ", "); peer && v != "" {
 		rec.fwd = v // the peer put the client's address in it
 	}
@@ -49,9 +50,10 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 		w.Header().Set(StaleHeader, "true")
 	}
 
-	a := r.table.Load().lookup(canonicalHost(req.Host))
+	host := canonicalHost(req.Host)
+	a := r.table.Load().lookup(host)
 	if a == nil {
-		if rec.appName = r.appWithoutDynos(canonicalHost(req.Host)); rec.appName != "" {
+		if rec.appName = r.appWithoutDynos(host); rec.appName != "" {
 			r.fail(w, rec, H14)
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // consulFlags are the options of a command that reads Consul when it can, and does
@@ -20,7 +21,7 @@ const consulHelp = `
                        grid's Consul when Nomad is the local grid's)
   --consul-token=TOKEN A Consul token that reads the app's service and the nodes
                        (default: $CONSUL_HTTP_TOKEN, or the local grid's
-                       management token, readable by root only)`
+                       read-only router token, readable by root only)`
 
 // client is a Consul client for the grid of nomad, or nil when no Consul address is
 // known: an address given, or the local grid's when nomad is the local grid's.
@@ -42,7 +43,8 @@ func (f consulFlags) client(nomad *nomadapi.Client) *consulapi.Client {
 		cfg.Token = f.token
 	}
 	if cfg.Token == "" && local {
-		cfg.Token = localToken(g, func(t *devgrid.Tokens) string { return t.ConsulManagement })
+		// The router's token reads services and nodes, and nothing else.
+		cfg.Token = localToken(g, func(t *devgrid.Tokens) string { return t.Consul[policies.ConsulRouter] })
 	}
 	c, err := consulapi.NewClient(cfg)
 	if err != nil {
