@@ -42,6 +42,8 @@ type appBlock struct {
 	Config    []configBlock  `hcl:"config,block"`
 	Processes []processBlock `hcl:"process,block"`
 	Addons    []addonBlock   `hcl:"addon,block"`
+	// Schedules: schedule.go.
+	Schedules []scheduleBlock `hcl:"schedule,block"`
 
 	SourceRange   hcl.Range `hcl:"source,attr_value_range"`
 	ProcfileRange hcl.Range `hcl:"procfile,attr_value_range"`
@@ -265,6 +267,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 
 	spec.Config = resolveConfig(a.Config, &diags)
 	spec.Addons = resolveAddons(a.Addons, add)
+	spec.Schedules = resolveSchedules(a.Schedules, add)
 	spec.Domains = resolveDomains(a.Domains, &diags)
 	if len(spec.Domains) > 0 && spec.Process("web") == nil {
 		add(a.Domains.Range(), "Domains without a web process", "The router sends a domain's requests to web dynos; add a process \"web\" block or remove the domains.")

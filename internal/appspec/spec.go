@@ -24,6 +24,8 @@ type Spec struct {
 	Processes []Process         `json:"processes"`
 	Config    map[string]string `json:"config,omitempty"`
 	Addons    []Addon           `json:"addons,omitempty"`
+	// Schedules are one-off dynos run on a cron schedule (schedule.go).
+	Schedules []Schedule `json:"schedules,omitempty"`
 	// Domains are custom domains the router routes to the web dynos, besides
 	// <name>.<router domain>.
 	Domains []string `json:"domains,omitempty"`

@@ -18,7 +18,9 @@ func (c *logsCommand) Synopsis() string { return "Show the logs of an app's dyno
 func (c *logsCommand) Help() string {
 	return `Usage: dyno logs [options]
 
-  Shows the output of the app's dynos, each line prefixed by its dyno's name, and
+  Shows the output of the app's dynos, each line prefixed by its dyno's name
+  (web.1, run.1234 for a one-off dyno, scheduler.nightly.1765000000 for a
+  scheduled run, whose output stays while Nomad keeps its job), and
   the router's line for each request to the app, prefixed "router". Lines are
   merged in time order: a router line's time is when the router logged it, a
   dyno's line's the time dyno logs read it. With --tail it keeps streaming
@@ -73,7 +75,8 @@ func (c *logsCommand) Run(args []string) int {
 	}
 	var picked []Dyno
 	if !onlyRouter {
-		dynos, err := c.dynos(app, false)
+		// One-off dynos and scheduled runs that ended keep their output here.
+		dynos, err := c.dynos(app, true)
 		if err != nil {
 			return c.fail(err)
 		}

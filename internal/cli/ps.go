@@ -21,6 +21,8 @@ type Dyno struct {
 	Release string    `json:"release"`
 	Since   time.Time `json:"since"`
 	AllocID string    `json:"alloc_id"`
+	// Job is the dyno's Nomad job: the app's, or a one-off dyno's or scheduled run's.
+	Job string `json:"job"`
 }
 
 type psCommand struct{ meta }
@@ -80,8 +82,10 @@ func (c *psCommand) Run(args []string) int {
 }
 
 // dynos lists the app's current dynos (allocations that run or are about to), sorted
-// by name. With all, stopped ones are listed too.
-func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
+// by name: those of its formation, its one-off dynos (run.1234) and its scheduled runs
+// (scheduler.nightly.1765000000). With ended, one-off dynos and scheduled runs that ended
+// but whose logs Nomad still keeps are listed too.
+func (m *meta) dynos(app string, ended bool) ([]Dyno, error) {
 	nomad, err := m.nomad(app)
 	if err != nil {
 		return nil, err
@@ -90,7 +94,9 @@ func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 	if err != nil {
 		return nil, err
 	}
-	allocs, _, err := nomad.Jobs().Allocations(app, false, nil)
+	// The app's namespace holds its own jobs only: its formation, one-off dynos and
+	// schedules.
+	allocs, _, err := nomad.Allocations().List(nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to list the dynos of %s: %w", app, err)
 	}
@@ -100,13 +106,27 @@ func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 			releases[*v.Version] = v.Meta[deploy.MetaRelease]
 		}
 	}
+	oneOffReleases := map[string]string{}
 	var dynos []Dyno
 	for _, a := range allocs {
-		if !all && (a.DesiredStatus != nomadapi.AllocDesiredStatusRun || a.ClientStatus == nomadapi.AllocClientStatusComplete || a.ClientStatus == nomadapi.AllocClientStatusFailed || a.ClientStatus == nomadapi.AllocClientStatusLost) {
+		name := dynoName(a.Name)
+		oneOff := a.JobID != app
+		if oneOff {
+			if name = deploy.OneOffName(app, a.JobID); name == "" {
+				name = deploy.ScheduledRunName(app, a.JobID)
+			}
+			if name == "" {
+				continue // not a dyno of the app
+			}
+		}
+		if !liveAlloc(a) && !(ended && oneOff && a.ClientStatus != nomadapi.AllocClientStatusPending) {
 			continue
 		}
-		d := Dyno{Name: dynoName(a.Name), Process: a.TaskGroup, State: a.ClientStatus, AllocID: a.ID, Host: a.NodeName,
-			Release: releases[a.JobVersion]}
+		d := Dyno{Name: name, Process: a.TaskGroup, State: a.ClientStatus, AllocID: a.ID, Host: a.NodeName,
+			Release: releases[a.JobVersion], Job: a.JobID}
+		if oneOff {
+			d.Release = m.oneOffRelease(nomad, a.JobID, oneOffReleases)
+		}
 		if st, ok := a.TaskStates[a.TaskGroup]; ok {
 			d.State = st.State
 			if st.Restarts > 0 {
@@ -127,6 +147,24 @@ func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 	}
 	sort.Slice(dynos, func(i, j int) bool { return lessDyno(dynos[i].Name, dynos[j].Name) })
 	return dynos, nil
+}
+
+// liveAlloc says whether an allocation runs or is about to.
+func liveAlloc(a *nomadapi.AllocationListStub) bool {
+	return a.DesiredStatus == nomadapi.AllocDesiredStatusRun && a.ClientStatus != nomadapi.AllocClientStatusComplete &&
+		a.ClientStatus != nomadapi.AllocClientStatusFailed && a.ClientStatus != nomadapi.AllocClientStatusLost
+}
+
+// oneOffRelease is the release a one-off dyno's job runs, read once per job into seen.
+func (m *meta) oneOffRelease(nomad *nomadapi.Client, jobID string, seen map[string]string) string {
+	if r, ok := seen[jobID]; ok {
+		return r
+	}
+	job, _, err := nomad.Jobs().Info(jobID, nil)
+	if err == nil {
+		seen[jobID] = job.Meta[deploy.MetaRelease]
+	}
+	return seen[jobID]
 }
 
 // lessDyno orders web.2 before web.10.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/moby/term"
@@ -28,17 +29,8 @@ Options:
 }
 
 func (c *runCommand) Run(args []string) int {
-	fs := c.flagSet("run")
-	memory := fs.Int("memory", 512, "")
-	if err := fs.Parse(args); err != nil {
-		return 1
-	}
-	if fs.NArg() == 0 {
-		c.ui.Error("which command? for example `dyno run -- ruby -v`")
-		return 1
-	}
-	if *memory < 64 || *memory > 65536 {
-		c.ui.Error(fmt.Sprintf("--memory %d: give from 64 to 65536 MB", *memory))
+	memory, command, ok := c.oneOffArgs("run", args)
+	if !ok {
 		return 1
 	}
 	app, err := c.appName()
@@ -52,11 +44,11 @@ func (c *runCommand) Run(args []string) int {
 	ctx, cancel := interruptible()
 	defer cancel()
 	c.ui.Output(fmt.Sprintf("==> Starting a one-off dyno of %s", app))
-	id, alloc, err := d.StartOneOff(ctx, app, *memory)
+	o, err := d.StartOneOff(ctx, app, memory)
 	if err != nil {
 		return c.fail(err)
 	}
-	defer func() { _ = d.StopOneOff(context.Background(), id) }()
+	defer func() { _ = d.StopOneOff(context.Background(), o.JobID) }()
 
 	tty := term.IsTerminal(os.Stdin.Fd()) && term.IsTerminal(os.Stdout.Fd())
 	sizes := make(chan nomadapi.TerminalSize, 1)
@@ -70,8 +62,8 @@ func (c *runCommand) Run(args []string) int {
 		}
 	}
 	// Exec runs the command in the dyno's sandbox, in the app's directory.
-	cmd := []string{"/bin/sh", "-c", "cd /app || exit 1\n" + deploy.ShellCommand(shellJoin(fs.Args()))}
-	code, err := d.Nomad.Allocations().Exec(ctx, alloc, "run", tty, cmd, c.stdin, c.stdout, c.stderr, sizes, nil)
+	cmd := []string{"/bin/sh", "-c", "cd /app || exit 1\n" + deploy.ShellCommand(command)}
+	code, err := d.Nomad.Allocations().Exec(ctx, o.Alloc, deploy.OneOffProcess, tty, cmd, c.stdin, c.stdout, c.stderr, sizes, nil)
 	if err != nil {
 		return c.fail(fmt.Errorf("one-off dyno: %w", err))
 	}
@@ -88,4 +80,32 @@ func shellJoin(args []string) string {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(quoted, " ")
+}
+
+// oneOffArgs parses the flags and command of `dyno run` and `dyno run:detached`; ok is
+// false once a problem was reported.
+func (c *meta) oneOffArgs(name string, args []string) (memory int, command string, ok bool) {
+	fs := c.flagSet(name)
+	fs.IntVar(&memory, "memory", 512, "")
+	if err := fs.Parse(args); err != nil {
+		return 0, "", false
+	}
+	if fs.NArg() == 0 {
+		c.ui.Error(fmt.Sprintf("which command? for example `dyno %s -- ruby -v`", name))
+		return 0, "", false
+	}
+	if memory < appspec.MinMemoryMB || memory > appspec.MaxMemoryMB {
+		c.ui.Error(fmt.Sprintf("--memory %d: give from %d to %d MB", memory, appspec.MinMemoryMB, appspec.MaxMemoryMB))
+		return 0, "", false
+	}
+	command = shellJoin(fs.Args())
+	if strings.TrimSpace(command) == "" {
+		c.ui.Error("the command is empty; give the command to run, for example `dyno " + name + " -- ruby -v`")
+		return 0, "", false
+	}
+	if len(command) > appspec.MaxCommandBytes {
+		c.ui.Error(fmt.Sprintf("the command is %d bytes long; the limit is %d: put a long script in the app's code and run that", len(command), appspec.MaxCommandBytes))
+		return 0, "", false
+	}
+	return memory, command, true
 }

@@ -121,7 +121,10 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Jo
 		return nil, err
 	}
 	job := Job(r)
-	return job, d.register(ctx, job, cur)
+	if err := d.register(ctx, job, cur); err != nil {
+		return job, err
+	}
+	return job, d.SyncSchedules(ctx, spec.Name, spec.Schedules)
 }
 
 // Plan asks Nomad what deploying spec would change, without changing anything.
@@ -197,6 +200,9 @@ func (d *Deployer) SetConfig(ctx context.Context, app string, set map[string]str
 	if err := d.register(ctx, job, cur); err != nil {
 		return nil, err
 	}
+	if err := d.RefreshSchedules(ctx, app); err != nil {
+		return nil, err
+	}
 	return d.Current(ctx, app)
 }
 
@@ -237,7 +243,7 @@ func (d *Deployer) Rollback(ctx context.Context, app string, version int) (int, 
 	if err := d.register(ctx, old, cur); err != nil {
 		return 0, err
 	}
-	return cur.Next, nil
+	return cur.Next, d.RefreshSchedules(ctx, app)
 }
 
 // Scale sets the dyno counts of process types, without a new release.

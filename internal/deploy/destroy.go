@@ -15,6 +15,9 @@ func (d *Deployer) Destroy(ctx context.Context, app string) error {
 		return err
 	}
 	d.progress("==> Stopping the dynos of %s", app)
+	if err := d.removeSchedules(ctx, app); err != nil {
+		return err
+	}
 	if _, _, err := d.Nomad.Jobs().DeregisterOpts(app, &nomadapi.DeregisterOptions{Purge: false}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("failed to stop %s: %w", app, err)
 	}

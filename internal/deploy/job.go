@@ -190,8 +190,14 @@ func webService(r Release, p appspec.Process, release string) *nomadapi.Service 
 // allocation's slot) and the release's config and add-on variables from its Nomad
 // Variable, so that credentials never stand in the job spec.
 func envTemplate(process, envPath string) *nomadapi.Template {
+	return dynoEnvTemplate(process+`.{{ env "NOMAD_ALLOC_INDEX" | parseInt | add 1 }}`, envPath)
+}
+
+// dynoEnvTemplate renders DYNO, the dyno's name or a template expression, and the
+// variables at envPath.
+func dynoEnvTemplate(dyno, envPath string) *nomadapi.Template {
 	var b strings.Builder
-	fmt.Fprintf(&b, "DYNO=%s.{{ env \"NOMAD_ALLOC_INDEX\" | parseInt | add 1 }}\n", process)
+	fmt.Fprintf(&b, "DYNO=%s\n", dyno)
 	if envPath != "" {
 		fmt.Fprintf(&b, "{{ with nomadVar %q }}{{ range .Tuples }}{{ .K }}={{ .V | printf \"%%s\" | toJSON }}\n{{ end }}{{ end }}", envPath)
 	}

@@ -3,52 +3,148 @@ package deploy
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"math/big"
+	"strings"
 	"time"
 
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-// OneOffProcess is the process type of one-off dynos (`dyno run`), as metering counts them.
+// OneOffProcess is the process type of one-off dynos (`dyno run`, `dyno run:detached`
+// and scheduled runs), as metering counts them.
 const OneOffProcess = "run"
+
+// oneOffTries bounds the attempts at a free one-off dyno number.
+const oneOffTries = 8
+
+// OneOffJobID is the Nomad job of one-off dyno run.<n> of app.
+func OneOffJobID(app string, n int) string { return fmt.Sprintf("%s-run-%d", app, n) }
+
+// OneOffName is the dyno name (run.1234) of a one-off dyno's job, or "" when jobID
+// is not one of app's one-off dynos.
+func OneOffName(app, jobID string) string {
+	n, ok := strings.CutPrefix(jobID, app+"-run-")
+	if !ok || n == "" {
+		return ""
+	}
+	return OneOffProcess + "." + n
+}
+
+// OneOff is a one-off dyno that was started.
+type OneOff struct {
+	// JobID is its Nomad job; Name its dyno name, run.1234, as DYNO and `dyno logs` say.
+	JobID, Name string
+	// Alloc is its running allocation.
+	Alloc *nomadapi.Allocation
+}
 
 // StartOneOff starts a one-off dyno of the app's current release: a batch job with the
 // release's slug and environment whose task waits, so that the caller can exec the
-// user's command in it, attached to a terminal. It returns the job's ID and the
-// running allocation. StopOneOff removes it.
-func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (string, *nomadapi.Allocation, error) {
+// user's command in it, attached to a terminal. StopOneOff removes it.
+func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (*OneOff, error) {
+	o, err := d.startOneOff(ctx, app, "exec sleep 86400", memoryMB)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// StartDetached starts a one-off dyno of the app's current release that runs command
+// as its main process, with no terminal: its output goes to the dyno's logs, and the
+// dyno stops when the command ends. Its job stays, dead, until Nomad's job garbage
+// collection, so that `dyno logs` can show its output.
+func (d *Deployer) StartDetached(ctx context.Context, app, command string, memoryMB int) (*OneOff, error) {
+	o, err := d.startOneOff(ctx, app, ShellCommand(command), memoryMB)
+	if err != nil {
+		return nil, err
+	}
+	// The environment was rendered when the task started; its copy is no longer needed.
+	d.removeEnvCopy(ctx, "nomad/jobs/"+o.JobID)
+	return o, nil
+}
+
+func (d *Deployer) startOneOff(ctx context.Context, app, script string, memoryMB int) (*OneOff, error) {
 	cur, err := d.Current(ctx, app)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
+	src := sourceTask(cur.Job)
+	if src == nil {
+		return nil, fmt.Errorf("%s has no release to run a command in", app)
+	}
+	for try := 0; try < oneOffTries; try++ {
+		n, err := rand.Int(rand.Reader, big.NewInt(9000))
+		if err != nil {
+			return nil, err
+		}
+		o := &OneOff{JobID: OneOffJobID(app, 1000+int(n.Int64()))}
+		o.Name = OneOffName(app, o.JobID)
+		if _, _, err := d.Nomad.Jobs().Info(o.JobID, (&nomadapi.QueryOptions{}).WithContext(ctx)); err == nil {
+			continue // the number is taken
+		}
+		job := oneOffJob(app, o.JobID, cur.Job.Meta[MetaRelease])
+		envPath, err := d.copyEnv(ctx, cur.Job.Meta[MetaEnv], o.JobID)
+		if err != nil {
+			return nil, err
+		}
+		job.AddTaskGroup(oneOffGroup(OneOffProcess, src, script, memoryMB, o.Name, envPath))
+		// Modify index 0: register only a job that does not exist yet, so that a number
+		// taken by another one-off dyno, even a dead one, is never reused.
+		_, _, err = d.Nomad.Jobs().RegisterOpts(job, &nomadapi.RegisterOptions{EnforceIndex: true},
+			(&nomadapi.WriteOptions{}).WithContext(ctx))
+		if err != nil && strings.Contains(err.Error(), "Enforcing job modify index") {
+			continue // the number is taken
+		}
+		if err != nil {
+			d.removeEnvCopy(context.Background(), envPath)
+			return nil, fmt.Errorf("failed to start a one-off dyno: %w", err)
+		}
+		if o.Alloc, err = d.waitRunning(ctx, o.JobID); err != nil {
+			_ = d.StopOneOff(context.Background(), o.JobID)
+			return nil, err
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf("no free one-off dyno number for %s after %d tries; stop some with `dyno ps:stop run.N`", app, oneOffTries)
+}
+
+// oneOffJob is the batch job of a one-off dyno, without its group. Its meta makes the
+// meter count its dyno as process type run.
+func oneOffJob(app, id, release string) *nomadapi.Job {
+	job := nomadapi.NewBatchJob(id, id, "global", 50)
+	job.Namespace = ptr(tenancy.Namespace(app))
+	job.Datacenters = []string{"*"}
+	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: release}
+	return job
+}
+
+// sourceTask is the task whose slug and size one-off dynos copy: the web process's, or
+// else any process type's; nil for a job with none.
+func sourceTask(job *nomadapi.Job) *nomadapi.Task {
 	var src *nomadapi.Task
-	for _, tg := range cur.Job.TaskGroups {
+	for _, tg := range job.TaskGroups {
 		if len(tg.Tasks) > 0 && (src == nil || *tg.Name == "web") {
 			src = tg.Tasks[0]
 		}
 	}
-	if src == nil {
-		return "", nil, fmt.Errorf("%s has no release to run a command in", app)
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	id := fmt.Sprintf("%s-run-%s", app, hex.EncodeToString(suffix))
+	return src
+}
 
-	job := nomadapi.NewBatchJob(id, id, "global", 50)
-	job.Namespace = ptr(tenancy.Namespace(app))
-	job.Datacenters = []string{"*"}
-	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: cur.Job.Meta[MetaRelease]}
-	tg := nomadapi.NewTaskGroup(OneOffProcess, 1)
+// oneOffGroup is the group of a one-off dyno named name (group and task), that runs the
+// /bin/sh script with src's slug and size, memoryMB of memory, and the environment at
+// envPath. dyno is the DYNO it sees: a name, or a consul-template expression.
+func oneOffGroup(name string, src *nomadapi.Task, script string, memoryMB int, dyno, envPath string) *nomadapi.TaskGroup {
+	tg := nomadapi.NewTaskGroup(name, 1)
 	tg.Meta = map[string]string{MetaProcess: OneOffProcess}
 	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
 	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
 	tg.Networks = []*nomadapi.NetworkResource{dynoNetwork(false)}
-	task := nomadapi.NewTask(OneOffProcess, DriverName)
+	task := nomadapi.NewTask(name, DriverName)
 	task.Config = map[string]interface{}{
 		"command":     "/bin/sh",
-		"args":        []string{"-c", "exec sleep 86400"},
+		"args":        []string{"-c", script},
 		"slug":        src.Config["slug"],
 		"slug_sha256": src.Config["slug_sha256"],
 	}
@@ -60,24 +156,14 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	task.KillSignal = "SIGTERM"
 	task.KillTimeout = ptr(5 * time.Second)
 	task.Env = map[string]string{"HOME": "/app"}
-	envPath, err := d.copyEnv(ctx, cur.Job.Meta[MetaEnv], id)
-	if err != nil {
-		return "", nil, err
-	}
-	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, envPath)}
+	tmpl := dynoEnvTemplate(dyno, envPath)
+	// A one-off dyno runs once: a later change of its environment's copy (its removal
+	// once the dyno started) must not restart it.
+	tmpl.ChangeMode = ptr("noop")
+	task.Templates = []*nomadapi.Template{tmpl}
+	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(2), MaxFileSizeMB: ptr(10)}
 	tg.AddTask(task)
-	job.AddTaskGroup(tg)
-
-	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		d.removeEnvCopy(context.Background(), envPath)
-		return "", nil, fmt.Errorf("failed to start a one-off dyno: %w", err)
-	}
-	alloc, err := d.waitRunning(ctx, id)
-	if err != nil {
-		_ = d.StopOneOff(context.Background(), id)
-		return "", nil, err
-	}
-	return id, alloc, nil
+	return tg
 }
 
 // StopOneOff stops and removes a one-off dyno's job and its copy of the config.
@@ -97,10 +183,18 @@ func (d *Deployer) waitRunning(ctx context.Context, id string) (*nomadapi.Alloca
 		}
 		for _, stub := range allocs {
 			switch stub.ClientStatus {
-			case nomadapi.AllocClientStatusRunning:
+			case nomadapi.AllocClientStatusRunning, nomadapi.AllocClientStatusComplete:
+				// A detached command may be done before it was seen running.
+				if stub.ClientStatus == nomadapi.AllocClientStatusComplete && !startedOnce(stub.TaskStates) {
+					return nil, fmt.Errorf("the one-off dyno stopped before it ran: %s", lastEvent(stub.TaskStates))
+				}
 				a, _, err := d.Nomad.Allocations().Info(stub.ID, (&nomadapi.QueryOptions{}).WithContext(ctx))
 				return a, err
-			case nomadapi.AllocClientStatusFailed, nomadapi.AllocClientStatusComplete:
+			case nomadapi.AllocClientStatusFailed:
+				if startedOnce(stub.TaskStates) {
+					a, _, err := d.Nomad.Allocations().Info(stub.ID, (&nomadapi.QueryOptions{}).WithContext(ctx))
+					return a, err
+				}
 				return nil, fmt.Errorf("the one-off dyno stopped before it ran: %s", lastEvent(stub.TaskStates))
 			}
 		}
@@ -110,6 +204,16 @@ func (d *Deployer) waitRunning(ctx context.Context, id string) (*nomadapi.Alloca
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// startedOnce says whether a task of the allocation started.
+func startedOnce(states map[string]*nomadapi.TaskState) bool {
+	for _, st := range states {
+		if !st.StartedAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 func lastEvent(states map[string]*nomadapi.TaskState) string {
@@ -130,7 +234,7 @@ func (d *Deployer) copyEnv(ctx context.Context, path, id string) (string, error)
 		return "", err
 	}
 	v := &nomadapi.Variable{Path: "nomad/jobs/" + id, Items: nomadapi.VariableItems(env)}
-	if _, _, err := d.Nomad.Variables().Create(v, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+	if _, _, err := d.Nomad.Variables().Update(v, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("failed to give the one-off dyno its config: %w", err)
 	}
 	return v.Path, nil

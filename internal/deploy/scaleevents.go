@@ -47,7 +47,7 @@ func lastScales(st *nomadapi.JobScaleStatusResponse) map[string]Scale {
 }
 
 // scaledBy tells the Nomad UI (which marks its scales with meta Source = nomad-ui) and
-// `dyno ps:scale` (whose messages start with its name) from other callers, which are
+// `dyno ps:scale` and `dyno ps:stop` (whose messages start with its name) from other callers, which are
 // named by their message.
 func scaledBy(e nomadapi.ScalingEvent) string {
 	switch {
@@ -55,6 +55,8 @@ func scaledBy(e nomadapi.ScalingEvent) string {
 		return "from the Nomad UI"
 	case strings.HasPrefix(e.Message, "dyno ps:scale"):
 		return "with dyno ps:scale"
+	case strings.HasPrefix(e.Message, "dyno ps:stop"):
+		return "with dyno ps:stop"
 	case e.Message != "":
 		return fmt.Sprintf("through Nomad's API (%q)", e.Message)
 	default:
