@@ -228,3 +228,18 @@ func TestShortQuotesLongValues(t *testing.T) {
 		t.Errorf("short(200 bytes) = %s, want a cut quote that keeps whole characters and gives the length", got)
 	}
 }
+
+func TestScheduleLimit(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("app \"shop\" {\n  process \"web\" { command = \"x\" }\n")
+	for i := 0; i <= MaxSchedules; i++ {
+		fmt.Fprintf(&b, "  schedule \"s%d\" {\n    cron = \"@daily\"\n    command = \"x\"\n  }\n", i)
+	}
+	b.WriteString("}\n")
+	_, diags := Parse("dyno.hcl", []byte(b.String()))
+	want := fmt.Sprintf("dyno.hcl:%d:3: error: Too many schedules (%d; the limit is %d)", 3+4*MaxSchedules, MaxSchedules+1, MaxSchedules)
+	if got := FormatDiagnostics(diags); !strings.HasPrefix(got, want) {
+		t.Errorf("diagnostics:\n%s\nwant %s", got, want)
+	}
+}
