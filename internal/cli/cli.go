@@ -18,11 +18,15 @@ var Version = "0.1.0-dev"
 // Run runs the CLI with args (without the program name) and returns the exit code.
 func Run(args []string, stdout, stderr io.Writer) int {
 	ui := &mcli.BasicUi{Reader: os.Stdin, Writer: stdout, ErrorWriter: stderr}
+	m := newMeta(ui)
+	// The command's Nomad connections close with it, so that a program that runs many
+	// commands (the tests) does not pile up idle ones against Nomad's per-client limit.
+	defer m.clients.closeAll()
 	c := &mcli.CLI{
 		Name:        "dyno",
 		Version:     Version,
 		Args:        args,
-		Commands:    Commands(ui),
+		Commands:    commandsOf(m, ui),
 		HelpFunc:    mcli.BasicHelpFunc("dyno"),
 		HelpWriter:  stdout,
 		ErrorWriter: stderr,
@@ -37,10 +41,18 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 // Commands maps each command's name to its factory.
 func Commands(ui mcli.Ui) map[string]mcli.CommandFactory {
-	m := meta{ui: ui, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	return commandsOf(newMeta(ui), ui)
+}
+
+func newMeta(ui mcli.Ui) meta {
+	m := meta{ui: ui, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, clients: &nomadClients{}}
 	if b, ok := ui.(*mcli.BasicUi); ok {
 		m.stdout, m.stderr = b.Writer, b.ErrorWriter
 	}
+	return m
+}
+
+func commandsOf(m meta, ui mcli.Ui) map[string]mcli.CommandFactory {
 	return map[string]mcli.CommandFactory{
 		"dev":            func() (mcli.Command, error) { return &devCommand{}, nil },
 		"dev up":         func() (mcli.Command, error) { return &devUpCommand{ui: ui}, nil },

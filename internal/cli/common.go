@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +38,32 @@ type meta struct {
 	app        string
 	json       bool
 	timeout    time.Duration
+	// clients are the Nomad clients the command opened.
+	clients *nomadClients
+}
+
+// nomadClients are Nomad clients to close when a command ends.
+type nomadClients struct {
+	mu   sync.Mutex
+	list []*nomadapi.Client
+}
+
+func (o *nomadClients) add(c *nomadapi.Client) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.list = append(o.list, c)
+}
+
+func (o *nomadClients) closeAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.list {
+		c.Close()
+	}
+	o.list = nil
 }
 
 const commonHelp = `
@@ -99,7 +126,11 @@ func (m *meta) nomad(app string) (*nomadapi.Client, error) {
 	if app != "" {
 		cfg.Namespace = tenancy.Namespace(app)
 	}
-	return nomadapi.NewClient(cfg)
+	c, err := nomadapi.NewClient(cfg)
+	if err == nil {
+		m.clients.add(c)
+	}
+	return c, err
 }
 
 // localToken is one of the local grid's tokens, or "" for a user who may not read them.
