@@ -183,8 +183,9 @@ func streamLog(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allo
 			keep := 0
 			if first {
 				// The stream starts num*256 bytes before the end: drop the cut line, and
-				// show only the last num lines.
-				if f.Offset > 0 {
+				// show only the last num lines. A frame's offset is where its data ends,
+				// so the data starts mid-file only when the offset is beyond its length.
+				if f.Offset > int64(len(f.Data)) {
 					if i := bytes.IndexByte(data, '\n'); i >= 0 {
 						data = data[i+1:]
 					}

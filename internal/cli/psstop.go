@@ -40,11 +40,7 @@ func (c *stopCommand) Run(args []string) int {
 		c.ui.Error(fmt.Sprintf("%q... is not a dyno or process type name", target[:32]))
 		return 1
 	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
-	}
-	d, err := c.deployer(app)
+	app, d, err := c.appDeployer()
 	if err != nil {
 		return c.fail(err)
 	}

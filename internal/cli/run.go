@@ -33,11 +33,7 @@ func (c *runCommand) Run(args []string) int {
 	if !ok {
 		return 1
 	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
-	}
-	d, err := c.deployer(app)
+	app, d, err := c.appDeployer()
 	if err != nil {
 		return c.fail(err)
 	}
@@ -108,4 +104,14 @@ func (c *meta) oneOffArgs(name string, args []string) (memory int, command strin
 		return 0, "", false
 	}
 	return memory, command, true
+}
+
+// appDeployer returns the command's app and a deployer for it.
+func (m *meta) appDeployer() (string, *deploy.Deployer, error) {
+	app, err := m.appName()
+	if err != nil {
+		return "", nil, err
+	}
+	d, err := m.deployer(app)
+	return app, d, err
 }

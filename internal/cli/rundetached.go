@@ -29,11 +29,7 @@ func (c *runDetachedCommand) Run(args []string) int {
 	if !ok {
 		return 1
 	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
-	}
-	d, err := c.deployer(app)
+	app, d, err := c.appDeployer()
 	if err != nil {
 		return c.fail(err)
 	}

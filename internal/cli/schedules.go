@@ -78,11 +78,7 @@ func (c *schedulesRunCommand) Run(args []string) int {
 		c.ui.Error("schedules:run takes one schedule name (see `dyno schedules`)")
 		return 1
 	}
-	app, err := c.appName()
-	if err != nil {
-		return c.fail(err)
-	}
-	d, err := c.deployer(app)
+	app, d, err := c.appDeployer()
 	if err != nil {
 		return c.fail(err)
 	}
