@@ -250,11 +250,14 @@ func TestSchedules(t *testing.T) {
 
 	// Bad input: the spec's cron, and a schedule that does not exist.
 	writeSpec(t, dir, formationSpec("cron", strings.Replace(block, "0 3 * * *", "0 3 * *", 1)))
-	if code, _, errOut := c.run("deploy", dir); code != 1 || !strings.Contains(errOut, "dyno.hcl:24,15-24: Invalid cron") {
+	if code, _, errOut := c.run("deploy", dir); code != 1 || !strings.Contains(errOut, "dyno.hcl:24:15: error: Invalid cron") {
 		t.Errorf("deploy with a four-field cron: exit %d, %q; want exit 1 naming dyno.hcl:24", code, errOut)
 	}
 	if code, _, errOut := c.run("schedules:run", "nosuch"); code != 1 || !strings.Contains(errOut, "failed to run schedule nosuch of cron") {
 		t.Errorf("schedules:run nosuch: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := c.run("schedules:run", "tick/periodic-1"); code != 1 || !strings.Contains(errOut, `"tick/periodic-1" is not a schedule name`) {
+		t.Errorf("schedules:run tick/periodic-1: exit %d, %q", code, errOut)
 	}
 }
 

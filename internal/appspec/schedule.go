@@ -65,6 +65,14 @@ func ValidateCron(expr string) error {
 	return nil
 }
 
+// ValidateScheduleName says why name cannot be a schedule's name, or nil.
+func ValidateScheduleName(name string) error {
+	if !procNameRe.MatchString(name) {
+		return fmt.Errorf("%s is not a schedule name; use lowercase letters, digits and underscores, starting with a letter (at most %d)", short(name), MaxProcessNameLength)
+	}
+	return nil
+}
+
 // NextRun is when cron fires next after from, in UTC; zero when it does not parse.
 func NextRun(cron string, from time.Time) time.Time {
 	e, err := cronexpr.Parse(cron)
@@ -85,8 +93,8 @@ func resolveSchedules(blocks []scheduleBlock, add func(hcl.Range, string, string
 	for _, b := range blocks {
 		s := Schedule{Name: b.Name, MemoryMB: DefaultMemoryMB}
 		ok := true
-		if !procNameRe.MatchString(b.Name) {
-			add(b.NameRange, "Invalid schedule name", "%s is not a schedule name; use lowercase letters, digits and underscores, starting with a letter (at most %d).", short(b.Name), MaxProcessNameLength)
+		if err := ValidateScheduleName(b.Name); err != nil {
+			add(b.NameRange, "Invalid schedule name", "%s.", err)
 			ok = false
 		} else if prev, dup := seen[b.Name]; dup {
 			add(b.NameRange, "Duplicate schedule", "Schedule %s is already declared on line %d; keep one block per schedule.", short(b.Name), prev.Start.Line)

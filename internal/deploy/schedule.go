@@ -139,6 +139,9 @@ func (d *Deployer) Schedules(ctx context.Context, app string) ([]ScheduleStatus,
 // RunSchedule starts a run of the app's schedule name now, besides its cron: Nomad's
 // periodic force. It returns the run's job ID.
 func (d *Deployer) RunSchedule(ctx context.Context, app, name string) (string, error) {
+	if err := appspec.ValidateScheduleName(name); err != nil {
+		return "", err
+	}
 	id := ScheduleJobID(app, name)
 	before, _, err := d.Nomad.Jobs().PrefixList(id + nomadapi.JobPeriodicLaunchSuffix)
 	if err != nil {
