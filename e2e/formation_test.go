@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,12 +231,23 @@ func TestSchedules(t *testing.T) {
 	c.must("config:set", "GREETING=changed")
 	runTick("changed")
 
-	// A redeploy changes the cron; one without the block removes the schedule.
-	writeSpec(t, dir, formationSpec("cron", strings.Replace(block, "0 3 * * *", "*/10 * * * *", 1)))
+	// A redeploy changes the cron, here to every minute: Nomad fires it on its own.
+	writeSpec(t, dir, formationSpec("cron", strings.Replace(block, "0 3 * * *", "* * * * *", 1)))
+	deployed := time.Now()
 	c.must("deploy", dir)
-	if out := c.must("schedules"); !strings.Contains(out, `tick: "*/10 * * * *"`) {
+	if out := c.must("schedules"); !strings.Contains(out, `tick: "* * * * *"`) {
 		t.Errorf("dyno schedules after a redeploy said:\n%s", out)
 	}
+	fired := regexp.MustCompile(`(?m)^(scheduler\.tick\.(\d+)): scheduled as scheduler\.tick\.\d+ with changed$`)
+	testutil.WaitFor(t, 3*time.Minute, "the every-minute cron to fire and its run's output in dyno logs", func() error {
+		_, logs, _ := c.run("logs", "--process", "scheduler")
+		for _, m := range fired.FindAllStringSubmatch(logs, -1) {
+			if at, _ := strconv.ParseInt(m[2], 10, 64); at >= deployed.Unix() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no run since the redeploy:\n%s", logs)
+	})
 	writeSpec(t, dir, formationSpec("cron", ""))
 	c.must("deploy", dir)
 	if out := c.must("schedules"); !strings.Contains(out, "cron has no schedules") {
