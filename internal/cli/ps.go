@@ -33,7 +33,8 @@ func (c *psCommand) Help() string {
 
   Lists the app's dynos: name, state, host, release and since when; with each
   process type, its latest scale and where it came from (dyno ps:scale, the Nomad
-  UI, or another caller of Nomad's job scale API).
+  UI, or another caller of Nomad's job scale API). Running one-off dynos (run.1234)
+  and scheduled runs (scheduler.nightly.1765000000) are listed too.
 ` + commonHelp
 }
 
