@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -252,7 +253,7 @@ func TestAppLifecycle(t *testing.T) {
 		t.Errorf("logs said:\n%s", out)
 	}
 
-	if code, out, errOut := c.run("run", "--", "echo one-off $DYNO in $(pwd); exit 7"); code != 7 || !strings.Contains(out, "one-off run.1 in /app") {
+	if code, out, errOut := c.run("run", "--", "echo one-off $DYNO in $(pwd); exit 7"); code != 7 || !regexp.MustCompile(`one-off run\.\d{4} in /app`).MatchString(out) {
 		t.Errorf("run: exit %d, stdout %q, stderr %q; want exit 7 and the one-off's output", code, out, errOut)
 	}
 
