@@ -44,7 +44,8 @@ func TestTenancy(t *testing.T) {
 	asAlpha("alpha").must("releases")
 
 	// And nothing of beta: a clear error naming the app and the policy it lacks.
-	for _, cmd := range [][]string{{"config"}, {"config:set", "X=1"}, {"ps:scale", "web=3"}, {"releases"}, {"ps"}} {
+	for _, cmd := range [][]string{{"config"}, {"config:set", "X=1"}, {"ps:scale", "web=3"}, {"releases"}, {"ps"},
+		{"ps:stop", "web.1"}, {"ps:stop", "web"}, {"run:detached", "--", "true"}, {"schedules"}, {"schedules:run", "nightly"}} {
 		code, out, errOut := asAlpha("beta").run(cmd[0], cmd[1:]...)
 		if code != 4 || !strings.Contains(errOut, "app beta") || !strings.Contains(errOut, "app-beta-deploy") || strings.Contains(out, "only-beta") {
 			t.Errorf("dyno %s --app beta with alpha's token: exit %d, stdout %q, stderr %q; want exit 4 naming app beta and policy app-beta-deploy", strings.Join(cmd, " "), code, out, errOut)

@@ -145,7 +145,7 @@ func (d *Deployer) RunSchedule(ctx context.Context, app, name string) (string, e
 	id := ScheduleJobID(app, name)
 	before, _, err := d.Nomad.Jobs().PrefixList(id + nomadapi.JobPeriodicLaunchSuffix)
 	if err != nil {
-		return "", fmt.Errorf("%s has no schedule %q (see `dyno schedules --app %s`): %w", app, name, app, err)
+		return "", fmt.Errorf("failed to read the runs of schedule %s of %s: %w", name, app, err)
 	}
 	if _, _, err := d.Nomad.Jobs().PeriodicForce(id, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("failed to run schedule %s of %s (see `dyno schedules --app %s`): %w", name, app, app, err)
