@@ -127,7 +127,10 @@ func TestProcfileReleaseLine(t *testing.T) {
 	if spec.Release == nil || spec.Release.Command != "ruby bin/migrate.rb" || spec.Release.Count != 0 {
 		t.Errorf("release = %+v, want the Procfile's release command, with no dynos", spec.Release)
 	}
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "onlyrelease")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "Procfile"), []byte("release: rake db:migrate\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
