@@ -109,13 +109,7 @@ func TestReleasePhase(t *testing.T) {
 	if code == 0 || !strings.Contains(stdout, "sleeping forever") || !strings.Contains(stderr, "did not finish within 20s") {
 		t.Errorf("a deploy whose release phase outlives --release-timeout: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	sent := load.Answered()
-	testutil.WaitFor(t, 30*time.Second, "20 more answers to the load", func() error {
-		if n := load.Answered() - sent; n < 20 {
-			return fmt.Errorf("the load stalled: %d answers", n)
-		}
-		return nil
-	})
+	waitMoreAnswers(t, load, 20)
 	s := multihost.Summarize(load.Stop())
 	t.Logf("two failed release phases under load: %s", s)
 	if s.Sent < 100 || s.FailedTotal() != 0 {
@@ -236,4 +230,17 @@ func assertPhaseBeforeDynos(t *testing.T, nomad *nomadapi.Client, app string, ph
 	if n == 0 {
 		t.Errorf("no dyno of %s", release)
 	}
+}
+
+// waitMoreAnswers waits until the load has had n more answers: the requests in flight
+// when a change ended have been answered.
+func waitMoreAnswers(t *testing.T, load *multihost.Load, n int) {
+	t.Helper()
+	sent := load.Answered()
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more answers to the load", n), func() error {
+		if got := load.Answered() - sent; got < n {
+			return fmt.Errorf("the load stalled: %d answers", got)
+		}
+		return nil
+	})
 }

@@ -195,23 +195,7 @@ type phaseOutput struct {
 
 func (o *phaseOutput) follow(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allocation, stream string) {
 	frames, errs := nomad.AllocFS().Logs(alloc, true, appspec.ReleaseProcess, stream, "start", 0, ctx.Done(), nil)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-errs:
-			if !ok {
-				errs = nil
-			}
-		case f, ok := <-frames:
-			if !ok {
-				return
-			}
-			if f != nil {
-				o.write(stream, f.Data)
-			}
-		}
-	}
+	eachFrame(ctx, frames, errs, func(data []byte) { o.write(stream, data) })
 }
 
 // drain writes what the stream holds beyond what follow wrote.
@@ -220,33 +204,36 @@ func (o *phaseOutput) drain(ctx context.Context, nomad *nomadapi.Client, alloc *
 	defer cancel()
 	frames, errs := nomad.AllocFS().Logs(alloc, false, appspec.ReleaseProcess, stream, "start", 0, ctx.Done(), nil)
 	var read int64
+	eachFrame(ctx, frames, errs, func(data []byte) {
+		o.mu.Lock()
+		skip := o.seen[stream] - read
+		o.mu.Unlock()
+		read += int64(len(data))
+		if skip < int64(len(data)) {
+			o.write(stream, data[max(skip, 0):])
+		}
+	})
+}
+
+// eachFrame hands the data of each log frame to fn until the stream or ctx ends.
+func eachFrame(ctx context.Context, frames <-chan *nomadapi.StreamFrame, errs <-chan error, fn func([]byte)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-errs:
+		case err, ok := <-errs:
 			if !ok {
 				errs = nil
+			} else if err != nil {
+				return // the output stays readable with dyno logs
 			}
 		case f, ok := <-frames:
 			if !ok {
 				return
 			}
-			if f == nil {
-				continue
+			if f != nil && len(f.Data) > 0 {
+				fn(f.Data)
 			}
-			data := f.Data
-			o.mu.Lock()
-			skip := o.seen[stream] - read
-			o.mu.Unlock()
-			read += int64(len(data))
-			if skip >= int64(len(data)) {
-				continue
-			}
-			if skip > 0 {
-				data = data[skip:]
-			}
-			o.write(stream, data)
 		}
 	}
 }
