@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/meter"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -38,6 +39,10 @@ func TestReleasePhaseJob(t *testing.T) {
 	}
 	if *task.Resources.MemoryMB != 128 || task.Resources.Cores != nil || task.Resources.CPU == nil || *task.Resources.CPU != SharedCPU {
 		t.Errorf("resources = %+v, want 128 MB and a CPU share", task.Resources)
+	}
+	alloc := &nomadapi.Allocation{Job: job, JobID: *job.ID, TaskGroup: *tg.Name}
+	if app, process, ok := meter.DynoOf(alloc); !ok || app != "shop" || process != meter.OneOffProcess {
+		t.Errorf("the meter counts the release phase as %q of %q (a dyno: %t), want a one-off dyno of shop", process, app, ok)
 	}
 	if len(task.Services) != 0 || len(task.Templates) != 1 || !strings.Contains(*task.Templates[0].EmbeddedTmpl, "nomad/jobs/shop-run-0a1b2c3d") || !strings.Contains(*task.Templates[0].EmbeddedTmpl, "DYNO=release.") {
 		t.Errorf("services %v, templates %+v: want none, and the copy of the new environment", task.Services, task.Templates)
