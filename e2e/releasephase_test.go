@@ -98,7 +98,7 @@ func TestReleasePhase(t *testing.T) {
 	defer load.Stop()
 	writeReleaseApp(t, dir, app, "two", 3)
 	code, stdout, stderr := c.run("deploy", dir)
-	if code == 0 || !strings.Contains(stdout, "release phase of mark two ends with 3") || !strings.Contains(stderr, "exited with status 3") || !strings.Contains(stderr, "previous release keeps serving") {
+	if code == 0 || !strings.Contains(stdout, "release phase of mark two ends with 3") || !strings.Contains(stderr, "exited with status 3") || !strings.Contains(stderr, "nothing was released") {
 		t.Errorf("a deploy whose release phase exits 3: exit %d, stdout:\n%s\nstderr:\n%s\nwant a failure naming status 3 after the phase's output", code, stdout, stderr)
 	}
 	// v3: the release phase runs out of time.

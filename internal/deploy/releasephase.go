@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -59,9 +60,11 @@ func (d *Deployer) runReleasePhase(ctx context.Context, r Release) error {
 		if ctx.Err() != nil {
 			reason = "was interrupted (it was stopped)"
 		}
-		_, _, _ = d.Nomad.Jobs().Deregister(id, false, (&nomadapi.WriteOptions{}).WithContext(context.Background()))
 	}
-	return fmt.Errorf("%w: %s of %s %s %s; the previous release keeps serving (its output: `dyno logs --app %s --dyno %s`)",
+	// Stop what is left of it (a dyno still running, a placement still waiting); an
+	// ended job stays readable.
+	_, _, _ = d.Nomad.Jobs().Deregister(id, false, (&nomadapi.WriteOptions{}).WithContext(context.WithoutCancel(ctx)))
+	return fmt.Errorf("%w: %s of %s %s %s; nothing was released, the running release is untouched (the phase's output: `dyno logs --app %s --dyno %s`)",
 		ErrReleasePhase, p.Command, app, release, reason, app, ReleasePhaseDyno(release))
 }
 
@@ -124,13 +127,21 @@ func (d *Deployer) followReleasePhase(ctx context.Context, id string) string {
 // blocking queries.
 func (d *Deployer) waitStarted(ctx context.Context, id string) (*nomadapi.Allocation, error) {
 	var index uint64
+	var waiting string
 	for {
-		q := (&nomadapi.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx)
+		q := (&nomadapi.QueryOptions{WaitIndex: index, WaitTime: 2 * time.Second}).WithContext(ctx)
 		stubs, meta, err := d.Nomad.Jobs().Allocations(id, false, q)
 		if err != nil {
 			return nil, fmt.Errorf("failed to follow the release phase: %w", err)
 		}
 		index = meta.LastIndex
+		if len(stubs) == 0 {
+			// Nomad places it once there is room, within the phase's timeout.
+			if why := d.unplaced(ctx, id); why != "" && why != waiting {
+				d.progress("    the release phase waits for room on the grid: %s", why)
+				waiting = why
+			}
+		}
 		for _, s := range stubs {
 			st := s.TaskStates[appspec.ReleaseProcess]
 			if (st != nil && (!st.StartedAt.IsZero() || st.State == "dead")) || s.ClientStatus == nomadapi.AllocClientStatusFailed {
@@ -142,6 +153,28 @@ func (d *Deployer) waitStarted(ctx context.Context, id string) (*nomadapi.Alloca
 			}
 		}
 	}
+}
+
+// unplaced says why Nomad could not place the dyno of job id yet, or "" if it did not say.
+func (d *Deployer) unplaced(ctx context.Context, id string) string {
+	evals, _, err := d.Nomad.Jobs().Evaluations(id, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return ""
+	}
+	for _, e := range evals {
+		for _, m := range e.FailedTGAllocs {
+			var why []string
+			for dim, n := range m.DimensionExhausted {
+				why = append(why, fmt.Sprintf("%s exhausted on %d hosts", dim, n))
+			}
+			for c, n := range m.ConstraintFiltered {
+				why = append(why, fmt.Sprintf("%s filtered %d hosts", c, n))
+			}
+			sort.Strings(why)
+			return fmt.Sprintf("%d hosts evaluated; %s", m.NodesEvaluated, strings.Join(why, ", "))
+		}
+	}
+	return ""
 }
 
 // waitDone waits until alloc is terminal, with blocking queries.
