@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,6 +93,10 @@ func TestReleasePhase(t *testing.T) {
 		t.Errorf("the release phase's job meta is %v, want a one-off dyno of %s for metering", phase.job.Meta, app)
 	}
 	assertPhaseBeforeDynos(t, nomad, app, phase, "v1")
+	// The phase's copy of the release's environment, credentials included, is gone.
+	if _, _, err := nomad.Variables().Read("nomad/jobs/"+*phase.job.ID, nil); !errors.Is(err, nomadapi.ErrVariablePathNotFound) {
+		t.Errorf("the release phase's copy of the environment is still readable after it ended: %v", err)
+	}
 
 	// v2: the release phase fails, under load.
 	load := multihost.StartLoad(g.Options.RouterAddr(), app+".localhost", "/sleep?ms=20", 20)
