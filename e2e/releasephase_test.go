@@ -168,6 +168,38 @@ func TestReleasePhase(t *testing.T) {
 	}
 }
 
+// TestFirstReleasePhaseFails: an app's first deploy whose release phase fails
+// registers no job, yet `dyno releases` lists v1 as failed and `dyno logs` shows the
+// phase's output; the next deploy is v2.
+func TestFirstReleasePhaseFails(t *testing.T) {
+	t.Parallel()
+	g := harness.Grid(t)
+	const app = "firstfail"
+	dir := harness.CopyExample(t, app)
+	writeReleaseApp(t, dir, app, "one", 1)
+	c := newCLI(t, g, app)
+	if code, _, stderr := c.run("deploy", dir); code == 0 || !strings.Contains(stderr, "of firstfail v1 exited with status 1") {
+		t.Fatalf("a first deploy whose release phase exits 1: exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, _, err := appNomad(t, g, app).Jobs().Info(app, nil); err == nil {
+		t.Error("the failed first release registered the app's job")
+	}
+	var releases []cli.ReleaseInfo
+	if err := json.Unmarshal([]byte(c.must("releases", "--json")), &releases); err != nil {
+		t.Fatal(err)
+	}
+	if len(releases) != 1 || releases[0].Version != "v1" || releases[0].Status != "failed" || releases[0].Current {
+		t.Errorf("dyno releases lists %+v, want v1 failed", releases)
+	}
+	if logs := c.must("logs", "--process", "release"); !strings.Contains(logs, "release.v1: release phase of mark one ends with 1") {
+		t.Errorf("dyno logs of an app with no job does not show its release phase:\n%s", logs)
+	}
+	writeReleaseApp(t, dir, app, "two", 0)
+	if out := c.must("deploy", dir); !strings.Contains(out, "firstfail v2 is released and healthy") {
+		t.Errorf("the deploy after a failed first release:\n%s", out)
+	}
+}
+
 type releasePhaseJob struct {
 	job   *nomadapi.Job
 	alloc *nomadapi.Allocation
