@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
@@ -116,8 +117,8 @@ func (m *meta) dynos(app string, ended bool) ([]Dyno, error) {
 			if name = deploy.OneOffName(app, a.JobID); name == "" {
 				name = deploy.ScheduledRunName(app, a.JobID)
 			}
-			if name == "" {
-				continue // not a dyno of the app
+			if name == "" || a.TaskGroup == appspec.ReleaseProcess {
+				continue // not a dyno of the app; a release phase is listed as release.vN by dyno logs
 			}
 		}
 		if !liveAlloc(a) && !(ended && oneOff && a.ClientStatus != nomadapi.AllocClientStatusPending) {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"strings"
@@ -84,12 +85,12 @@ func (d *Deployer) startOneOff(ctx context.Context, app, script string, memoryMB
 		if _, _, err := d.Nomad.Jobs().Info(o.JobID, (&nomadapi.QueryOptions{}).WithContext(ctx)); err == nil {
 			continue // the number is taken
 		}
-		job := oneOffJob(app, o.JobID, cur.Job.Meta[MetaRelease])
 		envPath, err := d.copyEnv(ctx, cur.Job.Meta[MetaEnv], o.JobID)
 		if err != nil {
 			return nil, err
 		}
-		job.AddTaskGroup(oneOffGroup(OneOffProcess, src, script, memoryMB, o.Name, envPath))
+		job := oneOffJob(o.JobID, app, cur.Job.Meta[MetaRelease], src, memoryMB, envPath)
+		runInOneOff(job, OneOffProcess, script, o.Name, envPath)
 		// Modify index 0: register only a job that does not exist yet, so that a number
 		// taken by another one-off dyno, even a dead one, is never reused.
 		_, _, err = d.Nomad.Jobs().RegisterOpts(job, &nomadapi.RegisterOptions{EnforceIndex: true},
@@ -110,14 +111,12 @@ func (d *Deployer) startOneOff(ctx context.Context, app, script string, memoryMB
 	return nil, fmt.Errorf("no free one-off dyno number for %s after %d tries; stop some with `dyno ps:stop run.N`", app, oneOffTries)
 }
 
-// oneOffJob is the batch job of a one-off dyno, without its group. Its meta makes the
-// meter count its dyno as process type run.
-func oneOffJob(app, id, release string) *nomadapi.Job {
-	job := nomadapi.NewBatchJob(id, id, "global", 50)
-	job.Namespace = ptr(tenancy.Namespace(app))
-	job.Datacenters = []string{"*"}
-	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: release}
-	return job
+// oneOffID names a new one-off job that is not a numbered dyno (a release phase):
+// <app>-run-<8 hex>.
+func oneOffID(app string) string {
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	return fmt.Sprintf("%s-run-%s", app, hex.EncodeToString(suffix))
 }
 
 // sourceTask is the task whose slug and size one-off dynos copy: the web process's, or
@@ -132,19 +131,22 @@ func sourceTask(job *nomadapi.Job) *nomadapi.Task {
 	return src
 }
 
-// oneOffGroup is the group of a one-off dyno named name (group and task), that runs the
-// /bin/sh script with src's slug and size, memoryMB of memory, and the environment at
-// envPath. dyno is the DYNO it sees: a name, or a consul-template expression.
-func oneOffGroup(name string, src *nomadapi.Task, script string, memoryMB int, dyno, envPath string) *nomadapi.TaskGroup {
-	tg := nomadapi.NewTaskGroup(name, 1)
+// oneOffJob is the batch job of one-off dyno id: the slug of task src, with the
+// cores or CPU share of src and memoryMB, whose task waits.
+func oneOffJob(id, app, release string, src *nomadapi.Task, memoryMB int, envPath string) *nomadapi.Job {
+	job := nomadapi.NewBatchJob(id, id, "global", 50)
+	job.Namespace = ptr(tenancy.Namespace(app))
+	job.Datacenters = []string{"*"}
+	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: release}
+	tg := nomadapi.NewTaskGroup(OneOffProcess, 1)
 	tg.Meta = map[string]string{MetaProcess: OneOffProcess}
 	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
 	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
 	tg.Networks = []*nomadapi.NetworkResource{dynoNetwork(false)}
-	task := nomadapi.NewTask(name, DriverName)
+	task := nomadapi.NewTask(OneOffProcess, DriverName)
 	task.Config = map[string]interface{}{
 		"command":     "/bin/sh",
-		"args":        []string{"-c", script},
+		"args":        []string{"-c", "exec sleep 86400"},
 		"slug":        src.Config["slug"],
 		"slug_sha256": src.Config["slug_sha256"],
 	}
@@ -156,14 +158,27 @@ func oneOffGroup(name string, src *nomadapi.Task, script string, memoryMB int, d
 	task.KillSignal = "SIGTERM"
 	task.KillTimeout = ptr(5 * time.Second)
 	task.Env = map[string]string{"HOME": "/app"}
+	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, envPath)}
+	tg.AddTask(task)
+	job.AddTaskGroup(tg)
+	return job
+}
+
+// runInOneOff makes the one-off job's group and task named name, running the /bin/sh
+// script and seeing DYNO=dyno (a name, or a consul-template expression) with the
+// environment at envPath.
+func runInOneOff(job *nomadapi.Job, name, script, dyno, envPath string) {
+	tg := job.TaskGroups[0]
+	tg.Name = ptr(name)
+	task := tg.Tasks[0]
+	task.Name = name
+	task.Config["args"] = []string{"-c", script}
 	tmpl := dynoEnvTemplate(dyno, envPath)
 	// A one-off dyno runs once: a later change of its environment's copy (its removal
 	// once the dyno started) must not restart it.
 	tmpl.ChangeMode = ptr("noop")
 	task.Templates = []*nomadapi.Template{tmpl}
 	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(2), MaxFileSizeMB: ptr(10)}
-	tg.AddTask(task)
-	return tg
 }
 
 // StopOneOff stops and removes a one-off dyno's job and its copy of the config.

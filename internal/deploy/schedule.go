@@ -213,7 +213,7 @@ func (d *Deployer) registerSchedule(ctx context.Context, cur *App, s appspec.Sch
 	if err != nil {
 		return err
 	}
-	job := oneOffJob(app, id, cur.Job.Meta[MetaRelease])
+	job := oneOffJob(id, app, cur.Job.Meta[MetaRelease], src, s.MemoryMB, envPath)
 	job.Meta[MetaSchedule] = s.Name
 	job.Meta[MetaCommand] = s.Command
 	job.Periodic = &nomadapi.PeriodicConfig{
@@ -223,7 +223,7 @@ func (d *Deployer) registerSchedule(ctx context.Context, cur *App, s appspec.Sch
 	}
 	// DYNO is scheduler.<name>.<the Unix time of the run>, as `dyno logs` names it.
 	dyno := fmt.Sprintf(`%s.%s.{{ env "NOMAD_JOB_ID" | regexReplaceAll "^.*/periodic-" "" }}`, ScheduledProcess, s.Name)
-	job.AddTaskGroup(oneOffGroup(ScheduledProcess, src, ShellCommand(s.Command), s.MemoryMB, dyno, envPath))
+	runInOneOff(job, ScheduledProcess, ShellCommand(s.Command), dyno, envPath)
 	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("failed to register schedule %s: %w", s.Name, err)
 	}
