@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/deploy"
-	"github.com/dynogrid/dynogrid/internal/tenancy"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/deploy"
+	"github.com/dynogrid/dynogrid/internal/logstream"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
 )
 
 // Dyno is one dyno as `dyno ps` shows it.
@@ -105,7 +107,7 @@ func (m *meta) dynos(app string, all bool) ([]Dyno, error) {
 		if !all && (a.DesiredStatus != nomadapi.AllocDesiredStatusRun || a.ClientStatus == nomadapi.AllocClientStatusComplete || a.ClientStatus == nomadapi.AllocClientStatusFailed || a.ClientStatus == nomadapi.AllocClientStatusLost) {
 			continue
 		}
-		d := Dyno{Name: dynoName(a.Name), Process: a.TaskGroup, State: a.ClientStatus, AllocID: a.ID, Host: a.NodeName,
+		d := Dyno{Name: logstream.DynoName(a.Name), Process: a.TaskGroup, State: a.ClientStatus, AllocID: a.ID, Host: a.NodeName,
 			Release: releases[a.JobVersion]}
 		if st, ok := a.TaskStates[a.TaskGroup]; ok {
 			d.State = st.State
