@@ -13,9 +13,10 @@ import (
 
 // FollowAlloc copies one log stream ("stdout" or "stderr") of the task of a dyno to out,
 // each line prefixed by the dyno's name: the last num lines, then (with follow) whatever
-// comes until ctx ends. With num 0 it starts at the stream's beginning.
+// comes until ctx ends. With num 0 it starts at the stream's beginning, with num < 0 at
+// its end (only lines written from now on).
 func FollowAlloc(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allocation, task, name, stream string, follow bool, num int, out *LineWriter) error {
-	origin, offset := "end", int64(num)*256
+	origin, offset := "end", int64(max(num, 0))*256
 	if num == 0 {
 		origin = "start"
 	}
@@ -49,7 +50,7 @@ func FollowAlloc(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Al
 						data = data[i+1:]
 					}
 				}
-				keep = num
+				keep = max(num, 0)
 			}
 			pending = append(pending, data...)
 			pending = out.FlushLines(name, pending, false, keep)
