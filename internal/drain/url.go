@@ -87,7 +87,9 @@ func checkHostPort(u *url.URL, needPort bool) error {
 	if net.ParseIP(host) == nil {
 		for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
 			if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") ||
-				strings.IndexFunc(label, func(r rune) bool { return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }) >= 0 {
+				strings.IndexFunc(label, func(r rune) bool {
+					return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+				}) >= 0 {
 				return fmt.Errorf("host %q is not a valid host name", host)
 			}
 		}
