@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/drain/draintest"
 	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
@@ -61,23 +62,23 @@ func runSender(t *testing.T, s *Sender) {
 
 func TestSyslogDrainsDeliverToRsyslogInOrder(t *testing.T) {
 	t.Parallel()
-	cert := newTestCert(t)
+	cert := draintest.NewCert(t)
 	for _, tc := range []struct {
 		scheme string
-		cert   *testCert
+		cert   *draintest.Cert
 	}{{"syslog", nil}, {"syslog+tls", cert}} {
 		t.Run(tc.scheme, func(t *testing.T) {
 			t.Parallel()
-			rs := startRsyslog(t, t.TempDir(), 0, tc.cert)
-			d := Drain{Token: "d.00000000-0000-4000-8000-000000000001", URL: tc.scheme + "://" + rs.addr()}
-			s, err := NewSender(d, testSenderConfig(cert.pool, 4<<20))
+			rs := draintest.StartRsyslog(t, t.TempDir(), 0, tc.cert)
+			d := Drain{Token: "d.00000000-0000-4000-8000-000000000001", URL: tc.scheme + "://" + rs.Addr()}
+			s, err := NewSender(d, testSenderConfig(cert.Pool, 4<<20))
 			if err != nil {
 				t.Fatal(err)
 			}
 			runSender(t, s)
 			const n = 2000
 			sendLines(s, n)
-			checkOrder(t, d.Token, rs.waitLines(t, n), n)
+			checkOrder(t, d.Token, rs.WaitLines(t, n), n)
 			if st := s.Status(); st.Sent != n || st.Dropped != 0 || st.Error != "" {
 				t.Fatalf("status %+v: want %d sent, none dropped, no error", st, n)
 			}
@@ -88,10 +89,10 @@ func TestSyslogDrainsDeliverToRsyslogInOrder(t *testing.T) {
 func TestADownDrainDropsWithACountThenCatchesUp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	rs := startRsyslog(t, dir, 0, nil)
-	port := rs.port
-	rs.stop()
-	d := Drain{Token: "d.00000000-0000-4000-8000-000000000002", URL: "syslog://" + rs.addr()}
+	rs := draintest.StartRsyslog(t, dir, 0, nil)
+	port := rs.Port
+	rs.Stop()
+	d := Drain{Token: "d.00000000-0000-4000-8000-000000000002", URL: "syslog://" + rs.Addr()}
 	s, err := NewSender(d, testSenderConfig(nil, 64<<10))
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +119,8 @@ func TestADownDrainDropsWithACountThenCatchesUp(t *testing.T) {
 		t.Fatalf("error %q: want the failure to connect", st.Error)
 	}
 	// The drain comes back on the same port: the buffered lines arrive, the newest ones.
-	rs = startRsyslog(t, dir, port, nil)
-	got := rs.waitLines(t, st.Buffered)
+	rs = draintest.StartRsyslog(t, dir, port, nil)
+	got := rs.WaitLines(t, st.Buffered)
 	last := got[len(got)-1]
 	if !strings.HasSuffix(last, fmt.Sprintf("web.1 line %d", n/2-1)) {
 		t.Fatalf("last line received %q: want the last one sent", last)
