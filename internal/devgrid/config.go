@@ -56,6 +56,9 @@ type LogDrainOptions struct {
 	CAFile string `json:"ca_file,omitempty"`
 	// MetricsPort is the port of its /metrics endpoint on Bind; 0 serves none.
 	MetricsPort int `json:"metrics_port,omitempty"`
+	// BufferBytes bounds what each drain holds while it is down (0: the shipper's
+	// default, 4 MiB).
+	BufferBytes int `json:"buffer_bytes,omitempty"`
 }
 
 // Defaults are the ports and places `dyno dev up` uses when no flag says otherwise.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/dynogrid/dynogrid/plugins/testserver"
@@ -73,6 +74,9 @@ func (g *Grid) startLogDrain(t *Tokens) error {
 	}
 	if d := o.LogDrain; d.MetricsPort != 0 {
 		args = append(args, "-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, d.MetricsPort))
+	}
+	if d := o.LogDrain; d.BufferBytes != 0 {
+		args = append(args, "-buffer-bytes", strconv.Itoa(d.BufferBytes))
 	}
 	return g.start("logdrain", []string{"NOMAD_TOKEN=" + t.Nomad[policies.NomadLogDrain]}, bin, args...)
 }

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 )
 
@@ -174,16 +176,19 @@ func WriteStatus(ctx context.Context, c *nomadapi.Client, app string, st map[str
 	return err
 }
 
-// read returns the app's variable at path, or nil when there is none.
+// read returns the app's variable at path, or nil when there is none. It asks Nomad's
+// HTTP API itself: the API client's Variables().Read answers "not found" for a refusal
+// too, and a token that may not read the app's variables must be told so.
 func read(ctx context.Context, c *nomadapi.Client, app, path string) (*nomadapi.Variable, error) {
-	v, _, err := c.Variables().Read(path, (&nomadapi.QueryOptions{Namespace: tenancy.Namespace(app)}).WithContext(ctx))
-	if errors.Is(err, nomadapi.ErrVariablePathNotFound) {
+	var v nomadapi.Variable
+	_, err := c.Raw().Query("/v1/var/"+path, &v, (&nomadapi.QueryOptions{Namespace: tenancy.Namespace(app)}).WithContext(ctx))
+	if apierr.IsStatus(err, http.StatusNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s of %s: %w", path, app, err)
 	}
-	return v, nil
+	return &v, nil
 }
 
 // newToken makes a drain token, d.<uuid>.
