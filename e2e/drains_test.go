@@ -46,18 +46,7 @@ func TestDrainsShipRouterAndDynoLines(t *testing.T) {
 	}
 	rs := draintest.StartRsyslog(t, t.TempDir(), 0, nil)
 
-	dir := copyApp(t)
-	writeSpec(t, dir, strings.Replace(webSpec("drained", ""), "count        = 2", "count        = 1", 1))
-	ru := filepath.Join(dir, "config.ru")
-	src, err := os.ReadFile(ru)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ru, []byte(strings.Replace(string(src), "use QuietHealthLogger", requestLogger+"use QuietHealthLogger", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	admin := newCLI(t, g, "drained")
-	admin.must("deploy", dir)
+	admin := deployRequestLogger(t, g, "drained")
 	passingDynos(t, consul, "drained", 1, time.Minute)
 	token := strings.TrimSpace(admin.must("apps:token"))
 	owner := newCLI(t, g, "drained")

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/internal/drain"
 )
@@ -91,26 +94,14 @@ func (c *drainsAddCommand) Help() string {
 }
 
 func (c *drainsAddCommand) Run(args []string) int {
-	app, raw, code := c.appAndURL("drains:add", args)
-	if code >= 0 {
-		return code
-	}
-	nomad, err := c.nomad(app)
-	if err != nil {
-		return c.fail(err)
-	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	// The shipper reads the app's router lines with its router log key: make sure it has one.
-	if _, err := routerLogKey(ctx, nomad, app); err != nil {
-		return c.fail(err)
-	}
-	d, err := drain.Add(ctx, nomad, app, raw)
-	if err != nil {
-		return c.fail(err)
-	}
-	c.ui.Output(fmt.Sprintf("Successfully added drain %s (%s)", d.URL, d.Token))
-	return 0
+	return c.changeDrains("drains:add", args, func(ctx context.Context, nomad *nomadapi.Client, app, raw string) (string, error) {
+		// The shipper reads the app's router lines with its router log key: make sure it has one.
+		if _, err := routerLogKey(ctx, nomad, app); err != nil {
+			return "", err
+		}
+		d, err := drain.Add(ctx, nomad, app, raw)
+		return fmt.Sprintf("Successfully added drain %s (%s)", d.URL, d.Token), err
+	})
 }
 
 type drainsRemoveCommand struct{ meta }
@@ -124,37 +115,37 @@ func (c *drainsRemoveCommand) Help() string {
 }
 
 func (c *drainsRemoveCommand) Run(args []string) int {
-	app, which, code := c.appAndURL("drains:remove", args)
-	if code >= 0 {
-		return code
-	}
-	nomad, err := c.nomad(app)
-	if err != nil {
-		return c.fail(err)
-	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	d, err := drain.Remove(ctx, nomad, app, which)
-	if err != nil {
-		return c.fail(err)
-	}
-	c.ui.Output(fmt.Sprintf("Successfully removed drain %s", d.URL))
-	return 0
+	return c.changeDrains("drains:remove", args, func(ctx context.Context, nomad *nomadapi.Client, app, which string) (string, error) {
+		d, err := drain.Remove(ctx, nomad, app, which)
+		return "Successfully removed drain " + d.URL, err
+	})
 }
 
-// appAndURL parses the arguments of a command that takes one URL.
-func (m *meta) appAndURL(name string, args []string) (app, url string, code int) {
+// changeDrains runs a command that takes one URL and changes the app's drains with
+// change, which returns what to print.
+func (m *meta) changeDrains(name string, args []string, change func(ctx context.Context, nomad *nomadapi.Client, app, url string) (string, error)) int {
 	fs := m.flagSet(name)
 	if err := parseArgs(fs, args); err != nil {
-		return "", "", 1
+		return 1
 	}
 	if fs.NArg() != 1 {
 		m.ui.Error(fmt.Sprintf("%s takes one URL, for example `dyno %s syslog+tls://logs.example.com:6514`", name, name))
-		return "", "", 1
+		return 1
 	}
 	app, err := m.appName()
 	if err != nil {
-		return "", "", m.fail(err)
+		return m.fail(err)
 	}
-	return app, fs.Arg(0), -1
+	nomad, err := m.nomad(app)
+	if err != nil {
+		return m.fail(err)
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	said, err := change(ctx, nomad, app, fs.Arg(0))
+	if err != nil {
+		return m.fail(err)
+	}
+	m.ui.Output(said)
+	return 0
 }
