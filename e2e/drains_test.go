@@ -17,12 +17,16 @@ import (
 	"testing"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/cli"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/drain"
 	"github.com/dynogrid/dynogrid/internal/drain/draintest"
 	"github.com/dynogrid/dynogrid/internal/testutil"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // TestDrainsShipRouterAndDynoLines adds three drains to an app with its deploy token: an
@@ -30,7 +34,8 @@ import (
 // Requests through the router reach the first two as router lines and as the dyno's own
 // lines, in order per source; the third drops lines past its buffer, counted in `dyno
 // drains` and the shipper's metric, while the app keeps answering. Bad URLs are refused,
-// and another app's token can neither read nor change the drains.
+// another app's token can neither read nor change the drains, and the shipper's own token
+// reads nothing else and changes nothing but the drains' status.
 func TestDrainsShipRouterAndDynoLines(t *testing.T) {
 	t.Parallel()
 	testutil.E2E(t, "runs Debian's rsyslogd", testutil.Program("rsyslogd"))
@@ -176,6 +181,49 @@ func TestDrainsShipRouterAndDynoLines(t *testing.T) {
 	owner.must("drains:remove", downURL)
 	if left := readDrains(t, owner); len(left) != 2 {
 		t.Errorf("after drains:remove: %+v, want 2 drains", left)
+	}
+	// At most 5 drains. (Nothing listens on these ports: their senders only fail.)
+	first := harness.FreePorts(t, 4)
+	for i := 0; i < 3; i++ {
+		owner.must("drains:add", fmt.Sprintf("syslog://127.0.0.1:%d", first+i))
+	}
+	if code, _, errOut := owner.run("drains:add", fmt.Sprintf("syslog://127.0.0.1:%d", first+3)); code == 0 || !strings.Contains(errOut, "at most 5") {
+		t.Errorf("a sixth drain: exit %d, stderr %q; want it refused, naming the limit", code, errOut)
+	}
+
+	shipperTokenStaysInItsLane(t, g, nomad)
+}
+
+// shipperTokenStaysInItsLane checks that the shipper's token reads an app's drains but
+// not its config vars, and changes neither drains nor jobs.
+func shipperTokenStaysInItsLane(t *testing.T, g *devgrid.Grid, mgmt *nomadapi.Client) {
+	t.Helper()
+	c, err := g.NomadClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetSecretID(harness.Tokens(t, g).Nomad[policies.NomadLogDrain])
+	c.SetNamespace("drained")
+	if _, err := drain.List(context.Background(), c, "drained"); err != nil {
+		t.Fatalf("the shipper's token cannot read the app's drains: %v", err)
+	}
+	// A config var as the deployer keeps it, in the app's namespace.
+	secret := &nomadapi.Variable{Namespace: "drained", Path: "nomad/jobs/drained/env/e2e", Items: nomadapi.VariableItems{"DATABASE_URL": "postgres://secret"}}
+	if _, _, err := mgmt.Variables().Update(secret, nil); err != nil {
+		t.Fatal(err)
+	}
+	var v nomadapi.Variable
+	if _, err := c.Raw().Query("/v1/var/"+secret.Path, &v, nil); !apierr.IsStatus(err, http.StatusForbidden) {
+		t.Errorf("the shipper's token reading the app's config %s: %v, %v; want 403", secret.Path, v.Items, err)
+	}
+	if listed, _, err := c.Variables().PrefixList("nomad/jobs/", nil); err == nil && len(listed) > 0 {
+		t.Errorf("the shipper's token lists config variables: %+v", listed)
+	}
+	if _, _, err := c.Variables().Update(&nomadapi.Variable{Path: drain.Path, Items: nomadapi.VariableItems{"d.x": "syslog://127.0.0.1:9"}}, nil); !apierr.IsStatus(err, http.StatusForbidden) {
+		t.Errorf("the shipper's token writing the app's drains: %v, want 403", err)
+	}
+	if _, _, err := c.Jobs().Deregister("drained", false, nil); !apierr.IsStatus(err, http.StatusForbidden) {
+		t.Errorf("the shipper's token stopping the app's job: %v, want 403", err)
 	}
 }
 
