@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -110,6 +111,7 @@ type appShipper struct {
 	mu      sync.Mutex
 	senders map[string]*runningSender
 	allocs  map[string]bool // followed, or done: an allocation is followed once
+	resume  map[string]bool // its follow failed: followed again, from its end
 	started bool
 	written map[string]Status
 	wroteAt time.Time
@@ -123,7 +125,7 @@ type runningSender struct {
 func (s *Shipper) startApp(ctx context.Context, app string) *appShipper {
 	ctx, cancel := context.WithCancel(ctx)
 	a := &appShipper{s: s, app: app, ctx: ctx, cancel: cancel, log: s.Logger.With("app", app),
-		senders: map[string]*runningSender{}, allocs: map[string]bool{}}
+		senders: map[string]*runningSender{}, allocs: map[string]bool{}, resume: map[string]bool{}}
 	for _, base := range s.Routers {
 		go a.followRouter(base)
 	}
@@ -205,54 +207,77 @@ func (a *appShipper) followDynos() error {
 		a.started = true
 	}
 	listed := map[string]bool{}
-	var start []*nomadapi.AllocationListStub
+	type follow struct {
+		stub *nomadapi.AllocationListStub
+		from int
+	}
+	var start []follow
 	for _, al := range allocs {
 		listed[al.ID] = true
 		if a.allocs[al.ID] || al.DesiredStatus != nomadapi.AllocDesiredStatusRun || al.ClientStatus != nomadapi.AllocClientStatusRunning {
 			continue
 		}
 		a.allocs[al.ID] = true
-		start = append(start, al)
+		f := follow{al, from}
+		if a.resume[al.ID] {
+			f.from = -1 // what came meanwhile is lost; what was shipped is not sent again
+		}
+		start = append(start, f)
 	}
 	for id := range a.allocs {
 		if !listed[id] {
 			delete(a.allocs, id) // gone from Nomad: it will not come back
+			delete(a.resume, id)
 		}
 	}
 	a.mu.Unlock()
-	for _, stub := range start {
-		go a.followDyno(stub, from)
+	for _, f := range start {
+		go a.followDyno(f.stub, f.from)
 	}
 	return nil
 }
 
+// followDyno ships a dyno's stdout and stderr until it ends. When following fails
+// otherwise, the dyno is followed again at the next refresh, from its end.
 func (a *appShipper) followDyno(stub *nomadapi.AllocationListStub, from int) {
 	name := procName(a.app, stub.JobID, stub.Name)
 	alloc, _, err := a.s.Nomad.Allocations().Info(stub.ID, (&nomadapi.QueryOptions{Namespace: stub.Namespace}).WithContext(a.ctx))
 	if err != nil {
 		a.log.Warn("failed to read a dyno", "dyno", name, "error", err)
-		a.forget(stub.ID)
+		a.forget(stub.ID, from)
 		return
 	}
 	out := &logstream.LineWriter{Emit: func(prefix, text string) {
 		a.send(Message{Time: time.Now(), Proc: prefix, Text: text})
 	}}
+	ctx, cancel := context.WithCancel(a.ctx)
+	defer cancel()
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for _, stream := range []string{"stdout", "stderr"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := logstream.FollowAlloc(a.ctx, a.s.Nomad, alloc, stub.TaskGroup, name, stream, true, from, out); err != nil && a.ctx.Err() == nil {
+			if err := logstream.FollowAlloc(ctx, a.s.Nomad, alloc, stub.TaskGroup, name, stream, true, from, out); err != nil && ctx.Err() == nil {
 				a.log.Warn("stopped following a dyno", "dyno", name, "stream", stream, "error", err)
+				failed.Store(true)
+				cancel() // both streams are followed again together
 			}
 		}()
 	}
 	wg.Wait()
+	if failed.Load() {
+		a.forget(stub.ID, -1)
+	}
 }
 
-func (a *appShipper) forget(allocID string) {
+// forget lets the next refresh follow the allocation again; from < 0 from its end.
+func (a *appShipper) forget(allocID string, from int) {
 	a.mu.Lock()
 	delete(a.allocs, allocID)
+	if from < 0 {
+		a.resume[allocID] = true
+	}
 	a.mu.Unlock()
 }
 
