@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/logstream"
 )
 
@@ -16,7 +18,8 @@ func (c *logsCommand) Help() string {
 	return `Usage: dyno logs [options]
 
   Shows the output of the app's dynos, each line prefixed by its dyno's name, and
-  the router's line for each request to the app, prefixed "router". Lines are
+  the router's line for each request to the app, prefixed "router". The output
+  of the app's last release phases is shown as that of dyno release.vN. Lines are
   merged in time order: a router line's time is when the router logged it, a
   dyno's line's the time dyno logs read it. With --tail it keeps streaming
   until Ctrl-C.
@@ -71,9 +74,14 @@ func (c *logsCommand) Run(args []string) int {
 	var picked []Dyno
 	if !onlyRouter {
 		dynos, err := c.dynos(app, false)
-		if err != nil {
+		if err != nil && !errors.Is(err, deploy.ErrNoApp) {
 			return c.fail(err)
 		}
+		phases, perr := releasePhaseDynos(context.Background(), c.deployerFor(nomad), app)
+		if perr != nil || (err != nil && len(phases) == 0) {
+			return c.fail(errors.Join(err, perr))
+		}
+		dynos = append(dynos, phases...)
 		for _, d := range dynos {
 			if (*dyno == "" || d.Name == *dyno) && (*process == "" || d.Process == *process) {
 				picked = append(picked, d)

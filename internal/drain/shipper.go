@@ -12,6 +12,8 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/logstream"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/router/logapi"
@@ -240,13 +242,13 @@ func (a *appShipper) followDynos() error {
 // followDyno ships a dyno's stdout and stderr until it ends. When following fails
 // otherwise, the dyno is followed again at the next refresh, from its end.
 func (a *appShipper) followDyno(stub *nomadapi.AllocationListStub, from int) {
-	name := procName(a.app, stub.JobID, stub.Name)
 	alloc, _, err := a.s.Nomad.Allocations().Info(stub.ID, (&nomadapi.QueryOptions{Namespace: stub.Namespace}).WithContext(a.ctx))
 	if err != nil {
-		a.log.Warn("failed to read a dyno", "dyno", name, "error", err)
+		a.log.Warn("failed to read a dyno", "alloc", stub.ID, "error", err)
 		a.forget(stub.ID, from)
 		return
 	}
+	name := procName(a.app, alloc)
 	out := &logstream.LineWriter{Emit: func(prefix, text string) {
 		a.send(Message{Time: time.Now(), Proc: prefix, Text: text})
 	}}
@@ -281,13 +283,17 @@ func (a *appShipper) forget(allocID string, from int) {
 	a.mu.Unlock()
 }
 
-// procName is a dyno's name in its lines: web.1 for the app's own dynos, run.<id> for a
-// one-off dyno (whose job is <app>-run-<id>).
-func procName(app, jobID, allocName string) string {
-	if id, ok := strings.CutPrefix(jobID, app+"-run-"); ok {
+// procName is a dyno's name in its lines, as `dyno logs` names it: web.1 for the app's
+// own dynos, release.v<N> for a release phase, run.<id> for a one-off dyno (whose job
+// is <app>-run-<id>).
+func procName(app string, alloc *nomadapi.Allocation) string {
+	if alloc.Job != nil && alloc.TaskGroup == appspec.ReleaseProcess && alloc.Job.Meta[deploy.MetaReleasePhase] != "" {
+		return deploy.ReleasePhaseDyno(alloc.Job.Meta[deploy.MetaReleasePhase])
+	}
+	if id, ok := strings.CutPrefix(alloc.JobID, app+"-run-"); ok {
 		return "run." + id
 	}
-	return logstream.DynoName(allocName)
+	return logstream.DynoName(alloc.Name)
 }
 
 // followRouter sends the app's router lines from one router, from now on, until the app

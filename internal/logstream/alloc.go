@@ -43,9 +43,10 @@ func FollowAlloc(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Al
 			data := f.Data
 			keep := 0
 			if first {
-				// The stream starts num*256 bytes before the end: drop the cut line, and
-				// show only the last num lines.
-				if f.Offset > 0 && num > 0 {
+				// The stream starts num*256 bytes before the end, or at the start of a
+				// shorter log: drop a cut line, and show only the last num lines. A
+				// frame's offset is where its data ends.
+				if num > 0 && f.Offset > int64(len(f.Data)) {
 					if i := bytes.IndexByte(data, '\n'); i >= 0 {
 						data = data[i+1:]
 					}
