@@ -39,6 +39,25 @@ end
 use RequestIdLogger
 `
 
+// deployRequestLogger deploys the example app as app, one web dyno that prints each
+// request's id (requestLogger), and returns a CLI for app with the management token.
+func deployRequestLogger(t *testing.T, g *devgrid.Grid, app string) *dynoCLI {
+	t.Helper()
+	dir := copyApp(t)
+	writeSpec(t, dir, strings.Replace(webSpec(app, ""), "count        = 2", "count        = 1", 1))
+	ru := filepath.Join(dir, "config.ru")
+	src, err := os.ReadFile(ru)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ru, []byte(strings.Replace(string(src), "use QuietHealthLogger", requestLogger+"use QuietHealthLogger", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	admin := newCLI(t, g, app)
+	admin.must("deploy", dir)
+	return admin
+}
+
 // TestLogsTailShowsRouterLines follows an app with `dyno logs --tail` (the binary, with
 // the app's deploy token), sends requests through the router, and sees each request's
 // router line and the app's own line appear, request after request; then stops it with
@@ -51,18 +70,7 @@ func TestLogsTailShowsRouterLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := copyApp(t)
-	writeSpec(t, dir, strings.Replace(webSpec("tailed", ""), "count        = 2", "count        = 1", 1))
-	ru := filepath.Join(dir, "config.ru")
-	src, err := os.ReadFile(ru)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ru, []byte(strings.Replace(string(src), "use QuietHealthLogger", requestLogger+"use QuietHealthLogger", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	admin := newCLI(t, g, "tailed")
-	admin.must("deploy", dir)
+	admin := deployRequestLogger(t, g, "tailed")
 	passingDynos(t, consul, "tailed", 1, time.Minute)
 	token := strings.TrimSpace(admin.must("apps:token"))
 	logsAddr := "http://" + g.Options.RouterLogsAddr()

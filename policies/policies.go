@@ -29,6 +29,7 @@ const (
 	NomadMeter          = "meter"
 	NomadRouter         = "router"
 	NomadAddonMemcached = "addon-memcached"
+	NomadLogDrain       = "logdrain"
 )
 
 // AddonNamespace is the Nomad namespace of the add-ons' own jobs (memcached servers).

@@ -16,14 +16,15 @@ import (
 	"syscall"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+	mcli "github.com/mitchellh/cli"
+
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/policies"
-	nomadapi "github.com/hashicorp/nomad/api"
-	mcli "github.com/mitchellh/cli"
 )
 
 // meta holds what every app command shares: where Nomad is, which app, output format.
@@ -263,21 +264,6 @@ type uiWriterOut struct{ ui mcli.Ui }
 func (w *uiWriterOut) Write(p []byte) (int, error) {
 	w.ui.Output(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// dynoName turns an allocation name ("shop.web[0]") into the dyno's name ("web.1").
-func dynoName(allocName string) string {
-	i := strings.LastIndexByte(allocName, '[')
-	j := strings.LastIndexByte(allocName, ']')
-	dot := strings.LastIndexByte(allocName[:max(i, 0)], '.')
-	if i < 0 || j < i || dot < 0 {
-		return allocName
-	}
-	n, err := strconv.Atoi(allocName[i+1 : j])
-	if err != nil {
-		return allocName
-	}
-	return fmt.Sprintf("%s.%d", allocName[dot+1:i], n+1)
 }
 
 // appOnly parses the arguments of a command that takes flags only and is about one

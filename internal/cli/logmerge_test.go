@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/logstream"
 	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router/logapi"
 )
@@ -92,12 +93,12 @@ func TestRouterReaderFollowsOneRouter(t *testing.T) {
 			Lines: []logapi.Line{{Seq: 7, Time: time.Unix(1, 0), Line: "at=info request_id=r7"}}})
 	}))
 	defer srv.Close()
-	rr := newRouterReader(srv.URL, "shop", "the-key")
+	rr := logstream.NewRouterReader(srv.URL, "shop", "the-key")
 	ctx := context.Background()
-	if lines, err := rr.read(ctx, 50, 0); err != nil || len(lines) != 1 || lines[0].Line != "at=info request_id=r7" {
+	if lines, err := rr.Read(ctx, 50, 0); err != nil || len(lines) != 1 || lines[0].Line != "at=info request_id=r7" {
 		t.Fatalf("first read: %+v, %v", lines, err)
 	}
-	if _, err := rr.read(ctx, 50, time.Second); err != nil {
+	if _, err := rr.Read(ctx, 50, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -106,7 +107,7 @@ func TestRouterReaderFollowsOneRouter(t *testing.T) {
 	if got[0] != "num=50" || got[1] != "after=7&epoch=e1&num=1000&wait=1s" {
 		t.Fatalf("queries %q: want the last 50 first, then the lines after 7 of epoch e1", got)
 	}
-	bad := newRouterReader(srv.URL, "shop", "another-key")
+	bad := logstream.NewRouterReader(srv.URL, "shop", "another-key")
 	var p printed
 	err := followRouter(ctx, bad, 10, true, newLogMerger(p.out), func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "refused the app's router log key") {

@@ -1,16 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/dynogrid/dynogrid/internal/deploy"
-	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/dynogrid/dynogrid/internal/logstream"
 )
 
 type logsCommand struct{ meta }
@@ -98,18 +96,18 @@ func (c *logsCommand) Run(args []string) int {
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	var readers []*routerReader
+	var readers []*logstream.RouterReader
 	if withRouter && len(routers) > 0 {
 		key, err := routerLogKey(ctx, nomad, app)
 		if err != nil {
 			return c.fail(err)
 		}
 		for _, base := range routers {
-			readers = append(readers, newRouterReader(base, app, key))
+			readers = append(readers, logstream.NewRouterReader(base, app, key))
 		}
 	}
 	m := newLogMerger(c.ui.Output)
-	out := &lineWriter{emit: func(prefix, text string) { m.add(logLine{at: time.Now(), prefix: prefix, text: text}) }}
+	out := &logstream.LineWriter{Emit: func(prefix, text string) { m.add(logLine{at: time.Now(), prefix: prefix, text: text}) }}
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error
@@ -129,7 +127,7 @@ func (c *logsCommand) Run(args []string) int {
 			wg.Add(1)
 			go func(d Dyno, stream string) {
 				defer wg.Done()
-				if err := streamLog(ctx, nomad, alloc, d, stream, tail, num, out); err != nil {
+				if err := logstream.FollowAlloc(ctx, nomad, alloc, d.Process, d.Name, stream, tail, num, out); err != nil {
 					fail(err)
 				}
 			}(d, stream)
@@ -161,80 +159,4 @@ func (c *logsCommand) Run(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// streamLog copies one log stream of a dyno to out, each line prefixed by the dyno's
-// name: the last num lines, then (with follow) whatever comes until ctx ends.
-func streamLog(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allocation, d Dyno, stream string, follow bool, num int, out *lineWriter) error {
-	frames, errCh := nomad.AllocFS().Logs(alloc, follow, d.Process, stream, "end", int64(num)*256, ctx.Done(), nil)
-	var pending []byte
-	first := true
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err, ok := <-errCh:
-			if ok && err != nil {
-				return fmt.Errorf("failed to read the %s of %s: %w", stream, d.Name, err)
-			}
-			errCh = nil
-		case f, ok := <-frames:
-			if !ok {
-				out.flushLines(d.Name, pending, true, 0)
-				return nil
-			}
-			if f == nil || len(f.Data) == 0 {
-				continue
-			}
-			data := f.Data
-			keep := 0
-			if first {
-				// The stream starts num*256 bytes before the end, or at the start of a
-				// shorter log: drop a cut line, and show only the last num lines. A
-				// frame's offset is where its data ends.
-				if f.Offset > int64(len(f.Data)) {
-					if i := bytes.IndexByte(data, '\n'); i >= 0 {
-						data = data[i+1:]
-					}
-				}
-				keep = num
-			}
-			pending = append(pending, data...)
-			pending = out.flushLines(d.Name, pending, false, keep)
-			first = false
-		}
-	}
-}
-
-// lineWriter hands on whole lines with their prefix, one writer at a time.
-type lineWriter struct {
-	mu   sync.Mutex
-	emit func(prefix, text string)
-}
-
-// flushLines writes the complete lines of buf (all of it when final) and returns the
-// incomplete rest. With keep > 0 only the last keep lines are written.
-func (w *lineWriter) flushLines(prefix string, buf []byte, final bool, keep int) []byte {
-	end := bytes.LastIndexByte(buf, '\n')
-	if final {
-		end = len(buf)
-	}
-	if end < 0 {
-		return buf
-	}
-	lines := strings.Split(strings.TrimRight(string(buf[:end]), "\n"), "\n")
-	if keep > 0 && len(lines) > keep {
-		lines = lines[len(lines)-keep:]
-	}
-	w.mu.Lock()
-	for _, l := range lines {
-		if l != "" || !final {
-			w.emit(prefix, l)
-		}
-	}
-	w.mu.Unlock()
-	if final || end+1 > len(buf) {
-		return nil
-	}
-	return append([]byte(nil), buf[end+1:]...)
 }

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
+	"github.com/dynogrid/dynogrid/internal/logstream"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // Dyno is one dyno as `dyno ps` shows it.
@@ -111,7 +113,7 @@ func (m *meta) dynos(app string, ended bool) ([]Dyno, error) {
 	oneOffReleases := map[string]string{}
 	var dynos []Dyno
 	for _, a := range allocs {
-		name := dynoName(a.Name)
+		name := logstream.DynoName(a.Name)
 		oneOff := a.JobID != app
 		if oneOff {
 			if name = deploy.OneOffName(app, a.JobID); name == "" {

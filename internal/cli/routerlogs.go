@@ -4,25 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/logstream"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/router/logapi"
 )
-
-// routerPoll is how long one request for new router lines waits at the router.
-const routerPoll = 25 * time.Second
 
 // routerLogKey returns the app's router log key from its Nomad Variable, and makes one
 // when the app has none yet: reading or making it takes the rights of the app's deploy
@@ -97,85 +91,30 @@ func (m *meta) routerAddrs(flag string) ([]string, error) {
 	return out, nil
 }
 
-// routerReader reads an app's router lines from one router's logs endpoint.
-type routerReader struct {
-	base, app, key string
-	client         *http.Client
-	after          uint64
-	epoch          string
-}
-
-func newRouterReader(base, app, key string) *routerReader {
-	return &routerReader{base: base, app: app, key: key, client: &http.Client{Timeout: routerPoll + 15*time.Second}}
-}
-
-// errRouterRefused is a refusal of the key (401, 403): trying again will not help.
-var errRouterRefused = errors.New("the router refused the app's router log key")
-
-// read returns the next router lines: the last num at first, then those after the last
-// read, waiting up to wait for one.
-func (rr *routerReader) read(ctx context.Context, num int, wait time.Duration) ([]logapi.Line, error) {
-	q := url.Values{"num": {strconv.Itoa(min(num, 1000))}}
-	if rr.epoch != "" {
-		q.Set("after", strconv.FormatUint(rr.after, 10))
-		q.Set("epoch", rr.epoch)
-		q.Set("num", "1000")
-	}
-	if wait > 0 {
-		q.Set("wait", wait.String())
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rr.base+logapi.Path+rr.app+"?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+rr.key)
-	resp, err := rr.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read router lines from %s: %w", rr.base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read router lines from %s: %w", rr.base, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("%w at %s: %s", errRouterRefused, rr.base, strings.TrimSpace(string(body)))
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("failed to read router lines from %s: %s: %s", rr.base, resp.Status, strings.TrimSpace(string(body)))
-	}
-	var r logapi.Response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("failed to read router lines from %s: %w", rr.base, err)
-	}
-	rr.after, rr.epoch = r.Last, r.Epoch
-	return r.Lines, nil
-}
-
 // followRouter adds the app's router lines from one router to m: the last num, then
 // (with follow) each new one until ctx ends. While following, a router that cannot be
 // reached is tried again every second, and said once.
-func followRouter(ctx context.Context, rr *routerReader, num int, follow bool, m *logMerger, warn func(string)) error {
+func followRouter(ctx context.Context, rr *logstream.RouterReader, num int, follow bool, m *logMerger, warn func(string)) error {
 	failing := false
 	for {
 		wait := time.Duration(0)
-		if follow && rr.epoch != "" {
-			wait = routerPoll
+		if follow && rr.Started() {
+			wait = logstream.Poll
 		}
-		lines, err := rr.read(ctx, num, wait)
+		lines, err := rr.Read(ctx, num, wait)
 		if ctx.Err() != nil {
 			return nil
 		}
 		switch {
 		case err == nil:
 			if failing {
-				warn(fmt.Sprintf("Reading router lines from %s again", rr.base))
+				warn(fmt.Sprintf("Reading router lines from %s again", rr.Base))
 				failing = false
 			}
 			for _, l := range lines {
 				m.add(logLine{at: l.Time, prefix: "router", text: l.Line})
 			}
-		case !follow || errors.Is(err, errRouterRefused):
+		case !follow || errors.Is(err, logstream.ErrRefused):
 			return err
 		default:
 			if !failing {

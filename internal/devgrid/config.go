@@ -37,11 +37,28 @@ type Options struct {
 	// PostgresPort is the port of the PostgreSQL server for the postgres add-on; 0 runs
 	// none.
 	PostgresPort int
+	// LogDrain configures the log drain shipper (dyno-logdrain), which runs when it is
+	// built.
+	LogDrain LogDrainOptions `json:"log_drain"`
 	// CgroupParent is the Nomad client's cgroup parent ("" for Nomad's default). Grids
 	// that run side by side on one machine each take their own.
 	CgroupParent string
 	// Network is the grid's dyno bridge, made by Up (see network.go).
 	Network *Network `json:"network,omitempty"`
+}
+
+// LogDrainOptions configures the grid's log drain shipper.
+type LogDrainOptions struct {
+	// AllowNets are CIDRs that drains may reach although not public (a grid's own
+	// loopback, for tests); none by default.
+	AllowNets string `json:"allow_nets,omitempty"`
+	// CAFile holds PEM certificates the shipper trusts besides the system's.
+	CAFile string `json:"ca_file,omitempty"`
+	// MetricsPort is the port of its /metrics endpoint on Bind; 0 serves none.
+	MetricsPort int `json:"metrics_port,omitempty"`
+	// BufferBytes bounds what each drain holds while it is down (0: the shipper's
+	// default, 4 MiB).
+	BufferBytes int `json:"buffer_bytes,omitempty"`
 }
 
 // Defaults are the ports and places `dyno dev up` uses when no flag says otherwise.
@@ -127,6 +144,9 @@ func (o Options) ports() []int {
 	}
 	if o.PostgresPort != 0 {
 		ports = append(ports, o.PostgresPort)
+	}
+	if o.LogDrain.MetricsPort != 0 {
+		ports = append(ports, o.LogDrain.MetricsPort)
 	}
 	return ports
 }

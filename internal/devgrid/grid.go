@@ -131,6 +131,9 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 			return nil, g.withLog("router", err)
 		}
 	}
+	if err := g.startLogDrain(tokens); err != nil {
+		return nil, err
+	}
 	if opts.PostgresPort != 0 {
 		if err := g.startPostgres(ctx, tokens); err != nil {
 			return nil, err

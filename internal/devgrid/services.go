@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/dynogrid/dynogrid/plugins/testserver"
@@ -51,6 +52,33 @@ func (g *Grid) startMeter(t *Tokens) error {
 	}
 	env := []string{"NOMAD_TOKEN=" + t.Nomad[policies.NomadMeter], "CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulMeter]}
 	return g.start("meter", env, bin, "-nomad-addr", "http://"+g.Options.NomadAddr(), "-consul-addr", g.Options.ConsulAddr())
+}
+
+// startLogDrain runs the log drain shipper, which sends the lines of apps with drains
+// (their dynos' output and, with a router, their router lines), when it is built.
+func (g *Grid) startLogDrain(t *Tokens) error {
+	o := g.Options
+	bin := filepath.Join(o.BinDir, "dyno-logdrain")
+	if _, err := os.Stat(bin); err != nil {
+		return nil
+	}
+	args := []string{"-nomad-addr", "http://" + o.NomadAddr()}
+	if o.RouterPort != 0 {
+		args = append(args, "-routers", "http://"+o.RouterLogsAddr())
+	}
+	if d := o.LogDrain; d.AllowNets != "" {
+		args = append(args, "-allow-nets", d.AllowNets)
+	}
+	if d := o.LogDrain; d.CAFile != "" {
+		args = append(args, "-ca-file", d.CAFile)
+	}
+	if d := o.LogDrain; d.MetricsPort != 0 {
+		args = append(args, "-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, d.MetricsPort))
+	}
+	if d := o.LogDrain; d.BufferBytes != 0 {
+		args = append(args, "-buffer-bytes", strconv.Itoa(d.BufferBytes))
+	}
+	return g.start("logdrain", []string{"NOMAD_TOKEN=" + t.Nomad[policies.NomadLogDrain]}, bin, args...)
 }
 
 // startPostgres runs a PostgreSQL server for the postgres add-on and writes the grid's
