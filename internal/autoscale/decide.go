@@ -12,12 +12,14 @@ import (
 
 // Policy is one autoscaled process type as the autoscaler acts on it.
 type Policy struct {
-	App, Group string
-	Min, Max   int
+	App   string `json:"app"`
+	Group string `json:"process"`
+	Min   int    `json:"min"`
+	Max   int    `json:"max"`
 	// Target is the p95 queue wait to stay under.
-	Target time.Duration
+	Target time.Duration `json:"p95_queue_wait"`
 	// MaxCostMicroUSD caps what the app's dynos cost per hour, in micro-dollars.
-	MaxCostMicroUSD int64
+	MaxCostMicroUSD int64 `json:"max_cost_micro_usd_per_hour"`
 }
 
 // Tuning is how fast the autoscaler moves; the same for every app.
