@@ -21,7 +21,7 @@ type cachedPolicy struct {
 // policies lists the enabled autoscale policies of every app's web process type.
 // Policies the autoscaler does not act on are left out: disabled ones, those of jobs
 // that are not apps (an app's job is in the namespace of its name), of other groups,
-// and invalid ones, which are returned with why in skipped.
+// and invalid ones, which are returned with why in skipped when first read.
 func (c policyCache) policies(ctx context.Context, nomad *nomadapi.Client) (ps []Policy, skipped map[string]error, err error) {
 	stubs, _, err := nomad.Scaling().ListPolicies((&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx))
 	if err != nil {
@@ -36,7 +36,8 @@ func (c policyCache) policies(ctx context.Context, nomad *nomadapi.Client) (ps [
 		}
 		seen[s.ID] = true
 		cp, ok := c[s.ID]
-		if !ok || cp.modify != s.ModifyIndex {
+		fresh := !ok || cp.modify != s.ModifyIndex
+		if fresh {
 			cp = cachedPolicy{modify: s.ModifyIndex}
 			np, _, err := nomad.Scaling().GetPolicy(s.ID, (&nomadapi.QueryOptions{Namespace: ns}).WithContext(ctx))
 			if err != nil {
@@ -46,7 +47,9 @@ func (c policyCache) policies(ctx context.Context, nomad *nomadapi.Client) (ps [
 			c[s.ID] = cp
 		}
 		if cp.err != nil {
-			skipped[job] = cp.err
+			if fresh {
+				skipped[job] = cp.err
+			}
 			continue
 		}
 		ps = append(ps, cp.policy)
