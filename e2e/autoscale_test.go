@@ -185,6 +185,7 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 		t.Errorf("dyno ps does not name the autoscaler as the last scale:\n%s", out)
 	}
 	out := c.must("autoscale")
+	t.Logf("dyno autoscale:\n%s", out)
 	for _, want := range []string{"up from 1 to", "down from", "over the 50ms target"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dyno autoscale does not show %q:\n%s", want, out)
