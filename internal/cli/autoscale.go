@@ -47,8 +47,12 @@ func (c *autoscaleCommand) Run(args []string) int {
 		return 0
 	}
 	p := st.Policy
-	c.ui.Output(fmt.Sprintf("=== %s web: %d dynos, autoscaled from %d to %d to keep the p95 queue wait under %s, at most $%.2f/hour",
-		app, st.Dynos, p.Min, p.Max, p.Target, float64(p.MaxCostMicroUSD)/1e6))
+	dynos := fmt.Sprintf("%d dynos", st.Dynos)
+	if st.Dynos == 1 {
+		dynos = "1 dyno"
+	}
+	c.ui.Output(fmt.Sprintf("=== %s web: %s, autoscaled from %d to %d to keep the p95 queue wait under %s, at most $%.2f/hour",
+		app, dynos, p.Min, p.Max, p.Target, float64(p.MaxCostMicroUSD)/1e6))
 	if len(st.Decisions) == 0 {
 		c.ui.Output("No decision recorded yet: the autoscaler notes its scales, and its holds at the cost cap, max or for want of figures.")
 		return 0
