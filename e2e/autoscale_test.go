@@ -79,6 +79,22 @@ func webCount(tb testing.TB, nomad *nomadapi.Client, app string) int {
 	return st.TaskGroups["web"].Desired
 }
 
+// waitWebCount waits up to two minutes until the app runs n web dynos in Nomad, and
+// returns the most it saw meanwhile.
+func waitWebCount(t *testing.T, nomad *nomadapi.Client, app string, n int, what string) int {
+	t.Helper()
+	most := 0
+	testutil.WaitFor(t, 2*time.Minute, what, func() error {
+		got := webCount(t, nomad, app)
+		most = max(most, got)
+		if got != n {
+			return fmt.Errorf("web=%d", got)
+		}
+		return nil
+	})
+	return most
+}
+
 // agentLog is the content of one of the grid's agents' logs.
 func agentLog(tb testing.TB, g *devgrid.Grid, name string) string {
 	tb.Helper()
@@ -134,15 +150,7 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 	// 100 ms requests at 25 per second: 2.5 dynos' worth.
 	stop := sleepLoad(g, "auto", 25, 100, 3*time.Minute)
 	defer stop()
-	most := 0
-	testutil.WaitFor(t, 2*time.Minute, "the autoscaler to scale web to 3 dynos (its cost cap)", func() error {
-		n := webCount(t, nomad, "auto")
-		most = max(most, n)
-		if n != 3 {
-			return fmt.Errorf("web=%d", n)
-		}
-		return nil
-	})
+	most := waitWebCount(t, nomad, "auto", 3, "the autoscaler to scale web to 3 dynos (its cost cap)")
 	passingDynos(t, consul, "auto", 3, time.Minute)
 	// Under the same load, it stays at the cap.
 	deadline := time.Now().Add(10 * time.Second)
@@ -151,14 +159,7 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // sampling the count, not waiting for a condition
 	}
 	stop()
-	testutil.WaitFor(t, 2*time.Minute, "the autoscaler to scale web back to its min 1 once the load stopped", func() error {
-		n := webCount(t, nomad, "auto")
-		most = max(most, n)
-		if n != 1 {
-			return fmt.Errorf("web=%d", n)
-		}
-		return nil
-	})
+	most = max(most, waitWebCount(t, nomad, "auto", 1, "the autoscaler to scale web back to its min 1 once the load stopped"))
 	if most > 3 {
 		t.Errorf("web reached %d dynos, above the 3 that the $0.10/hour cap pays for", most)
 	}
@@ -292,12 +293,7 @@ func TestAutoscalePolicyAttacks(t *testing.T) {
 	// policy is refused) nor the impostor; the victim stays within its own cap of 2.
 	stopTenant := sleepLoad(g, "tenant", 20, 100, 40*time.Second)
 	stopVictim := sleepLoad(g, "victim", 20, 100, 40*time.Second)
-	testutil.WaitFor(t, 2*time.Minute, "the victim to scale to its own cap of 2", func() error {
-		if n := webCount(t, mgmt, "victim"); n != 2 {
-			return fmt.Errorf("victim web=%d", n)
-		}
-		return nil
-	})
+	waitWebCount(t, mgmt, "victim", 2, "the victim to scale to its own cap of 2")
 	stopTenant()
 	stopVictim()
 	if ev := autoscalerEvents(t, mgmt, "tenant"); len(ev) != 0 {
