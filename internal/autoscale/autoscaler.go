@@ -164,6 +164,7 @@ func (a *Autoscaler) decide(ctx context.Context, p Policy) {
 	}
 	now := a.cfg.Now()
 	o := a.window.Observe(p.App, now, 3*a.cfg.Interval)
+	before := tr.State
 	d := tr.Decide(now, p, a.cfg.Tuning, current, others, o)
 	a.Metrics.record(p, d, o, a.cfg.Tuning, others)
 	changed := d.Kind != tr.last.Kind || d.From != tr.last.From || d.To != tr.last.To
@@ -173,7 +174,10 @@ func (a *Autoscaler) decide(ctx context.Context, p Policy) {
 	switch {
 	case d.To != d.From:
 		log.Info("scaling", args...)
-		a.post(ctx, log, p, d, &d.To)
+		if !a.post(ctx, log, p, d, &d.To) {
+			// Not scaled (a deployment of the app runs, say): no cooldown starts.
+			tr.State = before
+		}
 	case changed:
 		log.Info("holding", args...)
 		if d.Kind == Capped || !o.OK {
@@ -185,13 +189,16 @@ func (a *Autoscaler) decide(ctx context.Context, p Policy) {
 }
 
 // post writes the decision to Nomad's job scale API: with a count, a scale; without,
-// an event in the group's scaling history (`dyno autoscale` shows both).
-func (a *Autoscaler) post(ctx context.Context, log hclog.Logger, p Policy, d Decision, count *int) {
+// an event in the group's scaling history (`dyno autoscale` shows both). It says
+// whether Nomad took it.
+func (a *Autoscaler) post(ctx context.Context, log hclog.Logger, p Policy, d Decision, count *int) bool {
 	meta := map[string]any{"Source": deploy.AutoscalerSource, "Decision": d.Kind}
 	_, _, err := a.cfg.Nomad.Jobs().Scale(p.App, p.Group, count, d.Reason, false, meta,
 		(&nomadapi.WriteOptions{Namespace: p.App}).WithContext(ctx))
 	if err != nil {
 		a.Metrics.errors.WithLabelValues(p.App).Inc()
 		log.Error("Nomad refused the scale", "to", d.To, "error", err)
+		return false
 	}
+	return true
 }
