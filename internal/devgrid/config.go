@@ -135,7 +135,7 @@ func (o Options) ports() []int {
 	if o.PostgresPort != 0 {
 		ports = append(ports, o.PostgresPort)
 	}
-	if o.AutoscalerMetricsPort != 0 {
+	if o.RouterPort != 0 && o.AutoscalerMetricsPort != 0 {
 		ports = append(ports, o.AutoscalerMetricsPort)
 	}
 	return ports
