@@ -1,21 +1,29 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/cli"
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/plugins/memcached"
 )
 
 // TestAddonsInARealDyno deploys the example app with its spec's add-ons on a grid with
-// PostgreSQL: the deploy attaches postgres and memcached, and the app, in real dynos,
-// counts visits in the database and caches a fragment in memcached through the injected
-// variables. Detaching memcached removes its variables in a new release.
+// PostgreSQL: the deploy provisions postgres and memcached and makes one release, v1,
+// whose every dyno (the first included) has their variables; its release phase creates
+// the visit counter's table, and the app, in real dynos, counts visits in the database
+// and caches a fragment in memcached through the injected variables. Detaching
+// memcached removes its variables in a new release.
 func TestAddonsInARealDyno(t *testing.T) {
 	t.Parallel()
 	pgPort := harness.FreePorts(t, 1)
@@ -32,11 +40,43 @@ func TestAddonsInARealDyno(t *testing.T) {
 	withAddons := func(args ...string) []string { return append(append([]string{}, addonFlags...), args...) }
 	dir := copyApp(t)
 
+	// An add-on that cannot be provisioned: no release is made, and the add-on
+	// provisioned before it stays provisioned for the next deploy.
+	spec, err := os.ReadFile(filepath.Join(dir, "dyno.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSpec(t, dir, strings.Replace(string(spec), `addon "memcached" {}`, `addon "nosuch" {}`, 1))
+	code, stdout, stderr := c.run("deploy", withAddons(dir)...)
+	if code == 0 || !strings.Contains(stderr, "nosuch") || !strings.Contains(stderr, "no release was made (postgres stay provisioned") {
+		t.Errorf("a deploy with an add-on that does not exist: exit %d\nstdout:\n%s\nstderr:\n%s\nwant a failure naming it, no release, postgres kept", code, stdout, stderr)
+	}
+	if _, _, err := appNomad(t, g, "hello").Jobs().Info("hello", nil); err == nil {
+		t.Error("a deploy whose add-on failed registered the app's job")
+	}
+	if out := c.must("addons", withAddons()...); !strings.Contains(out, "provisioned") {
+		t.Errorf("after the failed deploy the add-ons are:\n%s\nwant postgres provisioned", out)
+	}
+	writeSpec(t, dir, string(spec))
+
 	out := c.must("deploy", withAddons(dir)...)
-	for _, want := range []string{"Attaching add-on postgres", "Attaching add-on memcached", "hello v3 is released and healthy"} {
+	for _, want := range []string{"Provisioning add-on postgres", "Provisioning add-on memcached", "migrate: table visits is ready", "hello v1 is released and healthy"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("deploy did not say %q:\n%s", want, out)
 		}
+	}
+	if i, j := strings.Index(out, "Provisioning add-on memcached"), strings.Index(out, "Releasing hello v1"); j < i {
+		t.Errorf("the release was made before the add-ons were provisioned:\n%s", out)
+	}
+	var releases []cli.ReleaseInfo
+	if err := json.Unmarshal([]byte(c.must("releases", "--json")), &releases); err != nil {
+		t.Fatal(err)
+	}
+	if len(releases) != 1 || releases[0].Version != "v1" || !strings.Contains(releases[0].Description, "attach postgres, memcached") {
+		t.Errorf("a deploy with two add-ons made the releases %+v, want v1 alone, saying it attached them", releases)
+	}
+	if out := c.must("addons", withAddons()...); strings.Count(out, " attached ") != 2 {
+		t.Errorf("after the deploy the add-ons are:\n%s\nwant both attached", out)
 	}
 	env := c.must("config", "--json")
 	for _, k := range []string{"DATABASE_URL", "MEMCACHED_SERVERS", "MEMCACHED_USERNAME", "MEMCACHED_PASSWORD"} {
@@ -53,6 +93,20 @@ func TestAddonsInARealDyno(t *testing.T) {
 	}
 
 	dynos := passingDynos(t, consul, "hello", 2, time.Minute)
+	// Every dyno the app ever had is of its one job version, whose environment has
+	// DATABASE_URL: the first dyno booted with it.
+	allocs, _, err := appNomad(t, g, "hello").Jobs().Allocations("hello", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range allocs {
+		if a.JobVersion != 0 {
+			t.Errorf("dyno %s runs job version %d: the deploy made more than one release", a.Name, a.JobVersion)
+		}
+	}
+	if v1, err := deploy.ReadEnv(context.Background(), appNomad(t, g, "hello"), job.Meta[deploy.MetaEnv]); err != nil || v1["DATABASE_URL"] == "" || v1["MEMCACHED_SERVERS"] == "" {
+		t.Errorf("v1's environment lacks the add-ons' variables (%v): %v", err, deploy.SortedKeys(v1))
+	}
 	web1 := dynos["web.1"]
 	first := get(t, web1, "/")
 	second := get(t, web1, "/")

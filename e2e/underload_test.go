@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/dynogrid/dynogrid/e2e/multihost"
-	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestReleasesUnderLoad keeps an open-loop load on the app through the router while it
@@ -27,13 +25,7 @@ func TestReleasesUnderLoad(t *testing.T) {
 	c.must("rollback", "v1")
 	passingDynos(t, consul, "steady", 1, time.Minute)
 	// Let the last dynos that were stopped finish what they had.
-	sent := load.Answered()
-	testutil.WaitFor(t, 30*time.Second, "20 more answers to the load", func() error {
-		if n := load.Answered() - sent; n < 20 {
-			return fmt.Errorf("the load stalled: %d answers", n)
-		}
-		return nil
-	})
+	waitMoreAnswers(t, load, 20)
 	s := multihost.Summarize(load.Stop())
 	t.Logf("release, scale up, scale down and rollback in %s under load: %s", time.Since(start).Round(time.Millisecond), s)
 	if s.Sent < 100 || s.FailedTotal() != 0 {

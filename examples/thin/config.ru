@@ -46,13 +46,13 @@ class DynoApp
     BODY
   end
 
-  # The app's visit counter, kept in the postgres add-on's database.
+  # The app's visit counter, kept in the postgres add-on's database, in the table the
+  # release phase creates (db/migrate.rb).
   def visits
     return "no database (dyno addons:create postgres)" unless ENV["DATABASE_URL"]
 
     require "pg"
     @db ||= PG.connect(ENV["DATABASE_URL"])
-    @db.exec("CREATE TABLE IF NOT EXISTS visits (id int PRIMARY KEY, n bigint NOT NULL)")
     @db.exec("INSERT INTO visits VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = visits.n + 1 RETURNING n")[0]["n"]
   rescue PG::Error => e
     @db = nil

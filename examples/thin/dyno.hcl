@@ -12,6 +12,14 @@ app "hello" {
     size = "shared"
   }
 
+  # The release phase: once per release, before its dynos start, db/migrate.rb creates
+  # the visit counter's table. It runs in a one-off dyno and has no dynos of its own.
+  process "release" {
+    command = "ruby db/migrate.rb"
+    memory  = 128
+    size    = "shared"
+  }
+
   config {
     RACK_ENV = "production"
   }

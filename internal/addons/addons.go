@@ -37,8 +37,14 @@ type Attachment struct {
 
 // Attachment states.
 const (
+	// StateProvisioning: the add-on was asked for a resource, which may not exist yet.
 	StateProvisioning = "provisioning"
-	StateAttached     = "attached"
+	// StateProvisioned: the resource exists and its variables are recorded, but no
+	// release gives them to the app yet: the deploy that provisioned it made no release,
+	// or its release failed. The next deploy attaches it.
+	StateProvisioned = "provisioned"
+	// StateAttached: a release gives the app the resource's variables.
+	StateAttached = "attached"
 )
 
 var attachNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
@@ -123,17 +129,45 @@ func (m *Manager) put(ctx context.Context, a *Attachment) error {
 // and makes a release that gives the app its variables. Running it again after a
 // failure retries with the same request ID, so the plugin returns the same resource.
 func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (*Attachment, error) {
+	cur, err := m.Deployer.Current(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	a, err := m.provision(ctx, app, service, name, plan)
+	if err != nil {
+		return nil, err
+	}
+	for k := range a.Env {
+		if _, taken := cur.Env[k]; taken {
+			return nil, fmt.Errorf("add-on %s would set %s, which %s already has; attach it under another name with --as", service, k, app)
+		}
+	}
+	if err := checkEnv(cur.Env, a.Env); err != nil {
+		return nil, fmt.Errorf("add-on %s was not attached to %s: its variables would break a config limit (%w); make room with `dyno config:unset` and run the same command again, or remove its resource with `dyno addons:destroy %s`", service, app, err, a.Name)
+	}
+	a.State = StateAttached
+	if err := m.put(ctx, a); err != nil {
+		return nil, err
+	}
+	if _, err := m.Deployer.SetConfig(ctx, app, a.Env, nil, fmt.Sprintf("Attach %s as %s", service, a.Name)); err != nil {
+		return nil, fmt.Errorf("the %s resource is ready but the release that gives it to %s failed: %w", service, app, err)
+	}
+	return m.Get(ctx, app, a.Name)
+}
+
+// provision asks add-on service for app's resource under name (default: the
+// service's name), recording the attachment as provisioning with a new request ID
+// first, or reusing the request ID of an attachment that is not attached yet. It
+// returns the attachment with the resource's variables, not yet recorded.
+func (m *Manager) provision(ctx context.Context, app, service, name, plan string) (*Attachment, error) {
 	if name == "" {
 		name = service
 	}
 	if !attachNameRe.MatchString(name) {
 		return nil, fmt.Errorf("--as %q is not an add-on name: use lowercase letters, digits and dashes", name)
 	}
-	cur, err := m.Deployer.Current(ctx, app)
+	plan, err := m.resolvePlan(ctx, service, plan)
 	if err != nil {
-		return nil, err
-	}
-	if plan, err = m.resolvePlan(ctx, service, plan); err != nil {
 		return nil, err
 	}
 	a, err := m.Get(ctx, app, name)
@@ -155,23 +189,8 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 	if err != nil {
 		return nil, fmt.Errorf("%w (run the same command again to retry: the add-on returns the same resource)", err)
 	}
-	env := prefixed(res.Env, name, service)
-	for k := range env {
-		if _, taken := cur.Env[k]; taken {
-			return nil, fmt.Errorf("add-on %s would set %s, which %s already has; attach it under another name with --as", service, k, app)
-		}
-	}
-	if err := checkEnv(cur.Env, env); err != nil {
-		return nil, fmt.Errorf("add-on %s was not attached to %s: its variables would break a config limit (%w); make room with `dyno config:unset` and run the same command again, or remove its resource with `dyno addons:destroy %s`", service, app, err, name)
-	}
-	a.ResourceID, a.Env, a.State = res.ID, env, StateAttached
-	if err := m.put(ctx, a); err != nil {
-		return nil, err
-	}
-	if _, err := m.Deployer.SetConfig(ctx, app, env, nil, fmt.Sprintf("Attach %s as %s", service, name)); err != nil {
-		return nil, fmt.Errorf("the %s resource is ready but the release that gives it to %s failed: %w", service, app, err)
-	}
-	return m.Get(ctx, app, name)
+	a.ResourceID, a.Env = res.ID, prefixed(res.Env, name, service)
+	return a, nil
 }
 
 // resolvePlan checks that the add-on has plan, and names its default plan for "".

@@ -133,10 +133,20 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	for _, e := range entries {
 		// As on Heroku: one web dyno; other process types wait for `dyno ps:scale`.
 		p := Process{Name: e.Name, Command: e.Command, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
-		if e.Name == "web" {
+		switch e.Name {
+		case "web":
 			p.Count, p.HealthCheck = 1, "/"
+		case ReleaseProcess:
+			p.Max = 0
+			spec.Release = &p
+			continue
 		}
 		spec.Processes = append(spec.Processes, p)
+	}
+	if len(spec.Processes) == 0 {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Subject: entries[0].Range.Ptr(),
+			Summary: "No process types",
+			Detail:  "The Procfile has only a release command, which runs once per release and has no dynos; add a line such as `web: thin start -p $PORT`."}}
 	}
 	sortProcesses(spec.Processes)
 	return spec, nil
@@ -260,6 +270,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 		}
 		spec.Processes = append(spec.Processes, p)
 	}
+	spec.Release = takeRelease(spec, a.Processes, add)
 	if len(spec.Processes) == 0 && !diags.HasErrors() {
 		add(a.DefRange, "No process types", `App %s runs nothing; add a block such as process "web" { command = "thin start -p $PORT" }, or procfile = "Procfile".`, short(a.Name))
 	}
@@ -408,6 +419,39 @@ func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]stri
 		*diags = append(*diags, e.diag(blocks[0].DefRange))
 	}
 	return config
+}
+
+// takeRelease moves the release process type out of the spec's process types: it runs
+// once per release in a one-off dyno and has no dynos, so a process "release" block may
+// not give it a count, a min, a max or a health check.
+func takeRelease(spec *Spec, blocks []processBlock, add func(hcl.Range, string, string, ...any)) *Process {
+	var release *Process
+	kept := spec.Processes[:0]
+	for i := range spec.Processes {
+		if spec.Processes[i].Name != ReleaseProcess {
+			kept = append(kept, spec.Processes[i])
+			continue
+		}
+		p := spec.Processes[i]
+		p.Count, p.Min, p.Max, p.HealthCheck = 0, 0, 0, ""
+		release = &p
+	}
+	spec.Processes = kept
+	for _, pb := range blocks {
+		if pb.Name != ReleaseProcess {
+			continue
+		}
+		for _, attr := range []struct {
+			set  bool
+			name string
+			rng  hcl.Range
+		}{{pb.Count != nil, "count", pb.CountRange}, {pb.Min != nil, "min", pb.MinRange}, {pb.Max != nil, "max", pb.MaxRange}} {
+			if attr.set {
+				add(attr.rng, "Release process with "+attr.name, "Process type release is the release phase: its command runs once per release, in a one-off dyno, before the new dynos start; it has no dynos, so remove %s.", attr.name)
+			}
+		}
+	}
+	return release
 }
 
 // reservedAppPrefixes name Nomad jobs that are not apps, such as the memcached

@@ -13,6 +13,8 @@ const (
 	DefaultTimeout  = 30 * time.Second
 	// SpecFile is the spec a directory's deploy looks for before its Procfile.
 	SpecFile = "dyno.hcl"
+	// ReleaseProcess is the process type that runs the release phase.
+	ReleaseProcess = "release"
 )
 
 // Spec is an app as the deployer needs it: every default applied, every path absolute.
@@ -21,9 +23,13 @@ type Spec struct {
 	// Dir is the absolute path of the app's source directory, packed into its slug.
 	Dir string `json:"dir"`
 	// Processes are the app's process types, sorted by name.
-	Processes []Process         `json:"processes"`
-	Config    map[string]string `json:"config,omitempty"`
-	Addons    []Addon           `json:"addons,omitempty"`
+	Processes []Process `json:"processes"`
+	// Release is the release phase's command (the `release` process type of the
+	// Procfile or the spec), run once per release in a one-off dyno before the new
+	// formation starts; nil when the app has none. It is never a process type with dynos.
+	Release *Process          `json:"release,omitempty"`
+	Config  map[string]string `json:"config,omitempty"`
+	Addons  []Addon           `json:"addons,omitempty"`
 	// Domains are custom domains the router routes to the web dynos, besides
 	// <name>.<router domain>.
 	Domains []string `json:"domains,omitempty"`

@@ -112,3 +112,29 @@ func TestNoSpecInDirectory(t *testing.T) {
 		t.Fatalf("diags = %q, want a message naming dyno.hcl and Procfile", FormatDiagnostics(diags))
 	}
 }
+
+// TestProcfileReleaseLine checks that a Procfile's release line is the release phase,
+// never a process type with dynos.
+func TestProcfileReleaseLine(t *testing.T) {
+	t.Parallel()
+	spec, diags := Load("testdata/relapp")
+	if diags.HasErrors() {
+		t.Fatalf("unexpected diagnostics:\n%s", FormatDiagnostics(diags))
+	}
+	if spec.Process(ReleaseProcess) != nil || len(spec.Processes) != 1 {
+		t.Errorf("processes = %+v, want web alone", spec.Processes)
+	}
+	if spec.Release == nil || spec.Release.Command != "ruby bin/migrate.rb" || spec.Release.Count != 0 {
+		t.Errorf("release = %+v, want the Procfile's release command, with no dynos", spec.Release)
+	}
+	dir := filepath.Join(t.TempDir(), "onlyrelease")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Procfile"), []byte("release: rake db:migrate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, diags := Load(dir); !diags.HasErrors() || !strings.Contains(FormatDiagnostics(diags), "only a release command") {
+		t.Errorf("a Procfile with only a release line gave %q, want an error saying it has no process type", FormatDiagnostics(diags))
+	}
+}

@@ -1,47 +1,22 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dynogrid/dynogrid/internal/addons"
 	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	nomadapi "github.com/hashicorp/nomad/api"
 	mcli "github.com/mitchellh/cli"
 )
 
 type deployCommand struct{ meta }
 
-// attachSpecAddons attaches the spec's add-ons that the app does not have yet.
-func (c *deployCommand) attachSpecAddons(ctx context.Context, spec *appspec.Spec, af addonFlags) error {
-	if len(spec.Addons) == 0 {
-		return nil
-	}
-	mgr, err := c.addonManager(spec.Name, af)
-	if err != nil {
-		return err
-	}
-	have, err := mgr.List(ctx, spec.Name)
-	if err != nil {
-		return err
-	}
-	attached := map[string]bool{}
-	for _, a := range have {
-		attached[a.Name] = a.State == addons.StateAttached
-	}
-	for _, a := range spec.Addons {
-		if attached[a.Name] {
-			continue
-		}
-		c.ui.Output(fmt.Sprintf("==> Attaching add-on %s as %s", a.Service, a.Name))
-		if _, err := mgr.Attach(ctx, spec.Name, a.Service, a.Name, a.Plan); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// maxReleaseTimeout bounds --release-timeout.
+const maxReleaseTimeout = 2 * time.Hour
 
 func (c *deployCommand) Synopsis() string { return "Deploy an app from its spec or Procfile" }
 func (c *deployCommand) Help() string {
@@ -52,16 +27,31 @@ func (c *deployCommand) Help() string {
   and releases it. It waits until every new dyno is healthy. A failed deploy
   says why and leaves the previous release serving.
 
+  A deploy is one release. The spec's add-ons that are not attached yet are
+  provisioned first, and the release's first dyno has their variables. A
+  release process type (a release: line in the Procfile, or a process "release"
+  block) runs once in a one-off dyno with the new code and config before any new
+  dyno starts, its output shown here; if it exits non-zero or runs out of time,
+  the release fails and the previous release keeps serving.
+
   An app that is already deployed keeps its dyno counts (change them with
-  ` + "`dyno ps:scale`" + `) and its config vars, with the spec's on top. The spec's
-  add-ons that are not attached yet are attached, each in a release of its own.
+  ` + "`dyno ps:scale`" + `) and its config vars, with the spec's on top.
+
+Options:
+  --release-timeout=D  How long the release phase may take, from its start to
+                       its command's exit (default 10m)
 ` + commonHelp + addonsHelp
 }
 
 func (c *deployCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("deploy", &af)
+	releaseTimeout := fs.Duration("release-timeout", deploy.DefaultReleasePhaseTimeout, "")
 	if err := parseArgs(fs, args); err != nil {
+		return 1
+	}
+	if *releaseTimeout <= 0 || *releaseTimeout > maxReleaseTimeout {
+		c.ui.Error(fmt.Sprintf("--release-timeout %s: give more than 0 and at most %s", *releaseTimeout, maxReleaseTimeout))
 		return 1
 	}
 	spec, code := loadSpec(c.ui, fs.Args())
@@ -73,17 +63,27 @@ func (c *deployCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	d.ReleasePhaseTimeout = *releaseTimeout
+	var attach *addons.SpecAttach
+	var provision deploy.Attaching
+	if len(spec.Addons) > 0 {
+		mgr, err := c.addonManager(spec.Name, af)
+		if err != nil {
+			return c.fail(err)
+		}
+		attach = &addons.SpecAttach{Manager: mgr, App: spec.Name, Want: spec.Addons, Progress: c.ui.Output}
+		provision = attach.Provision
+	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	job, err := d.Deploy(ctx, spec)
+	job, err := d.Deploy(ctx, spec, provision)
 	if err != nil {
 		return c.fail(err)
 	}
-	if err := c.attachSpecAddons(ctx, spec, af); err != nil {
-		return c.fail(err)
-	}
-	if cur, err := d.Current(ctx, spec.Name); err == nil {
-		job = cur.Job
+	if attach != nil {
+		if err := attach.Attached(ctx); err != nil {
+			return c.fail(err)
+		}
 	}
 	if c.json {
 		return c.printJSON(map[string]any{"app": spec.Name, "release": job.Meta["dyno.release"]})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -19,7 +20,8 @@ func (c *logsCommand) Help() string {
 	return `Usage: dyno logs [options]
 
   Shows the output of the app's dynos, each line prefixed by its dyno's name, and
-  the router's line for each request to the app, prefixed "router". Lines are
+  the router's line for each request to the app, prefixed "router". The output
+  of the app's last release phases is shown as that of dyno release.vN. Lines are
   merged in time order: a router line's time is when the router logged it, a
   dyno's line's the time dyno logs read it. With --tail it keeps streaming
   until Ctrl-C.
@@ -74,9 +76,14 @@ func (c *logsCommand) Run(args []string) int {
 	var picked []Dyno
 	if !onlyRouter {
 		dynos, err := c.dynos(app, false)
-		if err != nil {
+		if err != nil && !errors.Is(err, deploy.ErrNoApp) {
 			return c.fail(err)
 		}
+		phases, perr := releasePhaseDynos(context.Background(), c.deployerFor(nomad), app)
+		if perr != nil || (err != nil && len(phases) == 0) {
+			return c.fail(errors.Join(err, perr))
+		}
+		dynos = append(dynos, phases...)
 		for _, d := range dynos {
 			if (*dyno == "" || d.Name == *dyno) && (*process == "" || d.Process == *process) {
 				picked = append(picked, d)
@@ -179,9 +186,10 @@ func streamLog(ctx context.Context, nomad *nomadapi.Client, alloc *nomadapi.Allo
 			data := f.Data
 			keep := 0
 			if first {
-				// The stream starts num*256 bytes before the end: drop the cut line, and
-				// show only the last num lines.
-				if f.Offset > 0 {
+				// The stream starts num*256 bytes before the end, or at the start of a
+				// shorter log: drop a cut line, and show only the last num lines. A
+				// frame's offset is where its data ends.
+				if f.Offset > int64(len(f.Data)) {
 					if i := bytes.IndexByte(data, '\n'); i >= 0 {
 						data = data[i+1:]
 					}

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 )
 
@@ -15,6 +19,9 @@ type ReleaseInfo struct {
 	Description string    `json:"description"`
 	Created     time.Time `json:"created"`
 	Current     bool      `json:"current"`
+	// Status is "failed" for a release whose release phase failed: it never ran.
+	Status string `json:"status,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 type releasesCommand struct{ meta }
@@ -24,7 +31,8 @@ func (c *releasesCommand) Help() string {
 	return `Usage: dyno releases [options]
 
   Lists the app's releases, newest first: each deploy, config change and
-  rollback makes one.
+  rollback makes one. A release whose release phase failed is listed as failed,
+  with why; it never ran.
 ` + commonHelp
 }
 
@@ -37,8 +45,12 @@ func (c *releasesCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	versions, _, _, err := nomad.Jobs().Versions(app, false, nil)
+	failed, err := c.deployerFor(nomad).FailedReleases(context.Background(), app)
 	if err != nil {
+		return c.fail(err)
+	}
+	versions, _, _, err := nomad.Jobs().Versions(app, false, nil)
+	if err != nil && !(apierr.IsStatus(err, http.StatusNotFound) && len(failed) > 0) {
 		return c.fail(fmt.Errorf("failed to read the releases of %s: %w", app, err))
 	}
 	var releases []ReleaseInfo
@@ -60,6 +72,7 @@ func (c *releasesCommand) Run(args []string) int {
 			}
 		}
 	}
+	releases = withFailed(releases, failed)
 	if c.json {
 		return c.printJSON(releases)
 	}
@@ -70,8 +83,22 @@ func (c *releasesCommand) Run(args []string) int {
 			mark = "*"
 		}
 		c.ui.Output(fmt.Sprintf("%s %-5s %-40s %s", mark, r.Version, r.Description, r.Created.Format("2006-01-02 15:04:05")))
+		if r.Status != "" {
+			c.ui.Output(fmt.Sprintf("        %s: %s", r.Status, r.Reason))
+		}
 	}
 	return 0
+}
+
+// withFailed adds the failed releases to releases, newest first by release number.
+func withFailed(releases []ReleaseInfo, failed []deploy.FailedRelease) []ReleaseInfo {
+	for _, f := range failed {
+		releases = append(releases, ReleaseInfo{Version: deploy.ReleaseName(f.Version), Description: f.Description,
+			Created: f.Created, Status: "failed", Reason: f.Reason})
+	}
+	number := func(r ReleaseInfo) int { n, _ := strconv.Atoi(strings.TrimPrefix(r.Version, "v")); return n }
+	sort.SliceStable(releases, func(i, j int) bool { return number(releases[i]) > number(releases[j]) })
+	return releases
 }
 
 type rollbackCommand struct{ meta }

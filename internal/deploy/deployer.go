@@ -27,6 +27,8 @@ type Deployer struct {
 	Progress io.Writer
 	// Timeout bounds the wait for a release's dynos to be healthy.
 	Timeout time.Duration
+	// ReleasePhaseTimeout bounds a release phase (DefaultReleasePhaseTimeout when 0).
+	ReleasePhaseTimeout time.Duration
 	// Consul, when set, lets Scale return as soon as the new web dynos pass their
 	// health check, which is when the router routes them, rather than when Nomad's
 	// deployment of the scale ends (Nomad counts a dyno healthy once its check has
@@ -77,15 +79,27 @@ func (d *Deployer) Current(ctx context.Context, app string) (*App, error) {
 			a.Next = n + 1
 		}
 	}
+	if a.Next, err = d.nextAfterFailed(ctx, app, a.Next); err != nil {
+		return nil, err
+	}
 	if a.Env, err = ReadEnv(ctx, d.Nomad, job.Meta[MetaEnv]); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// Deploy packs the spec's code into a slug and releases it. An existing app keeps its
-// current dyno counts and config vars, with the spec's config vars on top.
-func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Job, error) {
+// Attaching provisions the add-ons a deploy attaches. It gets the release's environment
+// without them and returns their variables and their names; Deploy calls it once the
+// slug is packed, before anything of the release is written.
+type Attaching func(ctx context.Context, env map[string]string) (vars map[string]string, names []string, err error)
+
+// Deploy packs the spec's code into a slug and releases it, in one release: the
+// variables of the add-ons attach provisions (nil: none) are in it from its first dyno,
+// and its release phase, if the spec has one, runs before its dynos start. An existing
+// app keeps its current dyno counts and config vars, with the spec's config vars on top.
+// When the release phase fails nothing is registered, and the failed release keeps its
+// number (FailedReleases).
+func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec, attach Attaching) (*nomadapi.Job, error) {
 	if err := d.ensureTenant(ctx, spec.Name); err != nil {
 		return nil, err
 	}
@@ -99,7 +113,7 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Jo
 		return nil, err
 	}
 	d.progress("    slug %s (%d KB)", s.SHA256[:12], s.Size/1024)
-	r := Release{Spec: spec, Slug: s, Version: 1, Description: "Deploy " + s.SHA256[:12]}
+	r := Release{Spec: spec, Slug: s, Description: "Deploy " + s.SHA256[:12]}
 	env := map[string]string{}
 	if cur != nil {
 		r.Version = cur.Next
@@ -113,15 +127,55 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec) (*nomadapi.Jo
 			}
 		}
 		env = cur.Env
+	} else if r.Version, err = d.nextAfterFailed(ctx, spec.Name, 1); err != nil {
+		return nil, err
 	}
 	for k, v := range spec.Config {
 		env[k] = v
 	}
+	if err := checkEnv(spec.Name, env); err != nil {
+		return nil, err
+	}
+	if attach != nil {
+		vars, names, err := attach(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range vars {
+			env[k] = v
+		}
+		if len(names) > 0 {
+			r.Description += ", attach " + strings.Join(names, ", ")
+		}
+	}
 	if r.EnvPath, err = WriteEnv(ctx, d.Nomad, spec.Name, env); err != nil {
 		return nil, err
 	}
+	if spec.Release != nil {
+		if err := d.runReleasePhase(ctx, r); err != nil {
+			if errors.Is(err, ErrReleasePhase) {
+				if rerr := d.recordFailedRelease(context.WithoutCancel(ctx), r, strings.TrimPrefix(err.Error(), ErrReleasePhase.Error()+": ")); rerr != nil {
+					return nil, fmt.Errorf("%w (and %v)", err, rerr)
+				}
+			}
+			return nil, err
+		}
+	}
 	job := Job(r)
 	return job, d.register(ctx, job, cur)
+}
+
+// nextAfterFailed returns next, or the number after the app's last failed release when
+// that is higher: a failed release keeps its number.
+func (d *Deployer) nextAfterFailed(ctx context.Context, app string, next int) (int, error) {
+	failed, err := d.failedVersions(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	if n := len(failed); n > 0 && failed[n-1] >= next {
+		next = failed[n-1] + 1
+	}
+	return next, nil
 }
 
 // Plan asks Nomad what deploying spec would change, without changing anything.

@@ -8,8 +8,8 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-// Destroy stops the app's dynos, purges its job (releases included) and removes its
-// config variables. It returns once no dyno of the app runs.
+// Destroy stops the app's dynos, purges its job (releases included) and its release
+// phases' jobs, and removes its config variables. It returns once no dyno of the app runs.
 func (d *Deployer) Destroy(ctx context.Context, app string) error {
 	if _, err := d.Current(ctx, app); err != nil {
 		return err
@@ -23,6 +23,15 @@ func (d *Deployer) Destroy(ctx context.Context, app string) error {
 	}
 	if _, _, err := d.Nomad.Jobs().DeregisterOpts(app, &nomadapi.DeregisterOptions{Purge: true}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("failed to purge %s: %w", app, err)
+	}
+	phases, err := d.ReleasePhases(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, p := range phases {
+		if _, _, err := d.Nomad.Jobs().DeregisterOpts(p.JobID, &nomadapi.DeregisterOptions{Purge: true}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+			return fmt.Errorf("failed to remove the release phase of %s %s: %w", app, p.Release, err)
+		}
 	}
 	vars, _, err := d.Nomad.Variables().PrefixList("nomad/jobs/"+app+"/", (&nomadapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {

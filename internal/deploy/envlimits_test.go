@@ -42,6 +42,8 @@ func fakeNomadWith(t *testing.T, env map[string]string, groups []*nomadapi.TaskG
 			body = job
 		case r.URL.Path == "/v1/job/shop/versions":
 			body = map[string]any{"Versions": []*nomadapi.Job{job}}
+		case r.URL.Path == "/v1/vars": // no failed release
+			body = []*nomadapi.VariableMetadata{}
 		case r.URL.Path == "/v1/var/"+envPath:
 			body = &nomadapi.Variable{Path: envPath, Items: env}
 		default:

@@ -32,14 +32,39 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	if src == nil {
 		return "", nil, fmt.Errorf("%s has no release to run a command in", app)
 	}
+	id := oneOffID(app)
+	envPath, err := d.copyEnv(ctx, cur.Job.Meta[MetaEnv], id)
+	if err != nil {
+		return "", nil, err
+	}
+	job := oneOffJob(id, app, cur.Job.Meta[MetaRelease], src, memoryMB, envPath)
+
+	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		d.removeEnvCopy(context.Background(), envPath)
+		return "", nil, fmt.Errorf("failed to start a one-off dyno: %w", err)
+	}
+	alloc, err := d.waitRunning(ctx, id)
+	if err != nil {
+		_ = d.StopOneOff(context.Background(), id)
+		return "", nil, err
+	}
+	return id, alloc, nil
+}
+
+// oneOffID names a new one-off dyno's job: <app>-run-<8 hex>.
+func oneOffID(app string) string {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	id := fmt.Sprintf("%s-run-%s", app, hex.EncodeToString(suffix))
+	return fmt.Sprintf("%s-run-%s", app, hex.EncodeToString(suffix))
+}
 
+// oneOffJob is the batch job of one-off dyno id: the slug of task src, with the
+// cores or CPU share of src and memoryMB, whose task waits.
+func oneOffJob(id, app, release string, src *nomadapi.Task, memoryMB int, envPath string) *nomadapi.Job {
 	job := nomadapi.NewBatchJob(id, id, "global", 50)
 	job.Namespace = ptr(tenancy.Namespace(app))
 	job.Datacenters = []string{"*"}
-	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: cur.Job.Meta[MetaRelease]}
+	job.Meta = map[string]string{MetaApp: app, MetaProcess: OneOffProcess, MetaRelease: release}
 	tg := nomadapi.NewTaskGroup(OneOffProcess, 1)
 	tg.Meta = map[string]string{MetaProcess: OneOffProcess}
 	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
@@ -60,24 +85,10 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 	task.KillSignal = "SIGTERM"
 	task.KillTimeout = ptr(5 * time.Second)
 	task.Env = map[string]string{"HOME": "/app"}
-	envPath, err := d.copyEnv(ctx, cur.Job.Meta[MetaEnv], id)
-	if err != nil {
-		return "", nil, err
-	}
 	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, envPath)}
 	tg.AddTask(task)
 	job.AddTaskGroup(tg)
-
-	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		d.removeEnvCopy(context.Background(), envPath)
-		return "", nil, fmt.Errorf("failed to start a one-off dyno: %w", err)
-	}
-	alloc, err := d.waitRunning(ctx, id)
-	if err != nil {
-		_ = d.StopOneOff(context.Background(), id)
-		return "", nil, err
-	}
-	return id, alloc, nil
+	return job
 }
 
 // StopOneOff stops and removes a one-off dyno's job and its copy of the config.

@@ -1,0 +1,103 @@
+package addons
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+)
+
+// TestSpecAttach_OneReleaseForTheDeploy: the deploy's add-ons are provisioned and their
+// variables handed to the deploy, without a release of their own, and recorded
+// attached once the deploy's release is out.
+func TestSpecAttach_OneReleaseForTheDeploy(t *testing.T) {
+	t.Parallel()
+	c := newCache(goodAnswer)
+	m, f := newManager(t, appEnv, c, 0)
+	ctx := context.Background()
+	s := &SpecAttach{Manager: m, App: "shop", Want: []appspec.Addon{{Service: "cache", Name: "cache"}, {Service: "cache", Name: "sessions", Plan: "large"}}}
+
+	vars, names, err := s.Provision(ctx, map[string]string{"RACK_ENV": "production"})
+	if err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if !equal(names, []string{"cache", "sessions"}) || vars["CACHE_URL"] != "cache://shop/small" || vars["SESSIONS_CACHE_URL"] != "cache://shop/large" || len(vars) != 4 {
+		t.Errorf("Provision = %v, %v; want both add-ons' variables", vars, names)
+	}
+	if r := f.released(); len(r) != 0 {
+		t.Errorf("provisioning made releases %q, want none: the deploy makes the one release", r)
+	}
+	for _, name := range names {
+		if a, err := m.Get(ctx, "shop", name); err != nil || a.State != StateProvisioned {
+			t.Errorf("%s after Provision: %+v, %v; want provisioned", name, a, err)
+		}
+	}
+	if err := s.Attached(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if a, err := m.Get(ctx, "shop", name); err != nil || a.State != StateAttached {
+			t.Errorf("%s after Attached: %+v, %v; want attached", name, a, err)
+		}
+	}
+	// A second deploy provisions nothing.
+	again := &SpecAttach{Manager: m, App: "shop", Want: s.Want}
+	if vars, names, err := again.Provision(ctx, f.env()); err != nil || len(vars) != 0 || len(names) != 0 || len(c.provisioned) != 2 {
+		t.Errorf("a second deploy's Provision = %v, %v, %v (asked %d times); want nothing asked", vars, names, err, len(c.provisioned))
+	}
+}
+
+// TestSpecAttach_FailureKeepsWhatWasProvisioned: when an add-on cannot be provisioned
+// the deploy gets an error saying no release was made; the add-on provisioned before
+// it stays provisioned, and the next deploy gets the same resource for it.
+func TestSpecAttach_FailureKeepsWhatWasProvisioned(t *testing.T) {
+	t.Parallel()
+	c := newCache(goodAnswer)
+	m, f := newManager(t, appEnv, c, 0)
+	ctx := context.Background()
+	want := []appspec.Addon{{Service: "cache", Name: "cache"}, {Service: "redis", Name: "redis"}}
+	_, _, err := (&SpecAttach{Manager: m, App: "shop", Want: want}).Provision(ctx, appEnv)
+	if err == nil || !strings.Contains(err.Error(), `add-on "redis"`) || !strings.Contains(err.Error(), "no release was made (cache stay provisioned, unattached") {
+		t.Fatalf("Provision = %v, want an error naming redis, saying no release was made and cache stays", err)
+	}
+	if a, err := m.Get(ctx, "shop", "cache"); err != nil || a.State != StateProvisioned || len(f.released()) != 0 {
+		t.Errorf("cache after the failure: %+v, %v, releases %q; want provisioned, no release", a, err, f.released())
+	}
+	vars, names, err := (&SpecAttach{Manager: m, App: "shop", Want: want[:1]}).Provision(ctx, appEnv)
+	if err != nil || !equal(names, []string{"cache"}) || len(c.provisioned) != 2 || c.provisioned[0].RequestID != c.provisioned[1].RequestID || vars["CACHE_TOKEN"] != "t-"+c.provisioned[0].RequestID {
+		t.Errorf("the next deploy: %v, %v, %v, asked %+v; want the same request and resource", vars, names, err, c.provisioned)
+	}
+}
+
+// TestSpecAttach_Clashes: variables that clash with the app's or with each other's are
+// refused before any release.
+func TestSpecAttach_Clashes(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want []appspec.Addon
+		err  string
+	}{
+		"a config var": {map[string]string{"CACHE_URL": "mine"}, []appspec.Addon{{Service: "cache", Name: "cache"}},
+			"add-on cache would set CACHE_URL, which shop already has"},
+		"a config limit": {fullEnv(appspec.MaxConfigVars - 1), []appspec.Addon{{Service: "cache", Name: "cache"}},
+			"the add-ons' variables would break a config limit of shop"},
+	} {
+		m, f := newManager(t, appEnv, newCache(goodAnswer), 0)
+		_, _, err := (&SpecAttach{Manager: m, App: "shop", Want: tc.want}).Provision(context.Background(), tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.err) || len(f.released()) != 0 {
+			t.Errorf("%s: Provision = %v, releases %q; want %q and no release", name, err, f.released(), tc.err)
+		}
+	}
+}
+
+// fullEnv is an environment of n config vars.
+func fullEnv(n int) map[string]string {
+	env := map[string]string{}
+	for i := range n {
+		env[fmt.Sprintf("VAR_%d", i)] = "x"
+	}
+	return env
+}

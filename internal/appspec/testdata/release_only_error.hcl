@@ -1,0 +1,5 @@
+app "migrating" {
+  process "release" {
+    command = "rake db:migrate"
+  }
+}
