@@ -22,6 +22,8 @@ const (
 	ConsulCluster = "router-cluster"
 	ConsulMeter   = "meter"
 	ConsulUsage   = "usage"
+	// ConsulAutoscaler finds the routers of a cluster.
+	ConsulAutoscaler = "autoscaler"
 )
 
 // Nomad policies: the file nomad/<name>.hcl is created as policy dynogrid-<name>.
@@ -30,6 +32,7 @@ const (
 	NomadRouter         = "router"
 	NomadAddonMemcached = "addon-memcached"
 	NomadLogDrain       = "logdrain"
+	NomadAutoscaler     = "autoscaler"
 )
 
 // AddonNamespace is the Nomad namespace of the add-ons' own jobs (memcached servers).

@@ -31,6 +31,9 @@ const (
 
 	// RouterService is the Consul service each cluster router registers in its agent.
 	RouterService = "dyno-router"
+	// MetricsMeta is the meta of RouterService that holds the router's -metrics-listen
+	// address, where dyno-autoscaler reads its queue waits.
+	MetricsMeta = "metrics"
 
 	sessionTTL     = 10 * time.Second
 	checkTTL       = 3 * time.Second
@@ -48,7 +51,7 @@ func (c *cluster) checkID() string   { return RouterService + "-" + c.id + "-ali
 // register puts the router's service and TTL check (passing) in its agent.
 func (c *cluster) register() error {
 	err := c.client.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
-		ID: c.serviceID(), Name: RouterService, Meta: map[string]string{"router_id": c.id},
+		ID: c.serviceID(), Name: RouterService, Meta: map[string]string{"router_id": c.id, MetricsMeta: c.r.cfg.MetricsListen},
 		Check: &consulapi.AgentServiceCheck{CheckID: c.checkID(), Name: "dyno-router " + c.id + " alive",
 			TTL: checkTTL.String(), Status: consulapi.HealthPassing, DeregisterCriticalServiceAfter: "1m"},
 	})

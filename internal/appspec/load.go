@@ -67,6 +67,8 @@ type processBlock struct {
 	HealthCheck *string   `hcl:"health_check,optional"`
 	Size        *string   `hcl:"size,optional"`
 
+	Autoscale []autoscaleBlock `hcl:"autoscale,block"`
+
 	CommandRange     hcl.Range `hcl:"command,attr_value_range"`
 	CountRange       hcl.Range `hcl:"count,attr_value_range"`
 	MinRange         hcl.Range `hcl:"min,attr_value_range"`
@@ -332,6 +334,7 @@ func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProc
 	default:
 		add(pb.DefRange, "Missing command", "Process type %s has no command; add `command = \"...\"`, or `procfile = \"Procfile\"` to the app block.", short(pb.Name))
 	}
+	p.Autoscale = resolveAutoscale(&pb, add)
 	resolveCounts(pb, &p, add)
 	if pb.Memory != nil {
 		if *pb.Memory < MinMemoryMB || *pb.Memory > MaxMemoryMB {

@@ -53,6 +53,8 @@ type Process struct {
 	HealthCheck string `json:"health_check,omitempty"`
 	// Size is SizeDedicated or SizeShared.
 	Size string `json:"size"`
+	// Autoscale, on web only, lets the autoscaler set the count within Min and Max.
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
 }
 
 // Dyno sizes. Every dyno runs on exactly one core; a dedicated dyno has its core to

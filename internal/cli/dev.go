@@ -45,6 +45,7 @@ func (f *devFlags) register(fsys *flag.FlagSet) {
 	fsys.IntVar(&f.opts.NomadPort, "nomad-port", d.NomadPort, "Nomad HTTP port (the next two ports are Nomad's too)")
 	fsys.IntVar(&f.opts.RouterPort, "router-port", d.RouterPort, "router HTTP port, metrics on the next, router logs on the one after (0: no router)")
 	fsys.IntVar(&f.opts.PostgresPort, "postgres-port", d.PostgresPort, "PostgreSQL port for the postgres add-on (0: none)")
+	fsys.IntVar(&f.opts.AutoscalerMetricsPort, "autoscaler-metrics-port", d.AutoscalerMetricsPort, "autoscaler metrics port (0: none); the autoscaler runs with the router")
 	fsys.StringVar(&f.opts.RouterDomain, "domain", d.RouterDomain, "router domain: Host <app>.<domain> reaches an app")
 }
 
@@ -80,7 +81,9 @@ Options:
   --consul-port=N    Consul HTTP port; N+1..N+3 are its serf and server ports
   --nomad-port=N     Nomad HTTP port; N+1 and N+2 are its RPC and serf ports
   --router-port=N    Router HTTP port, N+1 for its metrics, N+2 for its logs
-                     endpoint (0: no router)
+                     endpoint (0: no router, nor autoscaler)
+  --autoscaler-metrics-port=N
+                     Autoscaler metrics port (default 8083; 0: none)
   --postgres-port=N  PostgreSQL for the postgres add-on (0: none)
   --domain=D         Router domain: Host <app>.D reaches an app (default localhost)
   --timeout=D        How long to wait for the grid to be healthy (default 2m)
@@ -178,6 +181,9 @@ func gridSummary(g *devgrid.Grid) string {
 	fmt.Fprintf(&b, "    Consul UI: http://%s/ui/\n", o.ConsulAddr())
 	if o.RouterPort != 0 {
 		fmt.Fprintf(&b, "    Router:    http://%s/ (Host: <app>.%s), metrics http://%s:%d/metrics, logs http://%s\n", o.RouterAddr(), o.RouterDomain, o.Bind, o.RouterPort+1, o.RouterLogsAddr())
+		if o.AutoscalerMetricsPort != 0 {
+			fmt.Fprintf(&b, "    Autoscaler: metrics http://%s:%d/metrics\n", o.Bind, o.AutoscalerMetricsPort)
+		}
 	}
 	fmt.Fprintf(&b, "    export NOMAD_ADDR=http://%s CONSUL_HTTP_ADDR=%s DYNO_SLUG_STORE=%s DYNO_ADDON_CONFIG=%s\n",
 		o.NomadAddr(), o.ConsulAddr(), o.SlugStore(), o.AddonConfig())

@@ -46,6 +46,10 @@ func lastScales(st *nomadapi.JobScaleStatusResponse) map[string]Scale {
 	return out
 }
 
+// AutoscalerSource is the meta Source of the scaling events dyno-autoscaler posts;
+// their message says why.
+const AutoscalerSource = "dyno-autoscaler"
+
 // scaledBy tells the Nomad UI (which marks its scales with meta Source = nomad-ui) and
 // `dyno ps:scale` and `dyno ps:stop` (whose messages start with its name) from other callers, which are
 // named by their message.
@@ -53,6 +57,8 @@ func scaledBy(e nomadapi.ScalingEvent) string {
 	switch {
 	case e.Meta["Source"] == "nomad-ui":
 		return "from the Nomad UI"
+	case e.Meta["Source"] == AutoscalerSource:
+		return fmt.Sprintf("by the autoscaler (%s)", e.Message)
 	case strings.HasPrefix(e.Message, "dyno ps:scale"):
 		return "with dyno ps:scale"
 	case strings.HasPrefix(e.Message, "dyno ps:stop"):

@@ -23,7 +23,9 @@ func TestLastScales(t *testing.T) {
 		"worker": {Events: []nomadapi.ScalingEvent{{Count: count(0), PreviousCount: 1, Time: at(5), Message: "dyno ps:scale worker=0"}}},
 		"clock":  {Events: []nomadapi.ScalingEvent{{Count: count(1), Time: at(7), Message: "nightly"}}},
 		"mailer": {Events: []nomadapi.ScalingEvent{{Count: count(1), Time: at(8)}}},
-		"idle":   {},
+		"api": {Events: []nomadapi.ScalingEvent{{Count: count(4), PreviousCount: 2, Time: at(9),
+			Message: "p95 queue wait 180ms over the 50ms target", Meta: map[string]any{"Source": AutoscalerSource}}}},
+		"idle": {},
 	}}
 	got := lastScales(st)
 	want := map[string]Scale{
@@ -31,6 +33,7 @@ func TestLastScales(t *testing.T) {
 		"worker": {From: 1, To: 0, Time: time.Unix(0, int64(at(5))), By: "with dyno ps:scale"},
 		"clock":  {From: 0, To: 1, Time: time.Unix(0, int64(at(7))), By: `through Nomad's API ("nightly")`},
 		"mailer": {From: 0, To: 1, Time: time.Unix(0, int64(at(8))), By: "through Nomad's API"},
+		"api":    {From: 2, To: 4, Time: time.Unix(0, int64(at(9))), By: "by the autoscaler (p95 queue wait 180ms over the 50ms target)"},
 	}
 	if len(got) != len(want) {
 		t.Errorf("scales of %d process types, want %d: %+v", len(got), len(want), got)

@@ -12,17 +12,26 @@ import (
 // the group's count wherever it is changed: Nomad refuses a count outside them, from
 // `dyno ps:scale`, the Nomad UI's count stepper (which the UI shows only for a group
 // with a policy) or its job scale API.
+//
+// A process type with an autoscale block gets an enabled policy whose policy map is
+// its autoscale policy (appspec.Autoscale.Policy): dyno-autoscaler finds it through
+// Nomad's scaling API and sets the count within min and max.
 func scaling(p appspec.Process) *nomadapi.ScalingPolicy {
-	return &nomadapi.ScalingPolicy{
+	s := &nomadapi.ScalingPolicy{
 		Min:     ptr(int64(p.Min)),
 		Max:     ptr(int64(p.Max)),
 		Enabled: ptr(autoscales(p)),
 	}
+	if autoscales(p) {
+		s.Policy = p.Autoscale.Policy()
+	}
+	return s
 }
 
-// autoscales says whether an autoscaler sets p's dyno count within min and max. None
-// does: a disabled policy leaves the count to whoever scales the process type.
-func autoscales(appspec.Process) bool { return false }
+// autoscales says whether the autoscaler sets p's dyno count within min and max: when
+// the spec gives p an autoscale block. A disabled policy leaves the count to whoever
+// scales the process type.
+func autoscales(p appspec.Process) bool { return p.Autoscale != nil }
 
 // withinRange brings a dyno count kept from the running formation within p's min and
 // max.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
@@ -71,5 +72,26 @@ func TestScaleChecksMinAndMax(t *testing.T) {
 		if w := writes(); len(w) > 0 {
 			t.Errorf("%s: Nomad got writes %v; want none", name, w)
 		}
+	}
+}
+
+// TestAutoscaledGroupHasAnEnabledPolicy checks that a process type with an autoscale
+// block gets an enabled scaling policy carrying the autoscale policy, which the
+// autoscaler reads back as the spec gave it.
+func TestAutoscaledGroupHasAnEnabledPolicy(t *testing.T) {
+	t.Parallel()
+	r := testRelease()
+	want := appspec.Autoscale{P95QueueWait: 50 * time.Millisecond, MaxCostMicroUSD: 500_000}
+	r.Spec.Processes[0].Min, r.Spec.Processes[0].Max, r.Spec.Processes[0].Autoscale = 1, 20, &want
+	s := Job(r).LookupTaskGroup("web").Scaling
+	if s == nil || s.Enabled == nil || !*s.Enabled || *s.Min != 1 || *s.Max != 20 {
+		t.Fatalf("web scaling = %+v, want enabled, min 1, max 20", s)
+	}
+	got, err := appspec.AutoscaleFromPolicy(s.Policy)
+	if err != nil || got != want {
+		t.Errorf("policy %v reads as %+v, %v; want %+v", s.Policy, got, err, want)
+	}
+	if w := Job(r).LookupTaskGroup("worker").Scaling; *w.Enabled || w.Policy != nil {
+		t.Errorf("worker scaling = %+v, want disabled without policy", w)
 	}
 }

@@ -34,6 +34,11 @@ type Options struct {
 	RouterPort int
 	// RouterDomain is the router's domain: Host <app>.<domain> reaches an app.
 	RouterDomain string
+	// AutoscalerMetricsPort serves dyno-autoscaler's /metrics; 0 serves none. The
+	// autoscaler runs with the router.
+	AutoscalerMetricsPort int `json:"autoscaler_metrics_port,omitempty"`
+	// AutoscalerFlags are extra dyno-autoscaler flags (its cooldowns, say).
+	AutoscalerFlags []string `json:"autoscaler_flags,omitempty"`
 	// PostgresPort is the port of the PostgreSQL server for the postgres add-on; 0 runs
 	// none.
 	PostgresPort int
@@ -71,6 +76,8 @@ func Defaults() Options {
 		RouterPort:   8080,
 		RouterDomain: "localhost",
 		PostgresPort: 5433,
+
+		AutoscalerMetricsPort: 8083,
 	}
 }
 
@@ -113,7 +120,7 @@ func (o Options) validate() error {
 		}
 		seen[p] = true
 	}
-	for name, p := range map[string]int{"router port": o.RouterPort, "postgres port": o.PostgresPort} {
+	for name, p := range map[string]int{"router port": o.RouterPort, "postgres port": o.PostgresPort, "autoscaler metrics port": o.AutoscalerMetricsPort} {
 		if p < 0 || p > 65533 {
 			errs = append(errs, fmt.Errorf("%s: %d is not a port", name, p))
 		}
@@ -147,6 +154,9 @@ func (o Options) ports() []int {
 	}
 	if o.LogDrain.MetricsPort != 0 {
 		ports = append(ports, o.LogDrain.MetricsPort)
+	}
+	if o.RouterPort != 0 && o.AutoscalerMetricsPort != 0 {
+		ports = append(ports, o.AutoscalerMetricsPort)
 	}
 	return ports
 }

@@ -130,6 +130,9 @@ func Up(ctx context.Context, opts Options) (*Grid, error) {
 		if err := g.startRouter(ctx, tokens); err != nil {
 			return nil, g.withLog("router", err)
 		}
+		if err := g.startAutoscaler(tokens); err != nil {
+			return nil, err
+		}
 	}
 	if err := g.startLogDrain(tokens); err != nil {
 		return nil, err

@@ -81,6 +81,22 @@ func (g *Grid) startLogDrain(t *Tokens) error {
 	return g.start("logdrain", []string{"NOMAD_TOKEN=" + t.Nomad[policies.NomadLogDrain]}, bin, args...)
 }
 
+// startAutoscaler runs the autoscaler, which reads the grid's router's queue waits and
+// scales through Nomad, when it is built.
+func (g *Grid) startAutoscaler(t *Tokens) error {
+	o := g.Options
+	bin := filepath.Join(o.BinDir, "dyno-autoscaler")
+	if _, err := os.Stat(bin); err != nil {
+		return nil
+	}
+	args := []string{"-nomad-addr", "http://" + o.NomadAddr(), "-routers", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1)}
+	if o.AutoscalerMetricsPort != 0 {
+		args = append(args, "-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.AutoscalerMetricsPort))
+	}
+	env := []string{"NOMAD_TOKEN=" + t.Nomad[policies.NomadAutoscaler], "CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulAutoscaler]}
+	return g.start("autoscaler", env, bin, append(args, o.AutoscalerFlags...)...)
+}
+
 // startPostgres runs a PostgreSQL server for the postgres add-on and writes the grid's
 // add-on settings: the server's admin URL, and the grid's Nomad for memcached.
 func (g *Grid) startPostgres(ctx context.Context, t *Tokens) error {

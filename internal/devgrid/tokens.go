@@ -110,7 +110,7 @@ func (g *Grid) bootstrapNomad(ctx context.Context, t *Tokens) error {
 	if err := tenancy.EnsureNamespace(ctx, c, policies.AddonNamespace, "the add-ons' own jobs"); err != nil {
 		return err
 	}
-	for _, name := range []string{policies.NomadMeter, policies.NomadRouter, policies.NomadAddonMemcached, policies.NomadLogDrain} {
+	for _, name := range []string{policies.NomadMeter, policies.NomadRouter, policies.NomadAddonMemcached, policies.NomadLogDrain, policies.NomadAutoscaler} {
 		if t.Nomad[name], err = tenancy.NomadToken(ctx, c, "dynogrid "+name, name); err != nil {
 			return err
 		}

@@ -92,12 +92,13 @@ func pause(ctx context.Context, d time.Duration) error {
 // ConsulComponents names the Consul token of each component of a grid and the policies it
 // holds: one list, so that every grid hands out the same tokens.
 var ConsulComponents = map[string][]string{
-	policies.ConsulAgent:   {policies.ConsulAgent},
-	policies.ConsulNomad:   {policies.ConsulNomad},
-	policies.ConsulRouter:  {policies.ConsulRouter},
-	policies.ConsulCluster: {policies.ConsulRouter, policies.ConsulCluster},
-	policies.ConsulMeter:   {policies.ConsulMeter},
-	policies.ConsulUsage:   {policies.ConsulUsage},
+	policies.ConsulAgent:      {policies.ConsulAgent},
+	policies.ConsulNomad:      {policies.ConsulNomad},
+	policies.ConsulRouter:     {policies.ConsulRouter},
+	policies.ConsulCluster:    {policies.ConsulRouter, policies.ConsulCluster},
+	policies.ConsulMeter:      {policies.ConsulMeter},
+	policies.ConsulUsage:      {policies.ConsulUsage},
+	policies.ConsulAutoscaler: {policies.ConsulAutoscaler},
 }
 
 // ConsulComponentTokens makes a token for each of ConsulComponents, described as
