@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // HopHeader marks a request one router forwarded to another in cluster mode; a router

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
 )
 
@@ -24,7 +25,9 @@ import (
 // newH2Server makes the HTTP/2 server; base carries its limits and lets a shutdown tell
 // every connection to go away (http2.ConfigureServer).
 func (r *Router) newH2Server() (*http2.Server, *http.Server, error) {
-	base := &http.Server{MaxHeaderBytes: r.cfg.MaxHeaderBytes, IdleTimeout: r.cfg.IdleTimeout}
+	base := &http.Server{MaxHeaderBytes: r.cfg.MaxHeaderBytes, IdleTimeout: r.cfg.IdleTimeout,
+		// Connection errors (a flood refused, a protocol error) are the client's.
+		ErrorLog: r.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
 	h2 := &http2.Server{
 		MaxConcurrentStreams: uint32(r.cfg.MaxStreams),
 		IdleTimeout:          r.cfg.IdleTimeout,
