@@ -202,7 +202,7 @@ func FreePorts(t testing.TB, n int) int {
 
 // WithRouter runs the grid's router on free ports (see devgrid.Options.RouterPort).
 func WithRouter(t testing.TB) func(*devgrid.Options) {
-	port := freePortRun(t, 3)
+	port := freePortRun(t, 4)
 	return func(o *devgrid.Options) { o.RouterPort = port }
 }
 

@@ -30,7 +30,7 @@ type Options struct {
 	// ConsulOnly starts Consul alone, for tests of parts that need no Nomad.
 	ConsulOnly bool
 	// RouterPort is the router's HTTP port (its metrics take the next, its logs endpoint
-	// the one after); 0 runs no router.
+	// the one after, HTTPS the one after that); 0 runs no router.
 	RouterPort int
 	// RouterDomain is the router's domain: Host <app>.<domain> reaches an app.
 	RouterDomain string
@@ -91,13 +91,13 @@ func (o Options) validate() error {
 	for _, p := range o.ports() {
 		if seen[p] {
 			errs = append(errs, fmt.Errorf("ports: port %d is asked for twice (consul takes %d-%d, nomad %d-%d, the router %d-%d)",
-				p, o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2, o.RouterPort, o.RouterPort+2))
+				p, o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2, o.RouterPort, o.RouterPort+3))
 			break
 		}
 		seen[p] = true
 	}
 	for name, p := range map[string]int{"router port": o.RouterPort, "postgres port": o.PostgresPort} {
-		if p < 0 || p > 65533 {
+		if p < 0 || p > 65532 {
 			errs = append(errs, fmt.Errorf("%s: %d is not a port", name, p))
 		}
 	}
@@ -123,7 +123,7 @@ func (o Options) ports() []int {
 	ports := []int{o.ConsulPort, o.ConsulPort + 1, o.ConsulPort + 2, o.ConsulPort + 3,
 		o.NomadPort, o.NomadPort + 1, o.NomadPort + 2}
 	if o.RouterPort != 0 {
-		ports = append(ports, o.RouterPort, o.RouterPort+1, o.RouterPort+2)
+		ports = append(ports, o.RouterPort, o.RouterPort+1, o.RouterPort+2, o.RouterPort+3)
 	}
 	if o.PostgresPort != 0 {
 		ports = append(ports, o.PostgresPort)

@@ -16,7 +16,7 @@ import (
 )
 
 // startRouter runs the grid's router on RouterPort (its metrics on the next port, its
-// logs endpoint on the one after), following the grid's Consul and Nomad, and waits
+// logs endpoint on the one after, HTTPS on the one after that), following the grid's Consul and Nomad, and waits
 // until it accepts connections.
 func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 	o := g.Options
@@ -25,8 +25,15 @@ func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 		return fmt.Errorf("missing router binary (run `make build`): %w", err)
 	}
 	env := []string{"CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulRouter], "NOMAD_TOKEN=" + t.Nomad[policies.NomadRouter]}
+	certFile, keyFile, err := o.makeRouterCert()
+	if err != nil {
+		return fmt.Errorf("failed to make the router's default certificate: %w", err)
+	}
 	if err := g.start("router", env, bin,
 		"-listen", o.RouterAddr(),
+		"-tls-listen", o.RouterTLSAddr(),
+		"-tls-cert", certFile,
+		"-tls-key", keyFile,
 		"-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1),
 		"-logs-listen", o.RouterLogsAddr(),
 		"-consul", o.ConsulAddr(),

@@ -1,11 +1,16 @@
 # The router lists the jobs of every namespace, to tell an app with no web dyno (H14) from
-# a Host that names no app, and reads each app's router log key, to let the holders of
-# that key read the app's router lines. It reads no other variable and changes nothing.
+# a Host that names no app; reads each app's router log key, to let the holders of that
+# key read the app's router lines; and lists and reads each app's HTTPS Variables (its
+# certificates and its redirect setting, under dyno/https/), to serve them. It reads no
+# other variable and changes nothing.
 namespace "*" {
   capabilities = ["list-jobs"]
   variables {
     path "dyno/router-logs" {
       capabilities = ["read"]
+    }
+    path "dyno/https/*" {
+      capabilities = ["list", "read"]
     }
   }
 }
