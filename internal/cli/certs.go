@@ -107,7 +107,7 @@ func readCerts(ctx context.Context, n *nomadapi.Client) ([]certInfo, bool, error
 		if !ok {
 			continue
 		}
-		ci := certInfo{Domain: strings.ReplaceAll(domain, "_", "*")}
+		ci := certInfo{Domain: certapi.DomainOf(domain)}
 		cert, err := certapi.Parse([]byte(v.Items[certapi.CertItem]), []byte(v.Items[certapi.KeyItem]), time.Now())
 		if err != nil {
 			ci.Problem = err.Error()
@@ -224,13 +224,15 @@ func readPEMFile(path, what string) ([]byte, error) {
 func customDomains(job *nomadapi.Job) []string {
 	var out []string
 	for _, tg := range job.TaskGroups {
-		for _, s := range tg.Services {
-			if s.Name != deploy.ServiceName(*job.ID) {
-				continue
-			}
-			for _, d := range strings.Split(s.Meta["domains"], ",") {
-				if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
-					out = append(out, d)
+		for _, task := range tg.Tasks {
+			for _, s := range task.Services {
+				if s.Name != deploy.ServiceName(*job.ID) {
+					continue
+				}
+				for _, d := range strings.Split(s.Meta["domains"], ",") {
+					if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+						out = append(out, d)
+					}
 				}
 			}
 		}

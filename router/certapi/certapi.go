@@ -170,17 +170,26 @@ func (c *Cert) Covers(host string) bool {
 func (c *Cert) Names() []string { return c.Leaf.DNSNames }
 
 // VariableName is the name under CertPrefix of a certificate added for domain: the domain
-// itself, with a wildcard's "*" written "_" (Variable paths take no "*").
+// with its dots written "_" and a wildcard's "*" written "~" (Variable paths take
+// neither). DomainOf reverses it.
 func VariableName(domain string) string {
-	return strings.ReplaceAll(strings.ToLower(domain), "*", "_")
+	return strings.NewReplacer(".", "_", "*", "~").Replace(strings.ToLower(domain))
 }
 
+// DomainOf is the domain of a certificate's Variable name (VariableName).
+func DomainOf(name string) string {
+	return strings.NewReplacer("_", ".", "~", "*").Replace(name)
+}
+
+// maxVariablePath is the longest Variable path Nomad takes.
+const maxVariablePath = 128
+
 // CheckDomain refuses a domain a certificate cannot be added for: it must be a DNS name
-// (letters, digits, hyphens, dots; a leading "*." for a wildcard) of 253 characters or
-// fewer.
+// (letters, digits, hyphens, dots; a leading "*." for a wildcard) of 111 characters or
+// fewer (what a Variable's path leaves).
 func CheckDomain(d string) error {
-	if d == "" || len(d) > 253 {
-		return fmt.Errorf("domain %q: must be 1 to 253 characters", d)
+	if max := maxVariablePath - len(CertPrefix); d == "" || len(d) > max {
+		return fmt.Errorf("domain %q: must be 1 to %d characters", d, max)
 	}
 	name := strings.TrimPrefix(d, "*.")
 	for _, label := range strings.Split(name, ".") {
