@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -207,4 +208,61 @@ func servedSerial(t *testing.T, addr, name string, roots *x509.CertPool) string 
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestHTTPSACMECertificate runs the grid with its ACME server (Pebble) and the router
+// ordering certificates: the example app answers `curl --http2 https://hello.localhost/`
+// with a certificate Pebble issued after an HTTP-01 challenge the router answered, and
+// that certificate is renewed before it expires and swapped in without a restart.
+func TestHTTPSACMECertificate(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl is needed: %v", err)
+	}
+	const validity = 90 * time.Second // renewed with a third left: after 60 s
+	g := harness.Grid(t, harness.WithRouter(t), harness.WithACME(t, validity))
+	consul, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyApp(t)
+	writeSpec(t, dir, strings.Replace(webSpec("hello", ""), "count        = 2", "count        = 1", 1))
+	newCLI(t, g, "hello").must("deploy", dir)
+	passingDynos(t, consul, "hello", 1, time.Minute)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	root, err := g.Options.ACMERoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootFile := filepath.Join(t.TempDir(), "acme-root.pem")
+	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(root)
+	_, port, _ := net.SplitHostPort(g.Options.RouterTLSAddr())
+	url := "https://hello.localhost:" + port + "/"
+	testutil.WaitFor(t, 90*time.Second, "curl --http2 reaching the app with a certificate from the ACME server", func() error {
+		cmd := exec.Command("curl", "-sS", "--http2", "--max-time", "10", "--cacert", rootFile,
+			"--resolve", "hello.localhost:"+port+":127.0.0.1", "-w", "\nhttp_version=%{http_version}", url)
+		b, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "http_version=2") || !strings.Contains(string(b), "Hello") {
+			return fmt.Errorf("curl: %v\n%s", err, b)
+		}
+		return nil
+	})
+	first := servedSerial(t, g.Options.RouterTLSAddr(), "hello.localhost", pool)
+	routerLog := filepath.Join(g.Options.DataDir, "router.log")
+	if !strings.Contains(devgrid.Tail(routerLog, 400), "ordered a certificate over ACME: app=hello host=hello.localhost") {
+		t.Errorf("no line for the order in the router's log:\n%s", devgrid.Tail(routerLog, 40))
+	}
+	// Renewed before it expires, and served without a restart.
+	testutil.WaitFor(t, validity, "the certificate renewed", func() error {
+		if s := servedSerial(t, g.Options.RouterTLSAddr(), "hello.localhost", pool); s == first {
+			return fmt.Errorf("still serving serial %s", s)
+		}
+		return nil
+	})
 }

@@ -23,7 +23,8 @@ import (
 
 // appHTTPS is one app's HTTPS settings as read from Nomad.
 type appHTTPS struct {
-	certs    []*certapi.Cert
+	certs    []*certapi.Cert          // every certificate, uploaded and ordered
+	acme     map[string]*certapi.Cert // the certificates ordered over ACME, by domain
 	redirect bool
 }
 
@@ -108,6 +109,7 @@ func (r *Router) redirectsToHTTPS(app string) bool {
 type httpsVar struct {
 	index    uint64
 	cert     *certapi.Cert
+	acme     string // the domain of a certificate ordered over ACME
 	redirect bool
 }
 
@@ -143,6 +145,9 @@ func (r *Router) watchCerts(ctx context.Context) {
 		index = nextIndex(index, meta.LastIndex)
 		seen := make(map[string]bool, len(stubs))
 		for _, st := range stubs {
+			if strings.HasPrefix(st.Path, certapi.ChallengePrefix) {
+				continue // served on request (acme.go)
+			}
 			k := st.Namespace + "\x00" + st.Path
 			seen[k] = true
 			v := known[k]
@@ -178,7 +183,7 @@ func (r *Router) readHTTPSVar(ctx context.Context, ns, path string, v *httpsVar)
 	switch {
 	case path == certapi.SettingsPath:
 		v.redirect = nv.Items[certapi.RedirectItem] == "true"
-	case strings.HasPrefix(path, certapi.CertPrefix):
+	case strings.HasPrefix(path, certapi.CertPrefix), strings.HasPrefix(path, certapi.ACMECertPrefix):
 		c, err := certapi.Parse([]byte(nv.Items[certapi.CertItem]), []byte(nv.Items[certapi.KeyItem]), time.Now())
 		if err != nil {
 			if v.cert != nil {
@@ -189,6 +194,9 @@ func (r *Router) readHTTPSVar(ctx context.Context, ns, path string, v *httpsVar)
 			return true
 		}
 		v.cert = c
+		if name, ok := strings.CutPrefix(path, certapi.ACMECertPrefix); ok {
+			v.acme = certapi.DomainOf(name)
+		}
 		r.log.Info("serving an app's certificate", "app", ns, "path", path, "names", strings.Join(c.Names(), ","),
 			"not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
@@ -209,6 +217,12 @@ func (r *Router) publishCerts(known map[string]*httpsVar) {
 			ah.redirect = v.redirect
 		} else if v.cert != nil {
 			ah.certs = append(ah.certs, v.cert)
+			if v.acme != "" {
+				if ah.acme == nil {
+					ah.acme = map[string]*certapi.Cert{}
+				}
+				ah.acme[v.acme] = v.cert
+			}
 		}
 	}
 	for _, ah := range m {

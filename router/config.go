@@ -36,6 +36,15 @@ type Config struct {
 	TLSListener net.Listener
 	TLSCertFile string
 	TLSKeyFile  string
+	// ACMEDirectory is the directory URL of an ACME server (RFC 8555) to order
+	// certificates from for the hosts the router routes (acme.go); empty disables it. It
+	// needs Nomad and HTTPS. ACMEAccountKeyFile holds the account's key (made there the
+	// first time); ACMECAFile, when set, is the CA the ACME server's HTTPS is checked
+	// against (a test server's); ACMEEmail is the account's contact.
+	ACMEDirectory      string
+	ACMEAccountKeyFile string
+	ACMECAFile         string
+	ACMEEmail          string
 	// MaxStreams bounds the concurrent HTTP/2 streams of one client connection
 	// (default 100).
 	MaxStreams int
@@ -198,6 +207,9 @@ func (c Config) validate() error {
 	}
 	if c.https() && c.TLSCertFile == "" && c.NomadAddr == "" {
 		errs = append(errs, errors.New("HTTPS needs certificates: a default one (-tls-cert and -tls-key), Nomad (apps' certificates), or both"))
+	}
+	if c.ACMEDirectory != "" && (c.NomadAddr == "" || !c.https() || c.ACMEAccountKeyFile == "") {
+		errs = append(errs, errors.New("ACME needs Nomad (to store certificates), HTTPS (to serve them) and an account key file"))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("the default certificate needs both its file and its key's file"))

@@ -62,6 +62,10 @@ func (r *Router) serve(w clientResponse, req *http.Request) {
 		w.Header().Set(StaleHeader, "true")
 	}
 
+	if r.isACMEChallenge(req) {
+		r.serveACMEChallenge(w, req, rec)
+		return
+	}
 	host := canonicalHost(req.Host)
 	a := r.table.Load().lookup(host)
 	if a == nil {

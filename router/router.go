@@ -45,7 +45,8 @@ type Router struct {
 	keepLines atomic.Bool                     // the logs endpoint is on: logRings are kept
 	epoch     string                          // this run of the router, in the logs endpoint's answers
 
-	certs    certStore // the default certificate and each app's, for the HTTPS listener
+	certs    certStore  // the default certificate and each app's, for the HTTPS listener
+	acme     *acmeState // nil without Config.ACMEDirectory
 	h2srv    *http2.Server
 	h2base   *http.Server
 	h2conns  h2Conns
@@ -97,6 +98,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.TLSCertFile != "" {
 		var err error
 		if r.certs.def, err = loadDefaultCert(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ACMEDirectory != "" {
+		var err error
+		if r.acme, err = newACME(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -262,6 +269,10 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.nomad != nil && tln != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.watchCerts(wctx) }()
+	}
+	if r.acme != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runACME(wctx) }()
 	}
 	wg.Add(1)
 	go func() {

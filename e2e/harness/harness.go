@@ -243,3 +243,10 @@ func Tokens(t testing.TB, g *devgrid.Grid) *devgrid.Tokens {
 	}
 	return tok
 }
+
+// WithACME runs the grid's ACME server (Pebble, see devgrid.Options.ACMEPort) on free
+// ports, issuing certificates valid for validity (0: Pebble's default).
+func WithACME(t testing.TB, validity time.Duration) func(*devgrid.Options) {
+	port := freePortRun(t, 4)
+	return func(o *devgrid.Options) { o.ACMEPort, o.ACMEValidity = port, validity }
+}

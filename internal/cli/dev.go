@@ -44,6 +44,7 @@ func (f *devFlags) register(fsys *flag.FlagSet) {
 	fsys.IntVar(&f.opts.ConsulPort, "consul-port", d.ConsulPort, "Consul HTTP port (the next three ports are Consul's too)")
 	fsys.IntVar(&f.opts.NomadPort, "nomad-port", d.NomadPort, "Nomad HTTP port (the next two ports are Nomad's too)")
 	fsys.IntVar(&f.opts.RouterPort, "router-port", d.RouterPort, "router HTTP port, metrics on the next, router logs on the one after, HTTPS on the one after that (0: no router)")
+	fsys.IntVar(&f.opts.ACMEPort, "acme-port", d.ACMEPort, "port of the grid's ACME server (Pebble), whose certificates the router orders for the apps; the next three ports are its too (0: none)")
 	fsys.IntVar(&f.opts.PostgresPort, "postgres-port", d.PostgresPort, "PostgreSQL port for the postgres add-on (0: none)")
 	fsys.StringVar(&f.opts.RouterDomain, "domain", d.RouterDomain, "router domain: Host <app>.<domain> reaches an app")
 }
@@ -179,6 +180,10 @@ func gridSummary(g *devgrid.Grid) string {
 	if o.RouterPort != 0 {
 		fmt.Fprintf(&b, "    Router:    http://%s/ (Host: <app>.%s), metrics http://%s:%d/metrics, logs http://%s\n", o.RouterAddr(), o.RouterDomain, o.Bind, o.RouterPort+1, o.RouterLogsAddr())
 		fmt.Fprintf(&b, "    HTTPS:     https://%s/ (certificates of the grid's CA: curl --cacert %s)\n", o.RouterTLSAddr(), o.RouterCAFile())
+		if o.ACMEPort != 0 {
+			fmt.Fprintf(&b, "    ACME:      %s orders each app's certificate (its root: curl --cacert <(curl -s --cacert %s %s))\n",
+				o.ACMEDirectory(), o.RouterCAFile(), o.ACMERootsURL())
+		}
 	}
 	fmt.Fprintf(&b, "    export NOMAD_ADDR=http://%s CONSUL_HTTP_ADDR=%s DYNO_SLUG_STORE=%s DYNO_ADDON_CONFIG=%s\n",
 		o.NomadAddr(), o.ConsulAddr(), o.SlugStore(), o.AddonConfig())

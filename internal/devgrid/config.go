@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Options say where a grid lives and which ports it takes. The zero value of a field means
@@ -34,6 +35,12 @@ type Options struct {
 	RouterPort int
 	// RouterDomain is the router's domain: Host <app>.<domain> reaches an app.
 	RouterDomain string
+	// ACMEPort is the port of the grid's ACME server, Pebble (pebble.go), which the
+	// router orders its certificates from; its management API takes the next port, its
+	// DNS server the one after, the DNS server's management the one after that. 0 runs
+	// none. ACMEValidity is how long its certificates are valid (0: Pebble's default).
+	ACMEPort     int
+	ACMEValidity time.Duration `json:",omitempty"`
 	// PostgresPort is the port of the PostgreSQL server for the postgres add-on; 0 runs
 	// none.
 	PostgresPort int
@@ -53,6 +60,7 @@ func Defaults() Options {
 		NomadPort:    4646,
 		RouterPort:   8080,
 		RouterDomain: "localhost",
+		ACMEPort:     14000,
 		PostgresPort: 5433,
 	}
 }
@@ -96,7 +104,7 @@ func (o Options) validate() error {
 		}
 		seen[p] = true
 	}
-	for name, p := range map[string]int{"router port": o.RouterPort, "postgres port": o.PostgresPort} {
+	for name, p := range map[string]int{"router port": o.RouterPort, "acme port": o.ACMEPort, "postgres port": o.PostgresPort} {
 		if p < 0 || p > 65532 {
 			errs = append(errs, fmt.Errorf("%s: %d is not a port", name, p))
 		}
@@ -124,6 +132,9 @@ func (o Options) ports() []int {
 		o.NomadPort, o.NomadPort + 1, o.NomadPort + 2}
 	if o.RouterPort != 0 {
 		ports = append(ports, o.RouterPort, o.RouterPort+1, o.RouterPort+2, o.RouterPort+3)
+	}
+	if o.ACMEPort != 0 {
+		ports = append(ports, o.ACMEPort, o.ACMEPort+1, o.ACMEPort+2, o.ACMEPort+3)
 	}
 	if o.PostgresPort != 0 {
 		ports = append(ports, o.PostgresPort)

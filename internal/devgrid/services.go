@@ -25,11 +25,15 @@ func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 		return fmt.Errorf("missing router binary (run `make build`): %w", err)
 	}
 	env := []string{"CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulRouter], "NOMAD_TOKEN=" + t.Nomad[policies.NomadRouter]}
-	certFile, keyFile, err := o.makeRouterCert()
+	ca, err := o.newGridCA()
+	if err != nil {
+		return fmt.Errorf("failed to make the grid's CA: %w", err)
+	}
+	certFile, keyFile, err := o.issue(ca, "router", o.RouterDomain, "*."+o.RouterDomain)
 	if err != nil {
 		return fmt.Errorf("failed to make the router's default certificate: %w", err)
 	}
-	if err := g.start("router", env, bin,
+	args := []string{
 		"-listen", o.RouterAddr(),
 		"-tls-listen", o.RouterTLSAddr(),
 		"-tls-cert", certFile,
@@ -37,8 +41,17 @@ func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 		"-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1),
 		"-logs-listen", o.RouterLogsAddr(),
 		"-consul", o.ConsulAddr(),
-		"-nomad", "http://"+o.NomadAddr(),
-		"-domain", o.RouterDomain); err != nil {
+		"-nomad", "http://" + o.NomadAddr(),
+		"-domain", o.RouterDomain,
+	}
+	if o.ACMEPort != 0 {
+		if err := g.startPebble(ctx, ca); err != nil {
+			return g.withLog("pebble", err)
+		}
+		args = append(args, "-acme-directory", o.ACMEDirectory(), "-acme-ca", o.RouterCAFile(),
+			"-acme-account-key", filepath.Join(o.tlsDir(), "acme-account-key.pem"))
+	}
+	if err := g.start("router", env, bin, args...); err != nil {
 		return err
 	}
 	return g.waitFor(ctx, "router", func(ctx context.Context) error {

@@ -34,6 +34,18 @@ const (
 	KeyItem    = "key"
 )
 
+// ACMECertPrefix + name is the Variable of a certificate the router ordered over ACME
+// for the domain name stands for (VariableName), with the items of a certificate's.
+// ChallengePrefix + token is the Variable of an HTTP-01 challenge under way, its key
+// authorization in ChallengeItem, which every router serves. The router writes these,
+// and nothing else.
+const (
+	ACMEPrefix      = Prefix + "acme/"
+	ACMECertPrefix  = ACMEPrefix + "certs/"
+	ChallengePrefix = ACMEPrefix + "challenges/"
+	ChallengeItem   = "key_authorization"
+)
+
 // SettingsPath is the Variable of the app's HTTPS settings; its item RedirectItem "true"
 // makes the router redirect the app's plain HTTP requests to HTTPS.
 const (
