@@ -17,8 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
 
-	"golang.org/x/net/http2"
-
 	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
@@ -45,11 +43,9 @@ type Router struct {
 	keepLines atomic.Bool                     // the logs endpoint is on: logRings are kept
 	epoch     string                          // this run of the router, in the logs endpoint's answers
 
-	certs    certStore  // the default certificate and each app's, for the HTTPS listener
-	acme     *acmeState // nil without Config.ACMEDirectory
-	h2srv    *http2.Server
-	h2base   *http.Server
-	h2conns  h2Conns
+	certs    certStore    // the default certificate and each app's, for the HTTPS listener
+	acme     *acmeState   // nil without Config.ACMEDirectory
+	h2srv    *http.Server // nil without HTTPS
 	tlsAddr  atomic.Pointer[string]
 	tlsLport atomic.Pointer[string] // the HTTPS listener's port, for X-Forwarded-Port
 
@@ -108,10 +104,7 @@ func New(cfg Config) (*Router, error) {
 		}
 	}
 	if cfg.https() {
-		var err error
-		if r.h2srv, r.h2base, err = r.newH2Server(); err != nil {
-			return nil, fmt.Errorf("failed to set up HTTP/2: %w", err)
-		}
+		r.h2srv = r.newH2Server()
 	}
 	r.table.Store(&table{hosts: map[string]*app{}})
 	for name, insts := range cfg.Static {
@@ -181,6 +174,7 @@ func (r *Router) Run(ctx context.Context) error {
 	fr := http1.NewServer(ln, r, h1cfg)
 	var tfr *http1.Server // HTTPS: HTTP/1.1 connections; HTTP/2 ones go to serveH2
 	var tln *tlsListener
+	var h2ln *h2Listener
 	if r.cfg.https() {
 		raw := r.cfg.TLSListener
 		if raw == nil {
@@ -195,7 +189,8 @@ func (r *Router) Run(ctx context.Context) error {
 		if _, p, err := net.SplitHostPort(ta); err == nil {
 			r.tlsLport.Store(&p)
 		}
-		tln = newTLSListener(raw, r.tlsConfig(), r.cfg.HeaderReadTimeout, r.serveH2, r.handshakeFailed)
+		h2ln = newH2Listener(raw.Addr())
+		tln = newTLSListener(raw, r.tlsConfig(), r.cfg.HeaderReadTimeout, h2ln.hand, r.handshakeFailed)
 		tfr = http1.NewServer(tln, r, h1cfg)
 		defer tln.Close() // on an early return; Shutdown closes it otherwise
 	}
@@ -280,11 +275,17 @@ func (r *Router) Run(ctx context.Context) error {
 		// Connections wait in the listen backlog until the first table is in.
 		r.awaitTable(ctx, tableReady)
 		if tfr != nil {
-			wg.Add(1)
+			wg.Add(2)
 			go func() {
 				defer wg.Done()
 				if err := tfr.Serve(); err != nil {
 					errc <- fmt.Errorf("failed to serve HTTPS clients: %w", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if err := r.h2srv.Serve(h2ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errc <- fmt.Errorf("failed to serve HTTP/2 clients: %w", err)
 				}
 			}()
 		}
@@ -327,7 +328,6 @@ func (r *Router) Run(ctx context.Context) error {
 	http1.DrainAcceptQueue(ln, time.Second)
 	if tfr != nil {
 		http1.DrainAcceptQueue(tln.Listener, time.Second)
-		_ = r.h2base.Shutdown(sctx) // tells every HTTP/2 connection to go away
 		go func() { _ = tfr.Shutdown(sctx) }()
 	}
 	if err := fr.Shutdown(sctx); err != nil {
@@ -337,7 +337,11 @@ func (r *Router) Run(ctx context.Context) error {
 		if err := tfr.Shutdown(sctx); err != nil {
 			r.log.Warn("HTTPS requests still running at the end of the shutdown timeout; closing them", "error", err)
 		}
-		r.h2conns.shutdown(sctx)
+		// Every HTTP/2 connection is told to go away and finishes its streams.
+		if err := r.h2srv.Shutdown(sctx); err != nil {
+			r.log.Warn("HTTP/2 requests still running at the end of the shutdown timeout; closing them", "error", err)
+			r.h2srv.Close()
+		}
 	}
 	r.closeTracked(sctx)
 	if msrv != nil {

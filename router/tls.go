@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
@@ -34,7 +32,7 @@ func (r *Router) tlsConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		CipherSuites:   cipherSuites,
-		NextProtos:     []string{http2.NextProtoTLS, "http/1.1"},
+		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: r.certFor,
 	}
 }
@@ -46,7 +44,7 @@ type tlsListener struct {
 	net.Listener // the TCP listener
 	cfg          *tls.Config
 	timeout      time.Duration // for the handshake
-	h2           func(*tls.Conn)
+	h2           func(net.Conn)
 	onError      func(net.Conn, error)
 
 	conns     chan net.Conn
@@ -55,7 +53,7 @@ type tlsListener struct {
 	acceptErr error // set before done is closed
 }
 
-func newTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, h2 func(*tls.Conn), onError func(net.Conn, error)) *tlsListener {
+func newTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, h2 func(net.Conn), onError func(net.Conn, error)) *tlsListener {
 	l := &tlsListener{Listener: ln, cfg: cfg, timeout: timeout, h2: h2, onError: onError,
 		conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
@@ -90,7 +88,7 @@ func (l *tlsListener) handshake(c net.Conn) {
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	if tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS {
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
 		l.h2(tc)
 		return
 	}
@@ -119,56 +117,6 @@ func (l *tlsListener) Close() error {
 	err := l.Listener.Close()
 	l.closeOnce.Do(func() { close(l.done) })
 	return err
-}
-
-// h2Conns tracks the HTTP/2 connections, for shutdown.
-type h2Conns struct {
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
-}
-
-func (h *h2Conns) add(c net.Conn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
-		return false
-	}
-	if h.conns == nil {
-		h.conns = map[net.Conn]struct{}{}
-	}
-	h.conns[c] = struct{}{}
-	h.wg.Add(1)
-	return true
-}
-
-func (h *h2Conns) remove(c net.Conn) {
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
-	h.wg.Done()
-}
-
-// shutdown waits until the connections are over (each was told to go away), or ctx
-// ends: then it closes the rest.
-func (h *h2Conns) shutdown(ctx context.Context) {
-	h.mu.Lock()
-	h.closing = true
-	h.mu.Unlock()
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return
-	case <-ctx.Done():
-	}
-	h.mu.Lock()
-	for c := range h.conns {
-		c.Close()
-	}
-	h.mu.Unlock()
-	<-done
 }
 
 // isHandshakeNoise says whether a failed handshake is only a client going away or

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -10,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router/certapi"
@@ -73,23 +72,16 @@ func (tr *tlsRouter) setAppHTTPS(t *testing.T, app string, redirect bool, pairs 
 // listener, whatever the URL's host, with that host as the server name; h2 picks HTTP/2.
 func (tr *tlsRouter) client(h2 bool) *http.Client {
 	cfg := &tls.Config{RootCAs: tr.ca.Pool}
-	dial := func(network, _ string) (net.Conn, error) { return net.Dial("tcp", tr.TLSAddr()) }
-	if h2 {
-		return &http.Client{Timeout: 30 * time.Second, Transport: &http2.Transport{TLSClientConfig: cfg,
-			DialTLS: func(network, addr string, c *tls.Config) (net.Conn, error) {
-				host, _, _ := net.SplitHostPort(addr)
-				c = c.Clone()
-				c.ServerName = host
-				raw, err := dial(network, addr)
-				if err != nil {
-					return nil, err
-				}
-				tc := tls.Client(raw, c)
-				return tc, tc.Handshake()
-			}}}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", tr.TLSAddr())
 	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg,
-		Dial: dial, ForceAttemptHTTP2: false, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}},
+	var protos http.Protocols
+	if h2 {
+		protos.SetHTTP2(true)
+	} else {
+		protos.SetHTTP1(true)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DialContext: dial, Protocols: &protos},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router/loadgen"
 )
@@ -184,17 +182,14 @@ func handshakeRate(addr string, cfg *tls.Config, n, c int) (float64, error) {
 // h2Run sends n GET requests over one HTTP/2 connection, streams at once, and returns
 // the latencies of those answered 200 and how many were not.
 func h2Run(addr string, cfg *tls.Config, n, streams int) ([]time.Duration, int, error) {
-	c := cfg.Clone()
-	c.NextProtos = []string{"h2"}
-	conn, err := tls.Dial("tcp", addr, c)
-	if err != nil {
-		return nil, n, err
-	}
-	defer conn.Close()
-	cc, err := (&http2.Transport{}).NewClientConn(conn)
-	if err != nil {
-		return nil, n, err
-	}
+	var protos http.Protocols
+	protos.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: cfg, Protocols: &protos, MaxConnsPerHost: 1,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}}
+	defer tr.CloseIdleConnections()
+	cc := &http.Client{Transport: tr, Timeout: time.Minute}
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr error
@@ -207,7 +202,10 @@ func h2Run(addr string, cfg *tls.Config, n, streams int) ([]time.Duration, int, 
 			for next.Add(1) <= int64(n) {
 				req, _ := http.NewRequest(http.MethodGet, "https://bench.localhost/", nil)
 				t0 := time.Now()
-				resp, err := cc.RoundTrip(req)
+				resp, err := cc.Do(req)
+				if err == nil && resp.ProtoMajor != 2 {
+					err = fmt.Errorf("answered over %s", resp.Proto)
+				}
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
