@@ -184,7 +184,7 @@ func handshakeRate(addr string, cfg *tls.Config, n, c int) (float64, error) {
 func h2Run(addr string, cfg *tls.Config, n, streams int) ([]time.Duration, int, error) {
 	var protos http.Protocols
 	protos.SetHTTP2(true)
-	tr := &http.Transport{TLSClientConfig: cfg, Protocols: &protos, MaxConnsPerHost: 1,
+	tr := &http.Transport{TLSClientConfig: cfg.Clone(), Protocols: &protos, MaxConnsPerHost: 1,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		}}
