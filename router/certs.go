@@ -119,56 +119,39 @@ type httpsVar struct {
 // and the certificate it held before, if any, keeps serving.
 func (r *Router) watchCerts(ctx context.Context) {
 	known := map[string]*httpsVar{} // namespace + "\x00" + path
-	var index uint64
-	bo := backoff{}
-	failing := false
-	for ctx.Err() == nil {
-		q := (&nomadapi.QueryOptions{Namespace: "*", WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
-		stubs, meta, err := r.nomad.Variables().PrefixList(certapi.Prefix, q)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			if !failing {
-				r.log.Error("failed to list the apps' certificates in nomad; serving the last ones read", "error", err)
-				failing = true
+	r.followNomad(ctx, "failed to list the apps' certificates in nomad; serving the last ones read", "the apps' certificates listed in nomad again",
+		func(q *nomadapi.QueryOptions) (*nomadapi.QueryMeta, error) {
+			stubs, meta, err := r.nomad.Variables().PrefixList(certapi.Prefix, q)
+			if err != nil {
+				return nil, err
 			}
-			index = 0
-			bo.wait(ctx)
-			continue
-		}
-		if failing {
-			r.log.Info("the apps' certificates listed in nomad again")
-			failing = false
-		}
-		bo.reset()
-		index = nextIndex(index, meta.LastIndex)
-		seen := make(map[string]bool, len(stubs))
-		for _, st := range stubs {
-			if strings.HasPrefix(st.Path, certapi.ChallengePrefix) {
-				continue // served on request (acme.go)
+			seen := make(map[string]bool, len(stubs))
+			for _, st := range stubs {
+				if strings.HasPrefix(st.Path, certapi.ChallengePrefix) {
+					continue // served on request (acme.go)
+				}
+				k := st.Namespace + "\x00" + st.Path
+				seen[k] = true
+				v := known[k]
+				if v != nil && v.index == st.ModifyIndex {
+					continue
+				}
+				if v == nil {
+					v = &httpsVar{}
+					known[k] = v
+				}
+				if r.readHTTPSVar(q.Context(), st.Namespace, st.Path, v) {
+					v.index = st.ModifyIndex
+				}
 			}
-			k := st.Namespace + "\x00" + st.Path
-			seen[k] = true
-			v := known[k]
-			if v != nil && v.index == st.ModifyIndex {
-				continue
+			for k := range known {
+				if !seen[k] {
+					delete(known, k)
+				}
 			}
-			if v == nil {
-				v = &httpsVar{}
-				known[k] = v
-			}
-			if r.readHTTPSVar(ctx, st.Namespace, st.Path, v) {
-				v.index = st.ModifyIndex
-			}
-		}
-		for k := range known {
-			if !seen[k] {
-				delete(known, k)
-			}
-		}
-		r.publishCerts(known)
-	}
+			r.publishCerts(known)
+			return meta, nil
+		})
 }
 
 // readHTTPSVar reads one HTTPS Variable into v, and says whether it was read (a failure
