@@ -30,6 +30,9 @@ var (
 	codeBodyTooBig    = &Code{"", "Request body too large", http.StatusRequestEntityTooLarge}
 	codeBadRequest    = &Code{"", "Bad request", http.StatusBadRequest}
 	codeClientTimeout = &Code{"", "Client sent its body too slowly", http.StatusRequestTimeout}
+	codeChallenge     = &Code{"", "ACME challenge answered", http.StatusOK}
+	codeNoChallenge   = &Code{"", "No such ACME challenge", http.StatusNotFound}
+	codeToHTTPS       = &Code{"", "Redirect to HTTPS", http.StatusMovedPermanently} // 308 for methods other than GET and HEAD
 )
 
 // Codes lists every Heroku code the router uses, for docs and metrics.

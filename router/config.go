@@ -27,6 +27,28 @@ type Config struct {
 	LogsListen   string
 	LogsListener net.Listener
 
+	// TLSListen serves HTTPS (HTTP/1.1 and HTTP/2) with a certificate chosen by SNI
+	// (see tls.go); empty disables it. TLSListener, when set, is used instead.
+	// TLSCertFile and TLSKeyFile are the router's default certificate (PEM), served to
+	// a client whose server name no app's certificate covers; an app's certificates
+	// come from Nomad (certs.go). HTTPS needs the default certificate, Nomad, or both.
+	TLSListen   string
+	TLSListener net.Listener
+	TLSCertFile string
+	TLSKeyFile  string
+	// ACMEDirectory is the directory URL of an ACME server (RFC 8555) to order
+	// certificates from for the hosts the router routes (acme.go); empty disables it. It
+	// needs Nomad and HTTPS. ACMEAccountKeyFile holds the account's key (made there the
+	// first time); ACMECAFile, when set, is the CA the ACME server's HTTPS is checked
+	// against (a test server's); ACMEEmail is the account's contact.
+	ACMEDirectory      string
+	ACMEAccountKeyFile string
+	ACMECAFile         string
+	ACMEEmail          string
+	// MaxStreams bounds the concurrent HTTP/2 streams of one client connection
+	// (default 100).
+	MaxStreams int
+
 	// NomadAddr is Nomad's HTTP address; empty means no Nomad: every unknown Host is
 	// 404 (no H14), and the logs endpoint cannot check keys. NomadToken is the router's
 	// Nomad ACL token (policies/nomad/router.hcl).
@@ -93,6 +115,7 @@ func DefaultConfig() Config {
 		DownBackoff:       time.Second,
 		MaxDownBackoff:    30 * time.Second,
 		MaxAttempts:       5,
+		MaxStreams:        100,
 	}
 }
 
@@ -133,6 +156,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = d.MaxStreams
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: hclog.Info})
@@ -179,8 +205,23 @@ func (c Config) validate() error {
 	if (c.LogsListen != "" || c.LogsListener != nil) && c.NomadAddr == "" {
 		errs = append(errs, errors.New("the logs endpoint needs a Nomad address: it checks each app's router log key there"))
 	}
+	if c.https() && c.TLSCertFile == "" && c.NomadAddr == "" {
+		errs = append(errs, errors.New("HTTPS needs certificates: a default one (-tls-cert and -tls-key), Nomad (apps' certificates), or both"))
+	}
+	if c.ACMEDirectory != "" && (c.NomadAddr == "" || !c.https() || c.ACMEAccountKeyFile == "") {
+		errs = append(errs, errors.New("ACME needs Nomad (to store certificates), HTTPS (to serve them) and an account key file"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("the default certificate needs both its file and its key's file"))
+	}
+	if c.MaxStreams < 1 || c.MaxStreams > 1000 {
+		errs = append(errs, fmt.Errorf("max streams %d: must be 1 to 1000", c.MaxStreams))
+	}
 	if c.Cluster && c.ConsulAddr == "" {
 		errs = append(errs, errors.New("cluster mode needs a Consul address"))
 	}
 	return errors.Join(errs...)
 }
+
+// https says whether the router serves HTTPS.
+func (c Config) https() bool { return c.TLSListen != "" || c.TLSListener != nil }

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // HopHeader marks a request one router forwarded to another in cluster mode; a router
@@ -117,7 +115,7 @@ const (
 // requests to the new owner, or this router serves them. With routeHold comes the hold
 // to wait with: taken before the last look at the owner, so that a move after that
 // look sends the request here again.
-func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, body *bodySource, rec *record) (clusterRoute, hold) {
+func (r *Router) routeInCluster(w clientResponse, req *http.Request, a *app, body *bodySource, rec *record) (clusterRoute, hold) {
 	c := r.cluster
 	h := a.holdHere()
 	if c.fromPeer(req) {
@@ -168,7 +166,7 @@ func (r *Router) routeInCluster(w *http1.Response, req *http.Request, a *app, bo
 // whose dynos this router has none and whose queue it does not own (the peer's view of
 // the members is behind). The peer asked for 100 Continue when the body is streamed, so
 // it has sent none of it and can still send the request to the owner.
-func (r *Router) handsBack(w *http1.Response, req *http.Request, a *app, rec *record) bool {
+func (r *Router) handsBack(w clientResponse, req *http.Request, a *app, rec *record) bool {
 	c := r.cluster
 	if c == nil || !c.fromPeer(req) || a.hasUp() || c.owns(a.name) {
 		return false
@@ -230,7 +228,7 @@ func (r *Router) forward(w http.ResponseWriter, req *http.Request, a *app, body 
 			pr.Out.Header.Set("X-Request-Id", rec.requestID)
 			pr.Out.Header["X-Forwarded-For"] = req.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
-			pr.Out.Header.Set("X-Forwarded-Port", r.port())
+			pr.Out.Header.Set("X-Forwarded-Port", r.portFor(req))
 		},
 		Transport:     r.peerTransport,
 		FlushInterval: -1,

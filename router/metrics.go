@@ -21,6 +21,7 @@ type metrics struct {
 	wait      *prometheus.HistogramVec
 	dispatch  prometheus.Histogram
 	stale     prometheus.Gauge
+	tlsFailed prometheus.Counter
 }
 
 var (
@@ -50,10 +51,16 @@ func newMetrics(r *Router) *metrics {
 		Name: "dyno_router_consul_stale",
 		Help: "1 while the routing table could not be refreshed from Consul.",
 	})
-	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, appCollector{r},
+	m.tlsFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dyno_router_tls_handshake_failures_total",
+		Help: "TLS handshakes that failed: old versions or ciphers, no certificate for the server name, clients gone or too slow.",
+	})
+	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, appCollector{r},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+func (m *metrics) tlsHandshakeFailed() { m.tlsFailed.Inc() }
 
 func (m *metrics) dispatched(a *app, sinceArrival, waited time.Duration) {
 	m.dispatch.Observe(sinceArrival.Seconds())

@@ -27,21 +27,23 @@ func newNomadClient(cfg Config) (*nomadapi.Client, error) {
 	return n, nil
 }
 
-// watchNomadApps follows Nomad's job list and keeps the names of the apps that exist: an
-// app is the job of its own name in the namespace of its own name, not stopped.
-func (r *Router) watchNomadApps(ctx context.Context) {
+// followNomad runs a blocking query of every namespace (query, which answers with its
+// meta) again and again until ctx ends, each waiting for a change past the last answer's
+// index. A failure is logged once (failed), retried with a backoff, and its end logged
+// (back).
+func (r *Router) followNomad(ctx context.Context, failed, back string, query func(*nomadapi.QueryOptions) (*nomadapi.QueryMeta, error)) {
 	var index uint64
 	bo := backoff{}
 	failing := false
 	for ctx.Err() == nil {
 		q := (&nomadapi.QueryOptions{Namespace: "*", WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
-		jobs, meta, err := r.nomad.Jobs().List(q)
+		meta, err := query(q)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			if !failing {
-				r.log.Error("failed to read nomad's jobs; apps without web dynos answer 404 until it is back", "error", err)
+				r.log.Error(failed, "error", err)
 				failing = true
 			}
 			index = 0
@@ -49,22 +51,35 @@ func (r *Router) watchNomadApps(ctx context.Context) {
 			continue
 		}
 		if failing {
-			r.log.Info("nomad's jobs read again")
+			r.log.Info(back)
 			failing = false
 		}
 		bo.reset()
 		index = nextIndex(index, meta.LastIndex)
-		apps := make(map[string]bool, len(jobs))
-		for _, j := range jobs {
-			if j.ID == j.Namespace && !j.Stop {
-				apps[j.ID] = true
-			}
-		}
-		r.nomadApps.Store(&apps)
-		known := func(app string) bool { return apps[app] || r.appRef(app) != nil }
-		r.logRings.keep(known)
-		r.logKeys.keep(known)
 	}
+}
+
+// watchNomadApps follows Nomad's job list and keeps the names of the apps that exist: an
+// app is the job of its own name in the namespace of its own name, not stopped.
+func (r *Router) watchNomadApps(ctx context.Context) {
+	r.followNomad(ctx, "failed to read nomad's jobs; apps without web dynos answer 404 until it is back", "nomad's jobs read again",
+		func(q *nomadapi.QueryOptions) (*nomadapi.QueryMeta, error) {
+			jobs, meta, err := r.nomad.Jobs().List(q)
+			if err != nil {
+				return nil, err
+			}
+			apps := make(map[string]bool, len(jobs))
+			for _, j := range jobs {
+				if j.ID == j.Namespace && !j.Stop {
+					apps[j.ID] = true
+				}
+			}
+			r.nomadApps.Store(&apps)
+			known := func(app string) bool { return apps[app] || r.appRef(app) != nil }
+			r.logRings.keep(known)
+			r.logKeys.keep(known)
+			return meta, nil
+		})
 }
 
 // appInNomad says whether Nomad has the app, as last read.

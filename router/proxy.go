@@ -27,9 +27,21 @@ type requestState struct {
 	ahead sendAhead
 }
 
-// ServeHTTP1 routes one client request: find the app by Host, take an idle dyno
-// (waiting in the app's queue for one), forward the request and stream the response back.
-func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
+// clientResponse is a client's response as the request path writes it: an HTTP/1.1
+// connection's (*http1.Response, which can also park a queued request on its
+// connection: parker) or an HTTP/2 stream's (h2Response).
+type clientResponse interface {
+	http.ResponseWriter
+	SetWriteTimeout(time.Duration) // each write of the response must be done in this long
+	LendBody()                     // another goroutine reads the request body from now on
+}
+
+// ServeHTTP1 routes one HTTP/1.1 request (over TCP or TLS).
+func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) { r.serve(w, req) }
+
+// serve routes one client request: find the app by Host, take an idle dyno (waiting in
+// the app's queue for one), forward the request and stream the response back.
+func (r *Router) serve(w clientResponse, req *http.Request) {
 	start := time.Now()
 	ip := clientIP(req)
 	st := new(requestState)
@@ -50,6 +62,10 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 		w.Header().Set(StaleHeader, "true")
 	}
 
+	if r.isACMEChallenge(req) {
+		r.serveACMEChallenge(w, req, rec)
+		return
+	}
 	host := canonicalHost(req.Host)
 	a := r.table.Load().lookup(host)
 	if a == nil {
@@ -73,7 +89,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	w.SetWriteTimeout(timeout)
 	ob := &st.ob
 	*ob = outbound{req: req, requestID: rec.requestID, fwdFor: rec.fwd, proto: "http",
-		port: r.port(), start: start}
+		port: r.portFor(req), start: start}
 	if req.TLS != nil {
 		ob.proto = "https"
 	}
@@ -85,6 +101,10 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 		if p := req.Header.Get("X-Forwarded-Port"); validPort(p) {
 			ob.port = p
 		}
+	}
+	if ob.proto == "http" && r.redirectsToHTTPS(a.name) {
+		r.redirectToHTTPS(w, req, rec)
+		return
 	}
 	if up, ok := isUpgrade(req); ok {
 		ob.upgrade = up
@@ -104,7 +124,7 @@ func (r *Router) ServeHTTP1(w *http1.Response, req *http.Request) {
 	var ahead *sendAhead
 	var park parker
 	if !body.streaming() {
-		park = w
+		park, _ = w.(parker)
 		wb := wireBufs.Get().(*bytes.Buffer)
 		defer func() { wb.Reset(); wireBufs.Put(wb) }()
 		ob.writeHead(wb)

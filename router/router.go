@@ -43,6 +43,12 @@ type Router struct {
 	keepLines atomic.Bool                     // the logs endpoint is on: logRings are kept
 	epoch     string                          // this run of the router, in the logs endpoint's answers
 
+	certs    certStore    // the default certificate and each app's, for the HTTPS listener
+	acme     *acmeState   // nil without Config.ACMEDirectory
+	h2srv    *http.Server // nil without HTTPS
+	tlsAddr  atomic.Pointer[string]
+	tlsLport atomic.Pointer[string] // the HTTPS listener's port, for X-Forwarded-Port
+
 	stale      atomic.Bool
 	staleSince atomic.Int64
 
@@ -85,6 +91,21 @@ func New(cfg Config) (*Router, error) {
 			return nil, err
 		}
 	}
+	if cfg.TLSCertFile != "" {
+		var err error
+		if r.certs.def, err = loadDefaultCert(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ACMEDirectory != "" {
+		var err error
+		if r.acme, err = newACME(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.https() {
+		r.h2srv = r.newH2Server()
+	}
 	r.table.Store(&table{hosts: map[string]*app{}})
 	for name, insts := range cfg.Static {
 		r.SetApp(name, insts)
@@ -119,6 +140,14 @@ func (r *Router) Addr() string {
 	return ""
 }
 
+// TLSAddr is the address of the HTTPS listener, once Ready ("" without one).
+func (r *Router) TLSAddr() string {
+	if p := r.tlsAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // Run serves clients (and metrics) and follows Consul until ctx ends, then shuts down
 // gracefully: it stops accepting, lets in-flight and queued requests finish within the
 // shutdown timeout, and closes what is left.
@@ -134,14 +163,37 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("failed to listen on %s: %w", r.cfg.Listen, err)
 		}
 	}
-	fr := http1.NewServer(ln, r, http1.Config{
+	h1cfg := http1.Config{
 		HeaderReadTimeout: r.cfg.HeaderReadTimeout,
 		IdleTimeout:       r.cfg.IdleTimeout,
 		WriteTimeout:      r.cfg.RequestTimeout,
 		BodyReadTimeout:   r.cfg.BodyReadTimeout,
 		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
 		Logger:            r.log,
-	})
+	}
+	fr := http1.NewServer(ln, r, h1cfg)
+	var tfr *http1.Server // HTTPS: HTTP/1.1 connections; HTTP/2 ones go to serveH2
+	var tln *tlsListener
+	var h2ln *h2Listener
+	if r.cfg.https() {
+		raw := r.cfg.TLSListener
+		if raw == nil {
+			var err error
+			if raw, err = (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", r.cfg.TLSListen); err != nil {
+				ln.Close()
+				return fmt.Errorf("failed to listen for HTTPS on %s: %w", r.cfg.TLSListen, err)
+			}
+		}
+		ta := raw.Addr().String()
+		r.tlsAddr.Store(&ta)
+		if _, p, err := net.SplitHostPort(ta); err == nil {
+			r.tlsLport.Store(&p)
+		}
+		h2ln = newH2Listener(raw.Addr())
+		tln = newTLSListener(raw, r.tlsConfig(), r.cfg.HeaderReadTimeout, h2ln.hand, r.handshakeFailed)
+		tfr = http1.NewServer(tln, r, h1cfg)
+		defer tln.Close() // on an early return; Shutdown closes it otherwise
+	}
 	var msrv *http.Server
 	var mln net.Listener
 	if r.cfg.MetricsListener != nil || r.cfg.MetricsListen != "" {
@@ -177,7 +229,7 @@ func (r *Router) Run(ctx context.Context) error {
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)
 	addr := ln.Addr().String()
 	r.addr.Store(&addr)
 	if _, p, err := net.SplitHostPort(addr); err == nil {
@@ -209,11 +261,34 @@ func (r *Router) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.watchNomadApps(wctx) }()
 	}
+	if r.nomad != nil && tln != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.watchCerts(wctx) }()
+	}
+	if r.acme != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runACME(wctx) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		// Connections wait in the listen backlog until the first table is in.
 		r.awaitTable(ctx, tableReady)
+		if tfr != nil {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if err := tfr.Serve(); err != nil {
+					errc <- fmt.Errorf("failed to serve HTTPS clients: %w", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if err := r.h2srv.Serve(h2ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errc <- fmt.Errorf("failed to serve HTTP/2 clients: %w", err)
+				}
+			}()
+		}
 		if err := fr.Serve(); err != nil {
 			errc <- fmt.Errorf("failed to serve clients: %w", err)
 		}
@@ -237,7 +312,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}()
 	}
 	r.readyOne.Do(func() { close(r.ready) })
-	r.log.Info("router listening", "addr", addr, "domain", r.cfg.Domain, "consul", r.cfg.ConsulAddr)
+	r.log.Info("router listening", "addr", addr, "https", r.TLSAddr(), "domain", r.cfg.Domain, "consul", r.cfg.ConsulAddr)
 
 	var runErr error
 	select {
@@ -251,8 +326,22 @@ func (r *Router) Run(ctx context.Context) error {
 		r.cluster.stepDown(sctx)
 	}
 	http1.DrainAcceptQueue(ln, time.Second)
+	if tfr != nil {
+		http1.DrainAcceptQueue(tln.Listener, time.Second)
+		go func() { _ = tfr.Shutdown(sctx) }()
+	}
 	if err := fr.Shutdown(sctx); err != nil {
 		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)
+	}
+	if tfr != nil {
+		if err := tfr.Shutdown(sctx); err != nil {
+			r.log.Warn("HTTPS requests still running at the end of the shutdown timeout; closing them", "error", err)
+		}
+		// Every HTTP/2 connection is told to go away and finishes its streams.
+		if err := r.h2srv.Shutdown(sctx); err != nil {
+			r.log.Warn("HTTP/2 requests still running at the end of the shutdown timeout; closing them", "error", err)
+			r.h2srv.Close()
+		}
 	}
 	r.closeTracked(sctx)
 	if msrv != nil {

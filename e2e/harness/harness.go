@@ -202,7 +202,7 @@ func FreePorts(t testing.TB, n int) int {
 
 // WithRouter runs the grid's router on free ports (see devgrid.Options.RouterPort).
 func WithRouter(t testing.TB) func(*devgrid.Options) {
-	port := freePortRun(t, 3)
+	port := freePortRun(t, 4)
 	return func(o *devgrid.Options) { o.RouterPort = port }
 }
 
@@ -242,4 +242,11 @@ func Tokens(t testing.TB, g *devgrid.Grid) *devgrid.Tokens {
 		t.Fatalf("harness: %v", err)
 	}
 	return tok
+}
+
+// WithACME runs the grid's ACME server (Pebble, see devgrid.Options.ACMEPort) on free
+// ports, issuing certificates valid for validity (0: Pebble's default).
+func WithACME(t testing.TB, validity time.Duration) func(*devgrid.Options) {
+	port := freePortRun(t, 4)
+	return func(o *devgrid.Options) { o.ACMEPort, o.ACMEValidity = port, validity }
 }

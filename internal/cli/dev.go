@@ -43,7 +43,8 @@ func (f *devFlags) register(fsys *flag.FlagSet) {
 	fsys.StringVar(&f.opts.BinDir, "bin-dir", defaultBinDir(), "folder that holds nomad, consul and the plugins")
 	fsys.IntVar(&f.opts.ConsulPort, "consul-port", d.ConsulPort, "Consul HTTP port (the next three ports are Consul's too)")
 	fsys.IntVar(&f.opts.NomadPort, "nomad-port", d.NomadPort, "Nomad HTTP port (the next two ports are Nomad's too)")
-	fsys.IntVar(&f.opts.RouterPort, "router-port", d.RouterPort, "router HTTP port, metrics on the next, router logs on the one after (0: no router)")
+	fsys.IntVar(&f.opts.RouterPort, "router-port", d.RouterPort, "router HTTP port, metrics on the next, router logs on the one after, HTTPS on the one after that (0: no router)")
+	fsys.IntVar(&f.opts.ACMEPort, "acme-port", d.ACMEPort, "port of the grid's ACME server (Pebble), whose certificates the router orders for the apps; the next three ports are its too (0: none)")
 	fsys.IntVar(&f.opts.PostgresPort, "postgres-port", d.PostgresPort, "PostgreSQL port for the postgres add-on (0: none)")
 	fsys.IntVar(&f.opts.AutoscalerMetricsPort, "autoscaler-metrics-port", d.AutoscalerMetricsPort, "autoscaler metrics port (0: none); the autoscaler runs with the router")
 	fsys.StringVar(&f.opts.RouterDomain, "domain", d.RouterDomain, "router domain: Host <app>.<domain> reaches an app")
@@ -83,7 +84,7 @@ Options:
   --router-port=N    Router HTTP port, N+1 for its metrics, N+2 for its logs
                      endpoint (0: no router, nor autoscaler)
   --autoscaler-metrics-port=N
-                     Autoscaler metrics port (default 8083; 0: none)
+                     Autoscaler metrics port (default 8084; 0: none)
   --postgres-port=N  PostgreSQL for the postgres add-on (0: none)
   --domain=D         Router domain: Host <app>.D reaches an app (default localhost)
   --timeout=D        How long to wait for the grid to be healthy (default 2m)
@@ -181,6 +182,11 @@ func gridSummary(g *devgrid.Grid) string {
 	fmt.Fprintf(&b, "    Consul UI: http://%s/ui/\n", o.ConsulAddr())
 	if o.RouterPort != 0 {
 		fmt.Fprintf(&b, "    Router:    http://%s/ (Host: <app>.%s), metrics http://%s:%d/metrics, logs http://%s\n", o.RouterAddr(), o.RouterDomain, o.Bind, o.RouterPort+1, o.RouterLogsAddr())
+		fmt.Fprintf(&b, "    HTTPS:     https://%s/ (certificates of the grid's CA: curl --cacert %s)\n", o.RouterTLSAddr(), o.RouterCAFile())
+		if o.ACMEPort != 0 {
+			fmt.Fprintf(&b, "    ACME:      %s orders each app's certificate (its root: curl --cacert <(curl -s --cacert %s %s))\n",
+				o.ACMEDirectory(), o.RouterCAFile(), o.ACMERootsURL())
+		}
 		if o.AutoscalerMetricsPort != 0 {
 			fmt.Fprintf(&b, "    Autoscaler: metrics http://%s:%d/metrics\n", o.Bind, o.AutoscalerMetricsPort)
 		}

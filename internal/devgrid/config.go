@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Options say where a grid lives and which ports it takes. The zero value of a field means
@@ -30,7 +31,7 @@ type Options struct {
 	// ConsulOnly starts Consul alone, for tests of parts that need no Nomad.
 	ConsulOnly bool
 	// RouterPort is the router's HTTP port (its metrics take the next, its logs endpoint
-	// the one after); 0 runs no router.
+	// the one after, HTTPS the one after that); 0 runs no router.
 	RouterPort int
 	// RouterDomain is the router's domain: Host <app>.<domain> reaches an app.
 	RouterDomain string
@@ -39,6 +40,12 @@ type Options struct {
 	AutoscalerMetricsPort int `json:"autoscaler_metrics_port,omitempty"`
 	// AutoscalerFlags are extra dyno-autoscaler flags (its cooldowns, say).
 	AutoscalerFlags []string `json:"autoscaler_flags,omitempty"`
+	// ACMEPort is the port of the grid's ACME server, Pebble (pebble.go), which the
+	// router orders its certificates from; its management API takes the next port, its
+	// DNS server the one after, the DNS server's management the one after that. 0 runs
+	// none. ACMEValidity is how long its certificates are valid (0: Pebble's default).
+	ACMEPort     int
+	ACMEValidity time.Duration `json:",omitempty"`
 	// PostgresPort is the port of the PostgreSQL server for the postgres add-on; 0 runs
 	// none.
 	PostgresPort int
@@ -75,9 +82,10 @@ func Defaults() Options {
 		NomadPort:    4646,
 		RouterPort:   8080,
 		RouterDomain: "localhost",
+		ACMEPort:     14000,
 		PostgresPort: 5433,
 
-		AutoscalerMetricsPort: 8083,
+		AutoscalerMetricsPort: 8084,
 	}
 }
 
@@ -115,13 +123,13 @@ func (o Options) validate() error {
 	for _, p := range o.ports() {
 		if seen[p] {
 			errs = append(errs, fmt.Errorf("ports: port %d is asked for twice (consul takes %d-%d, nomad %d-%d, the router %d-%d)",
-				p, o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2, o.RouterPort, o.RouterPort+2))
+				p, o.ConsulPort, o.ConsulPort+3, o.NomadPort, o.NomadPort+2, o.RouterPort, o.RouterPort+3))
 			break
 		}
 		seen[p] = true
 	}
-	for name, p := range map[string]int{"router port": o.RouterPort, "postgres port": o.PostgresPort, "autoscaler metrics port": o.AutoscalerMetricsPort} {
-		if p < 0 || p > 65533 {
+	for name, p := range map[string]int{"router port": o.RouterPort, "acme port": o.ACMEPort, "postgres port": o.PostgresPort, "autoscaler metrics port": o.AutoscalerMetricsPort} {
+		if p < 0 || p > 65532 {
 			errs = append(errs, fmt.Errorf("%s: %d is not a port", name, p))
 		}
 	}
@@ -147,7 +155,10 @@ func (o Options) ports() []int {
 	ports := []int{o.ConsulPort, o.ConsulPort + 1, o.ConsulPort + 2, o.ConsulPort + 3,
 		o.NomadPort, o.NomadPort + 1, o.NomadPort + 2}
 	if o.RouterPort != 0 {
-		ports = append(ports, o.RouterPort, o.RouterPort+1, o.RouterPort+2)
+		ports = append(ports, o.RouterPort, o.RouterPort+1, o.RouterPort+2, o.RouterPort+3)
+	}
+	if o.ACMEPort != 0 {
+		ports = append(ports, o.ACMEPort, o.ACMEPort+1, o.ACMEPort+2, o.ACMEPort+3)
 	}
 	if o.PostgresPort != 0 {
 		ports = append(ports, o.PostgresPort)

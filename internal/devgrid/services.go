@@ -17,7 +17,7 @@ import (
 )
 
 // startRouter runs the grid's router on RouterPort (its metrics on the next port, its
-// logs endpoint on the one after), following the grid's Consul and Nomad, and waits
+// logs endpoint on the one after, HTTPS on the one after that), following the grid's Consul and Nomad, and waits
 // until it accepts connections.
 func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 	o := g.Options
@@ -26,13 +26,33 @@ func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 		return fmt.Errorf("missing router binary (run `make build`): %w", err)
 	}
 	env := []string{"CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulRouter], "NOMAD_TOKEN=" + t.Nomad[policies.NomadRouter]}
-	if err := g.start("router", env, bin,
+	ca, err := o.newGridCA()
+	if err != nil {
+		return fmt.Errorf("failed to make the grid's CA: %w", err)
+	}
+	certFile, keyFile, err := o.issue(ca, "router", o.RouterDomain, "*."+o.RouterDomain)
+	if err != nil {
+		return fmt.Errorf("failed to make the router's default certificate: %w", err)
+	}
+	args := []string{
 		"-listen", o.RouterAddr(),
+		"-tls-listen", o.RouterTLSAddr(),
+		"-tls-cert", certFile,
+		"-tls-key", keyFile,
 		"-metrics-listen", fmt.Sprintf("%s:%d", o.Bind, o.RouterPort+1),
 		"-logs-listen", o.RouterLogsAddr(),
 		"-consul", o.ConsulAddr(),
-		"-nomad", "http://"+o.NomadAddr(),
-		"-domain", o.RouterDomain); err != nil {
+		"-nomad", "http://" + o.NomadAddr(),
+		"-domain", o.RouterDomain,
+	}
+	if o.ACMEPort != 0 {
+		if err := g.startPebble(ctx, ca); err != nil {
+			return g.withLog("pebble", err)
+		}
+		args = append(args, "-acme-directory", o.ACMEDirectory(), "-acme-ca", o.RouterCAFile(),
+			"-acme-account-key", filepath.Join(o.tlsDir(), "acme-account-key.pem"))
+	}
+	if err := g.start("router", env, bin, args...); err != nil {
 		return err
 	}
 	return g.waitFor(ctx, "router", func(ctx context.Context) error {

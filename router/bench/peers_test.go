@@ -64,6 +64,11 @@ func startRouter(tb testing.TB, bs []*loadgen.Backend) *proc { return startRoute
 
 // startRouterOn is startRouter with the router pinned to one core (none when core < 0).
 func startRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+	return startRouterWith(tb, bs, core)
+}
+
+// startRouterWith is startRouterOn with extra flags.
+func startRouterWith(tb testing.TB, bs []*loadgen.Backend, core int, extra ...string) *proc {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "dyno-router")
 	build := exec.Command("go", "build", "-o", bin, "github.com/dynogrid/dynogrid/cmd/dyno-router")
@@ -73,6 +78,7 @@ func startRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
 	addr := freeAddr(tb)
 	argv := []string{bin, "-listen", addr, "-consul", "", "-log-level", "warn",
 		"-static", "bench=" + strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s"}
+	argv = append(argv, extra...)
 	if core >= 0 {
 		argv = pinned(core, argv...)
 	}
@@ -99,6 +105,12 @@ func startHAProxy(tb testing.TB, bs []*loadgen.Backend, balance string, single b
 
 // startHAProxyOn is startHAProxy pinned to one core (none when core < 0).
 func startHAProxyOn(tb testing.TB, bs []*loadgen.Backend, balance string, single bool, core int) *proc {
+	return startHAProxyWith(tb, bs, balance, single, core, "")
+}
+
+// startHAProxyWith is startHAProxyOn with the frontend's bind line ending in bind (TLS
+// settings, for example).
+func startHAProxyWith(tb testing.TB, bs []*loadgen.Backend, balance string, single bool, core int, bind string) *proc {
 	tb.Helper()
 	bin := haproxyBin
 	requireHAProxy(tb)
@@ -115,11 +127,11 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend fe
-    bind %s
+    bind %s%s
     default_backend be
 backend be
     balance %s
-`, addr, balance)
+`, addr, bind, balance)
 	for i, a := range addrs(bs) {
 		fmt.Fprintf(&b, "    server s%d %s", i+1, a)
 		if single {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -107,6 +108,10 @@ func (f *Server) Serve() error {
 		br.Reset(c)
 		bw.Reset(c)
 		cc := &clientConn{f: f, c: c, br: br, bw: bw, remote: c.RemoteAddr().String(), born: time.Now()}
+		if tc, ok := c.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			cc.tls = &st
+		}
 		cc.ctx, cc.cancel = context.WithCancel(context.Background())
 		// A connection accepted as shutdown begins is served like the others (it may
 		// hold a request already): shutdown counts it once the loop has returned.
@@ -165,6 +170,7 @@ type clientConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote string
+	tls    *tls.ConnectionState // nil on a plain connection
 	born   time.Time
 	state  atomic.Int32
 	// ctx ends when the client is known to have left (see watchLeave) or the
@@ -265,6 +271,7 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 		expect = true
 	}
 	req.RemoteAddr = cc.remote
+	req.TLS = cc.tls
 	if req.ContentLength != 0 {
 		body = newBodyReader(cc.br, req.ContentLength, cfg.MaxHeaderBytes)
 		req.Body = body

@@ -1,0 +1,72 @@
+package certapi
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
+)
+
+func TestParseRefusesBadCertificates(t *testing.T) {
+	ca := testutil.NewCA(t)
+	cert, key := ca.IssueNow(t, "www.shop.test")
+	_, otherKey := ca.IssueNow(t, "www.shop.test")
+	future, futureKey := ca.Issue(t, []string{"www.shop.test"}, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour))
+	expired, expiredKey := ca.Issue(t, []string{"www.shop.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	smallPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)})
+	var chain []byte
+	for i := 0; i < 9; i++ {
+		chain = append(chain, cert...)
+	}
+	for name, tc := range map[string]struct {
+		cert, key []byte
+		want      string
+	}{
+		"mismatch":      {cert, otherKey, "the key is not the certificate's"},
+		"expired":       {expired, expiredKey, "expired at"},
+		"not yet valid": {future, futureKey, "not valid before"},
+		"garbage":       {[]byte("garbage"), key, "no PEM CERTIFICATE block"},
+		"swapped":       {key, cert, "not a CERTIFICATE"},
+		"trailing text": {append(append([]byte{}, cert...), "junk"...), key, "text after the last PEM block"},
+		"too large":     {make([]byte, MaxPEMBytes+1), key, "more than the 65536"},
+		"large key":     {cert, make([]byte, MaxPEMBytes+1), "key: 65537 bytes"},
+		"long chain":    {chain, key, "more than 8 certificates"},
+		"small RSA":     {cert, smallPEM, "RSA key of 1024 bits"},
+		"no key":        {cert, nil, "key: no PEM block"},
+		"garbage key":   {cert, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "not a PKCS#8, RSA or EC private key"},
+	} {
+		if _, err := Parse(tc.cert, tc.key, time.Now()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, tc.want)
+		}
+	}
+	c, err := Parse(cert, key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Covers("www.shop.test") || c.Covers("shop.test") {
+		t.Errorf("covers: %v", c.Names())
+	}
+}
+
+func TestVariableNames(t *testing.T) {
+	for _, d := range []string{"www.shop.test", "*.shop.test", "a-b.c"} {
+		n := VariableName(d)
+		if strings.ContainsAny(n, ".*") || DomainOf(n) != d {
+			t.Errorf("%s: variable name %q, back %q", d, n, DomainOf(n))
+		}
+	}
+	for _, bad := range []string{"", "shop..test", "-a.test", "a_b.test", "www.shop.test/..", strings.Repeat("a", 112)} {
+		if CheckDomain(bad) == nil {
+			t.Errorf("domain %q accepted", bad)
+		}
+	}
+	if err := CheckDomain("*.shop.test"); err != nil {
+		t.Errorf("wildcard refused: %v", err)
+	}
+}
