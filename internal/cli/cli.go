@@ -61,6 +61,7 @@ func Commands(ui mcli.Ui) map[string]mcli.CommandFactory {
 		"logs":           func() (mcli.Command, error) { return &logsCommand{m}, nil },
 		"run":            func() (mcli.Command, error) { return &runCommand{m}, nil },
 		"usage":          func() (mcli.Command, error) { return &usageCommand{m}, nil },
+		"status":         func() (mcli.Command, error) { return &statusCommand{m}, nil },
 		"addons":         func() (mcli.Command, error) { return &addonsCommand{m}, nil },
 		"addons:create":  func() (mcli.Command, error) { return &addonsCreateCommand{m}, nil },
 		"addons:info":    func() (mcli.Command, error) { return &addonsInfoCommand{m}, nil },
