@@ -10,7 +10,7 @@
 
 variable "router_binary" {
   type    = string
-  default = "/usr/local/bin/dyno-router"
+  default = "/opt/dynogrid/bin/dyno-router"
 }
 
 variable "domain" {

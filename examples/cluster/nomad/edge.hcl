@@ -21,6 +21,20 @@ client {
     "driver.raw_exec.enable" = "0"
     "fingerprint.denylist"   = "env_aws,env_gce,env_azure,env_digitalocean"
   }
+  # What the router's exec task sees: Nomad's default chroot, the Dynogrid binaries at
+  # /opt/dynogrid/bin and the grid's CA at /etc/dynogrid/tls/ca.pem.
+  chroot_env {
+    "/bin"              = "/bin"
+    "/etc"              = "/etc"
+    "/lib"              = "/lib"
+    "/lib32"            = "/lib32"
+    "/lib64"            = "/lib64"
+    "/run/resolvconf"   = "/run/resolvconf"
+    "/sbin"             = "/sbin"
+    "/usr"              = "/usr"
+    "${DYNO_BIN_DIR}"   = "/opt/dynogrid/bin"
+    "${TLS_DIR}/ca.pem" = "/etc/dynogrid/tls/ca.pem"
+  }
 }
 
 tls {
