@@ -1,0 +1,229 @@
+package multihost
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
+	"github.com/dynogrid/dynogrid/internal/testutil"
+	"github.com/dynogrid/dynogrid/policies"
+)
+
+// TestProductionGrid runs a grid as docs/production.md builds one, from the files of
+// examples/cluster: 3 server hosts, 3 client hosts, an edge host running the router job
+// and a laptop host with only the CLI, which works over TLS with the app's deploy token.
+// From the laptop it deploys, scales and rolls back an app; it kills the leader's host
+// (the app keeps serving, a deploy succeeds once a new leader is elected); it restarts
+// every Nomad client in turn as a rolling upgrade does, under load: no request fails.
+func TestProductionGrid(t *testing.T) {
+	const app = "shop"
+	g := Start(t, Options{Servers: 3, Hosts: 3, RouterJob: true, Laptop: true})
+	ctx := context.Background()
+	token, err := tenancy.AppToken(ctx, g.NomadClient(), app, "deploy "+app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop := func(server *Host, args ...string) string {
+		t.Helper()
+		env := []string{
+			"NOMAD_ADDR=https://" + server.Addr + ":4646", "NOMAD_TOKEN=" + token, "NOMAD_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_ADDR=https://" + server.Addr + ":8501", "CONSUL_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_TOKEN=" + g.Tokens().Consul[policies.ConsulRouter],
+			"DYNO_SLUG_STORE=" + g.StoreURL(), "DYNO_SLUG_STORE_USER=" + storeDeployer,
+			"DYNO_SLUG_STORE_PASSWORD=" + g.StorePassword(storeDeployer), "DYNO_SLUG_STORE_CACERT=" + g.CAFile(),
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		out, err := g.RunOnLaptop(cctx, env, g.Laptop.Dir, append(args, "--app", app)...)
+		if err != nil {
+			t.Fatalf("laptop: dyno %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+
+	// Which grid, who am I.
+	status := laptop(g.Server, "status")
+	for _, want := range []string{"Nomad   https://" + g.Server.Addr + ":4646", "region global", "Consul  https://",
+		`"deploy shop" (client)`, "app-shop-deploy", "namespaces " + tenancy.Namespace(app)} {
+		if !strings.Contains(status, want) {
+			t.Errorf("dyno status lacks %q:\n%s", want, status)
+		}
+	}
+	t.Logf("dyno status on the laptop:\n%s", status)
+
+	// Deploy from the laptop: the slug goes to the store, the job names it there.
+	dir := appDir(t, app)
+	if out := laptop(g.Server, "deploy", dir); !strings.Contains(out, "is released and healthy") {
+		t.Fatalf("deploy said:\n%s", out)
+	}
+	assertSlugInStore(t, g, app)
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "2 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 2 })
+	load := startLoad(t, g, app)
+
+	laptop(g.Server, "ps:scale", "web=3")
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 3 })
+	laptop(g.Server, "config:set", "GREETING=hi")
+	laptop(g.Server, "rollback", "v1")
+	if out := laptop(g.Server, "releases"); !strings.Contains(out, "* v3") {
+		t.Errorf("after the rollback, releases are:\n%s", out)
+	}
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v3", func(e []*consulapi.ServiceEntry) bool {
+		if len(e) != 3 {
+			return false
+		}
+		for _, s := range e {
+			if s.Service.Meta["release"] != "v3" {
+				return false
+			}
+		}
+		return true
+	})
+	serveMore(t, load)
+
+	// Kill the Nomad leader's host.
+	nomadLeader, consulLeader, err := g.Leaders(g.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := g.ServerByAddr(nomadLeader)
+	if lost == nil {
+		t.Fatalf("the Nomad leader %s is no server host", nomadLeader)
+	}
+	var survivor *Host
+	for _, s := range g.Servers {
+		if s != lost {
+			survivor = s
+			break
+		}
+	}
+	faultAt := time.Now()
+	if _, err := g.KillHost(lost); err != nil {
+		t.Fatal(err)
+	}
+	g.UseServer(survivor)
+	var newNomad, newConsul string
+	nomadBack := waitWithin(t, faultAt, 2*time.Minute, "a new Nomad and Consul leader", func() bool {
+		newNomad, newConsul, err = g.Leaders(survivor)
+		return err == nil && newNomad != "" && newConsul != "" && g.ServerByAddr(newNomad) != lost && g.ServerByAddr(newConsul) != lost
+	})
+	if err := os.WriteFile(filepath.Join(dir, "public.txt"), []byte("after the leader's loss\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deployAt := time.Now()
+	if out := laptop(survivor, "deploy", dir); !strings.Contains(out, "is released and healthy") {
+		t.Fatalf("deploy after the leader's loss said:\n%s", out)
+	}
+	deployTook := time.Since(deployAt)
+	serveMore(t, load)
+	leaderLoad := checkFailures(t, load.Stop(), faultAt, 0)
+	t.Logf("leader host %s lost (Nomad leader %s, Consul leader %s): new leaders Nomad %s, Consul %s after %s; "+
+		"the next deploy took %s; load: %s", lost.Name, nomadLeader, consulLeader, newNomad, newConsul, ms(nomadBack), ms(deployTook), leaderLoad)
+
+	// A rolling upgrade: every Nomad client stopped as systemd stops it and started
+	// again, one at a time, under load. The dynos keep running throughout.
+	entries := waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v4", func(e []*consulapi.ServiceEntry) bool {
+		n := 0
+		for _, s := range e {
+			if s.Service.Meta["release"] == "v4" {
+				n++
+			}
+		}
+		return n == 3 && len(e) == 3
+	})
+	before := allocRestarts(t, g, app)
+	load = startLoad(t, g, app)
+	rollAt := time.Now()
+	var took []string
+	for _, h := range g.Hosts {
+		at := time.Now()
+		pids, err := g.SignalProcesses(h, "nomad agent", syscall.SIGINT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitWithin(t, at, time.Minute, h.Name+"'s Nomad client stopped", func() bool { return !alive(pids) })
+		if err := g.StartNomad(h); err != nil {
+			t.Fatal(err)
+		}
+		back := waitNode(t, g, h, at, "ready again", func(n *nomadapi.Node) bool { return n.Status == nomadapi.NodeStatusReady })
+		took = append(took, h.Name+" "+ms(back))
+		serveMore(t, load)
+	}
+	rollLoad := checkFailures(t, load.Stop(), rollAt, 0)
+	after := allocRestarts(t, g, app)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("dynos (allocation: restarts) before the rolling restart %v, after %v: a dyno was restarted or replaced", before, after)
+	}
+	t.Logf("rolling restart of %d clients (%s) under load, %d dynos: %s", len(g.Hosts), strings.Join(took, ", "), len(entries), rollLoad)
+}
+
+// appDir is the example Thin app as app, with 2 web dynos scalable to 3.
+func appDir(t *testing.T, app string) string {
+	t.Helper()
+	dst := harness.CopyExample(t, app)
+	spec := fmt.Sprintf(`app %q {
+  procfile = "Procfile"
+  process "web" {
+    count        = 2
+    min          = 1
+    max          = 3
+    memory       = 256
+    health_check = "/health"
+    size         = "shared"
+  }
+}
+`, app)
+	if err := os.WriteFile(filepath.Join(dst, "dyno.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// assertSlugInStore checks that app's job names its slug in the grid's store by its
+// sha256, that the store holds it, and that the job carries no store credential.
+func assertSlugInStore(t *testing.T, g *Grid, app string) {
+	t.Helper()
+	job, _, err := g.NomadClient().Jobs().Info(app, &nomadapi.QueryOptions{Namespace: tenancy.Namespace(app)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := job.TaskGroups[0].Tasks[0].Config
+	src, _ := cfg["slug"].(string)
+	sum, _ := cfg["slug_sha256"].(string)
+	if want := g.StoreURL() + sum + ".tar.gz"; sum == "" || src != want {
+		t.Errorf("the job's slug is %q, want %q", src, want)
+	}
+	if _, err := os.Stat(filepath.Join(g.Store.Dir, "www", "slugs", sum+".tar.gz")); err != nil {
+		t.Errorf("the store does not hold the slug: %v", err)
+	}
+	b, _ := json.Marshal(job)
+	for _, who := range []string{storeReader, storeDeployer} {
+		if strings.Contains(string(b), g.StorePassword(who)) {
+			t.Errorf("the job carries the store password of %s", who)
+		}
+	}
+}
+
+// allocRestarts maps each running web allocation of app to its task's restarts.
+func allocRestarts(t *testing.T, g *Grid, app string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	testutil.WaitFor(t, time.Minute, "the app's allocations", func() error {
+		for _, a := range runningAllocs(t, g, app) {
+			n, _ := restarts(t, g, a.ID)
+			out[a.ID[:8]] = n
+		}
+		return nil
+	})
+	return out
+}
