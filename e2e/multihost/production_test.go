@@ -16,7 +16,6 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
-	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/policies"
 )
 
@@ -146,6 +145,12 @@ func TestProductionGrid(t *testing.T) {
 	rollAt := time.Now()
 	var took []string
 	for _, h := range g.Hosts {
+		var onHost []string
+		for _, a := range runningAllocs(t, g, app) {
+			if a.NodeName == h.Name {
+				onHost = append(onHost, a.ID)
+			}
+		}
 		at := time.Now()
 		pids, err := g.SignalProcesses(h, "nomad agent", syscall.SIGINT)
 		if err != nil {
@@ -155,8 +160,17 @@ func TestProductionGrid(t *testing.T) {
 		if err := g.StartNomad(h); err != nil {
 			t.Fatal(err)
 		}
-		back := waitNode(t, g, h, at, "ready again", func(n *nomadapi.Node) bool { return n.Status == nomadapi.NodeStatusReady })
-		took = append(took, h.Name+" "+ms(back))
+		// The restarted client has recovered its dynos once it serves their stats.
+		back := waitWithin(t, at, time.Minute, h.Name+"'s dynos recovered by its restarted client", func() bool {
+			for _, id := range onHost {
+				if !clientStats(g, h, id) {
+					return false
+				}
+			}
+			return true
+		})
+		waitNode(t, g, h, at, "ready", func(n *nomadapi.Node) bool { return n.Status == nomadapi.NodeStatusReady })
+		took = append(took, fmt.Sprintf("%s: %d dynos recovered after %s", h.Name, len(onHost), ms(back)))
 		serveMore(t, load)
 	}
 	rollLoad := checkFailures(t, load.Stop(), rollAt, 0)
@@ -218,12 +232,9 @@ func assertSlugInStore(t *testing.T, g *Grid, app string) {
 func allocRestarts(t *testing.T, g *Grid, app string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	testutil.WaitFor(t, time.Minute, "the app's allocations", func() error {
-		for _, a := range runningAllocs(t, g, app) {
-			n, _ := restarts(t, g, a.ID)
-			out[a.ID[:8]] = n
-		}
-		return nil
-	})
+	for _, a := range runningAllocs(t, g, app) {
+		n, _ := restarts(t, g, a.ID)
+		out[a.ID[:8]] = n
+	}
 	return out
 }

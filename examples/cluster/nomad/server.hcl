@@ -21,6 +21,8 @@ server {
   # Every release and every scale is a version of the app's job; `dyno releases` and
   # `dyno rollback` find releases in this history.
   job_tracked_versions = 100
+  # Raft timing for production: a lost leader is replaced in seconds.
+  raft_multiplier = 1
   server_join {
     retry_join     = [${RETRY_JOIN}]
     retry_interval = "2s"
