@@ -1,8 +1,6 @@
 package driver
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
 // maxSecretFile bounds the slug store's password file and CA file.
@@ -32,12 +32,9 @@ func (c *Config) slugStore() (*slugStore, error) {
 		}
 		return nil, nil
 	}
-	base, err := url.Parse(c.SlugStoreURL)
-	if err != nil || base.Scheme != "https" || base.Host == "" || base.User != nil || base.RawQuery != "" || base.Fragment != "" {
-		return nil, fmt.Errorf("slug_store_url: %q must be an https:// address without credentials, query or fragment", c.SlugStoreURL)
-	}
-	if !strings.HasSuffix(base.Path, "/") {
-		base.Path += "/"
+	base, err := slug.StoreURL(c.SlugStoreURL)
+	if err != nil {
+		return nil, fmt.Errorf("slug_store_url: %w", err)
 	}
 	s := &slugStore{base: base, username: c.SlugStoreUsername}
 	if (c.SlugStoreUsername == "") != (c.SlugStorePasswordFile == "") {
@@ -53,17 +50,9 @@ func (c *Config) slugStore() (*slugStore, error) {
 			return nil, fmt.Errorf("slug_store_password_file: %s is empty", c.SlugStorePasswordFile)
 		}
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.SlugStoreCAFile != "" {
-		pem, err := readSmallFile(c.SlugStoreCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("slug_store_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("slug_store_ca_file: %s holds no PEM certificate", c.SlugStoreCAFile)
-		}
-		tlsConfig.RootCAs = pool
+	tlsConfig, err := slug.StoreTLS(c.SlugStoreCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("slug_store_ca_file: %w", err)
 	}
 	s.client = &http.Client{
 		Timeout:   slugFetchTimeout,

@@ -62,3 +62,24 @@ func (g *Grid) Leaders(h *Host) (nomad, consul string, err error) {
 	consul, err = cc.Status().Leader()
 	return nomad, consul, err
 }
+
+// MoveConsulLeader makes the Consul server of host h the leader (Raft leadership
+// transfer), so that one host can lead both Nomad and Consul.
+func (g *Grid) MoveConsulLeader(h *Host) error {
+	c := g.ConsulClient()
+	conf, err := c.Operator().RaftGetConfiguration(nil)
+	if err != nil {
+		return err
+	}
+	for _, s := range conf.Servers {
+		if g.ServerByAddr(s.Address) != h {
+			continue
+		}
+		if s.Leader {
+			return nil
+		}
+		_, err := c.Operator().RaftLeaderTransfer(s.ID, nil)
+		return err
+	}
+	return fmt.Errorf("%s is no Consul Raft peer", h.Name)
+}

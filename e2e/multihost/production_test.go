@@ -16,6 +16,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/policies"
 )
 
@@ -90,8 +91,9 @@ func TestProductionGrid(t *testing.T) {
 	})
 	serveMore(t, load)
 
-	// Kill the Nomad leader's host.
-	nomadLeader, consulLeader, err := g.Leaders(g.Server)
+	// Kill the host that leads both Nomad and Consul (Consul's leadership is moved to
+	// the Nomad leader's host first).
+	nomadLeader, _, err := g.Leaders(g.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,21 @@ func TestProductionGrid(t *testing.T) {
 	if lost == nil {
 		t.Fatalf("the Nomad leader %s is no server host", nomadLeader)
 	}
+	if err := g.MoveConsulLeader(lost); err != nil {
+		t.Fatal(err)
+	}
+	var consulLeader string
+	testutil.WaitFor(t, 30*time.Second, "Consul's leadership on "+lost.Name, func() error {
+		var err error
+		if nomadLeader, consulLeader, err = g.Leaders(g.Server); err != nil {
+			return err
+		}
+		if g.ServerByAddr(consulLeader) != lost || g.ServerByAddr(nomadLeader) != lost {
+			return fmt.Errorf("Nomad leader %s, Consul leader %s", nomadLeader, consulLeader)
+		}
+		return nil
+	})
+	serveMore(t, load)
 	var survivor *Host
 	for _, s := range g.Servers {
 		if s != lost {

@@ -30,17 +30,57 @@ type Remote struct {
 
 // NewRemote checks a store's settings; where names where they came from, for errors.
 func NewRemote(rawURL, username, password, caFile, where string) (*Remote, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%s: %q must be an https:// address without credentials, query or fragment", where, rawURL)
+	u, err := StoreURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if (username == "") != (password == "") {
 		return nil, fmt.Errorf("%s: a user name needs a password and a password a user name", where)
 	}
+	return &Remote{URL: u.String(), Username: username, Password: password, CAFile: caFile}, nil
+}
+
+// StoreURL parses a slug store's base address: https, no credentials, query or
+// fragment, ending in a slash.
+func StoreURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%q must be an https:// address without credentials, query or fragment", raw)
+	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	return &Remote{URL: u.String(), Username: username, Password: password, CAFile: caFile}, nil
+	return u, nil
+}
+
+// maxCAFile bounds a CA file.
+const maxCAFile = 1 << 20
+
+// StoreTLS is the TLS configuration of a slug store's clients: the CAs of caFile, or the
+// system's when it is "".
+func StoreTLS(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	f, err := os.Open(caFile)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pem, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(pem) > maxCAFile {
+		return nil, fmt.Errorf("%s is larger than %d KiB", caFile, maxCAFile>>10)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
 }
 
 // IsRemote tells whether a --slug-store value names a remote store rather than a directory.
@@ -49,17 +89,9 @@ func IsRemote(store string) bool {
 }
 
 func (r *Remote) client() (*http.Client, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if r.CAFile != "" {
-		pem, err := os.ReadFile(r.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("slug store CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("slug store CA: %s holds no PEM certificate", r.CAFile)
-		}
-		cfg.RootCAs = pool
+	cfg, err := StoreTLS(r.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("slug store CA: %w", err)
 	}
 	return &http.Client{
 		Timeout:   uploadTimeout,
