@@ -81,6 +81,10 @@ func (g *Grid) hostVars(h *Host) map[string]string {
 		"SLUG_STORE_READ_USER":          storeReader,
 		"SLUG_STORE_READ_PASSWORD_FILE": filepath.Join(g.Dir, storePasswords, storeReader),
 		"DYNO_BIN_DIR":                  g.BinDir,
+		"ALLOWED_ENDPOINTS":             "",
+	}
+	if g.postgres != "" {
+		v["ALLOWED_ENDPOINTS"] = quoted([]string{g.postgres})
 	}
 	for k, key := range g.keys {
 		v[k] = key

@@ -51,6 +51,10 @@ type Options struct {
 	RouterJob bool
 	// Laptop adds a host that runs no agent: only the dyno CLI (Grid.Laptop).
 	Laptop bool
+	// Postgres runs a PostgreSQL server for the postgres add-on on the bridge's address,
+	// which dynos may reach (the driver's allowed_endpoints); Grid.AddonConfig holds
+	// the add-on settings.
+	Postgres bool
 }
 
 // Host is one test host: a network namespace with an address on the grid's bridge.
@@ -90,6 +94,7 @@ type Grid struct {
 	RouterAddr string
 	cluster    bool
 	routerJob  bool
+	postgres   string // the postgres add-on's server, host:port, or ""
 	repo       string
 	ca         *testCA
 	keys       map[string]string // gossip keys: CONSUL_GOSSIP_KEY, NOMAD_GOSSIP_KEY
@@ -171,6 +176,11 @@ func Start(t testing.TB, opts Options) *Grid {
 	g.RouterAddr = g.Routers[0].Addr
 	if err := g.makeSecrets(); err != nil {
 		t.Fatal(err)
+	}
+	if opts.Postgres {
+		if err := g.startPostgres(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()

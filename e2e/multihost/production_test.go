@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +30,7 @@ import (
 // every Nomad client in turn as a rolling upgrade does, under load: no request fails.
 func TestProductionGrid(t *testing.T) {
 	const app = "shop"
-	g := Start(t, Options{Servers: 3, Hosts: 3, RouterJob: true, Laptop: true})
+	g := Start(t, Options{Servers: 3, Hosts: 3, RouterJob: true, Laptop: true, Postgres: true})
 	ctx := context.Background()
 	token, err := tenancy.AppToken(ctx, g.NomadClient(), app, "deploy "+app)
 	if err != nil {
@@ -42,6 +44,7 @@ func TestProductionGrid(t *testing.T) {
 			"CONSUL_HTTP_TOKEN=" + g.Tokens().Consul[policies.ConsulRouter],
 			"DYNO_SLUG_STORE=" + g.StoreURL(), "DYNO_SLUG_STORE_USER=" + storeDeployer,
 			"DYNO_SLUG_STORE_PASSWORD=" + g.StorePassword(storeDeployer), "DYNO_SLUG_STORE_CACERT=" + g.CAFile(),
+			"DYNO_ADDON_CONFIG=" + g.AddonConfig(), "TMPDIR=" + g.Laptop.Dir,
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
@@ -69,6 +72,12 @@ func TestProductionGrid(t *testing.T) {
 	}
 	assertSlugInStore(t, g, app)
 	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "2 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 2 })
+	// The postgres add-on: the dynos count visits in its database, on another host.
+	for i := 1; i <= 2; i++ {
+		if body := getApp(t, g, app, "/"); !strings.Contains(body, fmt.Sprintf("visits:   %d\n", i)) {
+			t.Fatalf("visit %d: the app answered:\n%s", i, body)
+		}
+	}
 	load := startLoad(t, g, app)
 
 	laptop(g.Server, "ps:scale", "web=3")
@@ -198,7 +207,28 @@ func TestProductionGrid(t *testing.T) {
 	t.Logf("rolling restart of %d clients (%s) under load, %d dynos: %s", len(g.Hosts), strings.Join(took, ", "), len(entries), rollLoad)
 }
 
-// appDir is the example Thin app as app, with 2 web dynos scalable to 3.
+// getApp GETs path of app through the grid's router and returns the body of a 200.
+func getApp(t *testing.T, g *Grid, app, path string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+g.RouterAddr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = app + ".localhost"
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s of %s: %s\n%s", path, app, resp.Status, b)
+	}
+	return string(b)
+}
+
+// appDir is the example Thin app as app, with 2 web dynos scalable to 3 and its
+// postgres add-on.
 func appDir(t *testing.T, app string) string {
 	t.Helper()
 	dst := harness.CopyExample(t, app)
@@ -212,6 +242,7 @@ func appDir(t *testing.T, app string) string {
     health_check = "/health"
     size         = "shared"
   }
+  addon "postgres" {}
 }
 `, app)
 	if err := os.WriteFile(filepath.Join(dst, "dyno.hcl"), []byte(spec), 0o644); err != nil {

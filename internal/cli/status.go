@@ -110,7 +110,7 @@ func nomadStatus(n *nomadapi.Client) (NomadStatus, error) {
 	}
 	tok, _, err := n.ACLTokens().Self(nil)
 	if err != nil {
-		return st, fmt.Errorf("Nomad at %s does not know this token: %w", st.Address, err)
+		return st, fmt.Errorf("this token is unknown to Nomad at %s: %w", st.Address, err)
 	}
 	st.Token, st.TokenType, st.Policies = tok.Name, tok.Type, tok.Policies
 	// Only a token that may read the agent learns its version.
@@ -140,7 +140,7 @@ func consulStatus(c *consulapi.Client, addr string) (*ConsulStatus, error) {
 	st.Leader = leader
 	tok, _, err := c.ACL().TokenReadSelf(nil)
 	if err != nil {
-		return nil, fmt.Errorf("Consul at %s does not know this token: %w", st.Address, err)
+		return nil, fmt.Errorf("this token is unknown to Consul at %s: %w", st.Address, err)
 	}
 	st.Token = tok.Description
 	for _, p := range tok.Policies {

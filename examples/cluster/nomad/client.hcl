@@ -65,6 +65,9 @@ plugin "nomad-driver-dyno" {
     # Each dyno's private ./tmp and ./log.
     dyno_dir      = "${DYNO_DIR}"
     cgroup_parent = "${DYNO_CGROUP_PARENT}"
+    # Dynos may not connect to the grid's networks, except to these TCP endpoints: the
+    # add-ons' servers, such as the postgres add-on's database ("10.0.0.30:5432").
+    allowed_endpoints = [${ALLOWED_ENDPOINTS}]
     # The grid's slug store (slug-store/nginx.conf): the driver downloads a slug from
     # there, checks its sha256 and keeps it in slug_dir. It sends these credentials to
     # that address only; an app's job names a slug, never credentials.
