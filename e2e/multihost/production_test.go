@@ -83,21 +83,25 @@ func TestProductionGrid(t *testing.T) {
 	laptop(g.Server, "ps:scale", "web=3")
 	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 3 })
 	laptop(g.Server, "config:set", "GREETING=hi")
-	laptop(g.Server, "rollback", "v1")
-	if out := laptop(g.Server, "releases"); !strings.Contains(out, "* v3") {
+	// v1 deploy, v2 the add-on's attachment, v3 the config var; back to v2.
+	laptop(g.Server, "rollback")
+	if out := laptop(g.Server, "releases"); !strings.Contains(out, "* v4") || !strings.Contains(out, "Rollback to v2") {
 		t.Errorf("after the rollback, releases are:\n%s", out)
 	}
-	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v3", func(e []*consulapi.ServiceEntry) bool {
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v4", func(e []*consulapi.ServiceEntry) bool {
 		if len(e) != 3 {
 			return false
 		}
 		for _, s := range e {
-			if s.Service.Meta["release"] != "v3" {
+			if s.Service.Meta["release"] != "v4" {
 				return false
 			}
 		}
 		return true
 	})
+	if body := getApp(t, g, app, "/"); strings.Contains(body, "no database") || strings.Contains(body, "database error") {
+		t.Errorf("after the rollback to v2 the app lost its database:\n%s", body)
+	}
 	serveMore(t, load)
 
 	// Kill the host that leads both Nomad and Consul (Consul's leadership is moved to
@@ -157,10 +161,10 @@ func TestProductionGrid(t *testing.T) {
 
 	// A rolling upgrade: every Nomad client stopped as systemd stops it and started
 	// again, one at a time, under load. The dynos keep running throughout.
-	entries := waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v4", func(e []*consulapi.ServiceEntry) bool {
+	entries := waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v5", func(e []*consulapi.ServiceEntry) bool {
 		n := 0
 		for _, s := range e {
-			if s.Service.Meta["release"] == "v4" {
+			if s.Service.Meta["release"] == "v5" {
 				n++
 			}
 		}
