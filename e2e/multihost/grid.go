@@ -582,6 +582,9 @@ func (g *Grid) teardown() {
 	for _, h := range hosts {
 		removeCgroupTree(h.CgroupParent)
 		removeCgroupTree(h.CgroupParent + "-nomad")
+		// Deleting the root end of the veth pair removes both ends at once; the kernel
+		// frees a deleted namespace's devices later, when the next grid may want the name.
+		_, _ = ip("link", "del", h.Veth)
 		_, _ = ip("netns", "del", h.NS)
 	}
 	if g.Bridge != "" {
