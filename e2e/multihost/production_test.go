@@ -272,6 +272,34 @@ func assertSlugInStore(t *testing.T, g *Grid, app string) {
 	if _, err := os.Stat(filepath.Join(g.Store.Dir, "www", "slugs", sum+".tar.gz")); err != nil {
 		t.Errorf("the store does not hold the slug: %v", err)
 	}
+	// The store: the reader may GET but not PUT, nobody gets anything but a slug's name.
+	c := g.HTTPSClient()
+	for _, tc := range []struct {
+		method, user, path string
+		want               int
+	}{
+		{http.MethodGet, storeReader, sum + ".tar.gz", http.StatusOK},
+		{http.MethodGet, "", sum + ".tar.gz", http.StatusUnauthorized},
+		{http.MethodPut, storeReader, strings.Repeat("0", 64) + ".tar.gz", http.StatusUnauthorized},
+		{http.MethodGet, storeReader, "../htpasswd", http.StatusNotFound},
+		{http.MethodPut, storeDeployer, "evil.sh", http.StatusNotFound},
+	} {
+		req, err := http.NewRequest(tc.method, g.StoreURL()+tc.path, strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, g.StorePassword(tc.user))
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("slug store: %s %s as %q answered %s, want %d", tc.method, tc.path, tc.user, resp.Status, tc.want)
+		}
+	}
 	b, _ := json.Marshal(job)
 	for _, who := range []string{storeReader, storeDeployer} {
 		if strings.Contains(string(b), g.StorePassword(who)) {
