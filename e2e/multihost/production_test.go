@@ -36,6 +36,13 @@ func TestProductionGrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	meterCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	holder, err := g.RunMeterJob(meterCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the meter job runs; the ledger's lock is held by %q", holder)
 	laptop := func(server *Host, args ...string) string {
 		t.Helper()
 		env := []string{

@@ -6,7 +6,7 @@
 #
 # On a grid with TLS (examples/cluster, docs/production.md):
 #
-#   nomad job run -var ca_file=/etc/dynogrid/tls/ca.pem \
+#   nomad job run -var meter_binary=/opt/dynogrid/bin/dyno-meter -var ca_file=/etc/dynogrid/tls/ca.pem \
 #     -var 'nomad_addr=https://${attr.unique.network.ip-address}:4646' examples/jobs/dyno-meter.nomad.hcl
 #
 # The job carries no dyno.app meta, so the meter does not bill itself.

@@ -1,5 +1,5 @@
 # The Nomad client of a client host of a Dynogrid grid: it runs dynos with the dyno
-# driver, and the meter. The same file with NODE_CLASS=edge and no dyno driver is
+# driver, and the meter (Nomad's exec driver). The same file with NODE_CLASS=edge and no dyno driver is
 # nomad/edge.hcl.
 #
 # ${...} names are set per host when the file is installed (envsubst; see
@@ -28,6 +28,20 @@ client {
     "driver.raw_exec.enable" = "0"
     # No cloud metadata probes.
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+  # What the meter's exec task sees: Nomad's default chroot, the Dynogrid binaries at
+  # /opt/dynogrid/bin and the grid's CA at /etc/dynogrid/tls/ca.pem.
+  chroot_env {
+    "/bin"              = "/bin"
+    "/etc"              = "/etc"
+    "/lib"              = "/lib"
+    "/lib32"            = "/lib32"
+    "/lib64"            = "/lib64"
+    "/run/resolvconf"   = "/run/resolvconf"
+    "/sbin"             = "/sbin"
+    "/usr"              = "/usr"
+    "${DYNO_BIN_DIR}"   = "/opt/dynogrid/bin"
+    "${TLS_DIR}/ca.pem" = "/etc/dynogrid/tls/ca.pem"
   }
 }
 
