@@ -3,16 +3,14 @@ package driver
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
-// maxSecretFile bounds the slug store's password file and CA file.
+// maxSecretFile bounds the slug store's password file.
 const maxSecretFile = 64 << 10
 
 // slugStore is the grid's slug store as the driver reaches it: its base address, its
@@ -41,7 +39,7 @@ func (c *Config) slugStore() (*slugStore, error) {
 		return nil, errors.New("slug_store_username and slug_store_password_file: set both or neither")
 	}
 	if c.SlugStorePasswordFile != "" {
-		b, err := readSmallFile(c.SlugStorePasswordFile)
+		b, err := slug.ReadSmallFile(c.SlugStorePasswordFile, maxSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("slug_store_password_file: %w", err)
 		}
@@ -75,20 +73,4 @@ func (s *slugStore) authorize(req *http.Request) {
 	if s.username != "" {
 		req.SetBasicAuth(s.username, s.password)
 	}
-}
-
-func readSmallFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSecretFile {
-		return nil, fmt.Errorf("%s is larger than %d KiB", path, maxSecretFile>>10)
-	}
-	return b, nil
 }

@@ -63,17 +63,9 @@ func StoreTLS(caFile string) (*tls.Config, error) {
 	if caFile == "" {
 		return cfg, nil
 	}
-	f, err := os.Open(caFile)
+	pem, err := ReadSmallFile(caFile, maxCAFile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	pem, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(pem) > maxCAFile {
-		return nil, fmt.Errorf("%s is larger than %d KiB", caFile, maxCAFile>>10)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
@@ -86,6 +78,23 @@ func StoreTLS(caFile string) (*tls.Config, error) {
 // IsRemote tells whether a --slug-store value names a remote store rather than a directory.
 func IsRemote(store string) bool {
 	return strings.HasPrefix(store, "https://") || strings.HasPrefix(store, "http://")
+}
+
+// ReadSmallFile reads a settings file (a CA, a password) of at most limit bytes.
+func ReadSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d KiB", path, limit>>10)
+	}
+	return b, nil
 }
 
 func (r *Remote) client() (*http.Client, error) {
