@@ -11,15 +11,15 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-// RunOnLaptop runs the dyno CLI (build/bin/dyno) on the laptop host, which runs no agent,
-// with only env (and PATH and HOME) in its environment, in dir. It returns the
-// command's combined output.
-func (g *Grid) RunOnLaptop(ctx context.Context, env []string, dir string, args ...string) (string, error) {
+// RunOnLaptop runs a CLI of the grid's binaries (dyno, nomad, consul) on the laptop host,
+// which runs no agent, with only env (and PATH and HOME) in its environment, in dir. It
+// returns the command's combined output.
+func (g *Grid) RunOnLaptop(ctx context.Context, env []string, dir, bin string, args ...string) (string, error) {
 	if g.Laptop == nil {
 		return "", fmt.Errorf("multihost: this grid has no laptop host (Options.Laptop)")
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + g.Laptop.NS,
-		filepath.Join(g.BinDir, "dyno")}, args...)...)
+		filepath.Join(g.BinDir, bin)}, args...)...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + g.Laptop.Dir}, env...)
 	cmd.Dir = dir
 	var out bytes.Buffer

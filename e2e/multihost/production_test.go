@@ -55,7 +55,7 @@ func TestProductionGrid(t *testing.T) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		out, err := g.RunOnLaptop(cctx, env, g.Laptop.Dir, append(args, "--app", app)...)
+		out, err := g.RunOnLaptop(cctx, env, g.Laptop.Dir, "dyno", append(args, "--app", app)...)
 		if err != nil {
 			t.Fatalf("laptop: dyno %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -216,6 +216,29 @@ func TestProductionGrid(t *testing.T) {
 		t.Errorf("dynos (allocation: restarts) before the rolling restart %v, after %v: a dyno was restarted or replaced", before, after)
 	}
 	t.Logf("rolling restart of %d clients (%s) under load, %d dynos: %s", len(g.Hosts), strings.Join(took, ", "), len(entries), rollLoad)
+
+	// Backups, with the commands of docs/production.md, from the laptop over HTTPS.
+	for _, c := range []struct {
+		bin  string
+		env  []string
+		args []string
+	}{
+		{"nomad", []string{"NOMAD_ADDR=https://" + survivor.Addr + ":4646", "NOMAD_CACERT=" + g.CAFile(),
+			"NOMAD_TOKEN=" + g.Tokens().NomadManagement}, []string{"operator", "snapshot", "save", "nomad.snap"}},
+		{"consul", []string{"CONSUL_HTTP_ADDR=https://" + survivor.Addr + ":8501", "CONSUL_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_TOKEN=" + g.Tokens().ConsulManagement}, []string{"snapshot", "save", "consul.snap"}},
+	} {
+		out, err := g.RunOnLaptop(ctx, c.env, g.Laptop.Dir, c.bin, c.args...)
+		if err != nil {
+			t.Fatalf("laptop: %s %s: %v\n%s", c.bin, strings.Join(c.args, " "), err, out)
+		}
+		st, err := os.Stat(filepath.Join(g.Laptop.Dir, c.args[len(c.args)-1]))
+		if err != nil || st.Size() == 0 {
+			t.Errorf("%s %s wrote no snapshot: %v", c.bin, strings.Join(c.args, " "), err)
+			continue
+		}
+		t.Logf("%s %s: %d bytes", c.bin, strings.Join(c.args, " "), st.Size())
+	}
 }
 
 // getApp GETs path of app through the grid's router and returns the body of a 200.
