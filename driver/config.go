@@ -38,6 +38,14 @@ type Config struct {
 	// AllowedEndpoints are the TCP endpoints (the add-ons) dynos may connect to on the
 	// host and in internal networks: "ADDR[/PREFIX][:PORT[-PORT]]".
 	AllowedEndpoints []string `codec:"allowed_endpoints"`
+	// SlugStoreURL is the grid's slug store (an https:// base address): slugs below it are
+	// fetched with the store's credentials and CA. Other slug addresses get neither.
+	SlugStoreURL string `codec:"slug_store_url"`
+	// SlugStoreUsername and the file of its password are the store's reader (basic auth).
+	SlugStoreUsername     string `codec:"slug_store_username"`
+	SlugStorePasswordFile string `codec:"slug_store_password_file"`
+	// SlugStoreCAFile verifies the store's certificate (empty: the host's CAs).
+	SlugStoreCAFile string `codec:"slug_store_ca_file"`
 }
 
 // defaultConfig is the plugin's configuration for every key the agent's config block
@@ -70,14 +78,18 @@ func decodeConfig(raw []byte) (Config, error) {
 }
 
 var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
-	"slug_dir":          withDefault("slug_dir", "string", defaultConfig.SlugDir),
-	"dyno_dir":          withDefault("dyno_dir", "string", defaultConfig.DynoDir),
-	"user":              withDefault("user", "string", defaultConfig.User),
-	"pids_limit":        withDefault("pids_limit", "number", defaultConfig.PidsLimit),
-	"cgroup_parent":     withDefault("cgroup_parent", "string", defaultConfig.CgroupParent),
-	"bridge":            withDefault("bridge", "string", defaultConfig.Bridge),
-	"internal_networks": withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
-	"allowed_endpoints": hclspec.NewAttr("allowed_endpoints", "list(string)", false),
+	"slug_dir":                 withDefault("slug_dir", "string", defaultConfig.SlugDir),
+	"dyno_dir":                 withDefault("dyno_dir", "string", defaultConfig.DynoDir),
+	"user":                     withDefault("user", "string", defaultConfig.User),
+	"pids_limit":               withDefault("pids_limit", "number", defaultConfig.PidsLimit),
+	"cgroup_parent":            withDefault("cgroup_parent", "string", defaultConfig.CgroupParent),
+	"bridge":                   withDefault("bridge", "string", defaultConfig.Bridge),
+	"internal_networks":        withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
+	"allowed_endpoints":        hclspec.NewAttr("allowed_endpoints", "list(string)", false),
+	"slug_store_url":           hclspec.NewAttr("slug_store_url", "string", false),
+	"slug_store_username":      hclspec.NewAttr("slug_store_username", "string", false),
+	"slug_store_password_file": hclspec.NewAttr("slug_store_password_file", "string", false),
+	"slug_store_ca_file":       hclspec.NewAttr("slug_store_ca_file", "string", false),
 })
 
 // withDefault is an optional attribute of type typ whose default is value, written as
@@ -112,6 +124,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("cgroup_parent: %q must be a relative cgroup name like \"dynogrid\"", c.CgroupParent))
 	}
 	if _, err := c.firewall(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.slugStore(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -77,7 +77,11 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return err
 	}
 	d.config = config
-	d.slugs = newSlugCache(config.SlugDir)
+	store, err := config.slugStore() // validated by decodeConfig
+	if err != nil {
+		return err
+	}
+	d.slugs = newSlugCache(config.SlugDir, store)
 	d.firewallErr = d.installFirewall()
 	if d.firewallErr != nil {
 		// Reported by the fingerprint, which stays unhealthy until it is installed.

@@ -25,14 +25,18 @@ const slugFetchTimeout = 10 * time.Minute
 type slugCache struct {
 	dir    string
 	client *http.Client
+	store  *slugStore // the grid's slug store, or nil
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 }
 
-func newSlugCache(dir string) *slugCache {
-	return &slugCache{dir: dir, client: &http.Client{Timeout: slugFetchTimeout}, locks: map[string]*sync.Mutex{}}
+func newSlugCache(dir string, store *slugStore) *slugCache {
+	return &slugCache{dir: dir, client: &http.Client{Timeout: slugFetchTimeout}, store: store, locks: map[string]*sync.Mutex{}}
 }
+
+// maxArchive bounds a slug's archive: slug.MaxSize of files and room for their headers.
+const maxArchive = slug.MaxSize + 64<<20
 
 func (c *slugCache) lock(sum string) func() {
 	c.mu.Lock()
@@ -125,7 +129,12 @@ func (c *slugCache) fetch(ctx context.Context, src string, w io.Writer) (string,
 		if err != nil {
 			return "", fmt.Errorf("slug: bad URL %s: %w", src, err)
 		}
-		resp, err := c.client.Do(req)
+		client := c.client
+		if c.store.covers(req.URL) {
+			client = c.store.client
+			c.store.authorize(req)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return "", fmt.Errorf("slug: failed to fetch %s: %w", src, err)
 		}
@@ -135,8 +144,12 @@ func (c *slugCache) fetch(ctx context.Context, src string, w io.Writer) (string,
 		}
 		r = resp.Body
 	}
-	if _, err := io.Copy(io.MultiWriter(w, h), r); err != nil {
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, maxArchive+1))
+	if err != nil {
 		return "", fmt.Errorf("slug: failed to read %s: %w", src, err)
+	}
+	if n > maxArchive {
+		return "", fmt.Errorf("slug: %s is larger than %d MB; refusing it", src, maxArchive>>20)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

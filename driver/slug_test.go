@@ -67,7 +67,7 @@ func TestSlugCache_UnpacksOnceAndShares(t *testing.T) {
 	})
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
-	c := newSlugCache(filepath.Join(dir, "cache"))
+	c := newSlugCache(filepath.Join(dir, "cache"), nil)
 
 	var wg sync.WaitGroup
 	got := make([]string, 6)
@@ -102,7 +102,7 @@ func TestSlugCache_UnpacksOnceAndShares(t *testing.T) {
 func TestSlugCache_RefusesBadArchives(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := newSlugCache(filepath.Join(dir, "cache"))
+	c := newSlugCache(filepath.Join(dir, "cache"), nil)
 	good, _ := makeSlug(t, dir, []tarEntry{{name: "a", body: "a"}})
 	other := sha256.Sum256([]byte("another release"))
 	otherSum := hex.EncodeToString(other[:])

@@ -12,13 +12,19 @@ import (
 // example "nomad-driver-dyno" for the driver plugin, "nomad agent" for the Nomad client)
 // and returns their pids.
 func (g *Grid) KillProcesses(h *Host, match string) ([]int, error) {
+	return g.SignalProcesses(h, match, syscall.SIGKILL)
+}
+
+// SignalProcesses sends sig to the processes of host h whose command line contains
+// match and returns their pids.
+func (g *Grid) SignalProcesses(h *Host, match string, sig syscall.Signal) ([]int, error) {
 	var killed []int
 	for _, p := range pidsInNS(h.NS) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), match) {
 			continue
 		}
-		if err := syscall.Kill(p, syscall.SIGKILL); err == nil {
+		if err := syscall.Kill(p, sig); err == nil {
 			killed = append(killed, p)
 		}
 	}

@@ -1,16 +1,18 @@
 // Package multihost starts a grid of several hosts on one machine for tests: each host a
 // network namespace joined to a test bridge, with its own address, its own Consul client
-// agent and Nomad client (own data dir and cgroup parent); one server host runs the Consul
+// agent and Nomad client (own data dir and cgroup parent); server hosts run the Consul
 // and Nomad servers; each router host runs a Consul client agent and dyno-router, which
-// follows that agent. Faults are injected into hosts and dynos, and everything is torn down after the
-// test, also after a failure. Traffic stays between this machine and its test hosts.
+// follows that agent; a store host runs the slug store (nginx). Every agent and the store
+// are configured from the files of examples/cluster, with TLS, gossip encryption and
+// ACLs, certificates and keys made at test time. Faults are injected into hosts and
+// dynos, and everything is torn down after the test, also after a failure. Traffic stays
+// between this machine and its test hosts.
 package multihost
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dynogrid/dynogrid/policies"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,11 +23,12 @@ import (
 	"testing"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/testutil"
-	consulapi "github.com/hashicorp/consul/api"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // StartTimeout bounds how long a grid may take to become healthy.
@@ -33,6 +36,8 @@ const StartTimeout = 2 * time.Minute
 
 // Options shape a grid.
 type Options struct {
+	// Servers is the number of server hosts (default 1).
+	Servers int
 	// Hosts is the number of client hosts (default 3).
 	Hosts int
 	// Routers is the number of router hosts (default 1), each with its own Consul client
@@ -40,6 +45,16 @@ type Options struct {
 	Routers int
 	// Cluster runs the routers in cluster mode (-cluster), sharing the app's dynos.
 	Cluster bool
+	// RouterJob makes the router hosts edge hosts: each runs a Nomad client of node class
+	// edge, and the routers run as the system job examples/cluster/jobs/dyno-router.nomad.hcl
+	// (in cluster mode) rather than as processes the grid starts.
+	RouterJob bool
+	// Laptop adds a host that runs no agent: only the dyno CLI (Grid.Laptop).
+	Laptop bool
+	// Postgres runs a PostgreSQL server for the postgres add-on on the bridge's address,
+	// which dynos may reach (the driver's allowed_endpoints); Grid.AddonConfig holds
+	// the add-on settings.
+	Postgres bool
 }
 
 // Host is one test host: a network namespace with an address on the grid's bridge.
@@ -66,14 +81,24 @@ type Grid struct {
 	Bridge string
 	Dir    string
 	BinDir string
-	Server *Host
-	Hosts  []*Host
+	// Server is the first server host; Servers are all of them.
+	Server  *Host
+	Servers []*Host
+	Hosts   []*Host
+	// Store is the slug store's host, Laptop the host with only the CLI (or nil).
+	Store  *Host
+	Laptop *Host
 	// Routers are the router hosts, each running dyno-router.
 	Routers []*Router
 	// RouterAddr is the first router's client address; Host <app>.localhost.
 	RouterAddr string
 	cluster    bool
-	made       []*Host // every host whose namespace was created, for teardown
+	routerJob  bool
+	postgres   string // the postgres add-on's server, host:port, or ""
+	repo       string
+	ca         *testCA
+	keys       map[string]string // gossip keys: CONSUL_GOSSIP_KEY, NOMAD_GOSSIP_KEY
+	made       []*Host           // every host whose namespace was created, for teardown
 	mu         sync.Mutex
 	procs      []*proc
 	nomad      *nomadapi.Client
@@ -92,7 +117,11 @@ type proc struct {
 // accepts connections. t.Cleanup tears it all down.
 func Start(t testing.TB, opts Options) *Grid {
 	t.Helper()
-	testutil.E2E(t, "makes network namespaces and runs agents on test hosts, as root", testutil.Root, testutil.Program("ip"))
+	testutil.E2E(t, "makes network namespaces and runs agents on test hosts, as root", testutil.Root,
+		testutil.Program("ip"), testutil.Program("nginx"))
+	if opts.Servers == 0 {
+		opts.Servers = 1
+	}
 	if opts.Hosts == 0 {
 		opts.Hosts = 3
 	}
@@ -103,14 +132,31 @@ func Start(t testing.TB, opts Options) *Grid {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Grid{t: t, Dir: dir, BinDir: harness.BinDir(t), cluster: opts.Cluster}
+	binDir, err := filepath.Abs(harness.BinDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Grid{t: t, Dir: dir, BinDir: binDir, cluster: opts.Cluster || opts.RouterJob,
+		routerJob: opts.RouterJob, repo: harness.RepoRoot(t)}
 	t.Cleanup(g.teardown)
 	if err := g.createBridge(); err != nil {
 		t.Fatal(err)
 	}
-	g.Server, err = g.addHost("server", 2)
-	if err != nil {
+	for i := 1; i <= opts.Servers; i++ {
+		h, err := g.addHost(fmt.Sprintf("server%d", i), 1+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Servers = append(g.Servers, h)
+	}
+	g.Server = g.Servers[0]
+	if g.Store, err = g.addHost("store", 9); err != nil {
 		t.Fatal(err)
+	}
+	if opts.Laptop {
+		if g.Laptop, err = g.addHost("laptop", 8); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i := 1; i <= opts.Hosts; i++ {
 		h, err := g.addHost(fmt.Sprintf("host%d", i), 10+i)
@@ -128,8 +174,19 @@ func Start(t testing.TB, opts Options) *Grid {
 			Addr: h.Addr + ":" + routerPort, MetricsAddr: h.Addr + ":" + routerMetricsPort})
 	}
 	g.RouterAddr = g.Routers[0].Addr
+	if err := g.makeSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Postgres {
+		if err := g.startPostgres(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
+	if err := g.startStore(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := g.startAgents(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -159,11 +216,13 @@ func (g *Grid) createBridge() error {
 // default route is unreachable, so nothing a host sends leaves the test subnet (the Nomad
 // client is told its network interface, so it needs no default route).
 func (g *Grid) addHost(name string, last int) (*Host, error) {
-	short := "s"
+	short := name[:2]
 	if n, ok := strings.CutPrefix(name, "host"); ok {
 		short = "h" + n
 	} else if n, ok := strings.CutPrefix(name, "router"); ok {
 		short = "r" + n
+	} else if n, ok := strings.CutPrefix(name, "server"); ok {
+		short = "s" + n
 	}
 	h := &Host{
 		Name:         name,
@@ -229,17 +288,16 @@ func (g *Grid) startEnv(h *Host, env []string, name, bin string, args ...string)
 }
 
 func (g *Grid) startAgents(ctx context.Context) error {
-	consulBin, nomadBin := filepath.Join(g.BinDir, "consul"), filepath.Join(g.BinDir, "nomad")
 	pluginDir := filepath.Join(g.Dir, "plugins")
 	if err := linkPlugins(g.BinDir, pluginDir); err != nil {
 		return err
 	}
-	s := g.Server
-	if _, err := g.start(s, "consul", consulBin, "agent", "-dev", "-node", s.Name,
-		"-bind", s.Addr, "-client", "127.0.0.1 "+s.Addr, "-hcl", "disable_update_check = true", "-hcl", consulACL("")); err != nil {
-		return err
+	for _, s := range g.Servers {
+		if err := g.startConsul(s); err != nil {
+			return err
+		}
 	}
-	if err := g.wait(ctx, "consul server", g.consulLeader); err != nil {
+	if err := g.wait(ctx, "consul servers", g.consulLeader); err != nil {
 		return err
 	}
 	if err := g.bootstrapConsul(ctx); err != nil {
@@ -255,11 +313,10 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	if err := g.wait(ctx, "consul clients", g.consulMembers); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(s.Dir, "nomad.hcl"), serverConfig(s, g.tokens.Consul[policies.ConsulNomad])); err != nil {
-		return err
-	}
-	if _, err := g.start(s, "nomad", nomadBin, "agent", "-config", filepath.Join(s.Dir, "nomad.hcl")); err != nil {
-		return err
+	for _, s := range g.Servers {
+		if err := g.startNomadAgent(s, "nomad/server.hcl", pluginDir); err != nil {
+			return err
+		}
 	}
 	if err := g.bootstrapNomad(ctx); err != nil {
 		return err
@@ -269,8 +326,18 @@ func (g *Grid) startAgents(ctx context.Context) error {
 			return err
 		}
 	}
+	if g.routerJob {
+		for _, r := range g.Routers {
+			if err := g.startNomadAgent(r.Host, "nomad/edge.hcl", pluginDir); err != nil {
+				return err
+			}
+		}
+	}
 	if err := g.wait(ctx, "nomad clients", g.clientsReady); err != nil {
 		return err
+	}
+	if g.routerJob {
+		return g.runRouterJob(ctx)
 	}
 	for _, r := range g.Routers {
 		if err := g.startRouter(ctx, r); err != nil {
@@ -289,33 +356,59 @@ func (g *Grid) consulHosts() []*Host {
 	return hosts
 }
 
-// startConsul starts a client host's Consul agent, joined to the server host's.
+// isServer tells whether h is a server host.
+func (g *Grid) isServer(h *Host) bool {
+	for _, s := range g.Servers {
+		if s == h {
+			return true
+		}
+	}
+	return false
+}
+
+// startConsul starts host h's Consul agent, a server or a client, configured from
+// examples/cluster/consul/.
 func (g *Grid) startConsul(h *Host) error {
-	acl, err := g.consulAgentConfig(h)
-	if err != nil {
+	file := "consul/client.hcl"
+	if g.isServer(h) {
+		file = "consul/server.hcl"
+	}
+	conf := filepath.Join(h.Dir, "consul.hcl")
+	if err := g.render(file, conf, g.hostVars(h)); err != nil {
 		return err
 	}
-	_, err = g.start(h, "consul", filepath.Join(g.BinDir, "consul"), "agent",
-		"-data-dir", filepath.Join(h.Dir, "consul"), "-node", h.Name,
-		"-bind", h.Addr, "-client", "127.0.0.1", "-retry-join", g.Server.Addr, "-retry-interval", "1s",
-		"-hcl", "disable_update_check = true", "-config-file", acl)
+	_, err := g.start(h, "consul", filepath.Join(g.BinDir, "consul"), "agent", "-config-file", conf)
 	return err
 }
 
 // startNomad starts a client host's Nomad client.
 func (g *Grid) startNomad(h *Host, pluginDir string) error {
-	if err := writeFile(filepath.Join(h.Dir, "nomad.hcl"), clientConfig(h, g.Server, pluginDir, g.tokens.Consul[policies.ConsulNomad])); err != nil {
+	return g.startNomadAgent(h, "nomad/client.hcl", pluginDir)
+}
+
+// startNomadAgent starts host h's Nomad agent configured from examples/cluster/<file>.
+func (g *Grid) startNomadAgent(h *Host, file, pluginDir string) error {
+	conf := filepath.Join(h.Dir, "nomad.hcl")
+	vars := g.hostVars(h)
+	vars["PLUGIN_DIR"] = pluginDir
+	if err := g.render(file, conf, vars); err != nil {
 		return err
 	}
-	_, err := g.start(h, "nomad", filepath.Join(g.BinDir, "nomad"), "agent", "-config", filepath.Join(h.Dir, "nomad.hcl"))
+	_, err := g.start(h, "nomad", filepath.Join(g.BinDir, "nomad"), "agent", "-config", conf)
 	return err
 }
 
-// ConsulAddr is the server host's Consul HTTP address.
-func (g *Grid) ConsulAddr() string { return g.Server.Addr + ":8500" }
+// ConsulAddr is the first server host's Consul HTTPS address.
+func (g *Grid) ConsulAddr() string { return g.Server.Addr + ":8501" }
 
-// NomadAddr is the server host's Nomad HTTP address.
+// NomadAddr is the first server host's Nomad HTTPS address.
 func (g *Grid) NomadAddr() string { return g.Server.Addr + ":4646" }
+
+// NomadURL is NomadAddr as a URL.
+func (g *Grid) NomadURL() string { return "https://" + g.NomadAddr() }
+
+// CAFile is the grid's CA certificate.
+func (g *Grid) CAFile() string { return g.ca.File }
 
 // NomadClient is an API client for the Nomad server, one per grid: the agents limit
 // the connections of one address.
@@ -323,8 +416,7 @@ func (g *Grid) NomadClient() *nomadapi.Client {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.nomad == nil {
-		cfg := nomadapi.DefaultConfig()
-		cfg.Address = "http://" + g.NomadAddr()
+		cfg := g.nomadConfig(g.NomadAddr())
 		cfg.SecretID = g.tokens.NomadManagement
 		c, err := nomadapi.NewClient(cfg)
 		if err != nil {
@@ -340,8 +432,7 @@ func (g *Grid) ConsulClient() *consulapi.Client {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.consul == nil {
-		cfg := consulapi.DefaultConfig()
-		cfg.Address = g.ConsulAddr()
+		cfg := g.consulConfig(g.ConsulAddr())
 		cfg.Token = g.tokens.ConsulManagement
 		c, err := consulapi.NewClient(cfg)
 		if err != nil {
@@ -379,7 +470,7 @@ func (g *Grid) KillHost(h *Host) (int, error) {
 }
 
 func (g *Grid) consulLeader(ctx context.Context) error {
-	anon, err := consulapi.NewClient(&consulapi.Config{Address: g.ConsulAddr()})
+	anon, err := consulapi.NewClient(g.consulConfig(g.ConsulAddr()))
 	if err != nil {
 		return err
 	}
@@ -404,7 +495,7 @@ func (g *Grid) consulMembers(ctx context.Context) error {
 			alive++
 		}
 	}
-	if want := len(g.consulHosts()) + 1; alive != want {
+	if want := len(g.consulHosts()) + len(g.Servers); alive != want {
 		return fmt.Errorf("%d of %d Consul agents alive", alive, want)
 	}
 	return nil
@@ -415,8 +506,12 @@ func (g *Grid) clientsReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ready := 0
+	ready, edges := 0, 0
 	for _, n := range nodes {
+		if n.NodeClass == "edge" && n.Status == nomadapi.NodeStatusReady {
+			edges++
+			continue
+		}
 		if d, ok := n.Drivers["dyno"]; !ok || n.Status != nomadapi.NodeStatusReady || !d.Detected || !d.Healthy {
 			continue
 		}
@@ -432,6 +527,9 @@ func (g *Grid) clientsReady(ctx context.Context) error {
 	}
 	if ready != len(g.Hosts) {
 		return fmt.Errorf("%d of %d Nomad clients ready with a healthy dyno driver and their Consul agent", ready, len(g.Hosts))
+	}
+	if g.routerJob && edges != len(g.Routers) {
+		return fmt.Errorf("%d of %d edge Nomad clients ready", edges, len(g.Routers))
 	}
 	return nil
 }
@@ -484,6 +582,9 @@ func (g *Grid) teardown() {
 	for _, h := range hosts {
 		removeCgroupTree(h.CgroupParent)
 		removeCgroupTree(h.CgroupParent + "-nomad")
+		// Deleting the root end of the veth pair removes both ends at once; the kernel
+		// frees a deleted namespace's devices later, when the next grid may want the name.
+		_, _ = ip("link", "del", h.Veth)
 		_, _ = ip("netns", "del", h.NS)
 	}
 	if g.Bridge != "" {
@@ -516,6 +617,11 @@ func linkPlugins(binDir, pluginDir string) error {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+// HTTPSClient is a client of the grid's HTTPS APIs, trusting its CA only.
+func (g *Grid) HTTPSClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: g.ca.tlsConfig()}, Timeout: 10 * time.Second}
+}
 
 // httpClient sends the load: no keep-alive pool limits beyond the load's own.
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

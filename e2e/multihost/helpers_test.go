@@ -9,25 +9,31 @@ import (
 	"testing"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/cli"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/internal/testutil"
-	consulapi "github.com/hashicorp/consul/api"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
-// dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.
+// dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set:
+// over TLS with the grid's CA, uploading slugs to the grid's slug store.
 type dynoCLI struct {
 	t    *testing.T
 	base []string
 }
 
 func newCLI(t *testing.T, g *Grid, app string) *dynoCLI {
+	t.Setenv("NOMAD_CACERT", g.CAFile())
+	t.Setenv("DYNO_SLUG_STORE_USER", storeDeployer)
+	t.Setenv("DYNO_SLUG_STORE_PASSWORD", g.StorePassword(storeDeployer))
+	t.Setenv("DYNO_SLUG_STORE_CACERT", g.CAFile())
 	return &dynoCLI{t: t, base: []string{
-		"--nomad-addr", "http://" + g.NomadAddr(),
+		"--nomad-addr", g.NomadURL(),
 		"--nomad-token", g.Tokens().NomadManagement,
-		"--slug-store", filepath.Join(g.Dir, "slug-store"),
+		"--slug-store", g.StoreURL(),
 		"--app", app,
 	}}
 }

@@ -127,12 +127,12 @@ func alive(pids []int) bool {
 // clientStats reports whether host h's Nomad client serves the stats of an allocation's
 // task, which it gets from the driver's handle of the running dyno.
 func clientStats(g *Grid, h *Host, allocID string) bool {
-	req, err := http.NewRequest("GET", fmt.Sprintf("http://%s:4646/v1/client/allocation/%s/stats", h.Addr, allocID), nil)
+	req, err := http.NewRequest("GET", fmt.Sprintf("https://%s:4646/v1/client/allocation/%s/stats", h.Addr, allocID), nil)
 	if err != nil {
 		return false
 	}
 	req.Header.Set("X-Nomad-Token", g.Tokens().NomadManagement)
-	resp, err := httpClient.Do(req)
+	resp, err := g.HTTPSClient().Do(req)
 	if err != nil {
 		return false
 	}

@@ -4,6 +4,11 @@
 #
 #   nomad job run -var meter_binary=/usr/local/bin/dyno-meter examples/jobs/dyno-meter.nomad.hcl
 #
+# On a grid with TLS (examples/cluster, docs/production.md):
+#
+#   nomad job run -var meter_binary=/opt/dynogrid/bin/dyno-meter -var ca_file=/etc/dynogrid/tls/ca.pem \
+#     -var 'nomad_addr=https://${attr.unique.network.ip-address}:4646' examples/jobs/dyno-meter.nomad.hcl
+#
 # The job carries no dyno.app meta, so the meter does not bill itself.
 #
 # ACLs are on: the meter's tokens, made from policies/nomad/meter.hcl and
@@ -40,6 +45,12 @@ variable "consul_addr" {
   default = "127.0.0.1:8500"
 }
 
+variable "ca_file" {
+  type        = string
+  default     = ""
+  description = "The grid's CA on every client host, when Nomad's HTTP API is HTTPS (examples/cluster)."
+}
+
 job "dyno-meter" {
   type        = "service"
   datacenters = ["*"]
@@ -69,6 +80,11 @@ job "dyno-meter" {
           "-consul-addr", var.consul_addr,
           "-price", var.price,
         ]
+      }
+
+      # Empty on a grid without TLS.
+      env {
+        NOMAD_CACERT = var.ca_file
       }
 
       template {

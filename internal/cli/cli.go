@@ -85,6 +85,7 @@ func commandsOf(m meta, ui mcli.Ui) map[string]mcli.CommandFactory {
 		"certs:add":      func() (mcli.Command, error) { return &certsAddCommand{m}, nil },
 		"certs:remove":   func() (mcli.Command, error) { return &certsRemoveCommand{m}, nil },
 		"certs:redirect": func() (mcli.Command, error) { return &certsRedirectCommand{m}, nil },
+		"status":         func() (mcli.Command, error) { return &statusCommand{m}, nil },
 		"addons":         func() (mcli.Command, error) { return &addonsCommand{m}, nil },
 		"addons:create":  func() (mcli.Command, error) { return &addonsCreateCommand{m}, nil },
 		"addons:info":    func() (mcli.Command, error) { return &addonsInfoCommand{m}, nil },

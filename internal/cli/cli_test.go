@@ -58,6 +58,7 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"deploy", "/nonexistent/spec.hcl"}, "Cannot read app spec"},
 		{[]string{"deploy", "a", "b"}, "at most one path"},
 		{[]string{"dev", "up", "extra"}, `unexpected argument "extra"`},
+		{[]string{"status", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer
@@ -65,6 +66,17 @@ func TestBadArguments(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut.String(), c.want) {
 			t.Errorf("dyno %s: exit %d, stderr %q; want non-zero and %q", strings.Join(c.args, " "), code, errOut.String(), c.want)
 		}
+	}
+}
+
+// TestStatusNamesAnUnreachableGrid: dyno status against an address where nothing
+// listens says which address it could not reach.
+func TestStatusNamesAnUnreachableGrid(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	code := Run([]string{"status", "--nomad-addr", "http://127.0.0.1:1"}, &out, &errOut)
+	if want := "failed to reach Nomad at http://127.0.0.1:1"; code == 0 || !strings.Contains(errOut.String(), want) {
+		t.Errorf("exit %d, stderr %q; want non-zero and %q", code, errOut.String(), want)
 	}
 }
 

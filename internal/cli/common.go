@@ -76,8 +76,11 @@ Common options:
   --nomad-token=TOKEN  Nomad ACL token: an app's deploy token or an operator's
                        (default: $NOMAD_TOKEN, or the local grid's management
                        token, readable by root only)
-  --slug-store=DIR     Where slugs are stored for every host (default:
-                       $DYNO_SLUG_STORE, or the local grid's store)
+  --slug-store=DIR|URL Where slugs are stored for every host: a directory,
+                       or a grid's https:// slug store, with
+                       $DYNO_SLUG_STORE_USER, $DYNO_SLUG_STORE_PASSWORD and
+                       $DYNO_SLUG_STORE_CACERT (default: $DYNO_SLUG_STORE, or
+                       the local grid's store)
   --json               Print the result as JSON
   --timeout=D          How long to wait for dynos to be healthy (default 5m)`
 
@@ -148,7 +151,7 @@ func (m *meta) deployer(app string) (*deploy.Deployer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.deployerFor(n), nil
+	return m.withSlugRemote(m.deployerFor(n))
 }
 
 func (m *meta) deployerFor(n *nomadapi.Client) *deploy.Deployer {

@@ -21,8 +21,11 @@ import (
 // Deployer releases apps on a Nomad cluster.
 type Deployer struct {
 	Nomad *nomadapi.Client
-	// SlugStore is the directory where slugs are stored, readable by every host.
+	// SlugStore is the directory where slugs are stored, readable by every host, or
+	// packed before they are uploaded to SlugRemote.
 	SlugStore string
+	// SlugRemote, when set, is the grid's slug store every host fetches slugs from.
+	SlugRemote *slug.Remote
 	// Progress receives one line per step of a long wait.
 	Progress io.Writer
 	// Timeout bounds the wait for a release's dynos to be healthy.
@@ -111,6 +114,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec, attach Attach
 	s, err := slug.Pack(spec.Dir, d.SlugStore)
 	if err != nil {
 		return nil, err
+	}
+	if d.SlugRemote != nil {
+		if s, err = d.SlugRemote.Upload(ctx, s); err != nil {
+			return nil, err
+		}
 	}
 	d.progress("    slug %s (%d KB)", s.SHA256[:12], s.Size/1024)
 	r := Release{Spec: spec, Slug: s, Description: "Deploy " + s.SHA256[:12]}

@@ -1,0 +1,355 @@
+package multihost
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
+	"github.com/dynogrid/dynogrid/internal/testutil"
+	"github.com/dynogrid/dynogrid/policies"
+)
+
+// TestProductionGrid runs a grid as docs/production.md builds one, from the files of
+// examples/cluster: 3 server hosts, 3 client hosts, an edge host running the router job
+// and a laptop host with only the CLI, which works over TLS with the app's deploy token.
+// From the laptop it deploys, scales and rolls back an app; it kills the leader's host
+// (the app keeps serving, a deploy succeeds once a new leader is elected); it restarts
+// every Nomad client in turn as a rolling upgrade does, under load: no request fails.
+func TestProductionGrid(t *testing.T) {
+	const app = "shop"
+	g := Start(t, Options{Servers: 3, Hosts: 3, RouterJob: true, Laptop: true, Postgres: true})
+	ctx := context.Background()
+	token, err := tenancy.AppToken(ctx, g.NomadClient(), app, "deploy "+app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meterCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	holder, err := g.RunMeterJob(meterCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the meter job runs; the ledger's lock is held by %q", holder)
+	laptop := func(server *Host, args ...string) string {
+		t.Helper()
+		env := []string{
+			"NOMAD_ADDR=https://" + server.Addr + ":4646", "NOMAD_TOKEN=" + token, "NOMAD_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_ADDR=https://" + server.Addr + ":8501", "CONSUL_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_TOKEN=" + g.Tokens().Consul[policies.ConsulRouter],
+			"DYNO_SLUG_STORE=" + g.StoreURL(), "DYNO_SLUG_STORE_USER=" + storeDeployer,
+			"DYNO_SLUG_STORE_PASSWORD=" + g.StorePassword(storeDeployer), "DYNO_SLUG_STORE_CACERT=" + g.CAFile(),
+			"DYNO_ADDON_CONFIG=" + g.AddonConfig(), "TMPDIR=" + g.Laptop.Dir,
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		out, err := g.RunOnLaptop(cctx, env, g.Laptop.Dir, "dyno", append(args, "--app", app)...)
+		if err != nil {
+			t.Fatalf("laptop: dyno %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+
+	// Which grid, who am I.
+	status := laptop(g.Server, "status")
+	for _, want := range []string{"Nomad   https://" + g.Server.Addr + ":4646", "region global", "Consul  https://",
+		`"deploy shop" (client)`, "app-shop-deploy", "namespaces " + tenancy.Namespace(app)} {
+		if !strings.Contains(status, want) {
+			t.Errorf("dyno status lacks %q:\n%s", want, status)
+		}
+	}
+	t.Logf("dyno status on the laptop:\n%s", status)
+
+	// Deploy from the laptop: the slug goes to the store, the job names it there.
+	dir := appDir(t, app)
+	if out := laptop(g.Server, "deploy", dir); !strings.Contains(out, "is released and healthy") {
+		t.Fatalf("deploy said:\n%s", out)
+	}
+	assertSlugInStore(t, g, app)
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "2 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 2 })
+	// The postgres add-on: the dynos count visits in its database, on another host.
+	for i := 1; i <= 2; i++ {
+		if body := getApp(t, g, app, "/"); !strings.Contains(body, fmt.Sprintf("visits:   %d\n", i)) {
+			t.Fatalf("visit %d: the app answered:\n%s", i, body)
+		}
+	}
+	load := startLoad(t, g, app)
+
+	laptop(g.Server, "ps:scale", "web=3")
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 3 })
+	laptop(g.Server, "config:set", "GREETING=hi")
+	// v1 deploy, v2 the add-on's attachment, v3 the config var; back to v2.
+	laptop(g.Server, "rollback")
+	if out := laptop(g.Server, "releases"); !strings.Contains(out, "* v4") || !strings.Contains(out, "Rollback to v2") {
+		t.Errorf("after the rollback, releases are:\n%s", out)
+	}
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v4", func(e []*consulapi.ServiceEntry) bool {
+		if len(e) != 3 {
+			return false
+		}
+		for _, s := range e {
+			if s.Service.Meta["release"] != "v4" {
+				return false
+			}
+		}
+		return true
+	})
+	if body := getApp(t, g, app, "/"); strings.Contains(body, "no database") || strings.Contains(body, "database error") {
+		t.Errorf("after the rollback to v2 the app lost its database:\n%s", body)
+	}
+	serveMore(t, load)
+
+	// Kill the host that leads both Nomad and Consul (Consul's leadership is moved to
+	// the Nomad leader's host first).
+	nomadLeader, _, err := g.Leaders(g.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := g.ServerByAddr(nomadLeader)
+	if lost == nil {
+		t.Fatalf("the Nomad leader %s is no server host", nomadLeader)
+	}
+	if err := g.MoveConsulLeader(lost); err != nil {
+		t.Fatal(err)
+	}
+	var consulLeader string
+	testutil.WaitFor(t, 30*time.Second, "Consul's leadership on "+lost.Name, func() error {
+		var err error
+		if nomadLeader, consulLeader, err = g.Leaders(g.Server); err != nil {
+			return err
+		}
+		if g.ServerByAddr(consulLeader) != lost || g.ServerByAddr(nomadLeader) != lost {
+			return fmt.Errorf("Nomad leader %s, Consul leader %s", nomadLeader, consulLeader)
+		}
+		return nil
+	})
+	serveMore(t, load)
+	var survivor *Host
+	for _, s := range g.Servers {
+		if s != lost {
+			survivor = s
+			break
+		}
+	}
+	faultAt := time.Now()
+	if _, err := g.KillHost(lost); err != nil {
+		t.Fatal(err)
+	}
+	g.UseServer(survivor)
+	var newNomad, newConsul string
+	nomadBack := waitWithin(t, faultAt, 2*time.Minute, "a new Nomad and Consul leader", func() bool {
+		newNomad, newConsul, err = g.Leaders(survivor)
+		return err == nil && newNomad != "" && newConsul != "" && g.ServerByAddr(newNomad) != lost && g.ServerByAddr(newConsul) != lost
+	})
+	if err := os.WriteFile(filepath.Join(dir, "public.txt"), []byte("after the leader's loss\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deployAt := time.Now()
+	if out := laptop(survivor, "deploy", dir); !strings.Contains(out, "is released and healthy") {
+		t.Fatalf("deploy after the leader's loss said:\n%s", out)
+	}
+	deployTook := time.Since(deployAt)
+	serveMore(t, load)
+	leaderLoad := checkFailures(t, load.Stop(), faultAt, 0)
+	t.Logf("leader host %s lost (Nomad leader %s, Consul leader %s): new leaders Nomad %s, Consul %s after %s; "+
+		"the next deploy took %s; load: %s", lost.Name, nomadLeader, consulLeader, newNomad, newConsul, ms(nomadBack), ms(deployTook), leaderLoad)
+
+	// A rolling upgrade: every Nomad client stopped as systemd stops it and started
+	// again, one at a time, under load. The dynos keep running throughout.
+	entries := waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v5", func(e []*consulapi.ServiceEntry) bool {
+		n := 0
+		for _, s := range e {
+			if s.Service.Meta["release"] == "v5" {
+				n++
+			}
+		}
+		return n == 3 && len(e) == 3
+	})
+	before := allocRestarts(t, g, app)
+	load = startLoad(t, g, app)
+	rollAt := time.Now()
+	var took []string
+	for _, h := range g.Hosts {
+		var onHost []string
+		for _, a := range runningAllocs(t, g, app) {
+			if a.NodeName == h.Name {
+				onHost = append(onHost, a.ID)
+			}
+		}
+		at := time.Now()
+		pids, err := g.SignalProcesses(h, "nomad agent", syscall.SIGINT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitWithin(t, at, time.Minute, h.Name+"'s Nomad client stopped", func() bool { return !alive(pids) })
+		if err := g.StartNomad(h); err != nil {
+			t.Fatal(err)
+		}
+		// The restarted client has recovered its dynos once it serves their stats.
+		back := waitWithin(t, at, time.Minute, h.Name+"'s dynos recovered by its restarted client", func() bool {
+			for _, id := range onHost {
+				if !clientStats(g, h, id) {
+					return false
+				}
+			}
+			return true
+		})
+		waitNode(t, g, h, at, "ready", func(n *nomadapi.Node) bool { return n.Status == nomadapi.NodeStatusReady })
+		took = append(took, fmt.Sprintf("%s: %d dynos recovered after %s", h.Name, len(onHost), ms(back)))
+		serveMore(t, load)
+	}
+	rollLoad := checkFailures(t, load.Stop(), rollAt, 0)
+	after := allocRestarts(t, g, app)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("dynos (allocation: restarts) before the rolling restart %v, after %v: a dyno was restarted or replaced", before, after)
+	}
+	t.Logf("rolling restart of %d clients (%s) under load, %d dynos: %s", len(g.Hosts), strings.Join(took, ", "), len(entries), rollLoad)
+
+	// Backups, with the commands of docs/production.md, from the laptop over HTTPS.
+	for _, c := range []struct {
+		bin  string
+		env  []string
+		args []string
+	}{
+		{"nomad", []string{"NOMAD_ADDR=https://" + survivor.Addr + ":4646", "NOMAD_CACERT=" + g.CAFile(),
+			"NOMAD_TOKEN=" + g.Tokens().NomadManagement}, []string{"operator", "snapshot", "save", "nomad.snap"}},
+		{"consul", []string{"CONSUL_HTTP_ADDR=https://" + survivor.Addr + ":8501", "CONSUL_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_TOKEN=" + g.Tokens().ConsulManagement}, []string{"snapshot", "save", "consul.snap"}},
+	} {
+		// Right after a server's loss a snapshot is refused until Raft has applied the
+		// change of its configuration: an operator tries again.
+		testutil.WaitFor(t, time.Minute, c.bin+" snapshot", func() error {
+			out, err := g.RunOnLaptop(ctx, c.env, g.Laptop.Dir, c.bin, c.args...)
+			if err != nil {
+				return fmt.Errorf("laptop: %s %s: %w\n%s", c.bin, strings.Join(c.args, " "), err, out)
+			}
+			return nil
+		})
+		st, err := os.Stat(filepath.Join(g.Laptop.Dir, c.args[len(c.args)-1]))
+		if err != nil || st.Size() == 0 {
+			t.Errorf("%s %s wrote no snapshot: %v", c.bin, strings.Join(c.args, " "), err)
+			continue
+		}
+		t.Logf("%s %s: %d bytes", c.bin, strings.Join(c.args, " "), st.Size())
+	}
+}
+
+// getApp GETs path of app through the grid's router and returns the body of a 200.
+func getApp(t *testing.T, g *Grid, app, path string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+g.RouterAddr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = app + ".localhost"
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s of %s: %s\n%s", path, app, resp.Status, b)
+	}
+	return string(b)
+}
+
+// appDir is the example Thin app as app, with 2 web dynos scalable to 3 and its
+// postgres add-on.
+func appDir(t *testing.T, app string) string {
+	t.Helper()
+	dst := harness.CopyExample(t, app)
+	spec := fmt.Sprintf(`app %q {
+  procfile = "Procfile"
+  process "web" {
+    count        = 2
+    min          = 1
+    max          = 3
+    memory       = 256
+    health_check = "/health"
+    size         = "shared"
+  }
+  addon "postgres" {}
+}
+`, app)
+	if err := os.WriteFile(filepath.Join(dst, "dyno.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// assertSlugInStore checks that app's job names its slug in the grid's store by its
+// sha256, that the store holds it, and that the job carries no store credential.
+func assertSlugInStore(t *testing.T, g *Grid, app string) {
+	t.Helper()
+	job, _, err := g.NomadClient().Jobs().Info(app, &nomadapi.QueryOptions{Namespace: tenancy.Namespace(app)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := job.TaskGroups[0].Tasks[0].Config
+	src, _ := cfg["slug"].(string)
+	sum, _ := cfg["slug_sha256"].(string)
+	if want := g.StoreURL() + sum + ".tar.gz"; sum == "" || src != want {
+		t.Errorf("the job's slug is %q, want %q", src, want)
+	}
+	if _, err := os.Stat(filepath.Join(g.Store.Dir, "www", "slugs", sum+".tar.gz")); err != nil {
+		t.Errorf("the store does not hold the slug: %v", err)
+	}
+	// The store: the reader may GET but not PUT, nobody gets anything but a slug's name.
+	c := g.HTTPSClient()
+	for _, tc := range []struct {
+		method, user, path string
+		want               int
+	}{
+		{http.MethodGet, storeReader, sum + ".tar.gz", http.StatusOK},
+		{http.MethodGet, "", sum + ".tar.gz", http.StatusUnauthorized},
+		{http.MethodPut, storeReader, strings.Repeat("0", 64) + ".tar.gz", http.StatusUnauthorized},
+		{http.MethodGet, storeReader, "../htpasswd", http.StatusNotFound},
+		{http.MethodPut, storeDeployer, "evil.sh", http.StatusNotFound},
+	} {
+		req, err := http.NewRequest(tc.method, g.StoreURL()+tc.path, strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, g.StorePassword(tc.user))
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("slug store: %s %s as %q answered %s, want %d", tc.method, tc.path, tc.user, resp.Status, tc.want)
+		}
+	}
+	b, _ := json.Marshal(job)
+	for _, who := range []string{storeReader, storeDeployer} {
+		if strings.Contains(string(b), g.StorePassword(who)) {
+			t.Errorf("the job carries the store password of %s", who)
+		}
+	}
+}
+
+// allocRestarts maps each running web allocation of app to its task's restarts.
+func allocRestarts(t *testing.T, g *Grid, app string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, a := range runningAllocs(t, g, app) {
+		n, _ := restarts(t, g, a.ID)
+		out[a.ID[:8]] = n
+	}
+	return out
+}

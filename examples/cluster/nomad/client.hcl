@@ -1,0 +1,93 @@
+# The Nomad client of a client host of a Dynogrid grid: it runs dynos with the dyno
+# driver, and the meter (Nomad's exec driver). The same file with NODE_CLASS=edge and no dyno driver is
+# nomad/edge.hcl.
+#
+# ${...} names are set per host when the file is installed (envsubst; see
+# examples/cluster/README.md). Keep the installed file readable by root only: it holds
+# a Consul token and the slug store's password.
+
+disable_update_check = true
+region               = "global"
+datacenter           = "${DATACENTER}"
+name                 = "${NODE_NAME}"
+data_dir             = "${NOMAD_DATA_DIR}"
+plugin_dir           = "${PLUGIN_DIR}"
+bind_addr            = "${BIND_ADDR}"
+
+client {
+  enabled    = true
+  node_class = "dyno"
+  servers    = [${NOMAD_SERVERS}]
+  # Web dynos' host ports (the router reaches them there) are on this interface.
+  network_interface = "${NETWORK_INTERFACE}"
+  # Dynos get network namespaces of their own on the bridge "nomad" (CNI plugins from
+  # Debian's containernetworking-plugins).
+  cni_path      = "${CNI_PATH}"
+  cgroup_parent = "${NOMAD_CGROUP_PARENT}"
+  options {
+    "driver.raw_exec.enable" = "0"
+    # No cloud metadata probes.
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+  # What the meter's exec task sees: Nomad's default chroot, the Dynogrid binaries at
+  # /opt/dynogrid/bin and the grid's CA at /etc/dynogrid/tls/ca.pem.
+  chroot_env {
+    "/bin"              = "/bin"
+    "/etc"              = "/etc"
+    "/lib"              = "/lib"
+    "/lib32"            = "/lib32"
+    "/lib64"            = "/lib64"
+    "/run/resolvconf"   = "/run/resolvconf"
+    "/sbin"             = "/sbin"
+    "/usr"              = "/usr"
+    "${DYNO_BIN_DIR}"   = "/opt/dynogrid/bin"
+    "${TLS_DIR}/ca.pem" = "/etc/dynogrid/tls/ca.pem"
+  }
+}
+
+tls {
+  http                   = true
+  rpc                    = true
+  ca_file                = "${TLS_DIR}/ca.pem"
+  cert_file              = "${TLS_DIR}/nomad.pem"
+  key_file               = "${TLS_DIR}/nomad-key.pem"
+  verify_server_hostname = true
+  verify_https_client    = false
+}
+
+acl {
+  enabled = true
+}
+
+consul {
+  address = "127.0.0.1:8500"
+  token   = "${NOMAD_CONSUL_TOKEN}"
+}
+
+# A dyno runs someone else's code: no raw_exec.
+plugin "raw_exec" {
+  config {
+    enabled = false
+  }
+}
+
+# The dyno driver (docs/driver.md). External plugins are configured by their binary's name.
+plugin "nomad-driver-dyno" {
+  config {
+    # Unpacked slugs, one directory per sha256, shared by the dynos of a release.
+    slug_dir = "${SLUG_DIR}"
+    # Each dyno's private ./tmp and ./log.
+    dyno_dir      = "${DYNO_DIR}"
+    cgroup_parent = "${DYNO_CGROUP_PARENT}"
+    # Dynos may not connect to the grid's networks, except to these TCP endpoints: the
+    # add-ons' servers, such as the postgres add-on's database ("10.0.0.30:5432").
+    allowed_endpoints = [${ALLOWED_ENDPOINTS}]
+    # The grid's slug store (slug-store/nginx.conf): the driver downloads a slug from
+    # there, checks its sha256 and keeps it in slug_dir. It sends these credentials to
+    # that address only; an app's job names a slug, never credentials.
+    slug_store_url           = "${SLUG_STORE_URL}"
+    slug_store_username      = "${SLUG_STORE_READ_USER}"
+    slug_store_password_file = "${SLUG_STORE_READ_PASSWORD_FILE}"
+    slug_store_ca_file       = "${TLS_DIR}/ca.pem"
+  }
+}
