@@ -38,10 +38,12 @@ type appBlock struct {
 	Source    *string        `hcl:"source,optional"`
 	Procfile  *string        `hcl:"procfile,optional"`
 	Domains   hcl.Expression `hcl:"domains,optional"`
-	Timeout   *string        `hcl:"timeout,optional"`
-	Config    []configBlock  `hcl:"config,block"`
-	Processes []processBlock `hcl:"process,block"`
-	Addons    []addonBlock   `hcl:"addon,block"`
+	// Buildpacks is the list of buildpacks that build the app (buildpacks.go).
+	Buildpacks hcl.Expression `hcl:"buildpacks,optional"`
+	Timeout    *string        `hcl:"timeout,optional"`
+	Config     []configBlock  `hcl:"config,block"`
+	Processes  []processBlock `hcl:"process,block"`
+	Addons     []addonBlock   `hcl:"addon,block"`
 
 	SourceRange   hcl.Range `hcl:"source,attr_value_range"`
 	ProcfileRange hcl.Range `hcl:"procfile,attr_value_range"`
@@ -277,6 +279,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 	spec.Config = resolveConfig(a.Config, &diags)
 	spec.Addons = resolveAddons(a.Addons, add)
 	spec.Domains = resolveDomains(a.Domains, &diags)
+	spec.Buildpacks = resolveBuildpacks(a.Buildpacks, base, &diags)
 	if len(spec.Domains) > 0 && spec.Process("web") == nil {
 		add(a.Domains.Range(), "Domains without a web process", "The router sends a domain's requests to web dynos; add a process \"web\" block or remove the domains.")
 	}
