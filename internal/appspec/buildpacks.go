@@ -138,3 +138,34 @@ func parseBuildpack(ref, base string) (Buildpack, string) {
 	}
 	return Buildpack{}, fmt.Sprintf("%s is neither a built-in buildpack (%s), a directory (starting with ./, ../ or /) nor an http(s) URL.", short(ref), strings.Join(buildpacks.BuiltIn, ", "))
 }
+
+// DefaultProcess is a process type a buildpack's bin/release gives, for an app whose
+// Procfile or spec has none of that name: sized and counted as a Procfile line is.
+func DefaultProcess(name, command string) (Process, error) {
+	command = strings.TrimSpace(command)
+	switch {
+	case !procNameRe.MatchString(name):
+		return Process{}, fmt.Errorf("%s is not a process type name", short(name))
+	case command == "":
+		return Process{}, fmt.Errorf("it has no command")
+	case len(command) > MaxCommandBytes:
+		return Process{}, commandTooLong(name, len(command))
+	}
+	p := Process{Name: name, Command: command, Count: 1, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
+	if name == "web" {
+		p.HealthCheck = "/"
+	} else {
+		p.Count = 0
+	}
+	return p, nil
+}
+
+// AddProcess adds p to the spec's process types, kept sorted, within MaxProcessTypes.
+func (s *Spec) AddProcess(p Process) error {
+	if len(s.Processes) >= MaxProcessTypes {
+		return fmt.Errorf("the app has %d process types already, the limit", MaxProcessTypes)
+	}
+	s.Processes = append(s.Processes, p)
+	sortProcesses(s.Processes)
+	return nil
+}
