@@ -51,7 +51,8 @@ type Result struct {
 	Dir string
 	// Buildpacks are the names of the buildpacks that ran, in order.
 	Buildpacks []string
-	// Release is what the last buildpack's bin/release said.
+	// Release is what the buildpacks' bin/release said; a later buildpack's default
+	// process types and config vars win over an earlier one's.
 	Release Release
 	// Stack is what the slug needs of the stack.
 	Stack *appspec.Stack
@@ -127,8 +128,10 @@ func Run(ctx context.Context, d *deploy.Deployer, spec *appspec.Spec, opts Optio
 		err := readOutput(stdoutR, res, cache)
 		if err != nil {
 			cancel() // the build's output is unusable: stop the build
-			_, _ = io.Copy(io.Discard, stdoutR)
 		}
+		// What follows the archive (tar pads its output to whole records) is read
+		// too, or the exec would wait for a reader.
+		_, _ = io.Copy(io.Discard, stdoutR)
 		received <- err
 	}()
 	tail := &tailWriter{max: maxTailBytes}
@@ -241,7 +244,7 @@ func writeInput(w io.Writer, source, cache string, config map[string]string) err
 }
 
 // readOutput reads the build's stdout: it unpacks app.tar.gz into res.Dir, stores
-// cache.tar.gz as the app's build cache, and reads release.yml, buildpacks and stack.
+// cache.tar.gz as the app's build cache, and reads each buildpack's bin/release output (release/N.yml, in order), buildpacks and stack.
 func readOutput(r io.Reader, res *Result, cache string) error {
 	tr := tar.NewReader(r)
 	var stack []byte
@@ -269,12 +272,16 @@ func readOutput(r io.Reader, res *Result, cache string) error {
 			if err := storeCache(tr, cache); err != nil {
 				return err
 			}
-		case "release.yml":
+		case "release/":
+		default:
+			if !strings.HasPrefix(hdr.Name, "release/") {
+				return fmt.Errorf("the build dyno sent an unknown file %q", hdr.Name)
+			}
 			b, err := readSmall(tr, hdr.Size, maxReleaseBytes, "bin/release's output")
 			if err != nil {
 				return err
 			}
-			if res.Release, err = parseRelease(b); err != nil {
+			if err := res.Release.merge(b); err != nil {
 				return err
 			}
 		case "buildpacks":

@@ -16,12 +16,28 @@ type Release struct {
 	ConfigVars          map[string]string `yaml:"config_vars"`
 }
 
-func parseRelease(b []byte) (Release, error) {
-	var r Release
-	if err := yaml.Unmarshal(b, &r); err != nil {
-		return Release{}, fmt.Errorf("bin/release's output is not the YAML of the buildpack contract: %w", err)
+// merge adds one buildpack's bin/release output b to r, over what r has.
+func (r *Release) merge(b []byte) error {
+	var next Release
+	if err := yaml.Unmarshal(b, &next); err != nil {
+		return fmt.Errorf("bin/release's output is not the YAML of the buildpack contract: %w", err)
 	}
-	return r, nil
+	if len(r.DefaultProcessTypes)+len(next.DefaultProcessTypes) > appspec.MaxProcessTypes || len(r.ConfigVars)+len(next.ConfigVars) > 100 {
+		return fmt.Errorf("bin/release gives more than %d process types or 100 config vars", appspec.MaxProcessTypes)
+	}
+	for k, v := range next.DefaultProcessTypes {
+		if r.DefaultProcessTypes == nil {
+			r.DefaultProcessTypes = map[string]string{}
+		}
+		r.DefaultProcessTypes[k] = v
+	}
+	for k, v := range next.ConfigVars {
+		if r.ConfigVars == nil {
+			r.ConfigVars = map[string]string{}
+		}
+		r.ConfigVars[k] = v
+	}
+	return nil
 }
 
 // Apply makes spec the built app's: its source is dir, it needs stack, the release's
