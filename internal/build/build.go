@@ -11,10 +11,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/dynogrid/dynogrid/buildpacks"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/slug"
@@ -248,9 +250,15 @@ func writeInput(w io.Writer, source, cache string, config map[string]string) err
 func readOutput(r io.Reader, res *Result, cache string) error {
 	tr := tar.NewReader(r)
 	var stack []byte
+	releases := map[int][]byte{} // by the number of the buildpack that said it
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			for n := 1; n <= len(releases); n++ {
+				if err := res.Release.merge(releases[n]); err != nil {
+					return err
+				}
+			}
 			res.Stack, err = parseStack(stack, res.Buildpacks)
 			return err
 		}
@@ -272,18 +280,6 @@ func readOutput(r io.Reader, res *Result, cache string) error {
 			if err := storeCache(tr, cache); err != nil {
 				return err
 			}
-		case "release/":
-		default:
-			if !strings.HasPrefix(hdr.Name, "release/") {
-				return fmt.Errorf("the build dyno sent an unknown file %q", hdr.Name)
-			}
-			b, err := readSmall(tr, hdr.Size, maxReleaseBytes, "bin/release's output")
-			if err != nil {
-				return err
-			}
-			if err := res.Release.merge(b); err != nil {
-				return err
-			}
 		case "buildpacks":
 			b, err := readSmall(tr, hdr.Size, 4<<10, "the list of buildpacks")
 			if err != nil {
@@ -292,6 +288,18 @@ func readOutput(r io.Reader, res *Result, cache string) error {
 			res.Buildpacks = strings.Fields(string(b))
 		case "stack":
 			if stack, err = readSmall(tr, hdr.Size, 4<<10, "the stack"); err != nil {
+				return err
+			}
+		case "release/": // the directory of the entries below
+		default:
+			if !strings.HasPrefix(hdr.Name, "release/") {
+				return fmt.Errorf("the build dyno sent an unknown file %q", hdr.Name)
+			}
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "release/"), ".yml"))
+			if err != nil || n < 1 || n > appspec.MaxBuildpacks+len(buildpacks.BuiltIn) || releases[n] != nil {
+				return fmt.Errorf("the build dyno sent an unknown file %q", hdr.Name)
+			}
+			if releases[n], err = readSmall(tr, hdr.Size, maxReleaseBytes, "bin/release's output"); err != nil {
 				return err
 			}
 		}
@@ -331,4 +339,3 @@ func (t *tailWriter) String() string {
 	defer t.mu.Unlock()
 	return string(bytes.ToValidUTF8(t.buf, nil))
 }
-
