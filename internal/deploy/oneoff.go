@@ -38,6 +38,7 @@ func (d *Deployer) StartOneOff(ctx context.Context, app string, memoryMB int) (s
 		return "", nil, err
 	}
 	job := oneOffJob(id, app, cur.Job.Meta[MetaRelease], src, memoryMB, envPath)
+	job.Constraints = cur.Job.Constraints // a built release's stack (stack.go)
 
 	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		d.removeEnvCopy(context.Background(), envPath)
