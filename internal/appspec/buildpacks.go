@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/dynogrid/dynogrid/buildpacks"
 )
@@ -61,40 +59,22 @@ type Stack struct {
 // (relative to base) holding bin/detect, bin/compile and bin/release, or http(s) URLs of
 // .tar.gz archives of such a directory.
 func resolveBuildpacks(expr hcl.Expression, base string, diags *hcl.Diagnostics) []Buildpack {
-	add := func(rng hcl.Range, summary, detail string) {
-		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
-	}
-	if expr == nil {
-		return nil
-	}
-	if v, vd := expr.Value(nil); !vd.HasErrors() && v.IsNull() {
-		return nil
-	}
-	elems, ld := hcl.ExprList(expr)
-	if ld.HasErrors() {
-		add(expr.Range(), "Invalid buildpacks", `buildpacks is a list, such as ["ruby"], ["nodejs", "./buildpacks/assets"] or ["https://example.com/buildpack.tar.gz"].`)
-		return nil
-	}
-	if len(elems) > MaxBuildpacks {
-		add(elems[MaxBuildpacks].Range(), fmt.Sprintf("Too many buildpacks (%d; the limit is %d)", len(elems), MaxBuildpacks),
-			"Combine buildpacks, or do the extra steps in one of them.")
-		return nil
+	list := stringList{
+		Name:        "buildpacks",
+		Example:     `buildpacks is a list, such as ["ruby"], ["nodejs", "./buildpacks/assets"] or ["https://example.com/buildpack.tar.gz"].`,
+		Max:         MaxBuildpacks,
+		TooMany:     "Combine buildpacks, or do the extra steps in one of them.",
+		ElemSummary: "Invalid buildpack",
+		NotString: func(i int) string {
+			return fmt.Sprintf("Buildpack %d is not a string; write a built-in name (%s), a directory or an archive URL in quotes.", i, strings.Join(buildpacks.BuiltIn, ", "))
+		},
 	}
 	var out []Buildpack
-	for i, e := range elems {
-		v, vd := e.Value(nil)
-		if vd.HasErrors() {
-			*diags = append(*diags, vd...)
-			continue
-		}
-		s, err := convert.Convert(v, cty.String)
-		if err != nil || s.IsNull() || !s.IsKnown() {
-			add(e.Range(), "Invalid buildpack", fmt.Sprintf("Buildpack %d is not a string; write a built-in name (%s), a directory or an archive URL in quotes.", i+1, strings.Join(buildpacks.BuiltIn, ", ")))
-			continue
-		}
-		bp, problem := parseBuildpack(s.AsString(), base)
+	for _, e := range list.read(expr, diags) {
+		bp, problem := parseBuildpack(e.Value, base)
 		if problem != "" {
-			add(e.Range(), "Invalid buildpack", fmt.Sprintf("Buildpack %d: %s", i+1, problem))
+			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid buildpack",
+				Detail: fmt.Sprintf("Buildpack %d: %s", e.Index, problem), Subject: e.Range.Ptr()})
 			continue
 		}
 		out = append(out, bp)
