@@ -179,3 +179,26 @@ func TestReadOutputRefusesWhatIsNotABuild(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildCacheIsPrivate keeps an app's build cache where only the slug store's owner
+// reads it, replaced whole.
+func TestBuildCacheIsPrivate(t *testing.T) {
+	store := t.TempDir()
+	path := cachePath(store, "shop")
+	for _, body := range []string{"first", "second"} {
+		if err := storeCache(strings.NewReader(body), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(path); string(b) != "second" {
+		t.Errorf("cache = %q", b)
+	}
+	for p, want := range map[string]os.FileMode{filepath.Dir(path): 0o700, path: 0o600} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", p, st.Mode().Perm(), err, want)
+		}
+	}
+	if cachePath(store, "other") == path {
+		t.Error("two apps share a build cache")
+	}
+}
