@@ -81,18 +81,18 @@ func (d *Driver) fingerprint() *drivers.Fingerprint {
 	if cgroups.IsCgroup2UnifiedMode() {
 		mode = "v2"
 	}
-	return &drivers.Fingerprint{
-		Health:            drivers.HealthStateHealthy,
-		HealthDescription: drivers.DriverHealthy,
-		Attributes: map[string]*pstructs.Attribute{
-			"driver.dyno":          pstructs.NewBoolAttribute(true),
-			"driver.dyno.version":  pstructs.NewStringAttribute(Version),
-			"driver.dyno.cgroups":  pstructs.NewStringAttribute(mode),
-			"driver.dyno.user":     pstructs.NewStringAttribute(u.Name),
-			"driver.dyno.slug_dir": pstructs.NewStringAttribute(d.config.SlugDir),
-			"driver.dyno.bridge":   pstructs.NewStringAttribute(d.config.Bridge),
-		},
+	attrs := map[string]*pstructs.Attribute{
+		"driver.dyno":          pstructs.NewBoolAttribute(true),
+		"driver.dyno.version":  pstructs.NewStringAttribute(Version),
+		"driver.dyno.cgroups":  pstructs.NewStringAttribute(mode),
+		"driver.dyno.user":     pstructs.NewStringAttribute(u.Name),
+		"driver.dyno.slug_dir": pstructs.NewStringAttribute(d.config.SlugDir),
+		"driver.dyno.bridge":   pstructs.NewStringAttribute(d.config.Bridge),
 	}
+	for k, v := range readHostStack().attributes() {
+		attrs[k] = v
+	}
+	return &drivers.Fingerprint{Health: drivers.HealthStateHealthy, HealthDescription: drivers.DriverHealthy, Attributes: attrs}
 }
 
 // missingControllers lists the required cgroup controllers this host does not offer.

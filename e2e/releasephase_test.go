@@ -62,13 +62,7 @@ func TestReleasePhase(t *testing.T) {
 	dir := harness.CopyExample(t, app)
 	writeReleaseApp(t, dir, app, "one", 0)
 	// The operator makes the app a tenant; its owner deploys it with its deploy token.
-	token := strings.TrimSpace(newCLI(t, g, app).must("apps:token"))
-	c := newCLI(t, g, app)
-	for i, a := range c.base {
-		if a == "--nomad-token" {
-			c.base[i+1] = token
-		}
-	}
+	c := deployTokenCLI(t, g, app)
 	nomad := appNomad(t, g, app)
 
 	out := c.must("deploy", dir)
@@ -114,12 +108,7 @@ func TestReleasePhase(t *testing.T) {
 	if code == 0 || !strings.Contains(stdout, "sleeping forever") || !strings.Contains(stderr, "did not finish within 20s") {
 		t.Errorf("a deploy whose release phase outlives --release-timeout: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	waitMoreAnswers(t, load, 20)
-	s := multihost.Summarize(load.Stop())
-	t.Logf("two failed release phases under load: %s", s)
-	if s.Sent < 100 || s.FailedTotal() != 0 {
-		t.Errorf("want every request answered 200 by v1 while v2 and v3 failed; got %s", s)
-	}
+	s := allAnswered(t, load, "v1 while v2 and v3 failed their release phases")
 	for d, n := range s.ByDyno {
 		if n > 0 && !strings.HasPrefix(d, "web.") {
 			t.Errorf("%d requests answered by %s", n, d)
@@ -267,6 +256,19 @@ func assertPhaseBeforeDynos(t *testing.T, nomad *nomadapi.Client, app string, ph
 	if n == 0 {
 		t.Errorf("no dyno of %s", release)
 	}
+}
+
+// allAnswered stops the load once it has had 20 more answers, and checks that it sent
+// at least 100 requests, every one answered 200 (by what).
+func allAnswered(t *testing.T, load *multihost.Load, what string) multihost.Summary {
+	t.Helper()
+	waitMoreAnswers(t, load, 20)
+	s := multihost.Summarize(load.Stop())
+	t.Logf("under load, %s: %s", what, s)
+	if s.Sent < 100 || s.FailedTotal() != 0 {
+		t.Errorf("want every request answered 200 by %s; got %s", what, s)
+	}
+	return s
 }
 
 // waitMoreAnswers waits until the load has had n more answers: the requests in flight

@@ -210,7 +210,12 @@ func WithRouter(t testing.TB) func(*devgrid.Options) {
 // name, so that a test can change it or deploy it under its own name.
 func CopyExample(t testing.TB, name string) string {
 	t.Helper()
-	src := filepath.Join(RepoRoot(t), "examples", "thin")
+	return CopyDir(t, filepath.Join(RepoRoot(t), "examples", "thin"), name)
+}
+
+// CopyDir copies the directory src into a fresh directory named name.
+func CopyDir(t testing.TB, src, name string) string {
+	t.Helper()
 	dst := filepath.Join(t.TempDir(), name)
 	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
 		if err != nil {

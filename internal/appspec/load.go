@@ -38,10 +38,12 @@ type appBlock struct {
 	Source    *string        `hcl:"source,optional"`
 	Procfile  *string        `hcl:"procfile,optional"`
 	Domains   hcl.Expression `hcl:"domains,optional"`
-	Timeout   *string        `hcl:"timeout,optional"`
-	Config    []configBlock  `hcl:"config,block"`
-	Processes []processBlock `hcl:"process,block"`
-	Addons    []addonBlock   `hcl:"addon,block"`
+	// Buildpacks is the list of buildpacks that build the app (buildpacks.go).
+	Buildpacks hcl.Expression `hcl:"buildpacks,optional"`
+	Timeout    *string        `hcl:"timeout,optional"`
+	Config     []configBlock  `hcl:"config,block"`
+	Processes  []processBlock `hcl:"process,block"`
+	Addons     []addonBlock   `hcl:"addon,block"`
 	// Schedules: schedule.go.
 	Schedules []scheduleBlock `hcl:"schedule,block"`
 
@@ -282,6 +284,7 @@ func resolve(filename string, a *appBlock) (*Spec, hcl.Diagnostics) {
 	spec.Addons = resolveAddons(a.Addons, add)
 	spec.Schedules = resolveSchedules(a.Schedules, add)
 	spec.Domains = resolveDomains(a.Domains, &diags)
+	spec.Buildpacks = resolveBuildpacks(a.Buildpacks, base, &diags)
 	if len(spec.Domains) > 0 && spec.Process("web") == nil {
 		add(a.Domains.Range(), "Domains without a web process", "The router sends a domain's requests to web dynos; add a process \"web\" block or remove the domains.")
 	}
@@ -536,48 +539,35 @@ func resolveDomains(expr hcl.Expression, diags *hcl.Diagnostics) []string {
 	add := func(rng hcl.Range, summary, detail string) {
 		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 	}
-	if v, vd := expr.Value(nil); !vd.HasErrors() && v.IsNull() {
-		return nil
-	}
-	elems, ld := hcl.ExprList(expr)
-	if ld.HasErrors() {
-		add(expr.Range(), "Invalid domains", `domains is a list of host names, such as ["www.example.com", "example.com"].`)
-		return nil
-	}
-	if len(elems) > MaxDomains {
-		add(elems[MaxDomains].Range(), fmt.Sprintf("Too many domains (%d; the limit is %d)", len(elems), MaxDomains),
-			"Route the app's other names to one of its domains with a redirect, or split the app.")
-		return nil
+	list := stringList{
+		Name:        "domains",
+		Example:     `domains is a list of host names, such as ["www.example.com", "example.com"].`,
+		Max:         MaxDomains,
+		TooMany:     "Route the app's other names to one of its domains with a redirect, or split the app.",
+		ElemSummary: "Invalid domain",
+		NotString: func(i int) string {
+			return fmt.Sprintf("Domain %d is not a string; write host names in quotes, such as \"www.example.com\".", i)
+		},
 	}
 	var domains []string
 	seen := map[string]hcl.Range{}
-	for i, e := range elems {
-		v, vd := e.Value(nil)
-		if vd.HasErrors() {
-			*diags = append(*diags, vd...)
-			continue
-		}
-		s, err := convert.Convert(v, cty.String)
-		if err != nil || s.IsNull() || !s.IsKnown() {
-			add(e.Range(), "Invalid domain", fmt.Sprintf("Domain %d is not a string; write host names in quotes, such as \"www.example.com\".", i+1))
-			continue
-		}
-		raw := s.AsString()
+	for _, e := range list.read(expr, diags) {
+		raw := e.Value
 		d := strings.ToLower(strings.TrimSuffix(raw, "."))
 		if len(d) > MaxDomainBytes {
-			add(e.Range(), fmt.Sprintf("Domain too long (%d bytes; the limit is %d)", len(d), MaxDomainBytes),
+			add(e.Range, fmt.Sprintf("Domain too long (%d bytes; the limit is %d)", len(d), MaxDomainBytes),
 				"A host name has at most 253 characters; give the app's real host name.")
 			continue
 		}
 		if !validHostname(d) {
-			add(e.Range(), "Invalid domain", fmt.Sprintf("Domain %d, %s, is not a host name; write names such as \"www.example.com\", without scheme, port or path.", i+1, short(raw)))
+			add(e.Range, "Invalid domain", fmt.Sprintf("Domain %d, %s, is not a host name; write names such as \"www.example.com\", without scheme, port or path.", e.Index, short(raw)))
 			continue
 		}
 		if prev, dup := seen[d]; dup {
-			add(e.Range(), "Duplicate domain", fmt.Sprintf("%s is already listed on line %d; list each domain once.", short(d), prev.Start.Line))
+			add(e.Range, "Duplicate domain", fmt.Sprintf("%s is already listed on line %d; list each domain once.", short(d), prev.Start.Line))
 			continue
 		}
-		seen[d] = e.Range()
+		seen[d] = e.Range
 		domains = append(domains, d)
 	}
 	return domains

@@ -37,6 +37,11 @@ type Spec struct {
 	Domains []string `json:"domains,omitempty"`
 	// Timeout is the router's request timeout for this app (H12).
 	Timeout time.Duration `json:"timeout"`
+	// Buildpacks build the app, in this order; none: the first built-in buildpack that
+	// detects the app (buildpacks.go).
+	Buildpacks []Buildpack `json:"buildpacks,omitempty"`
+	// Stack is what the app's slug needs of the stack, when buildpacks built it.
+	Stack *Stack `json:"stack,omitempty"`
 }
 
 // Process is one process type: the command its dynos run and how many of them.

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/dynogrid/dynogrid/internal/addons"
 	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/build"
 	"github.com/dynogrid/dynogrid/internal/deploy"
 	nomadapi "github.com/hashicorp/nomad/api"
 	mcli "github.com/mitchellh/cli"
@@ -34,12 +37,17 @@ func (c *deployCommand) Help() string {
   dyno starts, its output shown here; if it exits non-zero or runs out of time,
   the release fails and the previous release keeps serving.
 
+  An app whose source has a Gemfile or a package.json, or whose spec names
+  buildpacks, is built first, in a build dyno on the grid, with its build's
+  output shown here. A failed build says which step failed and changes nothing.
+
   An app that is already deployed keeps its dyno counts (change them with
   ` + "`dyno ps:scale`" + `) and its config vars, with the spec's on top.
 
 Options:
   --release-timeout=D  How long the release phase may take, from its start to
                        its command's exit (default 10m)
+  --build-timeout=D    How long a build may take (default 15m)
 ` + commonHelp + addonsHelp
 }
 
@@ -47,11 +55,16 @@ func (c *deployCommand) Run(args []string) int {
 	var af addonFlags
 	fs := c.addonFlagSet("deploy", &af)
 	releaseTimeout := fs.Duration("release-timeout", deploy.DefaultReleasePhaseTimeout, "")
+	buildTimeout := fs.Duration("build-timeout", build.DefaultTimeout, "")
 	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
 	if *releaseTimeout <= 0 || *releaseTimeout > maxReleaseTimeout {
 		c.ui.Error(fmt.Sprintf("--release-timeout %s: give more than 0 and at most %s", *releaseTimeout, maxReleaseTimeout))
+		return 1
+	}
+	if *buildTimeout <= 0 || *buildTimeout > maxReleaseTimeout {
+		c.ui.Error(fmt.Sprintf("--build-timeout %s: give more than 0 and at most %s", *buildTimeout, maxReleaseTimeout))
 		return 1
 	}
 	spec, code := loadSpec(c.ui, fs.Args())
@@ -76,6 +89,16 @@ func (c *deployCommand) Run(args []string) int {
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
+	if build.Needed(spec) {
+		built, err := build.Run(ctx, d, spec, build.Options{Timeout: *buildTimeout, Output: c.buildOutput()})
+		if err != nil {
+			return c.fail(err)
+		}
+		defer os.RemoveAll(built.Dir)
+		if err := built.Release.Apply(spec, built.Dir, built.Stack); err != nil {
+			return c.fail(err)
+		}
+	}
 	job, err := d.Deploy(ctx, spec, provision)
 	if err != nil {
 		return c.fail(err)
@@ -90,6 +113,15 @@ func (c *deployCommand) Run(args []string) int {
 	}
 	c.ui.Output(fmt.Sprintf("==> %s %s is released and healthy", spec.Name, job.Meta["dyno.release"]))
 	return 0
+}
+
+// buildOutput is where a build's output goes: the terminal, or stderr when stdout
+// carries JSON.
+func (c *deployCommand) buildOutput() io.Writer {
+	if c.json {
+		return c.stderr
+	}
+	return c.stdout
 }
 
 // loadSpec reads the spec named by args (at most one path), printing diagnostics.

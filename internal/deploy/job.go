@@ -72,6 +72,7 @@ func Job(r Release) *nomadapi.Job {
 	if r.EnvPath != "" {
 		job.Meta[MetaEnv] = r.EnvPath
 	}
+	addStack(job, spec.Stack)
 	for _, p := range spec.Processes {
 		count := p.Count
 		if c, ok := r.Counts[p.Name]; ok {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/slug"
+	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 func testRelease() Release {
@@ -164,6 +165,28 @@ func TestShellCommand(t *testing.T) {
 	for in, want := range cases {
 		if got := ShellCommand(in); got != want {
 			t.Errorf("ShellCommand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestJobAsksForTheStackItWasBuiltOn constrains a built release, and its release
+// phase, to hosts with the build's stack and runtimes; an app packed as it is gets none.
+func TestJobAsksForTheStackItWasBuiltOn(t *testing.T) {
+	spec := &appspec.Spec{Name: "shop", Processes: []appspec.Process{{Name: "web", Command: "x", Count: 1, MemoryMB: 128}},
+		Release: &appspec.Process{Name: "release", Command: "rake db:migrate", MemoryMB: 128}}
+	r := Release{Spec: spec, Slug: &slug.Slug{SHA256: strings.Repeat("a", 64), Path: "/s"}, Version: 1}
+	if job := Job(r); len(job.Constraints) != 0 || job.Meta[MetaStack] != "" {
+		t.Errorf("an app packed as it is got constraints %v", job.Constraints)
+	}
+	spec.Stack = &appspec.Stack{Name: "debian-12", Ruby: "3.1"}
+	for _, job := range []*nomadapi.Job{Job(r), releasePhaseJob("shop-run-1", r, *spec.Release, "")} {
+		var got []string
+		for _, c := range job.Constraints {
+			got = append(got, c.LTarget+" "+c.Operand+" "+c.RTarget)
+		}
+		want := "${attr.driver.dyno.stack} = debian-12, ${attr.driver.dyno.stack.ruby} regexp ^3\\.1\\."
+		if strings.Join(got, ", ") != want || job.Meta[MetaStack] != "debian-12" {
+			t.Errorf("job %s: constraints %q, want %q", *job.ID, got, want)
 		}
 	}
 }

@@ -90,6 +90,7 @@ func (d *Deployer) startOneOff(ctx context.Context, app, script string, memoryMB
 			return nil, err
 		}
 		job := oneOffJob(o.JobID, app, cur.Job.Meta[MetaRelease], src, memoryMB, envPath)
+		job.Constraints = cur.Job.Constraints // a built release's stack (stack.go)
 		runInOneOff(job, OneOffProcess, script, o.Name, envPath)
 		// Modify index 0: register only a job that does not exist yet, so that a number
 		// taken by another one-off dyno, even a dead one, is never reused.

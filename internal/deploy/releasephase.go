@@ -79,6 +79,7 @@ func releasePhaseJob(id string, r Release, p appspec.Process, envPath string) *n
 	job := oneOffJob(id, r.Spec.Name, release, src, p.MemoryMB, envPath)
 	job.Meta[MetaReleasePhase] = release
 	job.Meta[MetaDescription] = r.Description
+	addStack(job, r.Spec.Stack)
 	tg := job.TaskGroups[0]
 	tg.Name = ptr(appspec.ReleaseProcess)
 	task := tg.Tasks[0]

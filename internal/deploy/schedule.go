@@ -214,6 +214,7 @@ func (d *Deployer) registerSchedule(ctx context.Context, cur *App, s appspec.Sch
 		return err
 	}
 	job := oneOffJob(id, app, cur.Job.Meta[MetaRelease], src, s.MemoryMB, envPath)
+	job.Constraints = cur.Job.Constraints // a built release's stack (stack.go)
 	job.Meta[MetaSchedule] = s.Name
 	job.Meta[MetaCommand] = s.Command
 	job.Periodic = &nomadapi.PeriodicConfig{
