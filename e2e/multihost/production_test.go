@@ -90,24 +90,24 @@ func TestProductionGrid(t *testing.T) {
 	laptop(g.Server, "ps:scale", "web=3")
 	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos", func(e []*consulapi.ServiceEntry) bool { return len(e) == 3 })
 	laptop(g.Server, "config:set", "GREETING=hi")
-	// v1 deploy, v2 the add-on's attachment, v3 the config var; back to v2.
+	// v1 the deploy with its add-on, v2 the config var; back to v1.
 	laptop(g.Server, "rollback")
-	if out := laptop(g.Server, "releases"); !strings.Contains(out, "* v4") || !strings.Contains(out, "Rollback to v2") {
+	if out := laptop(g.Server, "releases"); !strings.Contains(out, "* v3") || !strings.Contains(out, "Rollback to v1") {
 		t.Errorf("after the rollback, releases are:\n%s", out)
 	}
-	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v4", func(e []*consulapi.ServiceEntry) bool {
+	waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v3", func(e []*consulapi.ServiceEntry) bool {
 		if len(e) != 3 {
 			return false
 		}
 		for _, s := range e {
-			if s.Service.Meta["release"] != "v4" {
+			if s.Service.Meta["release"] != "v3" {
 				return false
 			}
 		}
 		return true
 	})
 	if body := getApp(t, g, app, "/"); strings.Contains(body, "no database") || strings.Contains(body, "database error") {
-		t.Errorf("after the rollback to v2 the app lost its database:\n%s", body)
+		t.Errorf("after the rollback to v1 the app lost its database:\n%s", body)
 	}
 	serveMore(t, load)
 
@@ -168,10 +168,10 @@ func TestProductionGrid(t *testing.T) {
 
 	// A rolling upgrade: every Nomad client stopped as systemd stops it and started
 	// again, one at a time, under load. The dynos keep running throughout.
-	entries := waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v5", func(e []*consulapi.ServiceEntry) bool {
+	entries := waitPassing(t, g.ConsulClient(), app, 2*time.Minute, "3 passing dynos of v4", func(e []*consulapi.ServiceEntry) bool {
 		n := 0
 		for _, s := range e {
-			if s.Service.Meta["release"] == "v5" {
+			if s.Service.Meta["release"] == "v4" {
 				n++
 			}
 		}
@@ -266,8 +266,8 @@ func getApp(t *testing.T, g *Grid, app, path string) string {
 	return string(b)
 }
 
-// appDir is the example Thin app as app, with 2 web dynos scalable to 3 and its
-// postgres add-on.
+// appDir is the example Thin app as app, with 2 web dynos scalable to 3, its release
+// phase (the visit counter's migration) and its postgres add-on.
 func appDir(t *testing.T, app string) string {
 	t.Helper()
 	dst := harness.CopyExample(t, app)
@@ -280,6 +280,11 @@ func appDir(t *testing.T, app string) string {
     memory       = 256
     health_check = "/health"
     size         = "shared"
+  }
+  process "release" {
+    command = "ruby db/migrate.rb"
+    memory  = 128
+    size    = "shared"
   }
   addon "postgres" {}
 }

@@ -61,6 +61,8 @@ func (f *fakeNomad) serve(w http.ResponseWriter, r *http.Request) {
 		answer(nil)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/job/shop/evaluations":
 		answer([]*nomadapi.Evaluation{})
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/jobs": // the app's schedules: none
+		answer([]*nomadapi.JobListStub{})
 	case r.Method == http.MethodPut && r.URL.Path == "/v1/jobs":
 		var req nomadapi.JobRegisterRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Job == nil || *req.Job.ID != "shop" {
