@@ -119,6 +119,19 @@ func parseBuildpack(ref, base string) (Buildpack, string) {
 	return Buildpack{}, fmt.Sprintf("%s is neither a built-in buildpack (%s), a directory (starting with ./, ../ or /) nor an http(s) URL.", short(ref), strings.Join(buildpacks.BuiltIn, ", "))
 }
 
+// BuildFiles are the files whose presence in an app's source makes a deploy build it.
+var BuildFiles = []string{"Gemfile", "package.json"}
+
+// HasBuildFile says whether the source directory dir holds one of BuildFiles.
+func HasBuildFile(dir string) bool {
+	for _, f := range BuildFiles {
+		if st, err := os.Stat(filepath.Join(dir, f)); err == nil && st.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
 // DefaultProcess is a process type a buildpack's bin/release gives, for an app whose
 // Procfile or spec has none of that name: sized and counted as a Procfile line is.
 func DefaultProcess(name, command string) (Process, error) {

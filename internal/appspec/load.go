@@ -114,7 +114,9 @@ func Load(path string) (*Spec, hcl.Diagnostics) {
 }
 
 // fromProcfileDir makes a spec from a directory with only a Procfile: the app is named
-// after the directory, with one web dyno and no dyno of the other process types.
+// after the directory, with one web dyno and no dyno of the other process types. A
+// directory with neither a spec nor a Procfile but with a file that a build needs
+// (BuildFiles) is an app with no process types until its build gives them.
 func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -122,18 +124,24 @@ func fromProcfileDir(dir string) (*Spec, hcl.Diagnostics) {
 	}
 	procfile := filepath.Join(abs, "Procfile")
 	src, err := readLimited(procfile, MaxProcfileBytes)
-	if err != nil {
+	buildOnly := errors.Is(err, os.ErrNotExist) && HasBuildFile(abs)
+	if err != nil && !buildOnly {
 		return nil, errDiag("No app spec", fmt.Sprintf("%s has neither a %s nor a Procfile; add one of them.", abs, SpecFile))
-	}
-	entries, diags := ParseProcfile(procfile, src)
-	if diags.HasErrors() {
-		return nil, diags
 	}
 	name := strings.ToLower(filepath.Base(abs))
 	if ValidateAppName(name) != nil {
 		return nil, errDiag("Cannot name the app", fmt.Sprintf("The directory name %s is not an app name; add a %s with `app \"name\" { procfile = \"Procfile\" }`, naming it with lowercase letters, digits and dashes.", short(name), SpecFile))
 	}
 	spec := &Spec{Name: name, Dir: abs, Timeout: DefaultTimeout}
+	if buildOnly {
+		// As on Heroku: the buildpacks' default process types (bin/release) are the
+		// app's, once it is built.
+		return spec, nil
+	}
+	entries, diags := ParseProcfile(procfile, src)
+	if diags.HasErrors() {
+		return nil, diags
+	}
 	for _, e := range entries {
 		// As on Heroku: one web dyno; other process types wait for `dyno ps:scale`.
 		p := Process{Name: e.Name, Command: e.Command, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}

@@ -113,6 +113,35 @@ func TestNoSpecInDirectory(t *testing.T) {
 	}
 }
 
+// TestBuildOnlyDirectory checks that a directory with a package.json or a Gemfile and
+// no Procfile is an app named after it whose process types its build gives.
+func TestBuildOnlyDirectory(t *testing.T) {
+	t.Parallel()
+	for _, f := range BuildFiles {
+		dir := filepath.Join(t.TempDir(), "shop")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("{}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec, diags := Load(dir)
+		if diags.HasErrors() {
+			t.Fatalf("%s only: %s", f, FormatDiagnostics(diags))
+		}
+		if spec.Name != "shop" || len(spec.Processes) != 0 || spec.Dir != dir {
+			t.Errorf("%s only: spec = %+v, want app shop with no process type before its build", f, spec)
+		}
+	}
+	notAFile := filepath.Join(t.TempDir(), "shop")
+	if err := os.MkdirAll(filepath.Join(notAFile, "package.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, diags := Load(notAFile); !diags.HasErrors() {
+		t.Error("a directory named package.json made an app")
+	}
+}
+
 // TestProcfileReleaseLine checks that a Procfile's release line is the release phase,
 // never a process type with dynos.
 func TestProcfileReleaseLine(t *testing.T) {

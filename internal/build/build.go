@@ -66,12 +66,7 @@ func Needed(spec *appspec.Spec) bool {
 	if len(spec.Buildpacks) > 0 {
 		return true
 	}
-	for _, f := range []string{"Gemfile", "package.json"} {
-		if _, err := os.Stat(filepath.Join(spec.Dir, f)); err == nil {
-			return true
-		}
-	}
-	return false
+	return appspec.HasBuildFile(spec.Dir)
 }
 
 // Run builds spec's source in a build dyno of d's grid. The app's build cache goes in

@@ -72,6 +72,23 @@ func TestReleaseAppliesDefaultsTheSpecLacks(t *testing.T) {
 	}
 }
 
+// TestReleaseGivesAnAppWithoutProcfileItsProcesses checks a source with only a
+// package.json: its buildpack's default web process is the app's one web dyno, and a
+// build that gives no process type is refused with what to add.
+func TestReleaseGivesAnAppWithoutProcfileItsProcesses(t *testing.T) {
+	spec := &appspec.Spec{Name: "nodeapp"}
+	if err := (Release{}).Apply(spec, "/tmp/built", nil); err == nil || !strings.Contains(err.Error(), "add a Procfile") {
+		t.Errorf("a build with no process type at all: %v", err)
+	}
+	r := Release{DefaultProcessTypes: map[string]string{"web": "npm start"}}
+	if err := r.Apply(spec, "/tmp/built", nil); err != nil {
+		t.Fatal(err)
+	}
+	if web := spec.Process("web"); web == nil || web.Command != "npm start" || web.Count != 1 || web.HealthCheck != "/" {
+		t.Errorf("web = %+v, want one dyno of npm start, checked at /", web)
+	}
+}
+
 func TestFailedStepNamesTheLastFailure(t *testing.T) {
 	out := "-----> Ruby app detected\nbundler: parse error\nbuild failed: ruby bin/compile exited 4\n"
 	if got := failedStep(out, 1); got != "ruby bin/compile exited 4" {

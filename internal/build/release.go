@@ -1,6 +1,7 @@
 package build
 
 import (
+	"errors"
 	"fmt"
 
 	"gopkg.in/yaml.v3"
@@ -57,6 +58,9 @@ func (r Release) Apply(spec *appspec.Spec, dir string, stack *appspec.Stack) err
 		if err := spec.AddProcess(p); err != nil {
 			return fmt.Errorf("bin/release: default process type %s: %w", name, err)
 		}
+	}
+	if len(spec.Processes) == 0 {
+		return errors.New("the app has no process types: it has no Procfile and its buildpacks' bin/release gave none; add a Procfile with a line such as `web: <command>`")
 	}
 	for k, v := range r.ConfigVars {
 		if _, ok := spec.Config[k]; ok {
