@@ -50,7 +50,7 @@ type tlsListener struct {
 	conns     chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
-	acceptErr error // set before done is closed
+	acceptErr error // set, if at all, by the closeOnce that closes done
 }
 
 func newTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, h2 func(net.Conn), onError func(net.Conn, error)) *tlsListener {
@@ -70,8 +70,8 @@ func (l *tlsListener) acceptLoop() {
 				time.Sleep(backoff)
 				continue
 			}
-			l.acceptErr = err
-			l.closeOnce.Do(func() { close(l.done) })
+			// Set only by the close that wins: after a Close, Accept may be reading it.
+			l.closeOnce.Do(func() { l.acceptErr = err; close(l.done) })
 			return
 		}
 		backoff = 0
