@@ -17,11 +17,10 @@ import (
 	"syscall"
 	"time"
 
-	consulapi "github.com/hashicorp/consul/api"
 	hclog "github.com/hashicorp/go-hclog"
-	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 	"github.com/dynogrid/dynogrid/internal/autoscale"
 	"github.com/dynogrid/dynogrid/internal/meter"
 )
@@ -65,25 +64,14 @@ func run(args []string) int {
 		}
 	}
 
-	ncfg := nomadapi.DefaultConfig()
-	if *nomadAddr != "" {
-		ncfg.Address = *nomadAddr
-	}
-	if !strings.Contains(ncfg.Address, "://") {
-		ncfg.Address = "http://" + ncfg.Address
-	}
-	nomad, err := nomadapi.NewClient(ncfg)
+	nomad, err := agentapi.Nomad(*nomadAddr)
 	if err != nil {
 		logger.Error("failed to configure nomad client", "error", err)
 		return 1
 	}
 	find := autoscale.StaticRouters(splitList(*routers))
 	if *routers == "" {
-		ccfg := consulapi.DefaultConfig()
-		if *consulAddr != "" {
-			ccfg.Address = strings.TrimPrefix(*consulAddr, "http://")
-		}
-		consul, err := consulapi.NewClient(ccfg)
+		consul, err := agentapi.Consul(*consulAddr)
 		if err != nil {
 			logger.Error("failed to configure consul client", "error", err)
 			return 1
@@ -111,7 +99,7 @@ func run(args []string) int {
 		}()
 		defer srv.Close()
 	}
-	logger.Info("autoscaling", "nomad", ncfg.Address, "routers", *routers, "price", p,
+	logger.Info("autoscaling", "nomad", nomad.Address(), "routers", *routers, "price", p,
 		"interval", *interval, "window", *window, "up_cooldown", t.UpCooldown,
 		"down_after", t.DownAfter, "down_cooldown", t.DownCooldown)
 	a.Run(ctx)

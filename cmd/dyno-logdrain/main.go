@@ -18,10 +18,10 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
-	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 	"github.com/dynogrid/dynogrid/internal/drain"
 )
 
@@ -63,11 +63,7 @@ func run(args []string) int {
 		logger.Error("bad -ca-file", "error", err)
 		return 2
 	}
-	ncfg := nomadapi.DefaultConfig()
-	if *nomadAddr != "" {
-		ncfg.Address = *nomadAddr
-	}
-	nomad, err := nomadapi.NewClient(ncfg)
+	nomad, err := agentapi.Nomad(*nomadAddr)
 	if err != nil {
 		logger.Error("failed to configure nomad client", "error", err)
 		return 1

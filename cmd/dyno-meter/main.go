@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/meter"
-	consulapi "github.com/hashicorp/consul/api"
 	hclog "github.com/hashicorp/go-hclog"
-	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/agentapi"
+	"github.com/dynogrid/dynogrid/internal/meter"
 )
 
 func main() {
@@ -45,23 +44,12 @@ func run(args []string) int {
 		return 2
 	}
 
-	ncfg := nomadapi.DefaultConfig()
-	if *nomadAddr != "" {
-		ncfg.Address = *nomadAddr
-	}
-	if !strings.Contains(ncfg.Address, "://") {
-		ncfg.Address = "http://" + ncfg.Address
-	}
-	nomad, err := nomadapi.NewClient(ncfg)
+	nomad, err := agentapi.Nomad(*nomadAddr)
 	if err != nil {
 		logger.Error("failed to configure nomad client", "error", err)
 		return 1
 	}
-	ccfg := consulapi.DefaultConfig()
-	if *consulAddr != "" {
-		ccfg.Address = strings.TrimPrefix(*consulAddr, "http://")
-	}
-	consul, err := consulapi.NewClient(ccfg)
+	consul, err := agentapi.Consul(*consulAddr)
 	if err != nil {
 		logger.Error("failed to configure consul client", "error", err)
 		return 1
@@ -88,7 +76,7 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("metering", "nomad", ncfg.Address, "consul", ccfg.Address, "ledger", *prefix, "price", p)
+	logger.Info("metering", "nomad", nomad.Address(), "ledger", *prefix, "price", p)
 	if err := m.Run(ctx); err != nil {
 		logger.Error("meter stopped", "error", err)
 		return 1
