@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -122,7 +123,6 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec, attach Attach
 	}
 	d.progress("    slug %s (%d KB)", s.SHA256[:12], s.Size/1024)
 	r := Release{Spec: spec, Slug: s, Description: "Deploy " + s.SHA256[:12]}
-	env := map[string]string{}
 	if cur != nil {
 		r.Version = cur.Next
 		r.Counts = map[string]int{}
@@ -134,14 +134,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec, attach Attach
 				}
 			}
 		}
-		env = cur.Env
 	} else if r.Version, err = d.nextAfterFailed(ctx, spec.Name, 1); err != nil {
 		return nil, err
 	}
-	for k, v := range spec.Config {
-		env[k] = v
-	}
-	if err := checkEnv(spec.Name, env); err != nil {
+	env, err := specEnv(cur, spec)
+	if err != nil {
 		return nil, err
 	}
 	if attach != nil {
@@ -200,14 +197,11 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 		return nil, err
 	}
 	r := Release{Spec: spec, Slug: tmp, Version: 1}
-	env := map[string]string{}
 	if cur != nil {
-		r.Version, r.Counts, env = cur.Next, cur.Counts, cur.Env
+		r.Version, r.Counts = cur.Next, cur.Counts
 	}
-	for k, v := range spec.Config {
-		env[k] = v
-	}
-	if err := checkEnv(spec.Name, env); err != nil {
+	env, err := specEnv(cur, spec)
+	if err != nil {
 		return nil, err
 	}
 	r.EnvPath = EnvPath(spec.Name, env)
@@ -216,6 +210,32 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 		return nil, fmt.Errorf("failed to plan %s: %w", spec.Name, err)
 	}
 	return resp, nil
+}
+
+// ConfigVars are the config vars a deploy of spec starts from, before the add-ons it
+// attaches: the app's current ones (set with `dyno config:set` or by its add-ons; none
+// for a new app), with the spec's on top, within the config limits. A build gets
+// them as its ENV_DIR.
+func (d *Deployer) ConfigVars(ctx context.Context, spec *appspec.Spec) (map[string]string, error) {
+	cur, err := d.Current(ctx, spec.Name)
+	if err != nil && !errors.Is(err, ErrNoApp) {
+		return nil, err
+	}
+	return specEnv(cur, spec)
+}
+
+// specEnv is the environment a release of spec starts from: the current release's
+// (cur is nil for a new app) with the spec's config vars on top, within the limits.
+func specEnv(cur *App, spec *appspec.Spec) (map[string]string, error) {
+	env := map[string]string{}
+	if cur != nil {
+		maps.Copy(env, cur.Env)
+	}
+	maps.Copy(env, spec.Config)
+	if err := checkEnv(spec.Name, env); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // SetConfig makes a release with config vars set and unset. description says what the
