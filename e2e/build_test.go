@@ -57,6 +57,7 @@ func waitRouted(t *testing.T, g *devgrid.Grid, host, want string) string {
 // and a dependency from the npm registry) with the app's deploy token: it builds in a
 // build dyno, its output streams to the deploy, its dynos run what npm ci installed and
 // serve through the router, and its job asks for the stack and node it was built on.
+// Before that, dyno plan of the source shows the web process the build would give.
 // A second deploy of the same source restores npm's cache from the app's build cache
 // and makes the same slug.
 func TestBuildNodeApp(t *testing.T) {
@@ -66,7 +67,16 @@ func TestBuildNodeApp(t *testing.T) {
 	dir := copyBuildApp(t, "nodeapp", app)
 	c := deployTokenCLI(t, g, app)
 
-	out := c.must("deploy", dir)
+	// dyno plan builds nothing: it says a build runs, with the web process the Node.js
+	// buildpack gives an app without a Procfile.
+	out := c.must("plan", dir)
+	for _, want := range []string{"nodeapp is built on deploy, by buildpack nodejs", "process type from the buildpacks' defaults: web: npm start", "nodeapp: added", "process web: added"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan of the app's source lacks %q:\n%s", want, out)
+		}
+	}
+
+	out = c.must("deploy", dir)
 	for _, want := range []string{"Node.js app detected (buildpack nodejs)", "Build cache: empty", "Installing dependencies: npm ci", "Stack debian-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the first build's output lacks %q:\n%s", want, out)
