@@ -70,6 +70,7 @@ func TestBuildNodeApp(t *testing.T) {
 	// dyno plan builds nothing: it says a build runs, with the web process the Node.js
 	// buildpack gives an app without a Procfile.
 	out := c.must("plan", dir)
+	t.Logf("dyno plan said:\n%s", out)
 	for _, want := range []string{"nodeapp is built on deploy, by buildpack nodejs", "process type from the buildpacks' defaults: web: npm start", "nodeapp: added", "process web: added"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan of the app's source lacks %q:\n%s", want, out)

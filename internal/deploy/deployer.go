@@ -369,10 +369,24 @@ func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int)
 		}
 		// Wait for new dynos to be healthy.
 		if err := d.WaitHealthy(ctx, app, resp.JobModifyIndex); err != nil {
+			if errors.Is(err, ErrNoStackHost) {
+				return d.unscale(ctx, app, name, cur.Counts[name], err)
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// unscale sets process type name of app back to count after its scale failed with
+// cause: dynos no host can take must not wait for one.
+func (d *Deployer) unscale(ctx context.Context, app, name string, count int, cause error) error {
+	msg := fmt.Sprintf("dyno ps:scale %s=%d: back, as no host has the release's stack", name, count)
+	if _, _, err := d.Nomad.Jobs().Scale(app, name, &count, msg, false, nil, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("%w (and %s could not be set back to %d dynos: %v)", cause, name, count, err)
+	}
+	d.progress("    %s: back to %d dynos", name, count)
+	return cause
 }
 
 // scaledOut waits, within the deployer's timeout, until the added web dynos of a scale
