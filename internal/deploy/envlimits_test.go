@@ -10,8 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
 )
 
 // fakeNomad answers the reads of a deployed app "shop" whose environment is env, and

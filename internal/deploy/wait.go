@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/slug"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
 // WaitHealthy waits until the deployment of the job version registered at modifyIndex
