@@ -25,7 +25,7 @@ import (
 // namespace of its own), and the first host takes no new dynos (ineligible, as a host
 // being retired is). A `dyno ps:scale web=2` under an open-loop load through the router
 // then fails within seconds, naming the stack the release needs, the count goes back
-// to 1, and the running dyno answers every request.
+// to 1, and the running dyno answers every request, during the scale and after it.
 func TestMissingStackFailsAtPlacement(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t, harness.WithRouter(t))
@@ -84,6 +84,8 @@ func TestMissingStackFailsAtPlacement(t *testing.T) {
 		}
 		return nil
 	})
+	// The failure took less than a second: five more seconds of load on what was left.
+	waitMoreAnswers(t, load, 100)
 	allAnswered(t, load, "the running dyno of a release no other host can take")
 }
 
