@@ -57,6 +57,7 @@ func waitRouted(t *testing.T, g *devgrid.Grid, host, want string) string {
 // and a dependency from the npm registry) with the app's deploy token: it builds in a
 // build dyno, its output streams to the deploy, its dynos run what npm ci installed and
 // serve through the router, and its job asks for the stack and node it was built on.
+// Before that, dyno plan of the source shows the web process the build would give.
 // A second deploy of the same source restores npm's cache from the app's build cache
 // and makes the same slug.
 func TestBuildNodeApp(t *testing.T) {
@@ -66,7 +67,17 @@ func TestBuildNodeApp(t *testing.T) {
 	dir := copyBuildApp(t, "nodeapp", app)
 	c := deployTokenCLI(t, g, app)
 
-	out := c.must("deploy", dir)
+	// dyno plan builds nothing: it says a build runs, with the web process the Node.js
+	// buildpack gives an app without a Procfile.
+	out := c.must("plan", dir)
+	t.Logf("dyno plan said:\n%s", out)
+	for _, want := range []string{"nodeapp is built on deploy, by buildpack nodejs", "process type from the buildpacks' defaults: web: npm start", "nodeapp: added", "process web: added"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan of the app's source lacks %q:\n%s", want, out)
+		}
+	}
+
+	out = c.must("deploy", dir)
 	for _, want := range []string{"Node.js app detected (buildpack nodejs)", "Build cache: empty", "Installing dependencies: npm ci", "Stack debian-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the first build's output lacks %q:\n%s", want, out)
@@ -133,8 +144,9 @@ func packGem(t *testing.T, dir string) {
 // through the router. Then, under an open-loop load through the router:
 //   - a second deploy of the same source reuses the build cache (nothing is compiled);
 //   - a deploy whose Gemfile is broken fails naming bin/compile of the Ruby buildpack;
-//   - a deploy whose spec names a buildpack that does not detect the app fails naming
-//     bin/detect;
+//   - a deploy whose spec names a buildpack that prints its ENV_DIR, then one that does
+//     not detect the app, shows ENV_DIR holding the app's config vars (one set with
+//     config:set, the spec's over another), and fails naming bin/detect;
 //
 // and the first release answers every request of the load.
 func TestBuildRubyApp(t *testing.T) {
@@ -163,6 +175,9 @@ func TestBuildRubyApp(t *testing.T) {
 		t.Errorf("the app's web process is not the Ruby buildpack's default: %+v", web)
 	}
 
+	// Config vars set with config:set reach the next builds' ENV_DIR (checked below).
+	c.must("config:set", "PROBE_SET=from-config-set", "PROBE_BOTH=from-config-set")
+
 	load := multihost.StartLoad(g.Options.RouterAddr(), app+".localhost", "/", 20)
 	defer load.Stop()
 
@@ -189,20 +204,18 @@ func TestBuildRubyApp(t *testing.T) {
 		t.Errorf("a deploy with a broken Gemfile: exit %d, stdout:\n%s\nstderr:\n%s\nwant a failure naming the Ruby buildpack's bin/compile", code, stdout, stderr)
 	}
 
-	// A buildpack that does not detect the app.
-	never := filepath.Join(t.TempDir(), "never")
-	for name, script := range map[string]string{"detect": "#!/bin/sh\necho 'no never.txt here'\nexit 1\n", "compile": "#!/bin/sh\nexit 0\n", "release": "#!/bin/sh\necho '--- {}'\n"} {
-		if err := os.MkdirAll(filepath.Join(never, "bin"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(never, "bin", name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeSpec(t, dir, fmt.Sprintf("app %q {\n  procfile   = \"Procfile\"\n  buildpacks = [%q]\n}\n", app, never))
+	// A buildpack that prints its ENV_DIR, then one that does not detect the app.
+	never := writeBuildpack(t, "never", "#!/bin/sh\necho 'no never.txt here'\nexit 1\n", "#!/bin/sh\nexit 0\n")
+	probe := writeBuildpack(t, "probe", "#!/bin/sh\necho Probe\n", "#!/bin/sh\nfor f in \"$3\"/PROBE_*; do echo \"ENV_DIR $(basename \"$f\")=$(cat \"$f\")\"; done\n")
+	writeSpec(t, dir, fmt.Sprintf("app %q {\n  procfile   = \"Procfile\"\n  buildpacks = [%q, %q]\n  config {\n    PROBE_BOTH = \"from-spec\"\n  }\n}\n", app, probe, never))
 	code, stdout, stderr = c.run("deploy", dir)
 	if code == 0 || !strings.Contains(stderr, "build failed: never bin/detect: the buildpack does not apply to this app") || !strings.Contains(stdout, "no never.txt here") {
 		t.Errorf("a deploy with a buildpack that does not detect the app: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"ENV_DIR PROBE_BOTH=from-spec", "ENV_DIR PROBE_SET=from-config-set"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the build's ENV_DIR lacks the app's config vars (config:set's, the spec's on top): no %q in\n%s", want, stdout)
+		}
 	}
 
 	allAnswered(t, load, "the released app while two builds failed")
@@ -213,4 +226,20 @@ func TestBuildRubyApp(t *testing.T) {
 	if body := waitRouted(t, g, app+".localhost", "mark=one"); strings.Contains(body, "two") {
 		t.Errorf("a failed build's code is serving: %q", body)
 	}
+}
+
+// writeBuildpack writes a buildpack named name whose bin/detect and bin/compile are the
+// scripts given, and whose bin/release gives nothing.
+func writeBuildpack(t *testing.T, name, detect, compile string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for script, body := range map[string]string{"detect": detect, "compile": compile, "release": "#!/bin/sh\necho '--- {}'\n"} {
+		if err := os.WriteFile(filepath.Join(dir, "bin", script), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

@@ -87,6 +87,12 @@ func Run(ctx context.Context, d *deploy.Deployer, spec *appspec.Spec, opts Optio
 		return nil, err
 	}
 	defer os.RemoveAll(work)
+	// ENV_DIR holds every config var of the release the build makes, as on Heroku: the
+	// app's current ones (config:set, add-ons) with the spec's on top.
+	env, err := d.ConfigVars(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
 	progress(opts.Output, "==> Building %s in a build dyno", spec.Name)
 	bpDir := filepath.Join(work, "buildpacks")
 	if err := assemble(ctx, bpDir, spec.Buildpacks); err != nil {
@@ -118,7 +124,7 @@ func Run(ctx context.Context, d *deploy.Deployer, spec *appspec.Spec, opts Optio
 	}
 
 	stdinR, stdinW := io.Pipe()
-	go func() { _ = stdinW.CloseWithError(writeInput(stdinW, source.Path, cache, spec.Config)) }()
+	go func() { _ = stdinW.CloseWithError(writeInput(stdinW, source.Path, cache, env)) }()
 	stdoutR, stdoutW := io.Pipe()
 	received := make(chan error, 1)
 	go func() {
@@ -199,7 +205,7 @@ func failedStep(tail string, code int) string {
 }
 
 // writeInput writes the build's stdin: src.tar.gz, the cache's cache.tar.gz when the app
-// has one, and env/NAME for each config var of the spec.
+// has one, and env/NAME for each config var (ENV_DIR).
 func writeInput(w io.Writer, source, cache string, config map[string]string) error {
 	tw := tar.NewWriter(w)
 	add := func(name string, r io.Reader, size int64) error {
@@ -233,6 +239,9 @@ func writeInput(w io.Writer, source, cache string, config map[string]string) err
 		return err
 	}
 	for _, k := range deploy.SortedKeys(config) {
+		if err := appspec.ValidateConfigKey(k); err != nil { // a name is a file name in ENV_DIR
+			return fmt.Errorf("ENV_DIR: %w", err)
+		}
 		if err := add("env/"+k, strings.NewReader(config[k]), int64(len(config[k]))); err != nil {
 			return err
 		}

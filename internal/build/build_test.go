@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -217,5 +219,37 @@ func TestBuildCacheIsPrivate(t *testing.T) {
 	}
 	if cachePath(store, "other") == path {
 		t.Error("two apps share a build cache")
+	}
+}
+
+// TestWriteInputPutsEachConfigVarInEnvDir sends one file per config var, named after it,
+// and refuses a name that is not a config var's (it would be a path in ENV_DIR).
+func TestWriteInputPutsEachConfigVarInEnvDir(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src.tar.gz")
+	if err := os.WriteFile(src, []byte("source"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	env := map[string]string{"DATABASE_URL": "postgres://u:p@db/shop", "GREETING": "hi"}
+	if err := writeInput(&buf, src, filepath.Join(t.TempDir(), "none.tar.gz"), env); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		b, _ := io.ReadAll(tr)
+		got[hdr.Name] = string(b)
+	}
+	want := map[string]string{"src.tar.gz": "source", "env/": "", "env/DATABASE_URL": "postgres://u:p@db/shop", "env/GREETING": "hi"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the build's input holds %v, want %v", got, want)
+	}
+	err := writeInput(io.Discard, src, "", map[string]string{"../../etc/passwd": "x"})
+	if err == nil || !strings.Contains(err.Error(), "ENV_DIR") {
+		t.Errorf("a config var named ../../etc/passwd: %v; want it refused", err)
 	}
 }

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+	mcli "github.com/mitchellh/cli"
+
 	"github.com/dynogrid/dynogrid/internal/addons"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/build"
 	"github.com/dynogrid/dynogrid/internal/deploy"
-	nomadapi "github.com/hashicorp/nomad/api"
-	mcli "github.com/mitchellh/cli"
 )
 
 type deployCommand struct{ meta }
@@ -117,7 +118,7 @@ func (c *deployCommand) Run(args []string) int {
 
 // buildOutput is where a build's output goes: the terminal, or stderr when stdout
 // carries JSON.
-func (c *deployCommand) buildOutput() io.Writer {
+func (c *meta) buildOutput() io.Writer {
 	if c.json {
 		return c.stderr
 	}
@@ -152,6 +153,11 @@ func (c *planCommand) Help() string {
   Shows what ` + "`dyno deploy PATH`" + ` would change, without changing anything:
   which process types are added, changed or removed, and how many dynos would
   start, be replaced or stop.
+
+  An app that a deploy builds first (a Gemfile or a package.json, or buildpacks
+  in its spec) is not built: the plan says so and which buildpacks would run, and
+  is of its source as it is, with the default process types of the built-in
+  buildpacks (web: npm start, say) where it has no process of that name.
 ` + commonHelp
 }
 
@@ -165,6 +171,18 @@ func (c *planCommand) Run(args []string) int {
 		return code
 	}
 	c.app = spec.Name
+	if build.Needed(spec) {
+		f, err := build.Foresee(spec)
+		if err != nil {
+			return c.fail(err)
+		}
+		w := c.buildOutput()
+		fmt.Fprintf(w, "==> %s is built on deploy, by buildpack %s; this plan is of its source before the build\n", spec.Name, strings.Join(f.Buildpacks, ", "))
+		for _, p := range f.Added {
+			fmt.Fprintf(w, "    process type from the buildpacks' defaults: %s\n", p)
+		}
+		fmt.Fprintln(w, "    the build's own changes (the compiled slug, bin/release's config vars, the stack it needs) show once it runs")
+	}
 	d, err := c.deployer(spec.Name)
 	if err != nil {
 		return c.fail(err)

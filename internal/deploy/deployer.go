@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/slug"
-	consulapi "github.com/hashicorp/consul/api"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // Deployer releases apps on a Nomad cluster.
@@ -122,7 +124,6 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec, attach Attach
 	}
 	d.progress("    slug %s (%d KB)", s.SHA256[:12], s.Size/1024)
 	r := Release{Spec: spec, Slug: s, Description: "Deploy " + s.SHA256[:12]}
-	env := map[string]string{}
 	if cur != nil {
 		r.Version = cur.Next
 		r.Counts = map[string]int{}
@@ -134,14 +135,11 @@ func (d *Deployer) Deploy(ctx context.Context, spec *appspec.Spec, attach Attach
 				}
 			}
 		}
-		env = cur.Env
 	} else if r.Version, err = d.nextAfterFailed(ctx, spec.Name, 1); err != nil {
 		return nil, err
 	}
-	for k, v := range spec.Config {
-		env[k] = v
-	}
-	if err := checkEnv(spec.Name, env); err != nil {
+	env, err := specEnv(cur, spec)
+	if err != nil {
 		return nil, err
 	}
 	if attach != nil {
@@ -200,14 +198,11 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 		return nil, err
 	}
 	r := Release{Spec: spec, Slug: tmp, Version: 1}
-	env := map[string]string{}
 	if cur != nil {
-		r.Version, r.Counts, env = cur.Next, cur.Counts, cur.Env
+		r.Version, r.Counts = cur.Next, cur.Counts
 	}
-	for k, v := range spec.Config {
-		env[k] = v
-	}
-	if err := checkEnv(spec.Name, env); err != nil {
+	env, err := specEnv(cur, spec)
+	if err != nil {
 		return nil, err
 	}
 	r.EnvPath = EnvPath(spec.Name, env)
@@ -216,6 +211,32 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 		return nil, fmt.Errorf("failed to plan %s: %w", spec.Name, err)
 	}
 	return resp, nil
+}
+
+// ConfigVars are the config vars a deploy of spec starts from, before the add-ons it
+// attaches: the app's current ones (set with `dyno config:set` or by its add-ons; none
+// for a new app), with the spec's on top, within the config limits. A build gets
+// them as its ENV_DIR.
+func (d *Deployer) ConfigVars(ctx context.Context, spec *appspec.Spec) (map[string]string, error) {
+	cur, err := d.Current(ctx, spec.Name)
+	if err != nil && !errors.Is(err, ErrNoApp) {
+		return nil, err
+	}
+	return specEnv(cur, spec)
+}
+
+// specEnv is the environment a release of spec starts from: the current release's
+// (cur is nil for a new app) with the spec's config vars on top, within the limits.
+func specEnv(cur *App, spec *appspec.Spec) (map[string]string, error) {
+	env := map[string]string{}
+	if cur != nil {
+		maps.Copy(env, cur.Env)
+	}
+	maps.Copy(env, spec.Config)
+	if err := checkEnv(spec.Name, env); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // SetConfig makes a release with config vars set and unset. description says what the
@@ -349,10 +370,24 @@ func (d *Deployer) Scale(ctx context.Context, app string, counts map[string]int)
 		}
 		// Wait for new dynos to be healthy.
 		if err := d.WaitHealthy(ctx, app, resp.JobModifyIndex); err != nil {
+			if errors.Is(err, ErrNoStackHost) {
+				return d.unscale(ctx, app, name, cur.Counts[name], err)
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// unscale sets process type name of app back to count after its scale failed with
+// cause: dynos no host can take must not wait for one.
+func (d *Deployer) unscale(ctx context.Context, app, name string, count int, cause error) error {
+	msg := fmt.Sprintf("dyno ps:scale %s=%d: back, as no host has the release's stack", name, count)
+	if _, _, err := d.Nomad.Jobs().Scale(app, name, &count, msg, false, nil, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("%w (and %s could not be set back to %d dynos: %v)", cause, name, count, err)
+	}
+	d.progress("    %s: back to %d dynos", name, count)
+	return cause
 }
 
 // scaledOut waits, within the deployer's timeout, until the added web dynos of a scale

@@ -10,8 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
 )
 
 // fakeNomad answers the reads of a deployed app "shop" whose environment is env, and
@@ -105,6 +106,37 @@ func TestWriteEnvRefusesBeforeWriting(t *testing.T) {
 	path, err := WriteEnv(context.Background(), nomad, "shop", big)
 	if err == nil || path != "" || !strings.Contains(err.Error(), "Config vars too large") {
 		t.Errorf("WriteEnv = %q, %v; want the total size limit", path, err)
+	}
+	if w := writes(); len(w) > 0 {
+		t.Errorf("Nomad got writes %v; want none", w)
+	}
+}
+
+// TestConfigVarsAreTheApps reads what a build's ENV_DIR holds: the app's current config
+// vars (config:set's and its add-ons') with the spec's on top; a new app's are the
+// spec's; and a merge over a limit is refused, naming it, with nothing written.
+func TestConfigVarsAreTheApps(t *testing.T) {
+	t.Parallel()
+	nomad, writes := fakeNomad(t, map[string]string{"DATABASE_URL": "postgres://u:p@db/shop", "GREETING": "set", "BOTH": "set"})
+	d := &Deployer{Nomad: nomad}
+	spec := &appspec.Spec{Name: "shop", Config: map[string]string{"BOTH": "spec", "RACK_ENV": "production"}}
+	env, err := d.ConfigVars(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"DATABASE_URL": "postgres://u:p@db/shop", "GREETING": "set", "BOTH": "spec", "RACK_ENV": "production"}
+	if fmt.Sprint(env) != fmt.Sprint(want) {
+		t.Errorf("ConfigVars = %v, want %v", env, want)
+	}
+
+	env, err = d.ConfigVars(context.Background(), &appspec.Spec{Name: "newapp", Config: map[string]string{"A": "1"}})
+	if err != nil || fmt.Sprint(env) != "map[A:1]" {
+		t.Errorf("ConfigVars of a new app = %v, %v; want the spec's", env, err)
+	}
+
+	spec.Config = map[string]string{"C1": strings.Repeat("c", appspec.MaxConfigValueBytes), "C2": strings.Repeat("c", appspec.MaxConfigValueBytes)}
+	if _, err := d.ConfigVars(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "Config vars too large") {
+		t.Errorf("ConfigVars over the total size = %v; want the limit named", err)
 	}
 	if w := writes(); len(w) > 0 {
 		t.Errorf("Nomad got writes %v; want none", w)

@@ -2,14 +2,16 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/slug"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
 // WaitHealthy waits until the deployment of the job version registered at modifyIndex
@@ -33,7 +35,7 @@ func (d *Deployer) WaitHealthy(ctx context.Context, app string, modifyIndex uint
 // follow follows deployment dep of app until it ends, printing progress as it
 // changes, and fails it as soon as one of its dynos is unhealthy.
 func (d *Deployer) follow(ctx context.Context, app string, dep *nomadapi.Deployment, timeout time.Duration) error {
-	var last string
+	var last, noStack string
 	failed := false
 	var err error
 	// Follow this deployment by its ID (once it fails, Nomad's revert makes another),
@@ -53,9 +55,13 @@ func (d *Deployer) follow(ctx context.Context, app string, dep *nomadapi.Deploym
 			d.progress("    %s", line)
 			last = line
 		}
-		if dep.Status == nomadapi.DeploymentStatusRunning && unhealthy(dep) && !failed {
-			// A dyno of the release failed its checks or crashed: fail the release now
-			// rather than at its deadline, so that Nomad reverts it at once.
+		if dep.Status == nomadapi.DeploymentStatusRunning && !failed && noStack == "" {
+			noStack = d.noStackHost(ctx, app, dep.JobModifyIndex)
+		}
+		if dep.Status == nomadapi.DeploymentStatusRunning && (unhealthy(dep) || noStack != "") && !failed {
+			// A dyno of the release failed its checks or crashed, or no host has the
+			// stack the release needs: fail the release now rather than at its
+			// deadline, so that Nomad reverts it at once.
 			failed = true
 			if _, _, err := d.Nomad.Deployments().Fail(dep.ID, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 				return fmt.Errorf("failed to stop the failing release of %s: %w", app, err)
@@ -65,9 +71,54 @@ func (d *Deployer) follow(ctx context.Context, app string, dep *nomadapi.Deploym
 		case nomadapi.DeploymentStatusSuccessful:
 			return nil
 		case nomadapi.DeploymentStatusFailed, nomadapi.DeploymentStatusCancelled:
+			if noStack != "" {
+				return fmt.Errorf("release of %s failed: %w (%s); rebuild it on the hosts' stack with `dyno deploy`, or add a host with that stack; the previous release keeps serving", app, ErrNoStackHost, noStack)
+			}
 			return fmt.Errorf("release of %s failed: %s%s", app, dep.StatusDescription, d.failureHint(ctx, app, dep))
 		}
 	}
+}
+
+// ErrNoStackHost means that no host of the grid has the stack a release's slug was
+// built on, so its new dynos cannot be placed anywhere.
+var ErrNoStackHost = errors.New("no host of the grid has the stack its slug was built on")
+
+// noStackHost says why no host of the grid can take the dynos of app's job change at
+// modifyIndex, when that is because none has the stack its slug was built on: Nomad
+// filtered out every host it evaluated, some of them by the stack's constraints
+// (addStack). It returns "" otherwise: a grid that is only full waits for room.
+func (d *Deployer) noStackHost(ctx context.Context, app string, modifyIndex uint64) string {
+	evals, _, err := d.Nomad.Jobs().Evaluations(app, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return ""
+	}
+	for _, e := range evals {
+		if e.JobModifyIndex < modifyIndex {
+			continue
+		}
+		for _, m := range e.FailedTGAllocs {
+			if why := stackFiltered(m); why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
+// stackFiltered says which constraints of the stack filtered hosts out of a placement
+// that no host passed, or "".
+func stackFiltered(m *nomadapi.AllocationMetric) string {
+	if m == nil || m.NodesEvaluated == 0 || m.NodesFiltered < m.NodesEvaluated {
+		return ""
+	}
+	var why []string
+	for c, n := range m.ConstraintFiltered {
+		if strings.Contains(c, "${attr."+AttrStack) {
+			why = append(why, fmt.Sprintf("%s filtered %d of %d hosts", c, n, m.NodesEvaluated))
+		}
+	}
+	sort.Strings(why)
+	return strings.Join(why, ", ")
 }
 
 // timeout is how long the deployer waits for new dynos to be healthy.
