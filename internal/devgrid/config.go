@@ -35,6 +35,9 @@ type Options struct {
 	RouterPort int
 	// RouterDomain is the router's domain: Host <app>.<domain> reaches an app.
 	RouterDomain string
+	// RouterClusterID, when set, runs the router in cluster mode (-cluster) under that
+	// ID, so that routers a test starts beside it share the apps with it.
+	RouterClusterID string `json:",omitempty"`
 	// AutoscalerMetricsPort serves dyno-autoscaler's /metrics; 0 serves none. The
 	// autoscaler runs with the router.
 	AutoscalerMetricsPort int `json:"autoscaler_metrics_port,omitempty"`

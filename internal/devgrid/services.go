@@ -45,6 +45,10 @@ func (g *Grid) startRouter(ctx context.Context, t *Tokens) error {
 		"-nomad", "http://" + o.NomadAddr(),
 		"-domain", o.RouterDomain,
 	}
+	if o.RouterClusterID != "" {
+		args = append(args, "-cluster", "-id", o.RouterClusterID)
+		env[0] = "CONSUL_HTTP_TOKEN=" + t.Consul[policies.ConsulCluster]
+	}
 	if o.ACMEPort != 0 {
 		if err := g.startPebble(ctx, ca); err != nil {
 			return g.withLog("pebble", err)
