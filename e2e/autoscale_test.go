@@ -197,8 +197,12 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 	if ups == 0 || downs == 0 || oneOff == 0 {
 		t.Errorf("autoscaler events: %d up, %d down, %d down for a one-off dyno; want each", ups, downs, oneOff)
 	}
-	if out := c.must("ps"); !strings.Contains(out, "by the autoscaler (") {
-		t.Errorf("dyno ps does not name the autoscaler as the last scale:\n%s", out)
+	// dyno ps as docs/apps.md shows it: each process type with its latest scale, then
+	// its dynos.
+	out = c.must("ps")
+	t.Logf("dyno ps:\n%s", out)
+	if !regexp.MustCompile(`(?m)^=== web \(1\), scaled from 2 to 1 by the autoscaler \(no requests for [\d.]+s\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)\nweb\.1: running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\S+ ago\) on \S+, release v1$`).MatchString(out) {
+		t.Errorf("dyno ps does not show web's last scale by the autoscaler, then web.1, as documented:\n%s", out)
 	}
 	out = c.must("autoscale")
 	t.Logf("dyno autoscale:\n%s", out)

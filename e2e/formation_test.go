@@ -236,7 +236,7 @@ func TestSchedules(t *testing.T) {
   }
 `
 	writeSpec(t, dir, formationSpec("cron", strings.Replace(block, "0 3 * * *", "* * * * *", 1)+tock))
-	if out := c.must("plan", dir); !strings.Contains(out, "  schedule tick: edited\n    cron: \"0 3 * * *\" -> \"* * * * *\"\n  schedule tock: added (\"@hourly\" runs `echo tock`, 512 MB)") {
+	if out := c.must("plan", dir); !strings.Contains(logged(t, "dyno plan", out), "  schedule tick: edited\n    cron: \"0 3 * * *\" -> \"* * * * *\"\n  schedule tock: added (\"@hourly\" runs `echo tock`, 512 MB)") {
 		t.Errorf("dyno plan with an edited and an added schedule said:\n%s", out)
 	}
 	if out := c.must("plan", "--json", dir); !strings.Contains(out, `"Schedules": [`) || !strings.Contains(out, `"Name": "tock"`) {
@@ -352,4 +352,11 @@ func wantMeteredRun(t *testing.T, consul *consulapi.Client, app, alloc string) {
 		}
 		return fmt.Errorf("%d runs of %s, none of allocation %s", len(runs), app, alloc)
 	})
+}
+
+// logged logs a command's output under what, and returns it.
+func logged(t *testing.T, what, out string) string {
+	t.Helper()
+	t.Logf("%s:\n%s", what, out)
+	return out
 }

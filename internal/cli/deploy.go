@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+	mcli "github.com/mitchellh/cli"
+
 	"github.com/dynogrid/dynogrid/internal/addons"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/build"
 	"github.com/dynogrid/dynogrid/internal/deploy"
-	nomadapi "github.com/hashicorp/nomad/api"
-	mcli "github.com/mitchellh/cli"
 )
 
 type deployCommand struct{ meta }

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
 )
 
 // ScheduledProcess names the task group and task of a scheduled run, and the process
