@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,8 +128,9 @@ func sleepLoad(g *devgrid.Grid, app string, rate float64, ms int, d time.Duratio
 // TestAutoscaleFollowsLoadWithinItsCostCap deploys the example app with an autoscale
 // block whose cost cap pays for 3 dynos (max_cost_per_hour 0.10 at $0.05 a dyno-hour,
 // the first free) below its max of 6, loads it with more than 2 dynos can serve, and
-// sees the autoscaler scale it up through Nomad to 3 and no further, then, when the
-// load stops, back down to its min of 1. Every scale carries its reason, which dyno ps
+// sees the autoscaler scale it up through Nomad to 3 and no further; a one-off dyno
+// started under the load takes one of the 3 (web goes to 2, and back to 3 once it is
+// stopped); when the load stops, web goes back down to its min of 1. Every scale carries its reason, which dyno ps
 // and dyno autoscale show; the autoscaler logs its decisions and exports metrics.
 func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 	t.Parallel()
@@ -158,14 +160,27 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 		most = max(most, webCount(t, nomad, "auto"))
 		time.Sleep(500 * time.Millisecond) // sampling the count, not waiting for a condition
 	}
+	// A one-off dyno is billed too: while it runs, the cap pays for 2 web dynos, and
+	// web goes back to 3 once it has stopped.
+	out := c.must("run:detached", "--memory", "128", "--", "sleep 600")
+	m := regexp.MustCompile(`up, (run\.\d{4})\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("run:detached said:\n%s", out)
+	}
+	waitWebCount(t, nomad, "auto", 2, "the autoscaler to scale web to 2 beside the one-off dyno")
+	c.must("ps:stop", m[1])
+	most = max(most, waitWebCount(t, nomad, "auto", 3, "the autoscaler to scale web back to 3 once the one-off dyno stopped"))
 	stop()
 	most = max(most, waitWebCount(t, nomad, "auto", 1, "the autoscaler to scale web back to its min 1 once the load stopped"))
 	if most > 3 {
 		t.Errorf("web reached %d dynos, above the 3 that the $0.10/hour cap pays for", most)
 	}
 
-	var ups, downs int
+	var ups, downs, oneOff int
 	for _, e := range autoscalerEvents(t, nomad, "auto") {
+		if e.Meta["Decision"] == "down" && strings.Contains(e.Message, "cost cap pays for beside 1 one-off dynos") {
+			oneOff++
+		}
 		if e.Count != nil && *e.Count > 3 {
 			t.Errorf("the autoscaler scaled to %d (%q), above the cost cap's 3", *e.Count, e.Message)
 		}
@@ -179,13 +194,17 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 			downs++
 		}
 	}
-	if ups == 0 || downs == 0 {
-		t.Errorf("autoscaler events: %d up, %d down; want both", ups, downs)
+	if ups == 0 || downs == 0 || oneOff == 0 {
+		t.Errorf("autoscaler events: %d up, %d down, %d down for a one-off dyno; want each", ups, downs, oneOff)
 	}
-	if out := c.must("ps"); !strings.Contains(out, "by the autoscaler (") {
-		t.Errorf("dyno ps does not name the autoscaler as the last scale:\n%s", out)
+	// dyno ps as docs/apps.md shows it: each process type with its latest scale, then
+	// its dynos.
+	out = c.must("ps")
+	t.Logf("dyno ps:\n%s", out)
+	if !regexp.MustCompile(`(?m)^=== web \(1\), scaled from 2 to 1 by the autoscaler \(no requests for [\d.]+s\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)\nweb\.1: running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\S+ ago\) on \S+, release v1$`).MatchString(out) {
+		t.Errorf("dyno ps does not show web's last scale by the autoscaler, then web.1, as documented:\n%s", out)
 	}
-	out := c.must("autoscale")
+	out = c.must("autoscale")
 	t.Logf("dyno autoscale:\n%s", out)
 	for _, want := range []string{"up from 1 to", "down from", "over the 50ms target"} {
 		if !strings.Contains(out, want) {

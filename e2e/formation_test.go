@@ -48,9 +48,9 @@ func formationSpec(app, schedules string) string {
 `, app, schedules)
 }
 
-// TestPsStop stops one web dyno, which Nomad replaces, and the worker process type,
-// which scales to 0 and stays stopped, all with the app's own deploy token; a type
-// whose min is above 0, an unknown type and an unknown dyno are refused.
+// TestPsStop stops one web dyno and the worker process type, whose dynos Nomad
+// replaces, as Heroku's dyno manager does, all with the app's own deploy token; an
+// unknown type and an unknown dyno are refused.
 func TestPsStop(t *testing.T) {
 	t.Parallel()
 	g, consul, c, _ := formationApp(t, "stopper", "")
@@ -77,41 +77,36 @@ func TestPsStop(t *testing.T) {
 	})
 	passingDynos(t, consul, "stopper", 2, 2*time.Minute)
 
-	// Stopping a process type scales it to 0: the worker stays stopped.
+	// Stopping a process type stops all its dynos, which Nomad replaces, as Heroku's
+	// dyno manager does: the count stays.
 	worker := dynoByName(t, c, "worker.1")
 	out = c.must("ps:stop", "worker")
-	if !strings.Contains(out, "Stopped 1 worker dynos of stopper") {
+	if !strings.Contains(out, "Stopped 1 worker dynos of stopper; Nomad starts new ones in their place. To stop them for good, use `dyno ps:scale worker=0 --app stopper`.") {
 		t.Errorf("ps:stop worker said:\n%s", out)
+	}
+	if a, _, err := nomad.Allocations().Info(worker.AllocID, nil); err != nil || !a.ClientTerminalStatus() || a.DesiredStatus != nomadapi.AllocDesiredStatusStop {
+		t.Errorf("worker.1 still runs after ps:stop worker: %v", err)
 	}
 	job, _, err := nomad.Jobs().Info("stopper", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := *job.LookupTaskGroup("worker").Count; n != 0 {
-		t.Errorf("after ps:stop worker the worker group runs %d dynos, want 0", n)
+	if n := *job.LookupTaskGroup("worker").Count; n != 1 {
+		t.Errorf("after ps:stop worker the worker group runs %d dynos, want 1", n)
 	}
-	if a, _, err := nomad.Allocations().Info(worker.AllocID, nil); err != nil || !a.ClientTerminalStatus() {
-		t.Errorf("worker.1 still runs after ps:stop worker: %v", err)
-	}
-	for _, d := range psDynos(t, c) {
-		if d.Process == "worker" {
-			t.Errorf("dyno ps lists %s after ps:stop worker", d.Name)
+	testutil.WaitFor(t, 2*time.Minute, "a new worker.1 in place of the stopped one", func() error {
+		d := dynoByName(t, c, "worker.1")
+		if d.AllocID == worker.AllocID || d.State != "running" {
+			return fmt.Errorf("worker.1 is %s (%s)", d.AllocID, d.State)
 		}
-	}
-	st, _, err := nomad.Jobs().ScaleStatus("stopper", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev := st.TaskGroups["worker"].Events; len(ev) == 0 || ev[0].Message != "dyno ps:stop worker" {
-		t.Errorf("the worker's scale events are %+v, want the latest from dyno ps:stop worker", ev)
-	}
+		return nil
+	})
 
-	// Bad input: min above 0, unknown process type, unknown dyno, no argument.
+	// Bad input: unknown process type, unknown dyno, no argument.
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"web"}, "process type web of stopper runs at least 1 dynos (its min in the app spec)"},
 		{[]string{"mailer"}, `stopper has no process type "mailer" (it has: web, worker)`},
 		{[]string{"web.9"}, "stopper has no running dyno web.9"},
 		{nil, "ps:stop takes one dyno (web.2) or process type (worker)"},
@@ -173,7 +168,8 @@ func TestRunDetached(t *testing.T) {
 // (with the app's deploy token) runs the release's code with its config, its output is
 // in `dyno logs` and the meter records it. A config change reaches the next run; a
 // redeploy changes the cron and one without the block removes the schedule and its
-// copy of the config. A bad cron is refused at its place in the spec.
+// copy of the config, each shown first by `dyno plan`. A bad cron is refused at its
+// place in the spec.
 func TestSchedules(t *testing.T) {
 	t.Parallel()
 	const block = `
@@ -231,6 +227,22 @@ func TestSchedules(t *testing.T) {
 	c.must("config:set", "GREETING=changed")
 	runTick("changed")
 
+	// dyno plan shows what a deploy would change of the schedules: an edited cron, an
+	// added schedule.
+	const tock = `
+  schedule "tock" {
+    cron    = "@hourly"
+    command = "echo tock"
+  }
+`
+	writeSpec(t, dir, formationSpec("cron", strings.Replace(block, "0 3 * * *", "* * * * *", 1)+tock))
+	if out := c.must("plan", dir); !strings.Contains(logged(t, "dyno plan", out), "  schedule tick: edited\n    cron: \"0 3 * * *\" -> \"* * * * *\"\n  schedule tock: added (\"@hourly\" runs `echo tock`, 512 MB)") {
+		t.Errorf("dyno plan with an edited and an added schedule said:\n%s", out)
+	}
+	if out := c.must("plan", "--json", dir); !strings.Contains(out, `"Schedules": [`) || !strings.Contains(out, `"Name": "tock"`) {
+		t.Errorf("dyno plan --json has no schedules:\n%s", out)
+	}
+
 	// A redeploy changes the cron, here to every minute: Nomad fires it on its own.
 	writeSpec(t, dir, formationSpec("cron", strings.Replace(block, "0 3 * * *", "* * * * *", 1)))
 	deployed := time.Now()
@@ -250,7 +262,13 @@ func TestSchedules(t *testing.T) {
 		return fmt.Errorf("no run since the redeploy:\n%s", logs)
 	})
 	writeSpec(t, dir, formationSpec("cron", ""))
+	if out := c.must("plan", dir); !strings.Contains(out, "  schedule tick: deleted (\"* * * * *\" runs `echo scheduled as $DYNO with $GREETING`, 128 MB)") {
+		t.Errorf("dyno plan without the schedule block said:\n%s", out)
+	}
 	c.must("deploy", dir)
+	if out := c.must("plan", dir); strings.Contains(out, "schedule") {
+		t.Errorf("dyno plan right after the deploy still shows schedules:\n%s", out)
+	}
 	if out := c.must("schedules"); !strings.Contains(out, "cron has no schedules") {
 		t.Errorf("dyno schedules after removing the block said:\n%s", out)
 	}
@@ -334,4 +352,11 @@ func wantMeteredRun(t *testing.T, consul *consulapi.Client, app, alloc string) {
 		}
 		return fmt.Errorf("%d runs of %s, none of allocation %s", len(runs), app, alloc)
 	})
+}
+
+// logged logs a command's output under what, and returns it.
+func logged(t *testing.T, what, out string) string {
+	t.Helper()
+	t.Logf("%s:\n%s", what, out)
+	return out
 }

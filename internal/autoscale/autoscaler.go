@@ -149,14 +149,15 @@ func (a *Autoscaler) decide(ctx context.Context, p Policy) {
 	if st.JobStopped {
 		return
 	}
-	current, others := 0, 0
-	for g, tg := range st.TaskGroups {
-		if g == p.Group {
-			current = tg.Desired
-		} else {
-			others += tg.Desired
-		}
+	// The app's one-off dynos count towards its cost cap: its jobs, with their meta
+	// and the counts of their allocations (not their definitions).
+	jobs, _, err := a.cfg.Nomad.Jobs().ListOptions(&nomadapi.JobListOptions{Fields: &nomadapi.JobListFields{Meta: true}},
+		(&nomadapi.QueryOptions{Namespace: p.App}).WithContext(ctx))
+	if err != nil {
+		log.Error("cannot list the app's one-off dynos", "error", err)
+		return
 	}
+	f := formationOf(p.App, p.Group, st, jobs)
 	tr := a.states[p.App]
 	if tr == nil {
 		tr = &tracked{}
@@ -165,12 +166,12 @@ func (a *Autoscaler) decide(ctx context.Context, p Policy) {
 	now := a.cfg.Now()
 	o := a.window.Observe(p.App, now, 3*a.cfg.Interval)
 	before := tr.State
-	d := tr.Decide(now, p, a.cfg.Tuning, current, others, o)
-	a.Metrics.record(p, d, o, a.cfg.Tuning, others)
+	d := tr.Decide(now, p, a.cfg.Tuning, f, o)
+	a.Metrics.record(p, d, o, a.cfg.Tuning, f)
 	changed := d.Kind != tr.last.Kind || d.From != tr.last.From || d.To != tr.last.To
 	tr.last = d
 	args := []any{"decision", d.Kind, "from", d.From, "to", d.To, "reason", d.Reason,
-		"p95_queue_wait", o.P95, "requests", o.Requests, "other_dynos", others}
+		"p95_queue_wait", o.P95, "requests", o.Requests, "other_dynos", f.Others, "one_off_dynos", f.OneOffs}
 	switch {
 	case d.To != d.From:
 		log.Info("scaling", args...)

@@ -77,15 +77,27 @@ type Decision struct {
 	Reason   string
 }
 
+// Formation is what the app runs when the autoscaler decides: every dyno of it counts
+// towards the cost cap, as the meter bills them all.
+type Formation struct {
+	// Current is the autoscaled process type's dyno count.
+	Current int
+	// Others is the count of the app's other process types, summed.
+	Others int
+	// OneOffs is how many of the app's one-off dynos run or are starting: `dyno run`,
+	// `dyno run:detached`, scheduled runs and release phases.
+	OneOffs int
+}
+
 // State is what the autoscaler remembers of one policy between ticks.
 type State struct {
 	lastUp, lastScale, lowSince time.Time
 }
 
-// Decide chooses the count for p's process type, now running current dynos while the
-// app's other process types run others, after observation o.
-func (s *State) Decide(now time.Time, p Policy, t Tuning, current, others int, o Observation) Decision {
-	d := s.decide(now, p, t, current, others, o)
+// Decide chooses the count for p's process type, the app running f, after
+// observation o.
+func (s *State) Decide(now time.Time, p Policy, t Tuning, f Formation, o Observation) Decision {
+	d := s.decide(now, p, t, f, o)
 	if d.To != d.From {
 		s.lastScale = now
 		if d.To > d.From {
@@ -96,7 +108,8 @@ func (s *State) Decide(now time.Time, p Policy, t Tuning, current, others int, o
 	return d
 }
 
-func (s *State) decide(now time.Time, p Policy, t Tuning, current, others int, o Observation) Decision {
+func (s *State) decide(now time.Time, p Policy, t Tuning, f Formation, o Observation) Decision {
+	current := f.Current
 	hold := func(kind, format string, args ...any) Decision {
 		return Decision{Kind: kind, From: current, To: current, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -107,7 +120,7 @@ func (s *State) decide(now time.Time, p Policy, t Tuning, current, others int, o
 		}
 		return Decision{Kind: kind, From: current, To: to, Reason: fmt.Sprintf(format, args...)}
 	}
-	hi, bound := ceiling(p, t, others)
+	hi, bound := ceiling(p, t, f)
 	switch {
 	case current < p.Min:
 		return move(p.Min, "below min %d", p.Min)
@@ -162,18 +175,25 @@ func (s *State) decide(now time.Time, p Policy, t Tuning, current, others int, o
 }
 
 // ceiling is the most dynos p's process type may run: its max, or fewer when more
-// would cost the app more than its cap per hour (the app's first dyno being free);
-// never below min. bound says which limit it is.
-func ceiling(p Policy, t Tuning, others int) (int, string) {
+// would cost the app more than its cap per hour beside its other dynos, one-off dynos
+// included (the app's first dyno being free); never below min. bound says which limit
+// it is.
+func ceiling(p Policy, t Tuning, f Formation) (int, string) {
 	hi, bound := p.Max, fmt.Sprintf("its max %d", p.Max)
 	if t.PriceMicroUSD > 0 {
 		billed := p.MaxCostMicroUSD / t.PriceMicroUSD
-		byCost := int(min(billed+1-int64(others), int64(p.Max)+1))
+		others := int64(f.Others) + int64(f.OneOffs)
+		byCost := int(min(billed+1-others, int64(p.Max)+1))
 		if byCost < hi {
 			hi = byCost
 			bound = fmt.Sprintf("the most the %s/hour cost cap pays for", dollars(p.MaxCostMicroUSD))
-			if others > 0 {
-				bound += fmt.Sprintf(" beside %d other dynos", others)
+			switch {
+			case f.OneOffs > 0 && f.Others > 0:
+				bound += fmt.Sprintf(" beside %d other dynos and %d one-off dynos", f.Others, f.OneOffs)
+			case f.OneOffs > 0:
+				bound += fmt.Sprintf(" beside %d one-off dynos", f.OneOffs)
+			case f.Others > 0:
+				bound += fmt.Sprintf(" beside %d other dynos", f.Others)
 			}
 		}
 	}

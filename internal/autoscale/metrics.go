@@ -42,10 +42,10 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-func (m *Metrics) record(p Policy, d Decision, o Observation, t Tuning, others int) {
+func (m *Metrics) record(p Policy, d Decision, o Observation, t Tuning, f Formation) {
 	m.decisions.WithLabelValues(p.App, d.Kind).Inc()
 	m.dynos.WithLabelValues(p.App).Set(float64(d.To))
-	hi, _ := ceiling(p, t, others)
+	hi, _ := ceiling(p, t, f)
 	m.ceiling.WithLabelValues(p.App).Set(float64(hi))
 	m.target.WithLabelValues(p.App).Set(p.Target.Seconds())
 	if o.OK {

@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/deploy"
 )
 
 func TestParseCounts(t *testing.T) {
@@ -89,5 +94,31 @@ func TestParseArgsTakesFlagsAnywhere(t *testing.T) {
 	}
 	if m.app != "shop" || !m.json || strings.Join(fs.Args(), " ") != "v3 extra --not-a-flag x" {
 		t.Errorf("app %q json %v args %q", m.app, m.json, fs.Args())
+	}
+}
+
+// dyno plan shows the job's diff and the schedules a deploy adds, edits and deletes.
+func TestRenderPlanShowsSchedules(t *testing.T) {
+	t.Parallel()
+	plan := &deploy.Plan{
+		JobPlanResponse: &nomadapi.JobPlanResponse{Diff: &nomadapi.JobDiff{Type: "Edited", TaskGroups: []*nomadapi.TaskGroupDiff{
+			{Type: "Edited", Name: "web", Updates: map[string]uint64{"create/destroy update": 2}}}}},
+		Schedules: []deploy.ScheduleDiff{
+			{Type: "Added", Name: "added", Schedule: &appspec.Schedule{Name: "added", Cron: "*/5 * * * *", Command: "rake poll", MemoryMB: 512}},
+			{Type: "Edited", Name: "nightly", Fields: []*nomadapi.FieldDiff{{Type: "Edited", Name: "cron", Old: "0 3 * * *", New: "0 4 * * *"}}},
+			{Type: "Deleted", Name: "old", Schedule: &appspec.Schedule{Name: "old", Cron: "@weekly", Command: "rake weekly", MemoryMB: 256}},
+		},
+	}
+	want := `shop: edited
+  process web: edited (2 create/destroy update)
+  schedule added: added ("*/5 * * * *" runs ` + "`rake poll`" + `, 512 MB)
+  schedule nightly: edited
+    cron: "0 3 * * *" -> "0 4 * * *"
+  schedule old: deleted ("@weekly" runs ` + "`rake weekly`" + `, 256 MB)`
+	if got := renderPlan("shop", plan); got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	if got := renderPlan("shop", &deploy.Plan{JobPlanResponse: &nomadapi.JobPlanResponse{}}); got != "No changes to shop." {
+		t.Errorf("empty plan: %q", got)
 	}
 }

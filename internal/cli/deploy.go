@@ -152,7 +152,8 @@ func (c *planCommand) Help() string {
 
   Shows what ` + "`dyno deploy PATH`" + ` would change, without changing anything:
   which process types are added, changed or removed, and how many dynos would
-  start, be replaced or stop.
+  start, be replaced or stop; which schedules are added, changed (their cron,
+  command or memory) or removed.
 
   An app that a deploy builds first (a Gemfile or a package.json, or buildpacks
   in its spec) is not built: the plan says so and which buildpacks would run, and
@@ -200,42 +201,22 @@ func (c *planCommand) Run(args []string) int {
 	return 0
 }
 
-func renderPlan(app string, plan *nomadapi.JobPlanResponse) string {
+func renderPlan(app string, plan *deploy.Plan) string {
 	var b strings.Builder
-	if plan.Diff == nil {
-		fmt.Fprintf(&b, "No changes to %s.\n", app)
-		return b.String()
+	if plan.Diff == nil && len(plan.Schedules) == 0 {
+		return fmt.Sprintf("No changes to %s.", app)
 	}
-	fmt.Fprintf(&b, "%s: %s\n", app, strings.ToLower(plan.Diff.Type))
-	for _, tg := range plan.Diff.TaskGroups {
-		fmt.Fprintf(&b, "  process %s: %s", tg.Name, strings.ToLower(tg.Type))
-		var counts []string
-		for k, v := range tg.Updates {
-			if v > 0 {
-				counts = append(counts, fmt.Sprintf("%d %s", v, k))
-			}
-		}
-		sort.Strings(counts)
-		if len(counts) > 0 {
-			fmt.Fprintf(&b, " (%s)", strings.Join(counts, ", "))
+	if plan.Diff != nil {
+		renderJobDiff(&b, app, plan.Diff)
+	}
+	for _, s := range plan.Schedules {
+		fmt.Fprintf(&b, "  schedule %s: %s", s.Name, strings.ToLower(s.Type))
+		if s.Schedule != nil {
+			fmt.Fprintf(&b, " (%q runs `%s`, %d MB)", s.Schedule.Cron, s.Schedule.Command, s.Schedule.MemoryMB)
 		}
 		b.WriteByte('\n')
-		for _, f := range tg.Fields {
-			if f.Type != "None" {
-				fmt.Fprintf(&b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
-			}
-		}
-		for _, t := range tg.Tasks {
-			for _, o := range t.Objects {
-				if o.Type != "None" {
-					fmt.Fprintf(&b, "    %s %s\n", strings.ToLower(o.Type), o.Name)
-				}
-			}
-			for _, f := range t.Fields {
-				if f.Type != "None" {
-					fmt.Fprintf(&b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
-				}
-			}
+		for _, f := range s.Fields {
+			fmt.Fprintf(&b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
 		}
 	}
 	for _, w := range strings.Split(strings.TrimSpace(plan.Warnings), "\n") {
@@ -244,4 +225,40 @@ func renderPlan(app string, plan *nomadapi.JobPlanResponse) string {
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// renderJobDiff writes Nomad's diff of the app's job: each process type's change.
+func renderJobDiff(b *strings.Builder, app string, diff *nomadapi.JobDiff) {
+	fmt.Fprintf(b, "%s: %s\n", app, strings.ToLower(diff.Type))
+	for _, tg := range diff.TaskGroups {
+		fmt.Fprintf(b, "  process %s: %s", tg.Name, strings.ToLower(tg.Type))
+		var counts []string
+		for k, v := range tg.Updates {
+			if v > 0 {
+				counts = append(counts, fmt.Sprintf("%d %s", v, k))
+			}
+		}
+		sort.Strings(counts)
+		if len(counts) > 0 {
+			fmt.Fprintf(b, " (%s)", strings.Join(counts, ", "))
+		}
+		b.WriteByte('\n')
+		for _, f := range tg.Fields {
+			if f.Type != "None" {
+				fmt.Fprintf(b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
+			}
+		}
+		for _, t := range tg.Tasks {
+			for _, o := range t.Objects {
+				if o.Type != "None" {
+					fmt.Fprintf(b, "    %s %s\n", strings.ToLower(o.Type), o.Name)
+				}
+			}
+			for _, f := range t.Fields {
+				if f.Type != "None" {
+					fmt.Fprintf(b, "    %s: %q -> %q\n", f.Name, f.Old, f.New)
+				}
+			}
+		}
+	}
 }

@@ -17,12 +17,11 @@ func (c *stopCommand) Help() string {
   Heroku's ps:stop does:
 
   * A dyno of the formation (web.2) stops, and Nomad starts a new one in its
-    place, since the process type's count is unchanged: to run fewer dynos, use
-    ` + "`dyno ps:scale`" + `.
-  * A one-off dyno (run.1234) or a scheduled run stops for good.
-  * A process type (worker) scales to 0 and stays stopped until
-    ` + "`dyno ps:scale worker=N`" + `; a process type whose min in the app spec is
-    above 0 cannot stop. ` + "`dyno ps:stop run`" + ` stops every one-off dyno.
+    place, since the process type's count is unchanged.
+  * A process type (worker): all its dynos stop at once, and Nomad starts a new
+    one in place of each. To stop them for good, use ` + "`dyno ps:scale worker=0`" + `.
+  * A one-off dyno (run.1234) or a scheduled run stops for good;
+    ` + "`dyno ps:stop run`" + ` stops every one-off dyno.
 ` + commonHelp
 }
 
@@ -69,8 +68,8 @@ func (c *stopCommand) Run(args []string) int {
 		}
 		return c.fail(fmt.Errorf("%s has no running dyno %s (see `dyno ps --app %s`)", app, target, app))
 	}
-	// A process type: one-off dynos and scheduled runs stop one by one; a type of the
-	// formation scales to 0.
+	// A process type: one-off dynos and scheduled runs stop for good, one by one; the
+	// dynos of a type of the formation stop at once, and Nomad replaces them.
 	if target == deploy.OneOffProcess || target == deploy.ScheduledProcess {
 		n := 0
 		for _, dy := range dynos {
@@ -90,6 +89,7 @@ func (c *stopCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	c.ui.Output(fmt.Sprintf("Stopped %d %s dynos of %s; `dyno ps:scale %s=N --app %s` starts them again.", n, target, app, target, app))
+	c.ui.Output(fmt.Sprintf("Stopped %d %s dynos of %s; Nomad starts new ones in their place. To stop them for good, use `dyno ps:scale %s=0 --app %s`.",
+		n, target, app, target, app))
 	return 0
 }

@@ -187,8 +187,15 @@ func (d *Deployer) nextAfterFailed(ctx context.Context, app string, next int) (i
 	return next, nil
 }
 
+// Plan is what deploying a spec would change: Nomad's plan of the app's job, and the
+// changes to its schedules.
+type Plan struct {
+	*nomadapi.JobPlanResponse
+	Schedules []ScheduleDiff `json:",omitempty"`
+}
+
 // Plan asks Nomad what deploying spec would change, without changing anything.
-func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobPlanResponse, error) {
+func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*Plan, error) {
 	cur, err := d.Current(ctx, spec.Name)
 	if err != nil && !errors.Is(err, ErrNoApp) {
 		return nil, err
@@ -210,7 +217,11 @@ func (d *Deployer) Plan(ctx context.Context, spec *appspec.Spec) (*nomadapi.JobP
 	if err != nil {
 		return nil, fmt.Errorf("failed to plan %s: %w", spec.Name, err)
 	}
-	return resp, nil
+	schedules, err := d.PlanSchedules(ctx, spec.Name, spec.Schedules)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{JobPlanResponse: resp, Schedules: schedules}, nil
 }
 
 // ConfigVars are the config vars a deploy of spec starts from, before the add-ons it

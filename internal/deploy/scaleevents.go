@@ -50,9 +50,9 @@ func lastScales(st *nomadapi.JobScaleStatusResponse) map[string]Scale {
 // their message says why.
 const AutoscalerSource = "dyno-autoscaler"
 
-// scaledBy tells the Nomad UI (which marks its scales with meta Source = nomad-ui) and
-// `dyno ps:scale` and `dyno ps:stop` (whose messages start with its name) from other callers, which are
-// named by their message.
+// scaledBy tells the Nomad UI (which marks its scales with meta Source = nomad-ui),
+// the autoscaler and `dyno ps:scale` (whose messages start with its name) from other
+// callers, which are named by their message.
 func scaledBy(e nomadapi.ScalingEvent) string {
 	switch {
 	case e.Meta["Source"] == "nomad-ui":
@@ -61,8 +61,6 @@ func scaledBy(e nomadapi.ScalingEvent) string {
 		return fmt.Sprintf("by the autoscaler (%s)", e.Message)
 	case strings.HasPrefix(e.Message, "dyno ps:scale"):
 		return "with dyno ps:scale"
-	case strings.HasPrefix(e.Message, "dyno ps:stop"):
-		return "with dyno ps:stop"
 	case e.Message != "":
 		return fmt.Sprintf("through Nomad's API (%q)", e.Message)
 	default:

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
 )
 
 // ScheduledProcess names the task group and task of a scheduled run, and the process
@@ -263,4 +264,66 @@ func (d *Deployer) removeSchedules(ctx context.Context, app string) error {
 		}
 	}
 	return nil
+}
+
+// ScheduleDiff is what a deploy would change of one of the app's schedules. Type is
+// Added, Edited or Deleted, as in Nomad's job diffs; Schedule is the schedule added,
+// or the one deleted; Fields are the edited fields.
+type ScheduleDiff struct {
+	Type     string
+	Name     string
+	Schedule *appspec.Schedule     `json:",omitempty"`
+	Fields   []*nomadapi.FieldDiff `json:",omitempty"`
+}
+
+// PlanSchedules says which of the app's registered schedules a deploy of want would
+// add, edit or delete, by name; an unchanged schedule is not listed (the deploy gives
+// it the new release all the same).
+func (d *Deployer) PlanSchedules(ctx context.Context, app string, want []appspec.Schedule) ([]ScheduleDiff, error) {
+	have, err := d.Schedules(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	registered := make([]appspec.Schedule, len(have))
+	for i, s := range have {
+		registered[i] = s.Schedule
+	}
+	return diffSchedules(registered, want), nil
+}
+
+// diffSchedules compares the schedules registered with those wanted.
+func diffSchedules(have, want []appspec.Schedule) []ScheduleDiff {
+	old := map[string]appspec.Schedule{}
+	for _, s := range have {
+		old[s.Name] = s
+	}
+	var out []ScheduleDiff
+	for _, s := range want {
+		o, ok := old[s.Name]
+		delete(old, s.Name)
+		if !ok {
+			out = append(out, ScheduleDiff{Type: "Added", Name: s.Name, Schedule: &s})
+			continue
+		}
+		var fields []*nomadapi.FieldDiff
+		for _, f := range []struct{ name, old, new string }{
+			{"cron", o.Cron, s.Cron},
+			{"command", o.Command, s.Command},
+			{"memory", fmt.Sprintf("%d MB", o.MemoryMB), fmt.Sprintf("%d MB", s.MemoryMB)},
+		} {
+			if f.old != f.new {
+				fields = append(fields, &nomadapi.FieldDiff{Type: "Edited", Name: f.name, Old: f.old, New: f.new})
+			}
+		}
+		if len(fields) > 0 {
+			out = append(out, ScheduleDiff{Type: "Edited", Name: s.Name, Fields: fields})
+		}
+	}
+	for _, s := range have {
+		if _, ok := old[s.Name]; ok {
+			out = append(out, ScheduleDiff{Type: "Deleted", Name: s.Name, Schedule: &s})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -29,38 +29,39 @@ func (d *Deployer) StopDyno(ctx context.Context, app, jobID, allocID string) err
 	return d.waitAllocDone(ctx, allocID)
 }
 
-// StopProcess stops every dyno of a process type of the app's formation, as Heroku's
-// `ps:stop TYPE` does: it scales the type to 0, within the spec's min, so that they
-// stay stopped until `dyno ps:scale` starts them again. It returns how many dynos
-// stopped.
+// StopProcess stops every dyno of a process type of the app's formation at once, as
+// Heroku's `ps:stop TYPE` does: the type's count is unchanged, so Nomad starts a new
+// dyno in place of each (to stop them for good is a scale to 0). It returns how many
+// dynos stopped, once they all have.
 func (d *Deployer) StopProcess(ctx context.Context, app, process string) (int, error) {
 	cur, err := d.Current(ctx, app)
 	if err != nil {
 		return 0, err
 	}
-	count, ok := cur.Counts[process]
-	if !ok {
+	if _, ok := cur.Counts[process]; !ok {
 		return 0, fmt.Errorf("%s has no process type %q (it has: %s)", app, process, strings.Join(SortedKeys(cur.Counts), ", "))
 	}
-	if lo, _, ok := scaleRange(cur.Job.LookupTaskGroup(process)); ok && lo > 0 {
-		return 0, fmt.Errorf("process type %s of %s runs at least %d dynos (its min in the app spec), so its dynos cannot all stop; stop one with `dyno ps:stop %s.1`, which Nomad replaces, or set min = 0 in the spec and deploy", process, app, lo, process)
-	}
-	if count == 0 {
-		return 0, nil
-	}
-	if err := d.settle(ctx, app); err != nil {
-		return 0, err
-	}
-	zero := 0
-	resp, _, err := d.Nomad.Jobs().Scale(app, process, &zero, "dyno ps:stop "+process, false, nil, (&nomadapi.WriteOptions{}).WithContext(ctx))
-	if err != nil && strings.Contains(err.Error(), "active deployment") {
-		return 0, fmt.Errorf("%s is being released; stop its dynos once the release is done (see `dyno ps --app %s`)", app, app)
-	}
+	allocs, _, err := d.Nomad.Jobs().Allocations(app, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("failed to stop the %s dynos: %w", process, err)
+		return 0, fmt.Errorf("failed to list the %s dynos: %w", process, err)
 	}
-	d.progress("    %s: %d -> 0 dynos", process, count)
-	return count, d.WaitHealthy(ctx, app, resp.JobModifyIndex)
+	var stopped []string
+	for _, a := range allocs {
+		if a.TaskGroup != process || a.DesiredStatus != nomadapi.AllocDesiredStatusRun ||
+			(a.ClientStatus != nomadapi.AllocClientStatusRunning && a.ClientStatus != nomadapi.AllocClientStatusPending) {
+			continue
+		}
+		if _, err := d.Nomad.Allocations().Stop(&nomadapi.Allocation{ID: a.ID}, (&nomadapi.QueryOptions{}).WithContext(ctx)); err != nil {
+			return len(stopped), fmt.Errorf("failed to stop dyno %s: %w", a.ID, err)
+		}
+		stopped = append(stopped, a.ID)
+	}
+	for _, id := range stopped {
+		if err := d.waitAllocDone(ctx, id); err != nil {
+			return len(stopped), err
+		}
+	}
+	return len(stopped), nil
 }
 
 // waitAllocDone waits, within the deployer's timeout, until the allocation's tasks
