@@ -600,6 +600,9 @@ func (g *Grid) teardown() {
 		// Deleting the root end of the veth pair removes both ends at once; the kernel
 		// frees a deleted namespace's devices later, when the next grid may want the name.
 		_, _ = ip("link", "del", h.Veth)
+		if g.memcached {
+			_, _ = ip("link", "del", addonVeth(h))
+		}
 		_, _ = ip("netns", "del", h.NS)
 	}
 	if g.Bridge != "" {

@@ -24,13 +24,19 @@ func (g *Grid) addonNet() string { return fmt.Sprintf("10.214.%d.0/24", g.Net) }
 // addonAddr is client host h's address on the add-on network.
 func (g *Grid) addonAddr(h *Host) string { return strings.Replace(h.Addr, "10.213.", "10.214.", 1) }
 
+// addonVeth is the root namespace's end of client host h's add-on interface.
+func addonVeth(h *Host) string { return h.Veth + "a" }
+
 // makeAddonNetwork gives each client host an interface of its own for add-ons, as an
 // operator gives them a second network, and every host a route to that network over
 // the bridge. Dynos may reach it (allowed_endpoints), and only add-ons listen there.
 func (g *Grid) makeAddonNetwork() error {
 	for _, h := range g.Hosts {
 		for _, s := range [][]string{
-			{"-n", h.NS, "link", "add", addonInterface, "type", "dummy"},
+			// A veth pair, since the kernel may lack dummy interfaces; the root end stays
+			// unconnected, and the host takes its add-on address's traffic from eth0.
+			{"link", "add", addonVeth(h), "type", "veth", "peer", "name", addonInterface, "netns", h.NS},
+			{"link", "set", addonVeth(h), "up"},
 			{"-n", h.NS, "addr", "add", g.addonAddr(h) + "/32", "dev", addonInterface},
 			{"-n", h.NS, "link", "set", addonInterface, "up"},
 		} {

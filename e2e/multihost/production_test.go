@@ -17,6 +17,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/meter"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/internal/testutil"
@@ -317,7 +318,7 @@ func backedUpState(t *testing.T, g *Grid, app string) state {
 		t.Fatal(err)
 	}
 	for _, j := range versions {
-		st.versions = append(st.versions, fmt.Sprintf("%d:%s", *j.Version, j.Meta["release"]))
+		st.versions = append(st.versions, fmt.Sprintf("%d:%s", *j.Version, j.Meta[deploy.MetaRelease]))
 	}
 	metas, _, err := nc.Variables().PrefixList("", q)
 	if err != nil {
