@@ -81,11 +81,17 @@ func (g *Grid) hostVars(h *Host) map[string]string {
 		"SLUG_STORE_READ_USER":          storeReader,
 		"SLUG_STORE_READ_PASSWORD_FILE": filepath.Join(g.Dir, storePasswords, storeReader),
 		"DYNO_BIN_DIR":                  g.BinDir,
-		"ALLOWED_ENDPOINTS":             "",
+		"ADDON_INTERFACE":               addonInterface,
 	}
+	var allowed []string
 	if g.postgres != "" {
-		v["ALLOWED_ENDPOINTS"] = quoted([]string{g.postgres})
+		allowed = append(allowed, g.postgres)
 	}
+	if g.memcached {
+		// Nomad's dynamic ports on the add-on network, where memcached add-ons listen.
+		allowed = append(allowed, g.addonNet()+":20000-32000")
+	}
+	v["ALLOWED_ENDPOINTS"] = quoted(allowed)
 	for k, key := range g.keys {
 		v[k] = key
 	}

@@ -55,6 +55,10 @@ type Options struct {
 	// which dynos may reach (the driver's allowed_endpoints); Grid.AddonConfig holds
 	// the add-on settings.
 	Postgres bool
+	// Memcached gives the client hosts an add-on network (an interface of its own, which
+	// dynos may reach) and adds the memcached add-on to Grid.AddonConfig: Nomad over
+	// HTTPS with the grid's CA.
+	Memcached bool
 }
 
 // Host is one test host: a network namespace with an address on the grid's bridge.
@@ -95,6 +99,7 @@ type Grid struct {
 	cluster    bool
 	routerJob  bool
 	postgres   string // the postgres add-on's server, host:port, or ""
+	memcached  bool
 	repo       string
 	ca         *testCA
 	keys       map[string]string // gossip keys: CONSUL_GOSSIP_KEY, NOMAD_GOSSIP_KEY
@@ -137,7 +142,7 @@ func Start(t testing.TB, opts Options) *Grid {
 		t.Fatal(err)
 	}
 	g := &Grid{t: t, Dir: dir, BinDir: binDir, cluster: opts.Cluster || opts.RouterJob,
-		routerJob: opts.RouterJob, repo: harness.RepoRoot(t)}
+		routerJob: opts.RouterJob, memcached: opts.Memcached, repo: harness.RepoRoot(t)}
 	t.Cleanup(g.teardown)
 	if err := g.createBridge(); err != nil {
 		t.Fatal(err)
@@ -174,6 +179,11 @@ func Start(t testing.TB, opts Options) *Grid {
 			Addr: h.Addr + ":" + routerPort, MetricsAddr: h.Addr + ":" + routerMetricsPort})
 	}
 	g.RouterAddr = g.Routers[0].Addr
+	if opts.Memcached {
+		if err := g.makeAddonNetwork(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := g.makeSecrets(); err != nil {
 		t.Fatal(err)
 	}
@@ -320,6 +330,11 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	}
 	if err := g.bootstrapNomad(ctx); err != nil {
 		return err
+	}
+	if g.memcached {
+		if err := g.configureMemcached(ctx); err != nil {
+			return err
+		}
 	}
 	for _, h := range g.Hosts {
 		if err := g.startNomad(h, pluginDir); err != nil {
@@ -585,6 +600,9 @@ func (g *Grid) teardown() {
 		// Deleting the root end of the veth pair removes both ends at once; the kernel
 		// frees a deleted namespace's devices later, when the next grid may want the name.
 		_, _ = ip("link", "del", h.Veth)
+		if g.memcached {
+			_, _ = ip("link", "del", addonVeth(h))
+		}
 		_, _ = ip("netns", "del", h.NS)
 	}
 	if g.Bridge != "" {

@@ -17,6 +17,8 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/deploy"
+	"github.com/dynogrid/dynogrid/internal/meter"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/policies"
@@ -30,7 +32,7 @@ import (
 // every Nomad client in turn as a rolling upgrade does, under load: no request fails.
 func TestProductionGrid(t *testing.T) {
 	const app = "shop"
-	g := Start(t, Options{Servers: 3, Hosts: 3, RouterJob: true, Laptop: true, Postgres: true})
+	g := Start(t, Options{Servers: 3, Hosts: 3, RouterJob: true, Laptop: true, Postgres: true, Memcached: true})
 	ctx := context.Background()
 	token, err := tenancy.AppToken(ctx, g.NomadClient(), app, "deploy "+app)
 	if err != nil {
@@ -85,6 +87,9 @@ func TestProductionGrid(t *testing.T) {
 			t.Fatalf("visit %d: the app answered:\n%s", i, body)
 		}
 	}
+	// The memcached add-on, on a client's add-on network: a fragment one dyno rendered
+	// is served from memcached by the next requests, through the router.
+	assertCached(t, g, app)
 	load := startLoad(t, g, app)
 
 	laptop(g.Server, "ps:scale", "web=3")
@@ -218,6 +223,7 @@ func TestProductionGrid(t *testing.T) {
 	t.Logf("rolling restart of %d clients (%s) under load, %d dynos: %s", len(g.Hosts), strings.Join(took, ", "), len(entries), rollLoad)
 
 	// Backups, with the commands of docs/production.md, from the laptop over HTTPS.
+	saved := backedUpState(t, g, app)
 	for _, c := range []struct {
 		bin  string
 		env  []string
@@ -244,6 +250,115 @@ func TestProductionGrid(t *testing.T) {
 		}
 		t.Logf("%s %s: %d bytes", c.bin, strings.Join(c.args, " "), st.Size())
 	}
+
+	// Restore, with the commands of docs/production.md, after losing what the snapshots
+	// hold: the app's job and its versions, its Variables, the ledger.
+	nc, cc := g.NomadClient(), g.ConsulClient()
+	ns := &nomadapi.WriteOptions{Namespace: tenancy.Namespace(app)}
+	if _, _, err := nc.Jobs().Deregister(app, true, ns); err != nil {
+		t.Fatal(err)
+	}
+	for path := range saved.vars {
+		if _, err := nc.Variables().Delete(path, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cc.KV().DeleteTree(meter.DefaultPrefix+"/", nil); err != nil {
+		t.Fatal(err)
+	}
+	restoreAt := time.Now()
+	for _, c := range []struct {
+		bin  string
+		env  []string
+		args []string
+	}{
+		{"nomad", []string{"NOMAD_ADDR=https://" + survivor.Addr + ":4646", "NOMAD_CACERT=" + g.CAFile(),
+			"NOMAD_TOKEN=" + g.Tokens().NomadManagement}, []string{"operator", "snapshot", "restore", "nomad.snap"}},
+		{"consul", []string{"CONSUL_HTTP_ADDR=https://" + survivor.Addr + ":8501", "CONSUL_CACERT=" + g.CAFile(),
+			"CONSUL_HTTP_TOKEN=" + g.Tokens().ConsulManagement}, []string{"snapshot", "restore", "consul.snap"}},
+	} {
+		if out, err := g.RunOnLaptop(ctx, c.env, g.Laptop.Dir, c.bin, c.args...); err != nil {
+			t.Fatalf("laptop: %s %s: %v\n%s", c.bin, strings.Join(c.args, " "), err, out)
+		}
+	}
+	restored := backedUpState(t, g, app)
+	if fmt.Sprint(restored.versions) != fmt.Sprint(saved.versions) {
+		t.Errorf("job versions before the loss %v, after the restore %v", saved.versions, restored.versions)
+	}
+	if fmt.Sprint(restored.vars) != fmt.Sprint(saved.vars) {
+		t.Errorf("the app's Variables before the loss %v, after the restore %v", saved.vars, restored.vars)
+	}
+	for k := range saved.ledger {
+		if _, ok := restored.ledger[k]; !ok {
+			t.Errorf("ledger key %s is missing after the restore", k)
+		}
+	}
+	if out := laptop(survivor, "releases"); !strings.Contains(out, "* v4") {
+		t.Errorf("after the restore, releases are:\n%s", out)
+	}
+	t.Logf("restored from both snapshots in %s: %d job versions, %d Variables, %d ledger keys",
+		ms(time.Since(restoreAt)), len(restored.versions), len(restored.vars), len(restored.ledger))
+}
+
+// state is what the snapshots hold of an app and the grid: its job's versions (number:
+// release), its Variables (path: items) and the ledger's keys (key: value).
+type state struct {
+	versions []string
+	vars     map[string]string
+	ledger   map[string]string
+}
+
+// backedUpState reads the state of app and the ledger that the snapshots hold.
+func backedUpState(t *testing.T, g *Grid, app string) state {
+	t.Helper()
+	nc, q := g.NomadClient(), &nomadapi.QueryOptions{Namespace: tenancy.Namespace(app)}
+	st := state{vars: map[string]string{}, ledger: map[string]string{}}
+	versions, _, _, err := nc.Jobs().Versions(app, false, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range versions {
+		st.versions = append(st.versions, fmt.Sprintf("%d:%s", *j.Version, j.Meta[deploy.MetaRelease]))
+	}
+	metas, _, err := nc.Variables().PrefixList("", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range metas {
+		items, _, err := nc.Variables().GetVariableItems(m.Path, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.vars[m.Path] = fmt.Sprint(items)
+	}
+	pairs, _, err := g.ConsulClient().KV().List(meter.DefaultPrefix+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pairs {
+		st.ledger[p.Key] = string(p.Value)
+	}
+	if len(st.versions) == 0 || len(st.vars) == 0 || len(st.ledger) == 0 {
+		t.Fatalf("nothing to back up: %d job versions, %d Variables, %d ledger keys", len(st.versions), len(st.vars), len(st.ledger))
+	}
+	return st
+}
+
+// assertCached GETs app's page until one shows its fragment from memcached: the dynos
+// reach the memcached add-on and share what it caches.
+func assertCached(t *testing.T, g *Grid, app string) {
+	t.Helper()
+	var body string
+	for i := 0; i < 5; i++ {
+		body = getApp(t, g, app, "/")
+		if strings.Contains(body, "(from memcached)") {
+			return
+		}
+		if strings.Contains(body, "cache error") || strings.Contains(body, "no cache") {
+			break
+		}
+	}
+	t.Fatalf("the app serves no fragment from memcached; its page:\n%s", body)
 }
 
 // getApp GETs path of app through the grid's router and returns the body of a 200.
@@ -267,7 +382,7 @@ func getApp(t *testing.T, g *Grid, app, path string) string {
 }
 
 // appDir is the example Thin app as app, with 2 web dynos scalable to 3, its release
-// phase (the visit counter's migration) and its postgres add-on.
+// phase (the visit counter's migration) and its postgres and memcached add-ons.
 func appDir(t *testing.T, app string) string {
 	t.Helper()
 	dst := harness.CopyExample(t, app)
@@ -287,6 +402,7 @@ func appDir(t *testing.T, app string) string {
     size    = "shared"
   }
   addon "postgres" {}
+  addon "memcached" {}
 }
 `, app)
 	if err := os.WriteFile(filepath.Join(dst, "dyno.hcl"), []byte(spec), 0o644); err != nil {

@@ -45,7 +45,7 @@ func (a *Addon) Configure(_ context.Context, c addon.Config) error {
 	if err != nil {
 		return err
 	}
-	client, err := api.NewClient(&api.Config{Address: cfg.nomadAddr, SecretID: cfg.nomadToken, Namespace: cfg.namespace, Region: cfg.region})
+	client, err := api.NewClient(&api.Config{Address: cfg.nomadAddr, SecretID: cfg.nomadToken, Namespace: cfg.namespace, Region: cfg.region, TLSConfig: cfg.tls})
 	if err != nil {
 		return fmt.Errorf("failed to make a Nomad client for %s: %w", cfg.nomadAddr, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/plugins/addon"
 )
 
@@ -27,6 +29,15 @@ import (
 //	host_network      the Nomad host network memcached binds on (default: the
 //	                  client's default network); dynos in network namespaces need
 //	                  one whose address they can reach
+//	nomad_ca_file     the CA (PEM) that Nomad's HTTPS certificate is checked
+//	                  against (default: the system's), as NOMAD_CACERT is for
+//	                  Nomad's CLI
+//	nomad_client_cert, nomad_client_key
+//	                  a client certificate and its key (PEM), for a Nomad that
+//	                  checks HTTPS clients' certificates
+//	nomad_tls_server_name
+//	                  the name Nomad's certificate is checked for (default: the
+//	                  host of nomad_addr)
 type config struct {
 	nomadAddr       string
 	nomadToken      string
@@ -37,9 +48,12 @@ type config struct {
 	auth            bool
 	serviceProvider string
 	hostNetwork     string
+	// tls is Nomad's HTTPS settings, or nil for the system's CAs.
+	tls *api.TLSConfig
 }
 
-var knownSettings = []string{"auth", "datacenters", "host_network", "memcached_path", "nomad_addr", "nomad_namespace", "nomad_region", "nomad_token", "service_provider"}
+var knownSettings = []string{"auth", "datacenters", "host_network", "memcached_path", "nomad_addr", "nomad_ca_file",
+	"nomad_client_cert", "nomad_client_key", "nomad_namespace", "nomad_region", "nomad_tls_server_name", "nomad_token", "service_provider"}
 
 func parseConfig(c addon.Config) (config, error) {
 	for k := range c.Settings {
@@ -59,8 +73,12 @@ func parseConfig(c addon.Config) (config, error) {
 	if cfg.nomadAddr == "" {
 		return config{}, fmt.Errorf("setting %q is required: the Nomad HTTP API, such as http://127.0.0.1:4646", "nomad_addr")
 	}
-	if u, err := url.Parse(cfg.nomadAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(cfg.nomadAddr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return config{}, fmt.Errorf("setting %q is not an http(s):// URL: %q", "nomad_addr", cfg.nomadAddr)
+	}
+	if cfg.tls, err = parseTLS(c, u.Scheme == "https"); err != nil {
+		return config{}, err
 	}
 	for _, dc := range strings.Split(c.Get("datacenters", "*"), ",") {
 		if dc = strings.TrimSpace(dc); dc != "" {
@@ -84,4 +102,33 @@ func parseConfig(c addon.Config) (config, error) {
 		return config{}, fmt.Errorf("setting %q must be consul, nomad or none: %q", "service_provider", cfg.serviceProvider)
 	}
 	return cfg, nil
+}
+
+// parseTLS is the Nomad client's TLS configuration from the nomad_ca_file,
+// nomad_client_cert, nomad_client_key and nomad_tls_server_name settings, or nil when
+// none is set. The Nomad API package reads the files, as it does NOMAD_CACERT and the
+// others for Nomad's CLI and dyno's: the add-on gets no environment variable of the
+// operator's (docs/addons.md), so it takes the same settings from its configuration.
+func parseTLS(c addon.Config, https bool) (*api.TLSConfig, error) {
+	t := &api.TLSConfig{
+		CACert:        c.Get("nomad_ca_file", ""),
+		ClientCert:    c.Get("nomad_client_cert", ""),
+		ClientKey:     c.Get("nomad_client_key", ""),
+		TLSServerName: c.Get("nomad_tls_server_name", ""),
+	}
+	if t.CACert == "" && t.ClientCert == "" && t.ClientKey == "" && t.TLSServerName == "" {
+		return nil, nil
+	}
+	for name, v := range map[string]string{"nomad_ca_file": t.CACert, "nomad_client_cert": t.ClientCert, "nomad_client_key": t.ClientKey} {
+		if v != "" && !filepath.IsAbs(v) {
+			return nil, fmt.Errorf("setting %q must be an absolute path: %q", name, v)
+		}
+	}
+	if (t.ClientCert == "") != (t.ClientKey == "") {
+		return nil, fmt.Errorf("settings %q and %q go together: set both or neither", "nomad_client_cert", "nomad_client_key")
+	}
+	if !https {
+		return nil, fmt.Errorf("settings nomad_ca_file, nomad_client_cert, nomad_client_key and nomad_tls_server_name need an https:// %q", "nomad_addr")
+	}
+	return t, nil
 }

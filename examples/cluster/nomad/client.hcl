@@ -24,6 +24,12 @@ client {
   # Debian's containernetworking-plugins).
   cni_path      = "${CNI_PATH}"
   cgroup_parent = "${NOMAD_CGROUP_PARENT}"
+  # Add-ons that Nomad runs (the memcached add-on's servers, its host_network setting)
+  # listen on the addresses of this interface, not on network_interface's: dynos may
+  # reach these (allowed_endpoints below), never the web dynos' host ports.
+  host_network "addons" {
+    interface = "${ADDON_INTERFACE}"
+  }
   options {
     "driver.raw_exec.enable" = "0"
     # No cloud metadata probes.
@@ -80,7 +86,9 @@ plugin "nomad-driver-dyno" {
     dyno_dir      = "${DYNO_DIR}"
     cgroup_parent = "${DYNO_CGROUP_PARENT}"
     # Dynos may not connect to the grid's networks, except to these TCP endpoints: the
-    # add-ons' servers, such as the postgres add-on's database ("10.0.0.30:5432").
+    # add-ons' servers, such as the postgres add-on's database ("10.0.0.30:5432") and
+    # the memcached add-on's on the clients' add-on network ("10.0.1.0/24:20000-32000",
+    # Nomad's dynamic ports).
     allowed_endpoints = [${ALLOWED_ENDPOINTS}]
     # The grid's slug store (slug-store/nginx.conf): the driver downloads a slug from
     # there, checks its sha256 and keeps it in slug_dir. It sends these credentials to
