@@ -137,3 +137,54 @@ func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 	cancel()
 	waitFor(t, "the waiting readers gone", func() bool { return ring.waiters.Load() == 0 })
 }
+
+// TestLogsEndpointKeepsEachAppsLinesToItsKey holds the keys of two apps and asks for each
+// app's lines with the other's key, the key with a byte more or less, and its own: only
+// its own key reads an app's lines.
+func TestLogsEndpointKeepsEachAppsLinesToItsKey(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := startRouter(t, func(c *Config) {
+		c.LogsListener = ln
+		c.NomadAddr = "127.0.0.1:1" // nothing listens: the keys below are held already
+	})
+	tr.nomadApps.Store(&map[string]bool{"shop": true, "beta": true})
+	keys := map[string]string{"shop": strings.Repeat("s", 40), "beta": strings.Repeat("b", 40)}
+	tr.logRings.add("shop", time.Now(), "at=info shop's line")
+	tr.logRings.add("beta", time.Now(), "at=info beta's line")
+	base := "http://" + ln.Addr().String() + logapi.Path
+	for _, c := range []struct {
+		app, key string
+		status   int
+	}{
+		{"shop", keys["beta"], 403},
+		{"beta", keys["shop"], 403},
+		{"shop", keys["shop"] + "s", 403},
+		{"shop", keys["shop"][1:], 403},
+		{"shop", keys["shop"], 200},
+		{"beta", keys["beta"], 200},
+	} {
+		// Held as just read, so that no answer needs Nomad.
+		tr.logKeys.mu.Lock()
+		tr.logKeys.keys = map[string]cachedKey{"shop": {key: keys["shop"], at: time.Now()}, "beta": {key: keys["beta"], at: time.Now()}}
+		tr.logKeys.mu.Unlock()
+		req, _ := http.NewRequest("GET", base+c.app, nil)
+		req.Header.Set("Authorization", "Bearer "+c.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("lines of %s with key %.3s… (%d bytes): %d %q, want %d", c.app, c.key, len(c.key), resp.StatusCode, b, c.status)
+		}
+		other := map[string]string{"shop": "beta", "beta": "shop"}[c.app]
+		if strings.Contains(string(b), other+"'s line") || (c.status == 200) != strings.Contains(string(b), c.app+"'s line") {
+			t.Errorf("lines of %s with key %.3s…: answer %q shows lines it should not", c.app, c.key, b)
+		}
+	}
+}

@@ -101,8 +101,10 @@ func (r *Router) Apps() []string {
 }
 
 // publishLocked builds a new table from r.apps and swaps it in. Caller holds r.mu.
-// An app's own host name wins over another app's custom domain; between two custom
-// domains the app whose name sorts first wins, and the loser is logged.
+// An app's own host name wins over another app's custom domain. A custom domain that
+// two apps name routes to neither, and is logged: custom domains are not verified, and
+// whichever app the router picked would get the other's traffic, and a certificate for
+// it over ACME.
 func (r *Router) publishLocked() {
 	t := &table{hosts: make(map[string]*app, 2*len(r.apps))}
 	names := make([]string, 0, len(r.apps))
@@ -113,14 +115,24 @@ func (r *Router) publishLocked() {
 	for _, n := range names {
 		t.hosts[n+"."+r.cfg.Domain] = r.apps[n]
 	}
+	claims := map[string][]string{}
 	for _, n := range names {
-		a := r.apps[n]
-		for _, d := range a.settings.load().domains {
-			if other, ok := t.hosts[d]; ok && other != a {
-				r.log.Warn("custom domain already routed to another app", "domain", d, "app", n, "routed_to", other.name)
-				continue
+		for _, d := range r.apps[n].settings.load().domains {
+			if !slices.Contains(claims[d], n) {
+				claims[d] = append(claims[d], n)
 			}
-			t.hosts[d] = a
+		}
+	}
+	for d, apps := range claims {
+		switch other, own := t.hosts[d]; {
+		case own:
+			if len(apps) > 1 || apps[0] != other.name {
+				r.log.Warn("custom domain is another app's own host name: not routed to the app naming it", "domain", d, "apps", apps, "routed_to", other.name)
+			}
+		case len(apps) > 1:
+			r.log.Warn("custom domain named by more than one app: routed to none of them", "domain", d, "apps", apps)
+		default:
+			t.hosts[d] = r.apps[apps[0]]
 		}
 	}
 	r.table.Store(t)

@@ -3,9 +3,12 @@ package appspec
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 )
 
 // Autoscale is a web process type's autoscaling policy: the autoscaler keeps the
@@ -30,7 +33,7 @@ type autoscaleBlock struct {
 	Min            *int      `hcl:"min,optional"`
 	Max            *int      `hcl:"max,optional"`
 	P95QueueWait   *string   `hcl:"p95_queue_wait,optional"`
-	MaxCostPerHour *float64  `hcl:"max_cost_per_hour,optional"`
+	MaxCostPerHour cty.Value `hcl:"max_cost_per_hour,optional"` // checked here: a huge number's own error is hundreds of digits
 
 	MinRange            hcl.Range `hcl:"min,attr_value_range"`
 	MaxRange            hcl.Range `hcl:"max,attr_value_range"`
@@ -87,13 +90,20 @@ func resolveAutoscale(pb *processBlock, add func(hcl.Range, string, string, ...a
 			a.P95QueueWait = d
 		}
 	}
+	cost, err := cty.NilVal, error(nil)
+	if b.MaxCostPerHour != cty.NilVal && !b.MaxCostPerHour.IsNull() {
+		cost, err = convert.Convert(b.MaxCostPerHour, cty.Number)
+	}
 	switch {
-	case b.MaxCostPerHour == nil:
+	case cost == cty.NilVal && err == nil:
 		add(b.DefRange, "Missing max_cost_per_hour", "Autoscaling is capped by cost: add max_cost_per_hour, in dollars per hour for all the app's dynos (the first dyno is free), such as 0.50.")
-	case math.IsNaN(*b.MaxCostPerHour) || *b.MaxCostPerHour < 0 || *b.MaxCostPerHour > MaxCostPerHour:
-		add(b.MaxCostPerHourRange, "max_cost_per_hour out of range", "max_cost_per_hour is in dollars per hour, from 0 to %d; %g is not.", MaxCostPerHour, *b.MaxCostPerHour)
+	case err != nil || !cost.IsKnown() || cost.IsNull():
+		add(b.MaxCostPerHourRange, "Invalid max_cost_per_hour", "max_cost_per_hour is a number of dollars per hour, such as 0.50.")
+	case cost.AsBigFloat().Sign() < 0 || cost.AsBigFloat().Cmp(big.NewFloat(MaxCostPerHour)) > 0:
+		add(b.MaxCostPerHourRange, "max_cost_per_hour out of range", "max_cost_per_hour is in dollars per hour, from 0 to %d; %s is not.", MaxCostPerHour, cost.AsBigFloat().Text('g', 15))
 	default:
-		a.MaxCostMicroUSD = int64(math.Round(*b.MaxCostPerHour * 1e6))
+		f, _ := cost.AsBigFloat().Float64()
+		a.MaxCostMicroUSD = int64(math.Round(f * 1e6))
 	}
 	return a
 }

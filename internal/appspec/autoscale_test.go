@@ -2,7 +2,9 @@ package appspec
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,6 +47,34 @@ func TestForgedAutoscalePolicies(t *testing.T) {
 	} {
 		if a, err := AutoscaleFromPolicy(m); err == nil {
 			t.Errorf("%s: AutoscaleFromPolicy(%v) = %+v, want an error", name, m, a)
+		}
+	}
+}
+
+// TestHostileCostCaps writes max_cost_per_hour as a tenant trying to lift the cost cap
+// would: huge, infinite, negative, not a number. Each is refused at its place in the
+// file, in a message of bounded size; none reaches a policy.
+func TestHostileCostCaps(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]string{
+		`0.5e308`:                   "app.hcl:8,27-34: max_cost_per_hour out of range",
+		`"0.5e308"`:                 "app.hcl:8,27-36: max_cost_per_hour out of range",
+		`1e400`:                     "1e+400 is not",
+		`-1e400`:                    "-1e+400 is not",
+		`1/0`:                       "+Inf is not",
+		`0/0`:                       "app.hcl:8,27-30:",
+		`-0.000001`:                 "-1e-06 is not",
+		`10000.0000004`:             "10000.0000004 is not",
+		`9999999999999999999999999`: "1e+25 is not",
+		`"NaN"`:                     "app.hcl:8,27-32: Invalid max_cost_per_hour",
+		`true`:                      "Invalid max_cost_per_hour",
+		`[1]`:                       "Invalid max_cost_per_hour",
+		`null`:                      "Missing max_cost_per_hour",
+	} {
+		src := fmt.Sprintf("app \"shop\" {\n  process \"web\" {\n    command = \"x\"\n    autoscale {\n      min = 1\n      max = 20\n      p95_queue_wait = \"50ms\"\n      max_cost_per_hour = %s\n    }\n  }\n}\n", v)
+		_, diags := Parse("app.hcl", []byte(src))
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), want) || len(diags.Error()) > 300 {
+			t.Errorf("max_cost_per_hour = %s: %q, want an error of at most 300 bytes with %q", v, diags.Error(), want)
 		}
 	}
 }

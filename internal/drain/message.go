@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Priorities, as Heroku's drains send them: local7.info for a dyno's output, local3.info
@@ -35,16 +36,8 @@ func (m Message) Frame(token string) []byte {
 	if m.Proc == "router" {
 		pri, appName = priorityRouter, "heroku"
 	}
-	text := m.Text
-	if len(text) > maxLine {
-		text = text[:maxLine]
-	}
-	text = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, text)
+	// Cut before and after: a byte that is not UTF-8 becomes three.
+	text := cut(strings.Map(oneLine, cut(m.Text, maxLine)), maxLine)
 	var b strings.Builder
 	b.WriteString("<")
 	b.WriteString(strconv.Itoa(pri))
@@ -60,6 +53,32 @@ func (m Message) Frame(token string) []byte {
 	b.WriteString(text)
 	msg := b.String()
 	return []byte(strconv.Itoa(len(msg)) + " " + msg)
+}
+
+// cut shortens s to at most n bytes, not inside a character.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > n-utf8.UTFMax && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
+
+// oneLine keeps a line's text on one line for any receiver: line breaks (CR, LF, NEL,
+// U+2028, U+2029) and other control characters (NUL, ESC...) become spaces, so that a
+// dyno's output cannot end its message and forge another one, to a receiver that splits
+// on them rather than counting octets. A tab stays; bytes that are not UTF-8 become U+FFFD.
+func oneLine(r rune) rune {
+	if r == '\t' {
+		return r
+	}
+	if r < ' ' || r >= 0x7f && r <= 0x9f || r == '\u2028' || r == '\u2029' {
+		return ' '
+	}
+	return r
 }
 
 // field makes s a syslog header field: printable ASCII without spaces, "-" when empty.

@@ -157,23 +157,37 @@ func (a *appShipper) refresh() {
 	a.writeStatus()
 }
 
+// syncSenders runs a sender for each of the app's drains. The drains' Variable is the
+// app's to write, with or without `dyno drains:add`: the shipper takes at most MaxDrains
+// of them (the first by URL), each URL once, and only tokens drains:add could have made.
 func (a *appShipper) syncSenders(drains []Drain) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	keep := map[string]bool{}
+	urls := map[string]bool{}
+	if len(drains) > MaxDrains {
+		a.log.Warn("skipping drains beyond the most an app may have", "drains", len(drains), "max", MaxDrains)
+		drains = drains[:MaxDrains]
+	}
 	for _, d := range drains {
-		keep[d.Token] = true
-		if r := a.senders[d.Token]; r != nil && r.s.Drain.URL == d.URL {
+		if !tokenRE.MatchString(d.Token) || urls[d.URL] {
+			a.log.Warn("skipping a drain of a bad token, or of a URL drained already", "drain", field(d.Token))
 			continue
 		}
-		if r := a.senders[d.Token]; r != nil {
-			r.cancel()
+		urls[d.URL] = true
+		if r := a.senders[d.Token]; r != nil && r.s.Drain.URL == d.URL {
+			keep[d.Token] = true
+			continue
 		}
 		snd, err := NewSender(d, a.s.Sender)
 		if err != nil {
 			a.log.Warn("skipping a bad drain", "drain", d.Token, "error", err)
 			continue
 		}
+		if r := a.senders[d.Token]; r != nil {
+			r.cancel()
+		}
+		keep[d.Token] = true
 		ctx, cancel := context.WithCancel(a.ctx)
 		go snd.Run(ctx)
 		a.senders[d.Token] = &runningSender{s: snd, cancel: cancel}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -190,6 +191,9 @@ func read(ctx context.Context, c *nomadapi.Client, app, path string) (*nomadapi.
 	}
 	return &v, nil
 }
+
+// tokenRE matches the tokens newToken makes.
+var tokenRE = regexp.MustCompile(`^d\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // newToken makes a drain token, d.<uuid>.
 func newToken() (string, error) {

@@ -1,7 +1,6 @@
 package drain
 
 import (
-	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +42,13 @@ func TestParseURLNamesWhatIsWrong(t *testing.T) {
 		"https://logs.example.com/a b":      "space or control character",
 		"https://logs.example.com/\x00":     "space or control character",
 		"https://logs.example.com/" + strings.Repeat("a", MaxURLLen): "at most 1024",
+		"syslog://2130706433:514":                                    "decimal, octal or hex",
+		"syslog://0x7f000001:514":                                    "decimal, octal or hex",
+		"syslog://0x7f.1:514":                                        "decimal, octal or hex",
+		"syslog://0177.0.0.1:514":                                    "decimal, octal or hex",
+		"syslog://127.1:514":                                         "decimal, octal or hex",
+		"https://169.254.43518/":                                     "decimal, octal or hex",
+		"https://[fe80::1%25eth0]/":                                  "zone",
 	} {
 		_, err := ParseURL(raw)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -66,20 +72,5 @@ func TestFrameIsOctetCountedRFC5424(t *testing.T) {
 	long := string(Message{Time: at, Proc: "web.1", Text: strings.Repeat("x", 3*maxLine)}.Frame("d.x"))
 	if len(long) > maxLine+100 {
 		t.Fatalf("a long line makes a frame of %d bytes: want it cut to %d", len(long), maxLine)
-	}
-}
-
-func TestDrainAddressesMustBePublicUnlessAllowed(t *testing.T) {
-	t.Parallel()
-	for _, a := range []string{"127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "0.0.0.0", "fe80::1", "::ffff:127.0.0.1"} {
-		if err := checkAddr(netip.MustParseAddr(a).Unmap(), nil); err == nil {
-			t.Errorf("%s: a drain may reach it, want refused", a)
-		}
-	}
-	if err := checkAddr(netip.MustParseAddr("203.0.113.7"), nil); err != nil {
-		t.Errorf("a public address refused: %v", err)
-	}
-	if err := checkAddr(netip.MustParseAddr("127.0.0.1"), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}); err != nil {
-		t.Errorf("an allowed loopback refused: %v", err)
 	}
 }

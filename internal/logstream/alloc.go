@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -67,19 +68,36 @@ type LineWriter struct {
 	Emit func(prefix, text string)
 }
 
+// MaxLine is the longest line handed on: a dyno may write any number of bytes without
+// a newline, and those who follow its output hold at most this much of it; a longer line
+// is handed on in pieces of MaxLine bytes or a little less (not inside a character).
+const MaxLine = 64 << 10
+
 // FlushLines writes the complete lines of buf (all of it when final) and returns the
-// incomplete rest. With keep > 0 only the last keep lines are written.
+// incomplete rest, of at most MaxLine bytes. With keep > 0 only the last keep lines are
+// written.
 func (w *LineWriter) FlushLines(prefix string, buf []byte, final bool, keep int) []byte {
 	end := bytes.LastIndexByte(buf, '\n')
 	if final {
 		end = len(buf)
 	}
-	if end < 0 {
-		return buf
+	var lines []string
+	if end >= 0 {
+		lines = strings.Split(strings.TrimRight(string(buf[:end]), "\n"), "\n")
+		if keep > 0 && len(lines) > keep {
+			lines = lines[len(lines)-keep:]
+		}
 	}
-	lines := strings.Split(strings.TrimRight(string(buf[:end]), "\n"), "\n")
-	if keep > 0 && len(lines) > keep {
-		lines = lines[len(lines)-keep:]
+	var rest []byte
+	if !final && end+1 < len(buf) {
+		rest = buf[end+1:]
+	}
+	for len(rest) > MaxLine {
+		i := MaxLine
+		for i > MaxLine-utf8.UTFMax && !utf8.RuneStart(rest[i]) {
+			i--
+		}
+		lines, rest = append(lines, string(rest[:i])), rest[i:]
 	}
 	w.mu.Lock()
 	for _, l := range lines {
@@ -88,10 +106,10 @@ func (w *LineWriter) FlushLines(prefix string, buf []byte, final bool, keep int)
 		}
 	}
 	w.mu.Unlock()
-	if final || end+1 > len(buf) {
+	if len(rest) == 0 {
 		return nil
 	}
-	return append([]byte(nil), buf[end+1:]...)
+	return append([]byte(nil), rest...)
 }
 
 // DynoName turns an allocation name ("shop.web[0]") into the dyno's name ("web.1").

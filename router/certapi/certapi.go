@@ -9,6 +9,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -102,6 +103,9 @@ func Parse(certPEM, keyPEM []byte, now time.Time) (*Cert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certificate: the first certificate does not parse: %w", err)
 	}
+	if err := checkLeafKey(leaf.PublicKey); err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
 	for i, der := range chain[1:] {
 		if _, err := x509.ParseCertificate(der); err != nil {
 			return nil, fmt.Errorf("certificate: certificate %d of the chain does not parse: %w", i+2, err)
@@ -134,6 +138,30 @@ func Parse(certPEM, keyPEM []byte, now time.Time) (*Cert, error) {
 		return nil, errors.New("certificate: names no DNS name (subjectAltName); browsers ignore the common name")
 	}
 	return &Cert{TLS: tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, Leaf: leaf}, nil
+}
+
+// maxRSABits bounds an RSA key: the router signs each handshake with it, and a signature
+// by a 16384-bit key costs about a hundred times one by a 2048-bit key, on CPU the
+// router shares between every app.
+const maxRSABits = 4096
+
+// checkLeafKey refuses a certificate whose key the router cannot, or should not, sign
+// handshakes with.
+func checkLeafKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n > maxRSABits {
+			return fmt.Errorf("an RSA key of %d bits; at most %d, as each handshake signs with it", n, maxRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() && k.Curve != elliptic.P521() {
+			return fmt.Errorf("an ECDSA key on curve %s; TLS signs with P-256, P-384 or P-521", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	default:
+		return fmt.Errorf("a %T key, which TLS cannot use: want RSA, ECDSA or Ed25519", pub)
+	}
+	return nil
 }
 
 // parseKey reads a PKCS#8, PKCS#1 (RSA) or SEC 1 (EC) private key.

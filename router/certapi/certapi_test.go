@@ -1,10 +1,13 @@
 package certapi
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +71,49 @@ func TestVariableNames(t *testing.T) {
 	}
 	if err := CheckDomain("*.shop.test"); err != nil {
 		t.Errorf("wildcard refused: %v", err)
+	}
+}
+
+// selfSigned is a PEM certificate for www.shop.test carrying pub, signed by a key of
+// its own (Parse checks the leaf, not its issuer).
+func selfSigned(t *testing.T, pub any) []byte {
+	t.Helper()
+	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{"www.shop.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestParseRefusesKeysTheRouterShouldNotSignWith: an app could slow every app's
+// handshakes with a certificate for a huge RSA key (the router signs each handshake of
+// its hosts with it), or break its own with a curve TLS does not sign with. Both are
+// refused by name, before the key is even read.
+func TestParseRefusesKeysTheRouterShouldNotSignWith(t *testing.T) {
+	t.Parallel()
+	// A modulus of the size, odd; the certificate needs no private key to be made.
+	n := new(big.Int).SetBytes(append([]byte{0x80}, make([]byte, 16384/8-1)...))
+	n.SetBit(n, 0, 1)
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key := testutil.NewCA(t).IssueNow(t, "www.shop.test")
+	for name, tc := range map[string]struct {
+		cert []byte
+		want string
+	}{
+		"RSA 16384": {selfSigned(t, &rsa.PublicKey{N: n, E: 65537}), "an RSA key of 16384 bits; at most 4096"},
+		"P-224":     {selfSigned(t, &p224.PublicKey), "curve P-224"},
+	} {
+		if _, err := Parse(tc.cert, key, time.Now()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, tc.want)
+		}
 	}
 }
