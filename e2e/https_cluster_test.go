@@ -162,18 +162,7 @@ func TestHTTPSACMEInCluster(t *testing.T) {
 	admin.must("deploy", dir)
 	passingDynos(t, consul, "hello", 1, time.Minute)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	root, err := g.Options.ACMERoot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootFile := filepath.Join(t.TempDir(), "acme-root.pem")
-	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(root)
+	rootFile, pool := acmeRoot(t, g)
 
 	// Both routers serve the ordered certificate: curl over HTTP/2 checks it against
 	// Pebble's root, through each router, a client's forged X-Forwarded-Proto ignored.

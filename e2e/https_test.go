@@ -230,18 +230,7 @@ func TestHTTPSACMECertificate(t *testing.T) {
 	newCLI(t, g, "hello").must("deploy", dir)
 	passingDynos(t, consul, "hello", 1, time.Minute)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	root, err := g.Options.ACMERoot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootFile := filepath.Join(t.TempDir(), "acme-root.pem")
-	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(root)
+	rootFile, pool := acmeRoot(t, g)
 	_, port, _ := net.SplitHostPort(g.Options.RouterTLSAddr())
 	url := "https://hello.localhost:" + port + "/"
 	testutil.WaitFor(t, 90*time.Second, "curl --http2 reaching the app with a certificate from the ACME server", func() error {
@@ -265,4 +254,25 @@ func TestHTTPSACMECertificate(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// acmeRoot is the root certificate of the grid's ACME server, in a file (for curl) and
+// in a pool (for Go clients).
+func acmeRoot(t *testing.T, g *devgrid.Grid) (string, *x509.CertPool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	root, err := g.Options.ACMERoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "acme-root.pem")
+	if err := os.WriteFile(file, root, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(root) {
+		t.Fatalf("the ACME server's root is not PEM:\n%s", root)
+	}
+	return file, pool
 }

@@ -16,14 +16,7 @@ import (
 // (the key checks against a real Nomad are in e2e/logs_test.go).
 func TestLogsEndpointRefusesBadRequests(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := startRouter(t, func(c *Config) {
-		c.LogsListener = ln
-		c.NomadAddr = "127.0.0.1:1" // nothing listens: no request below may need it
-	})
+	tr, ln := startLogsRouter(t)
 	tr.nomadApps.Store(&map[string]bool{"shop": true})
 	base := "http://" + ln.Addr().String() + logapi.Path
 	key := "Bearer " + strings.Repeat("k", 64)
@@ -81,14 +74,7 @@ func TestForwardedRequestsAreTheOwnersLines(t *testing.T) {
 // 429 at once, and another app's readers are not affected.
 func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := startRouter(t, func(c *Config) {
-		c.LogsListener = ln
-		c.NomadAddr = "127.0.0.1:1" // nothing listens: the keys below are held already
-	})
+	tr, ln := startLogsRouter(t)
 	tr.nomadApps.Store(&map[string]bool{"shop": true, "other": true})
 	key := strings.Repeat("k", 64)
 	tr.logKeys.keys = map[string]cachedKey{"shop": {key: key, at: time.Now()}, "other": {key: key, at: time.Now()}}
@@ -143,14 +129,7 @@ func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 // its own key reads an app's lines.
 func TestLogsEndpointKeepsEachAppsLinesToItsKey(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := startRouter(t, func(c *Config) {
-		c.LogsListener = ln
-		c.NomadAddr = "127.0.0.1:1" // nothing listens: the keys below are held already
-	})
+	tr, ln := startLogsRouter(t)
 	tr.nomadApps.Store(&map[string]bool{"shop": true, "beta": true})
 	keys := map[string]string{"shop": strings.Repeat("s", 40), "beta": strings.Repeat("b", 40)}
 	tr.logRings.add("shop", time.Now(), "at=info shop's line")
@@ -187,4 +166,18 @@ func TestLogsEndpointKeepsEachAppsLinesToItsKey(t *testing.T) {
 			t.Errorf("lines of %s with key %.3s…: answer %q shows lines it should not", c.app, c.key, b)
 		}
 	}
+}
+
+// startLogsRouter starts a router with a logs endpoint on ln and a Nomad address where
+// nothing listens: a test that needs an app's key holds it already.
+func startLogsRouter(t *testing.T) (*testRouter, net.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRouter(t, func(c *Config) {
+		c.LogsListener = ln
+		c.NomadAddr = "127.0.0.1:1"
+	}), ln
 }
