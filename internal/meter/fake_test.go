@@ -26,12 +26,23 @@ type fakeGrid struct {
 	seq     int
 	// listFails makes the next Allocs calls fail.
 	listFails int
+	// lagged holds what reads see of an allocation whose changes are published but not
+	// yet committed (nil: it did not exist), with the index it was at; lagReads starts
+	// the lag, commitReads ends it. laggedReads counts reads that waited on it.
+	lagged      map[string]laggedAlloc
+	laggedReads int
+}
+
+type laggedAlloc struct {
+	alloc *nomadapi.Allocation
+	index uint64
 }
 
 var _ Nomad = (*fakeGrid)(nil)
 
 func newFakeGrid(start time.Time) *fakeGrid {
-	g := &fakeGrid{now: start, index: 100, allocs: map[string]*nomadapi.Allocation{}, barrier: map[string]chan struct{}{}}
+	g := &fakeGrid{now: start, index: 100, allocs: map[string]*nomadapi.Allocation{}, barrier: map[string]chan struct{}{},
+		lagged: map[string]laggedAlloc{}}
 	g.cond = sync.NewCond(&g.mu)
 	return g
 }
@@ -55,13 +66,37 @@ func (g *fakeGrid) Allocs(ctx context.Context) ([]*nomadapi.AllocationListStub, 
 	return out, g.index, nil
 }
 
-func (g *fakeGrid) Alloc(ctx context.Context, id string) (*nomadapi.Allocation, error) {
+// Alloc answers as Nomad's blocking query does: a read of an allocation whose change is
+// published but not committed waits for the commit when it asks for the change's index,
+// and sees the allocation as it was when it does not.
+func (g *fakeGrid) Alloc(ctx context.Context, id string, minIndex uint64) (*nomadapi.Allocation, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if ch, ok := g.barrier[id]; ok {
 		close(ch)
 		delete(g.barrier, id)
 		return nil, nil
+	}
+	if l, ok := g.lagged[id]; ok && minIndex > l.index {
+		g.laggedReads++
+		stop := context.AfterFunc(ctx, func() {
+			g.mu.Lock()
+			g.cond.Broadcast()
+			g.mu.Unlock()
+		})
+		defer stop()
+		for _, still := g.lagged[id]; still && ctx.Err() == nil; _, still = g.lagged[id] {
+			g.cond.Wait()
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if l, ok := g.lagged[id]; ok {
+		if l.alloc == nil {
+			return nil, nil
+		}
+		return copyAlloc(l.alloc), nil
 	}
 	a, ok := g.allocs[id]
 	if !ok {
@@ -227,6 +262,27 @@ func (g *fakeGrid) lose(id string) {
 	defer g.mu.Unlock()
 	g.allocs[id].ClientStatus = nomadapi.AllocClientStatusLost
 	g.emit(id)
+}
+
+// lagReads makes reads of allocation id see it as it is now until commitReads, while
+// its changes are published to the event stream, as Nomad does between publishing a
+// change and committing it.
+func (g *fakeGrid) lagReads(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := laggedAlloc{index: g.index}
+	if a, ok := g.allocs[id]; ok {
+		l.alloc, l.index = copyAlloc(a), a.ModifyIndex
+	}
+	g.lagged[id] = l
+}
+
+// commitReads ends lagReads: reads see the allocation's changes.
+func (g *fakeGrid) commitReads(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.lagged, id)
+	g.cond.Broadcast()
 }
 
 // gc forgets an allocation, as Nomad's garbage collector does.

@@ -205,7 +205,7 @@ func (s *session) reconcile(ctx context.Context) (uint64, error) {
 			}
 			continue
 		}
-		if err := s.observe(ctx, stub.ID); err != nil {
+		if err := s.observe(ctx, stub.ID, stub.ModifyIndex); err != nil {
 			return 0, err
 		}
 	}
@@ -215,7 +215,7 @@ func (s *session) reconcile(ctx context.Context) (uint64, error) {
 		if present[id] {
 			continue
 		}
-		a, err := s.m.cfg.Nomad.Alloc(ctx, id)
+		a, err := s.m.cfg.Nomad.Alloc(ctx, id, 0)
 		if err != nil {
 			return 0, err
 		}
@@ -236,9 +236,10 @@ func (s *session) reconcile(ctx context.Context) (uint64, error) {
 	return index, nil
 }
 
-// observe reads one allocation in full and records its state.
-func (s *session) observe(ctx context.Context, id string) error {
-	a, err := s.m.cfg.Nomad.Alloc(ctx, id)
+// observe reads one allocation in full, as of Raft index minIndex or later, and records
+// its state.
+func (s *session) observe(ctx context.Context, id string, minIndex uint64) error {
+	a, err := s.m.cfg.Nomad.Alloc(ctx, id, minIndex)
 	if err != nil {
 		return err
 	}
@@ -321,5 +322,8 @@ func (s *session) handle(ctx context.Context, ev *nomadapi.Event) error {
 	if modify != 0 && s.seenIndex[id] >= modify {
 		return nil
 	}
-	return s.observe(ctx, id)
+	if modify == 0 {
+		modify = ev.Index
+	}
+	return s.observe(ctx, id, modify)
 }

@@ -2,9 +2,12 @@ package meter
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestMeterScriptedHistory runs a meter against a scripted grid through scale up, a
@@ -162,6 +165,34 @@ func TestMeterClosesGarbageCollectedAllocs(t *testing.T) {
 	meta, _ := store.Meta(context.Background())
 	if meta.Price != DefaultPrice || meta.Checkpoint.Before(at(2000)) {
 		t.Errorf("meta = %+v, want the default price and a checkpoint at %s", meta, at(2000))
+	}
+}
+
+// TestMeterReadsPastTheEvent covers a one-off dyno that starts and finishes between two
+// events, each read before Nomad committed it: Nomad publishes a change before reads see
+// it, so a meter that read at once would see no run and record none.
+func TestMeterReadsPastTheEvent(t *testing.T) {
+	t.Parallel()
+	g := newFakeGrid(t0)
+	store := NewMemStore()
+	startMeter(t, g, store)
+	g.lagReads("r1")
+	g.place("r1", fakeJob("demo", "demo-run-1", "run", "run", "batch"), "run", "h1")
+	g.advance(3 * time.Second)
+	g.stop("r1")
+	testutil.WaitFor(t, 10*time.Second, "the meter's read of r1 to wait for the commit", func() error {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.laggedReads == 0 {
+			return fmt.Errorf("no read waited")
+		}
+		return nil
+	})
+	g.commitReads("r1")
+	g.sync(t)
+	recs, _ := store.Runs(context.Background(), "demo")
+	if len(recs) != 1 || recs[0].Process != "run" || !recs[0].Start.Equal(t0) || !recs[0].End.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("ledger = %+v, want one closed run of r1 from %s for 3s", recs, t0)
 	}
 }
 

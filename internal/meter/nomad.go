@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	nomadapi "github.com/hashicorp/nomad/api"
@@ -15,9 +16,11 @@ type Nomad interface {
 	// Allocs lists the allocations of every namespace, with their task states, and
 	// returns the Raft index the list reflects.
 	Allocs(ctx context.Context) ([]*nomadapi.AllocationListStub, uint64, error)
-	// Alloc returns one allocation with its job, or nil and no error when Nomad no
-	// longer knows it.
-	Alloc(ctx context.Context, id string) (*nomadapi.Allocation, error)
+	// Alloc returns one allocation with its job as of Raft index minIndex or later, or
+	// nil and no error when Nomad no longer knows it. Nomad publishes an event before it
+	// commits the change to the state that reads see, so a read that follows an event
+	// must wait for the event's index or it may see the allocation as it was.
+	Alloc(ctx context.Context, id string, minIndex uint64) (*nomadapi.Allocation, error)
 	// Stream follows the Allocation topic of the event stream from index.
 	Stream(ctx context.Context, index uint64) (<-chan *nomadapi.Events, error)
 }
@@ -39,16 +42,27 @@ func (n NomadAPI) Allocs(ctx context.Context) ([]*nomadapi.AllocationListStub, u
 	return stubs, meta.LastIndex, nil
 }
 
+// allocWait bounds the wait for a committed change. Nomad commits right after it
+// publishes, so only a server in trouble makes a read wait this long.
+const allocWait = 10 * time.Second
+
 // Alloc implements Nomad.
-func (n NomadAPI) Alloc(ctx context.Context, id string) (*nomadapi.Allocation, error) {
-	// Nomad finds an allocation by its ID in any namespace.
-	q := (&nomadapi.QueryOptions{}).WithContext(ctx)
-	a, _, err := n.Client.Allocations().Info(id, q)
+func (n NomadAPI) Alloc(ctx context.Context, id string, minIndex uint64) (*nomadapi.Allocation, error) {
+	// Nomad finds an allocation by its ID in any namespace. A blocking query answers
+	// once the allocation (or, when it is gone, the allocation table) is past WaitIndex.
+	q := &nomadapi.QueryOptions{}
+	if minIndex > 0 {
+		q.WaitIndex, q.WaitTime = minIndex-1, allocWait
+	}
+	a, meta, err := n.Client.Allocations().Info(id, q.WithContext(ctx))
 	if apierr.IsStatus(err, http.StatusNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read allocation %s: %w", id, err)
+	}
+	if meta != nil && meta.LastIndex < minIndex {
+		return nil, fmt.Errorf("allocation %s is at index %d after %s, want %d or later", id, meta.LastIndex, allocWait, minIndex)
 	}
 	return a, nil
 }
