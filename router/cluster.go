@@ -313,7 +313,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 			c.log.Debug("dynos routed here", "app", app, "count", len(routable), "of", len(insts))
 			c.routable[app] = len(routable)
 		}
-		c.r.SetApp(app, routable)
+		c.r.setApp(app, routable, insts)
 	}
 	for id := range c.mine {
 		if !present[id] && !c.leaving[id] {

@@ -337,7 +337,7 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	register(t, c, "solo", "web.1", b, nil, false)
+	register(t, c, "solo", "web.1", b, map[string]string{"domains": "www.solo.test"}, false)
 	ra := startRouter(t, func(cfg *Config) {
 		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), harness.Tokens(t, g).Consul[policies.ConsulCluster]
 		cfg.Cluster = true
@@ -353,6 +353,13 @@ func TestClusterForwardsAppsWithoutOwnedDynos(t *testing.T) {
 		return knows(ra) && knows(rb) && ra.appStats("solo").Dynos+rb.appStats("solo").Dynos == 1 &&
 			routes(ra, "solo.localhost") == 200 && routes(rb, "solo.localhost") == 200
 	})
+	// The app's custom domain routes at both: the router without the app's dyno knows
+	// the domain all the same, and forwards its requests.
+	for _, tr := range []*testRouter{ra, rb} {
+		if code := routes(tr, "www.solo.test"); code != 200 {
+			t.Errorf("router %s answered the app's custom domain with %d, want 200", tr.cluster.id, code)
+		}
+	}
 	// Both routers serve the app; the one without its dyno forwards to the other, and the
 	// dyno never holds two requests.
 	var wg sync.WaitGroup

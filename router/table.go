@@ -61,7 +61,13 @@ func settingsOf(insts []Instance) *appSettings {
 
 // SetApp makes insts the routable dynos of app name (all passing instances of
 // "<name>-web"), creating the app if it is new. Requests already queued keep their place.
-func (r *Router) SetApp(name string, insts []Instance) {
+func (r *Router) SetApp(name string, insts []Instance) { r.setApp(name, insts, insts) }
+
+// setApp routes the dynos routable of app name and takes the app's settings (custom
+// domains, timeout, maintenance) from all its passing instances: in cluster mode a
+// router routes the dynos it owns only, and must still know every app's domains to
+// forward their requests to the owner.
+func (r *Router) setApp(name string, routable, all []Instance) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a := r.apps[name]
@@ -69,8 +75,8 @@ func (r *Router) SetApp(name string, insts []Instance) {
 		a = newApp(r, name)
 		r.apps[name] = a
 	}
-	a.settings.store(settingsOf(insts))
-	a.sync(insts)
+	a.settings.store(settingsOf(all))
+	a.sync(routable)
 	r.publishLocked()
 }
 
