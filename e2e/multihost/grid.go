@@ -76,6 +76,8 @@ type Host struct {
 	// Veth is the root namespace's end of the host's link to the bridge.
 	Veth string
 	logs []string
+	// agents are the host's Consul and Nomad agents as their units started them.
+	agents map[string]*agentProc
 }
 
 // Grid is a running multi-host grid.
@@ -109,6 +111,8 @@ type Grid struct {
 	nomad      *nomadapi.Client
 	consul     *consulapi.Client
 	tokens     *devgrid.Tokens
+	// units are examples/cluster/systemd's units, by agent: consul, nomad.
+	units map[string]*unit
 }
 
 // proc is a process the grid started.
@@ -144,6 +148,12 @@ func Start(t testing.TB, opts Options) *Grid {
 	g := &Grid{t: t, Dir: dir, BinDir: binDir, cluster: opts.Cluster || opts.RouterJob,
 		routerJob: opts.RouterJob, memcached: opts.Memcached, repo: harness.RepoRoot(t)}
 	t.Cleanup(g.teardown)
+	g.units = map[string]*unit{}
+	for _, name := range []string{"consul", "nomad"} {
+		if g.units[name], err = loadUnit(g.repo, name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := g.createBridge(); err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +251,7 @@ func (g *Grid) addHost(name string, last int) (*Host, error) {
 		Dir:          filepath.Join(g.Dir, name),
 		CgroupParent: fmt.Sprintf("dgmh%d%s", g.Net, short),
 		Veth:         fmt.Sprintf("dg%d%s", g.Net, short),
+		agents:       map[string]*agentProc{},
 	}
 	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
 		return nil, err
@@ -323,6 +334,13 @@ func (g *Grid) startAgents(ctx context.Context) error {
 	if err := g.wait(ctx, "consul clients", g.consulMembers); err != nil {
 		return err
 	}
+	// nomad.service starts After=consul.service, which for Type=notify means once
+	// Consul has said READY=1.
+	for _, h := range append(g.consulHosts(), g.Servers...) {
+		if err := g.waitAgentReady(ctx, h, "consul"); err != nil {
+			return err
+		}
+	}
 	for _, s := range g.Servers {
 		if err := g.startNomadAgent(s, "nomad/server.hcl", pluginDir); err != nil {
 			return err
@@ -382,18 +400,13 @@ func (g *Grid) isServer(h *Host) bool {
 }
 
 // startConsul starts host h's Consul agent, a server or a client, configured from
-// examples/cluster/consul/.
+// examples/cluster/consul/ and started as consul.service does.
 func (g *Grid) startConsul(h *Host) error {
 	file := "consul/client.hcl"
 	if g.isServer(h) {
 		file = "consul/server.hcl"
 	}
-	conf := filepath.Join(h.Dir, "consul.hcl")
-	if err := g.render(file, conf, g.hostVars(h)); err != nil {
-		return err
-	}
-	_, err := g.start(h, "consul", filepath.Join(g.BinDir, "consul"), "agent", "-config-file", conf)
-	return err
+	return g.startAgent(h, "consul", file, g.hostVars(h))
 }
 
 // startNomad starts a client host's Nomad client.
@@ -401,16 +414,12 @@ func (g *Grid) startNomad(h *Host, pluginDir string) error {
 	return g.startNomadAgent(h, "nomad/client.hcl", pluginDir)
 }
 
-// startNomadAgent starts host h's Nomad agent configured from examples/cluster/<file>.
+// startNomadAgent starts host h's Nomad agent configured from examples/cluster/<file>,
+// as nomad.service does.
 func (g *Grid) startNomadAgent(h *Host, file, pluginDir string) error {
-	conf := filepath.Join(h.Dir, "nomad.hcl")
 	vars := g.hostVars(h)
 	vars["PLUGIN_DIR"] = pluginDir
-	if err := g.render(file, conf, vars); err != nil {
-		return err
-	}
-	_, err := g.start(h, "nomad", filepath.Join(g.BinDir, "nomad"), "agent", "-config", conf)
-	return err
+	return g.startAgent(h, "nomad", file, vars)
 }
 
 // ConsulAddr is the first server host's Consul HTTPS address.
