@@ -195,26 +195,10 @@ func (c *cluster) run(ctx context.Context) {
 
 // watchList follows a KV prefix with blocking queries and hands each new listing to f.
 func (c *cluster) watchList(ctx context.Context, prefix string, f func(consulapi.KVPairs)) {
-	var index uint64
-	bo := backoff{}
-	for ctx.Err() == nil {
-		q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
-		pairs, meta, err := c.client.KV().List(prefix, q)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			bo.wait(ctx)
-			continue
-		}
-		bo.reset()
-		if meta.LastIndex == index {
-			continue
-		}
-		index = nextIndex(index, meta.LastIndex)
+	watchKV(ctx, c.client, prefix, func(pairs consulapi.KVPairs) {
 		f(pairs)
 		c.poke()
-	}
+	}, nil)
 }
 
 func (c *cluster) watchMembers(ctx context.Context) {

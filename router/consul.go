@@ -114,6 +114,22 @@ func (w *watcher) tableReady(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
+// bothClosed is a channel closed once a and b are, or never if ctx ends first.
+func bothClosed(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for _, c := range []<-chan struct{}{a, b} {
+			select {
+			case <-c:
+			case <-ctx.Done():
+				return
+			}
+		}
+		close(ch)
+	}()
+	return ch
+}
+
 // checkSyncedLocked closes synced once the first table is complete. Caller holds w.mu.
 func (w *watcher) checkSyncedLocked() {
 	select {
@@ -359,6 +375,34 @@ func nextIndex(prev, last uint64) uint64 {
 }
 
 // backoff waits between failed queries: 50ms doubling to 2s, with jitter.
+// watchKV follows a KV prefix with blocking queries until ctx ends and hands each new
+// listing to f; failures are retried with a backoff, after failed (if not nil) has seen
+// each.
+func watchKV(ctx context.Context, client *consulapi.Client, prefix string, f func(consulapi.KVPairs), failed func(error)) {
+	var index uint64
+	bo := backoff{}
+	for ctx.Err() == nil {
+		q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
+		pairs, meta, err := client.KV().List(prefix, q)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if failed != nil {
+				failed(err)
+			}
+			bo.wait(ctx)
+			continue
+		}
+		bo.reset()
+		if meta.LastIndex == index {
+			continue
+		}
+		index = nextIndex(index, meta.LastIndex)
+		f(pairs)
+	}
+}
+
 type backoff struct{ d time.Duration }
 
 func (b *backoff) reset() { b.d = 0 }

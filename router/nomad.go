@@ -75,6 +75,9 @@ func (r *Router) watchNomadApps(ctx context.Context) {
 				}
 			}
 			r.nomadApps.Store(&apps)
+			r.mu.Lock()
+			r.domains.poke() // an app Nomad no longer has gives up its domains
+			r.mu.Unlock()
 			known := func(app string) bool { return apps[app] || r.appRef(app) != nil }
 			r.logRings.keep(known)
 			r.logKeys.keep(known)

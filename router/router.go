@@ -33,7 +33,8 @@ type Router struct {
 	mu   sync.Mutex // serialises table writers
 	apps map[string]*app
 
-	cluster       *cluster // nil unless Config.Cluster
+	cluster       *cluster        // nil unless Config.Cluster
+	domains       *domainRegistry // nil without Consul
 	peerTransport *http.Transport
 
 	nomad     *nomadapi.Client                // nil without Config.NomadAddr
@@ -253,9 +254,15 @@ func (r *Router) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() { defer wg.Done(); r.cluster.run(wctx) }()
 		}
+		r.mu.Lock()
+		r.domains = newDomainRegistry(r, w.client)
+		r.mu.Unlock()
+		wg.Add(2)
+		go func() { defer wg.Done(); r.domains.watch(wctx) }()
+		go func() { defer wg.Done(); r.domains.run(wctx) }()
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(wctx) }()
-		tableReady = w.tableReady(wctx)
+		tableReady = bothClosed(wctx, w.tableReady(wctx), r.domains.read)
 	}
 	if r.nomad != nil {
 		wg.Add(1)

@@ -25,6 +25,8 @@ func (t *table) lookup(host string) *app {
 
 // appSettings are the per-app knobs the deployer sets in service meta.
 type appSettings struct {
+	// instances is how many passing instances the settings come from.
+	instances   int
 	domains     []string
 	timeout     time.Duration // 0: the router's default
 	maintenance bool
@@ -43,7 +45,7 @@ func (s *atomicSettings) store(v *appSettings) { s.p.Store(v) }
 
 // settingsOf merges the settings the instances of one app carry.
 func settingsOf(insts []Instance) *appSettings {
-	s := &appSettings{}
+	s := &appSettings{instances: len(insts)}
 	for _, in := range insts {
 		for _, d := range in.Domains {
 			if d = canonicalHost(d); d != "" && !slices.Contains(s.domains, d) {
@@ -107,41 +109,62 @@ func (r *Router) Apps() []string {
 }
 
 // publishLocked builds a new table from r.apps and swaps it in. Caller holds r.mu.
-// An app's own host name wins over another app's custom domain. A custom domain that
-// two apps name routes to neither, and is logged: custom domains are not verified, and
-// whichever app the router picked would get the other's traffic, and a certificate for
-// it over ACME.
+// An app's own host name wins over another app's custom domain; which app a custom
+// domain routes to is routeDomains' decision (domains.go).
 func (r *Router) publishLocked() {
 	t := &table{hosts: make(map[string]*app, 2*len(r.apps))}
-	names := make([]string, 0, len(r.apps))
-	for n := range r.apps {
-		names = append(names, n)
+	for n, a := range r.apps {
+		t.hosts[n+"."+r.cfg.Domain] = a
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		t.hosts[n+"."+r.cfg.Domain] = r.apps[n]
+	claims, _ := r.claimsLocked()
+	held, known := r.domains.holders()
+	routes := routeDomains(claims, held)
+	for d, apps := range claims {
+		if !known {
+			break // the record is not read yet: no custom domain routes
+		}
+		if other, own := t.hosts[d]; own {
+			if len(apps) > 1 || apps[0] != other.name {
+				r.log.Warn("custom domain is another app's own host name: not routed to the app naming it", "domain", d, "apps", apps, "routed_to", other.name)
+			}
+			continue
+		}
+		to, ok := routes[d]
+		switch {
+		case ok:
+			t.hosts[d] = r.apps[to]
+			if len(apps) > 1 {
+				r.log.Warn("custom domain named by more than one app: routed to the app that holds it", "domain", d, "apps", apps, "routed_to", to)
+			}
+		case held[d].app != "":
+			r.log.Warn("custom domain held by an app that does not name it now: routed to none", "domain", d, "apps", apps, "held_by", held[d].app)
+		default:
+			r.log.Warn("custom domain named by more than one app: routed to none of them", "domain", d, "apps", apps)
+		}
 	}
-	claims := map[string][]string{}
-	for _, n := range names {
-		for _, d := range r.apps[n].settings.load().domains {
+	r.table.Store(t)
+	r.domains.poke()
+}
+
+// claimsLocked lists the apps naming each custom domain (sorted) and the apps that have
+// passing instances. Caller holds r.mu.
+func (r *Router) claimsLocked() (claims map[string][]string, present map[string]bool) {
+	claims, present = map[string][]string{}, map[string]bool{}
+	for n, a := range r.apps {
+		s := a.settings.load()
+		if s.instances > 0 {
+			present[n] = true
+		}
+		for _, d := range s.domains {
 			if !slices.Contains(claims[d], n) {
 				claims[d] = append(claims[d], n)
 			}
 		}
 	}
-	for d, apps := range claims {
-		switch other, own := t.hosts[d]; {
-		case own:
-			if len(apps) > 1 || apps[0] != other.name {
-				r.log.Warn("custom domain is another app's own host name: not routed to the app naming it", "domain", d, "apps", apps, "routed_to", other.name)
-			}
-		case len(apps) > 1:
-			r.log.Warn("custom domain named by more than one app: routed to none of them", "domain", d, "apps", apps)
-		default:
-			t.hosts[d] = r.apps[apps[0]]
-		}
+	for _, apps := range claims {
+		sort.Strings(apps)
 	}
-	r.table.Store(t)
+	return claims, present
 }
 
 // canonicalHost lower-cases a Host header and drops its port and a trailing dot.

@@ -6,10 +6,11 @@ import (
 )
 
 // TestNoAppTakesAnotherAppsDomain: an app names, as custom domains, another app's custom
-// domain and another app's own host name. Neither routes to it: the own host name stays
-// its app's, and a custom domain two apps name routes to none (else the router would
-// send one app's traffic to the other, and order the other a certificate for it) until
-// one of them stops naming it.
+// domain and another app's own host name, at a router with no record of domain holders
+// (no Consul). Neither routes to it: the own host name stays its app's, and a custom
+// domain two apps name routes to none (else the router would send one app's traffic to
+// the other, and order the other a certificate for it) until one of them stops naming
+// it. With the record, the first app keeps it: TestFirstAppNamingADomainHoldsIt.
 func TestNoAppTakesAnotherAppsDomain(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, func(http.ResponseWriter, *http.Request) {})

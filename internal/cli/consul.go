@@ -21,7 +21,7 @@ const consulHelp = `
                        grid's Consul when Nomad is the local grid's)
   --consul-token=TOKEN A Consul token that reads the app's service and the nodes
                        (default: $CONSUL_HTTP_TOKEN, or the local grid's
-                       read-only router token, readable by root only)`
+                       router token, readable by root only)`
 
 // client is a Consul client for the grid of nomad, or nil when no Consul address is
 // known: an address given, or the local grid's when nomad is the local grid's.

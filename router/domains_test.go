@@ -1,0 +1,114 @@
+package router
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/apierr"
+	"github.com/dynogrid/dynogrid/policies"
+)
+
+func TestRouteDomains(t *testing.T) {
+	t.Parallel()
+	held := map[string]domainHolder{"a.test": {app: "shop"}, "b.test": {app: "shop"}}
+	got := routeDomains(map[string][]string{
+		"a.test": {"evil", "shop"}, // the holder keeps it against a later app
+		"b.test": {"evil"},         // held by an app that does not name it now: none
+		"c.test": {"blog"},         // no holder, one app
+		"d.test": {"blog", "evil"}, // no holder, two apps: none
+	}, held)
+	want := map[string]string{"a.test": "shop", "c.test": "blog"}
+	if len(got) != len(want) || got["a.test"] != "shop" || got["c.test"] != "blog" {
+		t.Errorf("routes %v, want %v", got, want)
+	}
+}
+
+// TestFirstAppNamingADomainHoldsIt: an app that names a custom domain first holds it; a
+// later app naming it too takes neither its traffic nor its service, also while the
+// holder has no dyno and at a router that starts meanwhile; once the holder's dynos stop
+// naming it, the other app gets it.
+func TestFirstAppNamingADomainHoldsIt(t *testing.T) {
+	t.Parallel()
+	g := harness.Consul(t)
+	c, err := g.ConsulClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := harness.Tokens(t, g).Consul[policies.ConsulRouter]
+	withConsul := func(cfg *Config) { cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), token }
+	answer := func(name string) *backend {
+		return newBackend(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
+	}
+	shop, evil := answer("shop"), answer("evil")
+	const domain = "www.first-holds.test"
+	served := func(tr *testRouter) string {
+		req, _ := http.NewRequest("GET", tr.url+"/", nil)
+		req.Host = domain
+		resp, err := testClient.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return resp.Status
+		}
+		return string(b)
+	}
+	holder := func() string {
+		p, _, err := c.KV().Get(domainsPrefix+domain, nil)
+		if err != nil || p == nil {
+			return ""
+		}
+		return string(p.Value)
+	}
+
+	tr := startRouter(t, withConsul)
+	shopID := register(t, c, "shop", "web.1", shop, map[string]string{"domains": domain}, false)
+	waitFor(t, "shop serving and holding "+domain, func() bool { return served(tr) == "shop" && holder() == "shop" })
+
+	register(t, c, "evil", "web.1", evil, map[string]string{"domains": domain + ",www.evil.test"}, false)
+	waitFor(t, "evil routed", func() bool { return routes(tr, "www.evil.test") == 200 })
+	for i := 0; i < 20; i++ {
+		if got := served(tr); got != "shop" {
+			t.Fatalf("with evil naming %s too, it served %q, want shop's answer", domain, got)
+		}
+	}
+
+	// A router that starts now routes the domain to its holder from its first table.
+	tr2 := startRouter(t, withConsul)
+	if got := served(tr2); got != "shop" {
+		t.Errorf("a router started after both apps named %s served %q, want shop's answer", domain, got)
+	}
+
+	// The holder scaled to zero keeps its domain: nobody gets it meanwhile.
+	if err := c.Agent().ServiceDeregister(shopID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "shop gone", func() bool { return routes(tr, "shop.localhost") == 404 })
+	if got := served(tr); !strings.HasPrefix(got, "404") || holder() != "shop" {
+		t.Errorf("with the holder at no dyno, %s served %q and is held by %q; want 404 and shop", domain, got, holder())
+	}
+
+	// The holder's dynos stop naming the domain: the other app gets it.
+	register(t, c, "shop", "web.1", shop, nil, false)
+	waitFor(t, "evil holding "+domain+" once shop no longer names it", func() bool {
+		return holder() == "evil" && served(tr) == "evil" && served(tr2) == "evil"
+	})
+
+	// Without the router's token, the record cannot be written.
+	cfg := consulapi.DefaultConfig()
+	cfg.Address, cfg.Token = g.Options.ConsulAddr(), ""
+	anon, err := consulapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.KV().Put(&consulapi.KVPair{Key: domainsPrefix + domain, Value: []byte("shop")}, nil); !apierr.IsStatus(err, http.StatusForbidden) {
+		t.Errorf("an anonymous write of the record: %v, want 403", err)
+	}
+}
