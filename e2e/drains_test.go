@@ -33,7 +33,8 @@ import (
 // rsyslogd over syslog://, an HTTPS server, and a syslog drain where nothing listens.
 // Requests through the router reach the first two as router lines and as the dyno's own
 // lines, in order per source; the third drops lines past its buffer, counted in `dyno
-// drains` and the shipper's metric, while the app keeps answering. Bad URLs are refused,
+// drains` and the shipper's metric, while the app keeps answering. A one-off dyno's
+// output, done before the shipper looks again, is shipped too. Bad URLs are refused,
 // another app's token can neither read nor change the drains, and the shipper's own token
 // reads nothing else and changes nothing but the drains' status.
 func TestDrainsShipRouterAndDynoLines(t *testing.T) {
@@ -140,6 +141,19 @@ func TestDrainsShipRouterAndDynoLines(t *testing.T) {
 	}
 	checkDrained("rsyslogd", func() []string { return rs.Lines(t) }, syslogToken)
 	checkDrained("the HTTPS drain", https.lines, httpsToken)
+
+	// A one-off dyno that ends before the shipper looks for dynos again is shipped too.
+	out := owner.must("run:detached", "--", "echo one-off-to-the-drain as $DYNO")
+	m := regexp.MustCompile(`up, (run\.\d{4})\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("run:detached said:\n%s", out)
+	}
+	testutil.WaitFor(t, time.Minute, "the one-off dyno's line at rsyslogd", func() error {
+		if got := strings.Join(rs.Lines(t), "\n"); !strings.Contains(got, " app "+m[1]+" one-off-to-the-drain as "+m[1]) {
+			return fmt.Errorf("rsyslogd has:\n%s", got)
+		}
+		return nil
+	})
 
 	// The drain that is down dropped lines, and says how many.
 	testutil.WaitFor(t, time.Minute, "the shipper to count the dropped lines", func() error {

@@ -115,6 +115,9 @@ type appShipper struct {
 	allocs  map[string]bool // followed, or done: an allocation is followed once
 	resume  map[string]bool // its follow failed: followed again, from its end
 	started bool
+	// since is when the app got its drains: a dyno created later that has ended when
+	// the shipper first sees it (a one-off dyno, a crash) is read once, whole.
+	since   time.Time
 	written map[string]Status
 	wroteAt time.Time
 }
@@ -127,7 +130,8 @@ type runningSender struct {
 func (s *Shipper) startApp(ctx context.Context, app string) *appShipper {
 	ctx, cancel := context.WithCancel(ctx)
 	a := &appShipper{s: s, app: app, ctx: ctx, cancel: cancel, log: s.Logger.With("app", app),
-		senders: map[string]*runningSender{}, allocs: map[string]bool{}, resume: map[string]bool{}}
+		senders: map[string]*runningSender{}, allocs: map[string]bool{}, resume: map[string]bool{},
+		since: time.Now()}
 	for _, base := range s.Routers {
 		go a.followRouter(base)
 	}
@@ -210,7 +214,9 @@ func (a *appShipper) send(m Message) {
 }
 
 // followDynos follows each running dyno of the app not followed yet: those running when
-// the app got its drains from their end, those started later from their beginning.
+// the app got its drains from their end, those started later from their beginning. A
+// dyno made after the app got its drains that ended before the shipper saw it running
+// (a one-off dyno of a few seconds, one that crashed at once) is read whole, once.
 func (a *appShipper) followDynos() error {
 	allocs, _, err := a.s.Nomad.Allocations().List((&nomadapi.QueryOptions{Namespace: tenancy.Namespace(a.app)}).WithContext(a.ctx))
 	if err != nil {
@@ -224,17 +230,27 @@ func (a *appShipper) followDynos() error {
 	}
 	listed := map[string]bool{}
 	type follow struct {
-		stub *nomadapi.AllocationListStub
-		from int
+		stub   *nomadapi.AllocationListStub
+		from   int
+		follow bool
 	}
 	var start []follow
 	for _, al := range allocs {
 		listed[al.ID] = true
-		if a.allocs[al.ID] || al.DesiredStatus != nomadapi.AllocDesiredStatusRun || al.ClientStatus != nomadapi.AllocClientStatusRunning {
+		if a.allocs[al.ID] {
+			continue
+		}
+		running := al.DesiredStatus == nomadapi.AllocDesiredStatusRun && al.ClientStatus == nomadapi.AllocClientStatusRunning
+		ended := (al.ClientStatus == nomadapi.AllocClientStatusComplete || al.ClientStatus == nomadapi.AllocClientStatusFailed) &&
+			!a.resume[al.ID] && time.Unix(0, al.CreateTime).After(a.since)
+		if !running && !ended {
 			continue
 		}
 		a.allocs[al.ID] = true
-		f := follow{al, from}
+		f := follow{al, from, running}
+		if ended {
+			f.from = 0
+		}
 		if a.resume[al.ID] {
 			f.from = -1 // what came meanwhile is lost; what was shipped is not sent again
 		}
@@ -248,14 +264,15 @@ func (a *appShipper) followDynos() error {
 	}
 	a.mu.Unlock()
 	for _, f := range start {
-		go a.followDyno(f.stub, f.from)
+		go a.followDyno(f.stub, f.from, f.follow)
 	}
 	return nil
 }
 
-// followDyno ships a dyno's stdout and stderr until it ends. When following fails
-// otherwise, the dyno is followed again at the next refresh, from its end.
-func (a *appShipper) followDyno(stub *nomadapi.AllocationListStub, from int) {
+// followDyno ships a dyno's stdout and stderr: until it ends when follow, else what it
+// wrote. When following fails otherwise, the dyno is followed again at the next
+// refresh, from its end.
+func (a *appShipper) followDyno(stub *nomadapi.AllocationListStub, from int, follow bool) {
 	alloc, _, err := a.s.Nomad.Allocations().Info(stub.ID, (&nomadapi.QueryOptions{Namespace: stub.Namespace}).WithContext(a.ctx))
 	if err != nil {
 		a.log.Warn("failed to read a dyno", "alloc", stub.ID, "error", err)
@@ -274,7 +291,7 @@ func (a *appShipper) followDyno(stub *nomadapi.AllocationListStub, from int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := logstream.FollowAlloc(ctx, a.s.Nomad, alloc, stub.TaskGroup, name, stream, true, from, out); err != nil && ctx.Err() == nil {
+			if err := logstream.FollowAlloc(ctx, a.s.Nomad, alloc, stub.TaskGroup, name, stream, follow, from, out); err != nil && ctx.Err() == nil {
 				a.log.Warn("stopped following a dyno", "dyno", name, "stream", stream, "error", err)
 				failed.Store(true)
 				cancel() // both streams are followed again together
