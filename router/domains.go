@@ -26,6 +26,10 @@ import (
 // domainsPrefix holds one key per held custom domain, whose value is the holder's name.
 const domainsPrefix = "dynogrid/router/domains/"
 
+// maxHeldDomains is the most domains an app holds, however its dynos' meta was written:
+// as many as a spec may name (appspec.MaxDomains; the router does not read specs).
+const maxHeldDomains = 100
+
 // domainHolder is the app that holds a domain, and the record's ModifyIndex.
 type domainHolder struct {
 	app   string
@@ -132,10 +136,15 @@ func (d *domainRegistry) sync(ctx context.Context) {
 	}
 	kv := d.client.KV()
 	w := (&consulapi.WriteOptions{}).WithContext(ctx)
+	count := map[string]int{}
+	for _, h := range held {
+		count[h.app]++
+	}
 	for dom, names := range claims {
-		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) {
+		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) || count[names[0]] >= maxHeldDomains {
 			continue
 		}
+		count[names[0]]++
 		if _, _, err := kv.CAS(&consulapi.KVPair{Key: domainsPrefix + dom, Value: []byte(names[0])}, w); err != nil {
 			d.failed("record", dom, names[0], err)
 		}

@@ -10,11 +10,15 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/apierr"
+	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/policies"
 )
 
 func TestRouteDomains(t *testing.T) {
 	t.Parallel()
+	if maxHeldDomains != appspec.MaxDomains {
+		t.Errorf("an app holds up to %d domains, and a spec names up to %d", maxHeldDomains, appspec.MaxDomains)
+	}
 	held := map[string]domainHolder{"a.test": {app: "shop"}, "b.test": {app: "shop"}}
 	got := routeDomains(map[string][]string{
 		"a.test": {"evil", "shop"}, // the holder keeps it against a later app
