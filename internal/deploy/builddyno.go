@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dynogrid/dynogrid/internal/slug"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
 // BuildProcess is the process type of build dynos, in their job's and group's meta.

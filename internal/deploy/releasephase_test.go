@@ -4,9 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/meter"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // TestReleasePhaseJob checks the release phase's job: a one-off batch job of the new
