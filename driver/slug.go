@@ -51,11 +51,11 @@ func (c *slugCache) checkSource(src, sum string) error {
 	if src == filepath.Join(c.storeDir, name) || (c.store != nil && src == c.store.base.String()+name) {
 		return nil
 	}
-	where := "no slug_store_url is configured"
+	where := "; no slug_store_url is configured"
 	if c.store != nil {
-		where = "or " + c.store.base.String() + "<slug_sha256>.tar.gz (plugin config slug_store_url)"
+		where = ", or " + c.store.base.String() + "<slug_sha256>.tar.gz (plugin config slug_store_url)"
 	}
-	return fmt.Errorf("slug: %q is not a slug of the grid's slug store: a slug must be %s (plugin config slug_store_dir), %s",
+	return fmt.Errorf("slug: %q is not a slug of the grid's slug store: a slug must be %s (plugin config slug_store_dir)%s",
 		src, filepath.Join(c.storeDir, "<slug_sha256>.tar.gz"), where)
 }
 
