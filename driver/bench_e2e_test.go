@@ -24,9 +24,9 @@ import (
 //	go build -tags seccomp -o build/bin/ ./cmd/nomad-driver-dyno
 //	go test -tags seccomp -run '^$' -bench BenchmarkBootThin ./driver/
 func BenchmarkBootThin(b *testing.B) {
-	_, c := grid(b)
+	g, c := grid(b)
 	dir := filepath.Join(harness.RepoRoot(b), "examples", "thin")
-	slug, sum := packSlug(b, dir, nil)
+	slug, sum := packSlug(b, g, dir, nil)
 
 	var dynoRun, dynoHTTP, execRun, execHTTP time.Duration
 	b.ResetTimer()

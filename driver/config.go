@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -38,8 +37,13 @@ type Config struct {
 	// AllowedEndpoints are the TCP endpoints (the add-ons) dynos may connect to on the
 	// host and in internal networks: "ADDR[/PREFIX][:PORT[-PORT]]".
 	AllowedEndpoints []string `codec:"allowed_endpoints"`
-	// SlugStoreURL is the grid's slug store (an https:// base address): slugs below it are
-	// fetched with the store's credentials and CA. Other slug addresses get neither.
+	// SlugStoreDir is the grid's slug store on this host's file system, where `dyno
+	// deploy` on a one-machine grid packs slugs: the only directory a task's slug path
+	// may name.
+	SlugStoreDir string `codec:"slug_store_dir"`
+	// SlugStoreURL is the grid's slug store (an https:// base address): the only address
+	// a task's slug URL may name. Slugs are fetched from it with the store's credentials
+	// and CA.
 	SlugStoreURL string `codec:"slug_store_url"`
 	// SlugStoreUsername and the file of its password are the store's reader (basic auth).
 	SlugStoreUsername     string `codec:"slug_store_username"`
@@ -52,6 +56,7 @@ type Config struct {
 // leaves out: configSpec's defaults are written from it, and New starts from it.
 var defaultConfig = Config{
 	SlugDir:          "/var/lib/dynogrid/slugs",
+	SlugStoreDir:     "/var/lib/dynogrid/slug-store",
 	DynoDir:          "/var/lib/dynogrid/dynos",
 	User:             "nobody",
 	PidsLimit:        256,
@@ -86,6 +91,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"bridge":                   withDefault("bridge", "string", defaultConfig.Bridge),
 	"internal_networks":        withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
 	"allowed_endpoints":        hclspec.NewAttr("allowed_endpoints", "list(string)", false),
+	"slug_store_dir":           withDefault("slug_store_dir", "string", defaultConfig.SlugStoreDir),
 	"slug_store_url":           hclspec.NewAttr("slug_store_url", "string", false),
 	"slug_store_username":      hclspec.NewAttr("slug_store_username", "string", false),
 	"slug_store_password_file": hclspec.NewAttr("slug_store_password_file", "string", false),
@@ -108,6 +114,9 @@ func (c *Config) validate() error {
 	var errs []error
 	if !filepath.IsAbs(c.SlugDir) {
 		errs = append(errs, fmt.Errorf("slug_dir: %q must be an absolute path", c.SlugDir))
+	}
+	if !filepath.IsAbs(c.SlugStoreDir) || filepath.Clean(c.SlugStoreDir) != c.SlugStoreDir {
+		errs = append(errs, fmt.Errorf("slug_store_dir: %q must be a clean absolute path", c.SlugStoreDir))
 	}
 	if !filepath.IsAbs(c.DynoDir) {
 		errs = append(errs, fmt.Errorf("dyno_dir: %q must be an absolute path", c.DynoDir))
@@ -167,8 +176,9 @@ type TaskConfig struct {
 	Command string `codec:"command"`
 	// Args are the command's arguments.
 	Args []string `codec:"args"`
-	// Slug is the release's archive (.tar.gz): an absolute path on the host, or an
-	// http(s) URL.
+	// Slug is the release's archive (.tar.gz), named by its sha256 in the grid's slug
+	// store: <slug_store_dir>/<slug_sha256>.tar.gz on the host, or
+	// <slug_store_url><slug_sha256>.tar.gz (see slugCache.checkSource).
 	Slug string `codec:"slug"`
 	// SlugSHA256 is the hex sha256 of the archive.
 	SlugSHA256 string `codec:"slug_sha256"`
@@ -197,9 +207,6 @@ func (tc *TaskConfig) validate() error {
 		errs = append(errs, fmt.Errorf("command: %q must be an absolute path inside the sandbox or a bare name", tc.Command))
 	}
 	if tc.Slug != "" {
-		if err := validateSlugSource(tc.Slug); err != nil {
-			errs = append(errs, err)
-		}
 		if !sha256RE.MatchString(tc.SlugSHA256) {
 			errs = append(errs, fmt.Errorf("slug_sha256: %q must be the 64 lowercase hex digits of the slug's sha256", tc.SlugSHA256))
 		}
@@ -210,18 +217,4 @@ func (tc *TaskConfig) validate() error {
 		errs = append(errs, fmt.Errorf("pids_limit: %d must not be negative", tc.PidsLimit))
 	}
 	return errors.Join(errs...)
-}
-
-func validateSlugSource(s string) error {
-	if filepath.IsAbs(s) {
-		if filepath.Clean(s) != s {
-			return fmt.Errorf("slug: %q must be a clean absolute path", s)
-		}
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("slug: %q must be an absolute path on the host or an http(s) URL", s)
-	}
-	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
-	good := Config{SlugDir: "/var/lib/dynogrid/slugs", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
+	good := Config{SlugDir: "/var/lib/dynogrid/slugs", SlugStoreDir: "/var/lib/dynogrid/slug-store", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
 		Bridge: "nomad", InternalNetworks: []string{"10.0.0.0/8"}, AllowedEndpoints: []string{"10.0.0.1:5432", "10.0.0.1:20000-32000", "10.1.0.0/16"}}
 	cases := []struct {
 		name    string
@@ -19,6 +19,8 @@ func TestConfig_Validate(t *testing.T) {
 	}{
 		{"defaults", func(*Config) {}, ""},
 		{"relative slug dir", func(c *Config) { c.SlugDir = "slugs" }, "slug_dir"},
+		{"relative slug store dir", func(c *Config) { c.SlugStoreDir = "slug-store" }, "slug_store_dir"},
+		{"unclean slug store dir", func(c *Config) { c.SlugStoreDir = "/var/lib/dynogrid/slug-store/" }, "slug_store_dir"},
 		{"relative dyno dir", func(c *Config) { c.DynoDir = "dynos" }, "dyno_dir"},
 		{"root user", func(c *Config) { c.User = "root" }, "user: dynos must not run as root"},
 		{"no user", func(c *Config) { c.User = "" }, "user:"},
@@ -59,14 +61,9 @@ func TestTaskConfig_Validate(t *testing.T) {
 		{"bare name", TaskConfig{Command: "thin"}, ""},
 		{"empty command", TaskConfig{}, "command: must not be empty"},
 		{"relative path", TaskConfig{Command: "bin/thin"}, "command: \"bin/thin\""},
-		{"file slug", TaskConfig{Command: "sh", Slug: "/srv/slugs/a.tar.gz", SlugSHA256: sum}, ""},
-		{"http slug", TaskConfig{Command: "sh", Slug: "http://127.0.0.1:8080/a.tar.gz", SlugSHA256: sum}, ""},
 		{"slug without sum", TaskConfig{Command: "sh", Slug: "/srv/a.tar.gz"}, "slug_sha256"},
 		{"uppercase sum", TaskConfig{Command: "sh", Slug: "/srv/a.tar.gz", SlugSHA256: strings.ToUpper(sum)}, "slug_sha256"},
 		{"sum without slug", TaskConfig{Command: "sh", SlugSHA256: sum}, "slug_sha256: set without slug"},
-		{"relative slug", TaskConfig{Command: "sh", Slug: "a.tar.gz", SlugSHA256: sum}, "slug: \"a.tar.gz\""},
-		{"ftp slug", TaskConfig{Command: "sh", Slug: "ftp://h/a.tar.gz", SlugSHA256: sum}, "slug:"},
-		{"unclean slug path", TaskConfig{Command: "sh", Slug: "/srv/../etc/a.tar.gz", SlugSHA256: sum}, "clean absolute path"},
 		{"negative pids", TaskConfig{Command: "sh", PidsLimit: -1}, "pids_limit"},
 	}
 	for _, tc := range cases {
@@ -91,6 +88,7 @@ func TestDriver_StartTask_BadConfig(t *testing.T) {
 		{"missing command", TaskConfig{Command: "/no/such/bin"}, "command: \"/no/such/bin\" is not an executable file inside the sandbox"},
 		{"name not on path", TaskConfig{Command: "no-such-program"}, "not found in the sandbox PATH"},
 		{"bad sum", TaskConfig{Command: "sh", Slug: "/nonexistent.tar.gz", SlugSHA256: "x"}, "slug_sha256"},
+		{"slug outside the store", TaskConfig{Command: "sh", Slug: "/etc/passwd", SlugSHA256: strings.Repeat("ab", 32)}, "plugin config slug_store_dir"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

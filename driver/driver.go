@@ -81,7 +81,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	if err != nil {
 		return err
 	}
-	d.slugs = newSlugCache(config.SlugDir, store)
+	d.slugs = newSlugCache(config.SlugDir, config.SlugStoreDir, store)
 	d.firewallErr = d.installFirewall()
 	if d.firewallErr != nil {
 		// Reported by the fingerprint, which stays unhealthy until it is installed.

@@ -43,8 +43,9 @@ func grid(t testing.TB, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadap
 }
 
 // packSlug writes dir (plus extra files, name to host path, made executable) as a
-// .tar.gz slug and returns its path and sha256.
-func packSlug(t testing.TB, dir string, extra map[string]string) (string, string) {
+// .tar.gz slug into g's slug store, as the driver takes it (<sha256>.tar.gz), and
+// returns its path and sha256.
+func packSlug(t testing.TB, g *devgrid.Grid, dir string, extra map[string]string) (string, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "slug.tar.gz")
 	f, err := os.Create(out)
@@ -83,7 +84,12 @@ func packSlug(t testing.TB, dir string, extra map[string]string) (string, string
 	must.NoError(t, tw.Close())
 	must.NoError(t, gz.Close())
 	must.NoError(t, f.Close())
-	return out, hex.EncodeToString(h.Sum(nil))
+	sum := hex.EncodeToString(h.Sum(nil))
+	store := g.Options.SlugStore()
+	must.NoError(t, os.MkdirAll(store, 0o755))
+	final := filepath.Join(store, sum+".tar.gz")
+	must.NoError(t, os.Rename(out, final))
+	return final, sum
 }
 
 // buildStatic compiles a Go main package of this module into a static binary.

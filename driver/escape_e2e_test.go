@@ -24,7 +24,7 @@ func TestE2E_EscapeSuite(t *testing.T) {
 	t.Parallel()
 	g, c := grid(t)
 	escape := buildStatic(t, "./driver/testdata/escape")
-	slug, sum := packSlug(t, "", map[string]string{"bin/escape": escape})
+	slug, sum := packSlug(t, g, "", map[string]string{"bin/escape": escape})
 
 	marker := filepath.Join(os.TempDir(), "dynogrid-e2e-marker-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	must.NoError(t, os.WriteFile(marker, []byte("host secret"), 0o644))

@@ -43,8 +43,8 @@ func TestDriver_EscapeSuite(t *testing.T) {
 	start(t, hv, other)
 	waitForStdout(t, other, "ready", 10*time.Second)
 
-	h, _ := newHarness(t)
-	slug, sum := makeSlugFromFiles(t, map[string]string{"bin/escape": bin})
+	h, d := newHarness(t)
+	slug, sum := makeSlugFromFiles(t, d.config.SlugStoreDir, map[string]string{"bin/escape": bin})
 	task := newTask(t, TaskConfig{Command: "/bin/sh", Args: []string{"-c", "/app/bin/escape; echo exit=$?"}, Slug: slug, SlugSHA256: sum, PidsLimit: 64})
 	task.Env["HOST_MARKER"] = marker
 	oh, ok := dv.tasks.Get(other.ID)

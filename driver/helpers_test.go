@@ -29,7 +29,7 @@ func requireRoot(t *testing.T) {
 }
 
 // newHarness returns Nomad's driver test harness around a dyno driver whose slug cache
-// lives in a fresh directory.
+// and slug store live in a fresh directory.
 func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	t.Helper()
 	requireRoot(t)
@@ -39,7 +39,7 @@ func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	// The firewall's chains are named after a bridge of this test's own, and removed.
 	bridge := "dt" + uuid.Generate()[:8]
 	t.Cleanup(func() { must.NoError(t, netfw.Remove(bridge)) })
-	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test",
+	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), SlugStoreDir: filepath.Join(dir, "slug-store"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test",
 		Bridge: bridge, InternalNetworks: netfw.DefaultInternalNetworks}
 	var raw []byte
 	must.NoError(t, base.MsgPackEncode(&raw, &cfg))

@@ -61,13 +61,6 @@ func (c *Config) slugStore() (*slugStore, error) {
 	return s, nil
 }
 
-// covers tells whether u is below the store's base address, and so may be sent its
-// credentials.
-func (s *slugStore) covers(u *url.URL) bool {
-	return s != nil && u.Scheme == s.base.Scheme && u.Host == s.base.Host && u.User == nil &&
-		strings.HasPrefix(u.EscapedPath(), s.base.EscapedPath()) && !strings.Contains(u.Path, "/../")
-}
-
 // authorize adds the store's credentials to a request for one of its slugs.
 func (s *slugStore) authorize(req *http.Request) {
 	if s.username != "" {

@@ -54,22 +54,22 @@ func TestSlugStore_CredentialsGoToTheStoreOnly(t *testing.T) {
 	cfg := Config{SlugStoreURL: srv.URL + "/slugs", SlugStoreUsername: "reader", SlugStorePasswordFile: pw, SlugStoreCAFile: ca}
 	store, err := cfg.slugStore()
 	must.NoError(t, err)
-	c := newSlugCache(filepath.Join(dir, "cache"), store)
+	c := newSlugCache(filepath.Join(dir, "cache"), t.TempDir(), store)
 
-	// A slug below the store's address: fetched with the reader's credentials, over TLS
+	// A slug of the store's address: fetched with the reader's credentials, over TLS
 	// checked against the configured CA.
 	got, err := c.Ensure(context.Background(), srv.URL+"/slugs/"+filepath.Base(src), sum)
 	must.NoError(t, err)
 	must.Eq(t, filepath.Join(dir, "cache", sum), got)
 	must.Eq(t, int32(1), authed.Load())
 
-	// A slug elsewhere on the same server, or a redirect into the store: no credentials,
-	// no redirect followed.
-	other := newSlugCache(filepath.Join(dir, "cache2"), store)
+	// A slug elsewhere on the same server (which would redirect into the store): not
+	// fetched at all.
+	other := newSlugCache(filepath.Join(dir, "cache2"), t.TempDir(), store)
 	_, err = other.Ensure(context.Background(), srv.URL+"/elsewhere/"+filepath.Base(src), sum)
-	must.Error(t, err)
+	must.ErrorContains(t, err, "slug_store_url")
 	_, err = other.Ensure(context.Background(), srv.URL+"/slugs/../elsewhere/"+filepath.Base(src), sum)
-	must.Error(t, err)
+	must.ErrorContains(t, err, "slug_store_url")
 	must.Eq(t, int32(1), authed.Load())
 }
 

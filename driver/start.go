@@ -97,6 +97,11 @@ func (d *Driver) taskConfig(cfg *drivers.TaskConfig) (TaskConfig, error) {
 	if err := tc.validate(); err != nil {
 		return tc, fmt.Errorf("invalid dyno task config: %w", err)
 	}
+	if tc.Slug != "" {
+		if err := d.slugs.checkSource(tc.Slug, tc.SlugSHA256); err != nil {
+			return tc, fmt.Errorf("invalid dyno task config: %w", err)
+		}
+	}
 	if cfg.User != "" && cfg.User != d.config.User {
 		return tc, fmt.Errorf("user: dynos run as %q (plugin config user), the task asks for %q", d.config.User, cfg.User)
 	}

@@ -35,9 +35,9 @@ func procfileLine(t testing.TB, dir, process string) string {
 // examples/thin under the dyno driver, each answering on its $PORT.
 func TestE2E_ThinDyno(t *testing.T) {
 	t.Parallel()
-	_, c := grid(t)
+	g, c := grid(t)
 	root := harness.RepoRoot(t)
-	slug, sum := packSlug(t, filepath.Join(root, "examples", "thin"), nil)
+	slug, sum := packSlug(t, g, filepath.Join(root, "examples", "thin"), nil)
 	hcl, err := os.ReadFile(filepath.Join(root, "examples", "jobs", "thin-dyno.nomad.hcl"))
 	must.NoError(t, err)
 	job, err := c.Jobs().ParseHCLOpts(&nomadapi.JobsParseRequest{

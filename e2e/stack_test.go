@@ -23,9 +23,12 @@ import (
 // host has the stack debian-12, then upgrades the grid: a second Nomad client joins
 // whose dyno driver fingerprints debian-13 (its /usr/lib/os-release says so, in a mount
 // namespace of its own), and the first host takes no new dynos (ineligible, as a host
-// being retired is). A `dyno ps:scale web=2` under an open-loop load through the router
-// then fails within seconds, naming the stack the release needs, the count goes back
-// to 1, and the running dyno answers every request, during the scale and after it.
+// being retired is). Under an open-loop load through the router, each of these then
+// fails within seconds of Nomad's try to place a dyno, naming the stack the release
+// needs, and undoes itself: a `dyno ps:scale web=2` (the count goes back to 1); a `dyno
+// deploy` whose build ran on the first host (eligible while its build dyno was placed,
+// retired again before the build ended) and so needs debian-12; and a `dyno rollback` to
+// that release. The running dyno of the first release answers every request throughout.
 func TestMissingStackFailsAtPlacement(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t, harness.WithRouter(t))
@@ -84,9 +87,151 @@ func TestMissingStackFailsAtPlacement(t *testing.T) {
 		}
 		return nil
 	})
-	// The failure took less than a second: five more seconds of load on what was left.
+	waitMoreAnswers(t, load, 100)
+	first := currentRelease(t, appN, app)
+
+	// A deploy built on debian-12: the retired host takes the build dyno alone (the
+	// upgraded one is ineligible meanwhile), and is retired again while the build waits
+	// for the test's go-ahead, so that the release finds no host of its stack.
+	var newHost string
+	for _, n := range nodes(t, nomad) {
+		if n.Name == upgraded {
+			newHost = n.ID
+		}
+	}
+	eligible := func(node string, yes bool) {
+		t.Helper()
+		if _, err := nomad.Nodes().ToggleEligibility(node, yes, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eligible(newHost, false)
+	eligible(old[0].ID, true)
+	const goAhead = "/app/tmp/stack-test-go-ahead"
+	waitpack := writeBuildpack(t, "waitpack", "#!/bin/sh\necho Wait\n", fmt.Sprintf(`#!/bin/sh
+i=0
+until [ -e %[1]s ]; do
+  i=$((i+1))
+  if [ $i -gt 1200 ]; then echo "no go-ahead in 120 s"; exit 1; fi
+  sleep 0.1
+done
+echo "-----> Going ahead"
+`, goAhead))
+	dir := copyBuildApp(t, "nodeapp", app)
+	if err := os.WriteFile(filepath.Join(dir, "mark"), []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSpec(t, dir, fmt.Sprintf("app %q {\n  buildpacks = [%q, \"nodejs\"]\n  process \"web\" {\n    command = \"npm start\"\n  }\n}\n", app, waitpack))
+	type result struct {
+		code        int
+		out, errOut string
+		end         time.Time
+	}
+	deployed := make(chan result, 1)
+	go func() {
+		code, out, errOut := c.run("deploy", dir)
+		deployed <- result{code, out, errOut, time.Now()}
+	}()
+	var build *nomadapi.AllocationListStub
+	testutil.WaitFor(t, 2*time.Minute, "the build dyno to run on the debian-12 host", func() error {
+		select {
+		case r := <-deployed:
+			t.Fatalf("the deploy ended before its build dyno was seen: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.errOut)
+		default:
+		}
+		allocs, _, err := appN.Allocations().List(nil)
+		if err != nil {
+			return err
+		}
+		for _, a := range allocs {
+			if strings.HasPrefix(a.JobID, app+"-build-") && a.ClientStatus == nomadapi.AllocClientStatusRunning {
+				if a.NodeID != old[0].ID {
+					t.Fatalf("the build dyno runs on %s, not on the debian-12 host %s", a.NodeName, old[0].Name)
+				}
+				build = a
+				return nil
+			}
+		}
+		return fmt.Errorf("no running build dyno among %d allocations", len(allocs))
+	})
+	eligible(old[0].ID, false)
+	eligible(newHost, true)
+	tmp := filepath.Join(g.Options.DataDir, "dynos", build.ID+".run", "tmp")
+	if err := os.WriteFile(filepath.Join(tmp, filepath.Base(goAhead)), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Now()
+	var r result
+	select {
+	case r = <-deployed:
+	case <-time.After(10 * time.Minute):
+		t.Fatal("the deploy did not end within 10 minutes")
+	}
+	t.Logf("deploy ended %s after the build went ahead: exit %d\nstdout:\n%s\nstderr:\n%s",
+		r.end.Sub(ahead).Round(time.Millisecond), r.code, r.out, r.errOut)
+	if r.code == 0 || !strings.Contains(r.errOut, want) || !strings.Contains(r.errOut, "the previous release keeps serving") {
+		t.Errorf("deploy of a release built on %s onto a grid without it: exit %d, stderr:\n%s\nwant a failure with %q", built, r.code, r.errOut, want)
+	}
+	if !strings.Contains(r.out, "Going ahead") {
+		t.Errorf("the deploy's build did not run the waiting buildpack:\n%s", r.out)
+	}
+	if d := r.end.Sub(ahead); d > time.Minute {
+		t.Errorf("the deploy failed %s after its build went ahead; want it caught at placement, not at the deploy's timeout", d)
+	}
+	failed := waitRelease(t, appN, app, first)
+	waitMoreAnswers(t, load, 100)
+
+	// A rollback to that release fails alike, and the first release keeps serving.
+	start = time.Now()
+	code, out, errOut = c.run("rollback", failed)
+	took = time.Since(start)
+	t.Logf("rollback %s took %s: exit %d\nstdout:\n%s\nstderr:\n%s", failed, took.Round(time.Millisecond), code, out, errOut)
+	if code == 0 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "the previous release keeps serving") {
+		t.Errorf("rollback to %s, built on %s, onto a grid without it: exit %d, stderr:\n%s\nwant a failure with %q", failed, built, code, errOut, want)
+	}
+	if took > time.Minute {
+		t.Errorf("rollback took %s to fail; want it caught at placement, not at the deploy's timeout", took)
+	}
+	waitRelease(t, appN, app, first)
 	waitMoreAnswers(t, load, 100)
 	allAnswered(t, load, "the running dyno of a release no other host can take")
+	if body := waitRouted(t, g, app+".localhost", "mark=one"); !strings.Contains(body, `ms("2 days")`) {
+		t.Errorf("the first release answers %q", body)
+	}
+}
+
+// currentRelease is app's current release (job meta dyno.release).
+func currentRelease(t *testing.T, appN *nomadapi.Client, app string) string {
+	t.Helper()
+	j, _, err := appN.Jobs().Info(app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j.Meta[deploy.MetaRelease]
+}
+
+// waitRelease waits until a failed release of app has been reverted to release want,
+// and returns the newest release that is not want: the one that failed.
+func waitRelease(t *testing.T, appN *nomadapi.Client, app, want string) string {
+	t.Helper()
+	var failed string
+	testutil.WaitFor(t, time.Minute, "the failed release to be reverted to "+want, func() error {
+		versions, _, _, err := appN.Jobs().Versions(app, false, nil)
+		if err != nil {
+			return err
+		}
+		if len(versions) == 0 || versions[0].Meta[deploy.MetaRelease] != want {
+			return fmt.Errorf("the newest version is not %s", want)
+		}
+		for _, v := range versions {
+			if r := v.Meta[deploy.MetaRelease]; r != want {
+				failed = r
+				return nil
+			}
+		}
+		return fmt.Errorf("no release other than %s", want)
+	})
+	return failed
 }
 
 // nodes are the grid's Nomad clients, with their attributes.
@@ -154,13 +299,14 @@ client {
 }
 plugin "nomad-driver-dyno" {
   config {
-    slug_dir      = %q
-    dyno_dir      = %q
-    cgroup_parent = %q
+    slug_dir       = %q
+    slug_store_dir = %q
+    dyno_dir       = %q
+    cgroup_parent  = %q
 %s  }
 }
 `, filepath.Join(dir, "nomad"), filepath.Join(g.Options.DataDir, "plugins"), name, port, port+1, port+2, g.Options.NomadPort+1,
-			name, filepath.Join(dir, "slugs"), filepath.Join(dir, "dynos"), name, gridFirewall(t, g)),
+			name, filepath.Join(dir, "slugs"), g.Options.SlugStore(), filepath.Join(dir, "dynos"), name, gridFirewall(t, g)),
 	}
 	for f, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o600); err != nil {

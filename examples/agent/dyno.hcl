@@ -32,6 +32,9 @@ plugin "nomad-driver-dyno" {
   config {
     # Unpacked slugs, one directory per sha256, shared by the dynos of a release.
     slug_dir = "/var/lib/dynogrid/slugs"
+    # The grid's slug store on this machine, where `dyno deploy` packs slugs: a task's
+    # slug must be a file of it (or of slug_store_url), named by its sha256.
+    slug_store_dir = "/var/lib/dynogrid/slug-store"
     # Each dyno's private ./tmp and ./log, outside Nomad's allocation directory.
     dyno_dir = "/var/lib/dynogrid/dynos"
     # The unprivileged user every dyno runs as.

@@ -1,13 +1,16 @@
 # The example Thin app (examples/thin) as two web dynos under the dyno driver, the way
-# `dyno deploy` runs it. Pack the slug first:
+# `dyno deploy` runs it. Pack the slug into the driver's slug_store_dir first, named by
+# its sha256 (the driver takes no other file):
 #
 #   tar -C examples/thin -czf /tmp/hello.tar.gz .
-#   nomad job run -var slug=/tmp/hello.tar.gz -var sha256=$(sha256sum /tmp/hello.tar.gz | cut -d' ' -f1) \
+#   sum=$(sha256sum /tmp/hello.tar.gz | cut -d' ' -f1)
+#   mv /tmp/hello.tar.gz /var/lib/dynogrid/slug-store/$sum.tar.gz
+#   nomad job run -var slug=/var/lib/dynogrid/slug-store/$sum.tar.gz -var sha256=$sum \
 #       examples/jobs/thin-dyno.nomad.hcl
 
 variable "slug" {
   type        = string
-  description = "Absolute path on the host, or http(s) URL, of the slug (.tar.gz)."
+  description = "The slug (.tar.gz): <slug_store_dir>/<sha256>.tar.gz, or <slug_store_url><sha256>.tar.gz."
 }
 
 variable "sha256" {

@@ -11,7 +11,8 @@ import (
 // and its one-off dynos that run or are starting. A one-off dyno is a job of the app
 // other than its own whose meta says process type run (`dyno run`, `dyno
 // run:detached`, a scheduled run, a release phase), as the meter bills it; a periodic
-// schedule's own job runs nothing, its runs do.
+// schedule's own job runs nothing, its runs do. A build dyno (process type build) is not
+// billed and not counted.
 func formationOf(app, group string, st *nomadapi.JobScaleStatusResponse, jobs []*nomadapi.JobListStub) Formation {
 	var f Formation
 	for g, tg := range st.TaskGroups {

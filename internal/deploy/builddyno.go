@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dynogrid/dynogrid/internal/slug"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/slug"
 )
 
-// BuildProcess is the process type of build dynos, in their job's meta.
+// BuildProcess is the process type of build dynos, in their job's and group's meta.
 const BuildProcess = "build"
 
 // StartBuildDyno starts a build dyno of app: a one-off dyno (the same sandbox, with the
@@ -23,17 +24,7 @@ func (d *Deployer) StartBuildDyno(ctx context.Context, app string, s *slug.Slug,
 		return "", nil, err
 	}
 	id := strings.Replace(oneOffID(app), "-run-", "-build-", 1)
-	src := &nomadapi.Task{
-		Config:    map[string]interface{}{"slug": s.Path, "slug_sha256": s.SHA256},
-		Resources: &nomadapi.Resources{CPU: ptr(SharedCPU)},
-	}
-	job := oneOffJob(id, app, BuildProcess, src, memoryMB, "")
-	job.Meta[MetaProcess] = BuildProcess
-	// The build learns its host's stack from the fingerprint (driver/stack.go).
-	env := job.TaskGroups[0].Tasks[0].Env
-	for name, attr := range map[string]string{"STACK": AttrStack, "STACK_VERSION": AttrStackVersion, "STACK_RUBY": AttrStackRuby, "STACK_NODE": AttrStackNode} {
-		env[name] = "${attr." + attr + "}"
-	}
+	job := buildDynoJob(id, app, s, memoryMB)
 	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return "", nil, fmt.Errorf("failed to start a build dyno: %w", err)
 	}
@@ -43,4 +34,25 @@ func (d *Deployer) StartBuildDyno(ctx context.Context, app string, s *slug.Slug,
 		return "", nil, fmt.Errorf("build dyno: %w", err)
 	}
 	return id, alloc, nil
+}
+
+// buildDynoJob is the job of build dyno id of app: a one-off dyno's job of the slug s
+// whose process type is build.
+func buildDynoJob(id, app string, s *slug.Slug, memoryMB int) *nomadapi.Job {
+	src := &nomadapi.Task{
+		Config:    map[string]interface{}{"slug": s.Path, "slug_sha256": s.SHA256},
+		Resources: &nomadapi.Resources{CPU: ptr(SharedCPU)},
+	}
+	job := oneOffJob(id, app, BuildProcess, src, memoryMB, "")
+	// Builds are not billed (Heroku bills no build time): the meter and the autoscaler's
+	// cost cap skip process type build, which the group's meta, read over the job's,
+	// must say too.
+	job.Meta[MetaProcess] = BuildProcess
+	job.TaskGroups[0].Meta[MetaProcess] = BuildProcess
+	// The build learns its host's stack from the fingerprint (driver/stack.go).
+	env := job.TaskGroups[0].Tasks[0].Env
+	for name, attr := range map[string]string{"STACK": AttrStack, "STACK_VERSION": AttrStackVersion, "STACK_RUBY": AttrStackRuby, "STACK_NODE": AttrStackNode} {
+		env[name] = "${attr." + attr + "}"
+	}
+	return job
 }

@@ -4,9 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/meter"
-	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // TestReleasePhaseJob checks the release phase's job: a one-off batch job of the new
@@ -46,6 +47,33 @@ func TestReleasePhaseJob(t *testing.T) {
 	}
 	if len(task.Services) != 0 || len(task.Templates) != 1 || !strings.Contains(*task.Templates[0].EmbeddedTmpl, "nomad/jobs/shop-run-0a1b2c3d") || !strings.Contains(*task.Templates[0].EmbeddedTmpl, "DYNO=release.") {
 		t.Errorf("services %v, templates %+v: want none, and the copy of the new environment", task.Services, task.Templates)
+	}
+}
+
+// TestBuildDynoJob checks a build dyno's job: a one-off batch job of the build's slug
+// whose job and group meta say process type build, so that neither the meter bills it
+// nor the autoscaler's cost cap counts it, as Heroku bills no build time.
+func TestBuildDynoJob(t *testing.T) {
+	t.Parallel()
+	r := testRelease()
+	job := buildDynoJob("shop-build-0a1b2c3d", "shop", r.Slug, 1024)
+	if *job.ID != "shop-build-0a1b2c3d" || *job.Type != "batch" || *job.Namespace != "shop" {
+		t.Errorf("job %s of type %s in %s, want batch job shop-build-0a1b2c3d in namespace shop", *job.ID, *job.Type, *job.Namespace)
+	}
+	if len(job.TaskGroups) != 1 || len(job.TaskGroups[0].Tasks) != 1 {
+		t.Fatalf("groups = %+v, want one group of one task", job.TaskGroups)
+	}
+	tg := job.TaskGroups[0]
+	if job.Meta[MetaApp] != "shop" || job.Meta[MetaProcess] != BuildProcess || tg.Meta[MetaProcess] != BuildProcess {
+		t.Errorf("job meta %v, group meta %v: want process type build in both", job.Meta, tg.Meta)
+	}
+	task := tg.Tasks[0]
+	if task.Config["slug"] != r.Slug.Path || task.Config["slug_sha256"] != r.Slug.SHA256 || *task.Resources.MemoryMB != 1024 {
+		t.Errorf("task config %v, resources %+v: want the build's slug and 1024 MB", task.Config, task.Resources)
+	}
+	alloc := &nomadapi.Allocation{Job: job, JobID: *job.ID, TaskGroup: *tg.Name}
+	if app, process, ok := meter.DynoOf(alloc); ok {
+		t.Errorf("the meter bills a build dyno as %q of %q, want it not billed", process, app)
 	}
 }
 

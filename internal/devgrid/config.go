@@ -238,14 +238,15 @@ plugin "raw_exec" {
 }
 plugin "nomad-driver-dyno" {
   config {
-    slug_dir = %[9]q
-    dyno_dir = %[11]q
+    slug_dir       = %[9]q
+    slug_store_dir = %[15]q
+    dyno_dir       = %[11]q
 %[13]s  }
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
 		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
-		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken)
+		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore())
 }
 
 // cgroupParentLine sets the client's cgroup parent. On cgroups v1 Nomad then manages

@@ -21,6 +21,9 @@ const (
 	MetaAddon = "dyno.addon"
 	// OneOffProcess is the process type of one-off dynos.
 	OneOffProcess = "run"
+	// BuildProcess is the process type of build dynos, which are not billed: Heroku
+	// does not bill build time.
+	BuildProcess = "build"
 )
 
 // AllocState is what the meter needs to know of one allocation: who it bills and when
@@ -41,7 +44,8 @@ type AllocState struct {
 // meta dyno.app (task group meta over job meta); the process type is meta dyno.process,
 // or else the task group name. One-off dynos carry dyno.process=run. A dyno belongs to
 // the app's own job (ID = app) or is a one-off: other jobs that name an app, such as an
-// add-on's (meta dyno.addon), run no dynos.
+// add-on's (meta dyno.addon), run no dynos. A build dyno (dyno.process=build, in its
+// job's or its group's meta) is not billed.
 func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	if a == nil || a.Job == nil {
 		return "", "", false
@@ -68,6 +72,9 @@ func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	jobID := a.JobID
 	if jobID == "" && a.Job.ID != nil {
 		jobID = *a.Job.ID
+	}
+	if process == BuildProcess || a.Job.Meta[MetaProcess] == BuildProcess {
+		return "", "", false
 	}
 	if _, addon := meta[MetaAddon]; addon || (jobID != app && process != OneOffProcess) {
 		return "", "", false

@@ -32,6 +32,12 @@ func TestDynoOf(t *testing.T) {
 		{"group meta wins", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "x"}, map[string]string{MetaProcess: "worker"})}, "demo", "worker", true},
 		{"one-off", &nomadapi.Allocation{TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "run"}, nil)}, "demo", "run", true},
 		{"one-off job", &nomadapi.Allocation{JobID: "demo-run-1a2b", TaskGroup: "run", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "run"}, nil)}, "demo", "run", true},
+		{"release phase", &nomadapi.Allocation{JobID: "demo-run-0a1b2c3d", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "run", "dyno.release_phase": "v3"}, map[string]string{MetaProcess: "run"})}, "demo", "run", true},
+		// Build time is not billed, whichever meta says build: the group's (build dynos now)
+		// or the job's only (build dynos that started before groups said it too).
+		{"build dyno", &nomadapi.Allocation{JobID: "demo-build-0a1b2c3d", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "build"}, map[string]string{MetaProcess: "build"})}, "", "", false},
+		{"build dyno, group meta run", &nomadapi.Allocation{JobID: "demo-build-0a1b2c3d", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "build"}, map[string]string{MetaProcess: "run"})}, "", "", false},
+		{"build in the app's own job", &nomadapi.Allocation{JobID: "demo", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, map[string]string{MetaProcess: "build"})}, "", "", false},
 		{"add-on job", &nomadapi.Allocation{JobID: "addon-memcached-demo-1", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaAddon: "memcached"}, nil)}, "", "", false},
 		{"another job naming the app", &nomadapi.Allocation{JobID: "other", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "", "", false},
 	} {
