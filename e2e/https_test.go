@@ -75,22 +75,27 @@ func TestHTTPSCustomDomainCertificate(t *testing.T) {
 	_, otherKey := ca.IssueNow(t, "www.hello.test")
 	expired, expiredKey := ca.Issue(t, []string{"www.hello.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
 	elsewhere, elsewhereKey := ca.IssueNow(t, "www.other.test")
+	evil, evilKey := ca.IssueNow(t, "hello.evil.test")
 	big := append([]byte(strings.Repeat("#", certapi.MaxPEMBytes)), cert1...)
 	for name, tc := range map[string]struct {
 		cert, key []byte
 		args      []string
 		want      string
 	}{
-		"mismatch":      {cert1, otherKey, nil, "the key is not the certificate's"},
-		"expired":       {expired, expiredKey, nil, "expired at"},
-		"wrong domain":  {elsewhere, elsewhereKey, nil, "www.other.test is not a domain of hello"},
-		"not covered":   {cert1, key1, []string{"--domain", "hello.localhost"}, "the certificate covers www.hello.test, not hello.localhost"},
-		"garbage":       {[]byte("not a certificate"), key1, nil, "no PEM CERTIFICATE block"},
-		"key for cert":  {key1, cert1, nil, "not a CERTIFICATE"},
-		"too large":     {big, key1, nil, "more than 65536 bytes"},
-		"garbage key":   {cert1, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), nil, "key: not a PKCS#8, RSA or EC private key"},
-		"bad --domain":  {cert1, key1, []string{"--domain", "www.hello.test/.."}, "--domain"},
-		"one file only": {cert1, nil, nil, "certs:add takes two files"},
+		"mismatch":     {cert1, otherKey, nil, "the key is not the certificate's"},
+		"expired":      {expired, expiredKey, nil, "expired at"},
+		"wrong domain": {elsewhere, elsewhereKey, nil, "www.other.test is not a domain of hello"},
+		"app name, another domain": {evil, evilKey, []string{"--router-domain", "localhost"},
+			"hello.evil.test is not a domain of hello: a certificate may be added for hello.localhost or one of the app's custom domains (www.hello.test)"},
+		"router domain not known": {evil, evilKey, nil, "the grid's router domain is not known"},
+		"bad --router-domain":     {cert1, key1, []string{"--router-domain", "local host"}, `--router-domain "local host"`},
+		"not covered":             {cert1, key1, []string{"--domain", "hello.localhost"}, "the certificate covers www.hello.test, not hello.localhost"},
+		"garbage":                 {[]byte("not a certificate"), key1, nil, "no PEM CERTIFICATE block"},
+		"key for cert":            {key1, cert1, nil, "not a CERTIFICATE"},
+		"too large":               {big, key1, nil, "more than 65536 bytes"},
+		"garbage key":             {cert1, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), nil, "key: not a PKCS#8, RSA or EC private key"},
+		"bad --domain":            {cert1, key1, []string{"--domain", "www.hello.test/.."}, "--domain"},
+		"one file only":           {cert1, nil, nil, "certs:add takes two files"},
 	} {
 		args := append([]string{}, tc.args...)
 		args = append(args, write(name+".crt", tc.cert))
@@ -102,6 +107,13 @@ func TestHTTPSCustomDomainCertificate(t *testing.T) {
 			t.Errorf("certs:add with %s: exit %d, stderr %q; want an error with %q", name, code, errOut, tc.want)
 		}
 	}
+
+	// Exactly <app>.<router domain> is the app's.
+	local, localKey := ca.IssueNow(t, "hello.localhost")
+	if out := app.must("certs:add", "--router-domain", "localhost", write("local.crt", local), write("local.key", localKey)); !strings.Contains(out, "Added the certificate for hello.localhost to hello") {
+		t.Errorf("certs:add for hello.localhost printed %q", out)
+	}
+	app.must("certs:remove", "hello.localhost")
 
 	// A bad certificate stored behind the CLI's back: the previous one keeps serving.
 	nomad := appNomad(t, g, "hello")

@@ -150,6 +150,52 @@ func TestHTTPSPicksCertificateByServerName(t *testing.T) {
 	}
 }
 
+// TestHTTPSNeverServesACertificateForADomainTheAppDoesNotOwn: a certificate stored in
+// app hello's namespace for hello.evil.com (and *.evil.com) is never served for
+// hello.evil.com, whether that name routes nowhere, to another app, or is named by
+// hello and another app at once (which, at a router with no record of domain holders,
+// routes it to neither; with one, to the app that named it first).
+func TestHTTPSNeverServesACertificateForADomainTheAppDoesNotOwn(t *testing.T) {
+	tr := startTLSRouter(t, nil)
+	b := newBackend(t, nil)
+	tr.SetApp("hello", []Instance{b.instance("web.1")})
+	evilCert, evilKey := tr.ca.IssueNow(t, "hello.evil.com", "*.evil.com")
+	tr.setAppHTTPS(t, "hello", false, [2][]byte{evilCert, evilKey})
+	served := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", tr.TLSAddr(), &tls.Config{ServerName: "hello.evil.com", InsecureSkipVerify: true}) //nolint:gosec // the test looks at which certificate is served
+		if err != nil {
+			return "no certificate: " + err.Error()
+		}
+		defer c.Close()
+		return strings.Join(c.ConnectionState().PeerCertificates[0].DNSNames, ",")
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := served(); strings.Contains(got, "evil.com") {
+			t.Errorf("%s: hello's certificate (%s) was served for hello.evil.com", when, got)
+		}
+	}
+	check("hello.evil.com routing nowhere")
+
+	other := newBackend(t, nil)
+	in := other.instance("web.1")
+	in.Domains = []string{"hello.evil.com"}
+	tr.SetApp("evil", []Instance{in})
+	check("hello.evil.com a custom domain of app evil")
+
+	both := b.instance("web.1")
+	both.Domains = []string{"hello.evil.com"}
+	tr.SetApp("hello", []Instance{both})
+	check("hello.evil.com named by hello and evil")
+
+	// Once hello alone names it (and so routes it), hello's certificate is served.
+	tr.SetApp("evil", []Instance{other.instance("web.1")})
+	if got := served(); got != "hello.evil.com,*.evil.com" {
+		t.Errorf("hello.evil.com named by hello alone: served %q, want hello's certificate", got)
+	}
+}
+
 func TestHTTPSRefusesOldProtocolsAndCiphers(t *testing.T) {
 	ml := listen(t)
 	tr := startTLSRouter(t, func(c *Config) { c.MetricsListener = ml })

@@ -133,17 +133,23 @@ func (c *certsAddCommand) Help() string {
 
   The certificate is refused when it does not parse, is not the key's, is not
   valid yet or has expired, does not cover the domain, or the domain is not the
-  app's (<app>.<router domain>, or one of the app's custom domains).
+  app's: exactly <app>.<router domain>, one of the app's custom domains, or a
+  wildcard whose parent is a custom domain's.
 
 Options:
   --domain=NAME        The domain the certificate is for (default: its first
                        name)
+  --router-domain=D    The grid's router domain (the router's -domain), which
+                       <app>.D is checked against (default: $DYNO_ROUTER_DOMAIN,
+                       or the local grid's when Nomad is the local grid's; with
+                       none, only custom domains are accepted)
 ` + commonHelp
 }
 
 func (c *certsAddCommand) Run(args []string) int {
 	fs := c.flagSet("certs:add")
 	domain := fs.String("domain", "", "")
+	routerDomainFlag := fs.String("router-domain", "", "")
 	if err := parseArgs(fs, args); err != nil {
 		return 1
 	}
@@ -152,6 +158,10 @@ func (c *certsAddCommand) Run(args []string) int {
 		return 1
 	}
 	app, err := c.appName()
+	if err != nil {
+		return c.fail(err)
+	}
+	routerDomain, err := c.routerDomain(*routerDomainFlag)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -187,9 +197,8 @@ func (c *certsAddCommand) Run(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if !appOwnsDomain(app, customDomains(cur.Job), d) {
-		return c.fail(fmt.Errorf("%s is not a domain of %s: a certificate may be added for %s.<router domain> or one of the app's custom domains (%s)",
-			d, app, app, strings.Join(customDomains(cur.Job), ", ")))
+	if err := checkAppDomain(app, routerDomain, customDomains(cur.Job), d); err != nil {
+		return c.fail(err)
 	}
 	v := &nomadapi.Variable{Path: certapi.CertPrefix + certapi.VariableName(d), Items: nomadapi.VariableItems{
 		certapi.CertItem: string(certPEM), certapi.KeyItem: string(keyPEM)}}
@@ -240,24 +249,57 @@ func customDomains(job *nomadapi.Job) []string {
 	return out
 }
 
-// appOwnsDomain says whether a certificate for domain d may be added to app: d is the
-// app's name under a router domain (<app>.<domain>), or one of its custom domains, or
-// a wildcard covering one of them.
-func appOwnsDomain(app string, custom []string, d string) bool {
-	if strings.HasPrefix(d, app+".") {
-		return true
+// routerDomain is the grid's router domain, the router's -domain: flag, else
+// $DYNO_ROUTER_DOMAIN, else the local grid's when Nomad is the local grid's, else "" (not
+// known). It is normalised as the router normalises its own.
+func (m *meta) routerDomain(flag string) (string, error) {
+	v, from := flag, "--router-domain"
+	if v == "" {
+		v, from = os.Getenv("DYNO_ROUTER_DOMAIN"), "$DYNO_ROUTER_DOMAIN"
+	}
+	if v == "" {
+		g := m.localRouterGrid()
+		if g == nil {
+			return "", nil
+		}
+		v, from = g.Options.RouterDomain, "the local grid's router domain"
+	}
+	d := strings.ToLower(strings.Trim(v, "."))
+	if err := certapi.CheckDomain(d); err != nil || strings.HasPrefix(d, "*") {
+		return "", fmt.Errorf("%s %q: want the router's -domain, a DNS name such as \"apps.example.com\"", from, v)
+	}
+	return d, nil
+}
+
+// checkAppDomain says why a certificate for domain d may not be added to app, or nil
+// when it may: d is exactly <app>.<routerDomain> (routerDomain "" when not known), one
+// of the app's custom domains, or a wildcard whose parent is a custom domain's. The
+// router serves an app's certificate only for the hosts that route to the app, whatever
+// this check said; it refuses early what would never be served.
+func checkAppDomain(app, routerDomain string, custom []string, d string) error {
+	if routerDomain != "" && d == app+"."+routerDomain {
+		return nil
 	}
 	for _, cd := range custom {
 		if cd == d {
-			return true
+			return nil
 		}
 		if base, ok := strings.CutPrefix(d, "*."); ok {
 			if _, parent, ok := strings.Cut(cd, "."); ok && parent == base {
-				return true
+				return nil
 			}
 		}
 	}
-	return false
+	customs := "none"
+	if len(custom) > 0 {
+		customs = strings.Join(custom, ", ")
+	}
+	if routerDomain == "" {
+		return fmt.Errorf("%s is not a domain of %s: it is none of the app's custom domains (%s), and the grid's router domain is not known "+
+			"(for %s.<router domain>, pass --router-domain or set $DYNO_ROUTER_DOMAIN to the router's -domain)", d, app, customs, app)
+	}
+	return fmt.Errorf("%s is not a domain of %s: a certificate may be added for %s.%s or one of the app's custom domains (%s)",
+		d, app, app, routerDomain, customs)
 }
 
 type certsRemoveCommand struct{ meta }

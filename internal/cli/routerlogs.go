@@ -13,6 +13,7 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/logstream"
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/router/logapi"
@@ -63,15 +64,8 @@ func (m *meta) routerAddrs(flag string) ([]string, error) {
 		v = os.Getenv("DYNO_ROUTERS")
 	}
 	if v == "" {
-		g := localGrid()
-		if g == nil || g.Options.RouterPort == 0 {
-			return nil, nil
-		}
-		addr := m.nomadAddr
-		if addr == "" {
-			addr = os.Getenv("NOMAD_ADDR")
-		}
-		if addr != "" && strings.TrimPrefix(addr, "http://") != g.Options.NomadAddr() {
+		g := m.localRouterGrid()
+		if g == nil {
 			return nil, nil
 		}
 		return []string{"http://" + g.Options.RouterLogsAddr()}, nil
@@ -89,6 +83,23 @@ func (m *meta) routerAddrs(flag string) ([]string, error) {
 		out = append(out, u.Scheme+"://"+u.Host)
 	}
 	return out, nil
+}
+
+// localRouterGrid is the local grid when it runs a router and the Nomad address is the
+// local grid's (or not set), else nil.
+func (m *meta) localRouterGrid() *devgrid.Grid {
+	g := localGrid()
+	if g == nil || g.Options.RouterPort == 0 {
+		return nil
+	}
+	addr := m.nomadAddr
+	if addr == "" {
+		addr = os.Getenv("NOMAD_ADDR")
+	}
+	if addr != "" && strings.TrimPrefix(addr, "http://") != g.Options.NomadAddr() {
+		return nil
+	}
+	return g
 }
 
 // followRouter adds the app's router lines from one router to m: the last num, then
