@@ -26,6 +26,11 @@ type Config struct {
 	// key (see logserve.go); empty disables it. LogsListener, when set, is used instead.
 	LogsListen   string
 	LogsListener net.Listener
+	// LogsMaxReaders bounds the requests the logs endpoint serves at once, over all apps
+	// (default 2048): one more is answered 503 with Retry-After. LogsWriteTimeout bounds
+	// each write of an answer (default 10s): a reader that stops reading is dropped.
+	LogsMaxReaders   int
+	LogsWriteTimeout time.Duration
 
 	// TLSListen serves HTTPS (HTTP/1.1 and HTTP/2) with a certificate chosen by SNI
 	// (see tls.go); empty disables it. TLSListener, when set, is used instead.
@@ -116,6 +121,8 @@ func DefaultConfig() Config {
 		MaxDownBackoff:    30 * time.Second,
 		MaxAttempts:       5,
 		MaxStreams:        100,
+		LogsMaxReaders:    2048,
+		LogsWriteTimeout:  10 * time.Second,
 	}
 }
 
@@ -142,6 +149,10 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ShutdownTimeout, d.ShutdownTimeout)
 	setDur(&c.DownBackoff, d.DownBackoff)
 	setDur(&c.MaxDownBackoff, d.MaxDownBackoff)
+	setDur(&c.LogsWriteTimeout, d.LogsWriteTimeout)
+	if c.LogsMaxReaders == 0 {
+		c.LogsMaxReaders = d.LogsMaxReaders
+	}
 	if c.MaxQueueDepth == 0 {
 		c.MaxQueueDepth = d.MaxQueueDepth
 	}
@@ -184,7 +195,7 @@ func (c Config) validate() error {
 		"connect timeout": c.ConnectTimeout, "header read timeout": c.HeaderReadTimeout,
 		"idle timeout": c.IdleTimeout, "body read timeout": c.BodyReadTimeout,
 		"shutdown timeout": c.ShutdownTimeout, "down backoff": c.DownBackoff,
-		"max down backoff": c.MaxDownBackoff,
+		"max down backoff": c.MaxDownBackoff, "logs write timeout": c.LogsWriteTimeout,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative", name, v))
@@ -198,6 +209,9 @@ func (c Config) validate() error {
 	}
 	if c.BodyPrefetch < 0 {
 		errs = append(errs, fmt.Errorf("body prefetch %d: must not be negative", c.BodyPrefetch))
+	}
+	if c.LogsMaxReaders < 1 {
+		errs = append(errs, fmt.Errorf("logs max readers %d: must be at least 1", c.LogsMaxReaders))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,6 +38,11 @@ var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,28}[a-z0-9]$`)
 // "Authorization: Bearer <the app's router log key>": the app's lines after sequence
 // number after (the last num when after is 0), waiting up to wait for one when there is
 // none yet.
+//
+// Only holders of a key hold the router's resources while they wait: at most
+// Config.LogsMaxReaders requests at once over all apps (503 beyond), maxLogsWaiters per
+// app (429 beyond). Every write of an answer must be done within Config.LogsWriteTimeout,
+// so a reader that stops reading is dropped and its slot freed.
 func (r *Router) logsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(logapi.Path, func(w http.ResponseWriter, req *http.Request) {
@@ -71,6 +77,14 @@ func (r *Router) logsHandler() http.Handler {
 			http.Error(w, "not the router log key of app "+app, http.StatusForbidden)
 			return
 		}
+		if r.logReaders.Add(1) > int64(r.cfg.LogsMaxReaders) {
+			r.logReaders.Add(-1)
+			r.metrics.logsRefused.Inc()
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the router serves "+strconv.Itoa(r.cfg.LogsMaxReaders)+" log readers at once, its most; try again", http.StatusServiceUnavailable)
+			return
+		}
+		defer r.logReaders.Add(-1)
 		if e := q.Get("epoch"); e != "" && e != r.epoch {
 			after = 0
 		}
@@ -100,8 +114,49 @@ func (r *Router) logsHandler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(logapi.Response{Router: r.cfg.RouterID, Epoch: r.epoch, Last: last, Lines: lines})
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mux.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: r.cfg.LogsWriteTimeout,
+			stalled: r.metrics.logsStalled.Inc}, req)
+	})
 }
+
+// deadlineWriteChunk is the most a deadlineWriter writes under one deadline.
+const deadlineWriteChunk = 16 << 10
+
+// deadlineWriter gives every write to the client a deadline of its own (timeout from
+// its start), in chunks of deadlineWriteChunk: a client that reads slower than a chunk
+// per timeout, or not at all, gets an error, and the server closes its connection. The
+// deadline of the last write also bounds the server's flush after the handler.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	stalled func()
+	failed  bool
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		end := min(n+deadlineWriteChunk, len(p))
+		if err := d.rc.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
+			return n, err
+		}
+		m, err := d.ResponseWriter.Write(p[n:end])
+		n += m
+		if err != nil {
+			if !d.failed && errors.Is(err, os.ErrDeadlineExceeded) {
+				d.stalled()
+			}
+			d.failed = true
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 func logsQuery(q map[string][]string) (after uint64, num int, wait time.Duration, err error) {
 	get := func(k string) string {

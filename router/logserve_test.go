@@ -170,7 +170,7 @@ func TestLogsEndpointKeepsEachAppsLinesToItsKey(t *testing.T) {
 
 // startLogsRouter starts a router with a logs endpoint on ln and a Nomad address where
 // nothing listens: a test that needs an app's key holds it already.
-func startLogsRouter(t *testing.T) (*testRouter, net.Listener) {
+func startLogsRouter(t *testing.T, mods ...func(*Config)) (*testRouter, net.Listener) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -179,5 +179,8 @@ func startLogsRouter(t *testing.T) (*testRouter, net.Listener) {
 	return startRouter(t, func(c *Config) {
 		c.LogsListener = ln
 		c.NomadAddr = "127.0.0.1:1"
+		for _, mod := range mods {
+			mod(c)
+		}
 	}), ln
 }

@@ -22,6 +22,10 @@ type metrics struct {
 	dispatch  prometheus.Histogram
 	stale     prometheus.Gauge
 	tlsFailed prometheus.Counter
+	// The logs endpoint: requests refused because LogsMaxReaders were served, and
+	// readers dropped because a write to them did not end in LogsWriteTimeout.
+	logsRefused prometheus.Counter
+	logsStalled prometheus.Counter
 }
 
 var (
@@ -55,7 +59,19 @@ func newMetrics(r *Router) *metrics {
 		Name: "dyno_router_tls_handshake_failures_total",
 		Help: "TLS handshakes that failed: old versions or ciphers, no certificate for the server name, clients gone or too slow.",
 	})
-	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, appCollector{r},
+	m.logsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dyno_router_logs_refused_total",
+		Help: "Requests to the logs endpoint answered 503 because it served its most readers at once.",
+	})
+	m.logsStalled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dyno_router_logs_stalled_total",
+		Help: "Readers of the logs endpoint dropped because they did not read an answer in time.",
+	})
+	readers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dyno_router_logs_readers",
+		Help: "Requests the logs endpoint serves now (waiting for a line or being answered).",
+	}, func() float64 { return float64(r.logReaders.Load()) })
+	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, m.logsRefused, m.logsStalled, readers, appCollector{r},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -40,6 +40,8 @@ func run(args []string) int {
 	fs.IntVar(&cfg.MaxStreams, "max-streams", d.MaxStreams, "concurrent HTTP/2 streams of one client connection")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "address for /metrics and /status (empty: off)")
 	fs.StringVar(&cfg.LogsListen, "logs-listen", "", "address for each app's router lines, read with the app's router log key (empty: off; needs -nomad)")
+	fs.IntVar(&cfg.LogsMaxReaders, "logs-max-readers", d.LogsMaxReaders, "requests the logs endpoint serves at once, over all apps (one more: 503)")
+	fs.DurationVar(&cfg.LogsWriteTimeout, "logs-write-timeout", d.LogsWriteTimeout, "each write of a logs answer must be done in this long, or the reader is dropped")
 	fs.StringVar(&cfg.NomadAddr, "nomad", "", "Nomad HTTP address, for H14, the apps' router log keys and certificates (empty: no Nomad)")
 	fs.StringVar(&cfg.NomadToken, "nomad-token", os.Getenv("NOMAD_TOKEN"), "Nomad ACL token (default $NOMAD_TOKEN)")
 	fs.StringVar(&cfg.Domain, "domain", d.Domain, "router domain: Host <app>.<domain> routes to app")
