@@ -32,6 +32,9 @@ type Router struct {
 
 	mu   sync.Mutex // serialises table writers
 	apps map[string]*app
+	// conflicts are the custom domains the last table did not route to the apps naming
+	// them, each with why (as logged); under mu.
+	conflicts map[string]string
 
 	cluster       *cluster        // nil unless Config.Cluster
 	domains       *domainRegistry // nil without Consul

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -110,7 +111,9 @@ func (r *Router) Apps() []string {
 
 // publishLocked builds a new table from r.apps and swaps it in. Caller holds r.mu.
 // An app's own host name wins over another app's custom domain; which app a custom
-// domain routes to is routeDomains' decision (domains.go).
+// domain routes to is routeDomains' decision (domains.go). A domain that is not routed
+// to every app naming it is a conflict, logged when it begins, changes or ends, not at
+// every publish.
 func (r *Router) publishLocked() {
 	t := &table{hosts: make(map[string]*app, 2*len(r.apps))}
 	for n, a := range r.apps {
@@ -119,13 +122,20 @@ func (r *Router) publishLocked() {
 	claims, _ := r.claimsLocked()
 	held, known := r.domains.holders()
 	routes := routeDomains(claims, held)
+	conflicts := map[string]string{}
+	warn := func(d, msg string, kv ...any) {
+		conflicts[d] = fmt.Sprint(msg, kv)
+		if r.conflicts[d] != conflicts[d] {
+			r.log.Warn(msg, append([]any{"domain", d}, kv...)...)
+		}
+	}
 	for d, apps := range claims {
 		if !known {
 			break // the record is not read yet: no custom domain routes
 		}
 		if other, own := t.hosts[d]; own {
 			if len(apps) > 1 || apps[0] != other.name {
-				r.log.Warn("custom domain is another app's own host name: not routed to the app naming it", "domain", d, "apps", apps, "routed_to", other.name)
+				warn(d, "custom domain is another app's own host name: not routed to the app naming it", "apps", apps, "routed_to", other.name)
 			}
 			continue
 		}
@@ -134,13 +144,26 @@ func (r *Router) publishLocked() {
 		case ok:
 			t.hosts[d] = r.apps[to]
 			if len(apps) > 1 {
-				r.log.Warn("custom domain named by more than one app: routed to the app that holds it", "domain", d, "apps", apps, "routed_to", to)
+				warn(d, "custom domain named by more than one app: routed to the app that holds it", "apps", apps, "routed_to", to)
 			}
 		case held[d].app != "":
-			r.log.Warn("custom domain held by an app that does not name it now: routed to none", "domain", d, "apps", apps, "held_by", held[d].app)
+			warn(d, "custom domain held by an app that does not name it now: routed to none", "apps", apps, "held_by", held[d].app)
 		default:
-			r.log.Warn("custom domain named by more than one app: routed to none of them", "domain", d, "apps", apps)
+			warn(d, "custom domain named by more than one app: routed to none of them", "apps", apps)
 		}
+	}
+	if known {
+		for d := range r.conflicts {
+			if _, still := conflicts[d]; still {
+				continue
+			}
+			if a := t.hosts[d]; a != nil {
+				r.log.Info("custom domain no longer in conflict", "domain", d, "routed_to", a.name)
+			} else {
+				r.log.Info("custom domain no longer in conflict", "domain", d)
+			}
+		}
+		r.conflicts = conflicts
 	}
 	r.table.Store(t)
 	r.domains.poke()
