@@ -5,6 +5,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/dynogrid/dynogrid/internal/logstream"
 )
 
 // mergeHold is how long `dyno logs --tail` holds each line before it prints it, so that a
@@ -55,13 +57,13 @@ func (m *logMerger) run(ctx context.Context) {
 }
 
 // flush prints, in time order, the lines at the front that arrived before until (all of
-// them when until is zero).
+// them when until is zero), with their control characters made visible.
 func (m *logMerger) flush(until time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for m.h.Len() > 0 && (until.IsZero() || !m.h[0].arrived.After(until)) {
 		l := heap.Pop(&m.h).(logLine)
-		m.out(l.prefix + ": " + l.text)
+		m.out(logstream.Printable(l.prefix + ": " + l.text))
 	}
 }
 

@@ -114,3 +114,18 @@ func TestRouterReaderFollowsOneRouter(t *testing.T) {
 		t.Fatalf("a refused key while following: %v, want an error at once", err)
 	}
 }
+
+// TestLogsShowControlCharacters: dyno logs prints a dyno's OSC 52 clipboard write and a
+// CSI clear-screen as visible escapes, whatever its output is (terminal, pipe or file).
+func TestLogsShowControlCharacters(t *testing.T) {
+	t.Parallel()
+	var p printed
+	m := newLogMerger(p.out)
+	m.add(logLine{at: time.Now(), prefix: "web.1", text: "owned\x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07"})
+	m.add(logLine{at: time.Now(), prefix: "router", text: "at=info path=\"/\x1b[2J\x1b[H\" status=200"})
+	m.flush(time.Time{})
+	want := []string{`web.1: owned\x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07`, `router: at=info path="/\x1b[2J\x1b[H" status=200`}
+	if got := p.get(); !slices.Equal(got, want) {
+		t.Fatalf("printed %q, want %q", got, want)
+	}
+}

@@ -24,7 +24,8 @@ func (c *logsCommand) Help() string {
   of the app's last release phases is shown as that of dyno release.vN. Lines are
   merged in time order: a router line's time is when the router logged it, a
   dyno's line's the time dyno logs read it. With --tail it keeps streaming
-  until Ctrl-C.
+  until Ctrl-C. Control characters other than tab are printed as visible
+  escapes (ESC as \x1b), so that no line can drive the terminal.
 
 Options:
   --tail, -t         Keep streaming new lines

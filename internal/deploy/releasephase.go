@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dynogrid/dynogrid/internal/appspec"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/appspec"
+	"github.com/dynogrid/dynogrid/internal/logstream"
 )
 
 // MetaReleasePhase marks the one-off job of a release phase; its value is the release
@@ -303,14 +305,15 @@ func (o *phaseOutput) flush() {
 	}
 }
 
-// emit writes whole lines, each indented like the deploy's progress lines.
+// emit writes whole lines, each indented like the deploy's progress lines, with their
+// control characters made visible (logstream.Printable).
 func (o *phaseOutput) emit(lines []byte) {
 	if o.w == nil {
 		return
 	}
 	for _, l := range strings.SplitAfter(string(lines), "\n") {
 		if l != "" {
-			_, _ = o.w.Write([]byte("    " + l))
+			_, _ = o.w.Write([]byte("    " + logstream.Printable(strings.TrimSuffix(l, "\n")) + "\n"))
 		}
 	}
 }

@@ -105,20 +105,21 @@ func TestExitReason(t *testing.T) {
 }
 
 // TestPhaseOutputLines checks that the release phase's output reaches the terminal in
-// whole lines, indented, the last one even without its newline.
+// whole lines, indented, the last one even without its newline, and its control
+// characters (an OSC 52 clipboard write, a CSI clear-screen) shown, not run.
 func TestPhaseOutputLines(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
 	o := &phaseOutput{w: &b}
 	o.write("stdout", []byte("migrating\nhalf"))
 	o.write("stderr", []byte("warning: slow\n"))
-	o.write("stdout", []byte(" done\nno newline"))
+	o.write("stdout", []byte(" done\n\x1b]52;c;b3duZWQ=\x07\x1b[2J\nno newline"))
 	o.flush()
-	want := "    migrating\n    warning: slow\n    half done\n    no newline\n"
+	want := "    migrating\n    warning: slow\n    half done\n    \\x1b]52;c;b3duZWQ=\\x07\\x1b[2J\n    no newline\n"
 	if b.String() != want {
 		t.Errorf("output = %q, want %q", b.String(), want)
 	}
-	if o.seen["stdout"] != int64(len("migrating\nhalf done\nno newline")) {
+	if o.seen["stdout"] != int64(len("migrating\nhalf done\n\x1b]52;c;b3duZWQ=\x07\x1b[2J\nno newline")) {
 		t.Errorf("stdout bytes seen = %d", o.seen["stdout"])
 	}
 }
