@@ -18,6 +18,7 @@ import (
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/meter"
 	"github.com/dynogrid/dynogrid/internal/testutil"
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // formationSpec is the example app with two web dynos (at least one), a worker that
@@ -187,6 +188,34 @@ func TestSchedules(t *testing.T) {
 	}
 	if !job.IsPeriodic() || *job.Periodic.Spec != "0 3 * * *" || *job.Type != "batch" || !*job.Periodic.ProhibitOverlap {
 		t.Errorf("the schedule's job is %s, periodic %+v; want a batch job run at 0 3 * * *, never overlapping", *job.Type, job.Periodic)
+	}
+	// The job list, which the autoscaler's and the router's tokens read with its meta,
+	// shows the schedule but not its command.
+	for _, name := range []string{policies.NomadAutoscaler, policies.NomadRouter} {
+		lister, err := nomadapi.NewClient(&nomadapi.Config{Address: "http://" + g.Options.NomadAddr(),
+			SecretID: harness.Tokens(t, g).Nomad[name], Namespace: "cron"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stubs, _, err := lister.Jobs().ListOptions(&nomadapi.JobListOptions{Fields: &nomadapi.JobListFields{Meta: true}}, nil)
+		if err != nil {
+			t.Fatalf("the %s token lists the app's jobs: %v", name, err)
+		}
+		listed := false
+		for _, st := range stubs {
+			listed = listed || st.ID == "cron-scheduler-tick" && st.Meta["dyno.schedule"] == "tick"
+			for k, v := range st.Meta {
+				if strings.Contains(v, "echo scheduled") {
+					t.Errorf("the %s token reads the schedule's command in job %s's meta %s", name, st.ID, k)
+				}
+			}
+		}
+		if !listed {
+			t.Errorf("the %s token's job list has no cron-scheduler-tick with its meta: %+v", name, stubs)
+		}
+		if _, _, err := lister.Jobs().Info("cron-scheduler-tick", nil); err == nil {
+			t.Errorf("the %s token reads the schedule's job definition", name)
+		}
 	}
 	next := time.Now().UTC().Truncate(24 * time.Hour).Add(3 * time.Hour)
 	if !next.After(time.Now()) {

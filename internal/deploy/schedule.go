@@ -17,7 +17,10 @@ import (
 // (meta dyno.process=run), as Heroku bills Scheduler's dynos.
 const ScheduledProcess = "scheduler"
 
-// Meta keys of a schedule's job.
+// Meta keys of a schedule's job: the schedule's name in the job's meta, its command in
+// its task's meta. Job meta is in Nomad's job list, which tokens that may only list jobs
+// (the router's, the autoscaler's) read; a task's meta, like its arguments, only tokens
+// that may read the job's definition.
 const (
 	MetaSchedule = "dyno.schedule"
 	MetaCommand  = "dyno.command"
@@ -113,15 +116,7 @@ func (d *Deployer) Schedules(ctx context.Context, app string) ([]ScheduleStatus,
 		if err != nil {
 			return nil, fmt.Errorf("failed to read schedule %s: %w", stub.ID, err)
 		}
-		s := ScheduleStatus{Schedule: appspec.Schedule{Name: job.Meta[MetaSchedule], Command: job.Meta[MetaCommand]},
-			Release: job.Meta[MetaRelease]}
-		if job.Periodic != nil && job.Periodic.Spec != nil {
-			s.Cron = *job.Periodic.Spec
-			s.Next = appspec.NextRun(s.Cron, now)
-		}
-		if tg := job.LookupTaskGroup(ScheduledProcess); tg != nil && len(tg.Tasks) > 0 && tg.Tasks[0].Resources != nil && tg.Tasks[0].Resources.MemoryMB != nil {
-			s.MemoryMB = *tg.Tasks[0].Resources.MemoryMB
-		}
+		s := scheduleOf(job, now)
 		children, _, err := d.Nomad.Jobs().PrefixList(stub.ID + nomadapi.JobPeriodicLaunchSuffix)
 		if err != nil {
 			return nil, fmt.Errorf("failed to read the runs of schedule %s: %w", s.Name, err)
@@ -135,6 +130,26 @@ func (d *Deployer) Schedules(ctx context.Context, app string) ([]ScheduleStatus,
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// scheduleOf is the schedule a schedule's job runs, as of now.
+func scheduleOf(job *nomadapi.Job, now time.Time) ScheduleStatus {
+	s := ScheduleStatus{Schedule: appspec.Schedule{Name: job.Meta[MetaSchedule]}, Release: job.Meta[MetaRelease]}
+	if job.Periodic != nil && job.Periodic.Spec != nil {
+		s.Cron = *job.Periodic.Spec
+		s.Next = appspec.NextRun(s.Cron, now)
+	}
+	if tg := job.LookupTaskGroup(ScheduledProcess); tg != nil && len(tg.Tasks) > 0 {
+		task := tg.Tasks[0]
+		s.Command = task.Meta[MetaCommand]
+		if task.Resources != nil && task.Resources.MemoryMB != nil {
+			s.MemoryMB = *task.Resources.MemoryMB
+		}
+	}
+	if s.Command == "" {
+		s.Command = job.Meta[MetaCommand] // registered before the command moved to the task
+	}
+	return s
 }
 
 // RunSchedule starts a run of the app's schedule name now, besides its cron: Nomad's
@@ -214,10 +229,21 @@ func (d *Deployer) registerSchedule(ctx context.Context, cur *App, s appspec.Sch
 	if err != nil {
 		return err
 	}
-	job := oneOffJob(id, app, cur.Job.Meta[MetaRelease], src, s.MemoryMB, envPath)
-	job.Constraints = cur.Job.Constraints // a built release's stack (stack.go)
+	job := scheduleJob(cur.Job, src, s, envPath)
+	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("failed to register schedule %s: %w", s.Name, err)
+	}
+	d.progress("    schedule %s: %s, %s", s.Name, s.Cron, s.Command)
+	return nil
+}
+
+// scheduleJob is the periodic job of schedule s of the app whose current job is cur:
+// runs of the slug of task src with the environment at envPath.
+func scheduleJob(cur *nomadapi.Job, src *nomadapi.Task, s appspec.Schedule, envPath string) *nomadapi.Job {
+	app := cur.Meta[MetaApp]
+	job := oneOffJob(ScheduleJobID(app, s.Name), app, cur.Meta[MetaRelease], src, s.MemoryMB, envPath)
+	job.Constraints = cur.Constraints // a built release's stack (stack.go)
 	job.Meta[MetaSchedule] = s.Name
-	job.Meta[MetaCommand] = s.Command
 	job.Periodic = &nomadapi.PeriodicConfig{
 		Enabled: ptr(true), Spec: ptr(s.Cron), SpecType: ptr(nomadapi.PeriodicSpecCron),
 		// A run does not start while the previous one still runs.
@@ -226,11 +252,12 @@ func (d *Deployer) registerSchedule(ctx context.Context, cur *App, s appspec.Sch
 	// DYNO is scheduler.<name>.<the Unix time of the run>, as `dyno logs` names it.
 	dyno := fmt.Sprintf(`%s.%s.{{ env "NOMAD_JOB_ID" | regexReplaceAll "^.*/periodic-" "" }}`, ScheduledProcess, s.Name)
 	runInOneOff(job, ScheduledProcess, ShellCommand(s.Command), dyno, envPath)
-	if _, _, err := d.Nomad.Jobs().Register(job, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("failed to register schedule %s: %w", s.Name, err)
+	task := job.TaskGroups[0].Tasks[0]
+	if task.Meta == nil {
+		task.Meta = map[string]string{}
 	}
-	d.progress("    schedule %s: %s, %s", s.Name, s.Cron, s.Command)
-	return nil
+	task.Meta[MetaCommand] = s.Command
+	return job
 }
 
 // removeSchedule stops a schedule, its runs with it, and removes its environment copy.

@@ -3,7 +3,9 @@ package deploy
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
@@ -70,4 +72,36 @@ func dumpDiffs(ds []ScheduleDiff) string {
 		s += "\n"
 	}
 	return s
+}
+
+// TestScheduleCommandNotInJobMeta: a schedule's command (which may hold a secret) is not
+// in its job's meta, which Nomad's job list shows to tokens that may only list jobs
+// (the autoscaler's, the router's); it is in the task, which only tokens that may read
+// the job's definition see, and `dyno schedules` reads it back from there.
+func TestScheduleCommandNotInJobMeta(t *testing.T) {
+	t.Parallel()
+	cur := &nomadapi.Job{Meta: map[string]string{MetaApp: "shop", MetaRelease: "v7", MetaEnv: "nomad/jobs/shop/env/v7"}}
+	src := &nomadapi.Task{Config: map[string]any{"slug": "shop.tgz", "slug_sha256": "abc"},
+		Resources: &nomadapi.Resources{Cores: ptr(1)}}
+	s := appspec.Schedule{Name: "ping", Cron: "*/5 * * * *", Command: `curl -fsS -H "Authorization: Bearer s3cr3t-token" https://example.test/ping`, MemoryMB: 256}
+	job := scheduleJob(cur, src, s, "nomad/jobs/shop-scheduler-ping")
+	for k, v := range job.Meta {
+		if strings.Contains(v, "s3cr3t") || strings.Contains(v, "curl") {
+			t.Errorf("job meta %s = %q: the command is in what list-jobs shows", k, v)
+		}
+	}
+	task := job.TaskGroups[0].Tasks[0]
+	if args := fmt.Sprint(task.Config["args"]); !strings.Contains(args, s.Command) {
+		t.Errorf("the task runs %s, want the command", args)
+	}
+	got := scheduleOf(job, time.Now())
+	if got.Schedule != s || got.Release != "v7" {
+		t.Errorf("read back: %+v, want %+v of v7", got, s)
+	}
+	// A schedule registered with the command in its job's meta still reads.
+	delete(task.Meta, MetaCommand)
+	job.Meta[MetaCommand] = s.Command
+	if got := scheduleOf(job, time.Now()); got.Command != s.Command {
+		t.Errorf("a schedule with its command in job meta: read %q", got.Command)
+	}
 }
