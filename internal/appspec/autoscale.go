@@ -26,7 +26,13 @@ const (
 	MaxQueueWaitTarget = 10 * time.Second
 	// MaxCostPerHour bounds max_cost_per_hour, in dollars.
 	MaxCostPerHour = 10_000
+	// MinCostPerHour is the smallest max_cost_per_hour, in dollars: one micro-dollar,
+	// the unit of the policy's cap. Less would round to a cap of $0.
+	MinCostPerHour = "0.000001"
 )
+
+// minCost is MinCostPerHour as HCL reads a number (cty's precision and rounding).
+var minCost, _, _ = big.ParseFloat(MinCostPerHour, 10, 512, big.ToNearestEven)
 
 type autoscaleBlock struct {
 	DefRange       hcl.Range `hcl:",def_range"`
@@ -99,8 +105,10 @@ func resolveAutoscale(pb *processBlock, add func(hcl.Range, string, string, ...a
 		add(b.DefRange, "Missing max_cost_per_hour", "Autoscaling is capped by cost: add max_cost_per_hour, in dollars per hour for all the app's dynos (the first dyno is free), such as 0.50.")
 	case err != nil || !cost.IsKnown() || cost.IsNull():
 		add(b.MaxCostPerHourRange, "Invalid max_cost_per_hour", "max_cost_per_hour is a number of dollars per hour, such as 0.50.")
+	case cost.AsBigFloat().Sign() >= 0 && cost.AsBigFloat().Cmp(minCost) < 0:
+		add(b.MaxCostPerHourRange, "max_cost_per_hour too small", "The cost cap counts micro-dollars: %s dollars per hour rounds to a cap of $0; the smallest accepted is %s.", cost.AsBigFloat().Text('g', 15), MinCostPerHour)
 	case cost.AsBigFloat().Sign() < 0 || cost.AsBigFloat().Cmp(big.NewFloat(MaxCostPerHour)) > 0:
-		add(b.MaxCostPerHourRange, "max_cost_per_hour out of range", "max_cost_per_hour is in dollars per hour, from 0 to %d; %s is not.", MaxCostPerHour, cost.AsBigFloat().Text('g', 15))
+		add(b.MaxCostPerHourRange, "max_cost_per_hour out of range", "max_cost_per_hour is in dollars per hour, from %s to %d; %s is not.", MinCostPerHour, MaxCostPerHour, cost.AsBigFloat().Text('g', 15))
 	default:
 		f, _ := cost.AsBigFloat().Float64()
 		a.MaxCostMicroUSD = int64(math.Round(f * 1e6))
@@ -145,8 +153,8 @@ func AutoscaleFromPolicy(m map[string]any) (Autoscale, error) {
 	default:
 		return a, fmt.Errorf("policy has no %s number", PolicyMaxCost)
 	}
-	if math.IsNaN(c) || c < 0 || c > MaxCostPerHour*1e6 || c != math.Trunc(c) {
-		return a, fmt.Errorf("policy %s %v is not a whole number of micro-dollars from 0 to %d", PolicyMaxCost, c, int64(MaxCostPerHour*1e6))
+	if math.IsNaN(c) || c < 1 || c > MaxCostPerHour*1e6 || c != math.Trunc(c) {
+		return a, fmt.Errorf("policy %s %v is not a whole number of micro-dollars from 1 to %d", PolicyMaxCost, c, int64(MaxCostPerHour*1e6))
 	}
 	return Autoscale{P95QueueWait: d, MaxCostMicroUSD: int64(c)}, nil
 }
