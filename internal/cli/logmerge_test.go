@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,9 +110,36 @@ func TestRouterReaderFollowsOneRouter(t *testing.T) {
 	}
 	bad := logstream.NewRouterReader(srv.URL, "shop", "another-key")
 	var p printed
+	began := time.Now()
 	err := followRouter(ctx, bad, 10, true, newLogMerger(p.out), func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "refused the app's router log key") {
-		t.Fatalf("a refused key while following: %v, want an error at once", err)
+	if err == nil || !strings.Contains(err.Error(), "refused the app's router log key") || time.Since(began) < refusedGrace {
+		t.Fatalf("a refused key while following: %v after %s, want an error once refusedGrace is over", err, time.Since(began))
+	}
+}
+
+// TestRouterKeyRefusedAtFirst: a router that refuses a key for a moment (it has not
+// seen the app, or the key, made a moment ago) is asked again, and its lines shown.
+func TestRouterKeyRefusedAtFirst(t *testing.T) {
+	t.Parallel()
+	var refusals atomic.Int32
+	refusals.Store(3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refusals.Add(-1) >= 0 {
+			http.Error(w, "not the router log key of app shop", http.StatusForbidden)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(logapi.Response{Epoch: "e1", Last: 1,
+			Lines: []logapi.Line{{Seq: 1, Time: time.Unix(1, 0), Line: "at=info request_id=r1"}}})
+	}))
+	defer srv.Close()
+	var p printed
+	m := newLogMerger(p.out)
+	if err := followRouter(context.Background(), logstream.NewRouterReader(srv.URL, "shop", "the-key"), 10, false, m, func(string) {}); err != nil {
+		t.Fatalf("a key refused three times, then taken: %v", err)
+	}
+	m.flush(time.Time{})
+	if got := strings.Join(p.get(), "\n"); !strings.Contains(got, "router: at=info request_id=r1") {
+		t.Errorf("printed %q, want the router's line", got)
 	}
 }
 

@@ -105,8 +105,14 @@ func (m *meta) localRouterGrid() *devgrid.Grid {
 // followRouter adds the app's router lines from one router to m: the last num, then
 // (with follow) each new one until ctx ends. While following, a router that cannot be
 // reached is tried again every second, and said once.
+// refusedGrace is how long a router's refusal of the key is tried again: a router
+// learns new apps from Nomad's job list as it changes, and looks a key that did not
+// match up again after a second (router/logserve.go).
+const refusedGrace = 3 * time.Second
+
 func followRouter(ctx context.Context, rr *logstream.RouterReader, num int, follow bool, m *logMerger, warn func(string)) error {
 	failing := false
+	start := time.Now()
 	for {
 		wait := time.Duration(0)
 		if follow && rr.Started() {
@@ -125,6 +131,14 @@ func followRouter(ctx context.Context, rr *logstream.RouterReader, num int, foll
 			for _, l := range lines {
 				m.add(logLine{at: l.Time, prefix: "router", text: l.Line})
 			}
+		case errors.Is(err, logstream.ErrRefused) && time.Since(start) < refusedGrace:
+			// The router may not know yet an app or a key made a moment ago.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(refusedGrace / 12):
+			}
+			continue
 		case !follow || errors.Is(err, logstream.ErrRefused):
 			return err
 		default:
