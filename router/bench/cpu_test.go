@@ -34,12 +34,12 @@ type cpuRegime struct {
 
 // BenchmarkCPU measures the CPU dyno-router and HAProxy (leastconn, maxconn 1 per
 // server) spend per request, each pinned to the same one core and read from its own
-// accounting (/proc/PID/stat), in three regimes, in the same run and interleaved
-// (router, HAProxy, router, ...; medians of the rounds reported): the queueing load of
-// BenchmarkRouting at 0.9 (720 req/s open-loop Poisson on 8 single-request dynos, mean
-// service 10 ms, clients opening connections on demand like any Go http.Transport),
-// zero service time open-loop at 2000 req/s, and one sequential client with zero
-// service time. p99 latencies are reported next to the CPU, and for the queueing load
+// accounting (its threads' run time, see cpuTime), in three regimes, in the same run
+// and interleaved (router, HAProxy, router, ...; medians of the rounds reported): the
+// queueing load of BenchmarkRouting at 0.9 (720 req/s open-loop Poisson on 8
+// single-request dynos, mean service 10 ms, clients opening connections on demand like
+// any Go http.Transport), zero service time open-loop at 2000 req/s, and one
+// sequential client with zero service time. p99 latencies are reported next to the CPU, and for the queueing load
 // against the ideal M/M/c single queue of the same trace.
 func BenchmarkCPU(b *testing.B) {
 	requireHAProxy(b)
@@ -110,7 +110,7 @@ func BenchmarkCPU(b *testing.B) {
 			b.ReportMetric(float64(rp)/float64(hp), "router/haproxy-p99-"+rg.key)
 		}
 	}
-	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own /proc/PID/stat; median of %d interleaved rounds; before the run: %s; after: %s\n",
+	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own accounting (schedstat); median of %d interleaved rounds; before the run: %s; after: %s\n",
 		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
 	fmt.Println("| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
