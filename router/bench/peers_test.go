@@ -75,6 +75,13 @@ func startRouterWith(tb testing.TB, bs []*loadgen.Backend, core int, extra ...st
 	if out, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("failed to build dyno-router: %v\n%s", err, out)
 	}
+	return startRouterBin(tb, "dyno-router", bin, bs, core, extra...)
+}
+
+// startRouterBin runs the dyno-router binary bin (as name) with a static route to the
+// backends, pinned to one core (none when core < 0), with extra flags.
+func startRouterBin(tb testing.TB, name, bin string, bs []*loadgen.Backend, core int, extra ...string) *proc {
+	tb.Helper()
 	addr := freeAddr(tb)
 	argv := []string{bin, "-listen", addr, "-consul", "", "-log-level", "warn",
 		"-static", "bench=" + strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s"}
@@ -86,7 +93,7 @@ func startRouterWith(tb testing.TB, bs []*loadgen.Backend, core int, extra ...st
 	if v := os.Getenv("BENCH_ROUTER_GOMAXPROCS"); v != "" {
 		cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
 	}
-	return start(tb, "dyno-router", cmd, addr)
+	return start(tb, name, cmd, addr)
 }
 
 const haproxyBin = "/usr/sbin/haproxy"
