@@ -66,6 +66,7 @@ type dynoConn struct {
 	written int64           // bytes handed to the socket during the current request
 	clean   bool            // the current request was written whole: reusable after its response
 	raw     syscall.RawConn // for the liveness peek; nil when the connection has none
+	since   time.Time       // the deadline in force is the request's timeout from then
 }
 
 func (dc *dynoConn) Write(p []byte) (int, error) {
@@ -117,8 +118,9 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 		_ = tc.SetNoDelay(true)
 	}
 	c = sysconn.Wrap(c)
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	dc = &dynoConn{c: c, clean: true}
+	now := time.Now()
+	_ = c.SetDeadline(now.Add(timeout))
+	dc = &dynoConn{c: c, clean: true, since: now}
 	if sc, ok := c.(syscall.Conn); ok {
 		dc.raw, _ = sc.SyscallConn()
 	}
@@ -137,8 +139,12 @@ func (d *dyno) reuse(timeout time.Duration) *dynoConn {
 	}
 	d.conn = nil
 	// Kept connections keep their last request's deadline (clearing it would cost a
-	// timer update per request): set the new one before looking at the connection.
-	_ = dc.c.SetDeadline(time.Now().Add(timeout))
+	// timer update per request): the new one is in force before the connection is
+	// looked at. One set less than sysconn.RenewSlack before stays (a timer update
+	// spared): the dyno may get that much less than timeout.
+	now := time.Now()
+	by, _ := sysconn.ExtendDeadline(dc.c, now.Add(timeout), sysconn.RenewSlack(timeout))
+	dc.since = by.Add(-timeout)
 	if dc.br.Buffered() == 0 && dc.alive() {
 		dc.written = 0
 		dc.clean = true

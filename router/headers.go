@@ -218,14 +218,35 @@ var forbiddenTrailers = map[string]bool{
 func copyResponseHeader(dst, src http.Header) {
 	conn := connectionTokens(src)
 	for k, vs := range src {
-		if conn[k] {
-			continue
+		if !hopByHop(k, conn) {
+			dst[k] = vs
 		}
-		switch k {
-		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-			NotOwnerHeader: // a dyno cannot make a forwarding router serve its request again
-			continue
-		}
-		dst[k] = vs
 	}
+}
+
+// takeResponseHeader makes the dyno's response headers the client's response headers,
+// without hop-by-hop ones: when w can take src whole (nothing was set on it yet), src
+// itself, with those deleted, is the client's now; otherwise they are copied.
+func takeResponseHeader(w http.ResponseWriter, src http.Header) {
+	if t, ok := w.(interface{ TakeHeader(http.Header) bool }); ok && t.TakeHeader(src) {
+		conn := connectionTokens(src)
+		for k := range src {
+			if hopByHop(k, conn) {
+				delete(src, k)
+			}
+		}
+		return
+	}
+	copyResponseHeader(w.Header(), src)
+}
+
+// hopByHop says whether a dyno's response header k (conn: the names its Connection
+// header lists) stays between the dyno and the router.
+func hopByHop(k string, conn map[string]bool) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		NotOwnerHeader: // a dyno cannot make a forwarding router serve its request again
+		return true
+	}
+	return conn[k]
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/dynogrid/router/internal/http1"
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // StaleHeader is set on every response while the router serves from a routing table it
@@ -269,7 +270,7 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc 
 		r.upgrade(w, l, dc, bw, ob, resp, rec)
 		return false
 	}
-	r.relay(w, req, l, dc, bw, resp, timeout, sent, rec)
+	r.relay(w, req, l, dc, bw, resp, timeout, rec)
 	return false
 }
 
@@ -331,9 +332,9 @@ var wireBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // (keeping the connection when it can be reused), ended when it failed (closing it),
 // draining when the client left.
 func (r *Router) relay(w http.ResponseWriter, req *http.Request, l lease, dc *dynoConn, bw *bodyWriter,
-	resp *http.Response, timeout time.Duration, sent time.Time, rec *record) {
+	resp *http.Response, timeout time.Duration, rec *record) {
+	takeResponseHeader(w, resp.Header)
 	h := w.Header()
-	copyResponseHeader(h, resp.Header)
 	rec.status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
 
@@ -345,8 +346,8 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, l lease, dc *dy
 	bp := copyBufs.Get().(*[]byte)
 	buf := *bp
 	var rerr, werr error
-	renewed := sent // the deadline set before the request went out
-	every := min(100*time.Millisecond, timeout/10)
+	renewed := dc.since // the deadline in force counts from then
+	every := sysconn.RenewSlack(timeout)
 	for {
 		// The dyno must send something every timeout (less at most a tenth); renewing
 		// that deadline on every read would cost a timer update each.

@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,6 +53,45 @@ func TestProxyHeadersAndBody(t *testing.T) {
 	waitFor(t, "log line", func() bool {
 		return tr.logHas("at=info", "method=GET", `path="/a/b?c=d"`, "host=myapp.localhost", "request_id="+id, "dyno=web.1", "queue=0", "wait=", "service=", "status=200", "bytes=14")
 	})
+}
+
+// TestResponseHopByHopHeadersDropped: a dyno's hop-by-hop response headers (Connection
+// and those it names, Keep-Alive, Proxy-*, Upgrade) do not reach the client, its other
+// headers do, whether the response takes the dyno's header whole or copies it next to
+// one of the router's own (X-Dyno-Router-Stale while the table is stale).
+func TestResponseHopByHopHeadersDropped(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Connection", "X-Secret")
+		h.Set("X-Secret", "1")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Proxy-Connection", "keep-alive")
+		h.Set("Upgrade", "h2c")
+		h.Add("X-Kept", "a")
+		h.Add("X-Kept", "b")
+		io.WriteString(w, "ok")
+	})
+	tr := startRouter(t, nil)
+	tr.SetApp("myapp", []Instance{b.instance("web.1")})
+	for _, stale := range []bool{false, true} {
+		tr.setStale(stale, errors.New("test"))
+		resp, body := tr.do(t, "GET", "myapp.localhost", "/", nil, nil)
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("stale %v: got %d %q", stale, resp.StatusCode, body)
+		}
+		for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Connection", "Upgrade"} {
+			if v, ok := resp.Header[k]; ok {
+				t.Errorf("stale %v: the client got the dyno's hop-by-hop %s: %q", stale, k, v)
+			}
+		}
+		if got := resp.Header.Values("X-Kept"); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+			t.Errorf("stale %v: X-Kept %q, want the dyno's two values", stale, got)
+		}
+		if got := resp.Header.Get(StaleHeader); stale != (got == "true") {
+			t.Errorf("stale %v: %s %q", stale, StaleHeader, got)
+		}
+	}
 }
 
 func TestRequestIDKeptWhenSane(t *testing.T) {

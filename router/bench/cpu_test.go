@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -34,13 +35,15 @@ type cpuRegime struct {
 
 // BenchmarkCPU measures the CPU dyno-router and HAProxy (leastconn, maxconn 1 per
 // server) spend per request, each pinned to the same one core and read from its own
-// accounting (/proc/PID/stat), in three regimes, in the same run and interleaved
-// (router, HAProxy, router, ...; medians of the rounds reported): the queueing load of
-// BenchmarkRouting at 0.9 (720 req/s open-loop Poisson on 8 single-request dynos, mean
-// service 10 ms, clients opening connections on demand like any Go http.Transport),
-// zero service time open-loop at 2000 req/s, and one sequential client with zero
-// service time. p99 latencies are reported next to the CPU, and for the queueing load
-// against the ideal M/M/c single queue of the same trace.
+// accounting (its threads' run time, see cpuTime), in three regimes, in the same run
+// and interleaved (router, HAProxy, router, ...; medians of the rounds reported): the
+// queueing load of BenchmarkRouting at 0.9 (720 req/s open-loop Poisson on 8
+// single-request dynos, mean service 10 ms, clients opening connections on demand like
+// any Go http.Transport), zero service time open-loop at 2000 req/s, and one
+// sequential client with zero service time. p99 latencies are reported next to the CPU, and for the queueing load
+// against the ideal M/M/c single queue of the same trace. BENCH_ROUTER_BASELINE names
+// another dyno-router binary (an earlier build) to run alongside, interleaved likewise:
+// its CPU per request is reported next to the router's.
 func BenchmarkCPU(b *testing.B) {
 	requireHAProxy(b)
 	bs, err := loadgen.StartBackends(dynos)
@@ -50,6 +53,10 @@ func BenchmarkCPU(b *testing.B) {
 	defer loadgen.StopBackends(bs)
 	core := cpuCore()
 	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core)}
+	baseline := os.Getenv("BENCH_ROUTER_BASELINE")
+	if baseline != "" {
+		procs = append(procs, startRouterBin(b, "dyno-router (baseline)", baseline, bs, core))
+	}
 	client := loadgen.Client()
 	for _, p := range procs {
 		// Steady state: past the router's first collection, before which its heap grows
@@ -104,15 +111,25 @@ func BenchmarkCPU(b *testing.B) {
 				ip := loadgen.Summarise(loadgen.Ideal(rg.trace, dynos), 0).P99
 				ideal = fmt.Sprintf("%.2f / %.2f", float64(rp)/float64(ip), float64(hp)/float64(ip))
 			}
-			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s |",
-				rg.name, us(rc), us(hc), float64(rc)/float64(hc), ms(rp), ms(hp), float64(rp)/float64(hp), ideal))
+			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s |",
+				rg.name, us(rc), us(hc), float64(rc)/float64(hc), ms(rp), ms(hp), float64(rp)/float64(hp), ideal)
+			if baseline != "" {
+				oc, op := medianDuration(cpu[2]), medianDuration(p99[2])
+				row += fmt.Sprintf(" %.0f | %.2f | %.2f | %.2f |", us(oc), float64(oc)/float64(hc), float64(rc)/float64(oc), ms(op))
+				b.ReportMetric(float64(rc)/float64(oc), "router/baseline-cpu-"+rg.key)
+			}
+			rows = append(rows, row)
 			b.ReportMetric(float64(rc)/float64(hc), "router/haproxy-cpu-"+rg.key)
 			b.ReportMetric(float64(rp)/float64(hp), "router/haproxy-p99-"+rg.key)
 		}
 	}
-	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own /proc/PID/stat; median of %d interleaved rounds; before the run: %s; after: %s\n",
+	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own accounting (schedstat); median of %d interleaved rounds; before the run: %s; after: %s\n",
 		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
-	fmt.Println("| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	head, rule := "| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |", "|---|---|---|---|---|---|---|---|"
+	if baseline != "" {
+		head, rule = head+" baseline us/req | baseline/HAProxy CPU | router/baseline CPU | baseline p99 ms |", rule+"---|---|---|---|"
+	}
+	fmt.Println(head)
+	fmt.Println(rule)
 	fmt.Println(strings.Join(rows, "\n"))
 }

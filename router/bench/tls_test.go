@@ -138,7 +138,7 @@ func BenchmarkTLS(b *testing.B) {
 			b.ReportMetric(float64(rc)/float64(hc), "router/haproxy-cpu-"+rg.key)
 		}
 	}
-	fmt.Printf("\nBenchmarkTLS: each proxy pinned to core %d of %d, CPU from its own /proc/PID/stat; median of %d interleaved rounds; before the run: %s; after: %s\n",
+	fmt.Printf("\nBenchmarkTLS: each proxy pinned to core %d of %d, CPU from its own accounting (schedstat); median of %d interleaved rounds; before the run: %s; after: %s\n",
 		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
 	fmt.Println("| regime | dyno-router | HAProxy | router/HAProxy rate | router/HAProxy CPU | p99/ideal router / HAProxy |")
 	fmt.Println("|---|---|---|---|---|---|")

@@ -58,6 +58,9 @@ func parseHeader(lines string) (http.Header, error) {
 	n := strings.Count(lines, "\n")
 	h := make(http.Header, n)
 	strs := make([]string, n) // one backing array for the common single values
+	// The first keys, to find a repeated one without a second map look-up per line.
+	var seen [16]string
+	nseen := 0
 	for {
 		var line string
 		line, lines = nextLine(lines)
@@ -68,23 +71,80 @@ func parseHeader(lines string) (http.Header, error) {
 			return nil, errHeader("folded header line")
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !isToken(name) {
+		if !ok {
 			return nil, errHeader("malformed header line")
 		}
-		value = strings.Trim(value, " \t")
+		token, canonical := tokenCanonical(name)
+		if !token {
+			return nil, errHeader("malformed header line")
+		}
+		value = trimOWS(value)
 		if !validValue(value) {
 			return nil, errHeader("invalid character in header " + name)
 		}
-		key := http.CanonicalHeaderKey(name)
-		if vs := h[key]; vs != nil {
-			h[key] = append(vs, value)
-		} else if len(strs) > 0 {
+		key := name
+		if !canonical {
+			key = http.CanonicalHeaderKey(name)
+		}
+		repeated := false
+		if nseen < len(seen) {
+			for _, k := range seen[:nseen] {
+				if k == key {
+					repeated = true
+					break
+				}
+			}
+		} else {
+			_, repeated = h[key]
+		}
+		switch {
+		case repeated:
+			h[key] = append(h[key], value)
+			continue
+		case len(strs) > 0:
 			strs[0] = value
 			h[key], strs = strs[:1:1], strs[1:]
-		} else {
+		default:
 			h[key] = []string{value}
 		}
+		if nseen < len(seen) {
+			seen[nseen] = key
+			nseen++
+		}
 	}
+}
+
+// tokenCanonical says whether s is an RFC 9110 token, and whether it is a header name
+// in canonical form already (as http.CanonicalHeaderKey writes it: upper case first and
+// after each '-', lower case elsewhere), in one pass.
+func tokenCanonical(s string) (token, canonical bool) {
+	if s == "" {
+		return false, false
+	}
+	canonical = true
+	upper := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !tokenChars[c] {
+			return false, false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	return true, canonical
+}
+
+// trimOWS drops the spaces and tabs around a header value.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // nextLine splits the first line off s, without its line ending (CRLF or LF). A CR

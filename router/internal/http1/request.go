@@ -27,9 +27,11 @@ func badRequest(reason string) *requestError {
 
 var errHeadTooLarge = &requestError{status: http.StatusRequestHeaderFieldsTooLarge, reason: "request head too large"}
 
-// parseRequest makes a request of a head read by readHead. Bodies are attached by the
-// caller (see requestBody).
-func parseRequest(head string) (*http.Request, *requestError) {
+// parseRequest makes a request of a head read by readHead, a copy of base (nil: none)
+// with the head's fields: a base made once per connection with the connection's context
+// spares each request the copy WithContext makes. Bodies are attached by the caller
+// (see requestBody).
+func parseRequest(head string, base *http.Request) (*http.Request, *requestError) {
 	line, rest := nextLine(head)
 	method, after, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(after, " ")
@@ -50,8 +52,12 @@ func parseRequest(head string) (*http.Request, *requestError) {
 	if uerr != nil {
 		return nil, badRequest("malformed request target")
 	}
-	req := &http.Request{Method: method, URL: u, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
-		RequestURI: target, Body: http.NoBody}
+	req := new(http.Request)
+	if base != nil {
+		*req = *base
+	}
+	req.Method, req.URL, req.Proto, req.ProtoMajor, req.ProtoMinor = method, u, proto, major, minor
+	req.RequestURI, req.Body = target, http.NoBody
 	h, err := parseHeader(rest)
 	if err != nil {
 		return nil, badRequest(err.Error())

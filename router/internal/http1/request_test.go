@@ -52,7 +52,7 @@ func readOurs(br *bufio.Reader) (*parsedRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, rerr := parseRequest(string(head))
+	req, rerr := parseRequest(string(head), nil)
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -455,7 +455,7 @@ func TestAbsoluteFormAuthorityChecked(t *testing.T) {
 		"GET http://a%c2%85b/ HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET http://a`b|c/ HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
-		if req, err := parseRequest(raw); err == nil {
+		if req, err := parseRequest(raw, nil); err == nil {
 			t.Errorf("%q accepted with host %q", raw, req.Host)
 		}
 	}

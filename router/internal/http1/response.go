@@ -39,7 +39,23 @@ type Response struct {
 
 var _ http.ResponseWriter = (*Response)(nil)
 
-func (w *Response) Header() http.Header { return w.header }
+func (w *Response) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 8)
+	}
+	return w.header
+}
+
+// TakeHeader makes h the response's header, when nothing was set on the response's own
+// yet (it says whether it did): the caller hands h over, and a proxy relaying an
+// upstream response spares itself a copy. Not after WriteHeader.
+func (w *Response) TakeHeader(h http.Header) bool {
+	if len(w.header) > 0 || w.wroteHead {
+		return false
+	}
+	w.header = h
+	return true
+}
 
 // SetWriteTimeout bounds how long the client may take to accept each write of this
 // response (Config.WriteTimeout until then).
@@ -163,9 +179,7 @@ func (w *Response) WriteHeader(code int) {
 		return !strings.HasPrefix(k, http.TrailerPrefix)
 	})
 	if _, ok := h["Date"]; !ok {
-		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(make([]byte, 0, 32), http.TimeFormat))
-		bw.WriteString("\r\n")
+		bw.WriteString(dateLine(time.Now()))
 	}
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
@@ -177,6 +191,26 @@ func (w *Response) WriteHeader(code int) {
 		bw.WriteString("Connection: keep-alive\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// date is the Date header line of one second, made once for all the responses of that
+// second.
+type date struct {
+	sec  int64
+	line string
+}
+
+var lastDate atomic.Pointer[date]
+
+// dateLine returns the Date header line for now, CRLF included.
+func dateLine(now time.Time) string {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.line
+	}
+	d := &date{sec: sec, line: "Date: " + now.UTC().Format(http.TimeFormat) + "\r\n"}
+	lastDate.Store(d)
+	return d.line
 }
 
 // leavesBodyUnread says whether the connection will have to close after this response

@@ -113,6 +113,7 @@ func (f *Server) Serve() error {
 			cc.tls = &st
 		}
 		cc.ctx, cc.cancel = context.WithCancel(context.Background())
+		cc.base = (&http.Request{RemoteAddr: cc.remote, TLS: cc.tls}).WithContext(cc.ctx)
 		// A connection accepted as shutdown begins is served like the others (it may
 		// hold a request already): shutdown counts it once the loop has returned.
 		f.mu.Lock()
@@ -177,9 +178,10 @@ type clientConn struct {
 	// connection ends. Requests carry it.
 	ctx      context.Context
 	cancel   context.CancelFunc
-	head     []byte    // the buffer request heads are read into
-	writeBy  time.Time // the write deadline in force
-	broken   bool      // a write failed: the connection cannot carry another response
+	base     *http.Request // what each request starts as: the context, address and TLS state
+	head     []byte        // the buffer request heads are read into
+	writeBy  time.Time     // the write deadline in force
+	broken   bool          // a write failed: the connection cannot carry another response
 	hijacked bool
 	watching chan struct{} // closed when the watchLeave goroutine is done
 }
@@ -193,7 +195,9 @@ func (cc *clientConn) serve() {
 			wait = cfg.HeaderReadTimeout
 		}
 		if cc.br.Buffered() == 0 {
-			_ = cc.c.SetReadDeadline(time.Now().Add(wait))
+			// One set less than sysconn.RenewSlack before (by the previous request, when
+			// nothing else changed it since) stays: a timer update spared per request.
+			_, _ = sysconn.ExtendReadDeadline(cc.c, time.Now().Add(wait), sysconn.RenewSlack(wait))
 			if _, err := cc.br.Peek(1); err != nil {
 				return
 			}
@@ -213,7 +217,7 @@ func (cc *clientConn) serve() {
 			cc.refuse(err)
 			return
 		}
-		w := &Response{cc: cc, req: req, header: make(http.Header, 8), writeTimeout: cfg.WriteTimeout, body: body}
+		w := &Response{cc: cc, req: req, writeTimeout: cfg.WriteTimeout, body: body}
 		if expect && body != nil {
 			body.onFirstRead = w.sendContinue
 		}
@@ -259,7 +263,7 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 	} else {
 		cc.head = nil
 	}
-	req, rerr := parseRequest(string(head))
+	req, rerr := parseRequest(string(head), cc.base)
 	if rerr != nil {
 		return nil, nil, false, rerr
 	}
@@ -270,13 +274,11 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 		}
 		expect = true
 	}
-	req.RemoteAddr = cc.remote
-	req.TLS = cc.tls
 	if req.ContentLength != 0 {
 		body = newBodyReader(cc.br, req.ContentLength, cfg.MaxHeaderBytes)
 		req.Body = body
 	}
-	return req.WithContext(cc.ctx), body, expect, nil
+	return req, body, expect, nil
 }
 
 // sendContinue tells a client that waits for it to send its body.

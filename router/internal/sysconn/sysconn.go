@@ -15,7 +15,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -42,6 +44,12 @@ type Conn struct {
 	sent    bool
 	peekN   int
 	peekBuf [1]byte
+
+	// The deadlines in force, as last set (zero: none, or unknown after a failure), so
+	// that a deadline close enough to the one wanted is kept rather than set again: each
+	// setting is a timer update in the runtime. Set from any goroutine.
+	dmu    sync.Mutex
+	rd, wd time.Time
 }
 
 // Wrap returns c as a Conn when it is a TCP connection, and c itself otherwise.
@@ -143,6 +151,99 @@ func (c *Conn) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// SetDeadline sets the read and write deadlines, as net.Conn's.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.setDeadlines(t, true, true)
+}
+
+// SetReadDeadline sets the read deadline, as net.Conn's.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.setDeadlines(t, true, false)
+}
+
+// SetWriteDeadline sets the write deadline, as net.Conn's.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.setDeadlines(t, false, true)
+}
+
+// ExtendDeadline makes both deadlines t, unless both are already within slack before it
+// (and not after it): they stay then. It returns the deadline in force. slack bounds how
+// much earlier than asked a deadline may pass, in exchange for not setting one per call.
+func (c *Conn) ExtendDeadline(t time.Time, slack time.Duration) (time.Time, error) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.rd.Equal(c.wd) && near(c.rd, t, slack) {
+		return c.rd, nil
+	}
+	return t, c.setDeadlines(t, true, true)
+}
+
+// ExtendReadDeadline is ExtendDeadline for the read deadline alone.
+func (c *Conn) ExtendReadDeadline(t time.Time, slack time.Duration) (time.Time, error) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if near(c.rd, t, slack) {
+		return c.rd, nil
+	}
+	return t, c.setDeadlines(t, true, false)
+}
+
+// RenewSlack is the slack the router gives a deadline of d from now that it renews
+// often (ExtendDeadline): a tenth of d, at most 100 ms.
+func RenewSlack(d time.Duration) time.Duration { return min(100*time.Millisecond, d/10) }
+
+// ExtendDeadline is Conn.ExtendDeadline for c when it is a Conn; any other connection
+// gets its deadlines set.
+func ExtendDeadline(c net.Conn, t time.Time, slack time.Duration) (time.Time, error) {
+	if sc, ok := c.(*Conn); ok {
+		return sc.ExtendDeadline(t, slack)
+	}
+	return t, c.SetDeadline(t)
+}
+
+// ExtendReadDeadline is Conn.ExtendReadDeadline for c when it is a Conn; any other
+// connection gets its read deadline set.
+func ExtendReadDeadline(c net.Conn, t time.Time, slack time.Duration) (time.Time, error) {
+	if sc, ok := c.(*Conn); ok {
+		return sc.ExtendReadDeadline(t, slack)
+	}
+	return t, c.SetReadDeadline(t)
+}
+
+// near says whether the deadline d passes within slack before t (or at t).
+func near(d, t time.Time, slack time.Duration) bool {
+	return !d.IsZero() && !d.After(t) && d.After(t.Add(-slack))
+}
+
+// setDeadlines sets the read and/or write deadline to t. Caller holds dmu.
+func (c *Conn) setDeadlines(t time.Time, read, write bool) error {
+	var err error
+	switch {
+	case read && write:
+		err = c.TCPConn.SetDeadline(t)
+	case read:
+		err = c.TCPConn.SetReadDeadline(t)
+	default:
+		err = c.TCPConn.SetWriteDeadline(t)
+	}
+	if err != nil {
+		t = time.Time{} // unknown: set again next time
+	}
+	if read {
+		c.rd = t
+	}
+	if write {
+		c.wd = t
+	}
+	return err
 }
 
 func (c *Conn) opError(op string, errno syscall.Errno) error {

@@ -142,3 +142,57 @@ func TestWriteAndWait(t *testing.T) {
 		t.Fatalf("Read after an unanswered WriteAndWait: %v", err)
 	}
 }
+
+// TestExtendDeadlineKeepsOneWithinSlack: a deadline set less than the slack before the
+// one asked for stays; one further back, one later than asked, or one another call
+// changed meanwhile is replaced. The deadline in force is what a read then meets.
+func TestExtendDeadlineKeepsOneWithinSlack(t *testing.T) {
+	c, peer := pair(t)
+	now := time.Now()
+	const slack = 100 * time.Millisecond
+	check := func(what string, got, want time.Time) {
+		t.Helper()
+		if !got.Equal(want) {
+			t.Fatalf("%s: deadline in force %v, want %v", what, got.Sub(now), want.Sub(now))
+		}
+	}
+	first := now.Add(time.Hour)
+	by, err := c.ExtendDeadline(first, slack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("none in force", by, first)
+	by, _ = c.ExtendDeadline(first.Add(slack/2), slack)
+	check("within the slack", by, first)
+	by, _ = c.ExtendReadDeadline(first.Add(slack/2), slack)
+	check("read deadline within the slack", by, first)
+	by, _ = c.ExtendDeadline(first.Add(2*slack), slack)
+	check("beyond the slack", by, first.Add(2*slack))
+	by, _ = c.ExtendDeadline(first, slack)
+	check("earlier than in force", by, first)
+
+	_ = c.SetWriteDeadline(first.Add(time.Minute))
+	by, _ = c.ExtendDeadline(first, slack)
+	check("write deadline changed meanwhile", by, first)
+
+	// The deadline in force is the one reads meet: one just past is kept when within the
+	// slack of the one asked, and a read then times out at once.
+	past := time.Now().Add(-time.Millisecond)
+	_ = c.SetReadDeadline(past)
+	by, _ = c.ExtendReadDeadline(past.Add(slack/2), slack)
+	check("read deadline just past", by, past)
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline kept: %v, want a timeout", err)
+	}
+	// One far from the past one replaces it: the next read waits for its byte.
+	by, _ = c.ExtendReadDeadline(time.Now().Add(time.Hour), slack)
+	if by.Equal(past) {
+		t.Fatal("a deadline an hour ahead kept the past one")
+	}
+	if _, err := peer.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("read with the deadline %v ahead: %v", time.Until(by), err)
+	}
+}
