@@ -60,13 +60,13 @@ func (in Instance) key() string { return in.ID + "|" + in.addr() + "|" + in.Dyno
 
 // dynoConn is one HTTP/1.1 connection to a dyno, reused across requests.
 type dynoConn struct {
-	c       net.Conn
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	written int64           // bytes handed to the socket during the current request
-	clean   bool            // the current request was written whole: reusable after its response
-	raw     syscall.RawConn // for the liveness peek; nil when the connection has none
-	since   time.Time       // the deadline in force is the request's timeout from then
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	written  int64           // bytes handed to the socket during the current request
+	clean    bool            // the current request was written whole: reusable after its response
+	raw      syscall.RawConn // for the liveness peek; nil when the connection has none
+	deadline time.Time       // the read deadline in force
 }
 
 func (dc *dynoConn) Write(p []byte) (int, error) {
@@ -120,7 +120,7 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 	c = sysconn.Wrap(c)
 	now := time.Now()
 	_ = c.SetDeadline(now.Add(timeout))
-	dc = &dynoConn{c: c, clean: true, since: now}
+	dc = &dynoConn{c: c, clean: true, deadline: now.Add(timeout)}
 	if sc, ok := c.(syscall.Conn); ok {
 		dc.raw, _ = sc.SyscallConn()
 	}
@@ -140,11 +140,10 @@ func (d *dyno) reuse(timeout time.Duration) *dynoConn {
 	d.conn = nil
 	// Kept connections keep their last request's deadline (clearing it would cost a
 	// timer update per request): the new one is in force before the connection is
-	// looked at. One set less than sysconn.RenewSlack before stays (a timer update
-	// spared): the dyno may get that much less than timeout.
+	// looked at. One that passes less than sysconn.RenewSlack after the one asked stays
+	// (a timer update spared): the dyno may get that much more than timeout, never less.
 	now := time.Now()
-	by, _ := sysconn.ExtendDeadline(dc.c, now.Add(timeout), sysconn.RenewSlack(timeout))
-	dc.since = by.Add(-timeout)
+	dc.deadline, _ = sysconn.ExtendDeadline(dc.c, now.Add(timeout), sysconn.RenewSlack(timeout))
 	if dc.br.Buffered() == 0 && dc.alive() {
 		dc.written = 0
 		dc.clean = true

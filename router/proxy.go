@@ -346,14 +346,15 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, l lease, dc *dy
 	bp := copyBufs.Get().(*[]byte)
 	buf := *bp
 	var rerr, werr error
-	renewed := dc.since // the deadline in force counts from then
+	deadline := dc.deadline
 	every := sysconn.RenewSlack(timeout)
 	for {
-		// The dyno must send something every timeout (less at most a tenth); renewing
-		// that deadline on every read would cost a timer update each.
-		if now := time.Now(); now.Sub(renewed) >= every {
-			_ = dc.c.SetReadDeadline(now.Add(timeout))
-			renewed = now
+		// The dyno must send something every timeout (a tenth more at most): the deadline
+		// is set again, that much further than needed, only once less than timeout is
+		// left, not on every read (a timer update each).
+		if now := time.Now(); deadline.Sub(now) < timeout {
+			deadline = now.Add(timeout + every)
+			_ = dc.c.SetReadDeadline(deadline)
 		}
 		n, err := resp.Body.Read(buf)
 		if n > 0 {

@@ -195,8 +195,9 @@ func (cc *clientConn) serve() {
 			wait = cfg.HeaderReadTimeout
 		}
 		if cc.br.Buffered() == 0 {
-			// One set less than sysconn.RenewSlack before (by the previous request, when
-			// nothing else changed it since) stays: a timer update spared per request.
+			// One that passes less than sysconn.RenewSlack after the one asked (set by the
+			// previous request, when nothing else changed it since) stays: a timer update
+			// spared per request; the client gets up to that much more idle time.
 			_, _ = sysconn.ExtendReadDeadline(cc.c, time.Now().Add(wait), sysconn.RenewSlack(wait))
 			if _, err := cc.br.Peek(1); err != nil {
 				return

@@ -174,15 +174,17 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return c.setDeadlines(t, false, true)
 }
 
-// ExtendDeadline makes both deadlines t, unless both are already within slack before it
-// (and not after it): they stay then. It returns the deadline in force. slack bounds how
-// much earlier than asked a deadline may pass, in exchange for not setting one per call.
+// ExtendDeadline makes both deadlines t or later: they stay when both already pass
+// within slack after t, else both are set to t+slack. A deadline asked for again and
+// again is then set once per slack, and passes at most slack late, never early. It
+// returns the deadline in force.
 func (c *Conn) ExtendDeadline(t time.Time, slack time.Duration) (time.Time, error) {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	if c.rd.Equal(c.wd) && near(c.rd, t, slack) {
 		return c.rd, nil
 	}
+	t = t.Add(slack)
 	return t, c.setDeadlines(t, true, true)
 }
 
@@ -193,11 +195,12 @@ func (c *Conn) ExtendReadDeadline(t time.Time, slack time.Duration) (time.Time, 
 	if near(c.rd, t, slack) {
 		return c.rd, nil
 	}
+	t = t.Add(slack)
 	return t, c.setDeadlines(t, true, false)
 }
 
 // RenewSlack is the slack the router gives a deadline of d from now that it renews
-// often (ExtendDeadline): a tenth of d, at most 100 ms.
+// often (ExtendDeadline): a tenth of d, at most 100 ms, by which it may pass late.
 func RenewSlack(d time.Duration) time.Duration { return min(100*time.Millisecond, d/10) }
 
 // ExtendDeadline is Conn.ExtendDeadline for c when it is a Conn; any other connection
@@ -218,9 +221,9 @@ func ExtendReadDeadline(c net.Conn, t time.Time, slack time.Duration) (time.Time
 	return t, c.SetReadDeadline(t)
 }
 
-// near says whether the deadline d passes within slack before t (or at t).
+// near says whether the deadline d passes at t or within slack after it.
 func near(d, t time.Time, slack time.Duration) bool {
-	return !d.IsZero() && !d.After(t) && d.After(t.Add(-slack))
+	return !d.IsZero() && !d.Before(t) && !d.After(t.Add(slack))
 }
 
 // setDeadlines sets the read and/or write deadline to t. Caller holds dmu.

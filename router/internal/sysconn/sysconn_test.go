@@ -143,9 +143,11 @@ func TestWriteAndWait(t *testing.T) {
 	}
 }
 
-// TestExtendDeadlineKeepsOneWithinSlack: a deadline set less than the slack before the
-// one asked for stays; one further back, one later than asked, or one another call
-// changed meanwhile is replaced. The deadline in force is what a read then meets.
+// TestExtendDeadlineKeepsOneWithinSlack: a deadline that passes within the slack after
+// the one asked for stays; one earlier than asked, one further than the slack, or one
+// another call changed meanwhile is replaced by the one asked plus the slack. A deadline
+// in force never passes before the one asked. The deadline in force is what a read then
+// meets.
 func TestExtendDeadlineKeepsOneWithinSlack(t *testing.T) {
 	c, peer := pair(t)
 	now := time.Now()
@@ -161,30 +163,37 @@ func TestExtendDeadlineKeepsOneWithinSlack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("none in force", by, first)
+	check("none in force", by, first.Add(slack))
 	by, _ = c.ExtendDeadline(first.Add(slack/2), slack)
-	check("within the slack", by, first)
-	by, _ = c.ExtendReadDeadline(first.Add(slack/2), slack)
-	check("read deadline within the slack", by, first)
-	by, _ = c.ExtendDeadline(first.Add(2*slack), slack)
-	check("beyond the slack", by, first.Add(2*slack))
+	check("within the slack", by, first.Add(slack))
+	by, _ = c.ExtendReadDeadline(first.Add(slack), slack)
+	check("read deadline within the slack", by, first.Add(slack))
+	by, _ = c.ExtendDeadline(first.Add(slack+time.Millisecond), slack)
+	check("later than in force", by, first.Add(2*slack+time.Millisecond))
 	by, _ = c.ExtendDeadline(first, slack)
-	check("earlier than in force", by, first)
+	check("further than the slack", by, first.Add(slack))
 
 	_ = c.SetWriteDeadline(first.Add(time.Minute))
-	by, _ = c.ExtendDeadline(first, slack)
-	check("write deadline changed meanwhile", by, first)
+	by, _ = c.ExtendDeadline(first.Add(slack/2), slack)
+	check("write deadline changed meanwhile", by, first.Add(slack/2+slack))
 
-	// The deadline in force is the one reads meet: one just past is kept when within the
-	// slack of the one asked, and a read then times out at once.
+	for i := 0; i < 100; i++ {
+		asked := first.Add(time.Duration(i) * slack / 7)
+		if by, _ := c.ExtendDeadline(asked, slack); by.Before(asked) || by.After(asked.Add(slack)) {
+			t.Fatalf("asked %v, in force %v: want from the one asked to the slack after it", asked.Sub(now), by.Sub(now))
+		}
+	}
+
+	// The deadline in force is the one reads meet: a past one asked (or within the slack
+	// of it) is in force, and a read then times out at once.
 	past := time.Now().Add(-time.Millisecond)
 	_ = c.SetReadDeadline(past)
-	by, _ = c.ExtendReadDeadline(past.Add(slack/2), slack)
+	by, _ = c.ExtendReadDeadline(past.Add(-slack/2), slack)
 	check("read deadline just past", by, past)
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline kept: %v, want a timeout", err)
 	}
-	// One far from the past one replaces it: the next read waits for its byte.
+	// One an hour ahead replaces it: the next read waits for its byte.
 	by, _ = c.ExtendReadDeadline(time.Now().Add(time.Hour), slack)
 	if by.Equal(past) {
 		t.Fatal("a deadline an hour ahead kept the past one")
