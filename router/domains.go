@@ -141,7 +141,7 @@ func (d *domainRegistry) sync(ctx context.Context) {
 		count[h.app]++
 	}
 	for dom, names := range claims {
-		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) || count[names[0]] >= maxHeldDomains {
+		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) || d.r.inRouterDomain(dom) || count[names[0]] >= maxHeldDomains {
 			continue
 		}
 		count[names[0]]++
