@@ -119,7 +119,8 @@ func (d *domainRegistry) run(ctx context.Context) {
 	}
 }
 
-// sync records a holder for each domain that one app alone names and no app holds, and
+// sync records a holder for each domain that one app alone names and no app holds (an
+// app Nomad has, with -nomad: the number of keys is bounded by the apps), and
 // removes the record of a holder that no longer names its domain while it has passing
 // dynos, or that Nomad no longer has.
 func (d *domainRegistry) sync(ctx context.Context) {
@@ -143,6 +144,9 @@ func (d *domainRegistry) sync(ctx context.Context) {
 	for dom, names := range claims {
 		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) || d.r.inRouterDomain(dom) || count[names[0]] >= maxHeldDomains {
 			continue
+		}
+		if apps != nil && !apps[names[0]] {
+			continue // not an app (yet, or any more): a service "<name>-web" any job may register
 		}
 		count[names[0]]++
 		if _, _, err := kv.CAS(&consulapi.KVPair{Key: domainsPrefix + dom, Value: []byte(names[0])}, w); err != nil {

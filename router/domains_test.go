@@ -1,9 +1,13 @@
 package router
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -114,5 +118,60 @@ func TestFirstAppNamingADomainHoldsIt(t *testing.T) {
 	}
 	if _, err := anon.KV().Put(&consulapi.KVPair{Key: domainsPrefix + domain, Value: []byte("shop")}, nil); !apierr.IsStatus(err, http.StatusForbidden) {
 		t.Errorf("an anonymous write of the record: %v, want 403", err)
+	}
+}
+
+// kvWrites is a stand-in for Consul's KV API that answers every write and records the
+// keys written (PUT) and deleted (DELETE), in order.
+func kvWrites(t *testing.T) (*consulapi.Client, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		seen = append(seen, req.Method+" "+strings.TrimPrefix(req.URL.Path, "/v1/kv/"))
+		mu.Unlock()
+		io.WriteString(w, "true")
+	}))
+	t.Cleanup(srv.Close)
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = srv.URL
+	c, err := consulapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+// TestDomainRecordIsForAppsThatExist: with Nomad's list of apps, a router records a
+// holder only for an app Nomad has (a service "<name>-web" registered by some other
+// job names no app), and never for a name of the router domain; each domain is recorded
+// under its canonical form.
+func TestDomainRecordIsForAppsThatExist(t *testing.T) {
+	t.Parallel()
+	r, err := New(Config{Listen: "127.0.0.1:0", Domain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, writes := kvWrites(t)
+	r.mu.Lock()
+	r.domains = newDomainRegistry(r, c)
+	r.domains.held.Store(&map[string]domainHolder{})
+	r.mu.Unlock()
+	r.nomadApps.Store(&map[string]bool{"shop": true})
+	in := func(ds ...string) []Instance {
+		return []Instance{{ID: "1", Address: "127.0.0.1", Port: 1, Domains: ds}}
+	}
+	r.SetApp("shop", in("WWW.Shop.test.", "other.apps.test"))
+	r.SetApp("ghost", in("www.ghost.test"))
+	r.domains.sync(context.Background())
+	got := writes()
+	slices.Sort(got)
+	if want := []string{"PUT " + domainsPrefix + "www.shop.test"}; !slices.Equal(got, want) {
+		t.Errorf("the record written: %q, want %q", got, want)
 	}
 }
