@@ -172,9 +172,21 @@ func (d *domainRegistry) failed(what, dom, app string, err error) {
 	}
 }
 
-// validDomainKey says whether a custom domain can be a key below domainsPrefix.
+// validDomainKey says whether a custom domain (canonical: lower case, no trailing dot)
+// can be a key below domainsPrefix: a host name of letters, digits, '-' and '.', as a spec
+// names them. Service meta is the tenant's to write, and the keys are read by operators
+// (`consul kv get -recurse`): no escape sequence, path, wildcard or empty label is
+// recorded. Such a domain still routes to the one app naming it.
 func validDomainKey(dom string) bool {
-	return dom != "" && len(dom) <= 253 && !strings.ContainsAny(dom, "/ \t\r\n")
+	if dom == "" || len(dom) > 253 || dom[0] == '.' || strings.Contains(dom, "..") {
+		return false
+	}
+	for i := 0; i < len(dom); i++ {
+		if c := dom[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // routeDomains decides which app each custom domain routes to, from the apps that name

@@ -150,7 +150,7 @@ func kvWrites(t *testing.T) (*consulapi.Client, func() []string) {
 // TestDomainRecordIsForAppsThatExist: with Nomad's list of apps, a router records a
 // holder only for an app Nomad has (a service "<name>-web" registered by some other
 // job names no app), and never for a name of the router domain; each domain is recorded
-// under its canonical form.
+// under its canonical form, and only a host name of letters, digits, '-' and '.' is.
 func TestDomainRecordIsForAppsThatExist(t *testing.T) {
 	t.Parallel()
 	r, err := New(Config{Listen: "127.0.0.1:0", Domain: "apps.test"})
@@ -166,7 +166,10 @@ func TestDomainRecordIsForAppsThatExist(t *testing.T) {
 	in := func(ds ...string) []Instance {
 		return []Instance{{ID: "1", Address: "127.0.0.1", Port: 1, Domains: ds}}
 	}
-	r.SetApp("shop", in("WWW.Shop.test.", "other.apps.test"))
+	// A tenant that writes its job's service meta itself names what it likes: escapes
+	// that an operator's `consul kv get -recurse` would run, a wildcard, a path.
+	r.SetApp("shop", in("WWW.Shop.test.", "other.apps.test", "\x1b]52;c;cHduZWQ=\x07.shop.test", "*.shop.test",
+		"a%2f..%2fmeter.test", "a?b.test", "shop..test", ".shop.test", "bücher.test"))
 	r.SetApp("ghost", in("www.ghost.test"))
 	r.domains.sync(context.Background())
 	got := writes()
