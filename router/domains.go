@@ -46,8 +46,8 @@ type domainRegistry struct {
 	read     chan struct{}
 	readOnce sync.Once
 	kick     chan struct{}
-	// off: the router's token may not read the record; with no record, a domain two
-	// apps name routes to neither.
+	// off: the router's token may not read the record (until a read succeeds again);
+	// with no record, a domain two apps name routes to neither.
 	off    atomic.Bool
 	warned atomic.Bool // a failure was logged
 }
@@ -88,6 +88,10 @@ func (d *domainRegistry) watch(ctx context.Context) {
 			if dom != "" && len(p.Value) > 0 {
 				held[dom] = domainHolder{app: string(p.Value), index: p.ModifyIndex}
 			}
+		}
+		if d.off.CompareAndSwap(true, false) {
+			d.warned.Store(false)
+			d.r.log.Info("the record of custom domain holders is readable again")
 		}
 		d.store(held)
 	}, func(err error) {

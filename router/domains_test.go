@@ -178,3 +178,61 @@ func TestDomainRecordIsForAppsThatExist(t *testing.T) {
 		t.Errorf("the record written: %q, want %q", got, want)
 	}
 }
+
+// TestDomainRecordKeptOnceReadable: a router whose token may not read the record (403)
+// routes as without one; once an operator gives the token its rights, the router reads
+// the record and writes it again, without a restart.
+func TestDomainRecordKeptOnceReadable(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	allowed := false
+	var puts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case !allowed:
+			http.Error(w, "Permission denied", http.StatusForbidden)
+		case req.Method == http.MethodGet:
+			if req.URL.Query().Get("index") != "" {
+				mu.Unlock()
+				<-req.Context().Done() // a blocking query with nothing new
+				mu.Lock()
+				return
+			}
+			w.Header().Set("X-Consul-Index", "7")
+			io.WriteString(w, "[]")
+		default:
+			puts = append(puts, req.Method+" "+strings.TrimPrefix(req.URL.Path, "/v1/kv/"))
+			io.WriteString(w, "true")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = srv.URL
+	c, err := consulapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.domains = newDomainRegistry(r, c)
+	r.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.domains.watch(ctx)
+	waitFor(t, "the record found unreadable", func() bool { return r.domains.off.Load() })
+	r.SetApp("shop", []Instance{{ID: "1", Address: "127.0.0.1", Port: 1, Domains: []string{"www.shop.test"}}})
+	mu.Lock()
+	allowed = true
+	mu.Unlock()
+	waitFor(t, "shop's domain recorded once the record is readable", func() bool {
+		r.domains.sync(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(puts, "PUT "+domainsPrefix+"www.shop.test")
+	})
+}
