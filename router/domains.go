@@ -46,8 +46,8 @@ type domainRegistry struct {
 	read     chan struct{}
 	readOnce sync.Once
 	kick     chan struct{}
-	// off: the router's token may not read the record; with no record, a domain two
-	// apps name routes to neither.
+	// off: the router's token may not read the record (until a read succeeds again);
+	// with no record, a domain two apps name routes to neither.
 	off    atomic.Bool
 	warned atomic.Bool // a failure was logged
 }
@@ -89,6 +89,10 @@ func (d *domainRegistry) watch(ctx context.Context) {
 				held[dom] = domainHolder{app: string(p.Value), index: p.ModifyIndex}
 			}
 		}
+		if d.off.CompareAndSwap(true, false) {
+			d.warned.Store(false)
+			d.r.log.Info("the record of custom domain holders is readable again")
+		}
 		d.store(held)
 	}, func(err error) {
 		if apierr.IsStatus(err, http.StatusForbidden) && d.off.CompareAndSwap(false, true) {
@@ -119,7 +123,8 @@ func (d *domainRegistry) run(ctx context.Context) {
 	}
 }
 
-// sync records a holder for each domain that one app alone names and no app holds, and
+// sync records a holder for each domain that one app alone names and no app holds (an
+// app Nomad has, with -nomad: the number of keys is bounded by the apps), and
 // removes the record of a holder that no longer names its domain while it has passing
 // dynos, or that Nomad no longer has.
 func (d *domainRegistry) sync(ctx context.Context) {
@@ -141,8 +146,11 @@ func (d *domainRegistry) sync(ctx context.Context) {
 		count[h.app]++
 	}
 	for dom, names := range claims {
-		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) || count[names[0]] >= maxHeldDomains {
+		if _, ok := held[dom]; ok || len(names) != 1 || !validDomainKey(dom) || d.r.inRouterDomain(dom) || count[names[0]] >= maxHeldDomains {
 			continue
+		}
+		if apps != nil && !apps[names[0]] {
+			continue // not an app (yet, or any more): a service "<name>-web" any job may register
 		}
 		count[names[0]]++
 		if _, _, err := kv.CAS(&consulapi.KVPair{Key: domainsPrefix + dom, Value: []byte(names[0])}, w); err != nil {
@@ -168,9 +176,21 @@ func (d *domainRegistry) failed(what, dom, app string, err error) {
 	}
 }
 
-// validDomainKey says whether a custom domain can be a key below domainsPrefix.
+// validDomainKey says whether a custom domain (canonical: lower case, no trailing dot)
+// can be a key below domainsPrefix: a host name of letters, digits, '-' and '.', as a spec
+// names them. Service meta is the tenant's to write, and the keys are read by operators
+// (`consul kv get -recurse`): no escape sequence, path, wildcard or empty label is
+// recorded. Such a domain still routes to the one app naming it.
 func validDomainKey(dom string) bool {
-	return dom != "" && len(dom) <= 253 && !strings.ContainsAny(dom, "/ \t\r\n")
+	if dom == "" || len(dom) > 253 || dom[0] == '.' || strings.Contains(dom, "..") {
+		return false
+	}
+	for i := 0; i < len(dom); i++ {
+		if c := dom[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // routeDomains decides which app each custom domain routes to, from the apps that name

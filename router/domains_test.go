@@ -1,9 +1,13 @@
 package router
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	consulapi "github.com/hashicorp/consul/api"
@@ -115,4 +119,120 @@ func TestFirstAppNamingADomainHoldsIt(t *testing.T) {
 	if _, err := anon.KV().Put(&consulapi.KVPair{Key: domainsPrefix + domain, Value: []byte("shop")}, nil); !apierr.IsStatus(err, http.StatusForbidden) {
 		t.Errorf("an anonymous write of the record: %v, want 403", err)
 	}
+}
+
+// kvWrites is a stand-in for Consul's KV API that answers every write and records the
+// keys written (PUT) and deleted (DELETE), in order.
+func kvWrites(t *testing.T) (*consulapi.Client, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		seen = append(seen, req.Method+" "+strings.TrimPrefix(req.URL.Path, "/v1/kv/"))
+		mu.Unlock()
+		io.WriteString(w, "true")
+	}))
+	t.Cleanup(srv.Close)
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = srv.URL
+	c, err := consulapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+// TestDomainRecordIsForAppsThatExist: with Nomad's list of apps, a router records a
+// holder only for an app Nomad has (a service "<name>-web" registered by some other
+// job names no app), and never for a name of the router domain; each domain is recorded
+// under its canonical form, and only a host name of letters, digits, '-' and '.' is.
+func TestDomainRecordIsForAppsThatExist(t *testing.T) {
+	t.Parallel()
+	r, err := New(Config{Listen: "127.0.0.1:0", Domain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, writes := kvWrites(t)
+	r.mu.Lock()
+	r.domains = newDomainRegistry(r, c)
+	r.domains.held.Store(&map[string]domainHolder{})
+	r.mu.Unlock()
+	r.nomadApps.Store(&map[string]bool{"shop": true})
+	in := func(ds ...string) []Instance {
+		return []Instance{{ID: "1", Address: "127.0.0.1", Port: 1, Domains: ds}}
+	}
+	// A tenant that writes its job's service meta itself names what it likes: escapes
+	// that an operator's `consul kv get -recurse` would run, a wildcard, a path.
+	r.SetApp("shop", in("WWW.Shop.test.", "other.apps.test", "\x1b]52;c;cHduZWQ=\x07.shop.test", "*.shop.test",
+		"a%2f..%2fmeter.test", "a?b.test", "shop..test", ".shop.test", "bücher.test"))
+	r.SetApp("ghost", in("www.ghost.test"))
+	r.domains.sync(context.Background())
+	got := writes()
+	slices.Sort(got)
+	if want := []string{"PUT " + domainsPrefix + "www.shop.test"}; !slices.Equal(got, want) {
+		t.Errorf("the record written: %q, want %q", got, want)
+	}
+}
+
+// TestDomainRecordKeptOnceReadable: a router whose token may not read the record (403)
+// routes as without one; once an operator gives the token its rights, the router reads
+// the record and writes it again, without a restart.
+func TestDomainRecordKeptOnceReadable(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	allowed := false
+	var puts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case !allowed:
+			http.Error(w, "Permission denied", http.StatusForbidden)
+		case req.Method == http.MethodGet:
+			if req.URL.Query().Get("index") != "" {
+				mu.Unlock()
+				<-req.Context().Done() // a blocking query with nothing new
+				mu.Lock()
+				return
+			}
+			w.Header().Set("X-Consul-Index", "7")
+			io.WriteString(w, "[]")
+		default:
+			puts = append(puts, req.Method+" "+strings.TrimPrefix(req.URL.Path, "/v1/kv/"))
+			io.WriteString(w, "true")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := consulapi.DefaultConfig()
+	cfg.Address = srv.URL
+	c, err := consulapi.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.domains = newDomainRegistry(r, c)
+	r.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.domains.watch(ctx)
+	waitFor(t, "the record found unreadable", func() bool { return r.domains.off.Load() })
+	r.SetApp("shop", []Instance{{ID: "1", Address: "127.0.0.1", Port: 1, Domains: []string{"www.shop.test"}}})
+	mu.Lock()
+	allowed = true
+	mu.Unlock()
+	waitFor(t, "shop's domain recorded once the record is readable", func() bool {
+		r.domains.sync(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(puts, "PUT "+domainsPrefix+"www.shop.test")
+	})
 }

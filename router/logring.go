@@ -27,7 +27,7 @@ type logRing struct {
 	next    uint64        // the sequence number of the next line
 	changed chan struct{} // closed and replaced when a line is added, if watched
 	watched bool          // a reader waits on changed
-	waiters atomic.Int32  // readers of the logs endpoint waiting on changed
+	readers atomic.Int32  // requests of the logs endpoint served now (waiting on changed or answered)
 }
 
 func newLogRing() *logRing { return &logRing{next: 1, changed: make(chan struct{})} }

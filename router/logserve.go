@@ -23,9 +23,11 @@ import (
 const (
 	maxLogsWait = time.Minute // the longest a reader may wait for a new line
 	maxLogsNum  = ringLines
-	// maxLogsWaiters bounds the readers that wait for one app's next line at once;
-	// more are answered 429 (each waiting reader holds a connection and a goroutine).
-	maxLogsWaiters = 32
+	// maxLogsReaders bounds the requests of one app the endpoint serves at once, waiting
+	// for its next line or being answered; more are answered 429 (each holds a
+	// connection, a goroutine and one of Config.LogsMaxReaders), so that one app's key
+	// cannot take every reader's slot.
+	maxLogsReaders = 32
 	// A key the router holds is read again from Nomad after logKeyTTL, and a key that
 	// does not match is looked up again at most every logKeyRetry.
 	logKeyTTL   = 10 * time.Second
@@ -40,7 +42,7 @@ var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,28}[a-z0-9]$`)
 // none yet.
 //
 // Only holders of a key hold the router's resources while they wait: at most
-// Config.LogsMaxReaders requests at once over all apps (503 beyond), maxLogsWaiters per
+// Config.LogsMaxReaders requests at once over all apps (503 beyond), maxLogsReaders per
 // app (429 beyond). Every write of an answer must be done within Config.LogsWriteTimeout,
 // so a reader that stops reading is dropped and its slot freed.
 func (r *Router) logsHandler() http.Handler {
@@ -89,15 +91,15 @@ func (r *Router) logsHandler() http.Handler {
 			after = 0
 		}
 		ring := r.logRings.ring(app)
+		if ring.readers.Add(1) > maxLogsReaders {
+			ring.readers.Add(-1)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many readers of the lines of app "+app+" at once; try again", http.StatusTooManyRequests)
+			return
+		}
+		defer ring.readers.Add(-1)
 		lines, last, changed := ring.since(after, num)
 		if len(lines) == 0 && wait > 0 {
-			if ring.waiters.Add(1) > maxLogsWaiters {
-				ring.waiters.Add(-1)
-				w.Header().Set("Retry-After", "1")
-				http.Error(w, "too many readers wait for the lines of app "+app+"; try again", http.StatusTooManyRequests)
-				return
-			}
-			defer ring.waiters.Add(-1)
 			t := time.NewTimer(wait)
 			select {
 			case <-changed:

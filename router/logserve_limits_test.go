@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ func TestLogsEndpointBoundsAllReaders(t *testing.T) {
 		resp.Body.Close()
 		got <- fmt.Sprintf("%d %s", resp.StatusCode, b)
 	}()
-	waitFor(t, "delta's reader waiting", func() bool { return tr.logRings.ring("delta").waiters.Load() == 1 })
+	waitFor(t, "delta's reader waiting", func() bool { return tr.logRings.ring("delta").readers.Load() == 1 })
 	tr.logRings.add("delta", time.Now(), "at=info delta's line")
 	if s := <-got; !strings.HasPrefix(s, "200 ") || !strings.Contains(s, "delta's line") {
 		t.Fatalf("delta's reader after a slot freed: %s, want 200 with its line", s)
@@ -176,5 +177,93 @@ func TestLogsLimitsAreChecked(t *testing.T) {
 		if _, err := New(c); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want an error with %q", err, want)
 		}
+	}
+}
+
+// One app's key holds at most maxLogsReaders of the endpoint's slots, whether its
+// requests wait for a line or are being answered to a client that reads slowly: one
+// more is answered 429, and another app's reader is still served.
+func TestLogsEndpointBoundsOneAppsReaders(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := startRouter(t, func(c *Config) {
+		c.LogsListener = smallBufferListener{ln}
+		c.NomadAddr = "127.0.0.1:1"
+		c.LogsMaxReaders = maxLogsReaders + 8
+		c.LogsWriteTimeout = time.Minute
+	})
+	key := strings.Repeat("k", 64)
+	tr.nomadApps.Store(&map[string]bool{"shop": true, "other": true})
+	tr.logKeys.keys = map[string]cachedKey{"shop": {key: key, at: time.Now()}, "other": {key: key, at: time.Now()}}
+	line := "at=info " + strings.Repeat("x", 250)
+	for i := 0; i < ringLines; i++ {
+		tr.logRings.add("shop", time.Now(), line)
+	}
+	tr.logRings.add("other", time.Now(), "at=info other's line")
+	// shop's clients ask for every line (about 256 KiB) and read nothing, on connections
+	// with a small receive window: the router's writes to them stall.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	req := fmt.Sprintf("GET %sshop?num=%d HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer %s\r\n\r\n", logapi.Path, ringLines, key)
+	var mu sync.Mutex
+	status := map[string]int{}
+	for i := 0; i < maxLogsReaders+8; i++ {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		go func() { // the status line only: then the client reads no more
+			b := make([]byte, len("HTTP/1.1 200"))
+			_, err := io.ReadFull(c, b)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				status[err.Error()]++
+				return
+			}
+			status[string(b[len("HTTP/1.1 "):])]++
+		}()
+	}
+	answered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range status {
+			n += c
+		}
+		return n
+	}
+	waitFor(t, "every request of shop answered", func() bool { return answered() == maxLogsReaders+8 })
+	mu.Lock()
+	if status["200"] != maxLogsReaders || status["429"] != 8 {
+		t.Errorf("shop's %d requests: %v, want %d answered 200 and 8 refused 429", maxLogsReaders+8, status, maxLogsReaders)
+	}
+	mu.Unlock()
+	get := func(app string) int {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+logapi.Path+app, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("other"); code != http.StatusOK {
+		t.Errorf("another app's reader, with shop's readers stalled: %d, want 200", code)
 	}
 }

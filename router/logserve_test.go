@@ -86,7 +86,7 @@ func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for i := 0; i < maxLogsWaiters; i++ {
+	for i := 0; i < maxLogsReaders; i++ {
 		go func() {
 			if resp, err := get(ctx, "shop"); err == nil {
 				resp.Body.Close()
@@ -94,7 +94,7 @@ func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 		}()
 	}
 	ring := tr.logRings.ring("shop")
-	waitFor(t, "the readers waiting", func() bool { return ring.waiters.Load() == maxLogsWaiters })
+	waitFor(t, "the readers waiting", func() bool { return ring.readers.Load() == maxLogsReaders })
 	resp, err := get(context.Background(), "shop")
 	if err != nil {
 		t.Fatal(err)
@@ -115,13 +115,13 @@ func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 		got <- resp.StatusCode
 	}()
 	other := tr.logRings.ring("other")
-	waitFor(t, "the other app's reader waiting", func() bool { return other.waiters.Load() == 1 })
+	waitFor(t, "the other app's reader waiting", func() bool { return other.readers.Load() == 1 })
 	tr.logRings.add("other", time.Now(), "a line")
 	if s := <-got; s != http.StatusOK {
 		t.Fatalf("the other app's reader: %d, want 200", s)
 	}
 	cancel()
-	waitFor(t, "the waiting readers gone", func() bool { return ring.waiters.Load() == 0 })
+	waitFor(t, "the waiting readers gone", func() bool { return ring.readers.Load() == 0 })
 }
 
 // TestLogsEndpointKeepsEachAppsLinesToItsKey holds the keys of two apps and asks for each

@@ -110,8 +110,8 @@ func (r *Router) Apps() []string {
 }
 
 // publishLocked builds a new table from r.apps and swaps it in. Caller holds r.mu.
-// An app's own host name wins over another app's custom domain; which app a custom
-// domain routes to is routeDomains' decision (domains.go). A domain that is not routed
+// An app's own host name wins over another app's custom domain, and no other name in the
+// router domain is a custom domain; which app a custom domain routes to is routeDomains' decision (domains.go). A domain that is not routed
 // to every app naming it is a conflict, logged when it begins, changes or ends, not at
 // every publish.
 func (r *Router) publishLocked() {
@@ -137,6 +137,10 @@ func (r *Router) publishLocked() {
 			if len(apps) > 1 || apps[0] != other.name {
 				warn(d, "custom domain is another app's own host name: not routed to the app naming it", "apps", apps, "routed_to", other.name)
 			}
+			continue
+		}
+		if r.inRouterDomain(d) {
+			warn(d, "custom domain is in the router domain, whose names are the apps' own: routed to none", "apps", apps)
 			continue
 		}
 		to, ok := routes[d]
@@ -167,6 +171,13 @@ func (r *Router) publishLocked() {
 	}
 	r.table.Store(t)
 	r.domains.poke()
+}
+
+// inRouterDomain says whether host is the router domain or a name below it: the apps'
+// own host names, also those of apps with no dyno now (not in the table), are never
+// another app's custom domain.
+func (r *Router) inRouterDomain(host string) bool {
+	return host == r.cfg.Domain || strings.HasSuffix(host, "."+r.cfg.Domain)
 }
 
 // claimsLocked lists the apps naming each custom domain (sorted) and the apps that have

@@ -124,3 +124,27 @@ func TestDomainConflictLoggedOncePerChange(t *testing.T) {
 		t.Fatalf("shop no longer naming the domain it holds, 5 publishes: %d lines %q, want 1:\n%s", n, holderGone, logs)
 	}
 }
+
+// TestNoCustomDomainInTheRouterDomain: an app names, as custom domains, the host name of
+// an app that has no dyno now (scaled to zero, destroyed, not deployed yet: it is not in
+// the table), the router domain itself and a name below an app's host. None routes to
+// it, and none is recorded as held: the router domain's names are the apps' own, and an
+// app naming them would otherwise get another app's requests (and its cookies), and a
+// certificate for its host name, whenever that app has no dyno.
+func TestNoCustomDomainInTheRouterDomain(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(http.ResponseWriter, *http.Request) {})
+	tr := startRouter(t, nil)
+	in := b.instance("web.1")
+	d := tr.cfg.Domain
+	in.Domains = []string{"victim." + d, d, "www.victim." + d, "www.evil.test"}
+	tr.SetApp("evil", []Instance{in})
+	for _, host := range []string{"victim." + d, d, "www.victim." + d} {
+		if a := tr.table.Load().lookup(host); a != nil {
+			t.Errorf("%s, in the router domain, routes to %q: want none", host, a.name)
+		}
+	}
+	if a := tr.table.Load().lookup("www.evil.test"); a == nil || a.name != "evil" {
+		t.Errorf("www.evil.test routes to %v: want evil", a)
+	}
+}

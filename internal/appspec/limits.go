@@ -43,6 +43,10 @@ const (
 
 	MaxDomains     = 100
 	MaxDomainBytes = 253
+	// MaxDomainsBytes bounds the domains joined with commas: they reach the router as one
+	// value of the web dynos' Consul service meta, which Consul refuses over 512 bytes
+	// (and with it the dynos' registration: no dyno would be routed).
+	MaxDomainsBytes = 512
 
 	MaxAddons = 50
 	// MaxPlanBytes is the longest plan name the add-on SDK accepts from a plugin.

@@ -72,8 +72,8 @@ func TestLimitsAreGenerous(t *testing.T) {
 		"  config {\n" + repeat(MaxConfigVars-1, func(i int) string {
 		return fmt.Sprintf("    V%03d = \"x\"\n", i)
 	}) + "    BIG = \"" + strings.Repeat("v", MaxConfigValueBytes) + "\"\n  }\n" +
-		"  domains = [\n" + repeat(MaxDomains, func(i int) string {
-		return fmt.Sprintf("    \"d%d.example.com\",\n", i)
+		"  domains = [\n" + repeat(MaxDomains, func(i int) string { // 100 names of 4 bytes: 499 bytes with commas
+		return fmt.Sprintf("    \"%c.%s\",\n", "abcdefghijklmnopqrstuvwxyz0123456789"[i%36], []string{"io", "co", "ai"}[i/36])
 	}) + "  ]\n" +
 		repeat(MaxAddons, func(i int) string {
 			return fmt.Sprintf("  addon \"postgres\" { as = \"db%d\" }\n", i)
@@ -241,5 +241,31 @@ func TestScheduleLimit(t *testing.T) {
 	want := fmt.Sprintf("dyno.hcl:%d:3: error: Too many schedules (%d; the limit is %d)", 3+4*MaxSchedules, MaxSchedules+1, MaxSchedules)
 	if got := FormatDiagnostics(diags); !strings.HasPrefix(got, want) {
 		t.Errorf("diagnostics:\n%s\nwant %s", got, want)
+	}
+}
+
+// TestDomainsFitOneServiceMetaValue: the domains reach the router joined with commas in
+// one Consul service meta value, which Consul refuses over 512 bytes, and with it the
+// web dynos' registration. A spec whose domains would not fit is refused at the list;
+// one whose domains fit exactly is accepted.
+func TestDomainsFitOneServiceMetaValue(t *testing.T) {
+	t.Parallel()
+	list := func(n, size int) (string, int) {
+		var ds []string
+		for i := 0; i < n; i++ {
+			d := fmt.Sprintf("d%02d.example.com", i)
+			ds = append(ds, strings.Repeat("x", size-len(d))+d)
+		}
+		return "  domains = [\"" + strings.Join(ds, "\", \"") + "\"]\n", len(strings.Join(ds, ","))
+	}
+	body, n := list(20, 25) // 20 names of 25 bytes and 19 commas: 519 bytes
+	_, diags := Parse("dyno.hcl", []byte(spec(body)))
+	if !diags.HasErrors() || !strings.Contains(FormatDiagnostics(diags), fmt.Sprintf("Domains too long together (%d bytes with commas; the limit is 512)", n)) {
+		t.Errorf("domains of %d bytes with commas: %s, want refused as too long together", n, FormatDiagnostics(diags))
+	}
+	body, n = list(8, 63) // 8 names of 63 bytes and 7 commas: 511 bytes
+	s, diags := Parse("dyno.hcl", []byte(spec(body)))
+	if diags.HasErrors() || len(s.Domains) != 8 {
+		t.Errorf("domains of %d bytes with commas: %s, want accepted", n, FormatDiagnostics(diags))
 	}
 }

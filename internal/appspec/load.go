@@ -578,6 +578,11 @@ func resolveDomains(expr hcl.Expression, diags *hcl.Diagnostics) []string {
 		seen[d] = e.Range
 		domains = append(domains, d)
 	}
+	if n := len(strings.Join(domains, ",")); n > MaxDomainsBytes {
+		add(expr.Range(), fmt.Sprintf("Domains too long together (%d bytes with commas; the limit is %d)", n, MaxDomainsBytes),
+			"The router reads an app's domains from one Consul service meta value, which holds 512 bytes. Route the app's other names to one of its domains with a redirect, or split the app.")
+		return nil
+	}
 	return domains
 }
 

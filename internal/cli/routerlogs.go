@@ -102,14 +102,15 @@ func (m *meta) localRouterGrid() *devgrid.Grid {
 	return g
 }
 
-// followRouter adds the app's router lines from one router to m: the last num, then
-// (with follow) each new one until ctx ends. While following, a router that cannot be
-// reached is tried again every second, and said once.
 // refusedGrace is how long a router's refusal of the key is tried again: a router
 // learns new apps from Nomad's job list as it changes, and looks a key that did not
 // match up again after a second (router/logserve.go).
 const refusedGrace = 3 * time.Second
 
+// followRouter adds the app's router lines from one router to m: the last num, then
+// (with follow) each new one until ctx ends. While following, a router that cannot be
+// reached is tried again every second, and said once; a router that refuses the key is
+// asked again for refusedGrace.
 func followRouter(ctx context.Context, rr *logstream.RouterReader, num int, follow bool, m *logMerger, warn func(string)) error {
 	failing := false
 	start := time.Now()

@@ -44,8 +44,8 @@ type AllocState struct {
 // meta dyno.app (task group meta over job meta); the process type is meta dyno.process,
 // or else the task group name. One-off dynos carry dyno.process=run. A dyno belongs to
 // the app's own job (ID = app) or is a one-off: other jobs that name an app, such as an
-// add-on's (meta dyno.addon), run no dynos. A build dyno (dyno.process=build, in its
-// job's or its group's meta) is not billed.
+// add-on's (meta dyno.addon), run no dynos. A build dyno (a job other than the app's own
+// with dyno.process=build, in its job's or its group's meta) is not billed.
 func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	if a == nil || a.Job == nil {
 		return "", "", false
@@ -73,7 +73,9 @@ func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	if jobID == "" && a.Job.ID != nil {
 		jobID = *a.Job.ID
 	}
-	if process == BuildProcess || a.Job.Meta[MetaProcess] == BuildProcess {
+	// A build dyno is a job of its own (<app>-build-<hex>); in the app's own job,
+	// "build" is a process type of the app's spec like any other, and billed.
+	if jobID != app && (process == BuildProcess || a.Job.Meta[MetaProcess] == BuildProcess) {
 		return "", "", false
 	}
 	if _, addon := meta[MetaAddon]; addon || (jobID != app && process != OneOffProcess) {

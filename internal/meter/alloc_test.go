@@ -37,7 +37,10 @@ func TestDynoOf(t *testing.T) {
 		// or the job's only (build dynos that started before groups said it too).
 		{"build dyno", &nomadapi.Allocation{JobID: "demo-build-0a1b2c3d", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "build"}, map[string]string{MetaProcess: "build"})}, "", "", false},
 		{"build dyno, group meta run", &nomadapi.Allocation{JobID: "demo-build-0a1b2c3d", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "build"}, map[string]string{MetaProcess: "run"})}, "", "", false},
-		{"build in the app's own job", &nomadapi.Allocation{JobID: "demo", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, map[string]string{MetaProcess: "build"})}, "", "", false},
+		// A process type named build (a Procfile's `build: ...`) in the app's own job is
+		// billed like any other: the spec may name it, so it must not run free.
+		{"process type build in the app's own job", &nomadapi.Allocation{JobID: "demo", TaskGroup: "build", Job: job(map[string]string{MetaApp: "demo"}, map[string]string{MetaProcess: "build"})}, "demo", "build", true},
+		{"job meta build in the app's own job", &nomadapi.Allocation{JobID: "demo", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "build"}, map[string]string{MetaProcess: "web"})}, "demo", "web", true},
 		{"add-on job", &nomadapi.Allocation{JobID: "addon-memcached-demo-1", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaAddon: "memcached"}, nil)}, "", "", false},
 		{"another job naming the app", &nomadapi.Allocation{JobID: "other", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "", "", false},
 	} {
