@@ -25,6 +25,10 @@ const (
 	MetaMaintenance = "maintenance" // "true": answer H80
 )
 
+// nomadReadTimeout bounds the reads of Nomad that decide whose dynos an app's service
+// instances are.
+const nomadReadTimeout = 5 * time.Second
+
 // blockWait is how long a blocking query may wait for a change.
 const blockWait = 5 * time.Minute
 
@@ -54,6 +58,9 @@ type serviceWatch struct {
 	app    string
 	cancel context.CancelFunc
 	done   chan struct{}
+	// own is what Nomad said of each instance: a dyno of the app's own job or not
+	// (provenance.go).
+	own map[string]bool
 }
 
 func newWatcher(r *Router) (*watcher, error) {
@@ -251,7 +258,7 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		sw := &serviceWatch{app: app, cancel: cancel, done: make(chan struct{})}
+		sw := &serviceWatch{app: app, cancel: cancel, done: make(chan struct{}), own: map[string]bool{}}
 		w.services[name] = sw
 		if !w.catalogRead {
 			w.unread[name] = true
@@ -295,10 +302,13 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 			continue
 		}
 		index = nextIndex(index, meta.LastIndex)
-		insts := w.instances(sw.app, entries)
+		nctx, cancel := context.WithTimeout(ctx, nomadReadTimeout)
+		insts, failed := w.r.ownDynos(nctx, sw.app, w.instances(sw.app, entries), sw.own)
+		cancel()
 		if insts == nil {
 			insts = []Instance{}
 		}
+
 		w.mu.Lock()
 		if ctx.Err() == nil {
 			w.r.updateApp(sw.app, insts)
@@ -307,6 +317,10 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 		}
 		w.mu.Unlock()
 		w.result("service "+name, nil)
+		if failed {
+			index = 0 // read again, and ask Nomad again, after a backoff
+			bo.wait(ctx)
+		}
 	}
 }
 

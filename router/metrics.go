@@ -26,6 +26,9 @@ type metrics struct {
 	// readers dropped because a write to them did not end in LogsWriteTimeout.
 	logsRefused prometheus.Counter
 	logsStalled prometheus.Counter
+	// foreignInstances counts instances of an app's service that Nomad says are not
+	// dynos of the app's own job (provenance.go).
+	foreignInstances *prometheus.CounterVec
 }
 
 var (
@@ -67,11 +70,15 @@ func newMetrics(r *Router) *metrics {
 		Name: "dyno_router_logs_stalled_total",
 		Help: "Readers of the logs endpoint dropped because they did not read an answer in time.",
 	})
+	m.foreignInstances = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dyno_router_foreign_instances_total",
+		Help: "Instances of an app's web service that are not dynos of the app's own job in its namespace, as Nomad says: never routed.",
+	}, []string{"app"})
 	readers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "dyno_router_logs_readers",
 		Help: "Requests the logs endpoint serves now (waiting for a line or being answered).",
 	}, func() float64 { return float64(r.logReaders.Load()) })
-	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, m.logsRefused, m.logsStalled, readers, appCollector{r},
+	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, m.logsRefused, m.logsStalled, m.foreignInstances, readers, appCollector{r},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

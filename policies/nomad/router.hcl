@@ -3,9 +3,12 @@
 # key read the app's router lines; and lists and reads each app's HTTPS Variables (its
 # certificates and its redirect setting, under dyno/https/), to serve them. With ACME on,
 # it writes the certificates it orders for an app, and the HTTP-01 challenges under way,
-# under dyno/https/acme/. It reads no other variable and changes nothing else.
+# under dyno/https/acme/. It reads each allocation whose Consul service claims to be an
+# app's dyno, to route only the dynos of the app's own job (router/provenance.go): an
+# app's deploy token can name its job's services after another app. It reads no other
+# variable and changes nothing else.
 namespace "*" {
-  capabilities = ["list-jobs"]
+  capabilities = ["list-jobs", "read-job"]
   variables {
     path "dyno/router-logs" {
       capabilities = ["read"]

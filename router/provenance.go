@@ -1,0 +1,102 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/apierr"
+)
+
+// Any Nomad job names the Consul services its tasks register, and Nomad registers them
+// with a Consul token of its own: an app's deploy token can register a job whose service
+// is "<another app>-web", tagged as that app's dynos are. With Nomad's address (-nomad)
+// the router routes an instance of "<app>-web" only when Nomad says its allocation is of
+// the job <app> in the namespace <app>, the app's own job that only its deployers write.
+// Nomad names the services it registers "_nomad-task-<allocation ID>-..."; an
+// allocation's namespace and job never change, so each is read once per instance.
+// Without -nomad there is no one to ask, and every passing instance is routed.
+
+// nomadServicePrefix starts the ID of every service Nomad registers in Consul.
+const nomadServicePrefix = "_nomad-task-"
+
+// allocIDOf returns the allocation ID in the ID of a service Nomad registered.
+func allocIDOf(serviceID string) (string, bool) {
+	rest, ok := strings.CutPrefix(serviceID, nomadServicePrefix)
+	if !ok || len(rest) < 36 || (len(rest) > 36 && rest[36] != '-') {
+		return "", false
+	}
+	id := rest[:36]
+	for i, c := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return "", false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		default:
+			return "", false
+		}
+	}
+	return id, true
+}
+
+// ownDynos keeps the instances that are dynos of app's own job, as Nomad says, with
+// known the verdicts already reached (service ID: own), which it brings up to date: it
+// drops the instances gone, and adds those read now. failed says Nomad could not be read
+// for some instance, which is left out until it can.
+func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, known map[string]bool) (own []Instance, failed bool) {
+	if r.nomad == nil {
+		return insts, false
+	}
+	present := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		present[in.ID] = true
+		mine, ok := known[in.ID]
+		if !ok {
+			var err error
+			mine, err = r.allocOfApp(ctx, app, in.ID)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Warn("cannot tell from Nomad whose dyno an instance is: not routed until it can", "app", app, "service_id", in.ID, "error", err)
+				}
+				failed = true
+				continue
+			}
+			known[in.ID] = mine
+			if !mine {
+				r.metrics.foreignInstances.WithLabelValues(app).Inc()
+				r.log.Warn("an instance of the app's service is not a dyno of the app's own job: not routed", "app", app, "service_id", in.ID)
+			}
+		}
+		if mine {
+			own = append(own, in)
+		}
+	}
+	for id := range known {
+		if !present[id] {
+			delete(known, id)
+		}
+	}
+	return own, failed
+}
+
+// allocOfApp says whether the service instance serviceID was registered by an
+// allocation of the job app in the namespace app.
+func (r *Router) allocOfApp(ctx context.Context, app, serviceID string) (bool, error) {
+	id, ok := allocIDOf(serviceID)
+	if !ok {
+		return false, nil
+	}
+	// Nomad finds an allocation by its ID in any namespace.
+	a, _, err := r.nomad.Allocations().Info(id, (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx))
+	if apierr.IsStatus(err, http.StatusNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return a.Namespace == app && a.JobID == app, nil
+}
