@@ -11,7 +11,9 @@ import (
 // move the cursor, clear the screen, retitle the window or write the clipboard (OSC 52)
 // of whoever reads it. C0 controls and DEL become \xNN (ESC is \x1b), C1 controls \uNNNN
 // (CSI is \u009b), and bytes that are not UTF-8 \xNN; everything else, backslashes
-// included, is kept as it is.
+// included, is kept as it is. The characters that reorder or break a line's display
+// (bidirectional embeddings, overrides and isolates, the line and paragraph separators)
+// are written \uNNNN too, so that a line reads as it is.
 func Printable(s string) string {
 	i := 0
 	for i < len(s) {
@@ -34,7 +36,7 @@ func Printable(s string) string {
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r < 0x20 && r != '\t', r == 0x7f:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case r >= 0x80 && r <= 0x9f:
+		case r >= 0x80 && r <= 0x9f, reorders(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+size])
@@ -42,4 +44,10 @@ func Printable(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// reorders says whether r changes how the text around it is laid out: U+200E/F marks,
+// U+202A-E embeddings and overrides, U+2066-9 isolates, U+2028/9 separators.
+func reorders(r rune) bool {
+	return r == 0x200e || r == 0x200f || r >= 0x2028 && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
