@@ -115,9 +115,10 @@ type appShipper struct {
 	allocs  map[string]bool // followed, or done: an allocation is followed once
 	resume  map[string]bool // its follow failed: followed again, from its end
 	started bool
-	// since is when the app got its drains: a dyno created later that has ended when
-	// the shipper first sees it (a one-off dyno, a crash) is read once, whole.
-	since   time.Time
+	// sinceIndex is Nomad's Raft index when the shipper first listed the app's dynos: a
+	// dyno created later that has ended when the shipper first sees it (a one-off dyno,
+	// a crash) is read once, whole. An index, not a time: no two clocks to compare.
+	sinceIndex uint64
 	written map[string]Status
 	wroteAt time.Time
 }
@@ -130,8 +131,7 @@ type runningSender struct {
 func (s *Shipper) startApp(ctx context.Context, app string) *appShipper {
 	ctx, cancel := context.WithCancel(ctx)
 	a := &appShipper{s: s, app: app, ctx: ctx, cancel: cancel, log: s.Logger.With("app", app),
-		senders: map[string]*runningSender{}, allocs: map[string]bool{}, resume: map[string]bool{},
-		since: time.Now()}
+		senders: map[string]*runningSender{}, allocs: map[string]bool{}, resume: map[string]bool{}}
 	for _, base := range s.Routers {
 		go a.followRouter(base)
 	}
@@ -218,7 +218,7 @@ func (a *appShipper) send(m Message) {
 // dyno made after the app got its drains that ended before the shipper saw it running
 // (a one-off dyno of a few seconds, one that crashed at once) is read whole, once.
 func (a *appShipper) followDynos() error {
-	allocs, _, err := a.s.Nomad.Allocations().List((&nomadapi.QueryOptions{Namespace: tenancy.Namespace(a.app)}).WithContext(a.ctx))
+	allocs, meta, err := a.s.Nomad.Allocations().List((&nomadapi.QueryOptions{Namespace: tenancy.Namespace(a.app)}).WithContext(a.ctx))
 	if err != nil {
 		return err
 	}
@@ -227,6 +227,7 @@ func (a *appShipper) followDynos() error {
 	if !a.started {
 		from = -1
 		a.started = true
+		a.sinceIndex = meta.LastIndex
 	}
 	listed := map[string]bool{}
 	type follow struct {
@@ -242,7 +243,7 @@ func (a *appShipper) followDynos() error {
 		}
 		running := al.DesiredStatus == nomadapi.AllocDesiredStatusRun && al.ClientStatus == nomadapi.AllocClientStatusRunning
 		ended := (al.ClientStatus == nomadapi.AllocClientStatusComplete || al.ClientStatus == nomadapi.AllocClientStatusFailed) &&
-			!a.resume[al.ID] && time.Unix(0, al.CreateTime).After(a.since)
+			!a.resume[al.ID] && al.CreateIndex > a.sinceIndex
 		if !running && !ended {
 			continue
 		}
