@@ -32,6 +32,10 @@ type Config struct {
 	LogsMaxReaders   int
 	LogsWriteTimeout time.Duration
 
+	// DomainReleaseGrace is how long a custom domain's holder must be seen giving the
+	// domain up before its record goes (domains.go; default 10s).
+	DomainReleaseGrace time.Duration
+
 	// TLSListen serves HTTPS (HTTP/1.1 and HTTP/2) with a certificate chosen by SNI
 	// (see tls.go); empty disables it. TLSListener, when set, is used instead.
 	// TLSCertFile and TLSKeyFile are the router's default certificate (PEM), served to
@@ -123,6 +127,8 @@ func DefaultConfig() Config {
 		MaxStreams:        100,
 		LogsMaxReaders:    2048,
 		LogsWriteTimeout:  10 * time.Second,
+
+		DomainReleaseGrace: 10 * time.Second,
 	}
 }
 
@@ -150,6 +156,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.DownBackoff, d.DownBackoff)
 	setDur(&c.MaxDownBackoff, d.MaxDownBackoff)
 	setDur(&c.LogsWriteTimeout, d.LogsWriteTimeout)
+	setDur(&c.DomainReleaseGrace, d.DomainReleaseGrace)
 	if c.LogsMaxReaders == 0 {
 		c.LogsMaxReaders = d.LogsMaxReaders
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
 
@@ -50,10 +51,24 @@ type domainRegistry struct {
 	// with no record, a domain two apps name routes to neither.
 	off    atomic.Bool
 	warned atomic.Bool // a failure was logged
+	// releaseGrace is how long a holder must be seen giving a domain up before its
+	// record goes; releasing marks since when each was (used by run's goroutine alone).
+	releaseGrace time.Duration
+	releasing    map[string]time.Time
+	now          func() time.Time
 }
 
+// newDomainRegistry keeps the record for r. Its release grace is the router's
+// DomainReleaseGrace: routers see Consul each with its own lag, and one whose view of a
+// holder is older than the record (the holder has just named the domain) must not
+// release it.
 func newDomainRegistry(r *Router, client *consulapi.Client) *domainRegistry {
-	return &domainRegistry{r: r, client: client, read: make(chan struct{}), kick: make(chan struct{}, 1)}
+	grace := r.cfg.DomainReleaseGrace
+	if grace <= 0 {
+		grace = DefaultConfig().DomainReleaseGrace
+	}
+	return &domainRegistry{r: r, client: client, read: make(chan struct{}), kick: make(chan struct{}, 1),
+		releaseGrace: grace, releasing: map[string]time.Time{}, now: time.Now}
 }
 
 // holders is the record as last read, and whether custom domains may be routed: always
@@ -113,12 +128,18 @@ func (d *domainRegistry) store(held map[string]domainHolder) {
 
 // run brings the record up to date whenever poked, until ctx ends.
 func (d *domainRegistry) run(ctx context.Context) {
+	tick := time.NewTicker(d.releaseGrace / 4) // for releases whose grace ends
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.kick:
 			d.sync(ctx)
+		case <-tick.C:
+			if len(d.releasing) > 0 {
+				d.sync(ctx)
+			}
 		}
 	}
 }
@@ -126,7 +147,7 @@ func (d *domainRegistry) run(ctx context.Context) {
 // sync records a holder for each domain that one app alone names and no app holds (an
 // app Nomad has, with -nomad: the number of keys is bounded by the apps), and
 // removes the record of a holder that no longer names its domain while it has passing
-// dynos, or that Nomad no longer has.
+// dynos, or that Nomad no longer has, once it has been seen so for releaseGrace.
 func (d *domainRegistry) sync(ctx context.Context) {
 	held, ok := d.holders()
 	if !ok || d.off.Load() {
@@ -157,14 +178,28 @@ func (d *domainRegistry) sync(ctx context.Context) {
 			d.failed("record", dom, names[0], err)
 		}
 	}
+	now := d.now()
+	for dom := range d.releasing {
+		if _, ok := held[dom]; !ok {
+			delete(d.releasing, dom)
+		}
+	}
 	for dom, h := range held {
-		if slices.Contains(claims[dom], h.app) {
+		if slices.Contains(claims[dom], h.app) || !(present[h.app] || (apps != nil && !apps[h.app])) {
+			delete(d.releasing, dom)
 			continue
 		}
-		if present[h.app] || (apps != nil && !apps[h.app]) {
-			if _, _, err := kv.DeleteCAS(&consulapi.KVPair{Key: domainsPrefix + dom, ModifyIndex: h.index}, w); err != nil {
-				d.failed("release", dom, h.app, err)
-			}
+		since, ok := d.releasing[dom]
+		if !ok {
+			d.releasing[dom] = now
+			continue
+		}
+		if now.Sub(since) < d.releaseGrace {
+			continue
+		}
+		delete(d.releasing, dom)
+		if _, _, err := kv.DeleteCAS(&consulapi.KVPair{Key: domainsPrefix + dom, ModifyIndex: h.index}, w); err != nil {
+			d.failed("release", dom, h.app, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
 
@@ -48,7 +49,10 @@ func TestFirstAppNamingADomainHoldsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := harness.Tokens(t, g).Consul[policies.ConsulRouter]
-	withConsul := func(cfg *Config) { cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), token }
+	withConsul := func(cfg *Config) {
+		cfg.ConsulAddr, cfg.ConsulToken = g.Options.ConsulAddr(), token
+		cfg.DomainReleaseGrace = 200 * time.Millisecond
+	}
 	answer := func(name string) *backend {
 		return newBackend(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
 	}
@@ -235,4 +239,45 @@ func TestDomainRecordKeptOnceReadable(t *testing.T) {
 		defer mu.Unlock()
 		return slices.Contains(puts, "PUT "+domainsPrefix+"www.shop.test")
 	})
+}
+
+// TestDomainReleasedAfterItsGrace: a holder seen with dynos that no longer name its
+// domain keeps the record for the release grace (a router's view of Consul may be older
+// than the record), and loses it once seen so for longer; named again meanwhile, it
+// keeps it.
+func TestDomainReleasedAfterItsGrace(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		after     time.Duration
+		namedBack bool
+		want      []string
+	}{
+		{time.Second, false, nil},
+		{time.Minute, true, nil},
+		{time.Minute, false, []string{"DELETE " + domainsPrefix + "www.shop.test"}},
+	} {
+		r, err := New(Config{Listen: "127.0.0.1:0", DomainReleaseGrace: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, writes := kvWrites(t)
+		r.mu.Lock()
+		r.domains = newDomainRegistry(r, c)
+		clock := time.Unix(1_000_000, 0)
+		r.domains.now = func() time.Time { return clock }
+		r.domains.held.Store(&map[string]domainHolder{"www.shop.test": {app: "shop", index: 9}})
+		r.mu.Unlock()
+		r.SetApp("shop", []Instance{{ID: "1", Address: "127.0.0.1", Port: 1}})
+		r.domains.sync(context.Background()) // seen giving it up: the grace starts
+		if tc.namedBack {
+			r.SetApp("shop", []Instance{{ID: "1", Address: "127.0.0.1", Port: 1, Domains: []string{"www.shop.test"}}})
+			r.domains.sync(context.Background())
+			r.SetApp("shop", []Instance{{ID: "1", Address: "127.0.0.1", Port: 1}})
+		}
+		clock = clock.Add(tc.after)
+		r.domains.sync(context.Background())
+		if got := writes(); !slices.Equal(got, tc.want) {
+			t.Errorf("%s later, named again meanwhile %v: the record written %q, want %q", tc.after, tc.namedBack, got, tc.want)
+		}
+	}
 }
