@@ -5,6 +5,8 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/policies"
 )
 
 // Task states as Nomad reports them in TaskState.State.
@@ -40,9 +42,10 @@ type AllocState struct {
 	App, Process string
 }
 
-// DynoOf says whether a full allocation (with its Job) is a dyno, and whose. The app is
-// meta dyno.app (task group meta over job meta); the process type is meta dyno.process,
-// or else the task group name. One-off dynos carry dyno.process=run. A dyno belongs to
+// DynoOf says whether a full allocation (with its Job) is a dyno, and whose. In an app's
+// namespace every allocation is a dyno of that app but a build dyno's. Elsewhere
+// (the default namespace) the app is meta dyno.app (task group meta over job meta). The
+// process type is meta dyno.process, or else the task group name. One-off dynos carry dyno.process=run. A dyno belongs to
 // the app's own job (ID = app) or is a one-off: other jobs that name an app, such as an
 // add-on's (meta dyno.addon), run no dynos. A build dyno (a job other than the app's own
 // with dyno.process=build, in its job's or its group's meta) is not billed.
@@ -61,10 +64,6 @@ func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 			}
 		}
 	}
-	app = meta[MetaApp]
-	if app == "" {
-		return "", "", false
-	}
 	process = meta[MetaProcess]
 	if process == "" {
 		process = a.TaskGroup
@@ -72,6 +71,19 @@ func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 	jobID := a.JobID
 	if jobID == "" && a.Job.ID != nil {
 		jobID = *a.Job.ID
+	}
+	if appNamespace(a.Namespace) {
+		// Only the app's deploy tokens write its namespace, and they write the meta
+		// too: the namespace says whose dyno it is, so that no job bills another app
+		// and none runs unbilled for want of meta. Only a build runs free.
+		if jobID != a.Namespace && (process == BuildProcess || a.Job.Meta[MetaProcess] == BuildProcess) {
+			return "", "", false
+		}
+		return a.Namespace, process, true
+	}
+	app = meta[MetaApp]
+	if app == "" {
+		return "", "", false
 	}
 	// A build dyno is a job of its own (<app>-build-<hex>); in the app's own job,
 	// "build" is a process type of the app's spec like any other, and billed.
@@ -82,6 +94,12 @@ func DynoOf(a *nomadapi.Allocation) (app, process string, ok bool) {
 		return "", "", false
 	}
 	return app, process, true
+}
+
+// appNamespace says whether ns is an app's own namespace (tenancy.Namespace): neither
+// the default one, where only operators run jobs, nor the add-ons'.
+func appNamespace(ns string) bool {
+	return ns != "" && ns != "default" && ns != policies.AddonNamespace
 }
 
 // StateOfAlloc turns a full allocation into an AllocState, or reports that it is not a dyno.

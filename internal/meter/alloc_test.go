@@ -43,6 +43,14 @@ func TestDynoOf(t *testing.T) {
 		{"job meta build in the app's own job", &nomadapi.Allocation{JobID: "demo", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaProcess: "build"}, map[string]string{MetaProcess: "web"})}, "demo", "web", true},
 		{"add-on job", &nomadapi.Allocation{JobID: "addon-memcached-demo-1", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaAddon: "memcached"}, nil)}, "", "", false},
 		{"another job naming the app", &nomadapi.Allocation{JobID: "other", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "", "", false},
+		// In an app's namespace, the namespace says whose dyno it is: the app's deploy token
+		// writes the meta, and must neither bill another app nor run a dyno unbilled.
+		{"app namespace", &nomadapi.Allocation{Namespace: "demo", JobID: "demo", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo"}, nil)}, "demo", "web", true},
+		{"another app's name in the meta", &nomadapi.Allocation{Namespace: "alpha", JobID: "beta", TaskGroup: "web", Job: job(map[string]string{MetaApp: "beta"}, nil)}, "alpha", "web", true},
+		{"no meta in an app's namespace", &nomadapi.Allocation{Namespace: "alpha", JobID: "miner", TaskGroup: "web", Job: job(nil, nil)}, "alpha", "web", true},
+		{"add-on meta in an app's namespace", &nomadapi.Allocation{Namespace: "alpha", JobID: "free", TaskGroup: "web", Job: job(map[string]string{MetaAddon: "memcached"}, nil)}, "alpha", "web", true},
+		{"build dyno in an app's namespace", &nomadapi.Allocation{Namespace: "alpha", JobID: "alpha-build-0a1b", TaskGroup: "web", Job: job(map[string]string{MetaApp: "alpha", MetaProcess: "build"}, map[string]string{MetaProcess: "build"})}, "", "", false},
+		{"add-on job in the add-ons' namespace", &nomadapi.Allocation{Namespace: "dyno-addons", JobID: "addon-memcached-demo-1", TaskGroup: "web", Job: job(map[string]string{MetaApp: "demo", MetaAddon: "memcached"}, nil)}, "", "", false},
 	} {
 		app, process, ok := DynoOf(tc.alloc)
 		if app != tc.app || process != tc.process || ok != tc.ok {
