@@ -92,10 +92,17 @@ func (r *Router) allocOfApp(ctx context.Context, app, serviceID string) (bool, e
 	}
 	// Nomad finds an allocation by its ID in any namespace.
 	a, _, err := r.nomad.Allocations().Info(id, (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx))
-	if apierr.IsStatus(err, http.StatusNotFound) {
+	switch {
+	case apierr.IsStatus(err, http.StatusNotFound):
 		return false, nil
-	}
-	if err != nil {
+	case apierr.IsStatus(err, http.StatusForbidden):
+		// A token from before this check (policies/nomad/router.hcl without read-job):
+		// route as before it, and say so, rather than route nothing.
+		if r.unverified.CompareAndSwap(false, true) {
+			r.log.Error("the router's Nomad token may not read allocations (read-job): every passing instance of an app's service is routed, also one another app's job registered; give the token policies/nomad/router.hcl", "error", err)
+		}
+		return true, nil
+	case err != nil:
 		return false, err
 	}
 	return a.Namespace == app && a.JobID == app, nil

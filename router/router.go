@@ -40,13 +40,15 @@ type Router struct {
 	domains       *domainRegistry // nil without Consul
 	peerTransport *http.Transport
 
-	nomad      *nomadapi.Client                // nil without Config.NomadAddr
-	nomadApps  atomic.Pointer[map[string]bool] // the apps Nomad has, as last read
-	logRings   logRings                        // each app's router lines
-	logKeys    logKeys                         // each app's router log key, as read from Nomad
-	keepLines  atomic.Bool                     // the logs endpoint is on: logRings are kept
-	logReaders atomic.Int64                    // requests the logs endpoint serves now
-	epoch      string                          // this run of the router, in the logs endpoint's answers
+	nomad     *nomadapi.Client                // nil without Config.NomadAddr
+	nomadApps atomic.Pointer[map[string]bool] // the apps Nomad has, as last read
+	// unverified: Nomad refused to say whose an allocation is (provenance.go); logged once.
+	unverified atomic.Bool
+	logRings   logRings     // each app's router lines
+	logKeys    logKeys      // each app's router log key, as read from Nomad
+	keepLines  atomic.Bool  // the logs endpoint is on: logRings are kept
+	logReaders atomic.Int64 // requests the logs endpoint serves now
+	epoch      string       // this run of the router, in the logs endpoint's answers
 
 	certs    certStore    // the default certificate and each app's, for the HTTPS listener
 	acme     *acmeState   // nil without Config.ACMEDirectory
