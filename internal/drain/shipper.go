@@ -119,8 +119,8 @@ type appShipper struct {
 	// dyno created later that has ended when the shipper first sees it (a one-off dyno,
 	// a crash) is read once, whole. An index, not a time: no two clocks to compare.
 	sinceIndex uint64
-	written map[string]Status
-	wroteAt time.Time
+	written    map[string]Status
+	wroteAt    time.Time
 }
 
 type runningSender struct {
