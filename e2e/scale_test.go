@@ -66,15 +66,18 @@ func TestScaleOutsideDyno(t *testing.T) {
 		t.Fatalf("alpha's token could not scale alpha: %v", err)
 	}
 	passingDynos(t, consul, "alpha", 2, time.Minute)
+	// The client reports the allocation running to the servers in a batch, which may
+	// come after Consul has its check passing.
 	var added string
-	for id := range runningAllocs(t, appNomad(t, g, "alpha"), "alpha") {
-		if !before[id] {
-			added = id
+	testutil.WaitFor(t, 30*time.Second, "a new allocation of alpha running after the scale", func() error {
+		for id := range runningAllocs(t, appNomad(t, g, "alpha"), "alpha") {
+			if !before[id] {
+				added = id
+				return nil
+			}
 		}
-	}
-	if added == "" {
-		t.Fatal("no new allocation of alpha runs after the scale")
-	}
+		return fmt.Errorf("none but %v", before)
+	})
 	if got := runningAllocs(t, appNomad(t, g, "beta"), "beta"); len(got) != 1 {
 		t.Errorf("beta runs %d dynos, want its 1", len(got))
 	}
