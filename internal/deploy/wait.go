@@ -222,15 +222,39 @@ func (d *Deployer) failureHint(ctx context.Context, app string, dep *nomadapi.De
 	}
 	for _, a := range allocs {
 		for task, st := range a.TaskStates {
-			for i := len(st.Events) - 1; i >= 0; i-- {
-				e := st.Events[i]
-				if msg := e.DisplayMessage; msg != "" && (e.FailsTask || e.Type == nomadapi.TaskTerminated || e.Type == nomadapi.TaskDriverFailure || e.Type == nomadapi.TaskNotRestarting) {
-					return fmt.Sprintf(" (%s: %s: %s); the previous release keeps serving", task, e.Type, msg)
-				}
+			if why := failureOf(st); why != "" {
+				return fmt.Sprintf(" (%s: %s); the previous release keeps serving", task, why)
 			}
 		}
 	}
 	return "; the previous release keeps serving"
+}
+
+// failureOf is the last event of a task that says why it failed: a driver failure, an
+// exit, a failing event. Nomad's "Not Restarting" that follows says only that it gave up,
+// so it comes after the cause it follows.
+func failureOf(st *nomadapi.TaskState) string {
+	if st == nil {
+		return ""
+	}
+	gaveUp := ""
+	for i := len(st.Events) - 1; i >= 0; i-- {
+		e := st.Events[i]
+		msg := e.DisplayMessage
+		switch {
+		case msg == "":
+		case e.Type == nomadapi.TaskNotRestarting:
+			if gaveUp == "" {
+				gaveUp = fmt.Sprintf("%s: %s", e.Type, msg)
+			}
+		case e.FailsTask || e.Type == nomadapi.TaskTerminated || e.Type == nomadapi.TaskDriverFailure:
+			if gaveUp != "" {
+				return fmt.Sprintf("%s: %s; %s", e.Type, msg, gaveUp)
+			}
+			return fmt.Sprintf("%s: %s", e.Type, msg)
+		}
+	}
+	return gaveUp
 }
 
 // slugDryRun computes the slug a deploy would make, in a throwaway store.
