@@ -116,18 +116,11 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 // has not ended in LogsWriteTimeout: its slot is freed, and the drop is counted.
 func TestLogsEndpointDropsAReaderThatDoesNotRead(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := startRouter(t, func(c *Config) {
-		c.LogsListener = smallBufferListener{ln}
-		c.NomadAddr = "127.0.0.1:1"
+	tr, ln := startLogsRouter(t, func(c *Config) {
+		c.LogsListener = smallBufferListener{c.LogsListener}
 		c.LogsWriteTimeout = 300 * time.Millisecond
 	})
-	key := strings.Repeat("k", 64)
-	tr.nomadApps.Store(&map[string]bool{"shop": true})
-	tr.logKeys.keys = map[string]cachedKey{"shop": {key: key, at: time.Now()}}
+	key := holdLogKeys(tr, "shop")
 	line := "at=info " + strings.Repeat("x", 250)
 	for i := 0; i < ringLines; i++ {
 		tr.logRings.add("shop", time.Now(), line)
@@ -185,19 +178,12 @@ func TestLogsLimitsAreChecked(t *testing.T) {
 // more is answered 429, and another app's reader is still served.
 func TestLogsEndpointBoundsOneAppsReaders(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := startRouter(t, func(c *Config) {
-		c.LogsListener = smallBufferListener{ln}
-		c.NomadAddr = "127.0.0.1:1"
+	tr, ln := startLogsRouter(t, func(c *Config) {
+		c.LogsListener = smallBufferListener{c.LogsListener}
 		c.LogsMaxReaders = maxLogsReaders + 8
 		c.LogsWriteTimeout = time.Minute
 	})
-	key := strings.Repeat("k", 64)
-	tr.nomadApps.Store(&map[string]bool{"shop": true, "other": true})
-	tr.logKeys.keys = map[string]cachedKey{"shop": {key: key, at: time.Now()}, "other": {key: key, at: time.Now()}}
+	key := holdLogKeys(tr, "shop", "other")
 	line := "at=info " + strings.Repeat("x", 250)
 	for i := 0; i < ringLines; i++ {
 		tr.logRings.add("shop", time.Now(), line)

@@ -75,9 +75,7 @@ func TestForwardedRequestsAreTheOwnersLines(t *testing.T) {
 func TestLogsEndpointBoundsWaitingReaders(t *testing.T) {
 	t.Parallel()
 	tr, ln := startLogsRouter(t)
-	tr.nomadApps.Store(&map[string]bool{"shop": true, "other": true})
-	key := strings.Repeat("k", 64)
-	tr.logKeys.keys = map[string]cachedKey{"shop": {key: key, at: time.Now()}, "other": {key: key, at: time.Now()}}
+	key := holdLogKeys(tr, "shop", "other")
 	base := "http://" + ln.Addr().String() + logapi.Path
 	get := func(ctx context.Context, app string) (*http.Response, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", base+app+"?wait=1m", nil)
@@ -183,4 +181,21 @@ func startLogsRouter(t *testing.T, mods ...func(*Config)) (*testRouter, net.List
 			mod(c)
 		}
 	}), ln
+}
+
+// holdLogKeys makes apps exist in the router's view of Nomad with one router log key,
+// which it returns, as if read from their Variables.
+func holdLogKeys(tr *testRouter, apps ...string) string {
+	key := strings.Repeat("k", 64)
+	known := map[string]bool{}
+	keys := map[string]cachedKey{}
+	for _, app := range apps {
+		known[app] = true
+		keys[app] = cachedKey{key: key, at: time.Now()}
+	}
+	tr.nomadApps.Store(&known)
+	tr.logKeys.mu.Lock()
+	tr.logKeys.keys = keys
+	tr.logKeys.mu.Unlock()
+	return key
 }
