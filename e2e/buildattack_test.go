@@ -85,24 +85,20 @@ func TestBuildDynoAttacks(t *testing.T) {
 			t.Errorf("the build dyno connected to %s; the firewall must stop it", tgt)
 		}
 	}
-	for _, p := range reads {
-		if !lines["read "+p+" refused"] {
-			t.Errorf("the build dyno read %s", p)
-		}
-	}
-	for _, d := range writes {
-		if !lines["write "+d+" refused"] {
-			t.Errorf("the build dyno wrote into %s", d)
-		}
-	}
-	for _, p := range allowedReads {
-		if !lines["read "+p+" ok"] {
-			t.Errorf("control: the build dyno could not read %s", p)
-		}
-	}
-	for _, d := range allowedWrites {
-		if !lines["write "+d+" ok"] {
-			t.Errorf("control: the build dyno could not write into %s", d)
+	// Each probe prints "<op> <path> <result>"; the controls must succeed.
+	for _, probe := range []struct {
+		op, result, says string
+		paths            []string
+	}{
+		{"read", "refused", "the build dyno read %s", reads},
+		{"write", "refused", "the build dyno wrote into %s", writes},
+		{"read", "ok", "control: the build dyno could not read %s", allowedReads},
+		{"write", "ok", "control: the build dyno could not write into %s", allowedWrites},
+	} {
+		for _, p := range probe.paths {
+			if !lines[probe.op+" "+p+" "+probe.result] {
+				t.Errorf(probe.says, p)
+			}
 		}
 	}
 	if !lines["secret not found"] {
