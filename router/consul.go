@@ -59,8 +59,9 @@ type serviceWatch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// own is what Nomad said of each instance: a dyno of the app's own job or not
-	// (provenance.go).
-	own map[string]bool
+	// (provenance.go); nomadFailing, that it could not be asked, logged once.
+	own          map[string]bool
+	nomadFailing bool
 }
 
 func newWatcher(r *Router) (*watcher, error) {
@@ -283,7 +284,7 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatch) {
 	defer close(sw.done)
 	var index uint64
-	bo := backoff{}
+	bo, nomadBackoff := backoff{}, backoff{}
 	for ctx.Err() == nil {
 		q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
 		entries, meta, err := w.client.Health().Service(name, DynoTag, true, q)
@@ -303,7 +304,7 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 		}
 		index = nextIndex(index, meta.LastIndex)
 		nctx, cancel := context.WithTimeout(ctx, nomadReadTimeout)
-		insts, failed := w.r.ownDynos(nctx, sw.app, w.instances(sw.app, entries), sw.own)
+		insts, nerr := w.r.ownDynos(nctx, sw.app, w.instances(sw.app, entries), sw.own)
 		cancel()
 		if insts == nil {
 			insts = []Instance{}
@@ -317,9 +318,19 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 		}
 		w.mu.Unlock()
 		w.result("service "+name, nil)
-		if failed {
-			index = 0 // read again, and ask Nomad again, after a backoff
-			bo.wait(ctx)
+		switch {
+		case nerr != nil && !sw.nomadFailing && ctx.Err() == nil:
+			w.log.Warn("cannot tell from Nomad whose dynos an app's instances are", "app", sw.app, "error", nerr)
+			sw.nomadFailing = true
+		case nerr == nil && sw.nomadFailing:
+			w.log.Info("Nomad tells whose dynos an app's instances are again", "app", sw.app)
+			sw.nomadFailing = false
+		}
+		if nerr != nil {
+			index = 0 // read again, and ask Nomad again, after a backoff of its own
+			nomadBackoff.wait(ctx)
+		} else {
+			nomadBackoff.reset()
 		}
 	}
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -45,11 +46,11 @@ func allocIDOf(serviceID string) (string, bool) {
 
 // ownDynos keeps the instances that are dynos of app's own job, as Nomad says, with
 // known the verdicts already reached (service ID: own), which it brings up to date: it
-// drops the instances gone, and adds those read now. failed says Nomad could not be read
-// for some instance, which is left out until it can.
-func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, known map[string]bool) (own []Instance, failed bool) {
+// drops the instances gone, and adds those read now. An instance Nomad could not be read
+// for is left out until it can; the error says why.
+func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, known map[string]bool) (own []Instance, failed error) {
 	if r.nomad == nil {
-		return insts, false
+		return insts, nil
 	}
 	present := make(map[string]bool, len(insts))
 	for _, in := range insts {
@@ -59,10 +60,7 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 			var err error
 			mine, err = r.allocOfApp(ctx, app, in.ID)
 			if err != nil {
-				if ctx.Err() == nil {
-					r.log.Warn("cannot tell from Nomad whose dyno an instance is: not routed until it can", "app", app, "service_id", in.ID, "error", err)
-				}
-				failed = true
+				failed = fmt.Errorf("cannot tell from Nomad whose dyno %s is (not routed until it can): %w", in.ID, err)
 				continue
 			}
 			known[in.ID] = mine
