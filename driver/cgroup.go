@@ -27,19 +27,33 @@ func dynoCgroupPath(parent, allocID, task string) string {
 	return "/" + parent + "/" + allocID + "." + unsafeCgroupChars.ReplaceAllString(task, "_")
 }
 
-// dynoCpuset is the set of cores a dyno is bound to: the cores Nomad reserved for the task
-// (resources { cores = 1 }); without a reservation, one core of the host, picked from the
-// allocation ID so that dynos spread over the cores.
-func dynoCpuset(res *drivers.Resources, allocID string) (string, error) {
+// reservedCores are the cores Nomad reserved for the task (resources { cores = 1 }).
+func reservedCores(res *drivers.Resources) (cpuset.CPUSet, bool, error) {
 	if res != nil && res.LinuxResources != nil && res.LinuxResources.CpusetCpus != "" {
 		set, err := cpuset.Parse(res.LinuxResources.CpusetCpus)
 		if err != nil {
-			return "", fmt.Errorf("resources: reserved cores %q: %w", res.LinuxResources.CpusetCpus, err)
+			return set, false, fmt.Errorf("resources: reserved cores %q: %w", res.LinuxResources.CpusetCpus, err)
 		}
-		return set.String(), nil
+		return set, true, nil
 	}
 	if res != nil && res.NomadResources != nil && len(res.NomadResources.Cpu.ReservedCores) > 0 {
-		return cpuset.New(res.NomadResources.Cpu.ReservedCores...).String(), nil
+		return cpuset.New(res.NomadResources.Cpu.ReservedCores...), true, nil
+	}
+	return cpuset.CPUSet{}, false, nil
+}
+
+// dedicatedWeight is what a dyno with a reserved core counts for on it, against 1 for
+// a shared dyno: shared dynos go to a dedicated dyno's core only when every core has one.
+const dedicatedWeight = 1000
+
+// dynoCpuset is the set of cores a dyno is bound to: the cores Nomad reserved for the
+// task; without a reservation, the one core of the host with the least load, where
+// load counts the dynos bound to each core (a dedicated one for dedicatedWeight), ties
+// broken by the allocation ID, so that dynos started together spread over the cores.
+func dynoCpuset(res *drivers.Resources, allocID string, load map[int]int) (string, error) {
+	set, ok, err := reservedCores(res)
+	if err != nil || ok {
+		return set.String(), err
 	}
 	online, err := onlineCPUs()
 	if err != nil {
@@ -48,7 +62,15 @@ func dynoCpuset(res *drivers.Resources, allocID string) (string, error) {
 	cores := online.ToSlice()
 	h := fnv.New32a()
 	h.Write([]byte(allocID))
-	return strconv.Itoa(int(cores[int(h.Sum32()%uint32(len(cores)))])), nil
+	start := int(h.Sum32() % uint32(len(cores)))
+	best := cores[start]
+	for i := range cores {
+		c := cores[(start+i)%len(cores)]
+		if load[int(c)] < load[int(best)] {
+			best = c
+		}
+	}
+	return strconv.Itoa(int(best)), nil
 }
 
 func onlineCPUs() (cpuset.CPUSet, error) {

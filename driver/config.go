@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
+	"github.com/dynogrid/dynogrid/driver/dynonet"
 	"github.com/dynogrid/dynogrid/driver/netfw"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	// Bridge is the Nomad client's bridge (its bridge_network_name), whose traffic the
 	// driver's firewall filters.
 	Bridge string `codec:"bridge"`
+	// BridgeSubnet is the subnet the driver gives the bridge when it has to make it;
+	// a bridge that exists keeps its own address.
+	BridgeSubnet string `codec:"bridge_subnet"`
 	// InternalNetworks are the grid's own networks: dynos may not connect there, except
 	// to AllowedEndpoints.
 	InternalNetworks []string `codec:"internal_networks"`
@@ -62,6 +66,7 @@ var defaultConfig = Config{
 	PidsLimit:        256,
 	CgroupParent:     "dynogrid",
 	Bridge:           "nomad",
+	BridgeSubnet:     dynonet.DefaultSubnet,
 	InternalNetworks: netfw.DefaultInternalNetworks,
 }
 
@@ -89,6 +94,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"pids_limit":               withDefault("pids_limit", "number", defaultConfig.PidsLimit),
 	"cgroup_parent":            withDefault("cgroup_parent", "string", defaultConfig.CgroupParent),
 	"bridge":                   withDefault("bridge", "string", defaultConfig.Bridge),
+	"bridge_subnet":            withDefault("bridge_subnet", "string", defaultConfig.BridgeSubnet),
 	"internal_networks":        withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
 	"allowed_endpoints":        hclspec.NewAttr("allowed_endpoints", "list(string)", false),
 	"slug_store_dir":           withDefault("slug_store_dir", "string", defaultConfig.SlugStoreDir),
@@ -135,6 +141,9 @@ func (c *Config) validate() error {
 	if _, err := c.firewall(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.bridgeSubnet(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.slugStore(); err != nil {
 		errs = append(errs, err)
 	}
@@ -168,6 +177,20 @@ func (c *Config) firewall() (netfw.Config, error) {
 		fw.Allowed = append(fw.Allowed, e)
 	}
 	return fw, errors.Join(errs...)
+}
+
+// bridgeSubnet is BridgeSubnet read.
+func (c *Config) bridgeSubnet() (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c.BridgeSubnet)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		return p, fmt.Errorf("bridge_subnet: %q is not an IPv4 network like %s", c.BridgeSubnet, dynonet.DefaultSubnet)
+	case p != p.Masked():
+		return p, fmt.Errorf("bridge_subnet: %q has host bits set; write %s", c.BridgeSubnet, p.Masked())
+	case p.Bits() > 30:
+		return p, fmt.Errorf("bridge_subnet: %q is too small for dynos; give a /30 or larger", c.BridgeSubnet)
+	}
+	return p, nil
 }
 
 // TaskConfig is a task's config { } block.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul-template/signals"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
 
+	"github.com/dynogrid/dynogrid/driver/dynonet"
 	"github.com/dynogrid/dynogrid/driver/sandbox"
 )
 
@@ -33,11 +35,16 @@ type Driver struct {
 	// firewallErr is why the dynos' firewall could not be installed; the driver is
 	// unhealthy and starts no dyno in a network namespace while it is set.
 	firewallErr error
-	slugs       *slugCache
-	tasks       *taskStore
-	ctx         context.Context
-	cancel      context.CancelFunc
-	logger      hclog.Logger
+	// net is the dynos' network, once installed (dynoNetwork).
+	netMu sync.Mutex
+	net   *dynonet.Network
+	// cores books the cores of dynos being started (bindCores).
+	cores  coreBook
+	slugs  *slugCache
+	tasks  *taskStore
+	ctx    context.Context
+	cancel context.CancelFunc
+	logger hclog.Logger
 }
 
 var (
@@ -194,6 +201,12 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 		}
 	}
 	d.tasks.Delete(taskID)
+	if h.state.NetworkAttached {
+		// What stays is replaced when its host port or address is given again.
+		if err := d.detachNetwork(h.state.TaskConfig.AllocID); err != nil {
+			h.logger.Warn("failed to take the dyno off the bridge", "error", err)
+		}
+	}
 	return nil
 }
 

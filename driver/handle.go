@@ -25,6 +25,9 @@ type taskState struct {
 	Cpuset         string
 	// PrivateDir holds the dyno's ./tmp and ./log.
 	PrivateDir string
+	// NetworkAttached: the driver put the allocation's network namespace on the bridge
+	// (dynonet), and takes it off when the dyno is destroyed.
+	NetworkAttached bool
 }
 
 // taskHandle is one running dyno.

@@ -59,7 +59,23 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err := d.networkReady(cfg); err != nil {
 		return nil, nil, err
 	}
-	opts, err := d.sandboxOptions(cfg, tc)
+	attached, err := d.attachNetwork(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if attached {
+		undo = append(undo, func() {
+			if err := d.detachNetwork(cfg.AllocID); err != nil {
+				d.logger.Warn("failed to take a dyno that did not start off the bridge", "alloc_id", cfg.AllocID, "error", err)
+			}
+		})
+	}
+	cpus, booked, err := d.bindCores(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer booked() // the dyno is in the task store by then, or did not start
+	opts, err := d.sandboxOptions(cfg, tc, cpus)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -77,7 +93,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, fmt.Errorf("failed to launch the dyno: %w", err)
 	}
 	launched := time.Since(began)
-	handle, err := d.track(cfg, logger, exec, pluginClient, ps.Pid, opts, private)
+	handle, err := d.track(cfg, logger, exec, pluginClient, ps.Pid, opts, private, attached)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,11 +158,7 @@ func (d *Driver) networkReady(cfg *drivers.TaskConfig) error {
 
 // sandboxOptions are the bounds and places of the dyno's sandbox. It clears what an
 // earlier run of the same task (a restart) left: its cgroup and libcontainer's state.
-func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig) (sandbox.Options, error) {
-	cpus, err := dynoCpuset(cfg.Resources, cfg.AllocID)
-	if err != nil {
-		return sandbox.Options{}, err
-	}
+func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus string) (sandbox.Options, error) {
 	pids := d.config.PidsLimit
 	if tc.PidsLimit > 0 {
 		pids = tc.PidsLimit
@@ -192,15 +204,16 @@ func execCommand(cfg *drivers.TaskConfig, tc TaskConfig, command string, env map
 // track stores the running dyno's state in its task handle for Nomad, and starts
 // watching the dyno for its exit.
 func (d *Driver) track(cfg *drivers.TaskConfig, logger hclog.Logger, exec executor.Executor, pluginClient *plugin.Client,
-	pid int, opts sandbox.Options, private string) (*drivers.TaskHandle, error) {
+	pid int, opts sandbox.Options, private string, networkAttached bool) (*drivers.TaskHandle, error) {
 	st := taskState{
-		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(pluginClient.ReattachConfig()),
-		TaskConfig:     cfg,
-		Pid:            pid,
-		StartedAt:      time.Now().Round(time.Millisecond),
-		CgroupPath:     opts.CgroupPath,
-		Cpuset:         opts.Cpuset,
-		PrivateDir:     private,
+		ReattachConfig:  pstructs.ReattachConfigFromGoPlugin(pluginClient.ReattachConfig()),
+		TaskConfig:      cfg,
+		Pid:             pid,
+		StartedAt:       time.Now().Round(time.Millisecond),
+		CgroupPath:      opts.CgroupPath,
+		Cpuset:          opts.Cpuset,
+		PrivateDir:      private,
+		NetworkAttached: networkAttached,
 	}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg

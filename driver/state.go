@@ -28,3 +28,15 @@ func (ts *taskStore) Delete(id string) {
 	defer ts.mu.Unlock()
 	delete(ts.store, id)
 }
+
+// allocHasTasks says whether a dyno of the allocation is in the store.
+func (ts *taskStore) allocHasTasks(allocID string) bool {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	for _, h := range ts.store {
+		if h.state.TaskConfig != nil && h.state.TaskConfig.AllocID == allocID {
+			return true
+		}
+	}
+	return false
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/dynogrid/driver/dynonet"
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/plugins/memcached"
@@ -178,16 +179,21 @@ func bridgeAddr(t *testing.T, g *devgrid.Grid, app string, port int) string {
 	}
 	for _, s := range stubs {
 		a, _, err := nomad.Allocations().Info(s.ID, nil)
-		if err != nil || a.ClientStatus != "running" || a.NetworkStatus == nil || a.AllocatedResources == nil {
+		if err != nil || a.ClientStatus != "running" || a.AllocatedResources == nil {
 			continue
 		}
 		for _, p := range a.AllocatedResources.Shared.Ports {
-			if p.Value == port && a.NetworkStatus.Address != "" {
-				return a.NetworkStatus.Address
+			if p.Value != port {
+				continue
 			}
+			addr, err := dynonet.Addr(dynonet.DefaultStoreDir, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return addr.String()
 		}
 	}
-	t.Fatalf("no running allocation of %s with port %d and a bridge address", app, port)
+	t.Fatalf("no running allocation of %s with port %d", app, port)
 	return ""
 }
 

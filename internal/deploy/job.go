@@ -140,12 +140,14 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	return tg
 }
 
-// dynoNetwork is a dyno's group network: bridge mode (a network namespace made by Nomad
-// with the CNI bridge plugin), and for web dynos a dynamic host port mapped to the same
-// port number in the dyno (to = -1), so that PORT is both what the dyno binds and what
-// Consul advertises with the host's address.
+// dynoNetwork is a dyno's group network: mode "none", a network namespace that Nomad
+// makes and the dyno driver puts on the dynos' bridge (driver/dynonet: at once, and
+// side by side with other new dynos, where Nomad's bridge mode runs the CNI plugins
+// for one allocation at a time), and for web dynos a dynamic host port mapped to the
+// same port number in the dyno (to = -1), so that PORT is both what the dyno binds and
+// what Consul advertises with the host's address.
 func dynoNetwork(web bool) *nomadapi.NetworkResource {
-	n := &nomadapi.NetworkResource{Mode: "bridge"}
+	n := &nomadapi.NetworkResource{Mode: "none"}
 	if web {
 		n.DynamicPorts = []nomadapi.Port{{Label: PortLabel, To: -1}}
 	}

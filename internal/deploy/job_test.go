@@ -57,8 +57,8 @@ func TestJobFollowsTheDeployerContract(t *testing.T) {
 		if task.Config["slug_sha256"] != strings.Repeat("ab", 32) || task.Config["command"] != "/bin/sh" {
 			t.Errorf("task %s config = %v", name, task.Config)
 		}
-		if len(tg.Networks) != 1 || tg.Networks[0].Mode != "bridge" {
-			t.Errorf("group %s networks = %+v, want one in bridge mode: every dyno has its own network namespace", name, tg.Networks)
+		if len(tg.Networks) != 1 || tg.Networks[0].Mode != "none" {
+			t.Errorf("group %s networks = %+v, want one in mode none: every dyno has its own network namespace, which the driver puts on the bridge", name, tg.Networks)
 		}
 		tmpl := *task.Templates[0].EmbeddedTmpl
 		if !strings.Contains(tmpl, "DYNO="+name+".") || !strings.Contains(tmpl, `nomadVar "nomad/jobs/shop/env/0123456789abcdef"`) || !*task.Templates[0].Envvars {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dynogrid/dynogrid/driver/dynonet"
 	"github.com/dynogrid/dynogrid/driver/netfw"
 	"golang.org/x/sys/unix"
 )
@@ -99,17 +100,20 @@ func (n *Network) remove(allocs []string) error {
 	if err := netfw.Remove(n.Bridge); err != nil {
 		errs = append(errs, fmt.Errorf("failed to remove the dynos' firewall of %s: %w", n.Bridge, err))
 	}
+	if err := dynonet.Remove(n.Bridge); err != nil {
+		errs = append(errs, fmt.Errorf("failed to remove the dynos' port and masquerade rules of %s: %w", n.Bridge, err))
+	}
 	return errors.Join(errs...)
 }
 
 // cniIPAMDir is where the CNI host-local plugin records the addresses it gave, for
-// Nomad's CNI network "nomad".
-const cniIPAMDir = "/var/lib/cni/networks/nomad"
+// Nomad's CNI network "nomad", and where the dyno driver reserves dynos' addresses.
+const cniIPAMDir = dynonet.DefaultStoreDir
 
-// RemoveAllocNetworks removes what Nomad's bridge networking leaves of allocations
-// when its client is killed instead of stopping them: their network namespaces
-// (/var/run/netns/<alloc id>; deleting one deletes its veth pair) and the addresses
-// reserved for them by the host-local IPAM plugin.
+// RemoveAllocNetworks removes what allocations leave when the Nomad client is killed
+// instead of stopping them: their network namespaces (/var/run/netns/<alloc id>;
+// deleting one deletes its veth pair) and the addresses reserved for them by the
+// driver or the host-local IPAM plugin.
 func RemoveAllocNetworks(allocs []string) error {
 	if len(allocs) == 0 {
 		return nil

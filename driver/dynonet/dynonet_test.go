@@ -1,0 +1,208 @@
+package dynonet
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/dynogrid/dynogrid/internal/testutil"
+)
+
+// A namespace as Nomad makes it for a group in mode "none" gets its interface, address
+// and host port; a second task of the allocation keeps them; a rule left for the same
+// host port is replaced; Detach leaves nothing; a namespace Nomad's bridge mode set up
+// is left alone.
+func TestAttachPutsANamespaceOnTheBridge(t *testing.T) {
+	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
+	k := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("dnt%d%03d", k, rand.IntN(1000))
+	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.214.%d.0/24", k)), StoreDir: t.TempDir()}
+	t.Cleanup(func() {
+		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
+		if err := Remove(bridge); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := n.Install(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Install(); err != nil {
+		t.Fatalf("a second install: %v", err)
+	}
+	gateway := fmt.Sprintf("10.214.%d.1", k)
+
+	nsA, srvA := namespaceWithServer(t, bridge+"a")
+	nsB, srvB := namespaceWithServer(t, bridge+"b")
+	hostPort := freePort(t)
+	allocA, allocB := "aaaaaaaa-0000-4000-8000-"+bridge, "bbbbbbbb-0000-4000-8000-"+bridge
+
+	attached, err := n.Attach(allocA, nsA, []Port{{HostIP: "127.0.0.1", HostPort: hostPort, DynoPort: srvA.port}})
+	if err != nil || !attached {
+		t.Fatalf("Attach = %v, %v", attached, err)
+	}
+	addrA, err := Addr(n.StoreDir, allocA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from := srvA.dial(t, fmt.Sprintf("127.0.0.1:%d", hostPort)); from != gateway {
+		t.Errorf("the host port on 127.0.0.1 reached the dyno from %s, want the gateway %s", from, gateway)
+	}
+	if from := srvA.dial(t, fmt.Sprintf("%s:%d", addrA, srvA.port)); from != gateway {
+		t.Errorf("the dyno's own address reached it from %s, want %s", from, gateway)
+	}
+
+	// Another task of the allocation: same address, the port mapped once.
+	if attached, err := n.Attach(allocA, nsA, []Port{{HostIP: "127.0.0.1", HostPort: hostPort, DynoPort: srvA.port}}); err != nil || !attached {
+		t.Fatalf("Attach again = %v, %v", attached, err)
+	}
+	if again, _ := Addr(n.StoreDir, allocA); again != addrA {
+		t.Errorf("a second Attach changed the address from %s to %s", addrA, again)
+	}
+	if rules := portRules(t, bridge); strings.Count(rules, fmt.Sprintf("--dport %d ", hostPort)) != 1 {
+		t.Errorf("rules after a second Attach:\n%s", rules)
+	}
+
+	// B gets the same host port (A's driver died before it could detach): B's rule
+	// replaces A's.
+	if _, err := n.Attach(allocB, nsB, []Port{{HostPort: hostPort, DynoPort: srvB.port}}); err != nil {
+		t.Fatal(err)
+	}
+	srvB.dial(t, fmt.Sprintf("127.0.0.1:%d", hostPort))
+	if rules := portRules(t, bridge); strings.Contains(rules, allocA) {
+		t.Errorf("A's rule for a host port now B's stayed:\n%s", rules)
+	}
+
+	for _, id := range []string{allocA, allocB} {
+		if err := n.Detach(id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Addr(n.StoreDir, id); err == nil {
+			t.Errorf("%s keeps its address after Detach", id)
+		}
+		if _, err := netlink.LinkByName(HostLink(id)); err == nil {
+			t.Errorf("%s's veth stayed after Detach", id)
+		}
+		if err := n.Detach(id); err != nil {
+			t.Errorf("a second Detach: %v", err)
+		}
+	}
+	if rules := portRules(t, bridge); strings.Contains(rules, "DNAT") {
+		t.Errorf("port rules after Detach:\n%s", rules)
+	}
+
+	// A namespace with an interface of someone else's (Nomad's CNI plugins) is left alone.
+	nsC, _ := namespaceWithServer(t, bridge+"c")
+	name := filepath.Base(nsC)
+	if out, err := exec.Command("ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add veth: %v: %s", err, out)
+	}
+	if attached, err := n.Attach("cccccccc-0000-4000-8000-"+bridge, nsC, nil); err != nil || attached {
+		t.Errorf("Attach to a namespace set up by another = %v, %v; want false, nil", attached, err)
+	}
+}
+
+type server struct {
+	port  int
+	peers chan string
+}
+
+// dial connects to addr and returns the address the server saw the connection from.
+func (s *server) dial(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	select {
+	case p := <-s.peers:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatalf("dial %s: the server in the namespace saw no connection", addr)
+		return ""
+	}
+}
+
+// namespaceWithServer makes a network namespace (ip netns add, as Nomad's are, with
+// only lo) with a TCP server in it, and returns its path.
+func namespaceWithServer(t *testing.T, name string) (string, *server) {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	path := "/var/run/netns/" + name
+	ln := listenIn(t, path)
+	s := &server{port: ln.Addr().(*net.TCPAddr).Port, peers: make(chan string, 16)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			s.peers <- host
+			c.Close()
+		}
+	}()
+	return path, s
+}
+
+// listenIn listens on every address of the namespace at path.
+func listenIn(t *testing.T, path string) net.Listener {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	ln, lerr := net.Listen("tcp4", "0.0.0.0:0")
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
+	}
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func portRules(t *testing.T, bridge string) string {
+	t.Helper()
+	chain, _, _ := natChains(bridge)
+	out, err := iptablesOutput("-t", "nat", "-S", chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,205 @@
+package dynonet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// The bridge's chains, beside the firewall's (driver/netfw):
+//   - nat DYNO-PORTS-<bridge>, jumped to from PREROUTING and OUTPUT for packets to the
+//     host's own addresses: one DNAT rule per mapped host port, commented with its
+//     allocation's ID;
+//   - nat DYNO-MASQ-<bridge>, from POSTROUTING: dynos' connections out of the subnet
+//     leave with the host's address, and the host's connections from 127.0.0.1 to a
+//     host port reach the dyno from the gateway's;
+//   - filter DYNO-ACCEPT-<bridge>, appended to FORWARD: what the firewall let through
+//     from the bridge, and connections to dynos' host ports from other hosts, are
+//     forwarded whatever FORWARD's policy.
+func natChains(bridge string) (ports, masq, accept string) {
+	return "DYNO-PORTS-" + bridge, "DYNO-MASQ-" + bridge, "DYNO-ACCEPT-" + bridge
+}
+
+// jumps are the rules that lead to the chains, by table and chain.
+func jumps(bridge string) []jump {
+	ports, masq, accept := natChains(bridge)
+	local := []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", ports}
+	return []jump{
+		{"nat", "PREROUTING", local},
+		{"nat", "OUTPUT", local},
+		{"nat", "POSTROUTING", []string{"-j", masq}},
+		{"filter", "FORWARD", []string{"-j", accept}},
+	}
+}
+
+type jump struct {
+	table, chain string
+	rule         []string
+}
+
+// installNAT replaces the masquerade and accept chains, makes the ports chain if it
+// is missing (its rules are the running dynos'), and appends the jumps that are
+// missing.
+func installNAT(bridge string, subnet netip.Prefix) error {
+	ports, masq, accept := natChains(bridge)
+	if err := iptables("-t", "nat", "-S", ports); err != nil {
+		if err := iptables("-t", "nat", "-N", ports); err != nil {
+			return err
+		}
+	}
+	rules := fmt.Sprintf(`*nat
+:%[1]s - [0:0]
+-A %[1]s -s %[3]s ! -d %[3]s -j MASQUERADE
+-A %[1]s -s 127.0.0.0/8 -o %[4]s -j MASQUERADE
+COMMIT
+*filter
+:%[2]s - [0:0]
+-A %[2]s -i %[4]s -j ACCEPT
+-A %[2]s -o %[4]s -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT
+COMMIT
+`, masq, accept, subnet, bridge)
+	if err := restore(rules); err != nil {
+		return err
+	}
+	for _, j := range jumps(bridge) {
+		if iptables(append([]string{"-t", j.table, "-C", j.chain}, j.rule...)...) == nil {
+			continue
+		}
+		if err := iptables(append([]string{"-t", j.table, "-A", j.chain}, j.rule...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeNAT deletes the jumps and the chains. What is missing is no error.
+func removeNAT(bridge string) error {
+	for _, j := range jumps(bridge) {
+		for i := 0; i < 10 && iptables(append([]string{"-t", j.table, "-D", j.chain}, j.rule...)...) == nil; i++ {
+		}
+	}
+	ports, masq, accept := natChains(bridge)
+	var errs []error
+	for _, c := range []struct{ table, chain string }{{"nat", ports}, {"nat", masq}, {"filter", accept}} {
+		if iptables("-t", c.table, "-S", c.chain) != nil {
+			continue
+		}
+		if err := iptables("-t", c.table, "-F", c.chain); err != nil {
+			errs = append(errs, err)
+		}
+		if err := iptables("-t", c.table, "-X", c.chain); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// comment marks an allocation's port rules.
+func comment(allocID string) string { return "dyno " + allocID }
+
+// mapPorts replaces the allocation's port rules, and any other rule of the same host
+// ports: Nomad gives a host port to one allocation at a time, so such a rule is left
+// from an allocation whose driver could not remove it.
+func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
+	chain, _, _ := natChains(bridge)
+	listing, err := iptablesOutput("-t", "nat", "-S", chain)
+	if err != nil {
+		return err
+	}
+	taken := map[int]bool{}
+	for _, p := range ports {
+		if p.HostPort < 1 || p.HostPort > 65535 || p.DynoPort < 1 || p.DynoPort > 65535 {
+			return fmt.Errorf("port %d to %d: not a TCP port", p.HostPort, p.DynoPort)
+		}
+		taken[p.HostPort] = true
+	}
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, rule := range rulesOf(listing, chain, func(r string) bool {
+		return strings.Contains(r, strconv.Quote(comment(allocID))) || taken[dport(r)]
+	}) {
+		b.WriteString("-D" + strings.TrimPrefix(rule, "-A") + "\n")
+	}
+	for _, p := range ports {
+		dst := ""
+		if ip, err := netip.ParseAddr(p.HostIP); err == nil && ip.Is4() && !ip.IsUnspecified() {
+			dst = " -d " + ip.String() + "/32"
+		}
+		fmt.Fprintf(&b, "-A %s%s -p tcp -m tcp --dport %d -m comment --comment %q -j DNAT --to-destination %s:%d\n",
+			chain, dst, p.HostPort, comment(allocID), addr, p.DynoPort)
+	}
+	b.WriteString("COMMIT\n")
+	return restore(b.String())
+}
+
+// unmapPorts removes the allocation's port rules.
+func unmapPorts(bridge, allocID string) error {
+	chain, _, _ := natChains(bridge)
+	listing, err := iptablesOutput("-t", "nat", "-S", chain)
+	if err != nil {
+		return nil // no chain: no rules
+	}
+	rules := rulesOf(listing, chain, func(r string) bool { return strings.Contains(r, strconv.Quote(comment(allocID))) })
+	if len(rules) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, r := range rules {
+		b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
+	}
+	b.WriteString("COMMIT\n")
+	return restore(b.String())
+}
+
+// rulesOf are the rules of iptables -S CHAIN for which keep is true.
+func rulesOf(listing, chain string, keep func(string) bool) []string {
+	var out []string
+	for _, l := range strings.Split(listing, "\n") {
+		if strings.HasPrefix(l, "-A "+chain+" ") && keep(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// dport is the --dport of a rule, or 0.
+func dport(rule string) int {
+	f := strings.Fields(rule)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "--dport" {
+			n, _ := strconv.Atoi(f[i+1])
+			return n
+		}
+	}
+	return 0
+}
+
+func iptables(args ...string) error {
+	_, err := iptablesOutput(args...)
+	return err
+}
+
+func iptablesOutput(args ...string) (string, error) {
+	var stderr bytes.Buffer
+	c := exec.Command("iptables", append([]string{"-w", "5"}, args...)...)
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return "", fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return string(out), nil
+}
+
+func restore(rules string) error {
+	c := exec.Command("iptables-restore", "-w", "5", "--noflush")
+	c.Stdin = strings.NewReader(rules)
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables-restore: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
