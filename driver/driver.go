@@ -38,6 +38,8 @@ type Driver struct {
 	// net is the dynos' network, once installed (dynoNetwork).
 	netMu sync.Mutex
 	net   *dynonet.Network
+	// attachMu serializes putting namespaces on the bridge (attachNetwork).
+	attachMu sync.Mutex
 	// cores books the cores of dynos being started (bindCores).
 	cores  coreBook
 	slugs  *slugCache

@@ -50,7 +50,11 @@ func (d *Driver) attachNetwork(cfg *drivers.TaskConfig) (attached bool, err erro
 			ports = append(ports, dynonet.Port{HostIP: p.HostIP, HostPort: p.Value, DynoPort: to})
 		}
 	}
+	// One at a time: the tasks of one allocation share its namespace. Attaching takes
+	// milliseconds, most of them in iptables, which takes its own lock anyway.
+	d.attachMu.Lock()
 	attached, err = n.Attach(cfg.AllocID, cfg.NetworkIsolation.Path, ports)
+	d.attachMu.Unlock()
 	if err != nil {
 		return false, fmt.Errorf("network: %w", err)
 	}
