@@ -193,8 +193,8 @@ type prober struct {
 	log      hclog.Logger
 	admitted prometheus.Counter // the app's series of dyno_router_instances_admitted_by_probe_total
 	client   *http.Client
-	slots  chan struct{} // shared by the router's probers: maxProbing
-	wake   func()        // asks the watch to route the app again
+	slots    chan struct{} // shared by the router's probers: maxProbing
+	wake     func()        // asks the watch to route the app again
 	// window is probeFor, shorter in tests.
 	window time.Duration
 
