@@ -177,6 +177,8 @@ type AppStatus struct {
 	Idle    int `json:"idle"`
 	Busy    int `json:"busy"`
 	Waiting int `json:"waiting"`
+	// UpDynos are the service IDs of the dynos up, sorted.
+	UpDynos []string `json:"up_dynos"`
 }
 
 // Status is the /status document of the metrics listener.
@@ -191,7 +193,7 @@ func (r *Router) Status() Status {
 	s := Status{Stale: r.stale.Load(), StaleSince: r.staleSince.Load(), Apps: map[string]AppStatus{}}
 	for _, a := range r.appList() {
 		d, up, idle, busy, waiting := a.stats()
-		s.Apps[a.name] = AppStatus{Dynos: d, Up: up, Idle: idle, Busy: busy, Waiting: waiting}
+		s.Apps[a.name] = AppStatus{Dynos: d, Up: up, Idle: idle, Busy: busy, Waiting: waiting, UpDynos: a.upIDs()}
 	}
 	return s
 }
