@@ -39,7 +39,11 @@ func TestRoutedBeforeConsulsFirstCheck(t *testing.T) {
 	}
 	changed := 0
 	for _, tg := range job.TaskGroups {
-		for _, s := range tg.Services {
+		services := tg.Services
+		for _, task := range tg.Tasks {
+			services = append(services, task.Services...)
+		}
+		for _, s := range services {
 			if s.Name != deploy.ServiceName(app) {
 				continue
 			}
