@@ -361,14 +361,14 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 				index = 0 // as in watchCatalog
 				bo.wait(ctx)
 				continue
-			case meta.LastIndex == index:
-				bo.reset()
-				w.result("service "+name, nil)
-				continue
-			default:
+			case meta.LastIndex != index:
 				bo.reset()
 				index = nextIndex(index, meta.LastIndex)
 				entries, read = got, true
+			case !woken:
+				bo.reset()
+				w.result("service "+name, nil)
+				continue
 			}
 		} else {
 			qcancel()

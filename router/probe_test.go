@@ -2,8 +2,10 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -230,9 +232,7 @@ func TestProberRoutes(t *testing.T) {
 			t.Errorf("%s, which Consul keeps out, was probed %d times", d.in.Dyno, n)
 		}
 	}
-	if unhealthy.b.served.Load() == 0 {
-		t.Error("the dyno answering 503 was not probed")
-	}
+	waitFor(t, "the dyno answering 503 probed", func() bool { return unhealthy.b.served.Load() > 0 })
 
 	// The hold ends: only Consul's verdict counts, and web.1 has none yet.
 	select {
@@ -301,4 +301,109 @@ func counted(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestWatchRoutesWhatItsProbeFound runs a router against a Consul that registered a dyno
+// and never checks it (its blocking queries answer no change), and a Nomad whose job
+// gives the dyno's check: the router routes the dyno once its probe passes, for the
+// check's hold, and then no more.
+func TestWatchRoutesWhatItsProbeFound(t *testing.T) {
+	t.Parallel()
+	const alloc = "11111111-1111-1111-1111-111111111111"
+	var asked atomic.Int32
+	var agent atomic.Value
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			asked.Add(1)
+			agent.Store(r.Header.Get("User-Agent"))
+		}
+	})
+	in := b.instance("web.1")
+	id := nomadServicePrefix + alloc + "-web-shop-web-http"
+	entries := []*consulapi.ServiceEntry{{
+		Node: &consulapi.Node{Node: "n1", Address: in.Address},
+		Service: &consulapi.AgentService{ID: id, Service: "shop-web", Address: in.Address, Port: in.Port,
+			Tags: []string{"dyno", "app=shop"}, Meta: map[string]string{"dyno": "web.1"}},
+		Checks: []*consulapi.HealthCheck{
+			{CheckID: "serfHealth", Status: "passing", Output: "Agent alive and reachable"},
+			{CheckID: "c1", Name: "http", Type: "http", Status: "critical", ServiceID: id, ServiceName: "shop-web"},
+		},
+	}}
+	consul := httptest.NewServer(blockingAPI("X-Consul-Index", func(path string) (any, bool) {
+		switch {
+		case path == "/v1/catalog/services":
+			return map[string][]string{"shop-web": {"dyno", "app=shop"}}, true
+		case path == "/v1/health/service/shop-web":
+			return entries, true
+		case path == "/v1/status/leader":
+			return "127.0.0.1:8300", true
+		}
+		return nil, false
+	}))
+	t.Cleanup(consul.Close)
+	web := "web"
+	job := &nomadapi.Job{TaskGroups: []*nomadapi.TaskGroup{{Name: &web, Tasks: []*nomadapi.Task{{Name: "web",
+		Services: []*nomadapi.Service{{Name: "shop-web", PortLabel: "web", Checks: []nomadapi.ServiceCheck{
+			{Name: "http", Type: "http", Path: "/health", Interval: time.Second, Timeout: time.Second}}}}}}}}}
+	nomad := httptest.NewServer(blockingAPI("X-Nomad-Index", func(path string) (any, bool) {
+		switch path {
+		case "/v1/allocation/" + alloc:
+			return nomadapi.Allocation{ID: alloc, Namespace: "shop", JobID: "shop", TaskGroup: "web", Job: job}, true
+		case "/v1/jobs":
+			return []nomadapi.JobListStub{{ID: "shop", Namespace: "shop"}}, true
+		case "/v1/vars":
+			return []nomadapi.VariableMetadata{}, true
+		}
+		return nil, false
+	}))
+	t.Cleanup(nomad.Close)
+	tr := startRouter(t, func(cfg *Config) {
+		cfg.ConsulAddr = strings.TrimPrefix(consul.URL, "http://")
+		cfg.NomadAddr = nomad.URL
+	})
+	waitFor(t, "the dyno routed", func() bool { return tr.appStats("shop").Up == 1 })
+	routedAt := time.Now()
+	if s := routes(tr, "shop.localhost"); s != 200 {
+		t.Errorf("request to the routed dyno: status %d", s)
+	}
+	if ua, _ := agent.Load().(string); asked.Load() == 0 || ua != "Consul Health Check" {
+		t.Errorf("health check path asked %d times, User-Agent %q", asked.Load(), ua)
+	}
+	if n := counted(tr.metrics.admittedByProbe.WithLabelValues("shop")); n != 1 {
+		t.Errorf("admissions counted %v, want 1", n)
+	}
+	if !tr.logHas("routing a dyno its probe found answering", "web.1") {
+		t.Error("admission not logged")
+	}
+	waitFor(t, "the dyno out at the end of its hold", func() bool { return tr.appStats("shop").Up == 0 })
+	if held := time.Since(routedAt); held < 3*time.Second {
+		t.Errorf("routed for %s, want the check's hold of 4 s", held)
+	}
+	served := asked.Load()
+	if s := routes(tr, "shop.localhost"); s == 200 {
+		t.Errorf("request after the hold: status %d, want no dyno", s)
+	}
+	if n := asked.Load(); n != served {
+		t.Errorf("probed %d times more after the hold", n-served)
+	}
+}
+
+// blockingAPI serves what answer gives for a path as JSON, under index 1, and holds a
+// blocking query for index 1 until its client leaves: nothing ever changes. Paths answer
+// gives nothing for are 404.
+func blockingAPI(indexHeader string, answer func(path string) (any, bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("index") == "1" {
+			<-r.Context().Done()
+			return
+		}
+		w.Header().Set(indexHeader, "1")
+		v, ok := answer(r.URL.Path)
+		if !ok {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
 }
