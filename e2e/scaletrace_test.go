@@ -38,9 +38,11 @@ type dynoSteps struct {
 	// collector, is the one that takes time).
 	Rendered time.Time
 	// Answers is when the dyno first answered its health check path, asked directly
-	// every 10 ms; Passing when Consul's check of it first passed (a blocking query);
-	// Routed when the router's /status counted it up (polled every 10 ms).
-	Answers, Passing, Routed time.Time
+	// every 10 ms; Routed when the router's /status listed it up (polled every 10 ms);
+	// Passing when Consul's check of it first passed (a blocking query). The router
+	// routes a dyno that answers its own probe before Consul has checked it, so Routed
+	// may come before Passing.
+	Answers, Routed, Passing time.Time
 }
 
 // scaleStep is one step of a dyno's way into routing, between two of its moments.
@@ -57,9 +59,10 @@ var scaleSteps = []scaleStep{
 	{"task hooks: log collector (logmon), environment template rendered", func(d *dynoSteps) time.Time { return d.Setup }, func(d *dynoSteps) time.Time { return d.Rendered }},
 	{"driver's StartTask: slug, sandbox (Started)", func(d *dynoSteps) time.Time { return d.Rendered }, func(d *dynoSteps) time.Time { return d.Started }},
 	{"the app's boot, to answering its health check", func(d *dynoSteps) time.Time { return d.Started }, func(d *dynoSteps) time.Time { return d.Answers }},
-	{"answering to Consul's check passing", func(d *dynoSteps) time.Time { return d.Answers }, func(d *dynoSteps) time.Time { return d.Passing }},
-	{"passing to routed by the router", func(d *dynoSteps) time.Time { return d.Passing }, func(d *dynoSteps) time.Time { return d.Routed }},
+	{"answering to routed by the router (its probe, or Consul's check)", func(d *dynoSteps) time.Time { return d.Answers }, func(d *dynoSteps) time.Time { return d.Routed }},
 	{"total: ps:scale to routed", func(d *dynoSteps) time.Time { return d.Start }, func(d *dynoSteps) time.Time { return d.Routed }},
+	{"(beside) answering to Consul's check passing", func(d *dynoSteps) time.Time { return d.Answers }, func(d *dynoSteps) time.Time { return d.Passing }},
+	{"(beside) Consul's check passing to routed (negative: routed before)", func(d *dynoSteps) time.Time { return d.Passing }, func(d *dynoSteps) time.Time { return d.Routed }},
 }
 
 // scaleTrace is one traced `dyno ps:scale web=<to>` from web=<from>.
@@ -92,7 +95,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 
 	var (
 		mu      sync.Mutex
-		routed  []time.Time
+		routed  = map[string]time.Time{}
 		passing = map[string]time.Time{}
 		answers = map[string]time.Time{}
 		wg      sync.WaitGroup
@@ -106,18 +109,28 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 	wg.Add(3)
 	go func() { // the router, polled every 10 ms
 		defer wg.Done()
-		up := from
-		for up < to {
-			if n, err := routerUp(ctx, status, app); err == nil && n > up {
+		for {
+			if ids, err := routerUpDynos(ctx, status, app); err == nil {
 				now := time.Now()
 				mu.Lock()
-				for ; up < n; up++ {
-					routed = append(routed, now)
+				for _, sid := range ids {
+					if id := allocOfService(sid); id != "" && !before[id] {
+						if _, seen := routed[id]; !seen {
+							routed[id] = now
+						}
+					}
 				}
+				n := len(routed)
 				mu.Unlock()
+				if n >= to-from {
+					return
+				}
 			}
 			if !pause(ctx, 10*time.Millisecond) {
-				fail(fmt.Errorf("the router counted %d of %d dynos up", up, to))
+				mu.Lock()
+				n := len(routed)
+				mu.Unlock()
+				fail(fmt.Errorf("the router listed %d of %d new dynos up", n, to-from))
 				return
 			}
 		}
@@ -203,16 +216,16 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 		tb.Fatalf("ps:scale web=%d from web=%d, not every step seen within the deadline: %v", to, from, errs)
 	}
 
-	for id, at := range passing {
-		d := &dynoSteps{Alloc: id, Start: start, Passing: at, Answers: answers[id]}
+	for id, at := range routed {
+		p, ok := passing[id]
+		if !ok {
+			tb.Fatalf("the router routed dyno %s, which Consul never passed", id)
+		}
+		d := &dynoSteps{Alloc: id, Start: start, Routed: at, Passing: p, Answers: answers[id]}
 		allocSteps(tb, g, nomad, d)
 		tr.Dynos = append(tr.Dynos, d)
 	}
-	// The router counts dynos, not names: the k-th dyno to pass is the k-th it routed.
-	slices.SortFunc(tr.Dynos, func(a, b *dynoSteps) int { return a.Passing.Compare(b.Passing) })
-	for i, d := range tr.Dynos {
-		d.Routed = routed[i]
-	}
+	slices.SortFunc(tr.Dynos, func(a, b *dynoSteps) int { return a.Routed.Compare(b.Routed) })
 	return tr
 }
 
@@ -271,17 +284,32 @@ func allocOfService(id string) string {
 
 // routerUp is how many dynos of app the router counts up.
 func routerUp(ctx context.Context, url, app string) (int, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	s, err := routerStatus(ctx, url)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	var s router.Status
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return 0, err
-	}
 	return s.Apps[app].Up, nil
+}
+
+// routerUpDynos are the service IDs of the dynos of app the router has up.
+func routerUpDynos(ctx context.Context, url, app string) ([]string, error) {
+	s, err := routerStatus(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return s.Apps[app].UpDynos, nil
+}
+
+func routerStatus(ctx context.Context, url string) (router.Status, error) {
+	var s router.Status
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&s)
+	return s, err
 }
 
 // firstAnswer asks url every 10 ms until it answers 200, and says when it first did.

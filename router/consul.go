@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -37,11 +38,14 @@ const blockWait = 5 * time.Minute
 const firstTableWait = 10 * time.Second
 
 // watcher follows Consul with blocking queries: one on the catalog's service list, to
-// learn which apps exist, and one per app on its passing instances.
+// learn which apps exist, and one per app on its instances.
 type watcher struct {
 	r      *Router
 	client *consulapi.Client
 	log    hclog.Logger
+	// probeClient and probeSlots are the probes' (probe.go).
+	probeClient *http.Client
+	probeSlots  chan struct{}
 
 	mu       sync.Mutex
 	services map[string]*serviceWatch // by service name
@@ -62,6 +66,49 @@ type serviceWatch struct {
 	// (provenance.go); nomadFailing, that it could not be asked, logged once.
 	own          map[string]bool
 	nomadFailing bool
+	// checks are the HTTP checks of the own dynos, as their job says; probes probes
+	// those Consul has not checked yet.
+	checks map[string][]httpCheck
+	probes *prober
+
+	// woken: a probe's admission or its end wants the app routed again; interrupt ends
+	// the blocking query under way, if any.
+	mu        sync.Mutex
+	woken     bool
+	interrupt context.CancelFunc
+}
+
+// wake has the watch route the app again now.
+func (sw *serviceWatch) wake() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.woken = true
+	if sw.interrupt != nil {
+		sw.interrupt()
+		sw.interrupt = nil
+	}
+}
+
+// arm makes cancel the blocking query's interrupt, unless the watch was woken meanwhile:
+// then it says false, and the app is routed again from the last read.
+func (sw *serviceWatch) arm(cancel context.CancelFunc) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.woken {
+		sw.woken = false
+		return false
+	}
+	sw.interrupt = cancel
+	return true
+}
+
+// disarm ends the interrupt of a blocking query that returned: what it read is routed
+// now, with any admission made meanwhile.
+func (sw *serviceWatch) disarm() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.interrupt = nil
+	sw.woken = false
 }
 
 func newWatcher(r *Router) (*watcher, error) {
@@ -75,6 +122,7 @@ func newWatcher(r *Router) (*watcher, error) {
 		return nil, fmt.Errorf("failed to create a Consul client for %s: %w", r.cfg.ConsulAddr, err)
 	}
 	return &watcher{r: r, client: c, log: r.log.Named("consul"),
+		probeClient: newProbeClient(r.dialer.DialContext), probeSlots: make(chan struct{}, maxProbing),
 		services: map[string]*serviceWatch{}, failing: map[string]error{},
 		synced: make(chan struct{}), unread: map[string]bool{}}, nil
 }
@@ -259,7 +307,11 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		sw := &serviceWatch{app: app, cancel: cancel, done: make(chan struct{}), own: map[string]bool{}}
+		sw := &serviceWatch{app: app, cancel: cancel, done: make(chan struct{}), own: map[string]bool{},
+			checks: map[string][]httpCheck{}}
+		sw.probes = &prober{app: app, log: w.log, admitted: w.r.metrics.admittedByProbe.WithLabelValues(app),
+			client: w.probeClient, slots: w.probeSlots, wake: sw.wake, window: probeFor,
+			states: map[string]*probeState{}}
 		w.services[name] = sw
 		if !w.catalogRead {
 			w.unread[name] = true
@@ -280,35 +332,52 @@ func (w *watcher) syncServices(ctx context.Context, svcs map[string][]string) {
 	}
 }
 
-// watchService keeps one app's dynos in the routing table.
+// watchService keeps one app's dynos in the routing table: those whose checks all pass,
+// and those whose one check Consul has not run yet that the router's probe found
+// answering (probe.go).
 func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatch) {
 	defer close(sw.done)
+	defer sw.probes.stop()
 	var index uint64
+	var entries []*consulapi.ServiceEntry
+	read := false
 	bo, nomadBackoff := backoff{}, backoff{}
 	for ctx.Err() == nil {
-		q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(ctx)
-		entries, meta, err := w.client.Health().Service(name, DynoTag, true, q)
-		if ctx.Err() != nil {
-			return
+		qctx, qcancel := context.WithCancel(ctx)
+		if sw.arm(qcancel) {
+			q := (&consulapi.QueryOptions{WaitIndex: index, WaitTime: blockWait}).WithContext(qctx)
+			got, meta, err := w.client.Health().Service(name, DynoTag, false, q)
+			sw.disarm()
+			woken := qctx.Err() != nil
+			qcancel()
+			if ctx.Err() != nil {
+				return
+			}
+			switch {
+			case err != nil && woken && read:
+				// A probe's admission or its end: route again from the last read.
+			case err != nil:
+				w.result("service "+name, err)
+				index = 0 // as in watchCatalog
+				bo.wait(ctx)
+				continue
+			case meta.LastIndex != index:
+				bo.reset()
+				index = nextIndex(index, meta.LastIndex)
+				entries, read = got, true
+			case !woken:
+				bo.reset()
+				w.result("service "+name, nil)
+				continue
+			}
+		} else {
+			qcancel()
 		}
-		if err != nil {
-			w.result("service "+name, err)
-			index = 0 // as in watchCatalog
-			bo.wait(ctx)
-			continue
-		}
-		bo.reset()
-		if meta.LastIndex == index {
-			w.result("service "+name, nil)
-			continue
-		}
-		index = nextIndex(index, meta.LastIndex)
+		cands, unrun := w.instances(sw.app, entries)
 		nctx, cancel := context.WithTimeout(ctx, nomadReadTimeout)
-		insts, nerr := w.r.ownDynos(nctx, sw.app, w.instances(sw.app, entries), sw.own)
+		own, nerr := w.r.ownDynos(nctx, sw.app, cands, sw.own, sw.checks)
 		cancel()
-		if insts == nil {
-			insts = []Instance{}
-		}
+		insts := sw.probes.route(ctx, entries, own, unrun, sw.checks)
 
 		w.mu.Lock()
 		if ctx.Err() == nil {
@@ -335,10 +404,18 @@ func (w *watcher) watchService(ctx context.Context, name string, sw *serviceWatc
 	}
 }
 
-// instances converts passing service entries into routable instances.
-func (w *watcher) instances(app string, entries []*consulapi.ServiceEntry) []Instance {
-	insts := make([]Instance, 0, len(entries))
+// instances converts the service entries that pass, or whose one check Consul has not
+// run yet (unrun: service ID -> the check's name), into instances.
+func (w *watcher) instances(app string, entries []*consulapi.ServiceEntry) (insts []Instance, unrun map[string]string) {
+	insts = make([]Instance, 0, len(entries))
+	unrun = map[string]string{}
 	for _, e := range entries {
+		check := ""
+		if !passing(e) {
+			if check = unrunCheck(e); check == "" {
+				continue
+			}
+		}
 		in, err := instanceOf(e)
 		if err != nil {
 			w.log.Warn("ignoring a bad setting in service meta", "app", app, "error", err)
@@ -347,9 +424,12 @@ func (w *watcher) instances(app string, entries []*consulapi.ServiceEntry) []Ins
 			w.log.Warn("ignoring a dyno without address or port", "app", app, "service_id", in.ID)
 			continue
 		}
+		if check != "" {
+			unrun[in.ID] = check
+		}
 		insts = append(insts, in)
 	}
-	return insts
+	return insts, unrun
 }
 
 // instanceOf reads one entry. A bad per-app setting is reported and left at its default;

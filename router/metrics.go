@@ -29,6 +29,9 @@ type metrics struct {
 	// foreignInstances counts instances of an app's service that Nomad says are not
 	// dynos of the app's own job (provenance.go).
 	foreignInstances *prometheus.CounterVec
+	// admittedByProbe counts instances routed because the router's own probe found them
+	// answering before Consul had run their check (probe.go).
+	admittedByProbe *prometheus.CounterVec
 }
 
 var (
@@ -74,11 +77,15 @@ func newMetrics(r *Router) *metrics {
 		Name: "dyno_router_foreign_instances_total",
 		Help: "Instances of an app's web service that are not dynos of the app's own job in its namespace, as Nomad says: never routed.",
 	}, []string{"app"})
+	m.admittedByProbe = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dyno_router_instances_admitted_by_probe_total",
+		Help: "Instances of an app's web service routed because the router's probe found them answering before Consul had run their health check.",
+	}, []string{"app"})
 	readers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "dyno_router_logs_readers",
 		Help: "Requests the logs endpoint serves now (waiting for a line or being answered).",
 	}, func() float64 { return float64(r.logReaders.Load()) })
-	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, m.logsRefused, m.logsStalled, m.foreignInstances, readers, appCollector{r},
+	m.reg.MustRegister(m.responses, m.wait, m.dispatch, m.stale, m.tlsFailed, m.logsRefused, m.logsStalled, m.foreignInstances, m.admittedByProbe, readers, appCollector{r},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -170,6 +177,8 @@ type AppStatus struct {
 	Idle    int `json:"idle"`
 	Busy    int `json:"busy"`
 	Waiting int `json:"waiting"`
+	// UpDynos are the service IDs of the dynos up, sorted.
+	UpDynos []string `json:"up_dynos"`
 }
 
 // Status is the /status document of the metrics listener.
@@ -184,7 +193,7 @@ func (r *Router) Status() Status {
 	s := Status{Stale: r.stale.Load(), StaleSince: r.staleSince.Load(), Apps: map[string]AppStatus{}}
 	for _, a := range r.appList() {
 		d, up, idle, busy, waiting := a.stats()
-		s.Apps[a.name] = AppStatus{Dynos: d, Up: up, Idle: idle, Busy: busy, Waiting: waiting}
+		s.Apps[a.name] = AppStatus{Dynos: d, Up: up, Idle: idle, Busy: busy, Waiting: waiting, UpDynos: a.upIDs()}
 	}
 	return s
 }

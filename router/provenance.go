@@ -47,8 +47,9 @@ func allocIDOf(serviceID string) (string, bool) {
 // ownDynos keeps the instances that are dynos of app's own job, as Nomad says, with
 // known the verdicts already reached (service ID: own), which it brings up to date: it
 // drops the instances gone, and adds those read now. An instance Nomad could not be read
-// for is left out until it can; the error says why.
-func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, known map[string]bool) (own []Instance, failed error) {
+// for is left out until it can; the error says why. checks, if not nil, gets the HTTP
+// checks the job gives each own dyno's service (probe.go), kept as known is.
+func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, known map[string]bool, checks map[string][]httpCheck) (own []Instance, failed error) {
 	if r.nomad == nil {
 		return insts, nil
 	}
@@ -58,12 +59,16 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 		mine, ok := known[in.ID]
 		if !ok {
 			var err error
-			mine, err = r.allocOfApp(ctx, app, in.ID)
+			var hcs []httpCheck
+			mine, hcs, err = r.allocOfApp(ctx, app, in.ID)
 			if err != nil {
 				failed = fmt.Errorf("cannot tell from Nomad whose dyno %s is (not routed until it can): %w", in.ID, err)
 				continue
 			}
 			known[in.ID] = mine
+			if mine && checks != nil && len(hcs) > 0 {
+				checks[in.ID] = hcs
+			}
 			if !mine {
 				r.metrics.foreignInstances.WithLabelValues(app).Inc()
 				r.log.Warn("an instance of the app's service is not a dyno of the app's own job: not routed", "app", app, "service_id", in.ID)
@@ -76,32 +81,37 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 	for id := range known {
 		if !present[id] {
 			delete(known, id)
+			delete(checks, id)
 		}
 	}
 	return own, failed
 }
 
 // allocOfApp says whether the service instance serviceID was registered by an
-// allocation of the job app in the namespace app.
-func (r *Router) allocOfApp(ctx context.Context, app, serviceID string) (bool, error) {
+// allocation of the job app in the namespace app, and if so, the HTTP checks the job
+// gives the app's web service.
+func (r *Router) allocOfApp(ctx context.Context, app, serviceID string) (bool, []httpCheck, error) {
 	id, ok := allocIDOf(serviceID)
 	if !ok {
-		return false, nil
+		return false, nil, nil
 	}
 	// Nomad finds an allocation by its ID in any namespace.
 	a, _, err := r.nomad.Allocations().Info(id, (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx))
 	switch {
 	case apierr.IsStatus(err, http.StatusNotFound):
-		return false, nil
+		return false, nil, nil
 	case apierr.IsStatus(err, http.StatusForbidden):
 		// A token from before this check (policies/nomad/router.hcl without read-job):
 		// route as before it, and say so, rather than route nothing.
 		if r.unverified.CompareAndSwap(false, true) {
 			r.log.Error("the router's Nomad token may not read allocations (read-job): every passing instance of an app's service is routed, also one another app's job registered; give the token policies/nomad/router.hcl", "error", err)
 		}
-		return true, nil
+		return true, nil, nil
 	case err != nil:
-		return false, err
+		return false, nil, err
 	}
-	return a.Namespace == app && a.JobID == app, nil
+	if a.Namespace != app || a.JobID != app {
+		return false, nil, nil
+	}
+	return true, httpChecksOf(a, app+"-web"), nil
 }

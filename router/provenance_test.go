@@ -76,11 +76,11 @@ func TestOwnDynos(t *testing.T) {
 	}
 	insts := []Instance{in(own), in(foreign), in(gone), in(broken), {ID: "shop-web-web.1", Address: "127.0.0.1", Port: 1}}
 	known := map[string]bool{}
-	got, failed := r.ownDynos(context.Background(), "shop", insts, known)
+	got, failed := r.ownDynos(context.Background(), "shop", insts, known, nil)
 	if len(got) != 1 || got[0].ID != in(own).ID || failed == nil || !strings.Contains(failed.Error(), broken) {
 		t.Fatalf("kept %+v, failed %v; want the own dyno alone, and a failure to try again", got, failed)
 	}
-	got, _ = r.ownDynos(context.Background(), "shop", insts[:2], known)
+	got, _ = r.ownDynos(context.Background(), "shop", insts[:2], known, nil)
 	mu.Lock()
 	once := asked[own] == 1 && asked[foreign] == 1
 	mu.Unlock()
@@ -90,7 +90,7 @@ func TestOwnDynos(t *testing.T) {
 	mu.Lock()
 	forbid = true
 	mu.Unlock()
-	if got, failed := r.ownDynos(context.Background(), "shop", []Instance{in(gone)}, map[string]bool{}); len(got) != 1 || failed != nil || !r.unverified.Load() {
+	if got, failed := r.ownDynos(context.Background(), "shop", []Instance{in(gone)}, map[string]bool{}, nil); len(got) != 1 || failed != nil || !r.unverified.Load() {
 		t.Errorf("with a token that may not read allocations: kept %+v, failed %v; want it routed as before the check, and said", got, failed)
 	}
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -501,6 +502,20 @@ func (a *app) stats() (dynos, up, idle, busy, waiting int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.dynos), a.up, a.nidle, a.busy, a.nwait
+}
+
+// upIDs are the service IDs of the dynos up (neither removed nor down), sorted.
+func (a *app) upIDs() []string {
+	a.mu.Lock()
+	ids := make([]string, 0, len(a.dynos))
+	for _, d := range a.dynos {
+		if !d.removed && !d.down {
+			ids = append(ids, d.id)
+		}
+	}
+	a.mu.Unlock()
+	slices.Sort(ids)
+	return ids
 }
 
 // drainedID is drained for a dyno known by its service ID only.
