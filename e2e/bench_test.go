@@ -74,6 +74,9 @@ func BenchmarkScaleOut(b *testing.B) {
 	allTarget := time.Second + boot.CPU*time.Duration(added)/time.Duration(runtime.NumCPU())
 	fmt.Fprintf(&out, "all %d new dynos routed: %s; target 1 s + boot CPU %s x %d / %d cores = %s: %s\n",
 		added, ms(all), ms(boot.CPU), added, runtime.NumCPU(), ms(allTarget), met(all <= allTarget))
+	cpu := median(collect(traces[10], func(t *scaleTrace) time.Duration { return t.MachineCPU }))
+	fmt.Fprintf(&out, "CPU the machine spent from ps:scale web=10 to the last new dyno routed (median): %s on %d cores, of which %d boots of the app take %s on the host\n",
+		ms(cpu), runtime.NumCPU(), added, ms(boot.CPU*time.Duration(added)))
 	fmt.Fprintf(&out, "machine before: %s\nmachine after:  %s\n", machine, testutil.MachineState())
 	fmt.Print("\n" + out.String())
 	b.ReportMetric(first.Seconds(), "first-routed-s")

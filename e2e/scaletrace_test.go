@@ -18,6 +18,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
+	"github.com/dynogrid/dynogrid/internal/testutil"
 	"github.com/dynogrid/dynogrid/router"
 )
 
@@ -70,6 +71,9 @@ type scaleTrace struct {
 	From, To int
 	// Returned is how long `dyno ps:scale` took.
 	Returned time.Duration
+	// MachineCPU is the CPU time the whole machine spent from ps:scale to the router
+	// routing the last new dyno.
+	MachineCPU time.Duration
 	// Dynos are the new dynos, in the order they were routed.
 	Dynos []*dynoSteps
 }
@@ -96,6 +100,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 	var (
 		mu      sync.Mutex
 		routed  = map[string]time.Time{}
+		cpuEnd  time.Duration
 		passing = map[string]time.Time{}
 		answers = map[string]time.Time{}
 		wg      sync.WaitGroup
@@ -123,6 +128,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 				n := len(routed)
 				mu.Unlock()
 				if n >= to-from {
+					cpuEnd = machineCPU(tb)
 					return
 				}
 			}
@@ -206,6 +212,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 		}
 	}()
 
+	cpuStart := machineCPU(tb)
 	start := time.Now()
 	if code, out, errOut := c.run("ps:scale", append([]string{fmt.Sprintf("web=%d", to)}, consulFlags(tb, g)...)...); code != 0 {
 		tb.Fatalf("dyno ps:scale web=%d: exit %d\n%s%s", to, code, out, errOut)
@@ -215,6 +222,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 	if len(errs) > 0 {
 		tb.Fatalf("ps:scale web=%d from web=%d, not every step seen within the deadline: %v", to, from, errs)
 	}
+	tr.MachineCPU = cpuEnd - cpuStart
 
 	for id, at := range routed {
 		p, ok := passing[id]
@@ -227,6 +235,15 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 	}
 	slices.SortFunc(tr.Dynos, func(a, b *dynoSteps) int { return a.Routed.Compare(b.Routed) })
 	return tr
+}
+
+// machineCPU is testutil.MachineCPU, or 0 (the figure is then left out).
+func machineCPU(tb testing.TB) time.Duration {
+	d, err := testutil.MachineCPU()
+	if err != nil {
+		tb.Logf("machine CPU: %v", err)
+	}
+	return d
 }
 
 // consulFlags are the options that let `dyno ps:scale` read the grid's Consul.
