@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // DefaultInternalNetworks are the networks a dyno may not reach unless allowed: the
@@ -205,7 +206,9 @@ func Install(c Config) error {
 }
 
 // EnsureFirst puts the jumps to the bridge's chains back at the top of INPUT and
-// FORWARD if another rule was inserted above them.
+// FORWARD if another rule was inserted above them. The jumps of other bridges' chains
+// may stand above them: each matches its own bridge only, and several grids (or
+// drivers of several clients) on one host each keep theirs on top.
 func EnsureFirst(bridge string) error {
 	for _, cmd := range []string{"iptables", "ip6tables"} {
 		if err := ensureFirst(cmd, bridge); err != nil {
@@ -215,7 +218,12 @@ func EnsureFirst(bridge string) error {
 	return nil
 }
 
+// ensureMu makes the dynos started side by side check and move the jumps one at a time.
+var ensureMu sync.Mutex
+
 func ensureFirst(cmd, bridge string) error {
+	ensureMu.Lock()
+	defer ensureMu.Unlock()
 	in, fwd := Chains(bridge)
 	for _, j := range []struct{ chain, target string }{{"INPUT", in}, {"FORWARD", fwd}} {
 		jump := []string{"-i", bridge, "-j", j.target}
@@ -228,9 +236,9 @@ func ensureFirst(cmd, bridge string) error {
 			continue
 		}
 		for n, _ := countRule(out, want); n > 0; n, _ = countRule(out, want) {
-			if err := run(cmd, nil, append([]string{"-w", "5", "-D", j.chain}, jump...)...); err != nil {
-				return err
-			}
+			// Another process (a second driver on the host) may have moved it just now:
+			// what counts is the listing after.
+			_ = run(cmd, nil, append([]string{"-w", "5", "-D", j.chain}, jump...)...)
 			if out, err = output(cmd, "-w", "5", "-S", j.chain); err != nil {
 				return err
 			}
@@ -292,15 +300,26 @@ func Nameservers(path string) ([]netip.Addr, error) {
 }
 
 // countRule says how often rule stands in the output of iptables -S CHAIN, and whether
-// it is the chain's first rule (the line after the policy).
+// its first stands above every other rule but other bridges' jumps to their DYNO-
+// chains.
 func countRule(listing, rule string) (n int, first bool) {
-	for i, l := range strings.Split(strings.TrimSpace(listing), "\n") {
-		if l == rule {
+	above := true
+	for _, l := range strings.Split(strings.TrimSpace(listing), "\n")[1:] {
+		switch {
+		case l == rule:
 			n++
-			first = first || i == 1
+			first = first || (n == 1 && above)
+		case !isDynoJump(l):
+			above = false
 		}
 	}
 	return n, first
+}
+
+// isDynoJump says whether an iptables -S line is a bridge's jump to its DYNO- chain.
+func isDynoJump(l string) bool {
+	f := strings.Fields(l)
+	return len(f) == 6 && f[0] == "-A" && f[2] == "-i" && f[4] == "-j" && strings.HasPrefix(f[5], "DYNO-")
 }
 
 func run(cmd string, stdin *strings.Reader, args ...string) error {

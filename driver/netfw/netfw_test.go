@@ -167,3 +167,23 @@ func TestInstallKeepsTheJumpsFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestCountRuleLetsOtherBridgesJumpsStandAbove(t *testing.T) {
+	rule := "-A FORWARD -i br1 -j DYNO-FWD-br1"
+	for _, tc := range []struct {
+		listing string
+		n       int
+		first   bool
+	}{
+		{"-P FORWARD ACCEPT\n" + rule + "\n-A FORWARD -j CNI-FORWARD", 1, true},
+		{"-P FORWARD ACCEPT\n-A FORWARD -i br2 -j DYNO-FWD-br2\n-A FORWARD -i br3 -j DYNO-FWD-br3\n" + rule, 1, true},
+		{"-P FORWARD ACCEPT\n-A FORWARD -j CNI-FORWARD\n" + rule, 1, false},
+		{"-P FORWARD ACCEPT\n-A FORWARD -i br2 -j ACCEPT\n" + rule, 1, false},
+		{"-P FORWARD ACCEPT\n" + rule + "\n" + rule, 2, true},
+		{"-P FORWARD ACCEPT\n-A FORWARD -j CNI-FORWARD", 0, false},
+	} {
+		if n, first := countRule(tc.listing, rule); n != tc.n || first != tc.first {
+			t.Errorf("countRule(%q) = %d, %v; want %d, %v", tc.listing, n, first, tc.n, tc.first)
+		}
+	}
+}
