@@ -106,6 +106,12 @@ func (n *Network) ensureBridge() (netip.Prefix, error) {
 	if _, ok := link.(*netlink.Bridge); !ok {
 		return netip.Prefix{}, fmt.Errorf("%s is a %s link, not a bridge", n.Bridge, link.Type())
 	}
+	// A bridge whose address was not set takes the lowest of its ports' as they come
+	// and go, and dynos whose neighbour cache holds the gateway's old one lose their
+	// answers for up to half a minute. Setting it (to what it is) keeps it.
+	if err := netlink.LinkSetHardwareAddr(link, link.Attrs().HardwareAddr); err != nil {
+		return netip.Prefix{}, fmt.Errorf("failed to fix bridge %s's MAC address: %w", n.Bridge, err)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return netip.Prefix{}, fmt.Errorf("failed to bring bridge %s up: %w", n.Bridge, err)
 	}

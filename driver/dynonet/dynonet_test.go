@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -40,6 +41,24 @@ func TestAttachPutsANamespaceOnTheBridge(t *testing.T) {
 		t.Fatalf("a second install: %v", err)
 	}
 	gateway := fmt.Sprintf("10.214.%d.1", k)
+	mac := func() string {
+		b, err := os.ReadFile("/sys/class/net/" + bridge + "/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	bridgeMAC := mac()
+	// A port with a lower MAC address than any random one: a bridge that had not fixed
+	// its own would take it.
+	low := fmt.Sprintf("dntl%d", k)
+	if out, err := exec.Command("ip", "link", "add", low, "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", low+"p").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", low).Run() })
+	if out, err := exec.Command("ip", "link", "set", low, "master", bridge, "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set master: %v: %s", err, out)
+	}
 
 	nsA, srvA := namespaceWithServer(t, bridge+"a")
 	nsB, srvB := namespaceWithServer(t, bridge+"b")
@@ -98,6 +117,11 @@ func TestAttachPutsANamespaceOnTheBridge(t *testing.T) {
 	}
 	if rules := portRules(t, bridge); strings.Contains(rules, "DNAT") {
 		t.Errorf("port rules after Detach:\n%s", rules)
+	}
+	// Ports came and went: the gateway's MAC address, which dynos keep in their
+	// neighbour cache, stayed.
+	if now := mac(); now != bridgeMAC {
+		t.Errorf("the bridge's MAC address went from %s to %s as dynos came and went", bridgeMAC, now)
 	}
 
 	// A namespace with an interface of someone else's (Nomad's CNI plugins) is left alone.

@@ -588,6 +588,12 @@ func (g *Grid) teardown() {
 				t.Logf("multihost: last lines of %s:\n%s", l, devgrid.Tail(l, 30))
 			}
 		}
+		// Routers that run as Nomad jobs log into their allocations: their failed
+		// requests say which dyno and why.
+		logs, _ := filepath.Glob(filepath.Join(g.Dir, "*", "*", "alloc", "*", "alloc", "logs", "*router*.std*.*"))
+		for _, l := range logs {
+			t.Logf("multihost: failed requests in %s:\n%s", l, grepLast(l, 30, "at=error"))
+		}
 	}
 	g.mu.Lock()
 	for _, p := range g.procs {
@@ -662,6 +668,24 @@ func tailExcept(path string, n int, skip string) string {
 	var keep []string
 	for _, line := range strings.Split(string(b), "\n") {
 		if !strings.Contains(line, skip) {
+			keep = append(keep, line)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
+}
+
+// grepLast is the last n lines of the file at path that contain want.
+func grepLast(path string, n int, want string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, want) {
 			keep = append(keep, line)
 		}
 	}
