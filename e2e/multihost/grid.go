@@ -590,7 +590,7 @@ func (g *Grid) teardown() {
 		}
 		// Routers that run as Nomad jobs log into their allocations: their failed
 		// requests say which dyno and why.
-		logs, _ := filepath.Glob(filepath.Join(g.Dir, "*", "*", "alloc", "*", "alloc", "logs", "*router*.std*.*"))
+		logs, _ := filepath.Glob(filepath.Join(g.Dir, "*", "*", "alloc", "*", "alloc", "logs", "*router*.std*.[0-9]*"))
 		for _, l := range logs {
 			t.Logf("multihost: failed requests in %s:\n%s", l, grepLast(l, 30, "at=error"))
 		}
