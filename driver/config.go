@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/nomad/plugins/base"
@@ -35,6 +36,10 @@ type Config struct {
 	// BridgeSubnet is the subnet the driver gives the bridge when it has to make it;
 	// a bridge that exists keeps its own address.
 	BridgeSubnet string `codec:"bridge_subnet"`
+	// HostPortRange holds the host ports a dyno's ports may be mapped from: the Nomad
+	// client's dynamic ports. A port outside it (a static port a job asks for, such as
+	// the Nomad agent's own) is refused.
+	HostPortRange string `codec:"host_port_range"`
 	// InternalNetworks are the grid's own networks: dynos may not connect there, except
 	// to AllowedEndpoints.
 	InternalNetworks []string `codec:"internal_networks"`
@@ -67,6 +72,7 @@ var defaultConfig = Config{
 	CgroupParent:     "dynogrid",
 	Bridge:           "nomad",
 	BridgeSubnet:     dynonet.DefaultSubnet,
+	HostPortRange:    "20000-32000",
 	InternalNetworks: netfw.DefaultInternalNetworks,
 }
 
@@ -95,6 +101,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"cgroup_parent":            withDefault("cgroup_parent", "string", defaultConfig.CgroupParent),
 	"bridge":                   withDefault("bridge", "string", defaultConfig.Bridge),
 	"bridge_subnet":            withDefault("bridge_subnet", "string", defaultConfig.BridgeSubnet),
+	"host_port_range":          withDefault("host_port_range", "string", defaultConfig.HostPortRange),
 	"internal_networks":        withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
 	"allowed_endpoints":        hclspec.NewAttr("allowed_endpoints", "list(string)", false),
 	"slug_store_dir":           withDefault("slug_store_dir", "string", defaultConfig.SlugStoreDir),
@@ -144,6 +151,9 @@ func (c *Config) validate() error {
 	if _, err := c.bridgeSubnet(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, _, err := c.hostPorts(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.slugStore(); err != nil {
 		errs = append(errs, err)
 	}
@@ -191,6 +201,17 @@ func (c *Config) bridgeSubnet() (netip.Prefix, error) {
 		return p, fmt.Errorf("bridge_subnet: %q is too small for dynos; give a /30 or larger", c.BridgeSubnet)
 	}
 	return p, nil
+}
+
+// hostPorts is HostPortRange read.
+func (c *Config) hostPorts() (lo, hi int, err error) {
+	a, b, ok := strings.Cut(c.HostPortRange, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("host_port_range: %q is not a range of ports like 20000-32000", c.HostPortRange)
+	}
+	return lo, hi, nil
 }
 
 // TaskConfig is a task's config { } block.

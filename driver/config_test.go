@@ -11,7 +11,7 @@ import (
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
 	good := Config{SlugDir: "/var/lib/dynogrid/slugs", SlugStoreDir: "/var/lib/dynogrid/slug-store", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
-		Bridge: "nomad", BridgeSubnet: "172.26.64.0/20", InternalNetworks: []string{"10.0.0.0/8"}, AllowedEndpoints: []string{"10.0.0.1:5432", "10.0.0.1:20000-32000", "10.1.0.0/16"}}
+		Bridge: "nomad", BridgeSubnet: "172.26.64.0/20", HostPortRange: "20000-32000", InternalNetworks: []string{"10.0.0.0/8"}, AllowedEndpoints: []string{"10.0.0.1:5432", "10.0.0.1:20000-32000", "10.1.0.0/16"}}
 	cases := []struct {
 		name    string
 		mutate  func(*Config)
@@ -33,6 +33,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"bridge subnet with host bits", func(c *Config) { c.BridgeSubnet = "172.26.64.1/20" }, "bridge_subnet: \"172.26.64.1/20\" has host bits set; write 172.26.64.0/20"},
 		{"bridge subnet too small", func(c *Config) { c.BridgeSubnet = "10.0.0.0/31" }, "bridge_subnet: \"10.0.0.0/31\" is too small"},
 		{"bridge subnet IPv6", func(c *Config) { c.BridgeSubnet = "fd00::/64" }, "bridge_subnet:"},
+		{"host port range backwards", func(c *Config) { c.HostPortRange = "32000-20000" }, `host_port_range: "32000-20000" is not a range of ports`},
+		{"host port range one port", func(c *Config) { c.HostPortRange = "20000" }, "host_port_range:"},
+		{"host port range too high", func(c *Config) { c.HostPortRange = "20000-70000" }, "host_port_range:"},
 		{"internal network not a network", func(c *Config) { c.InternalNetworks = []string{"10.0.0.0"} }, `internal_networks: "10.0.0.0" is not an IPv4 network`},
 		{"internal network with host bits", func(c *Config) { c.InternalNetworks = []string{"10.0.0.1/8"} }, "write 10.0.0.0/8"},
 		{"endpoint without address", func(c *Config) { c.AllowedEndpoints = []string{":5432"} }, "allowed_endpoints: \":5432\" is not ADDR"},

@@ -41,7 +41,7 @@ func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	bridge := "dt" + uuid.Generate()[:8]
 	t.Cleanup(func() { must.NoError(t, netfw.Remove(bridge)) })
 	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), SlugStoreDir: filepath.Join(dir, "slug-store"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test",
-		Bridge: bridge, BridgeSubnet: dynonet.DefaultSubnet, InternalNetworks: netfw.DefaultInternalNetworks}
+		Bridge: bridge, BridgeSubnet: dynonet.DefaultSubnet, HostPortRange: "20000-32000", InternalNetworks: netfw.DefaultInternalNetworks}
 	var raw []byte
 	must.NoError(t, base.MsgPackEncode(&raw, &cfg))
 	h := NewDriverHarness(t, d)

@@ -40,15 +40,9 @@ func (d *Driver) attachNetwork(cfg *drivers.TaskConfig) (attached bool, err erro
 	if err != nil {
 		return false, err
 	}
-	var ports []dynonet.Port
-	if cfg.Resources != nil && cfg.Resources.Ports != nil {
-		for _, p := range *cfg.Resources.Ports {
-			to := p.To
-			if to <= 0 {
-				to = p.Value
-			}
-			ports = append(ports, dynonet.Port{HostIP: p.HostIP, HostPort: p.Value, DynoPort: to})
-		}
+	ports, err := d.dynoPorts(cfg)
+	if err != nil {
+		return false, err
 	}
 	// One at a time: the tasks of one allocation share its namespace. Attaching takes
 	// milliseconds, most of them in iptables, which takes its own lock anyway.
@@ -59,6 +53,38 @@ func (d *Driver) attachNetwork(cfg *drivers.TaskConfig) (attached bool, err erro
 		return false, fmt.Errorf("network: %w", err)
 	}
 	return attached, nil
+}
+
+// maxDynoPorts bounds the host ports of one dyno (a web dyno has one).
+const maxDynoPorts = 8
+
+// dynoPorts are the allocation's host ports, mapped to the dyno. Each must be one of the
+// client's dynamic ports: a job that asks for a static host port such as the Nomad or
+// Consul agent's would otherwise take the host's connections to it.
+func (d *Driver) dynoPorts(cfg *drivers.TaskConfig) ([]dynonet.Port, error) {
+	if cfg.Resources == nil || cfg.Resources.Ports == nil {
+		return nil, nil
+	}
+	lo, hi, err := d.config.hostPorts() // validated by decodeConfig
+	if err != nil {
+		return nil, err
+	}
+	all := *cfg.Resources.Ports
+	if len(all) > maxDynoPorts {
+		return nil, fmt.Errorf("network: the task group has %d ports; a dyno may have at most %d", len(all), maxDynoPorts)
+	}
+	var ports []dynonet.Port
+	for _, p := range all {
+		if p.Value < lo || p.Value > hi {
+			return nil, fmt.Errorf("network: port %q is host port %d, outside the dynamic ports %d-%d (host_port_range): dynos take dynamic ports only", p.Label, p.Value, lo, hi)
+		}
+		to := p.To
+		if to <= 0 {
+			to = p.Value
+		}
+		ports = append(ports, dynonet.Port{HostIP: p.HostIP, HostPort: p.Value, DynoPort: to})
+	}
+	return ports, nil
 }
 
 // detachNetwork takes the allocation's dyno off the bridge once no other task of the

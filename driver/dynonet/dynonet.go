@@ -60,6 +60,9 @@ type Port struct {
 
 var bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 
+// allocIDRE is what an allocation ID may be: it names files, links and rule comments.
+var allocIDRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
 // Install makes sure the bridge exists, is up and has its gateway address, that the
 // host forwards IPv4 and routes 127.0.0.1 onto the bridge (for host ports on the
 // loopback address), and installs the NAT rules. It is idempotent: the dynos' port
@@ -146,6 +149,9 @@ func HostLink(allocID string) string {
 func (n *Network) Attach(allocID, nsPath string, ports []Port) (attached bool, err error) {
 	if !n.gateway.IsValid() {
 		return false, errors.New("the dynos' network is not installed")
+	}
+	if !allocIDRE.MatchString(allocID) {
+		return false, fmt.Errorf("%q is not an allocation ID", allocID)
 	}
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
@@ -257,6 +263,9 @@ func (n *Network) attach(allocID string, h *netlink.Handle, ns netns.NsHandle, h
 // Detach removes the allocation's port rules, the bridge's end of its veth pair (and
 // with it the dyno's) and its address reservation. What is gone already is no error.
 func (n *Network) Detach(allocID string) error {
+	if !allocIDRE.MatchString(allocID) {
+		return fmt.Errorf("%q is not an allocation ID", allocID)
+	}
 	var errs []error
 	if err := unmapPorts(n.Bridge, allocID); err != nil {
 		errs = append(errs, err)

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/e2e/harness"
+	"github.com/dynogrid/dynogrid/internal/deploy"
+	"github.com/dynogrid/dynogrid/internal/tenancy"
+	"github.com/dynogrid/dynogrid/internal/testutil"
+)
+
+// TestStaticHostPortAttack registers, with an app's own deploy token, a job whose dyno
+// asks for a static host port on the host's loopback address, where a listener stands
+// for an agent's API: the driver would map the host's connections to that port into the
+// dyno. It refuses the dyno before it maps anything, and the host's connections still
+// reach the listener.
+func TestStaticHostPortAttack(t *testing.T) {
+	t.Parallel()
+	g := harness.Grid(t)
+	const app = "grabber"
+	token := strings.TrimSpace(newCLI(t, g, app).must("apps:token"))
+	n, err := g.NomadClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetSecretID(token)
+	n.SetNamespace(tenancy.Namespace(app))
+
+	agent, err := net.Listen("tcp4", g.Options.Bind+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Close() })
+	go func() {
+		for {
+			c, err := agent.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "agent\n")
+			c.Close()
+		}
+	}()
+	port := agent.Addr().(*net.TCPAddr).Port
+
+	id := app + "-grab"
+	job := nomadapi.NewServiceJob(id, id, "global", 50)
+	job.Datacenters = []string{"*"}
+	tg := nomadapi.NewTaskGroup("grab", 1)
+	tg.Networks = []*nomadapi.NetworkResource{{Mode: "none", ReservedPorts: []nomadapi.Port{{Label: "http", Value: port, To: -1}}}}
+	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
+	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
+	task := nomadapi.NewTask("grab", deploy.DriverName)
+	task.Config = map[string]interface{}{"command": "/bin/sh", "args": []string{"-c", "sleep 600"}}
+	task.Resources = &nomadapi.Resources{CPU: ptr(100), MemoryMB: ptr(64)}
+	tg.AddTask(task)
+	job.AddTaskGroup(tg)
+	if _, _, err := n.Jobs().Register(job, nil); err != nil {
+		t.Fatalf("the app's deploy token could not register %s: %v", id, err)
+	}
+
+	var failure string
+	testutil.WaitFor(t, 2*time.Minute, id+"'s dyno to fail", func() error {
+		allocs, _, err := n.Jobs().Allocations(id, true, nil)
+		if err != nil {
+			return err
+		}
+		for _, a := range allocs {
+			for _, ts := range a.TaskStates {
+				for _, e := range ts.Events {
+					if e.Type == nomadapi.TaskDriverFailure {
+						failure = e.DriverError
+					}
+				}
+			}
+			if a.ClientStatus == nomadapi.AllocClientStatusRunning {
+				t.Fatalf("%s's dyno runs with host port %d", id, port)
+			}
+			if a.ClientStatus == nomadapi.AllocClientStatusFailed && failure != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("allocations %d, driver failure %q", len(allocs), failure)
+	})
+	want := fmt.Sprintf("network: port \"http\" is host port %d, outside the dynamic ports 20000-32000 (host_port_range): dynos take dynamic ports only", port)
+	if !strings.Contains(failure, want) {
+		t.Errorf("%s failed with %q, want it to say %q", id, failure, want)
+	}
+	c, err := net.DialTimeout("tcp", agent.Addr().String(), 3*time.Second)
+	if err != nil {
+		t.Fatalf("the host cannot reach its listener on port %d any more: %v", port, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || string(b) != "agent\n" {
+		t.Errorf("the host's connection to port %d got %q, %v; want the listener's greeting", port, b, err)
+	}
+}
