@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,12 +78,37 @@ func BenchmarkScaleOut(b *testing.B) {
 	cpu := median(collect(traces[10], func(t *scaleTrace) time.Duration { return t.MachineCPU }))
 	fmt.Fprintf(&out, "CPU the machine spent from ps:scale web=10 to the last new dyno routed (median): %s on %d cores, of which %d boots of the app take %s on the host\n",
 		ms(cpu), runtime.NumCPU(), added, ms(boot.CPU*time.Duration(added)))
+	fmt.Fprintf(&out, "of it, by process (mean over rounds, ms): %s\n", topProcesses(traces[10], 10))
 	fmt.Fprintf(&out, "machine before: %s\nmachine after:  %s\n", machine, testutil.MachineState())
 	fmt.Print("\n" + out.String())
 	b.ReportMetric(first.Seconds(), "first-routed-s")
 	b.ReportMetric(all.Seconds(), "all10-routed-s")
 	b.ReportMetric(boot.Wall.Seconds(), "app-boot-s")
 	b.ReportMetric(boot.CPU.Seconds(), "app-boot-cpu-s")
+}
+
+// topProcesses lists the n process names that spent the most CPU in the traces' scales,
+// with their mean over the traces, in ms.
+func topProcesses(traces []*scaleTrace, n int) string {
+	sum := map[string]time.Duration{}
+	for _, t := range traces {
+		for name, d := range t.ByProcess {
+			sum[name] += d
+		}
+	}
+	names := make([]string, 0, len(sum))
+	for name := range sum {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return sum[names[i]] > sum[names[j]] })
+	if len(names) > n {
+		names = names[:n]
+	}
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", name, (sum[name] / time.Duration(len(traces))).Milliseconds())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // keepNomadLog copies the grid's Nomad agent log to path, before the grid removes it.

@@ -72,8 +72,9 @@ type scaleTrace struct {
 	// Returned is how long `dyno ps:scale` took.
 	Returned time.Duration
 	// MachineCPU is the CPU time the whole machine spent from ps:scale to the router
-	// routing the last new dyno.
+	// routing the last new dyno, and ByProcess the part of it of each process name.
 	MachineCPU time.Duration
+	ByProcess  map[string]time.Duration
 	// Dynos are the new dynos, in the order they were routed.
 	Dynos []*dynoSteps
 }
@@ -101,6 +102,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 		mu      sync.Mutex
 		routed  = map[string]time.Time{}
 		cpuEnd  time.Duration
+		procEnd testutil.Processes
 		passing = map[string]time.Time{}
 		answers = map[string]time.Time{}
 		wg      sync.WaitGroup
@@ -128,7 +130,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 				n := len(routed)
 				mu.Unlock()
 				if n >= to-from {
-					cpuEnd = machineCPU(tb)
+					cpuEnd, procEnd = machineCPU(tb), testutil.ReadProcesses()
 					return
 				}
 			}
@@ -212,7 +214,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 		}
 	}()
 
-	cpuStart := machineCPU(tb)
+	cpuStart, procStart := machineCPU(tb), testutil.ReadProcesses()
 	start := time.Now()
 	if code, out, errOut := c.run("ps:scale", append([]string{fmt.Sprintf("web=%d", to)}, consulFlags(tb, g)...)...); code != 0 {
 		tb.Fatalf("dyno ps:scale web=%d: exit %d\n%s%s", to, code, out, errOut)
@@ -223,6 +225,7 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 		tb.Fatalf("ps:scale web=%d from web=%d, not every step seen within the deadline: %v", to, from, errs)
 	}
 	tr.MachineCPU = cpuEnd - cpuStart
+	tr.ByProcess = testutil.CPUByName(procStart, procEnd)
 
 	for id, at := range routed {
 		p, ok := passing[id]

@@ -57,3 +57,63 @@ func MachineCPU() (time.Duration, error) {
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
+
+// Processes is the CPU time of each process of the machine, by pid, from /proc: its
+// own and that of its children that ended and were waited for.
+type Processes map[int]ProcessCPU
+
+// ProcessCPU is one process's name and CPU time.
+type ProcessCPU struct {
+	Name string
+	CPU  time.Duration
+}
+
+// ReadProcesses reads every process's CPU time (in steps of USER_HZ, 10 ms).
+func ReadProcesses() Processes {
+	out := Processes{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 15 {
+			continue
+		}
+		var ticks int64
+		for _, v := range f[11:15] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
+		out[pid] = ProcessCPU{Name: s[open+1 : end], CPU: time.Duration(ticks) * 10 * time.Millisecond}
+	}
+	return out
+}
+
+// CPUByName is the CPU time processes spent from before to after, by process name: of
+// processes in both, what they added; of new ones, all of theirs. A process that started
+// and ended between the two counts for its parent, once waited for.
+func CPUByName(before, after Processes) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for pid, a := range after {
+		d := a.CPU
+		if b, ok := before[pid]; ok && b.Name == a.Name {
+			d -= b.CPU
+		}
+		if d > 0 {
+			out[a.Name] += d
+		}
+	}
+	return out
+}
