@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -215,6 +216,12 @@ func (n *Network) attach(allocID string, h *netlink.Handle, ns netns.NsHandle, h
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to find bridge %s: %w", n.Bridge, err)
 	}
+	// Dynos get no IPv6 (the firewall rejects it from the bridge anyway): no link-local
+	// address, no duplicate address detection or multicast reports for the kernel to do
+	// for each new dyno.
+	if err := inNamespace(ns, func() error { return disableIPv6("default") }); err != nil {
+		return netip.Addr{}, fmt.Errorf("failed to turn IPv6 off in the dyno's network namespace: %w", err)
+	}
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: hostName, MTU: br.Attrs().MTU, MasterIndex: br.Attrs().Index},
 		PeerName:      dynoIfName,
@@ -226,6 +233,9 @@ func (n *Network) attach(allocID string, h *netlink.Handle, ns netns.NsHandle, h
 	host, err := netlink.LinkByName(hostName)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to find %s: %w", hostName, err)
+	}
+	if err := disableIPv6(hostName); err != nil {
+		return netip.Addr{}, fmt.Errorf("failed to turn IPv6 off on %s: %w", hostName, err)
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to bring %s up: %w", hostName, err)
@@ -277,6 +287,43 @@ func (n *Network) Detach(allocID string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// disableIPv6 turns IPv6 off on the interface (or "default": those made from now on) of
+// the calling thread's network namespace. A kernel without IPv6 has nothing to turn off.
+func disableIPv6(ifName string) error {
+	err := os.WriteFile("/proc/sys/net/ipv6/conf/"+ifName+"/disable_ipv6", []byte("1"), 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// inNamespace runs f on a thread of its own in the network namespace ns. A thread that
+// could not come back to the process's namespace is never used again.
+func inNamespace(ns netns.NsHandle, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return // the locked thread ends with the goroutine
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- err
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
 }
 
 // deleteLink deletes the host's link name (and a veth's peer with it), if it exists.

@@ -79,6 +79,13 @@ func TestAttachPutsANamespaceOnTheBridge(t *testing.T) {
 	if from := srvA.dial(t, fmt.Sprintf("%s:%d", addrA, srvA.port)); from != gateway {
 		t.Errorf("the dyno's own address reached it from %s, want %s", from, gateway)
 	}
+	// No IPv6 on either end of the veth pair.
+	if out, err := exec.Command("ip", "-n", filepath.Base(nsA), "-6", "addr", "show", "dev", "eth0").CombinedOutput(); err != nil || strings.Contains(string(out), "inet6") {
+		t.Errorf("the dyno's eth0 has IPv6: %v: %s", err, out)
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + HostLink(allocA) + "/disable_ipv6"); err == nil && strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("IPv6 is on on the bridge's end %s", HostLink(allocA))
+	}
 
 	// Another task of the allocation: same address, the port mapped once.
 	if attached, err := n.Attach(allocA, nsA, []Port{{HostIP: "127.0.0.1", HostPort: hostPort, DynoPort: srvA.port}}); err != nil || !attached {
