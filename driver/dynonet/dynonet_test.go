@@ -237,3 +237,40 @@ func portRules(t *testing.T, bridge string) string {
 	}
 	return out
 }
+
+// A dyno given the address of one just gone is reached at once.
+func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
+	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
+	k := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("dnr%d%03d", k, rand.IntN(1000))
+	// A /30: the gateway and one address for a dyno.
+	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.215.%d.0/30", k)), StoreDir: t.TempDir()}
+	t.Cleanup(func() {
+		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
+		if err := Remove(bridge); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := n.Install(); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"a", "b"} {
+		ns, srv := namespaceWithServer(t, bridge+name)
+		id := fmt.Sprintf("%08d-0000-4000-8000-%s", i, bridge)
+		if _, err := n.Attach(id, ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		addr, err := Addr(n.StoreDir, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		srv.dial(t, fmt.Sprintf("%s:%d", addr, srv.port))
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("dyno %s at %s answered after %s", name, addr, took)
+		}
+		if err := n.Detach(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

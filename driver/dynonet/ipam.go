@@ -3,7 +3,6 @@ package dynonet
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,11 +17,17 @@ const netnsDir = "/var/run/netns"
 // no network namespace any more may be taken back.
 const staleAfter = time.Minute
 
+// lastReserved is the store's record of the address reserved last, which the host-local
+// plugin keeps too (range 0).
+const lastReserved = "last_reserved_ip.0"
+
 // reserve takes a free address of the gateway's subnet for allocID, as the host-local
 // IPAM plugin does: a file named after the address, created exclusively, whose first
-// line is the owner's ID (the plugin writes "ID\r\nIFNAME"). It starts at an address
-// picked from the ID, so that dynos started together rarely try the same one. When
-// every address is taken, it takes back one whose allocation's namespace is gone.
+// line is the owner's ID (the plugin writes "ID\r\nIFNAME"). Like the plugin, it goes
+// round the subnet from the address reserved last, so that an address given up is not
+// given again before every other has been (connections to the dyno that had it may
+// still be in the host's connection tracking). When every address is taken, it takes
+// back one whose allocation's namespace is gone.
 func reserve(dir string, gateway netip.Prefix, allocID string) (netip.Addr, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to make the address store %s: %w", dir, err)
@@ -31,9 +36,12 @@ func reserve(dir string, gateway netip.Prefix, allocID string) (netip.Addr, erro
 	if n == 0 {
 		return netip.Addr{}, fmt.Errorf("subnet %s has no address for dynos", gateway.Masked())
 	}
-	h := fnv.New32a()
-	h.Write([]byte(allocID))
-	start := h.Sum32() % n
+	start := uint32(0)
+	if b, err := os.ReadFile(filepath.Join(dir, lastReserved)); err == nil {
+		if last, err := netip.ParseAddr(strings.TrimSpace(string(b))); err == nil && gateway.Masked().Contains(last) {
+			start = (hostIndex(gateway, last) + 1) % n
+		}
+	}
 	for pass := 0; pass < 2; pass++ {
 		for i := uint32(0); i < n; i++ {
 			a := hostAddr(gateway, (start+i)%n)
@@ -62,6 +70,8 @@ func reserve(dir string, gateway netip.Prefix, allocID string) (netip.Addr, erro
 				_ = os.Remove(p)
 				return netip.Addr{}, fmt.Errorf("failed to reserve %s: %w", a, werr)
 			}
+			// A hint only: dynos reserving at once may each write theirs.
+			_ = os.WriteFile(filepath.Join(dir, lastReserved), []byte(a.String()), 0o644)
 			return a, nil
 		}
 	}
@@ -82,6 +92,16 @@ func hostCount(gateway netip.Prefix) uint32 {
 		return 0
 	}
 	return 1<<bits - 2
+}
+
+// hostIndex is i of the subnet's address a, number i+1 (hostAddr's inverse).
+func hostIndex(gateway netip.Prefix, a netip.Addr) uint32 {
+	return u32(a) - u32(gateway.Masked().Addr()) - 1
+}
+
+func u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 // hostAddr is the subnet's address number i+1.

@@ -1,6 +1,7 @@
 package dynonet
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,6 +32,12 @@ func TestReserveGivesEachAllocationItsOwnAddress(t *testing.T) {
 		}
 		if back, err := Addr(dir, id); err != nil || back != a {
 			t.Errorf("Addr(%s) = %s, %v; want %s", id, back, err, a)
+		}
+	}
+	// Round the subnet from the address reserved last: a1 to a5 took .2 to .6 in turn.
+	for want, id := range map[string]string{"10.9.0.2": "a1", "10.9.0.6": "a5"} {
+		if got[netip.MustParseAddr(want)] != id {
+			t.Errorf("%s went to %q, want %s: addresses are given round the subnet (%v)", want, got[netip.MustParseAddr(want)], id, got)
 		}
 	}
 	if a, err := reserve(dir, gw, "a6"); err == nil || !strings.Contains(err.Error(), "no free address for a dyno in 10.9.0.0/29") {
@@ -69,6 +76,23 @@ func TestReserveGivesEachAllocationItsOwnAddress(t *testing.T) {
 	}
 	if _, err := Addr(dir, "a2"); err != nil {
 		t.Errorf("releasing a1 released a2: %v", err)
+	}
+
+	// An address given up is given again only after every other.
+	fresh := t.TempDir()
+	gw24 := netip.MustParsePrefix("10.9.1.1/24")
+	first, _ := reserve(fresh, gw24, "b1")
+	if err := release(fresh, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		a, err := reserve(fresh, gw24, fmt.Sprintf("c%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a == first {
+			t.Fatalf("%s, just given up, was given again after %d others", first, i)
+		}
 	}
 }
 
