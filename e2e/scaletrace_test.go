@@ -257,21 +257,26 @@ func consulFlags(tb testing.TB, g *devgrid.Grid) []string {
 // allocSteps fills in the steps Nomad recorded for d's allocation.
 func allocSteps(tb testing.TB, g *devgrid.Grid, nomad *nomadapi.Client, d *dynoSteps) {
 	tb.Helper()
-	alloc, _, err := nomad.Allocations().Info(d.Alloc, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	// The client reports task events to the servers in batches, which may come after
+	// the router routed the dyno.
+	var alloc *nomadapi.Allocation
+	testutil.WaitFor(tb, 30*time.Second, "allocation "+d.Alloc+" to report task web started", func() error {
+		var err error
+		if alloc, _, err = nomad.Allocations().Info(d.Alloc, nil); err != nil {
+			return err
+		}
+		if st := alloc.TaskStates["web"]; st == nil || st.StartedAt.IsZero() {
+			return fmt.Errorf("no start of task web reported yet")
+		}
+		return nil
+	})
 	d.Placed = time.Unix(0, alloc.CreateTime)
 	eval, _, err := nomad.Evaluations().Info(alloc.EvalID, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	d.Eval = time.Unix(0, eval.CreateTime)
-	st := alloc.TaskStates["web"]
-	if st == nil {
-		tb.Fatalf("allocation %s has no state of task web", d.Alloc)
-	}
-	for _, e := range st.Events {
+	for _, e := range alloc.TaskStates["web"].Events {
 		at := time.Unix(0, e.Time)
 		switch e.Type {
 		case nomadapi.TaskReceived:
