@@ -276,7 +276,16 @@ func allocSteps(tb testing.TB, g *devgrid.Grid, nomad *nomadapi.Client, d *dynoS
 		tb.Fatal(err)
 	}
 	d.Eval = time.Unix(0, eval.CreateTime)
-	for _, e := range alloc.TaskStates["web"].Events {
+	events := alloc.TaskStates["web"].Events
+	defer func() {
+		// A dyno far slower than the others says what happened to it.
+		if d.Answers.Sub(d.Started) > 10*time.Second {
+			for _, e := range events {
+				tb.Logf("slow dyno %s: %s %s %s %s", d.Alloc, time.Unix(0, e.Time).Format("15:04:05.000"), e.Type, e.DisplayMessage, e.DriverError)
+			}
+		}
+	}()
+	for _, e := range events {
 		at := time.Unix(0, e.Time)
 		switch e.Type {
 		case nomadapi.TaskReceived:
