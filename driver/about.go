@@ -35,8 +35,9 @@ var (
 	// capabilities: the driver builds the dyno's file system itself from bind mounts
 	// (FSIsolationImage keeps the Nomad client from copying a chroot into the task
 	// directory, and gives the task sandbox paths like /alloc and /local). A task group
-	// with network { mode = "bridge" } gets a network namespace from Nomad (CNI), which
-	// the dyno joins; a group in host mode shares the host's network.
+	// with network { mode = "none" } gets a network namespace from Nomad, which the
+	// driver puts on its bridge and the dyno joins (so does "bridge", set up by Nomad's
+	// CNI plugins); a group in host mode is refused unless allow_host_network is set.
 	capabilities = &drivers.Capabilities{
 		SendSignals:       true,
 		Exec:              true,

@@ -40,6 +40,9 @@ type Config struct {
 	// client's dynamic ports. A port outside it (a static port a job asks for, such as
 	// the Nomad agent's own) is refused.
 	HostPortRange string `codec:"host_port_range"`
+	// AllowHostNetwork lets a dyno share the host's network (a task group in network
+	// mode "host", or without a network block), outside the firewall's reach.
+	AllowHostNetwork bool `codec:"allow_host_network"`
 	// InternalNetworks are the grid's own networks: dynos may not connect there, except
 	// to AllowedEndpoints.
 	InternalNetworks []string `codec:"internal_networks"`
@@ -102,6 +105,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"bridge":                   withDefault("bridge", "string", defaultConfig.Bridge),
 	"bridge_subnet":            withDefault("bridge_subnet", "string", defaultConfig.BridgeSubnet),
 	"host_port_range":          withDefault("host_port_range", "string", defaultConfig.HostPortRange),
+	"allow_host_network":       withDefault("allow_host_network", "bool", defaultConfig.AllowHostNetwork),
 	"internal_networks":        withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
 	"allowed_endpoints":        hclspec.NewAttr("allowed_endpoints", "list(string)", false),
 	"slug_store_dir":           withDefault("slug_store_dir", "string", defaultConfig.SlugStoreDir),

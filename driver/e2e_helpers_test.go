@@ -33,8 +33,11 @@ func grid(t testing.TB, opts ...func(*devgrid.Options)) (*devgrid.Grid, *nomadap
 	// With a cgroup_parent other than the default (the harness gives each grid its own),
 	// Nomad v1.6.3 on cgroups v1 detects no reservable cores, so `cores = 1` could not be
 	// placed; the cores are declared instead. The dyno driver pins dynos itself.
+	// The sandbox's tests run dynos in the host's network too (groups without a network
+	// block), which the driver refuses unless allowed.
 	cores := func(o *devgrid.Options) {
 		o.ExtraNomadConfig += fmt.Sprintf("client {\n  reservable_cores = %q\n}\n", onlineCPUs(t))
+		o.HostNetworkDynos = true
 	}
 	g := harness.Grid(t, append([]func(*devgrid.Options){cores}, opts...)...)
 	c, err := g.NomadClient()

@@ -38,10 +38,11 @@ func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	t.Cleanup(d.Shutdown)
 	dir := t.TempDir()
 	// The firewall's chains are named after a bridge of this test's own, and removed.
+	// The harness's tasks have no network namespace: they share the host's network.
 	bridge := "dt" + uuid.Generate()[:8]
 	t.Cleanup(func() { must.NoError(t, netfw.Remove(bridge)) })
 	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), SlugStoreDir: filepath.Join(dir, "slug-store"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test",
-		Bridge: bridge, BridgeSubnet: dynonet.DefaultSubnet, HostPortRange: "20000-32000", InternalNetworks: netfw.DefaultInternalNetworks}
+		Bridge: bridge, BridgeSubnet: dynonet.DefaultSubnet, HostPortRange: "20000-32000", AllowHostNetwork: true, InternalNetworks: netfw.DefaultInternalNetworks}
 	var raw []byte
 	must.NoError(t, base.MsgPackEncode(&raw, &cfg))
 	h := NewDriverHarness(t, d)

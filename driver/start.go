@@ -147,14 +147,24 @@ func (d *Driver) privateDir(cfg *drivers.TaskConfig) string {
 	return filepath.Join(d.config.DynoDir, cfg.AllocID+"."+unsafeCgroupChars.ReplaceAllString(cfg.Name, "_"))
 }
 
-// networkReady checks that a dyno in a network namespace, which is on the Nomad bridge,
-// gets its firewall: installed, and first in INPUT and FORWARD.
+// networkReady checks that a dyno in a network namespace, which is on the bridge, gets
+// its firewall: installed, and first in INPUT and FORWARD; and that a dyno in the host's
+// network is allowed.
 func (d *Driver) networkReady(cfg *drivers.TaskConfig) error {
 	if cfg.NetworkIsolation == nil {
+		if !d.config.AllowHostNetwork {
+			return errHostNetwork
+		}
 		return nil // the host's network: no firewall applies
 	}
 	return d.ensureFirewall()
 }
+
+// errHostNetwork refuses a dyno in the host's network, where the firewall does not
+// apply and the host's loopback services (the agents' APIs, a database's admin port)
+// are the dyno's.
+var errHostNetwork = errors.New(`network: the dyno's task group shares the host's network (network mode "host", or no network block); ` +
+	`a dyno runs in a network namespace of its own: give the group network { mode = "none" } (plugin config allow_host_network = true lets dynos share the host's network)`)
 
 // sandboxOptions are the bounds and places of the dyno's sandbox. It clears what an
 // earlier run of the same task (a restart) left: its cgroup and libcontainer's state.

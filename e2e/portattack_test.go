@@ -50,14 +50,53 @@ func TestStaticHostPortAttack(t *testing.T) {
 	}()
 	port := agent.Addr().(*net.TCPAddr).Port
 
-	id := app + "-grab"
+	grab := nomadapi.NewTaskGroup("grab", 1)
+	grab.Networks = []*nomadapi.NetworkResource{{Mode: "none", ReservedPorts: []nomadapi.Port{{Label: "http", Value: port, To: -1}}}}
+	failure := refusedDyno(t, n, app+"-grab", grab)
+	want := fmt.Sprintf("network: port \"http\" is host port %d, outside the dynamic ports 20000-32000 (host_port_range): dynos take dynamic ports only", port)
+	if !strings.Contains(failure, want) {
+		t.Errorf("the dyno failed with %q, want it to say %q", failure, want)
+	}
+	c, err := net.DialTimeout("tcp", agent.Addr().String(), 3*time.Second)
+	if err != nil {
+		t.Fatalf("the host cannot reach its listener on port %d any more: %v", port, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || string(b) != "agent\n" {
+		t.Errorf("the host's connection to port %d got %q, %v; want the listener's greeting", port, b, err)
+	}
+}
+
+// TestHostNetworkAttack registers, with an app's own deploy token, a job whose task group
+// has no network block: its dyno would share the host's network, where the firewall does
+// not apply and the host's loopback services are its own. The driver refuses it.
+func TestHostNetworkAttack(t *testing.T) {
+	t.Parallel()
+	g := harness.Grid(t)
+	const app = "sharer"
+	token := strings.TrimSpace(newCLI(t, g, app).must("apps:token"))
+	n, err := g.NomadClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetSecretID(token)
+	n.SetNamespace(tenancy.Namespace(app))
+	failure := refusedDyno(t, n, app+"-host", nomadapi.NewTaskGroup("host", 1))
+	if want := `network: the dyno's task group shares the host's network`; !strings.Contains(failure, want) {
+		t.Errorf("the dyno failed with %q, want it to say %q", failure, want)
+	}
+}
+
+// refusedDyno registers a job of one task group, whose one dyno runs `sleep 600`, and
+// returns the driver's error once its allocation failed; a dyno that runs fails the test.
+func refusedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskGroup) string {
+	t.Helper()
 	job := nomadapi.NewServiceJob(id, id, "global", 50)
 	job.Datacenters = []string{"*"}
-	tg := nomadapi.NewTaskGroup("grab", 1)
-	tg.Networks = []*nomadapi.NetworkResource{{Mode: "none", ReservedPorts: []nomadapi.Port{{Label: "http", Value: port, To: -1}}}}
 	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
 	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
-	task := nomadapi.NewTask("grab", deploy.DriverName)
+	task := nomadapi.NewTask("dyno", deploy.DriverName)
 	task.Config = map[string]interface{}{"command": "/bin/sh", "args": []string{"-c", "sleep 600"}}
 	task.Resources = &nomadapi.Resources{CPU: ptr(100), MemoryMB: ptr(64)}
 	tg.AddTask(task)
@@ -65,7 +104,6 @@ func TestStaticHostPortAttack(t *testing.T) {
 	if _, _, err := n.Jobs().Register(job, nil); err != nil {
 		t.Fatalf("the app's deploy token could not register %s: %v", id, err)
 	}
-
 	var failure string
 	testutil.WaitFor(t, 2*time.Minute, id+"'s dyno to fail", func() error {
 		allocs, _, err := n.Jobs().Allocations(id, true, nil)
@@ -81,7 +119,7 @@ func TestStaticHostPortAttack(t *testing.T) {
 				}
 			}
 			if a.ClientStatus == nomadapi.AllocClientStatusRunning {
-				t.Fatalf("%s's dyno runs with host port %d", id, port)
+				t.Fatalf("%s's dyno runs", id)
 			}
 			if a.ClientStatus == nomadapi.AllocClientStatusFailed && failure != "" {
 				return nil
@@ -89,17 +127,5 @@ func TestStaticHostPortAttack(t *testing.T) {
 		}
 		return fmt.Errorf("allocations %d, driver failure %q", len(allocs), failure)
 	})
-	want := fmt.Sprintf("network: port \"http\" is host port %d, outside the dynamic ports 20000-32000 (host_port_range): dynos take dynamic ports only", port)
-	if !strings.Contains(failure, want) {
-		t.Errorf("%s failed with %q, want it to say %q", id, failure, want)
-	}
-	c, err := net.DialTimeout("tcp", agent.Addr().String(), 3*time.Second)
-	if err != nil {
-		t.Fatalf("the host cannot reach its listener on port %d any more: %v", port, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	if b, err := io.ReadAll(c); err != nil || string(b) != "agent\n" {
-		t.Errorf("the host's connection to port %d got %q, %v; want the listener's greeting", port, b, err)
-	}
+	return failure
 }

@@ -29,8 +29,13 @@ job "hello" {
   group "web" {
     count = 2
 
+    # A network namespace of its own, which the driver puts on its bridge; the dyno's
+    # port is the host port's number.
     network {
-      port "web" {}
+      mode = "none"
+      port "web" {
+        to = -1
+      }
     }
 
     task "web" {

@@ -28,6 +28,9 @@ type Options struct {
 	NomadPort int
 	// ExtraNomadConfig is appended to the Nomad agent's configuration file.
 	ExtraNomadConfig string
+	// HostNetworkDynos lets dynos share the host's network (the driver's
+	// allow_host_network): for tests of the driver's sandbox, never for apps.
+	HostNetworkDynos bool
 	// ConsulOnly starts Consul alone, for tests of parts that need no Nomad.
 	ConsulOnly bool
 	// RouterPort is the router's HTTP port (its metrics take the next, its logs endpoint
@@ -241,12 +244,20 @@ plugin "nomad-driver-dyno" {
     slug_dir       = %[9]q
     slug_store_dir = %[15]q
     dyno_dir       = %[11]q
-%[13]s  }
+%[13]s%[16]s  }
 }
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
 		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
-		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore())
+		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore(), o.hostNetworkLine())
+}
+
+// hostNetworkLine lets dynos share the host's network when the grid's options say so.
+func (o Options) hostNetworkLine() string {
+	if !o.HostNetworkDynos {
+		return ""
+	}
+	return "    allow_host_network = true\n"
 }
 
 // cgroupParentLine sets the client's cgroup parent. On cgroups v1 Nomad then manages
