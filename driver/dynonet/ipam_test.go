@@ -139,3 +139,26 @@ func TestPortRulesOfAnAllocation(t *testing.T) {
 		t.Errorf("dport of a rule without one = %d", p)
 	}
 }
+
+// An allocation's port rules are replaced, and so are others' rules of the same host
+// port on the same address (left from an allocation the driver could not detach); a
+// rule of the same port on another of the host's addresses is another allocation's,
+// which Nomad gave that port on that address, and stays.
+func TestPortRulesReplacedByAnAllocation(t *testing.T) {
+	listing := `-N DYNO-PORTS-br0
+-A DYNO-PORTS-br0 -d 10.0.0.5/32 -p tcp -m tcp --dport 23000 -m comment --comment "dyno a-1" -j DNAT --to-destination 10.9.0.2:8080
+-A DYNO-PORTS-br0 -d 10.0.0.6/32 -p tcp -m tcp --dport 23001 -m comment --comment "dyno b-2" -j DNAT --to-destination 10.9.0.3:8080
+-A DYNO-PORTS-br0 -d 10.0.0.5/32 -p tcp -m tcp --dport 23001 -m comment --comment "dyno c-3" -j DNAT --to-destination 10.9.0.4:8080
+-A DYNO-PORTS-br0 -p tcp -m tcp --dport 23002 -m comment --comment "dyno d-4" -j DNAT --to-destination 10.9.0.5:8080
+`
+	ports := []Port{{HostIP: "10.0.0.5", HostPort: 23001, DynoPort: 8080}, {HostIP: "10.0.0.5", HostPort: 23002, DynoPort: 8080}}
+	got := replacedRules(listing, "DYNO-PORTS-br0", "a-1", ports)
+	var owners []string
+	for _, r := range got {
+		owners = append(owners, r[strings.Index(r, "dyno "):strings.Index(r, " -j")])
+	}
+	want := []string{`dyno a-1"`, `dyno c-3"`, `dyno d-4"`}
+	if strings.Join(owners, ",") != strings.Join(want, ",") {
+		t.Errorf("rules replaced = %q, want those of %q", got, want)
+	}
+}

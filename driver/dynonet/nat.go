@@ -110,30 +110,64 @@ func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
 	if err != nil {
 		return err
 	}
-	taken := map[int]bool{}
 	for _, p := range ports {
 		if p.HostPort < 1 || p.HostPort > 65535 || p.DynoPort < 1 || p.DynoPort > 65535 {
 			return fmt.Errorf("port %d to %d: not a TCP port", p.HostPort, p.DynoPort)
 		}
-		taken[p.HostPort] = true
 	}
 	var b strings.Builder
 	b.WriteString("*nat\n")
-	for _, rule := range rulesOf(listing, chain, func(r string) bool {
-		return strings.Contains(r, strconv.Quote(comment(allocID))) || taken[dport(r)]
-	}) {
+	for _, rule := range replacedRules(listing, chain, allocID, ports) {
 		b.WriteString("-D" + strings.TrimPrefix(rule, "-A") + "\n")
 	}
 	for _, p := range ports {
 		dst := ""
-		if ip, err := netip.ParseAddr(p.HostIP); err == nil && ip.Is4() && !ip.IsUnspecified() {
-			dst = " -d " + ip.String() + "/32"
+		if d := p.dst(); d != "" {
+			dst = " -d " + d
 		}
 		fmt.Fprintf(&b, "-A %s%s -p tcp -m tcp --dport %d -m comment --comment %q -j DNAT --to-destination %s:%d\n",
 			chain, dst, p.HostPort, comment(allocID), addr, p.DynoPort)
 	}
 	b.WriteString("COMMIT\n")
 	return restore(b.String())
+}
+
+// replacedRules are the rules of iptables -S CHAIN that mapping ports for allocID
+// replaces: the allocation's own, and those of its host ports on the same address. Nomad
+// gives a port to one allocation per host address, so a rule of the same port on
+// another address is another allocation's, and stays.
+func replacedRules(listing, chain, allocID string, ports []Port) []string {
+	return rulesOf(listing, chain, func(r string) bool {
+		if strings.Contains(r, strconv.Quote(comment(allocID))) {
+			return true
+		}
+		rd := dst(r)
+		for _, p := range ports {
+			if p.HostPort == dport(r) && (rd == "" || p.dst() == "" || rd == p.dst()) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// dst is the address a port's rule matches ("a.b.c.d/32"), or "": every address.
+func (p Port) dst() string {
+	if ip, err := netip.ParseAddr(p.HostIP); err == nil && ip.Is4() && !ip.IsUnspecified() {
+		return ip.String() + "/32"
+	}
+	return ""
+}
+
+// dst is the -d of a rule, or "".
+func dst(rule string) string {
+	f := strings.Fields(rule)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "-d" {
+			return f[i+1]
+		}
+	}
+	return ""
 }
 
 // unmapPorts removes the allocation's port rules.
