@@ -154,6 +154,9 @@ func (n *Network) Attach(allocID, nsPath string, ports []Port) (attached bool, e
 	if !allocIDRE.MatchString(allocID) {
 		return false, fmt.Errorf("%q is not an allocation ID", allocID)
 	}
+	if err := checkPorts(ports); err != nil {
+		return false, err
+	}
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
 		return false, fmt.Errorf("failed to open network namespace %s: %w", nsPath, err)
@@ -184,7 +187,8 @@ func (n *Network) Attach(allocID, nsPath string, ports []Port) (attached bool, e
 			addr = firstV4(h, l)
 		}
 	}
-	if !addr.IsValid() {
+	fresh := !addr.IsValid()
+	if fresh {
 		if ours {
 			_ = deleteLink(hostName)
 		}
@@ -193,7 +197,9 @@ func (n *Network) Attach(allocID, nsPath string, ports []Port) (attached bool, e
 		}
 	}
 	if err := mapPorts(n.Bridge, allocID, addr, ports); err != nil {
-		_ = n.Detach(allocID)
+		if fresh {
+			_ = n.Detach(allocID)
+		} // else another task of the allocation runs on it, with its rules
 		return false, err
 	}
 	return true, nil

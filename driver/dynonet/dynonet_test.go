@@ -274,3 +274,38 @@ func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A second task of an allocation whose ports cannot be mapped fails alone: the dyno of
+// the first keeps its interface, address and host port.
+func TestAFailedSecondAttachLeavesTheFirstTasksNetwork(t *testing.T) {
+	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
+	k := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("dnf%d%03d", k, rand.IntN(1000))
+	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.216.%d.0/30", k)), StoreDir: t.TempDir()}
+	t.Cleanup(func() {
+		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
+		if err := Remove(bridge); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := n.Install(); err != nil {
+		t.Fatal(err)
+	}
+	ns, srv := namespaceWithServer(t, bridge+"a")
+	id := "aaaaaaaa-0000-4000-8000-" + bridge
+	hostPort := freePort(t)
+	t.Cleanup(func() { _ = n.Detach(id) })
+	if _, err := n.Attach(id, ns, []Port{{HostIP: "127.0.0.1", HostPort: hostPort, DynoPort: srv.port}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Attach(id, ns, []Port{{HostIP: "127.0.0.1", HostPort: 0, DynoPort: srv.port}}); err == nil {
+		t.Fatal("Attach with host port 0 succeeded")
+	}
+	if _, err := Addr(n.StoreDir, id); err != nil {
+		t.Errorf("the first task's address is gone: %v", err)
+	}
+	if _, err := netlink.LinkByName(HostLink(id)); err != nil {
+		t.Errorf("the first task's veth is gone: %v", err)
+	}
+	srv.dial(t, fmt.Sprintf("127.0.0.1:%d", hostPort))
+}

@@ -110,10 +110,8 @@ func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range ports {
-		if p.HostPort < 1 || p.HostPort > 65535 || p.DynoPort < 1 || p.DynoPort > 65535 {
-			return fmt.Errorf("port %d to %d: not a TCP port", p.HostPort, p.DynoPort)
-		}
+	if err := checkPorts(ports); err != nil {
+		return err
 	}
 	var b strings.Builder
 	b.WriteString("*nat\n")
@@ -130,6 +128,16 @@ func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
 	}
 	b.WriteString("COMMIT\n")
 	return restore(b.String())
+}
+
+// checkPorts reports a port that is not a TCP port.
+func checkPorts(ports []Port) error {
+	for _, p := range ports {
+		if p.HostPort < 1 || p.HostPort > 65535 || p.DynoPort < 1 || p.DynoPort > 65535 {
+			return fmt.Errorf("port %d to %d: not a TCP port", p.HostPort, p.DynoPort)
+		}
+	}
+	return nil
 }
 
 // replacedRules are the rules of iptables -S CHAIN that mapping ports for allocID
