@@ -38,8 +38,13 @@ type Driver struct {
 	// net is the dynos' network, once installed (dynoNetwork).
 	netMu sync.Mutex
 	net   *dynonet.Network
-	// attachMu serializes putting namespaces on the bridge (attachNetwork).
-	attachMu sync.Mutex
+	// attachMu serializes putting namespaces on the bridge and taking them off
+	// (attachNetwork, detachNetwork); attaching counts the tasks of each allocation
+	// put on it that are not in the task store yet.
+	attachMu  sync.Mutex
+	attaching map[string]int
+	// netStore is the dynos' address store: dynonet.DefaultStoreDir.
+	netStore string
 	// cores books the cores of dynos being started (bindCores).
 	cores  coreBook
 	slugs  *slugCache
@@ -59,12 +64,13 @@ func New(logger hclog.Logger) drivers.DriverPlugin {
 	ctx, cancel := context.WithCancel(context.Background())
 	logger = logger.Named(Name)
 	return &Driver{
-		eventer: eventer.NewEventer(ctx, logger),
-		tasks:   newTaskStore(),
-		ctx:     ctx,
-		cancel:  cancel,
-		logger:  logger,
-		config:  defaultConfig,
+		eventer:  eventer.NewEventer(ctx, logger),
+		tasks:    newTaskStore(),
+		ctx:      ctx,
+		cancel:   cancel,
+		logger:   logger,
+		config:   defaultConfig,
+		netStore: dynonet.DefaultStoreDir,
 	}
 }
 

@@ -21,7 +21,7 @@ func (d *Driver) dynoNetwork() (*dynonet.Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &dynonet.Network{Bridge: d.config.Bridge, Subnet: subnet, StoreDir: dynonet.DefaultStoreDir}
+	n := &dynonet.Network{Bridge: d.config.Bridge, Subnet: subnet, StoreDir: d.netStore}
 	if err := n.Install(); err != nil {
 		return nil, fmt.Errorf("network: failed to set up the dynos' bridge %s: %w", d.config.Bridge, err)
 	}
@@ -31,28 +31,50 @@ func (d *Driver) dynoNetwork() (*dynonet.Network, error) {
 
 // attachNetwork puts the dyno's network namespace, made by Nomad for a task group in
 // network mode "none", on the bridge, with its host ports mapped to it. A namespace
-// that Nomad's bridge mode set up is left as it is.
-func (d *Driver) attachNetwork(cfg *drivers.TaskConfig) (attached bool, err error) {
+// that Nomad's bridge mode set up is left as it is. Until done is called (the dyno is
+// in the task store, or did not start), no other task's end takes the allocation off
+// the bridge.
+func (d *Driver) attachNetwork(cfg *drivers.TaskConfig) (attached bool, done func(), err error) {
+	done = func() {}
 	if cfg.NetworkIsolation == nil || cfg.NetworkIsolation.Path == "" {
-		return false, nil
+		return false, done, nil
 	}
 	n, err := d.dynoNetwork()
 	if err != nil {
-		return false, err
+		return false, done, err
 	}
 	ports, err := d.dynoPorts(cfg)
 	if err != nil {
-		return false, err
+		return false, done, err
 	}
 	// One at a time: the tasks of one allocation share its namespace. Attaching takes
 	// milliseconds, most of them in iptables, which takes its own lock anyway.
 	d.attachMu.Lock()
+	defer d.attachMu.Unlock()
 	attached, err = n.Attach(cfg.AllocID, cfg.NetworkIsolation.Path, ports)
-	d.attachMu.Unlock()
 	if err != nil {
-		return false, fmt.Errorf("network: %w", err)
+		return false, done, fmt.Errorf("network: %w", err)
 	}
-	return attached, nil
+	if attached {
+		done = d.attachingLocked(cfg.AllocID)
+	}
+	return attached, done, nil
+}
+
+// attachingLocked counts a task of the allocation as being put on the bridge until done
+// is called. Caller holds d.attachMu.
+func (d *Driver) attachingLocked(allocID string) (done func()) {
+	if d.attaching == nil {
+		d.attaching = map[string]int{}
+	}
+	d.attaching[allocID]++
+	return func() {
+		d.attachMu.Lock()
+		defer d.attachMu.Unlock()
+		if d.attaching[allocID]--; d.attaching[allocID] <= 0 {
+			delete(d.attaching, allocID)
+		}
+	}
 }
 
 // maxDynoPorts bounds the host ports of one dyno (a web dyno has one).
@@ -88,13 +110,15 @@ func (d *Driver) dynoPorts(cfg *drivers.TaskConfig) ([]dynonet.Port, error) {
 }
 
 // detachNetwork takes the allocation's dyno off the bridge once no other task of the
-// allocation runs in this driver. It needs no install: a driver started again detaches
-// the dynos it recovered.
+// allocation runs in this driver or is being started. It needs no install: a driver
+// started again detaches the dynos it recovered.
 func (d *Driver) detachNetwork(allocID string) error {
-	if d.tasks.allocHasTasks(allocID) {
+	d.attachMu.Lock()
+	defer d.attachMu.Unlock()
+	if d.tasks.allocHasTasks(allocID) || d.attaching[allocID] > 0 {
 		return nil
 	}
-	n := dynonet.Network{Bridge: d.config.Bridge, StoreDir: dynonet.DefaultStoreDir}
+	n := dynonet.Network{Bridge: d.config.Bridge, StoreDir: d.netStore}
 	if err := n.Detach(allocID); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}

@@ -1,6 +1,9 @@
 package driver
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,5 +37,34 @@ func TestDynoPortsAreDynamicPortsOnly(t *testing.T) {
 	}
 	if got, err := d.dynoPorts(&drivers.TaskConfig{}); err != nil || got != nil {
 		t.Errorf("no resources: dynoPorts = %v, %v", got, err)
+	}
+}
+
+// A task of an allocation taken off the bridge while another task of it is being put on
+// (started, not in the task store yet) leaves the allocation's network to that task;
+// once that task is stored or failed, the last one to go takes it.
+func TestDetachWaitsForATaskOfTheAllocationBeingStarted(t *testing.T) {
+	store := t.TempDir()
+	d := &Driver{config: defaultConfig, tasks: newTaskStore(), netStore: store}
+	alloc := "aaaaaaaa-0000-4000-8000-000000000001"
+	reservation := filepath.Join(store, "10.9.0.2")
+	if err := os.WriteFile(reservation, []byte(alloc+"\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.attachMu.Lock()
+	done := d.attachingLocked(alloc)
+	d.attachMu.Unlock()
+	if err := d.detachNetwork(alloc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(reservation); err != nil {
+		t.Errorf("a task's end took the address of the allocation's task being started: %v", err)
+	}
+	done()
+	if err := d.detachNetwork(alloc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(reservation); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the allocation's last task's end left its address: %v", err)
 	}
 }

@@ -59,10 +59,11 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err := d.networkReady(cfg); err != nil {
 		return nil, nil, err
 	}
-	attached, err := d.attachNetwork(cfg)
+	attached, attachDone, err := d.attachNetwork(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer attachDone() // before the undo: the dyno is in the task store by then, or did not start
 	if attached {
 		undo = append(undo, func() {
 			if err := d.detachNetwork(cfg.AllocID); err != nil {
