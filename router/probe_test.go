@@ -58,6 +58,31 @@ func TestHTTPChecksOf(t *testing.T) {
 	}
 }
 
+// TestProbedOnlyOnItsOwnHostPort: a job's service may name any address and port (the
+// router host's loopback, say); the router probes an instance only at a host port its
+// allocation holds, and leaves any other to Consul's check.
+func TestProbedOnlyOnItsOwnHostPort(t *testing.T) {
+	t.Parallel()
+	a := &nomadapi.Allocation{AllocatedResources: &nomadapi.AllocatedResources{Shared: nomadapi.AllocatedSharedResources{
+		Ports: []nomadapi.PortMapping{{Label: "web", Value: 23456, To: 23456, HostIP: "10.0.0.5"}}}}}
+	for _, c := range []struct {
+		in   Instance
+		want bool
+	}{
+		{Instance{Address: "10.0.0.5", Port: 23456}, true},
+		{Instance{Address: "127.0.0.1", Port: 23456}, false},
+		{Instance{Address: "127.0.0.1", Port: 8500}, false},
+		{Instance{Address: "10.0.0.5", Port: 4646}, false},
+	} {
+		if got := holdsPort(a, c.in); got != c.want {
+			t.Errorf("holdsPort(%s:%d) = %v, want %v", c.in.Address, c.in.Port, got, c.want)
+		}
+	}
+	if holdsPort(&nomadapi.Allocation{}, Instance{Address: "10.0.0.5", Port: 23456}) {
+		t.Error("an allocation without resources holds a port")
+	}
+}
+
 // TestProbeURLStaysOnTheInstance: whatever a check's path names (a scheme, a host, user
 // information), the probe asks the instance's own address and port, and nothing else.
 func TestProbeURLStaysOnTheInstance(t *testing.T) {
@@ -348,7 +373,9 @@ func TestWatchRoutesWhatItsProbeFound(t *testing.T) {
 	nomad := httptest.NewServer(blockingAPI("X-Nomad-Index", func(path string) (any, bool) {
 		switch path {
 		case "/v1/allocation/" + alloc:
-			return nomadapi.Allocation{ID: alloc, Namespace: "shop", JobID: "shop", TaskGroup: "web", Job: job}, true
+			return nomadapi.Allocation{ID: alloc, Namespace: "shop", JobID: "shop", TaskGroup: "web", Job: job,
+				AllocatedResources: &nomadapi.AllocatedResources{Shared: nomadapi.AllocatedSharedResources{
+					Ports: []nomadapi.PortMapping{{Label: "web", Value: in.Port, To: in.Port, HostIP: in.Address}}}}}, true
 		case "/v1/jobs":
 			return []nomadapi.JobListStub{{ID: "shop", Namespace: "shop"}}, true
 		case "/v1/vars":

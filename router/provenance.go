@@ -60,7 +60,7 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 		if !ok {
 			var err error
 			var hcs []httpCheck
-			mine, hcs, err = r.allocOfApp(ctx, app, in.ID)
+			mine, hcs, err = r.allocOfApp(ctx, app, in)
 			if err != nil {
 				failed = fmt.Errorf("cannot tell from Nomad whose dyno %s is (not routed until it can): %w", in.ID, err)
 				continue
@@ -87,11 +87,12 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 	return own, failed
 }
 
-// allocOfApp says whether the service instance serviceID was registered by an
+// allocOfApp says whether the service instance in was registered by an
 // allocation of the job app in the namespace app, and if so, the HTTP checks the job
-// gives the app's web service.
-func (r *Router) allocOfApp(ctx context.Context, app, serviceID string) (bool, []httpCheck, error) {
-	id, ok := allocIDOf(serviceID)
+// gives the app's web service: none unless the instance is at a host port of the
+// allocation (a service may name any address, which the router must not probe).
+func (r *Router) allocOfApp(ctx context.Context, app string, in Instance) (bool, []httpCheck, error) {
+	id, ok := allocIDOf(in.ID)
 	if !ok {
 		return false, nil, nil
 	}
@@ -112,6 +113,9 @@ func (r *Router) allocOfApp(ctx context.Context, app, serviceID string) (bool, [
 	}
 	if a.Namespace != app || a.JobID != app {
 		return false, nil, nil
+	}
+	if !holdsPort(a, in) {
+		return true, nil, nil
 	}
 	return true, httpChecksOf(a, app+"-web"), nil
 }
