@@ -66,8 +66,8 @@ var allocIDRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
 // Install makes sure the bridge exists, is up and has its gateway address, that the
 // host forwards IPv4 and routes 127.0.0.1 onto the bridge (for host ports on the
-// loopback address), and installs the NAT rules. It is idempotent: the dynos' port
-// rules that exist stay.
+// loopback address), and installs the NAT rules. It is idempotent: the port rules of
+// dynos whose network namespace exists stay; the others are removed.
 func (n *Network) Install() error {
 	if !bridgeNameRE.MatchString(n.Bridge) {
 		return fmt.Errorf("bridge: %q is not a network interface name", n.Bridge)
@@ -82,7 +82,12 @@ func (n *Network) Install() error {
 			return fmt.Errorf("failed to set %s: %w", p, err)
 		}
 	}
-	return installNAT(n.Bridge, gw.Masked())
+	if err := installNAT(n.Bridge, gw.Masked()); err != nil {
+		return err
+	}
+	// Best effort: a rule that stays is replaced when its host port is given again.
+	_ = pruneOrphans(n.Bridge)
+	return nil
 }
 
 // ensureBridge returns the bridge's IPv4 address and prefix, making the bridge with the

@@ -309,3 +309,39 @@ func TestAFailedSecondAttachLeavesTheFirstTasksNetwork(t *testing.T) {
 	}
 	srv.dial(t, fmt.Sprintf("127.0.0.1:%d", hostPort))
 }
+
+// Install removes the port rules of an allocation whose network namespace is gone (its
+// driver was killed before it detached it).
+func TestInstallRemovesTheRulesOfAllocationsGone(t *testing.T) {
+	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
+	k := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("dno%d%03d", k, rand.IntN(1000))
+	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.217.%d.0/30", k)), StoreDir: t.TempDir()}
+	t.Cleanup(func() {
+		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
+		if err := Remove(bridge); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := n.Install(); err != nil {
+		t.Fatal(err)
+	}
+	// Nomad names an allocation's namespace after it; this one's is named otherwise,
+	// so as far as Install can tell, the allocation is gone.
+	ns, srv := namespaceWithServer(t, bridge+"a")
+	id := "aaaaaaaa-0000-4000-8000-" + bridge
+	t.Cleanup(func() { _ = n.Detach(id) })
+	hostPort := freePort(t)
+	if _, err := n.Attach(id, ns, []Port{{HostIP: "127.0.0.1", HostPort: hostPort, DynoPort: srv.port}}); err != nil {
+		t.Fatal(err)
+	}
+	if rules := portRules(t, bridge); !strings.Contains(rules, id) {
+		t.Fatalf("no rule of %s after Attach:\n%s", id, rules)
+	}
+	if err := n.Install(); err != nil {
+		t.Fatal(err)
+	}
+	if rules := portRules(t, bridge); strings.Contains(rules, "DNAT") {
+		t.Errorf("the rule of an allocation without a namespace stayed:\n%s", rules)
+	}
+}

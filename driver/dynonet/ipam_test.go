@@ -162,3 +162,18 @@ func TestPortRulesReplacedByAnAllocation(t *testing.T) {
 		t.Errorf("rules replaced = %q, want those of %q", got, want)
 	}
 }
+
+// The port rules of allocations whose network namespace is gone (their driver was
+// killed, or the Nomad client removed them while it was down) are found by Install.
+func TestOrphanPortRules(t *testing.T) {
+	listing := `-N DYNO-PORTS-br0
+-A DYNO-PORTS-br0 -d 10.0.0.5/32 -p tcp -m tcp --dport 23000 -m comment --comment "dyno a-1" -j DNAT --to-destination 10.9.0.2:8080
+-A DYNO-PORTS-br0 -d 10.0.0.5/32 -p tcp -m tcp --dport 23001 -m comment --comment "dyno b-2" -j DNAT --to-destination 10.9.0.3:8080
+-A DYNO-PORTS-br0 -d 10.0.0.5/32 -p tcp -m tcp --dport 23002 -m comment --comment "dyno b-2" -j DNAT --to-destination 10.9.0.3:8081
+-A DYNO-PORTS-br0 -p tcp -m tcp --dport 23003 -j DNAT --to-destination 10.9.0.4:8080
+`
+	got := orphanRules(listing, "DYNO-PORTS-br0", func(id string) bool { return id == "a-1" })
+	if len(got) != 2 || dport(got[0]) != 23001 || dport(got[1]) != 23002 {
+		t.Errorf("orphan rules = %q, want b-2's two", got)
+	}
+}

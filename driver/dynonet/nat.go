@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -176,6 +179,43 @@ func dst(rule string) string {
 		}
 	}
 	return ""
+}
+
+// pruneOrphans removes the port rules of allocations whose network namespace is gone:
+// a driver killed before it could detach them, or a Nomad client that removed them while
+// the driver was down. Such a rule would send the host port's connections to an address
+// that may be another allocation's by now.
+func pruneOrphans(bridge string) error {
+	chain, _, _ := natChains(bridge)
+	listing, err := iptablesOutput("-t", "nat", "-S", chain)
+	if err != nil {
+		return err
+	}
+	rules := orphanRules(listing, chain, func(allocID string) bool {
+		_, err := os.Stat(filepath.Join(netnsDir, allocID))
+		return !errors.Is(err, os.ErrNotExist)
+	})
+	if len(rules) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, r := range rules {
+		b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
+	}
+	b.WriteString("COMMIT\n")
+	return restore(b.String())
+}
+
+var ruleOwnerRE = regexp.MustCompile(`--comment "dyno ([A-Za-z0-9-]{1,64})"`)
+
+// orphanRules are the allocations' rules of iptables -S CHAIN whose allocation has no
+// network namespace (exists says false).
+func orphanRules(listing, chain string, exists func(allocID string) bool) []string {
+	return rulesOf(listing, chain, func(r string) bool {
+		m := ruleOwnerRE.FindStringSubmatch(r)
+		return m != nil && !exists(m[1])
+	})
 }
 
 // unmapPorts removes the allocation's port rules.
