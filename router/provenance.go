@@ -71,7 +71,7 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 			}
 			if !mine {
 				r.metrics.foreignInstances.WithLabelValues(app).Inc()
-				r.log.Warn("an instance of the app's service is not a dyno of the app's own job: not routed", "app", app, "service_id", in.ID)
+				r.log.Warn("an instance of the app's service is not at a host port of a dyno of the app's own job: not routed", "app", app, "service_id", in.ID, "address", in.addr())
 			}
 		}
 		if mine {
@@ -87,10 +87,9 @@ func (r *Router) ownDynos(ctx context.Context, app string, insts []Instance, kno
 	return own, failed
 }
 
-// allocOfApp says whether the service instance in was registered by an
-// allocation of the job app in the namespace app, and if so, the HTTP checks the job
-// gives the app's web service: none unless the instance is at a host port of the
-// allocation (a service may name any address, which the router must not probe).
+// allocOfApp says whether the service instance in was registered by an allocation of
+// the job app in the namespace app, at a host port the allocation holds, and if so, the
+// HTTP checks the job gives the app's web service.
 func (r *Router) allocOfApp(ctx context.Context, app string, in Instance) (bool, []httpCheck, error) {
 	id, ok := allocIDOf(in.ID)
 	if !ok {
@@ -114,8 +113,10 @@ func (r *Router) allocOfApp(ctx context.Context, app string, in Instance) (bool,
 	if a.Namespace != app || a.JobID != app {
 		return false, nil, nil
 	}
+	// A job's service may name any address and port (the router host's loopback
+	// among them): only a host port the allocation holds is a dyno's.
 	if !holdsPort(a, in) {
-		return true, nil, nil
+		return false, nil, nil
 	}
 	return true, httpChecksOf(a, app+"-web"), nil
 }

@@ -33,7 +33,8 @@ func TestAllocIDOf(t *testing.T) {
 }
 
 // TestOwnDynos: with Nomad, an instance is kept when its allocation is of the app's own
-// job in the app's namespace; not when it is another namespace's or job's, gone, or not
+// job in the app's namespace and holds its address and port; not when it is another
+// namespace's or job's, at an address its allocation does not hold, gone, or not
 // registered by Nomad; left out for now when Nomad fails; kept, and said once, when the
 // router's token may not read allocations. Each instance is asked about once.
 func TestOwnDynos(t *testing.T) {
@@ -43,6 +44,9 @@ func TestOwnDynos(t *testing.T) {
 		foreign = "22222222-2222-2222-2222-222222222222"
 		gone    = "33333333-3333-3333-3333-333333333333"
 		broken  = "44444444-4444-4444-4444-444444444444"
+		// elsewhere is the app's own, but its service names an address and port the
+		// allocation does not hold (the router host's Consul, say).
+		elsewhere = "55555555-5555-5555-5555-555555555555"
 	)
 	var mu sync.Mutex
 	asked := map[string]int{}
@@ -56,8 +60,11 @@ func TestOwnDynos(t *testing.T) {
 		switch {
 		case f:
 			http.Error(w, "Permission denied", http.StatusForbidden)
-		case id == own:
-			_ = json.NewEncoder(w).Encode(nomadapi.Allocation{ID: id, Namespace: "shop", JobID: "shop"})
+		case id == own, id == elsewhere:
+			_ = json.NewEncoder(w).Encode(nomadapi.Allocation{ID: id, Namespace: "shop", JobID: "shop",
+				AllocatedResources: &nomadapi.AllocatedResources{Shared: nomadapi.AllocatedSharedResources{
+					Ports: []nomadapi.PortMapping{{Label: "http", Value: 1, To: 1, HostIP: "127.0.0.1"}},
+				}}})
 		case id == foreign:
 			_ = json.NewEncoder(w).Encode(nomadapi.Allocation{ID: id, Namespace: "evil", JobID: "shop"})
 		case id == broken:
@@ -74,7 +81,9 @@ func TestOwnDynos(t *testing.T) {
 	in := func(alloc string) Instance {
 		return Instance{ID: nomadServicePrefix + alloc + "-group-web-shop-web-http", Address: "127.0.0.1", Port: 1}
 	}
-	insts := []Instance{in(own), in(foreign), in(gone), in(broken), {ID: "shop-web-web.1", Address: "127.0.0.1", Port: 1}}
+	away := in(elsewhere)
+	away.Port = 8500
+	insts := []Instance{in(own), in(foreign), in(gone), in(broken), {ID: "shop-web-web.1", Address: "127.0.0.1", Port: 1}, away}
 	known := map[string]bool{}
 	got, failed := r.ownDynos(context.Background(), "shop", insts, known, nil)
 	if len(got) != 1 || got[0].ID != in(own).ID || failed == nil || !strings.Contains(failed.Error(), broken) {
