@@ -248,6 +248,10 @@ func (n *Network) attach(allocID string, h *netlink.Handle, ns netns.NsHandle, h
 	if err := disableIPv6(hostName); err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to turn IPv6 off on %s: %w", hostName, err)
 	}
+	// The host's neighbour cache may still give the address the link address of the
+	// dyno that had it before, and would send this one's packets there until the entry
+	// is checked again, up to half a minute later.
+	forgetNeighbour(br, addr)
 	if err := netlink.LinkSetUp(host); err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to bring %s up: %w", hostName, err)
 	}
@@ -298,6 +302,11 @@ func (n *Network) Detach(allocID string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// forgetNeighbour drops the host's neighbour entry of addr on the bridge, if any.
+func forgetNeighbour(br netlink.Link, addr netip.Addr) {
+	_ = netlink.NeighDel(&netlink.Neigh{LinkIndex: br.Attrs().Index, Family: netlink.FAMILY_V4, IP: net.IP(addr.AsSlice())})
 }
 
 // disableIPv6 turns IPv6 off on the interface (or "default": those made from now on) of

@@ -238,7 +238,8 @@ func portRules(t *testing.T, bridge string) string {
 	return out
 }
 
-// A dyno given the address of one just gone is reached at once.
+// A dyno given the address of one just gone is reached at once: the host does not send
+// its packets to the gone dyno's link address, which its neighbour cache held.
 func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
 	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
 	k := rand.IntN(200) + 20
@@ -253,6 +254,18 @@ func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
 	})
 	if err := n.Install(); err != nil {
 		t.Fatal(err)
+	}
+	// Another port keeps the bridge up as dynos come and go (a bridge left without a
+	// port loses its carrier, and its neighbour entries with it).
+	other := fmt.Sprintf("dnro%d", k)
+	if out, err := exec.Command("ip", "link", "add", other, "type", "veth", "peer", "name", other+"p").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", other).Run() })
+	for _, args := range [][]string{{"link", "set", other, "master", bridge, "up"}, {"link", "set", other + "p", "up"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
 	}
 	for i, name := range []string{"a", "b"} {
 		ns, srv := namespaceWithServer(t, bridge+name)

@@ -25,8 +25,8 @@ const lastReserved = "last_reserved_ip.0"
 // IPAM plugin does: a file named after the address, created exclusively, whose first
 // line is the owner's ID (the plugin writes "ID\r\nIFNAME"). Like the plugin, it goes
 // round the subnet from the address reserved last, so that an address given up is not
-// given again before every other has been (connections to the dyno that had it may
-// still be in the host's connection tracking). When every address is taken, it takes
+// given again before every other has been (the host's neighbour cache and connection
+// tracking may still hold the dyno that had it). When every address is taken, it takes
 // back one whose allocation's namespace is gone.
 func reserve(dir string, gateway netip.Prefix, allocID string) (netip.Addr, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
