@@ -12,7 +12,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/deploy"
-	"github.com/dynogrid/dynogrid/internal/tenancy"
+	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
@@ -25,13 +25,7 @@ func TestStaticHostPortAttack(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t)
 	const app = "grabber"
-	token := strings.TrimSpace(newCLI(t, g, app).must("apps:token"))
-	n, err := g.NomadClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetSecretID(token)
-	n.SetNamespace(tenancy.Namespace(app))
+	n := tenantNomad(t, g, app)
 
 	agent, err := net.Listen("tcp4", g.Options.Bind+":0")
 	if err != nil {
@@ -52,7 +46,7 @@ func TestStaticHostPortAttack(t *testing.T) {
 
 	grab := nomadapi.NewTaskGroup("grab", 1)
 	grab.Networks = []*nomadapi.NetworkResource{{Mode: "none", ReservedPorts: []nomadapi.Port{{Label: "http", Value: port, To: -1}}}}
-	failure := refusedDyno(t, n, app+"-grab", grab)
+	failure := refusedDyno(t, n, app+"-grab", grab, nil)
 	want := fmt.Sprintf("network: port \"http\" is host port %d, outside the dynamic ports 20000-32000 (host_port_range): dynos take dynamic ports only", port)
 	if !strings.Contains(failure, want) {
 		t.Errorf("the dyno failed with %q, want it to say %q", failure, want)
@@ -75,29 +69,36 @@ func TestHostNetworkAttack(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t)
 	const app = "sharer"
-	token := strings.TrimSpace(newCLI(t, g, app).must("apps:token"))
-	n, err := g.NomadClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetSecretID(token)
-	n.SetNamespace(tenancy.Namespace(app))
-	failure := refusedDyno(t, n, app+"-host", nomadapi.NewTaskGroup("host", 1))
+	n := tenantNomad(t, g, app)
+	failure := refusedDyno(t, n, app+"-host", nomadapi.NewTaskGroup("host", 1), nil)
 	if want := `network: the dyno's task group shares the host's network`; !strings.Contains(failure, want) {
 		t.Errorf("the dyno failed with %q, want it to say %q", failure, want)
 	}
 }
 
-// refusedDyno registers a job of one task group, whose one dyno runs `sleep 600`, and
-// returns the driver's error once its allocation failed; a dyno that runs fails the test.
-func refusedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskGroup) string {
+// tenantNomad is a Nomad client of app's namespace with app's own deploy token (made
+// with `dyno apps:token`): what the app's owner, or an attacker holding it, has.
+func tenantNomad(t *testing.T, g *devgrid.Grid, app string) *nomadapi.Client {
+	t.Helper()
+	c := appNomad(t, g, app)
+	c.SetSecretID(strings.TrimSpace(newCLI(t, g, app).must("apps:token")))
+	return c
+}
+
+// refusedDyno registers a job of one task group, whose one dyno has config (by default
+// it runs `sleep 600`), and returns the driver's error once its allocation failed; a
+// dyno that ran fails the test.
+func refusedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskGroup, config map[string]any) string {
 	t.Helper()
 	job := nomadapi.NewServiceJob(id, id, "global", 50)
 	job.Datacenters = []string{"*"}
 	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
 	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
 	task := nomadapi.NewTask("dyno", deploy.DriverName)
-	task.Config = map[string]interface{}{"command": "/bin/sh", "args": []string{"-c", "sleep 600"}}
+	task.Config = config
+	if config == nil {
+		task.Config = map[string]any{"command": "/bin/sh", "args": []string{"-c", "sleep 600"}}
+	}
 	task.Resources = &nomadapi.Resources{CPU: ptr(100), MemoryMB: ptr(64)}
 	tg.AddTask(task)
 	job.AddTaskGroup(tg)
@@ -118,8 +119,8 @@ func refusedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskG
 					}
 				}
 			}
-			if a.ClientStatus == nomadapi.AllocClientStatusRunning {
-				t.Fatalf("%s's dyno runs", id)
+			if a.ClientStatus == nomadapi.AllocClientStatusRunning || a.ClientStatus == nomadapi.AllocClientStatusComplete {
+				t.Fatalf("%s's dyno ran", id)
 			}
 			if a.ClientStatus == nomadapi.AllocClientStatusFailed && failure != "" {
 				return nil

@@ -9,15 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
-	"github.com/dynogrid/dynogrid/internal/deploy"
 	"github.com/dynogrid/dynogrid/internal/slug"
-	"github.com/dynogrid/dynogrid/internal/tenancy"
-	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
 // TestSlugSourceAttacks registers, with an app's own deploy token, jobs whose dyno names
@@ -30,13 +26,7 @@ func TestSlugSourceAttacks(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t)
 	const app = "tenant"
-	token := strings.TrimSpace(newCLI(t, g, app).must("apps:token"))
-	n, err := g.NomadClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.SetSecretID(token)
-	n.SetNamespace(tenancy.Namespace(app))
+	n := tenantNomad(t, g, app)
 
 	s, err := slug.Pack(copyApp(t), t.TempDir())
 	if err != nil {
@@ -54,48 +44,12 @@ func TestSlugSourceAttacks(t *testing.T) {
 		"host-path": s.Path,
 		"loopback":  agent.URL + "/" + s.SHA256 + ".tar.gz",
 	} {
-		id := app + "-steal-" + name
-		job := nomadapi.NewBatchJob(id, id, "global", 50)
-		job.Datacenters = []string{"*"}
-		tg := nomadapi.NewTaskGroup("steal", 1)
-		tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
-		tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
-		task := nomadapi.NewTask("steal", deploy.DriverName)
-		task.Config = map[string]interface{}{"command": "/bin/sh", "args": []string{"-c", "true"}, "slug": src, "slug_sha256": s.SHA256}
-		task.Resources = &nomadapi.Resources{CPU: ptr(100), MemoryMB: ptr(64)}
-		tg.AddTask(task)
-		job.AddTaskGroup(tg)
-		if _, _, err := n.Jobs().Register(job, nil); err != nil {
-			t.Fatalf("the app's deploy token could not register %s: %v", id, err)
-		}
-
-		var failure string
-		testutil.WaitFor(t, 2*time.Minute, id+"'s dyno to fail", func() error {
-			allocs, _, err := n.Jobs().Allocations(id, true, nil)
-			if err != nil {
-				return err
-			}
-			for _, a := range allocs {
-				for _, ts := range a.TaskStates {
-					for _, e := range ts.Events {
-						if e.Type == nomadapi.TaskDriverFailure {
-							failure = e.DriverError
-						}
-					}
-				}
-				if a.ClientStatus == nomadapi.AllocClientStatusRunning || a.ClientStatus == nomadapi.AllocClientStatusComplete {
-					t.Fatalf("%s's dyno started from %s", id, src)
-				}
-				if a.ClientStatus == nomadapi.AllocClientStatusFailed && failure != "" {
-					return nil
-				}
-			}
-			return fmt.Errorf("allocations %d, driver failure %q", len(allocs), failure)
-		})
+		config := map[string]any{"command": "/bin/sh", "args": []string{"-c", "true"}, "slug": src, "slug_sha256": s.SHA256}
+		failure := refusedDyno(t, n, app+"-steal-"+name, nomadapi.NewTaskGroup("steal", 1), config)
 		want := fmt.Sprintf("slug: %q is not a slug of the grid's slug store: a slug must be %s (plugin config slug_store_dir)",
 			src, filepath.Join(store, "<slug_sha256>.tar.gz"))
 		if !strings.Contains(failure, want) {
-			t.Errorf("%s failed with %q, want it to say %q", id, failure, want)
+			t.Errorf("the dyno of %s failed with %q, want it to say %q", name, failure, want)
 		}
 	}
 	if got := hits.Load(); got != 0 {

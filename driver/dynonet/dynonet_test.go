@@ -24,19 +24,8 @@ import (
 // host port is replaced; Detach leaves nothing; a namespace Nomad's bridge mode set up
 // is left alone.
 func TestAttachPutsANamespaceOnTheBridge(t *testing.T) {
-	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
-	k := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("dnt%d%03d", k, rand.IntN(1000))
-	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.214.%d.0/24", k)), StoreDir: t.TempDir()}
-	t.Cleanup(func() {
-		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
-		if err := Remove(bridge); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := n.Install(); err != nil {
-		t.Fatal(err)
-	}
+	n, k := testNetwork(t, "dnt", 214, 24)
+	bridge := n.Bridge
 	if err := n.Install(); err != nil {
 		t.Fatalf("a second install: %v", err)
 	}
@@ -241,20 +230,9 @@ func portRules(t *testing.T, bridge string) string {
 // A dyno given the address of one just gone is reached at once: the host does not send
 // its packets to the gone dyno's link address, which its neighbour cache held.
 func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
-	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
-	k := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("dnr%d%03d", k, rand.IntN(1000))
 	// A /30: the gateway and one address for a dyno.
-	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.215.%d.0/30", k)), StoreDir: t.TempDir()}
-	t.Cleanup(func() {
-		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
-		if err := Remove(bridge); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := n.Install(); err != nil {
-		t.Fatal(err)
-	}
+	n, k := testNetwork(t, "dnr", 215, 30)
+	bridge := n.Bridge
 	// Another port keeps the bridge up as dynos come and go (a bridge left without a
 	// port loses its carrier, and its neighbour entries with it).
 	other := fmt.Sprintf("dnro%d", k)
@@ -291,19 +269,8 @@ func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
 // A second task of an allocation whose ports cannot be mapped fails alone: the dyno of
 // the first keeps its interface, address and host port.
 func TestAFailedSecondAttachLeavesTheFirstTasksNetwork(t *testing.T) {
-	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
-	k := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("dnf%d%03d", k, rand.IntN(1000))
-	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.216.%d.0/30", k)), StoreDir: t.TempDir()}
-	t.Cleanup(func() {
-		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
-		if err := Remove(bridge); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := n.Install(); err != nil {
-		t.Fatal(err)
-	}
+	n, _ := testNetwork(t, "dnf", 216, 30)
+	bridge := n.Bridge
 	ns, srv := namespaceWithServer(t, bridge+"a")
 	id := "aaaaaaaa-0000-4000-8000-" + bridge
 	hostPort := freePort(t)
@@ -326,19 +293,8 @@ func TestAFailedSecondAttachLeavesTheFirstTasksNetwork(t *testing.T) {
 // Install removes the port rules of an allocation whose network namespace is gone (its
 // driver was killed before it detached it).
 func TestInstallRemovesTheRulesOfAllocationsGone(t *testing.T) {
-	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
-	k := rand.IntN(200) + 20
-	bridge := fmt.Sprintf("dno%d%03d", k, rand.IntN(1000))
-	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.217.%d.0/30", k)), StoreDir: t.TempDir()}
-	t.Cleanup(func() {
-		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
-		if err := Remove(bridge); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := n.Install(); err != nil {
-		t.Fatal(err)
-	}
+	n, _ := testNetwork(t, "dno", 217, 30)
+	bridge := n.Bridge
 	// Nomad names an allocation's namespace after it; this one's is named otherwise,
 	// so as far as Install can tell, the allocation is gone.
 	ns, srv := namespaceWithServer(t, bridge+"a")
@@ -357,4 +313,24 @@ func TestInstallRemovesTheRulesOfAllocationsGone(t *testing.T) {
 	if rules := portRules(t, bridge); strings.Contains(rules, "DNAT") {
 		t.Errorf("the rule of an allocation without a namespace stayed:\n%s", rules)
 	}
+}
+
+// testNetwork installs a network of a bridge of the test's own, named prefix and a
+// number k, with the subnet 10.<second>.<k>.0/<bits>, and removes both at the end.
+func testNetwork(t *testing.T, prefix string, second, bits int) (*Network, int) {
+	t.Helper()
+	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root", testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
+	k := rand.IntN(200) + 20
+	bridge := fmt.Sprintf("%s%d%03d", prefix, k, rand.IntN(1000))
+	n := &Network{Bridge: bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/%d", second, k, bits)), StoreDir: t.TempDir()}
+	t.Cleanup(func() {
+		_ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridge}})
+		if err := Remove(bridge); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := n.Install(); err != nil {
+		t.Fatal(err)
+	}
+	return n, k
 }

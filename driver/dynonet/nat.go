@@ -119,7 +119,7 @@ func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
 	var b strings.Builder
 	b.WriteString("*nat\n")
 	for _, rule := range replacedRules(listing, chain, allocID, ports) {
-		b.WriteString("-D" + strings.TrimPrefix(rule, "-A") + "\n")
+		b.WriteString(deletion(rule))
 	}
 	for _, p := range ports {
 		dst := ""
@@ -195,16 +195,7 @@ func pruneOrphans(bridge string) error {
 		_, err := os.Stat(filepath.Join(netnsDir, allocID))
 		return !errors.Is(err, os.ErrNotExist)
 	})
-	if len(rules) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("*nat\n")
-	for _, r := range rules {
-		b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
-	}
-	b.WriteString("COMMIT\n")
-	return restore(b.String())
+	return deleteRules(rules)
 }
 
 var ruleOwnerRE = regexp.MustCompile(`--comment "dyno ([A-Za-z0-9-]{1,64})"`)
@@ -218,6 +209,23 @@ func orphanRules(listing, chain string, exists func(allocID string) bool) []stri
 	})
 }
 
+// deletion is the iptables-restore line that deletes rule, a line of iptables -S.
+func deletion(rule string) string { return "-D" + strings.TrimPrefix(rule, "-A") + "\n" }
+
+// deleteRules deletes rules (lines of iptables -S) from the nat table in one restore.
+func deleteRules(rules []string) error {
+	if len(rules) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, r := range rules {
+		b.WriteString(deletion(r))
+	}
+	b.WriteString("COMMIT\n")
+	return restore(b.String())
+}
+
 // unmapPorts removes the allocation's port rules.
 func unmapPorts(bridge, allocID string) error {
 	chain, _, _ := natChains(bridge)
@@ -226,16 +234,7 @@ func unmapPorts(bridge, allocID string) error {
 		return nil // no chain: no rules
 	}
 	rules := rulesOf(listing, chain, func(r string) bool { return strings.Contains(r, strconv.Quote(comment(allocID))) })
-	if len(rules) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("*nat\n")
-	for _, r := range rules {
-		b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
-	}
-	b.WriteString("COMMIT\n")
-	return restore(b.String())
+	return deleteRules(rules)
 }
 
 // rulesOf are the rules of iptables -S CHAIN for which keep is true.

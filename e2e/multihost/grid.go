@@ -582,7 +582,7 @@ func (g *Grid) teardown() {
 		for _, h := range hosts {
 			for _, l := range h.logs {
 				if strings.Contains(filepath.Base(l), "dyno-router") {
-					t.Logf("multihost: last lines of %s but access lines:\n%s", l, tailExcept(l, 30, "dyno-router.access"))
+					t.Logf("multihost: last lines of %s but access lines:\n%s", l, lastLines(l, 30, func(line string) bool { return !strings.Contains(line, "dyno-router.access") }))
 					continue
 				}
 				t.Logf("multihost: last lines of %s:\n%s", l, devgrid.Tail(l, 30))
@@ -592,7 +592,7 @@ func (g *Grid) teardown() {
 		// requests say which dyno and why.
 		logs, _ := filepath.Glob(filepath.Join(g.Dir, "*", "*", "alloc", "*", "alloc", "logs", "*router*.std*.[0-9]*"))
 		for _, l := range logs {
-			t.Logf("multihost: failed requests in %s:\n%s", l, grepLast(l, 30, "at=error"))
+			t.Logf("multihost: failed requests in %s:\n%s", l, lastLines(l, 30, func(line string) bool { return strings.Contains(line, "at=error") }))
 		}
 	}
 	g.mu.Lock()
@@ -659,38 +659,20 @@ func (g *Grid) HTTPSClient() *http.Client {
 // httpClient sends the load: no keep-alive pool limits beyond the load's own.
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
-// tailExcept is the last n lines of the file at path that do not contain skip.
-func tailExcept(path string, n int, skip string) string {
+// lastLines is the last n lines of the file at path for which keep is true.
+func lastLines(path string, n int, keep func(line string) bool) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
-	var keep []string
+	var kept []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.Contains(line, skip) {
-			keep = append(keep, line)
+		if keep(line) {
+			kept = append(kept, line)
 		}
 	}
-	if len(keep) > n {
-		keep = keep[len(keep)-n:]
+	if len(kept) > n {
+		kept = kept[len(kept)-n:]
 	}
-	return strings.Join(keep, "\n")
-}
-
-// grepLast is the last n lines of the file at path that contain want.
-func grepLast(path string, n int, want string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	var keep []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, want) {
-			keep = append(keep, line)
-		}
-	}
-	if len(keep) > n {
-		keep = keep[len(keep)-n:]
-	}
-	return strings.Join(keep, "\n")
+	return strings.Join(kept, "\n")
 }
