@@ -142,20 +142,6 @@ func httpCheckOf(s *nomadapi.Service, c nomadapi.ServiceCheck) (httpCheck, bool)
 	}, true
 }
 
-// holdsPort says whether the allocation holds the instance's address and port as a host
-// port: the only place the router probes.
-func holdsPort(a *nomadapi.Allocation, in Instance) bool {
-	if a == nil || a.AllocatedResources == nil {
-		return false
-	}
-	for _, p := range a.AllocatedResources.Shared.Ports {
-		if p.Value == in.Port && p.HostIP == in.Address {
-			return true
-		}
-	}
-	return false
-}
-
 // probeURL is the URL a probe of in asks: the instance's own address and port, and the
 // check's path and query.
 func (c *httpCheck) probeURL(in Instance) string {

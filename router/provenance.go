@@ -120,3 +120,17 @@ func (r *Router) allocOfApp(ctx context.Context, app string, in Instance) (bool,
 	}
 	return true, httpChecksOf(a, app+"-web"), nil
 }
+
+// holdsPort says whether the allocation holds the instance's address and port as a host
+// port: the only place the router routes to, and probes.
+func holdsPort(a *nomadapi.Allocation, in Instance) bool {
+	if a == nil || a.AllocatedResources == nil {
+		return false
+	}
+	for _, p := range a.AllocatedResources.Shared.Ports {
+		if p.Value == in.Port && p.HostIP == in.Address {
+			return true
+		}
+	}
+	return false
+}

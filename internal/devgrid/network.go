@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The grid's dyno network: each dyno has a network namespace of its own, which Nomad
-// puts on a bridge with the CNI plugins. The grid makes the bridge itself before Nomad
+// The grid's dyno network: each dyno has a network namespace of its own, which the dyno
+// driver puts on this bridge (driver/dynonet). The grid makes the bridge itself before Nomad
 // starts, so that its gateway address exists for the services dynos may reach (the
 // add-ons): dynos cannot reach the host's 127.0.0.1, which is their own loopback.
 const (
