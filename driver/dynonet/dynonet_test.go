@@ -257,7 +257,9 @@ func TestAnAddressGivenAgainIsReachedAtOnce(t *testing.T) {
 		}
 		start := time.Now()
 		srv.dial(t, fmt.Sprintf("%s:%d", addr, srv.port))
-		if took := time.Since(start); took > time.Second {
+		// A port just made may lose a first SYN (resent after 1 s); a stale neighbour
+		// entry loses every packet for 5 s and more, and the dial times out at 3 s.
+		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("dyno %s at %s answered after %s", name, addr, took)
 		}
 		if err := n.Detach(id); err != nil {
