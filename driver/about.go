@@ -44,5 +44,8 @@ var (
 		FSIsolation:       drivers.FSIsolationImage,
 		NetIsolationModes: []drivers.NetIsolationMode{drivers.NetIsolationModeHost, drivers.NetIsolationModeGroup},
 		MountConfigs:      drivers.MountConfigSupportNone,
+		// The dyno's sandbox process writes its log files (sandbox.Logs): Nomad
+		// starts no log collector process per dyno.
+		DisableLogCollection: true,
 	}
 )

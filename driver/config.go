@@ -62,6 +62,11 @@ type Config struct {
 	SlugStorePasswordFile string `codec:"slug_store_password_file"`
 	// SlugStoreCAFile verifies the store's certificate (empty: the host's CAs).
 	SlugStoreCAFile string `codec:"slug_store_ca_file"`
+	// LogMaxFiles and LogMaxFileSizeMB bound each dyno's stdout and stderr files: at
+	// most that many of each, rotated at that size. The driver keeps dynos' logs
+	// itself, so a job's logs block does not apply to its dynos (except disabled).
+	LogMaxFiles      int `codec:"log_max_files"`
+	LogMaxFileSizeMB int `codec:"log_max_file_size_mb"`
 }
 
 // defaultConfig is the plugin's configuration for every key the agent's config block
@@ -77,6 +82,8 @@ var defaultConfig = Config{
 	BridgeSubnet:     dynonet.DefaultSubnet,
 	HostPortRange:    "20000-32000",
 	InternalNetworks: netfw.DefaultInternalNetworks,
+	LogMaxFiles:      5,
+	LogMaxFileSizeMB: 10,
 }
 
 // decodeConfig is defaultConfig with what raw, the agent's msgpack of the plugin's config
@@ -113,6 +120,8 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"slug_store_username":      hclspec.NewAttr("slug_store_username", "string", false),
 	"slug_store_password_file": hclspec.NewAttr("slug_store_password_file", "string", false),
 	"slug_store_ca_file":       hclspec.NewAttr("slug_store_ca_file", "string", false),
+	"log_max_files":            withDefault("log_max_files", "number", defaultConfig.LogMaxFiles),
+	"log_max_file_size_mb":     withDefault("log_max_file_size_mb", "number", defaultConfig.LogMaxFileSizeMB),
 })
 
 // withDefault is an optional attribute of type typ whose default is value, written as
@@ -145,6 +154,12 @@ func (c *Config) validate() error {
 	}
 	if c.PidsLimit < 1 {
 		errs = append(errs, fmt.Errorf("pids_limit: %d must be at least 1", c.PidsLimit))
+	}
+	if c.LogMaxFiles < 1 {
+		errs = append(errs, fmt.Errorf("log_max_files: %d must be at least 1", c.LogMaxFiles))
+	}
+	if c.LogMaxFileSizeMB < 1 {
+		errs = append(errs, fmt.Errorf("log_max_file_size_mb: %d must be at least 1", c.LogMaxFileSizeMB))
 	}
 	if !cgroupNameRE.MatchString(c.CgroupParent) || strings.Contains(c.CgroupParent, "..") {
 		errs = append(errs, fmt.Errorf("cgroup_parent: %q must be a relative cgroup name like \"dynogrid\"", c.CgroupParent))

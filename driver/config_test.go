@@ -11,7 +11,8 @@ import (
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
 	good := Config{SlugDir: "/var/lib/dynogrid/slugs", SlugStoreDir: "/var/lib/dynogrid/slug-store", DynoDir: "/var/lib/dynogrid/dynos", User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid",
-		Bridge: "nomad", BridgeSubnet: "172.26.64.0/20", HostPortRange: "20000-32000", InternalNetworks: []string{"10.0.0.0/8"}, AllowedEndpoints: []string{"10.0.0.1:5432", "10.0.0.1:20000-32000", "10.1.0.0/16"}}
+		Bridge: "nomad", BridgeSubnet: "172.26.64.0/20", HostPortRange: "20000-32000", InternalNetworks: []string{"10.0.0.0/8"}, AllowedEndpoints: []string{"10.0.0.1:5432", "10.0.0.1:20000-32000", "10.1.0.0/16"},
+		LogMaxFiles: 5, LogMaxFileSizeMB: 10}
 	cases := []struct {
 		name    string
 		mutate  func(*Config)
@@ -25,6 +26,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"root user", func(c *Config) { c.User = "root" }, "user: dynos must not run as root"},
 		{"no user", func(c *Config) { c.User = "" }, "user:"},
 		{"zero pids", func(c *Config) { c.PidsLimit = 0 }, "pids_limit: 0"},
+		{"no log files", func(c *Config) { c.LogMaxFiles = 0 }, "log_max_files: 0 must be at least 1"},
+		{"log files of no size", func(c *Config) { c.LogMaxFileSizeMB = -1 }, "log_max_file_size_mb: -1 must be at least 1"},
 		{"cgroup escape", func(c *Config) { c.CgroupParent = "../x" }, "cgroup_parent"},
 		{"nested cgroup", func(c *Config) { c.CgroupParent = "grid/host1" }, ""},
 		{"no bridge", func(c *Config) { c.Bridge = "" }, "bridge: \"\" is not a network interface name"},

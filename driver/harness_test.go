@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"testing"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/hashicorp/nomad/client/logmon"
 	"github.com/hashicorp/nomad/client/taskenv"
 	"github.com/hashicorp/nomad/helper/testlog"
-	"github.com/hashicorp/nomad/helper/uuid"
 	"github.com/hashicorp/nomad/nomad/mock"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/base"
@@ -113,8 +111,8 @@ func (h *DriverHarness) cleanupCgroup() {
 }
 
 // MkAllocDir creates a temporary directory and allocdir structure.
-// If enableLogs is set to true a logmon instance will be started to write logs
-// to the LogDir of the task
+// If enableLogs is set to true the task's output goes to the FIFOs Nomad names, which
+// the driver's sandbox reads into the LogDir of the task.
 // A cleanup func is returned and should be deferred so as to not leak dirs
 // between tests.
 func (h *DriverHarness) MkAllocDir(t *drivers.TaskConfig, enableLogs bool) func() {
@@ -164,33 +162,11 @@ func (h *DriverHarness) MkAllocDir(t *drivers.TaskConfig, enableLogs bool) func(
 	// setup a v2 cgroup for test cases that assume one exists
 	h.setupCgroupV2(alloc.ID, task.Name)
 
-	//logmon
+	// The paths Nomad gives a task's output: FIFOs in the log directory, which the
+	// driver's sandbox makes and reads (the driver disables Nomad's log collection).
 	if enableLogs {
-		lm := logmon.NewLogMon(h.logger.Named("logmon"))
-		if runtime.GOOS == "windows" {
-			id := uuid.Generate()[:8]
-			t.StdoutPath = fmt.Sprintf("//./pipe/%s-%s.stdout", t.Name, id)
-			t.StderrPath = fmt.Sprintf("//./pipe/%s-%s.stderr", t.Name, id)
-		} else {
-			t.StdoutPath = filepath.Join(taskDir.LogDir, fmt.Sprintf(".%s.stdout.fifo", t.Name))
-			t.StderrPath = filepath.Join(taskDir.LogDir, fmt.Sprintf(".%s.stderr.fifo", t.Name))
-		}
-		err = lm.Start(&logmon.LogConfig{
-			LogDir:        taskDir.LogDir,
-			StdoutLogFile: fmt.Sprintf("%s.stdout", t.Name),
-			StderrLogFile: fmt.Sprintf("%s.stderr", t.Name),
-			StdoutFifo:    t.StdoutPath,
-			StderrFifo:    t.StderrPath,
-			MaxFiles:      10,
-			MaxFileSizeMB: 10,
-		})
-		require.NoError(h.t, err)
-
-		return func() {
-			lm.Stop()
-			h.client.Close()
-			allocDir.Destroy()
-		}
+		t.StdoutPath = filepath.Join(taskDir.LogDir, fmt.Sprintf(".%s.stdout.fifo", t.Name))
+		t.StderrPath = filepath.Join(taskDir.LogDir, fmt.Sprintf(".%s.stderr.fifo", t.Name))
 	}
 
 	return func() {

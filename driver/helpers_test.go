@@ -33,6 +33,12 @@ func requireRoot(t *testing.T) {
 // and slug store live in a fresh directory.
 func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	t.Helper()
+	return newHarnessWith(t, func(*Config) {})
+}
+
+// newHarnessWith is newHarness with the plugin config that change makes.
+func newHarnessWith(t *testing.T, change func(*Config)) (*DriverHarness, *Driver) {
+	t.Helper()
 	requireRoot(t)
 	d := New(testlog.HCLogger(t)).(*Driver)
 	t.Cleanup(d.Shutdown)
@@ -42,7 +48,9 @@ func newHarness(t *testing.T) (*DriverHarness, *Driver) {
 	bridge := "dt" + uuid.Generate()[:8]
 	t.Cleanup(func() { must.NoError(t, netfw.Remove(bridge)) })
 	cfg := Config{SlugDir: filepath.Join(dir, "slugs"), SlugStoreDir: filepath.Join(dir, "slug-store"), DynoDir: filepath.Join(dir, "dynos"), User: "nobody", PidsLimit: 256, CgroupParent: "dynogrid-test",
-		Bridge: bridge, BridgeSubnet: dynonet.DefaultSubnet, HostPortRange: "20000-32000", AllowHostNetwork: true, InternalNetworks: netfw.DefaultInternalNetworks}
+		Bridge: bridge, BridgeSubnet: dynonet.DefaultSubnet, HostPortRange: "20000-32000", AllowHostNetwork: true, InternalNetworks: netfw.DefaultInternalNetworks,
+		LogMaxFiles: 5, LogMaxFileSizeMB: 10}
+	change(&cfg)
 	var raw []byte
 	must.NoError(t, base.MsgPackEncode(&raw, &cfg))
 	h := NewDriverHarness(t, d)

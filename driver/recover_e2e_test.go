@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,7 +30,7 @@ func TestE2E_PluginRestart(t *testing.T) {
 	}, nil, 64, 0))
 	register(t, c, "recover", "service", group)
 	a := waitAlloc(t, c, "recover", "web", 2*time.Minute, taskRunning("web"))
-	nomadPid := agentPid(t, g, "nomad")
+	nomadPid := agent(t, g, "nomad").PID
 	plugin := pluginPid(nomadPid)
 	must.Positive(t, plugin, must.Sprint("no nomad-driver-dyno process under the Nomad agent"))
 	must.NoError(t, syscall.Kill(plugin, syscall.SIGKILL))
@@ -45,7 +43,7 @@ func TestE2E_PluginRestart(t *testing.T) {
 	})
 	// The new plugin logs (into the agent's log) that it re-attached to the dyno.
 	testutil.WaitFor(t, time.Until(deadline), "the dyno plugin to recover the dyno", func() bool {
-		return strings.Contains(readFile(agentLog(t, g, "nomad")), "dyno recovered")
+		return strings.Contains(readFile(agent(t, g, "nomad").Log), "dyno recovered")
 	})
 	a, _, err := c.Allocations().Info(a.ID, nil)
 	must.NoError(t, err)
@@ -77,26 +75,12 @@ func TestE2E_PluginRestart(t *testing.T) {
 	})
 }
 
-func agentPid(t *testing.T, g *devgrid.Grid, name string) int {
+// agent is the grid's agent called name.
+func agent(t *testing.T, g *devgrid.Grid, name string) devgrid.Agent {
 	t.Helper()
-	for _, a := range g.Agents {
-		if a.Name == name {
-			return a.PID
-		}
-	}
-	t.Fatalf("no %s agent in the grid", name)
-	return 0
-}
-
-func agentLog(t *testing.T, g *devgrid.Grid, name string) string {
-	t.Helper()
-	for _, a := range g.Agents {
-		if a.Name == name {
-			return a.Log
-		}
-	}
-	t.Fatalf("no %s agent in the grid", name)
-	return ""
+	a, err := g.Agent(name)
+	must.NoError(t, err)
+	return a
 }
 
 func readFile(p string) string {
@@ -107,21 +91,10 @@ func readFile(p string) string {
 // pluginPid is the pid of the nomad-driver-dyno plugin process whose parent is the
 // Nomad agent, or 0.
 func pluginPid(parent int) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < 0 || s[open+1:close] != "nomad-driver-dy" {
-			continue
-		}
-		fields := strings.Fields(s[close+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/stat"))
-			return pid
+	procs := testutil.ReadProcesses()
+	for _, kid := range procs.Children(parent) {
+		if procs[kid].Name == "nomad-driver-dy" {
+			return kid
 		}
 	}
 	return 0

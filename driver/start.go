@@ -191,7 +191,22 @@ func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus str
 		Cpuset:      cpus,
 		PidsLimit:   pids,
 		Cwd:         appDir,
+		Logs:        d.logs(cfg),
 	}, nil
+}
+
+// logs are the dyno's log files, or nil when its task disabled them (Nomad then gives
+// /dev/null for its stdout and stderr, and the dyno's output is discarded).
+func (d *Driver) logs(cfg *drivers.TaskConfig) *sandbox.Logs {
+	if cfg.StdoutPath == "" || cfg.StdoutPath == os.DevNull {
+		return nil
+	}
+	return &sandbox.Logs{
+		Dir:           cfg.TaskDir().LogDir,
+		Task:          cfg.Name,
+		MaxFiles:      d.config.LogMaxFiles,
+		MaxFileSizeMB: d.config.LogMaxFileSizeMB,
+	}
 }
 
 // execCommand is what the sandbox runs: the dyno's command as its user, in its layout.

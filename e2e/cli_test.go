@@ -9,15 +9,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/dynogrid/dynogrid/e2e/harness"
 	"github.com/dynogrid/dynogrid/internal/cli"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/testutil"
-	consulapi "github.com/hashicorp/consul/api"
 )
 
 // dynoCLI runs the dyno CLI in-process against a grid, like a user with NOMAD_ADDR set.
@@ -252,6 +254,14 @@ func TestAppLifecycle(t *testing.T) {
 	if out := c.must("logs", "--dyno", "web.1"); !strings.Contains(out, "web.1: ") {
 		t.Errorf("logs said:\n%s", out)
 	}
+	// The driver keeps the dynos' logs: the Nomad agent started no log collector.
+	nomadAgent, err := g.Agent("nomad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kids := childCommands(t, nomadAgent.PID); slices.ContainsFunc(kids, func(c string) bool { return strings.Contains(c, "logmon") }) {
+		t.Errorf("the Nomad agent runs a log collector for dynos: its processes are %q", kids)
+	}
 
 	if code, out, errOut := c.run("run", "--", "echo one-off $DYNO in $(pwd); exit 7"); code != 7 || !regexp.MustCompile(`one-off run\.\d{4} in /app`).MatchString(out) {
 		t.Errorf("run: exit %d, stdout %q, stderr %q; want exit 7 and the one-off's output", code, out, errOut)
@@ -279,4 +289,18 @@ func TestAppLifecycle(t *testing.T) {
 	if code, _, _ := c.run("ps"); code == 0 {
 		t.Error("ps of a destroyed app succeeded")
 	}
+}
+
+// childCommands are the command lines of pid's child processes.
+func childCommands(t *testing.T, pid int) []string {
+	t.Helper()
+	var cmds []string
+	for _, kid := range testutil.ReadProcesses().Children(pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", kid))
+		if err != nil {
+			continue // it ended
+		}
+		cmds = append(cmds, strings.Join(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), " "))
+	}
+	return cmds
 }

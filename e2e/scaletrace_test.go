@@ -35,8 +35,7 @@ type dynoSteps struct {
 	// returned.
 	Received, Setup, Started time.Time
 	// Rendered is when the environment template wrote secrets/dyno.env (the file's
-	// modification time), after the task's earlier hooks (logmon, Nomad's log
-	// collector, is the one that takes time).
+	// modification time), after the task's earlier hooks.
 	Rendered time.Time
 	// Answers is when the dyno first answered its health check path, asked directly
 	// every 10 ms; Routed when the router's /status listed it up (polled every 10 ms);
@@ -57,7 +56,7 @@ var scaleSteps = []scaleStep{
 	{"scheduling (evaluation to dyno placed)", func(d *dynoSteps) time.Time { return d.Eval }, func(d *dynoSteps) time.Time { return d.Placed }},
 	{"placed to the client's task runner (Received)", func(d *dynoSteps) time.Time { return d.Placed }, func(d *dynoSteps) time.Time { return d.Received }},
 	{"alloc runner: network namespace, task directory (Task Setup)", func(d *dynoSteps) time.Time { return d.Received }, func(d *dynoSteps) time.Time { return d.Setup }},
-	{"task hooks: log collector (logmon), environment template rendered", func(d *dynoSteps) time.Time { return d.Setup }, func(d *dynoSteps) time.Time { return d.Rendered }},
+	{"task hooks: environment template rendered", func(d *dynoSteps) time.Time { return d.Setup }, func(d *dynoSteps) time.Time { return d.Rendered }},
 	{"driver's StartTask: slug, sandbox (Started)", func(d *dynoSteps) time.Time { return d.Rendered }, func(d *dynoSteps) time.Time { return d.Started }},
 	{"the app's boot, to answering its health check", func(d *dynoSteps) time.Time { return d.Started }, func(d *dynoSteps) time.Time { return d.Answers }},
 	{"answering to routed by the router (its probe, or Consul's check)", func(d *dynoSteps) time.Time { return d.Answers }, func(d *dynoSteps) time.Time { return d.Routed }},

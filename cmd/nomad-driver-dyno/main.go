@@ -5,15 +5,12 @@ import (
 	"os"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/plugins"
-
 	"github.com/dynogrid/dynogrid/driver"
 )
 
 func main() {
 	exitWithClient()
-	plugins.Serve(func(l hclog.Logger) interface{} { return driver.New(l) })
+	driver.Serve()
 }
 
 // exitWithClient ends the plugin soon after the Nomad client that started it dies. An

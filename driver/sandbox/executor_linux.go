@@ -24,6 +24,7 @@ import (
 	"github.com/armon/circbuf"
 	"github.com/hashicorp/consul-template/signals"
 	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/client/logmon"
 	cstructs "github.com/hashicorp/nomad/client/structs"
 	"github.com/hashicorp/nomad/drivers/shared/executor"
 	"github.com/hashicorp/nomad/helper/stats"
@@ -44,6 +45,7 @@ type sandboxExecutor struct {
 
 	command        *executor.ExecCommand
 	container      libcontainer.Container
+	logs           logmon.LogMon
 	userProc       *libcontainer.Process
 	userProcExited chan struct{}
 	exitState      *executor.ProcessState
@@ -84,16 +86,39 @@ func (l *sandboxExecutor) Launch(command *executor.ExecCommand) (*executor.Proce
 		return nil, fmt.Errorf("failed to create container %s: %w", l.opts.ContainerID, err)
 	}
 	l.container = container
+	// From here on a failure undoes what was made; the error that made it fail is the
+	// one to report.
+	fail := func(err error) (*executor.ProcessState, error) {
+		_ = container.Destroy()
+		command.Close()
+		if l.logs != nil {
+			_ = l.logs.Stop()
+		}
+		return nil, err
+	}
 
+	if o := l.opts.Logs; o != nil {
+		// The log collector makes the FIFOs that command.Stdout and Stderr open.
+		l.logs = logmon.NewLogMon(l.logger.Named("logs"))
+		if err := l.logs.Start(&logmon.LogConfig{
+			LogDir:        o.Dir,
+			StdoutLogFile: o.Task + ".stdout",
+			StderrLogFile: o.Task + ".stderr",
+			StdoutFifo:    command.StdoutPath,
+			StderrFifo:    command.StderrPath,
+			MaxFiles:      o.MaxFiles,
+			MaxFileSizeMB: o.MaxFileSizeMB,
+		}); err != nil {
+			return fail(fmt.Errorf("failed to start the dyno's logs: %w", err))
+		}
+	}
 	stdout, err := command.Stdout()
 	if err != nil {
-		_ = container.Destroy() // the error that made it fail is the one to report
-		return nil, err
+		return fail(err)
 	}
 	stderr, err := command.Stderr()
 	if err != nil {
-		_ = container.Destroy() // the error that made it fail is the one to report
-		return nil, err
+		return fail(err)
 	}
 	process := &libcontainer.Process{
 		Args:   append([]string{command.Cmd}, command.Args...),
@@ -107,13 +132,11 @@ func (l *sandboxExecutor) Launch(command *executor.ExecCommand) (*executor.Proce
 	l.userProc = process
 	l.logger.Debug("launching dyno", "command", command.Cmd, "args", strings.Join(command.Args, " "))
 	if err := container.Run(process); err != nil {
-		_ = container.Destroy() // the error that made it fail is the one to report
-		return nil, fmt.Errorf("failed to start the dyno's process: %w", err)
+		return fail(fmt.Errorf("failed to start the dyno's process: %w", err))
 	}
 	pid, err := process.Pid()
 	if err != nil {
-		_ = container.Destroy() // the error that made it fail is the one to report
-		return nil, fmt.Errorf("failed to read the dyno's pid: %w", err)
+		return fail(fmt.Errorf("failed to read the dyno's pid: %w", err))
 	}
 	l.userProcExited = make(chan struct{})
 	go l.wait()
@@ -135,6 +158,7 @@ func (l *sandboxExecutor) Wait(ctx context.Context) (*executor.ProcessState, err
 
 func (l *sandboxExecutor) wait() {
 	defer close(l.userProcExited)
+	defer l.closeOutput()
 	ps, err := l.userProc.Wait()
 	if err != nil {
 		var exitErr *exec.ExitError
@@ -145,7 +169,6 @@ func (l *sandboxExecutor) wait() {
 		}
 		ps = exitErr.ProcessState
 	}
-	l.command.Close()
 	exitCode, signal := 1, 0
 	if status, ok := ps.Sys().(syscall.WaitStatus); ok {
 		exitCode = status.ExitStatus()
@@ -155,6 +178,16 @@ func (l *sandboxExecutor) wait() {
 		}
 	}
 	l.exitState = &executor.ProcessState{Pid: ps.Pid(), ExitCode: exitCode, Signal: signal, Time: time.Now()}
+}
+
+// closeOutput closes the sandbox's ends of the dyno's stdout and stderr. Once every
+// process of the dyno is gone the FIFOs are at their end: the log collector's Stop waits
+// for what is left in them and writes it out.
+func (l *sandboxExecutor) closeOutput() {
+	l.command.Close()
+	if l.logs != nil {
+		_ = l.logs.Stop()
+	}
 }
 
 // Shutdown sends signal to every process of the dyno, waits up to grace for the dyno's

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 )
 
 // Subcommand is the first argument that turns the driver binary into a sandbox process.
@@ -37,6 +38,40 @@ type Options struct {
 	PidsLimit int64 `json:"pids_limit"`
 	// Cwd is the working directory inside the sandbox (/app).
 	Cwd string `json:"cwd"`
+	// Logs says where the sandbox keeps the dyno's stdout and stderr; nil when the task
+	// disabled its logs (Nomad then gives /dev/null as the dyno's stdout and stderr).
+	Logs *Logs `json:"logs,omitempty"`
+}
+
+// Logs are the dyno's log files, which the sandbox writes as Nomad's log collector
+// (logmon) would: <Dir>/<Task>.stdout.N and <Task>.stderr.N, rotated at MaxFileSizeMB
+// and at most MaxFiles of each, read by Nomad's logs API (`nomad alloc logs`, `dyno
+// logs`). The driver declares that it collects its tasks' logs, so Nomad starts no
+// logmon process per dyno.
+type Logs struct {
+	// Dir is the allocation's log directory (alloc/logs).
+	Dir string `json:"dir"`
+	// Task names the files.
+	Task          string `json:"task"`
+	MaxFiles      int    `json:"max_files"`
+	MaxFileSizeMB int    `json:"max_file_size_mb"`
+}
+
+func (l *Logs) validate() error {
+	var errs []error
+	if !filepath.IsAbs(l.Dir) {
+		errs = append(errs, fmt.Errorf("sandbox option logs.dir: %q must be an absolute path", l.Dir))
+	}
+	if l.Task == "" || strings.ContainsAny(l.Task, "/\x00") || l.Task == "." || l.Task == ".." {
+		errs = append(errs, fmt.Errorf("sandbox option logs.task: %q must be a task name, usable as a file name", l.Task))
+	}
+	if l.MaxFiles < 1 {
+		errs = append(errs, fmt.Errorf("sandbox option logs.max_files: %d must be at least 1", l.MaxFiles))
+	}
+	if l.MaxFileSizeMB < 1 {
+		errs = append(errs, fmt.Errorf("sandbox option logs.max_file_size_mb: %d must be at least 1", l.MaxFileSizeMB))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate reports the first field that cannot work.
@@ -55,6 +90,9 @@ func (o Options) Validate() error {
 	}
 	if o.PidsLimit < 1 {
 		errs = append(errs, fmt.Errorf("sandbox option pids_limit: %d must be at least 1", o.PidsLimit))
+	}
+	if o.Logs != nil {
+		errs = append(errs, o.Logs.validate())
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,16 @@ type Agent struct {
 	Log  string `json:"log"`
 }
 
+// Agent is the grid's agent called name ("consul", "nomad", "router", ...).
+func (g *Grid) Agent(name string) (Agent, error) {
+	for _, a := range g.Agents {
+		if a.Name == name {
+			return a, nil
+		}
+	}
+	return Agent{}, fmt.Errorf("the grid runs no agent %s", name)
+}
+
 // ErrRunning means a grid already runs in the data directory.
 var ErrRunning = errors.New("a grid is already running")
 

@@ -62,10 +62,14 @@ func MachineCPU() (time.Duration, error) {
 // own and that of its children that ended and were waited for.
 type Processes map[int]ProcessCPU
 
-// ProcessCPU is one process's name and CPU time.
+// ProcessCPU is one process's name, parent, start and CPU time.
 type ProcessCPU struct {
 	Name string
-	CPU  time.Duration
+	PPid int
+	// Start is when the process started, in clock ticks after boot: with the pid it
+	// names one process, whose name may change (a kernel worker's names its work).
+	Start int64
+	CPU   time.Duration
 }
 
 // ReadProcesses reads every process's CPU time (in steps of USER_HZ, 10 ms).
@@ -91,29 +95,50 @@ func ReadProcesses() Processes {
 		if len(f) < 15 {
 			continue
 		}
+		if len(f) < 20 {
+			continue
+		}
 		var ticks int64
 		for _, v := range f[11:15] {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			ticks += n
 		}
-		out[pid] = ProcessCPU{Name: s[open+1 : end], CPU: time.Duration(ticks) * 10 * time.Millisecond}
+		ppid, _ := strconv.Atoi(f[1])
+		start, _ := strconv.ParseInt(f[19], 10, 64)
+		out[pid] = ProcessCPU{Name: s[open+1 : end], PPid: ppid, Start: start, CPU: time.Duration(ticks) * 10 * time.Millisecond}
 	}
 	return out
 }
 
 // CPUByName is the CPU time processes spent from before to after, by process name: of
 // processes in both, what they added; of new ones, all of theirs. A process that started
-// and ended between the two counts for its parent, once waited for.
+// and ended between the two counts for its parent, once waited for. Kernel workers
+// count as one name, "kworker".
 func CPUByName(before, after Processes) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for pid, a := range after {
 		d := a.CPU
-		if b, ok := before[pid]; ok && b.Name == a.Name {
+		if b, ok := before[pid]; ok && b.Start == a.Start {
 			d -= b.CPU
 		}
+		name := a.Name
+		if strings.HasPrefix(name, "kworker/") {
+			name = "kworker"
+		}
 		if d > 0 {
-			out[a.Name] += d
+			out[name] += d
 		}
 	}
 	return out
+}
+
+// Children are the pids of pid's child processes.
+func (p Processes) Children(pid int) []int {
+	var kids []int
+	for k, c := range p {
+		if c.PPid == pid {
+			kids = append(kids, k)
+		}
+	}
+	return kids
 }

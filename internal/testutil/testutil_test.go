@@ -3,7 +3,9 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,27 @@ func TestE2ESkipsUnlessAskedAndFailsOnAMissingNeed(t *testing.T) {
 	r = (&recorder{TB: t}).run(func(tb testing.TB) { E2E(tb, "starts agents") })
 	if !strings.Contains(r.fatal, `DYNO_E2E="yes"`) {
 		t.Fatalf("DYNO_E2E=yes: fatal %q; want it refused", r.fatal)
+	}
+}
+
+// A process is the same one while its pid and start are: a kernel worker that names its
+// work anew counts only what it added, and a new process under an old pid all of its.
+func TestCPUByNameFollowsAProcessNotItsName(t *testing.T) {
+	before := Processes{
+		10: {Name: "kworker/u8:2-events_unbound", Start: 5, CPU: 900 * time.Millisecond},
+		11: {Name: "thin", Start: 7, CPU: 300 * time.Millisecond},
+	}
+	after := Processes{
+		10: {Name: "kworker/u8:2-kvfree_rcu_reclaim", Start: 5, CPU: 950 * time.Millisecond},
+		11: {Name: "thin", Start: 90, CPU: 200 * time.Millisecond},
+		12: {Name: "nomad", PPid: 1, Start: 91, CPU: 40 * time.Millisecond},
+	}
+	got := CPUByName(before, after)
+	want := map[string]time.Duration{"kworker": 50 * time.Millisecond, "thin": 200 * time.Millisecond, "nomad": 40 * time.Millisecond}
+	if !maps.Equal(got, want) {
+		t.Fatalf("CPUByName = %v, want %v", got, want)
+	}
+	if kids := after.Children(1); !slices.Equal(kids, []int{12}) {
+		t.Fatalf("Children(1) = %v, want [12]", kids)
 	}
 }
