@@ -26,11 +26,16 @@ import (
 // in the same run, on the host, outside any dyno. BENCH_ROUNDS rounds (default 3);
 // medians over rounds are printed. BENCH_NOMAD_LOG=FILE runs Nomad at log level TRACE
 // and keeps its log in FILE: its alloc and task runners log each hook's duration.
+// BENCH_PROFILE=DIR keeps CPU profiles of each web=1->10 scale in DIR (see
+// startScaleProfile).
 func BenchmarkScaleOut(b *testing.B) {
-	traceLog := os.Getenv("BENCH_NOMAD_LOG")
+	traceLog, profileDir := os.Getenv("BENCH_NOMAD_LOG"), os.Getenv("BENCH_PROFILE")
 	g := harness.Grid(b, harness.WithRouter(b), func(o *devgrid.Options) {
 		if traceLog != "" {
-			o.ExtraNomadConfig = `log_level = "TRACE"`
+			o.ExtraNomadConfig += "log_level = \"TRACE\"\n"
+		}
+		if profileDir != "" {
+			o.ExtraNomadConfig += "enable_debug = true\n"
 		}
 	})
 	if traceLog != "" {
@@ -46,9 +51,14 @@ func BenchmarkScaleOut(b *testing.B) {
 
 	sizes := []int{2, 10}
 	traces := map[int][]*scaleTrace{}
-	for range b.N * scaleRounds() {
+	for round := range b.N * scaleRounds() {
 		for _, to := range sizes {
-			traces[to] = append(traces[to], traceScale(b, g, c, "scale", 1, to))
+			routed, stop := func() {}, func() {}
+			if profileDir != "" && to == sizes[len(sizes)-1] {
+				routed, stop = startScaleProfile(b, g, profileDir, fmt.Sprintf("scale%d-round%d", to, round+1))
+			}
+			traces[to] = append(traces[to], traceScale(b, g, c, "scale", 1, to, routed))
+			stop()
 			c.must("ps:scale", "web=1")
 			waitFormation(b, g, "scale", 1)
 		}

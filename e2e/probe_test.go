@@ -71,7 +71,7 @@ func TestRoutedBeforeConsulsFirstCheck(t *testing.T) {
 	})
 	waitFormation(t, g, app, 1)
 
-	tr := traceScale(t, g, c, app, 1, 3)
+	tr := traceScale(t, g, c, app, 1, 3, nil)
 	early := 0
 	for _, d := range tr.Dynos {
 		toRouted, routedBefore := d.Routed.Sub(d.Answers), d.Passing.Sub(d.Routed)

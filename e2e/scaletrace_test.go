@@ -80,9 +80,10 @@ type scaleTrace struct {
 
 // traceScale runs `dyno ps:scale web=<to>` on app, which runs from web dynos, all
 // routed, and follows each new dyno until the router routes every one, within a
-// deadline. It reads the steps from Nomad's allocations, evaluations and task events,
-// the rendered template's file, the dynos themselves, Consul and the router's /status.
-func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to int) *scaleTrace {
+// deadline; it then calls allRouted, unless nil. It reads the steps from Nomad's
+// allocations, evaluations and task events, the rendered template's file, the dynos
+// themselves, Consul and the router's /status.
+func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to int, allRouted func()) *scaleTrace {
 	tb.Helper()
 	nomad := appNomad(tb, g, app)
 	consul, err := g.ConsulClient()
@@ -130,6 +131,9 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 				mu.Unlock()
 				if n >= to-from {
 					cpuEnd, procEnd = machineCPU(tb), testutil.ReadProcesses()
+					if allRouted != nil {
+						allRouted()
+					}
 					return
 				}
 			}
