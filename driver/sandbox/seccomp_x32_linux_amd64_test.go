@@ -1,0 +1,77 @@
+//go:build linux && cgo && seccomp
+
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	lseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
+	"github.com/shoenig/test/must"
+	"golang.org/x/sys/unix"
+)
+
+// x32SyscallBit marks a system call of the x32 ABI, made on x86-64 with x86-64's
+// architecture in the filter's view.
+const x32SyscallBit = 0x40000000
+
+// TestSeccompFilter_KillsX32Calls loads the dyno's filter in a child process, as
+// TestSeccompFilter_Kernel does, and makes getpid through the x32 ABI, an architecture
+// the filter does not list: the call never returns (the filter kills the thread that
+// made it), while a native getpid in the same process does.
+func TestSeccompFilter_KillsX32Calls(t *testing.T) {
+	if os.Getenv("DYNO_SECCOMP_X32") == "1" {
+		x32Child()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSeccompFilter_KillsX32Calls$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "DYNO_SECCOMP_X32=1")
+	out, err := cmd.CombinedOutput()
+	must.NoError(t, err, must.Sprintf("%s", out))
+	must.StrContains(t, string(out), "native getpid ok\n")
+	must.StrContains(t, string(out), "x32 getpid did not return\n")
+}
+
+func x32Child() {
+	fail := func(err error) {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	result := make(chan string, 1)
+	go func() {
+		// The filter applies to this thread only: the test's main thread goes on.
+		runtime.LockOSThread()
+		f, err := seccompProfile()
+		if err != nil {
+			fail(err)
+		}
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			fail(fmt.Errorf("failed to set no_new_privs: %w", err))
+		}
+		if _, err := lseccomp.InitSeccomp(f); err != nil {
+			fail(err)
+		}
+		if pid, _, e := unix.RawSyscall(unix.SYS_GETPID, 0, 0, 0); e != 0 || int(pid) != os.Getpid() {
+			fail(fmt.Errorf("native getpid under the filter: %d, %v", pid, e))
+		}
+		fmt.Println("native getpid ok")
+		_, _, e := unix.RawSyscall(x32SyscallBit|unix.SYS_GETPID, 0, 0, 0)
+		result <- strings.ToLower(unix.ErrnoName(e))
+	}()
+	// A call that returns does so at once; the thread killed never sends.
+	select {
+	case r := <-result:
+		fmt.Println("x32 getpid returned", r)
+	case <-time.After(2 * time.Second):
+		fmt.Println("x32 getpid did not return")
+	}
+	os.Exit(0)
+}
