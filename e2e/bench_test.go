@@ -18,12 +18,17 @@ import (
 	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
+// sizes10 is the larger scale of BenchmarkScaleOut: web=1 to 10.
+const sizes10 = 10
+
 // BenchmarkScaleOut measures where the time of `dyno ps:scale` goes, step by step, for
 // web=1 to 2 and web=1 to 10 shared dynos of the example Thin app on one machine, and
 // checks the figures against the targets (issue 17): the first new dyno routed within
 // 1 s plus the app's own boot time, and all new dynos within 1 s plus the app's boot
 // CPU time times their number, divided by the cores. The app's own boot is measured
-// in the same run, on the host, outside any dyno. BENCH_ROUNDS rounds (default 3);
+// in the same run, on the host, outside any dyno. Each round also times one web=1 to 10
+// untraced (timeScale), and each scale waits for the machine to be idle first (the
+// tear-down of the round before). BENCH_ROUNDS rounds (default 3);
 // medians over rounds are printed. BENCH_NOMAD_LOG=FILE runs Nomad at log level TRACE
 // and keeps its log in FILE: its alloc and task runners log each hook's duration.
 // BENCH_PROFILE=DIR keeps CPU profiles of each web=1->10 scale in DIR (see
@@ -48,11 +53,14 @@ func BenchmarkScaleOut(b *testing.B) {
 	waitFormation(b, g, "scale", 1)
 	machine := testutil.MachineState()
 	boot := measureAppBoot(b, dir, 3)
+	nine := bootAtOnce(b, dir, sizes10-1)
 
-	sizes := []int{2, 10}
+	sizes := []int{2, sizes10}
 	traces := map[int][]*scaleTrace{}
+	var untraced, untracedCPU []time.Duration
 	for round := range b.N * scaleRounds() {
 		for _, to := range sizes {
+			waitQuiet(b)
 			routed, stop := func() {}, func() {}
 			if profileDir != "" && to == sizes[len(sizes)-1] {
 				routed, stop = startScaleProfile(b, g, profileDir, fmt.Sprintf("scale%d-round%d", to, round+1))
@@ -62,6 +70,11 @@ func BenchmarkScaleOut(b *testing.B) {
 			c.must("ps:scale", "web=1")
 			waitFormation(b, g, "scale", 1)
 		}
+		waitQuiet(b)
+		d, cpu := timeScale(b, g, c, "scale", 1, sizes[len(sizes)-1])
+		untraced, untracedCPU = append(untraced, d), append(untracedCPU, cpu)
+		c.must("ps:scale", "web=1")
+		waitFormation(b, g, "scale", 1)
 	}
 
 	var out strings.Builder
@@ -85,6 +98,11 @@ func BenchmarkScaleOut(b *testing.B) {
 	allTarget := time.Second + boot.CPU*time.Duration(added)/time.Duration(runtime.NumCPU())
 	fmt.Fprintf(&out, "all %d new dynos routed: %s; target 1 s + boot CPU %s x %d / %d cores = %s: %s\n",
 		added, ms(all), ms(boot.CPU), added, runtime.NumCPU(), ms(allTarget), met(all <= allTarget))
+	fmt.Fprintf(&out, "%d boots of the app at once on the host, outside any dyno: the last answered after %s, %s CPU in all\n",
+		added, ms(nine.Wall), ms(nine.CPU))
+	allUntraced := median(untraced)
+	fmt.Fprintf(&out, "all %d new dynos routed, untraced (only the router's /status watched; %s): %s; target %s: %s; machine CPU %s\n",
+		added, msList(untraced), ms(allUntraced), ms(allTarget), met(allUntraced <= allTarget), ms(median(untracedCPU)))
 	cpu := median(collect(traces[10], func(t *scaleTrace) time.Duration { return t.MachineCPU }))
 	fmt.Fprintf(&out, "CPU the machine spent from ps:scale web=10 to the last new dyno routed (median): %s on %d cores, of which %d boots of the app take %s on the host\n",
 		ms(cpu), runtime.NumCPU(), added, ms(boot.CPU*time.Duration(added)))
@@ -93,6 +111,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	fmt.Print("\n" + out.String())
 	b.ReportMetric(first.Seconds(), "first-routed-s")
 	b.ReportMetric(all.Seconds(), "all10-routed-s")
+	b.ReportMetric(allUntraced.Seconds(), "all10-routed-untraced-s")
 	b.ReportMetric(boot.Wall.Seconds(), "app-boot-s")
 	b.ReportMetric(boot.CPU.Seconds(), "app-boot-cpu-s")
 }
@@ -203,6 +222,15 @@ func collect(traces []*scaleTrace, f func(*scaleTrace) time.Duration) []time.Dur
 func returned(t *scaleTrace) time.Duration { return t.Returned }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// msList is ds in ms, "a, b, c".
+func msList(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = ms(d)
+	}
+	return strings.Join(s, ", ")
+}
 
 func met(ok bool) string {
 	if ok {
