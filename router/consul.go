@@ -12,6 +12,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 )
 
 // The routing contract in Consul (docs/design.md, "Web dynos in Consul"): each web dyno
@@ -117,7 +119,7 @@ func newWatcher(r *Router) (*watcher, error) {
 	if r.cfg.ConsulToken != "" {
 		cfg.Token = r.cfg.ConsulToken
 	}
-	c, err := consulapi.NewClient(cfg)
+	c, err := agentapi.NewConsul(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a Consul client for %s: %w", r.cfg.ConsulAddr, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 )
 
 // The router reads Nomad, when it has Nomad's address, for two things: which apps exist,
@@ -20,7 +22,7 @@ func newNomadClient(cfg Config) (*nomadapi.Client, error) {
 		c.Address = "http://" + c.Address
 	}
 	c.SecretID = cfg.NomadToken
-	n, err := nomadapi.NewClient(c)
+	n, err := agentapi.NewNomad(c)
 	if err != nil {
 		return nil, fmt.Errorf("invalid nomad address %q: %w", cfg.NomadAddr, err)
 	}

@@ -19,6 +19,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 	mcli "github.com/mitchellh/cli"
 
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/internal/appspec"
 	"github.com/dynogrid/dynogrid/internal/deploy"
@@ -130,7 +131,7 @@ func (m *meta) nomad(app string) (*nomadapi.Client, error) {
 	if app != "" {
 		cfg.Namespace = tenancy.Namespace(app)
 	}
-	c, err := nomadapi.NewClient(cfg)
+	c, err := agentapi.NewNomad(cfg)
 	if err == nil {
 		m.clients.add(c)
 	}

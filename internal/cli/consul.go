@@ -7,6 +7,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/policies"
 )
@@ -46,7 +47,7 @@ func (f consulFlags) client(nomad *nomadapi.Client) *consulapi.Client {
 		// The router's token reads services and nodes, and nothing else.
 		cfg.Token = localToken(g, func(t *devgrid.Tokens) string { return t.Consul[policies.ConsulRouter] })
 	}
-	c, err := consulapi.NewClient(cfg)
+	c, err := agentapi.NewConsul(cfg)
 	if err != nil {
 		return nil
 	}

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 	"github.com/dynogrid/dynogrid/internal/devgrid"
 	"github.com/dynogrid/dynogrid/internal/meter"
 	"github.com/dynogrid/dynogrid/policies"
-	consulapi "github.com/hashicorp/consul/api"
 )
 
 type usageCommand struct{ meta }
@@ -74,7 +76,7 @@ func (c *usageCommand) Run(args []string) int {
 	if g := localGrid(); cfg.Token == "" && g != nil && cfg.Address == g.Options.ConsulAddr() {
 		cfg.Token = localToken(g, func(t *devgrid.Tokens) string { return t.Consul[policies.ConsulUsage] })
 	}
-	consul, err := consulapi.NewClient(cfg)
+	consul, err := agentapi.NewConsul(cfg)
 	if err != nil {
 		return c.fail(fmt.Errorf("failed to configure consul client: %w", err))
 	}

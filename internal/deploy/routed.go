@@ -41,7 +41,7 @@ func (d *Deployer) waitRouted(ctx context.Context, app, evalID string, modifyInd
 		if passing == len(allocs) {
 			return true, nil
 		}
-		if failed, err := d.anyFailed(ctx, allocs); err != nil || failed {
+		if failed, err := d.anyFailed(ctx, app, allocs); err != nil || failed {
 			return false, err
 		}
 	}
@@ -97,12 +97,21 @@ func passes(entries []*consulapi.ServiceEntry, allocID string) bool {
 	return false
 }
 
-// anyFailed says whether a dyno of allocs failed or stopped on its own.
-func (d *Deployer) anyFailed(ctx context.Context, allocs []string) (bool, error) {
+// anyFailed says whether a dyno of allocs, allocations of app's job, failed or stopped
+// on its own. One read of the job's allocations answers for all of them.
+func (d *Deployer) anyFailed(ctx context.Context, app string, allocs []string) (bool, error) {
+	stubs, _, err := d.Nomad.Jobs().Allocations(app, false, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("failed to follow the dynos of %s: %w", app, err)
+	}
+	byID := make(map[string]*nomadapi.AllocationListStub, len(stubs))
+	for _, a := range stubs {
+		byID[a.ID] = a
+	}
 	for _, id := range allocs {
-		a, _, err := d.Nomad.Allocations().Info(id, (&nomadapi.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return false, fmt.Errorf("failed to follow dyno %s: %w", id, err)
+		a, ok := byID[id]
+		if !ok {
+			return false, fmt.Errorf("failed to follow dyno %s: Nomad no longer has it", id)
 		}
 		if a.ClientStatus == nomadapi.AllocClientStatusFailed || a.ClientStatus == nomadapi.AllocClientStatusComplete ||
 			a.ClientStatus == nomadapi.AllocClientStatusLost {

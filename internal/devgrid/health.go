@@ -9,6 +9,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 )
 
 // ConsulClient returns an API client for the grid's Consul agent with its management
@@ -26,14 +28,14 @@ func (g *Grid) consulClientWith(token string) (*consulapi.Client, error) {
 	cfg := consulapi.DefaultConfig()
 	cfg.Address = g.Options.ConsulAddr()
 	cfg.Token = token
-	return consulapi.NewClient(cfg)
+	return agentapi.NewConsul(cfg)
 }
 
 func (g *Grid) nomadClientWith(token string) (*nomadapi.Client, error) {
 	cfg := nomadapi.DefaultConfig()
 	cfg.Address = "http://" + g.Options.NomadAddr()
 	cfg.SecretID = token
-	return nomadapi.NewClient(cfg)
+	return agentapi.NewNomad(cfg)
 }
 
 // consulLeader wants Consul to have elected a leader, which needs no token.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/dynogrid/dynogrid/internal/agentapi"
 	"github.com/dynogrid/dynogrid/internal/apierr"
 	"github.com/dynogrid/dynogrid/plugins/addon"
 )
@@ -45,7 +46,7 @@ func (a *Addon) Configure(_ context.Context, c addon.Config) error {
 	if err != nil {
 		return err
 	}
-	client, err := api.NewClient(&api.Config{Address: cfg.nomadAddr, SecretID: cfg.nomadToken, Namespace: cfg.namespace, Region: cfg.region, TLSConfig: cfg.tls})
+	client, err := agentapi.NewNomad(&api.Config{Address: cfg.nomadAddr, SecretID: cfg.nomadToken, Namespace: cfg.namespace, Region: cfg.region, TLSConfig: cfg.tls})
 	if err != nil {
 		return fmt.Errorf("failed to make a Nomad client for %s: %w", cfg.nomadAddr, err)
 	}
