@@ -208,6 +208,11 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 			return fmt.Errorf("failed to remove the dyno's tmp and log: %w", err)
 		}
 	}
+	if !h.state.OwnLogs {
+		if n := stopNomadLogCollector(h.state.TaskConfig); n > 0 {
+			h.logger.Info("stopped the log collector Nomad ran for a dyno of an earlier driver", "processes", n)
+		}
+	}
 	d.tasks.Delete(taskID)
 	if h.state.NetworkAttached {
 		// What stays is replaced when its host port or address is given again.

@@ -28,6 +28,10 @@ type taskState struct {
 	// NetworkAttached: the driver put the allocation's network namespace on the bridge
 	// (dynonet), and takes it off when the dyno is destroyed.
 	NetworkAttached bool
+	// OwnLogs: the driver keeps the dyno's logs (its sandbox writes them). A dyno
+	// started by an earlier version of the driver has a log collector of Nomad's, which
+	// DestroyTask stops (stopNomadLogCollector).
+	OwnLogs bool
 }
 
 // taskHandle is one running dyno.

@@ -240,6 +240,7 @@ func (d *Driver) track(cfg *drivers.TaskConfig, logger hclog.Logger, exec execut
 		Cpuset:          opts.Cpuset,
 		PrivateDir:      private,
 		NetworkAttached: networkAttached,
+		OwnLogs:         true,
 	}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
