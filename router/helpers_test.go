@@ -189,9 +189,32 @@ func newBackend(t *testing.T, h http.HandlerFunc) *backend {
 		}
 	}
 	b.srv.Start()
-	t.Cleanup(b.srv.Close)
+	t.Cleanup(b.close)
 	return b
 }
+
+// close stops the backend at the end of its test. After a failure, a request may wait
+// for a release the test never gave: its connection is cut (a handler that watches its
+// request's context returns), and one still running after backendCloseWait is left
+// running and reported, so that the test ends with its failure rather than hanging.
+func (b *backend) close() {
+	if b.t.Failed() {
+		b.srv.CloseClientConnections()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.srv.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(backendCloseWait):
+		b.t.Errorf("backend %s still serves a request %s after its test; left running", b.srv.Listener.Addr(), backendCloseWait)
+	}
+}
+
+// backendCloseWait bounds how long a test's end waits for its backend's requests.
+const backendCloseWait = 15 * time.Second
 
 func (b *backend) instance(name string) Instance {
 	host, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
