@@ -112,6 +112,7 @@ type backend struct {
 	conns    atomic.Int32
 	handler  http.HandlerFunc
 	ended    sync.Map // requests counted out by closeHijacked
+	holding  sync.Map // *http.Request -> what the dyno holds, for the report of two at once
 }
 
 // forwardApp makes tr a cluster member whose peer "peer", at addr, owns every dyno of
@@ -149,21 +150,31 @@ func recordingBackend(t *testing.T) (b *backend, seen func() []string) {
 // frees the dyno the moment it sees the close, and may send the next request at once.
 func (b *backend) closeHijacked(r *http.Request, c net.Conn) {
 	b.ended.Store(r, true)
+	b.holding.Delete(r)
 	b.inflight.Add(-1)
 	c.Close()
+}
+
+// describe names a request a backend holds: its method, path, client and User-Agent.
+func describe(r *http.Request) string {
+	return r.Method + " " + r.URL.Path + " from " + r.RemoteAddr + " (" + r.UserAgent() + ")"
 }
 
 func newBackend(t *testing.T, h http.HandlerFunc) *backend {
 	t.Helper()
 	b := &backend{t: t, handler: h}
 	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.holding.Store(r, describe(r))
 		if n := b.inflight.Add(1); n > 1 {
-			t.Errorf("backend %s holds %d requests at once", b.srv.Listener.Addr(), n)
+			var held []string
+			b.holding.Range(func(_, v any) bool { held = append(held, v.(string)); return true })
+			t.Errorf("backend %s holds %d requests at once: %s", b.srv.Listener.Addr(), n, strings.Join(held, "; "))
 		}
 		defer func() {
 			if _, early := b.ended.LoadAndDelete(r); !early {
 				b.inflight.Add(-1)
 			}
+			b.holding.Delete(r)
 		}()
 		b.served.Add(1)
 		if b.handler != nil {
@@ -178,9 +189,32 @@ func newBackend(t *testing.T, h http.HandlerFunc) *backend {
 		}
 	}
 	b.srv.Start()
-	t.Cleanup(b.srv.Close)
+	t.Cleanup(b.close)
 	return b
 }
+
+// close stops the backend at the end of its test. After a failure, a request may wait
+// for a release the test never gave: its connection is cut (a handler that watches its
+// request's context returns), and one still running after backendCloseWait is left
+// running and reported, so that the test ends with its failure rather than hanging.
+func (b *backend) close() {
+	if b.t.Failed() {
+		b.srv.CloseClientConnections()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.srv.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(backendCloseWait):
+		b.t.Errorf("backend %s still serves a request %s after its test; left running", b.srv.Listener.Addr(), backendCloseWait)
+	}
+}
+
+// backendCloseWait bounds how long a test's end waits for its backend's requests.
+const backendCloseWait = 15 * time.Second
 
 func (b *backend) instance(name string) Instance {
 	host, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
