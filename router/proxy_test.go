@@ -479,9 +479,7 @@ func rawInstance(addr, name string) Instance {
 func TestRedispatchWhenRefused(t *testing.T) {
 	t.Parallel()
 	// A port with nothing listening: connections are refused.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := refusingAddr(t)
 	b := newBackend(t, nil)
 	tr := startRouter(t, func(c *Config) { c.DownBackoff = time.Hour; c.MaxDownBackoff = time.Hour })
 	tr.SetApp("r", []Instance{b.instance("web.2"), rawInstance(dead, "web.1")})

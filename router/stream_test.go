@@ -239,9 +239,7 @@ func TestClientGoneMidResponseKeepsDynoBusyUntilItEnds(t *testing.T) {
 
 func TestRedispatchKeepsAStreamedBody(t *testing.T) {
 	t.Parallel()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := refusingAddr(t)
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
