@@ -127,6 +127,8 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	task.Env = map[string]string{"HOME": "/app"}
 	task.Meta = map[string]string{MetaRelease: release}
 	task.Templates = []*nomadapi.Template{envTemplate(p.Name, r.EnvPath)}
+	// The dyno driver keeps a dyno's log files by its own settings (log_max_files,
+	// log_max_file_size_mb: 5 of 10 MB by default); this tells Nomad the disk they take.
 	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(5), MaxFileSizeMB: ptr(10)}
 
 	if p.Name == "web" {
