@@ -134,6 +134,13 @@ func withDefault(name, typ string, value any) *hclspec.Spec {
 	return hclspec.NewDefault(hclspec.NewAttr(name, typ, false), hclspec.NewLiteral(string(lit)))
 }
 
+// maxLogFiles and maxLogFileSizeMB bound a dyno's log files: 100 GiB of each of stdout
+// and stderr at most.
+const (
+	maxLogFiles      = 100
+	maxLogFileSizeMB = 1024
+)
+
 var cgroupNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
 
 func (c *Config) validate() error {
@@ -155,11 +162,11 @@ func (c *Config) validate() error {
 	if c.PidsLimit < 1 {
 		errs = append(errs, fmt.Errorf("pids_limit: %d must be at least 1", c.PidsLimit))
 	}
-	if c.LogMaxFiles < 1 {
-		errs = append(errs, fmt.Errorf("log_max_files: %d must be at least 1", c.LogMaxFiles))
+	if c.LogMaxFiles < 1 || c.LogMaxFiles > maxLogFiles {
+		errs = append(errs, fmt.Errorf("log_max_files: %d must be from 1 to %d", c.LogMaxFiles, maxLogFiles))
 	}
-	if c.LogMaxFileSizeMB < 1 {
-		errs = append(errs, fmt.Errorf("log_max_file_size_mb: %d must be at least 1", c.LogMaxFileSizeMB))
+	if c.LogMaxFileSizeMB < 1 || c.LogMaxFileSizeMB > maxLogFileSizeMB {
+		errs = append(errs, fmt.Errorf("log_max_file_size_mb: %d must be from 1 to %d", c.LogMaxFileSizeMB, maxLogFileSizeMB))
 	}
 	if !cgroupNameRE.MatchString(c.CgroupParent) || strings.Contains(c.CgroupParent, "..") {
 		errs = append(errs, fmt.Errorf("cgroup_parent: %q must be a relative cgroup name like \"dynogrid\"", c.CgroupParent))

@@ -193,6 +193,11 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	if h.IsRunning() && !force {
 		return errors.New("cannot destroy a running dyno without force")
 	}
+	if !h.state.OwnLogs {
+		if n := stopNomadLogCollector(h.state.TaskConfig); n > 0 {
+			h.logger.Info("stopped the log collector Nomad ran for a dyno of an earlier driver", "processes", n)
+		}
+	}
 	if !h.pluginClient.Exited() {
 		if err := h.exec.Shutdown("", 0); err != nil {
 			h.logger.Warn("sandbox failed to shut down; killing its cgroup", "error", err)
@@ -206,11 +211,6 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	if h.state.PrivateDir != "" {
 		if err := os.RemoveAll(h.state.PrivateDir); err != nil {
 			return fmt.Errorf("failed to remove the dyno's tmp and log: %w", err)
-		}
-	}
-	if !h.state.OwnLogs {
-		if n := stopNomadLogCollector(h.state.TaskConfig); n > 0 {
-			h.logger.Info("stopped the log collector Nomad ran for a dyno of an earlier driver", "processes", n)
 		}
 	}
 	d.tasks.Delete(taskID)

@@ -30,7 +30,7 @@ type taskState struct {
 	NetworkAttached bool
 	// OwnLogs: the driver keeps the dyno's logs (its sandbox writes them). A dyno
 	// started by an earlier version of the driver has a log collector of Nomad's, which
-	// DestroyTask stops (stopNomadLogCollector).
+	// DestroyTask, or the next start of the task, stops (stopNomadLogCollector).
 	OwnLogs bool
 }
 

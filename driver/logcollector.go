@@ -13,9 +13,10 @@ import (
 // stopNomadLogCollector kills the log collector (`nomad logmon`) that the Nomad client
 // started for a dyno of an earlier version of the driver, which left the dyno's logs to
 // Nomad. The driver now declares that it keeps dynos' logs, so the client no longer
-// stops that process when the dyno ends, and it would stay on the host for good. It is
-// the process that holds the task's stdout or stderr FIFO open and runs logmon; it
-// returns how many it killed.
+// stops that process when the dyno ends: it would stay on the host for good, and read
+// the FIFO of the task's next start, beside its sandbox. It is the process that runs
+// `nomad logmon` and holds the task's stdout or stderr FIFO open; it returns how many it
+// killed.
 func stopNomadLogCollector(cfg *drivers.TaskConfig) int {
 	fifos := map[string]bool{}
 	for _, p := range []string{cfg.StdoutPath, cfg.StderrPath} {
@@ -34,7 +35,7 @@ func stopNomadLogCollector(cfg *drivers.TaskConfig) int {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte("logmon")) {
+		if err != nil || !isNomadLogmon(cmdline) {
 			continue
 		}
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
@@ -42,6 +43,13 @@ func stopNomadLogCollector(cfg *drivers.TaskConfig) int {
 		}
 	}
 	return killed
+}
+
+// isNomadLogmon says whether cmdline (NUL-separated arguments) is Nomad's log
+// collector: `nomad logmon`.
+func isNomadLogmon(cmdline []byte) bool {
+	args := bytes.Split(cmdline, []byte{0})
+	return len(args) >= 2 && filepath.Base(string(args[0])) == "nomad" && string(args[1]) == "logmon"
 }
 
 // holdsAny says whether the process at proc (/proc/<pid>) has one of paths open.

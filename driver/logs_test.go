@@ -23,7 +23,7 @@ import (
 
 // The sandbox writes the dyno's output into the files Nomad's logs API reads, and Nomad
 // is told to start no log collector of its own: through the plugin's gRPC server too,
-// whose answer leaves the capability out by itself.
+// whose answer leaves the capability out by itself (and the refusal of mounts).
 func TestLogs_DriverCollectsThem(t *testing.T) {
 	t.Parallel()
 	must.True(t, capabilities.DisableLogCollection)
@@ -41,6 +41,7 @@ func TestLogs_DriverCollectsThem(t *testing.T) {
 	resp, err := proto.NewDriverClient(conn).Capabilities(context.Background(), &proto.CapabilitiesRequest{})
 	must.NoError(t, err)
 	must.True(t, resp.Capabilities.DisableLogCollection)
+	must.Eq(t, proto.DriverCapabilities_NO_MOUNTS, resp.Capabilities.MountConfigs)
 }
 
 // What a dyno writes just before it exits is in its files once WaitTask reports the exit:

@@ -13,9 +13,11 @@ import (
 
 // Serve serves the driver to the Nomad client that started this process, as Nomad's
 // plugins.Serve does, with one difference: the driver's answer to Capabilities carries
-// DisableLogCollection. Nomad v1.6.3's plugin server leaves that field out of the
-// answer (its client reads it), and without it the client would start a log collector
-// process (logmon) for every dyno, beside the sandbox that collects the dyno's logs.
+// DisableLogCollection and MountConfigs. Nomad v1.6.3's plugin server leaves both out of
+// the answer (its client reads them). Without the first the client would start a log
+// collector process (logmon) for every dyno, beside the sandbox that collects the
+// dyno's logs; without the second it would take "any mounts" and silently drop a task's
+// volume_mount blocks instead of refusing them.
 func Serve() {
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, JSONFormat: true})
 	d := New(logger)
@@ -38,6 +40,7 @@ func completeCapabilities(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 	resp, err := handler(ctx, req)
 	if r, ok := resp.(*proto.CapabilitiesResponse); ok && r.Capabilities != nil {
 		r.Capabilities.DisableLogCollection = capabilities.DisableLogCollection
+		r.Capabilities.MountConfigs = proto.DriverCapabilities_MountConfigs(capabilities.MountConfigs)
 	}
 	return resp, err
 }

@@ -168,7 +168,8 @@ var errHostNetwork = errors.New(`network: the dyno's task group shares the host'
 	`a dyno runs in a network namespace of its own: give the group network { mode = "none" } (plugin config allow_host_network = true lets dynos share the host's network)`)
 
 // sandboxOptions are the bounds and places of the dyno's sandbox. It clears what an
-// earlier run of the same task (a restart) left: its cgroup and libcontainer's state.
+// earlier run of the same task (a restart) left: its cgroup, libcontainer's state, and
+// an earlier driver's log collector.
 func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus string) (sandbox.Options, error) {
 	pids := d.config.PidsLimit
 	if tc.PidsLimit > 0 {
@@ -181,6 +182,12 @@ func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus str
 	base := filepath.Join(cfg.TaskDir().Dir, "dyno")
 	if err := os.RemoveAll(filepath.Join(base, "state")); err != nil {
 		return sandbox.Options{}, fmt.Errorf("failed to clear stale sandbox state: %w", err)
+	}
+	// A FIFO left by an earlier start may still be read by the log collector Nomad ran
+	// for it under an earlier version of the driver, which would take part of the
+	// dyno's output.
+	if _, err := os.Stat(cfg.StdoutPath); cfg.StdoutPath != "" && err == nil {
+		stopNomadLogCollector(cfg)
 	}
 	return sandbox.Options{
 		LogFile:     filepath.Join(base, "sandbox.log"),

@@ -41,9 +41,10 @@ func bootOnce(tb testing.TB, dir string) appBoot {
 // answered, and the CPU time they spent so far, in all.
 func bootAtOnce(tb testing.TB, dir string, n int) appBoot {
 	tb.Helper()
+	first := harness.FreePorts(tb, n) // n ports in a row, free
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = harness.FreePorts(tb, 1)
+		ports[i] = first + i
 	}
 	start := time.Now()
 	cmds := make([]*exec.Cmd, n)

@@ -92,8 +92,11 @@ func startScaleProfile(tb testing.TB, g *devgrid.Grid, dir, name string) (routed
 			tb.Logf("profiles of %s in %s.*, over %s", name, base, time.Since(started).Round(time.Millisecond))
 		})
 	}
-	return routed, func() {
+	stop = func() {
 		routed()
 		wg.Wait()
 	}
+	// A scale that fails still ends the profiles: perf records the whole machine.
+	tb.Cleanup(stop)
+	return routed, stop
 }

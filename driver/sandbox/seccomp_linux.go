@@ -29,12 +29,14 @@ var alsoDenied = []string{
 
 // seccompFilter is the system-call filter of every process of a dyno (its first process,
 // everything it starts, and exec sessions): Docker's default profile for a process with
-// no capabilities, on this machine's own architecture only (not its 32-bit variants,
-// which Docker's lists: a dyno runs 64-bit programs, and each architecture listed makes
-// the filter that much longer to build, at every dyno's start), minus alsoDenied. A call the filter refuses fails with EPERM; clone3 fails with ENOSYS so
-// that C libraries fall back to clone, whose namespace flags the filter can check; calls
-// newer than libseccomp knows fail with ENOSYS. No call kills the process. A call from
-// an architecture the filter does not list kills it.
+// no capabilities, minus alsoDenied, on this machine's own architecture only. Docker's
+// profile also lists the 32-bit variants; a dyno runs 64-bit programs, and each
+// architecture listed makes the filter longer to build, at every dyno's start. A call
+// the filter refuses fails with EPERM; clone3 fails with ENOSYS so that C libraries fall
+// back to clone, whose namespace flags the filter can check; calls newer than libseccomp
+// knows fail with ENOSYS. No call of the native architecture kills the process. A call
+// of another architecture (a 32-bit or x32 call) kills the thread that made it
+// (libseccomp's default for a foreign architecture, which runc leaves).
 func seccompFilter() (*lconfigs.Seccomp, error) {
 	if !lseccomp.Enabled {
 		return nil, ErrNoSeccomp

@@ -45,6 +45,7 @@ func x32Child() {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
+	tids := make(chan int, 1)
 	result := make(chan string, 1)
 	go func() {
 		// The filter applies to this thread only: the test's main thread goes on.
@@ -59,19 +60,44 @@ func x32Child() {
 		if _, err := lseccomp.InitSeccomp(f); err != nil {
 			fail(err)
 		}
-		if pid, _, e := unix.RawSyscall(unix.SYS_GETPID, 0, 0, 0); e != 0 || int(pid) != os.Getpid() {
+		if pid, _, e := unix.Syscall(unix.SYS_GETPID, 0, 0, 0); e != 0 || int(pid) != os.Getpid() {
 			fail(fmt.Errorf("native getpid under the filter: %d, %v", pid, e))
 		}
 		fmt.Println("native getpid ok")
-		_, _, e := unix.RawSyscall(x32SyscallBit|unix.SYS_GETPID, 0, 0, 0)
+		tids <- unix.Gettid()
+		// Syscall, not RawSyscall: the runtime lets this thread go for the call, so the
+		// process goes on without it if it never comes back.
+		_, _, e := unix.Syscall(x32SyscallBit|unix.SYS_GETPID, 0, 0, 0)
 		result <- strings.ToLower(unix.ErrnoName(e))
 	}()
-	// A call that returns does so at once; the thread killed never sends.
-	select {
-	case r := <-result:
-		fmt.Println("x32 getpid returned", r)
-	case <-time.After(2 * time.Second):
-		fmt.Println("x32 getpid did not return")
+	task := fmt.Sprintf("/proc/self/task/%d", <-tids)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case r := <-result:
+			fmt.Println("x32 getpid returned", r)
+			os.Exit(0)
+		default:
+		}
+		if threadEnded(task) {
+			fmt.Println("x32 getpid did not return")
+			os.Exit(0)
+		}
+		time.Sleep(time.Millisecond) // polls the thread's end, with the deadline above
 	}
+	fmt.Println("the thread neither returned nor ended within 20 s")
 	os.Exit(0)
+}
+
+// threadEnded says whether the thread at task (/proc/self/task/<tid>) is gone: no more
+// there, or a zombie (the process's first thread stays one until the process ends).
+func threadEnded(task string) bool {
+	b, err := os.ReadFile(task + "/stat")
+	if err != nil {
+		return true
+	}
+	// tid (comm) state ...
+	rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+	f := strings.Fields(rest)
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }

@@ -92,9 +92,6 @@ func ReadProcesses() Processes {
 			continue
 		}
 		f := strings.Fields(s[end+1:])
-		if len(f) < 15 {
-			continue
-		}
 		if len(f) < 20 {
 			continue
 		}
