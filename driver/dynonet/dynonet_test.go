@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/dynogrid/dynogrid/driver/internal/xtables"
 	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
@@ -220,7 +221,7 @@ func freePort(t *testing.T) int {
 func portRules(t *testing.T, bridge string) string {
 	t.Helper()
 	chain, _, _ := natChains(bridge)
-	out, err := iptablesOutput("-t", "nat", "-S", chain)
+	out, err := xtables.Output("iptables", "-t", "nat", "-S", chain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,16 @@
 package dynonet
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/dynogrid/dynogrid/driver/internal/xtables"
 )
 
 // The bridge's chains, beside the firewall's (driver/netfw):
@@ -49,8 +49,8 @@ type jump struct {
 // missing.
 func installNAT(bridge string, subnet netip.Prefix) error {
 	ports, masq, accept := natChains(bridge)
-	if err := iptables("-t", "nat", "-S", ports); err != nil {
-		if err := iptables("-t", "nat", "-N", ports); err != nil {
+	if err := xtables.Run("iptables", "", "-t", "nat", "-S", ports); err != nil {
+		if err := xtables.Run("iptables", "", "-t", "nat", "-N", ports); err != nil {
 			return err
 		}
 	}
@@ -65,14 +65,14 @@ COMMIT
 -A %[2]s -o %[4]s -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT
 COMMIT
 `, masq, accept, subnet, bridge)
-	if err := restore(rules); err != nil {
+	if err := xtables.Run("iptables-restore", rules, "--noflush"); err != nil {
 		return err
 	}
 	for _, j := range jumps(bridge) {
-		if iptables(append([]string{"-t", j.table, "-C", j.chain}, j.rule...)...) == nil {
+		if xtables.Run("iptables", "", append([]string{"-t", j.table, "-C", j.chain}, j.rule...)...) == nil {
 			continue
 		}
-		if err := iptables(append([]string{"-t", j.table, "-A", j.chain}, j.rule...)...); err != nil {
+		if err := xtables.Run("iptables", "", append([]string{"-t", j.table, "-A", j.chain}, j.rule...)...); err != nil {
 			return err
 		}
 	}
@@ -82,19 +82,19 @@ COMMIT
 // removeNAT deletes the jumps and the chains. What is missing is no error.
 func removeNAT(bridge string) error {
 	for _, j := range jumps(bridge) {
-		for i := 0; i < 10 && iptables(append([]string{"-t", j.table, "-D", j.chain}, j.rule...)...) == nil; i++ {
+		for i := 0; i < 10 && xtables.Run("iptables", "", append([]string{"-t", j.table, "-D", j.chain}, j.rule...)...) == nil; i++ {
 		}
 	}
 	ports, masq, accept := natChains(bridge)
 	var errs []error
 	for _, c := range []struct{ table, chain string }{{"nat", ports}, {"nat", masq}, {"filter", accept}} {
-		if iptables("-t", c.table, "-S", c.chain) != nil {
+		if xtables.Run("iptables", "", "-t", c.table, "-S", c.chain) != nil {
 			continue
 		}
-		if err := iptables("-t", c.table, "-F", c.chain); err != nil {
+		if err := xtables.Run("iptables", "", "-t", c.table, "-F", c.chain); err != nil {
 			errs = append(errs, err)
 		}
-		if err := iptables("-t", c.table, "-X", c.chain); err != nil {
+		if err := xtables.Run("iptables", "", "-t", c.table, "-X", c.chain); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -109,7 +109,7 @@ func comment(allocID string) string { return "dyno " + allocID }
 // from an allocation whose driver could not remove it.
 func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
 	chain, _, _ := natChains(bridge)
-	listing, err := iptablesOutput("-t", "nat", "-S", chain)
+	listing, err := xtables.Output("iptables", "-t", "nat", "-S", chain)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func mapPorts(bridge, allocID string, addr netip.Addr, ports []Port) error {
 			chain, dst, p.HostPort, comment(allocID), addr, p.DynoPort)
 	}
 	b.WriteString("COMMIT\n")
-	return restore(b.String())
+	return xtables.Run("iptables-restore", b.String(), "--noflush")
 }
 
 // checkPorts reports a port that is not a TCP port.
@@ -187,7 +187,7 @@ func dst(rule string) string {
 // that may be another allocation's by now.
 func pruneOrphans(bridge string) error {
 	chain, _, _ := natChains(bridge)
-	listing, err := iptablesOutput("-t", "nat", "-S", chain)
+	listing, err := xtables.Output("iptables", "-t", "nat", "-S", chain)
 	if err != nil {
 		return err
 	}
@@ -223,13 +223,13 @@ func deleteRules(rules []string) error {
 		b.WriteString(deletion(r))
 	}
 	b.WriteString("COMMIT\n")
-	return restore(b.String())
+	return xtables.Run("iptables-restore", b.String(), "--noflush")
 }
 
 // unmapPorts removes the allocation's port rules.
 func unmapPorts(bridge, allocID string) error {
 	chain, _, _ := natChains(bridge)
-	listing, err := iptablesOutput("-t", "nat", "-S", chain)
+	listing, err := xtables.Output("iptables", "-t", "nat", "-S", chain)
 	if err != nil {
 		return nil // no chain: no rules
 	}
@@ -258,29 +258,4 @@ func dport(rule string) int {
 		}
 	}
 	return 0
-}
-
-func iptables(args ...string) error {
-	_, err := iptablesOutput(args...)
-	return err
-}
-
-func iptablesOutput(args ...string) (string, error) {
-	var stderr bytes.Buffer
-	c := exec.Command("iptables", append([]string{"-w", "5"}, args...)...)
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		return "", fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return string(out), nil
-}
-
-func restore(rules string) error {
-	c := exec.Command("iptables-restore", "-w", "5", "--noflush")
-	c.Stdin = strings.NewReader(rules)
-	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables-restore: %v: %s", err, bytes.TrimSpace(out))
-	}
-	return nil
 }

@@ -17,11 +17,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/dynogrid/dynogrid/driver/internal/xtables"
 )
 
 // DefaultInternalNetworks are the networks a dyno may not reach unless allowed: the
@@ -195,7 +196,7 @@ func Install(c Config) error {
 		}
 	}
 	for _, fam := range []struct{ cmd, rules string }{{"iptables", c.Rules()}, {"ip6tables", c.Rules6()}} {
-		if err := run(fam.cmd+"-restore", strings.NewReader(fam.rules), "-w", "5", "--noflush"); err != nil {
+		if err := xtables.Run(fam.cmd+"-restore", fam.rules, "--noflush"); err != nil {
 			return err
 		}
 		if err := ensureFirst(fam.cmd, c.Bridge); err != nil {
@@ -227,7 +228,7 @@ func ensureFirst(cmd, bridge string) error {
 	in, fwd := Chains(bridge)
 	for _, j := range []struct{ chain, target string }{{"INPUT", in}, {"FORWARD", fwd}} {
 		jump := []string{"-i", bridge, "-j", j.target}
-		out, err := output(cmd, "-w", "5", "-S", j.chain)
+		out, err := xtables.Output(cmd, "-S", j.chain)
 		if err != nil {
 			return err
 		}
@@ -238,12 +239,12 @@ func ensureFirst(cmd, bridge string) error {
 		for n, _ := countRule(out, want); n > 0; n, _ = countRule(out, want) {
 			// Another process (a second driver on the host) may have moved it just now:
 			// what counts is the listing after.
-			_ = run(cmd, nil, append([]string{"-w", "5", "-D", j.chain}, jump...)...)
-			if out, err = output(cmd, "-w", "5", "-S", j.chain); err != nil {
+			_ = xtables.Run(cmd, "", append([]string{"-D", j.chain}, jump...)...)
+			if out, err = xtables.Output(cmd, "-S", j.chain); err != nil {
 				return err
 			}
 		}
-		if err := run(cmd, nil, append([]string{"-w", "5", "-I", j.chain, "1"}, jump...)...); err != nil {
+		if err := xtables.Run(cmd, "", append([]string{"-I", j.chain, "1"}, jump...)...); err != nil {
 			return err
 		}
 	}
@@ -257,11 +258,11 @@ func Remove(bridge string) error {
 	var errs []error
 	for _, cmd := range []string{"iptables", "ip6tables"} {
 		for _, j := range []struct{ chain, target string }{{"INPUT", in}, {"FORWARD", fwd}} {
-			for i := 0; i < 10 && run(cmd, nil, "-w", "5", "-D", j.chain, "-i", bridge, "-j", j.target) == nil; i++ {
+			for i := 0; i < 10 && xtables.Run(cmd, "", "-D", j.chain, "-i", bridge, "-j", j.target) == nil; i++ {
 			}
 		}
 		for _, chain := range []string{in, fwd} {
-			out, err := output(cmd, "-w", "5", "-S")
+			out, err := xtables.Output(cmd, "-S")
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -269,10 +270,10 @@ func Remove(bridge string) error {
 			if !strings.Contains(out, "-N "+chain+"\n") {
 				continue
 			}
-			if err := run(cmd, nil, "-w", "5", "-F", chain); err != nil {
+			if err := xtables.Run(cmd, "", "-F", chain); err != nil {
 				errs = append(errs, err)
 			}
-			if err := run(cmd, nil, "-w", "5", "-X", chain); err != nil {
+			if err := xtables.Run(cmd, "", "-X", chain); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -320,27 +321,4 @@ func countRule(listing, rule string) (n int, first bool) {
 func isDynoJump(l string) bool {
 	f := strings.Fields(l)
 	return len(f) == 6 && f[0] == "-A" && f[2] == "-i" && f[4] == "-j" && strings.HasPrefix(f[5], "DYNO-")
-}
-
-func run(cmd string, stdin *strings.Reader, args ...string) error {
-	c := exec.Command(cmd, args...)
-	if stdin != nil {
-		c.Stdin = stdin
-	}
-	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v: %s", cmd, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-func output(cmd string, args ...string) (string, error) {
-	out, err := exec.Command(cmd, args...).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%v: %s", err, bytes.TrimSpace(ee.Stderr))
-		}
-		return "", fmt.Errorf("%s %s: %w", cmd, strings.Join(args, " "), err)
-	}
-	return string(out), nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dynogrid/dynogrid/driver/internal/xtables"
 	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
@@ -119,7 +120,7 @@ func TestInstallKeepsTheJumpsFirst(t *testing.T) {
 	// first is the chain's first rule, other bridges' jumps aside: tests and dynos of
 	// other packages install theirs on this host at the same time, at the top too.
 	first := func(cmd, chain string) string {
-		out, err := output(cmd, "-w", "5", "-S", chain)
+		out, err := xtables.Output(cmd, "-S", chain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,10 +140,10 @@ func TestInstallKeepsTheJumpsFirst(t *testing.T) {
 			t.Errorf("%s: FORWARD starts with %q, want %q", cmd, got, want)
 		}
 	}
-	if out, _ := output("iptables", "-w", "5", "-S", fwd); !strings.Contains(out, "-A "+fwd+" -d 10.0.0.0/8 -j REJECT") {
+	if out, _ := xtables.Output("iptables", "-S", fwd); !strings.Contains(out, "-A "+fwd+" -d 10.0.0.0/8 -j REJECT") {
 		t.Errorf("the FORWARD chain lacks the internal network:\n%s", out)
 	}
-	if err := run("iptables", nil, "-w", "5", "-I", "FORWARD", "1", "-i", bridge, "-j", "ACCEPT"); err != nil {
+	if err := xtables.Run("iptables", "", "-I", "FORWARD", "1", "-i", bridge, "-j", "ACCEPT"); err != nil {
 		t.Fatal(err)
 	}
 	if err := EnsureFirst(bridge); err != nil {
@@ -151,18 +152,18 @@ func TestInstallKeepsTheJumpsFirst(t *testing.T) {
 	if got, want := first("iptables", "FORWARD"), "-A FORWARD -i "+bridge+" -j "+fwd; got != want {
 		t.Errorf("after EnsureFirst FORWARD starts with %q, want %q", got, want)
 	}
-	out, _ := output("iptables", "-w", "5", "-S", "FORWARD")
+	out, _ := xtables.Output("iptables", "-S", "FORWARD")
 	if n, _ := countRule(out, "-A FORWARD -i "+bridge+" -j "+fwd); n != 1 {
 		t.Errorf("the jump stands %d times in FORWARD:\n%s", n, out)
 	}
-	if err := run("iptables", nil, "-w", "5", "-D", "FORWARD", "-i", bridge, "-j", "ACCEPT"); err != nil {
+	if err := xtables.Run("iptables", "", "-D", "FORWARD", "-i", bridge, "-j", "ACCEPT"); err != nil {
 		t.Fatal(err)
 	}
 	if err := Remove(bridge); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range []string{"iptables", "ip6tables"} {
-		if out, _ := output(cmd, "-w", "5", "-S"); strings.Contains(out, bridge+" ") || strings.Contains(out, in) {
+		if out, _ := xtables.Output(cmd, "-S"); strings.Contains(out, bridge+" ") || strings.Contains(out, in) {
 			t.Errorf("%s: rules of %s remain after Remove:\n%s", cmd, bridge, out)
 		}
 	}
