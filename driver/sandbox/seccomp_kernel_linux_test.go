@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	lconfigs "github.com/opencontainers/runc/libcontainer/configs"
 	lseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/shoenig/test/must"
 	"golang.org/x/sys/unix"
@@ -125,9 +126,10 @@ func TestSeccompFilter_Kernel(t *testing.T) {
 	must.Eq(t, "ok", got["exec(/bin/true)"], must.Sprintf("%s", out))
 }
 
-func seccompProbeChild() {
-	// The filter applies to this thread and what it starts.
-	runtime.LockOSThread()
+// loadFilterInChild loads the dyno's filter, as change leaves it, on the calling thread
+// of a test's child process, the way libcontainer does (no_new_privs, then the filter),
+// or prints the error and ends the process.
+func loadFilterInChild(change func(*lconfigs.Seccomp)) {
 	fail := func(err error) {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -136,14 +138,22 @@ func seccompProbeChild() {
 	if err != nil {
 		fail(err)
 	}
-	marker := uint(filteredErrno)
-	f.DefaultErrnoRet = &marker
+	change(f)
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		fail(fmt.Errorf("failed to set no_new_privs: %w", err))
 	}
 	if _, err := lseccomp.InitSeccomp(f); err != nil {
 		fail(err)
 	}
+}
+
+func seccompProbeChild() {
+	// The filter applies to this thread and what it starts.
+	runtime.LockOSThread()
+	loadFilterInChild(func(f *lconfigs.Seccomp) {
+		marker := uint(filteredErrno)
+		f.DefaultErrnoRet = &marker
+	})
 	for _, p := range kernelProbes() {
 		r1, _, e := unix.Syscall6(p.nr, p.args[0], p.args[1], p.args[2], p.args[3], p.args[4], p.args[5])
 		res := "ok"

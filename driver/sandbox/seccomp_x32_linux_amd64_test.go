@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	lseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
+	lconfigs "github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/shoenig/test/must"
 	"golang.org/x/sys/unix"
 )
@@ -50,16 +50,7 @@ func x32Child() {
 	go func() {
 		// The filter applies to this thread only: the test's main thread goes on.
 		runtime.LockOSThread()
-		f, err := seccompProfile()
-		if err != nil {
-			fail(err)
-		}
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			fail(fmt.Errorf("failed to set no_new_privs: %w", err))
-		}
-		if _, err := lseccomp.InitSeccomp(f); err != nil {
-			fail(err)
-		}
+		loadFilterInChild(func(*lconfigs.Seccomp) {})
 		if pid, _, e := unix.Syscall(unix.SYS_GETPID, 0, 0, 0); e != 0 || int(pid) != os.Getpid() {
 			fail(fmt.Errorf("native getpid under the filter: %d, %v", pid, e))
 		}
