@@ -34,26 +34,9 @@ func timeScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to 
 	var cpuEnd time.Duration
 	var end time.Time
 	go func() {
-		for {
-			ids, err := routerUpDynos(ctx, status, app)
-			if err == nil {
-				added := 0
-				for _, id := range ids {
-					if !before[id] {
-						added++
-					}
-				}
-				if added >= to-from {
-					end, cpuEnd = time.Now(), machineCPU(tb)
-					done <- nil
-					return
-				}
-			}
-			if !pause(ctx, 10*time.Millisecond) {
-				done <- fmt.Errorf("the router did not route the %d new dynos of %s in time", to-from, app)
-				return
-			}
-		}
+		err := awaitRouted(ctx, status, app, to-from, func(sid string) bool { return !before[sid] }, func(string, time.Time) {})
+		end, cpuEnd = time.Now(), machineCPU(tb)
+		done <- err
 	}()
 	cpuStart := machineCPU(tb)
 	start := time.Now()

@@ -116,34 +116,19 @@ func traceScale(tb testing.TB, g *devgrid.Grid, c *dynoCLI, app string, from, to
 	wg.Add(3)
 	go func() { // the router, polled every 10 ms
 		defer wg.Done()
-		for {
-			if ids, err := routerUpDynos(ctx, status, app); err == nil {
-				now := time.Now()
-				mu.Lock()
-				for _, sid := range ids {
-					if id := allocOfService(sid); id != "" && !before[id] {
-						if _, seen := routed[id]; !seen {
-							routed[id] = now
-						}
-					}
-				}
-				n := len(routed)
-				mu.Unlock()
-				if n >= to-from {
-					cpuEnd, procEnd = machineCPU(tb), testutil.ReadProcesses()
-					if allRouted != nil {
-						allRouted()
-					}
-					return
-				}
-			}
-			if !pause(ctx, 10*time.Millisecond) {
-				mu.Lock()
-				n := len(routed)
-				mu.Unlock()
-				fail(fmt.Errorf("the router listed %d of %d new dynos up", n, to-from))
-				return
-			}
+		isNew := func(sid string) bool { id := allocOfService(sid); return id != "" && !before[id] }
+		err := awaitRouted(ctx, status, app, to-from, isNew, func(sid string, at time.Time) {
+			mu.Lock()
+			routed[allocOfService(sid)] = at
+			mu.Unlock()
+		})
+		if err != nil {
+			fail(err)
+			return
+		}
+		cpuEnd, procEnd = machineCPU(tb), testutil.ReadProcesses()
+		if allRouted != nil {
+			allRouted()
 		}
 	}()
 	go func() { // Consul, with blocking queries
@@ -317,6 +302,30 @@ func allocOfService(id string) string {
 		return ""
 	}
 	return rest[:36]
+}
+
+// awaitRouted polls the router's /status every 10 ms until it has want dynos of app up
+// whose service IDs isNew accepts, and calls first with each of them the first time it
+// sees it up. It gives up when ctx ends.
+func awaitRouted(ctx context.Context, status, app string, want int, isNew func(serviceID string) bool, first func(serviceID string, at time.Time)) error {
+	seen := map[string]bool{}
+	for {
+		if ids, err := routerUpDynos(ctx, status, app); err == nil {
+			now := time.Now()
+			for _, sid := range ids {
+				if !seen[sid] && isNew(sid) {
+					seen[sid] = true
+					first(sid, now)
+				}
+			}
+			if len(seen) >= want {
+				return nil
+			}
+		}
+		if !pause(ctx, 10*time.Millisecond) {
+			return fmt.Errorf("the router listed %d of %d new dynos of %s up", len(seen), want, app)
+		}
+	}
 }
 
 // routerUp is how many dynos of app the router counts up.
