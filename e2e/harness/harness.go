@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,19 +155,33 @@ func dataDir(t testing.TB) string {
 // that neither dynos nor the many client connections of a load test crowd them out.
 const portsFrom, portsTo = 10000, 20000
 
-// freePortRun finds n consecutive free ports on 127.0.0.1 and returns the first.
+// handedOut holds the ports freePortRun has returned in this process: a port handed out
+// but not yet listened on (a grid's, before it starts) is free to the kernel, and must
+// not go to a second caller.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePortRun finds n consecutive free ports on 127.0.0.1, none handed out before in
+// this process, and returns the first.
 func freePortRun(t testing.TB, n int) int {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for attempt := 0; attempt < 200; attempt++ {
 		base := portsFrom + rand.IntN(portsTo-portsFrom-n)
 		ok := true
 		for p := base; p < base+n; p++ {
-			if !portFree(p) {
+			if handedOut.ports[p] || !portFree(p) {
 				ok = false
 				break
 			}
 		}
 		if ok {
+			for p := base; p < base+n; p++ {
+				handedOut.ports[p] = true
+			}
 			return base
 		}
 	}
