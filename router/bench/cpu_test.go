@@ -41,7 +41,10 @@ type cpuRegime struct {
 // single-request dynos, mean service 10 ms, clients opening connections on demand like
 // any Go http.Transport), zero service time open-loop at 2000 req/s, and one
 // sequential client with zero service time. p99 latencies are reported next to the CPU, and for the queueing load
-// against the ideal M/M/c single queue of the same trace. BENCH_ROUTER_BASELINE names
+// against the ideal M/M/c single queue of the same trace. The Go epoll peer (epollpeer:
+// a queueing proxy on an epoll loop of its own, doing none of the router's checks) runs
+// alongside too: the least a Go proxy costs per request without goroutines per
+// connection. BENCH_ROUTER_BASELINE names
 // another dyno-router binary (an earlier build) to run alongside, interleaved likewise:
 // its CPU per request is reported next to the router's.
 func BenchmarkCPU(b *testing.B) {
@@ -52,7 +55,7 @@ func BenchmarkCPU(b *testing.B) {
 	}
 	defer loadgen.StopBackends(bs)
 	core := cpuCore()
-	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core)}
+	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core), startEpollPeerOn(b, bs, core)}
 	baseline := os.Getenv("BENCH_ROUTER_BASELINE")
 	if baseline != "" {
 		procs = append(procs, startRouterBin(b, "dyno-router (baseline)", baseline, bs, core))
@@ -111,10 +114,14 @@ func BenchmarkCPU(b *testing.B) {
 				ip := loadgen.Summarise(loadgen.Ideal(rg.trace, dynos), 0).P99
 				ideal = fmt.Sprintf("%.2f / %.2f", float64(rp)/float64(ip), float64(hp)/float64(ip))
 			}
-			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s |",
-				rg.name, us(rc), us(hc), float64(rc)/float64(hc), ms(rp), ms(hp), float64(rp)/float64(hp), ideal)
+			ec, ep := medianDuration(cpu[2]), medianDuration(p99[2])
+			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %.0f | %.2f | %.2f | %.2f |",
+				rg.name, us(rc), us(hc), float64(rc)/float64(hc), ms(rp), ms(hp), float64(rp)/float64(hp), ideal,
+				us(ec), float64(ec)/float64(hc), float64(rc)/float64(ec), ms(ep))
+			b.ReportMetric(float64(ec)/float64(hc), "epollpeer/haproxy-cpu-"+rg.key)
+			b.ReportMetric(float64(rc)/float64(ec), "router/epollpeer-cpu-"+rg.key)
 			if baseline != "" {
-				oc, op := medianDuration(cpu[2]), medianDuration(p99[2])
+				oc, op := medianDuration(cpu[3]), medianDuration(p99[3])
 				row += fmt.Sprintf(" %.0f | %.2f | %.2f | %.2f |", us(oc), float64(oc)/float64(hc), float64(rc)/float64(oc), ms(op))
 				b.ReportMetric(float64(rc)/float64(oc), "router/baseline-cpu-"+rg.key)
 			}
@@ -125,7 +132,9 @@ func BenchmarkCPU(b *testing.B) {
 	}
 	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own accounting (schedstat); median of %d interleaved rounds; before the run: %s; after: %s\n",
 		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
-	head, rule := "| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |", "|---|---|---|---|---|---|---|---|"
+	head := "| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |" +
+		" Go epoll peer us/req | peer/HAProxy CPU | router/peer CPU | peer p99 ms |"
+	rule := "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	if baseline != "" {
 		head, rule = head+" baseline us/req | baseline/HAProxy CPU | router/baseline CPU | baseline p99 ms |", rule+"---|---|---|---|"
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,12 +71,28 @@ func startRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
 // startRouterWith is startRouterOn with extra flags.
 func startRouterWith(tb testing.TB, bs []*loadgen.Backend, core int, extra ...string) *proc {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "dyno-router")
-	build := exec.Command("go", "build", "-o", bin, "github.com/dynogrid/dynogrid/cmd/dyno-router")
-	if out, err := build.CombinedOutput(); err != nil {
-		tb.Fatalf("failed to build dyno-router: %v\n%s", err, out)
-	}
+	bin := buildBin(tb, "github.com/dynogrid/dynogrid/cmd/dyno-router")
 	return startRouterBin(tb, "dyno-router", bin, bs, core, extra...)
+}
+
+// buildBin builds the command pkg and returns its path.
+func buildBin(tb testing.TB, pkg string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), path.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		tb.Fatalf("failed to build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// startEpollPeerOn runs the benchmark peer epollpeer (a minimal queueing proxy on an
+// epoll loop of its own) in front of the backends, pinned to core.
+func startEpollPeerOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+	tb.Helper()
+	bin := buildBin(tb, "github.com/dynogrid/dynogrid/router/bench/epollpeer")
+	addr := freeAddr(tb)
+	argv := pinned(core, bin, "-listen", addr, "-backends", strings.Join(addrs(bs), ","))
+	return start(tb, "Go epoll peer", exec.Command(argv[0], argv[1:]...), addr)
 }
 
 // startRouterBin runs the dyno-router binary bin (as name) with a static route to the
