@@ -46,6 +46,9 @@ const (
 	probeHeaderLimit = 8 << 10
 	// maxProbing is how many instances the router probes at once, over all apps.
 	maxProbing = 256
+	// maxProbingPerApp is how many of them one app's may be: an app whose new dynos
+	// never answer cannot keep the other apps' from being probed.
+	maxProbingPerApp = maxProbing / 4
 	// maxHold caps how long a probe's admission counts.
 	maxHold = 2 * time.Minute
 )
@@ -198,9 +201,13 @@ type prober struct {
 	// window is probeFor, shorter in tests.
 	window time.Duration
 
-	mu     sync.Mutex
-	states map[string]*probeState // by service ID
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	states  map[string]*probeState // by service ID
+	running int                    // probes under way: maxProbingPerApp at most
+	// starved: an instance was not probed for want of a slot; the app is routed again
+	// when one frees.
+	starved bool
+	wg      sync.WaitGroup
 }
 
 type probeState struct {
@@ -298,25 +305,46 @@ func (p *prober) startLocked(ctx context.Context, in Instance, st *probeState, n
 	if c == nil || !time.Now().Before(until) {
 		return
 	}
+	if p.running >= maxProbingPerApp {
+		p.starved = true
+		return
+	}
 	select {
 	case p.slots <- struct{}{}:
 	default:
-		return // tried again at the app's next change
+		p.starved = true
+		return
 	}
+	p.running++
 	dctx, cancel := context.WithCancel(ctx) // ends with Consul's verdict
 	st.cancel = cancel
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		defer func() { <-p.slots }()
-		p.run(dctx, until, in, st, *c)
+		p.run(dctx, until, in, st, *c, sync.OnceFunc(p.release))
 	}()
+}
+
+// release gives back a probe's slot once its probing is over, and routes the app again
+// when an instance waits for one.
+func (p *prober) release() {
+	<-p.slots
+	p.mu.Lock()
+	p.running--
+	starved := p.starved
+	p.starved = false
+	p.mu.Unlock()
+	if starved {
+		p.wake()
+	}
 }
 
 // run probes in until it answers as its check would pass, the window ends (until) or
 // dctx does (Consul's verdict, or the end of the watch); then routes it for the check's
-// hold, and asks for the app to be routed again at its end.
-func (p *prober) run(dctx context.Context, until time.Time, in Instance, st *probeState, c httpCheck) {
+// hold, and asks for the app to be routed again at its end. It calls release once the
+// probing is over, before the hold.
+func (p *prober) run(dctx context.Context, until time.Time, in Instance, st *probeState, c httpCheck, release func()) {
+	defer release()
 	u := c.probeURL(in)
 	wctx, cancel := context.WithDeadline(dctx, until)
 	defer cancel()
@@ -348,6 +376,7 @@ func (p *prober) run(dctx context.Context, until time.Time, in Instance, st *pro
 	st.admitted, st.hold = time.Now(), c.hold
 	seen := st.seen
 	p.mu.Unlock()
+	release()
 	p.admitted.Inc()
 	p.log.Debug("routing a dyno its probe found answering before Consul's first check", "app", p.app,
 		"service_id", in.ID, "dyno", in.Dyno, "after", time.Since(seen), "for", c.hold)

@@ -3,10 +3,12 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -436,4 +438,127 @@ func blockingAPI(indexHeader string, answer func(path string) (any, bool)) http.
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)
 	}
+}
+
+// TestProbeSlotsPerApp: one app's new dynos that never answer take at most
+// maxProbingPerApp of the router's probe slots, and another app's new dyno is probed
+// and routed meanwhile. A slot freed routes the starved app again.
+func TestProbeSlotsPerApp(t *testing.T) {
+	t.Parallel()
+	// Every probe of the first app's dynos hangs until the test ends.
+	var inProbe, most atomic.Int32
+	hang := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inProbe.Add(1)
+		defer inProbe.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(hang) })
+	answers := newBackend(t, nil)
+
+	check, _ := httpCheckOf(&nomadapi.Service{}, nomadapi.ServiceCheck{Name: "http", Type: "http", Path: "/health", Timeout: time.Minute})
+	entry := func(id, addr string, port int) *consulapi.ServiceEntry {
+		return &consulapi.ServiceEntry{
+			Service: &consulapi.AgentService{ID: id, Address: addr, Port: port, Meta: map[string]string{"dyno": id}},
+			Checks: []*consulapi.HealthCheck{{CheckID: "serfHealth", Status: "passing", Output: "alive"},
+				{CheckID: "http", Name: "http", Type: "http", Status: "critical", ServiceID: id}},
+		}
+	}
+	slots := make(chan struct{}, maxProbing) // shared, as the watch shares them
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := &watcher{log: testLogger(t)}
+	route := func(p *prober, entries []*consulapi.ServiceEntry) []Instance {
+		checks := map[string][]httpCheck{}
+		for _, e := range entries {
+			checks[e.Service.ID] = []httpCheck{check}
+		}
+		insts, unrun := w.instances(p.app, entries)
+		return p.route(ctx, entries, insts, unrun, checks)
+	}
+
+	flood := testProber(t, time.Minute)
+	flood.app, flood.slots = "flood", slots
+	wakes := make(chan struct{}, 1)
+	flood.wake = func() {
+		select {
+		case wakes <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { cancel(); flood.stop() })
+	host, port := hostPort(t, stuck.Listener.Addr().String())
+	var many []*consulapi.ServiceEntry
+	for i := range maxProbingPerApp + 36 {
+		many = append(many, entry(fmt.Sprintf("flood-web-%d", i), host, port))
+	}
+	route(flood, many)
+	waitFor(t, fmt.Sprintf("%d probes of the flooding app under way", maxProbingPerApp), func() bool {
+		return inProbe.Load() == maxProbingPerApp
+	})
+
+	shop := testProber(t, time.Minute)
+	shop.slots = slots
+	admitted := make(chan struct{}, 1)
+	shop.wake = func() {
+		select {
+		case admitted <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(shop.stop)
+	one := []*consulapi.ServiceEntry{entry(answers.instance("web.1").ID, answers.instance("web.1").Address, answers.instance("web.1").Port)}
+	route(shop, one)
+	select {
+	case <-admitted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other app's new dyno was not probed while the flooding app's hung")
+	}
+	if got := route(shop, one); len(got) != 1 {
+		t.Errorf("the other app routes %d dynos after its probe passed, want 1", len(got))
+	}
+	// The admitted dyno's hold takes no slot.
+	waitFor(t, "the passed probe's slot freed", func() bool { return len(slots) == maxProbingPerApp })
+	if n := most.Load(); n > maxProbingPerApp {
+		t.Errorf("%d probes of one app at once, want at most %d", n, maxProbingPerApp)
+	}
+	select {
+	case <-wakes:
+		t.Error("the flooding app was routed again with no slot freed")
+	default:
+	}
+	// A hung probe ends (its timeout): the starved app is routed again.
+	flood.mu.Lock()
+	for _, st := range flood.states {
+		if st.cancel != nil {
+			st.cancel()
+			break
+		}
+	}
+	flood.mu.Unlock()
+	select {
+	case <-wakes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a slot freed and the starved app was not routed again")
+	}
+}
+
+// hostPort splits a listener's address.
+func hostPort(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, n
 }
