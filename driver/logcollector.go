@@ -5,9 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
+	"golang.org/x/sys/unix"
 )
 
 // stopNomadLogCollector kills the log collector (`nomad logmon`) that the Nomad client
@@ -16,7 +16,8 @@ import (
 // stops that process when the dyno ends: it would stay on the host for good, and read
 // the FIFO of the task's next start, beside its sandbox. It is the process that runs
 // `nomad logmon` and holds the task's stdout or stderr FIFO open; it returns how many it
-// killed.
+// killed. Each is checked and killed through a pidfd opened first, so that a process
+// that ended meanwhile, and another given its pid, is never the one killed.
 func stopNomadLogCollector(cfg *drivers.TaskConfig) int {
 	fifos := map[string]bool{}
 	for _, p := range []string{cfg.StdoutPath, cfg.StderrPath} {
@@ -31,18 +32,34 @@ func stopNomadLogCollector(cfg *drivers.TaskConfig) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, proc := range procs {
 		pid, err := strconv.Atoi(filepath.Base(proc))
-		if err != nil || pid == os.Getpid() || !holdsAny(proc, fifos) {
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
-		if err != nil || !isNomadLogmon(cmdline) {
-			continue
-		}
-		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+		if killNomadLogmon(pid, proc, fifos) {
 			killed++
 		}
 	}
 	return killed
+}
+
+// killNomadLogmon kills process pid (proc: its /proc directory) when it is Nomad's log
+// collector holding one of fifos. The pidfd is opened before /proc is read: if the
+// process ends and its pid is reused meanwhile, /proc tells of the new one, but the
+// signal goes to the process that ended and is lost.
+func killNomadLogmon(pid int, proc string, fifos map[string]bool) bool {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(pidfd)
+	if !holdsAny(proc, fifos) {
+		return false
+	}
+	cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
+	if err != nil || !isNomadLogmon(cmdline) {
+		return false
+	}
+	return unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0) == nil
 }
 
 // isNomadLogmon says whether cmdline (NUL-separated arguments) is Nomad's log
