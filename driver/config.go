@@ -63,8 +63,9 @@ type Config struct {
 	// SlugStoreCAFile verifies the store's certificate (empty: the host's CAs).
 	SlugStoreCAFile string `codec:"slug_store_ca_file"`
 	// LogMaxFiles and LogMaxFileSizeMB bound each dyno's stdout and stderr files: at
-	// most that many of each, rotated at that size. The driver keeps dynos' logs
-	// itself, so a job's logs block does not apply to its dynos (except disabled).
+	// most that many of each, rotated at that size (a task's own log_max_files and
+	// log_max_file_size_mb may ask for less). The driver keeps dynos' logs itself, so
+	// a job's logs block does not apply to its dynos (except disabled).
 	LogMaxFiles      int `codec:"log_max_files"`
 	LogMaxFileSizeMB int `codec:"log_max_file_size_mb"`
 }
@@ -254,14 +255,21 @@ type TaskConfig struct {
 	SlugSHA256 string `codec:"slug_sha256"`
 	// PidsLimit overrides the plugin's pids_limit for this task when set.
 	PidsLimit int64 `codec:"pids_limit"`
+	// LogMaxFiles and LogMaxFileSizeMB bound this task's log files when set, at the
+	// plugin's log_max_files and log_max_file_size_mb at most: a job gives the same
+	// figures in its logs block, from which Nomad counts the disk its logs take.
+	LogMaxFiles      int `codec:"log_max_files"`
+	LogMaxFileSizeMB int `codec:"log_max_file_size_mb"`
 }
 
 var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
-	"command":     hclspec.NewAttr("command", "string", true),
-	"args":        hclspec.NewAttr("args", "list(string)", false),
-	"slug":        hclspec.NewAttr("slug", "string", false),
-	"slug_sha256": hclspec.NewAttr("slug_sha256", "string", false),
-	"pids_limit":  hclspec.NewAttr("pids_limit", "number", false),
+	"command":              hclspec.NewAttr("command", "string", true),
+	"args":                 hclspec.NewAttr("args", "list(string)", false),
+	"slug":                 hclspec.NewAttr("slug", "string", false),
+	"slug_sha256":          hclspec.NewAttr("slug_sha256", "string", false),
+	"pids_limit":           hclspec.NewAttr("pids_limit", "number", false),
+	"log_max_files":        hclspec.NewAttr("log_max_files", "number", false),
+	"log_max_file_size_mb": hclspec.NewAttr("log_max_file_size_mb", "number", false),
 })
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -285,6 +293,12 @@ func (tc *TaskConfig) validate() error {
 	}
 	if tc.PidsLimit < 0 {
 		errs = append(errs, fmt.Errorf("pids_limit: %d must not be negative", tc.PidsLimit))
+	}
+	if tc.LogMaxFiles < 0 {
+		errs = append(errs, fmt.Errorf("log_max_files: %d must not be negative", tc.LogMaxFiles))
+	}
+	if tc.LogMaxFileSizeMB < 0 {
+		errs = append(errs, fmt.Errorf("log_max_file_size_mb: %d must not be negative", tc.LogMaxFileSizeMB))
 	}
 	return errors.Join(errs...)
 }

@@ -77,6 +77,8 @@ func TestTaskConfig_Validate(t *testing.T) {
 		{"uppercase sum", TaskConfig{Command: "sh", Slug: "/srv/a.tar.gz", SlugSHA256: strings.ToUpper(sum)}, "slug_sha256"},
 		{"sum without slug", TaskConfig{Command: "sh", SlugSHA256: sum}, "slug_sha256: set without slug"},
 		{"negative pids", TaskConfig{Command: "sh", PidsLimit: -1}, "pids_limit"},
+		{"negative log files", TaskConfig{Command: "sh", LogMaxFiles: -1}, "log_max_files"},
+		{"negative log file size", TaskConfig{Command: "sh", LogMaxFileSizeMB: -2}, "log_max_file_size_mb"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

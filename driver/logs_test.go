@@ -61,16 +61,39 @@ func TestLogs_LastLinesWrittenBeforeTheExitIsReported(t *testing.T) {
 	must.EqOp(t, "last words\n", string(errOut))
 }
 
-// The plugin's log_max_files and log_max_file_size_mb bound a dyno's files.
+// A dyno's files are bounded by the plugin's log_max_files and log_max_file_size_mb,
+// or by the task's own when lower (a one-off's: the figures of its job's logs block).
 func TestLogs_RotatedAndBounded(t *testing.T) {
 	t.Parallel()
-	h, _ := newHarnessWith(t, func(c *Config) { c.LogMaxFiles, c.LogMaxFileSizeMB = 2, 1 })
-	// 5 MiB in lines of 1 KiB, numbered.
-	task := shTask(t, `head -c 1023 /dev/zero | tr '\0' x > /app/tmp/kb; i=0; while [ $i -lt 5120 ]; do printf '%05d' $i; cat /app/tmp/kb; echo; i=$((i+1)); done`)
-	start(t, h, task)
-	res := wait(t, h, task.ID, 60*time.Second)
-	must.Zero(t, res.ExitCode)
+	cases := []struct {
+		name                  string
+		pluginFiles, pluginMB int
+		taskFiles, taskMB     int
+	}{
+		{"by the plugin", 2, 1, 0, 0},
+		{"by the task", 5, 10, 2, 1},
+		{"a task asking more than the plugin", 2, 1, 50, 100},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, _ := newHarnessWith(t, func(c *Config) { c.LogMaxFiles, c.LogMaxFileSizeMB = tc.pluginFiles, tc.pluginMB })
+			// 5 MiB in lines of 1 KiB, numbered.
+			task := newTask(t, TaskConfig{Command: "/bin/sh", LogMaxFiles: tc.taskFiles, LogMaxFileSizeMB: tc.taskMB, Args: []string{"-c",
+				`head -c 1023 /dev/zero | tr '\0' x > /app/tmp/kb; i=0; while [ $i -lt 5120 ]; do printf '%05d' $i; cat /app/tmp/kb; echo; i=$((i+1)); done`}})
+			start(t, h, task)
+			res := wait(t, h, task.ID, 60*time.Second)
+			must.Zero(t, res.ExitCode)
+			assertLogFiles(t, task, 2, 1<<20, "05119")
+		})
+	}
+}
 
+// assertLogFiles waits until task's stdout files are at most files (the rotator removes
+// old ones in the background), asserts that there are that many, none over size bytes,
+// and that the newest holds last.
+func assertLogFiles(t *testing.T, task *drivers.TaskConfig, files int, size int64, last string) {
+	t.Helper()
 	dir := task.TaskDir().LogDir
 	var kept []string
 	stdoutFiles := func() error {
@@ -84,27 +107,26 @@ func TestLogs_RotatedAndBounded(t *testing.T) {
 				kept = append(kept, e.Name())
 			}
 		}
-		if len(kept) > 2 {
+		if len(kept) > files {
 			return fmt.Errorf("%d stdout files kept: %v", len(kept), kept)
 		}
 		return nil
 	}
-	// Old files are removed by the rotator in the background after a rotation.
-	testutil.WaitFor(t, 10*time.Second, "at most 2 stdout files", stdoutFiles)
-	must.Len(t, 2, kept)
-	var last string
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("at most %d stdout files", files), stdoutFiles)
+	must.Len(t, files, kept)
+	var holder string
 	for _, name := range kept {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		must.NoError(t, err)
-		must.LessEq(t, int64(1<<20), fi.Size(), must.Sprintf("%s is %d bytes", name, fi.Size()))
+		must.LessEq(t, size, fi.Size(), must.Sprintf("%s is %d bytes", name, fi.Size()))
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		must.NoError(t, err)
-		if strings.Contains(string(b), "05119") {
-			last = name
+		if strings.Contains(string(b), last) {
+			holder = name
 		}
 	}
-	must.NotEq(t, "", last, must.Sprint("the last line is in none of the files kept"))
-	must.True(t, regexp.MustCompile(`^web\.stdout\.\d+$`).MatchString(last))
+	must.NotEq(t, "", holder, must.Sprintf("the last line (%s) is in none of the files kept", last))
+	must.True(t, regexp.MustCompile(`^web\.stdout\.\d+$`).MatchString(holder))
 }
 
 // A task whose logs are disabled (Nomad gives /dev/null as its output) runs, and no log

@@ -198,22 +198,31 @@ func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus str
 		Cpuset:      cpus,
 		PidsLimit:   pids,
 		Cwd:         appDir,
-		Logs:        d.logs(cfg),
+		Logs:        d.logs(cfg, tc),
 	}, nil
 }
 
 // logs are the dyno's log files, or nil when its task disabled them (Nomad then gives
-// /dev/null for its stdout and stderr, and the dyno's output is discarded).
-func (d *Driver) logs(cfg *drivers.TaskConfig) *sandbox.Logs {
+// /dev/null for its stdout and stderr, and the dyno's output is discarded). They are
+// bounded as the task asks, within the plugin's bounds.
+func (d *Driver) logs(cfg *drivers.TaskConfig, tc TaskConfig) *sandbox.Logs {
 	if cfg.StdoutPath == "" || cfg.StdoutPath == os.DevNull {
 		return nil
 	}
 	return &sandbox.Logs{
 		Dir:           cfg.TaskDir().LogDir,
 		Task:          cfg.Name,
-		MaxFiles:      d.config.LogMaxFiles,
-		MaxFileSizeMB: d.config.LogMaxFileSizeMB,
+		MaxFiles:      atMost(tc.LogMaxFiles, d.config.LogMaxFiles),
+		MaxFileSizeMB: atMost(tc.LogMaxFileSizeMB, d.config.LogMaxFileSizeMB),
 	}
+}
+
+// atMost is asked when it is set (above zero) and below bound, else bound.
+func atMost(asked, bound int) int {
+	if asked > 0 && asked < bound {
+		return asked
+	}
+	return bound
 }
 
 // execCommand is what the sandbox runs: the dyno's command as its user, in its layout.

@@ -62,6 +62,7 @@ func commandsOf(m meta, ui mcli.Ui) map[string]mcli.CommandFactory {
 		"apps":           func() (mcli.Command, error) { return &appsCommand{m}, nil },
 		"apps:destroy":   func() (mcli.Command, error) { return &destroyCommand{m}, nil },
 		"apps:token":     func() (mcli.Command, error) { return &appTokenCommand{m}, nil },
+		"apps:refresh":   func() (mcli.Command, error) { return &appsRefreshCommand{m}, nil },
 		"autoscale":      func() (mcli.Command, error) { return &autoscaleCommand{m}, nil },
 		"ps":             func() (mcli.Command, error) { return &psCommand{m}, nil },
 		"ps:scale":       func() (mcli.Command, error) { return &scaleCommand{m}, nil },

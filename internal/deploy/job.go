@@ -29,7 +29,8 @@ const (
 	// MetaSlug is the release's slug checksum.
 	MetaSlug = "dyno.slug"
 
-	DriverName = "dyno"
+	// DriverName is the dyno task driver's, the only one an app's namespace allows.
+	DriverName = tenancy.DynoDriver
 	// ShutdownDelay is how long a web dyno stays up after leaving Consul.
 	ShutdownDelay = 3 * time.Second
 	KillTimeout   = 30 * time.Second
@@ -127,9 +128,7 @@ func group(r Release, p appspec.Process, count int, release string) *nomadapi.Ta
 	task.Env = map[string]string{"HOME": "/app"}
 	task.Meta = map[string]string{MetaRelease: release}
 	task.Templates = []*nomadapi.Template{envTemplate(p.Name, r.EnvPath)}
-	// The dyno driver keeps a dyno's log files by its own settings (log_max_files,
-	// log_max_file_size_mb: 5 of 10 MB by default); this tells Nomad the disk they take.
-	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(5), MaxFileSizeMB: ptr(10)}
+	keepLogs(task, 5, 10)
 
 	if p.Name == "web" {
 		task.Env["PORT"] = "${NOMAD_PORT_" + PortLabel + "}"
@@ -246,3 +245,12 @@ func SortedKeys[V any](m map[string]V) []string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// keepLogs bounds a dyno's log files to files of sizeMB each, of stdout and of stderr.
+// The dyno driver keeps them itself, by its task config (and within its plugin
+// settings); the logs block tells Nomad the disk they take.
+func keepLogs(task *nomadapi.Task, files, sizeMB int) {
+	task.Config["log_max_files"] = files
+	task.Config["log_max_file_size_mb"] = sizeMB
+	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(files), MaxFileSizeMB: ptr(sizeMB)}
+}

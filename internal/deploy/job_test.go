@@ -60,6 +60,7 @@ func TestJobFollowsTheDeployerContract(t *testing.T) {
 		if len(tg.Networks) != 1 || tg.Networks[0].Mode != "none" {
 			t.Errorf("group %s networks = %+v, want one in mode none: every dyno has its own network namespace, which the driver puts on the bridge", name, tg.Networks)
 		}
+		assertKeepsLogs(t, task, 5, 10)
 		tmpl := *task.Templates[0].EmbeddedTmpl
 		if !strings.Contains(tmpl, "DYNO="+name+".") || !strings.Contains(tmpl, `nomadVar "nomad/jobs/shop/env/0123456789abcdef"`) || !*task.Templates[0].Envvars {
 			t.Errorf("task %s env template = %q", name, tmpl)
@@ -188,5 +189,17 @@ func TestJobAsksForTheStackItWasBuiltOn(t *testing.T) {
 		if strings.Join(got, ", ") != want || job.Meta[MetaStack] != "debian-12" {
 			t.Errorf("job %s: constraints %q, want %q", *job.ID, got, want)
 		}
+	}
+}
+
+// assertKeepsLogs checks that the dyno driver keeps files log files of sizeMB for task,
+// and that its job's logs block tells Nomad the same.
+func assertKeepsLogs(t *testing.T, task *nomadapi.Task, files, sizeMB int) {
+	t.Helper()
+	if task.Config["log_max_files"] != files || task.Config["log_max_file_size_mb"] != sizeMB {
+		t.Errorf("task %s: the driver keeps %v log files of %v MB, want %d of %d", task.Name, task.Config["log_max_files"], task.Config["log_max_file_size_mb"], files, sizeMB)
+	}
+	if lc := task.LogConfig; lc == nil || *lc.MaxFiles != files || *lc.MaxFileSizeMB != sizeMB {
+		t.Errorf("task %s: logs block %+v, want %d files of %d MB", task.Name, lc, files, sizeMB)
 	}
 }

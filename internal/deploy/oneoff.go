@@ -160,6 +160,7 @@ func oneOffJob(id, app, release string, src *nomadapi.Task, memoryMB int, envPat
 	task.KillTimeout = ptr(5 * time.Second)
 	task.Env = map[string]string{"HOME": "/app"}
 	task.Templates = []*nomadapi.Template{envTemplate(OneOffProcess, envPath)}
+	keepLogs(task, 2, 10)
 	tg.AddTask(task)
 	job.AddTaskGroup(tg)
 	return job
@@ -179,7 +180,6 @@ func runInOneOff(job *nomadapi.Job, name, script, dyno, envPath string) {
 	// once the dyno started) must not restart it.
 	tmpl.ChangeMode = ptr("noop")
 	task.Templates = []*nomadapi.Template{tmpl}
-	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(2), MaxFileSizeMB: ptr(10)}
 }
 
 // StopOneOff stops and removes a one-off dyno's job and its copy of the config.

@@ -89,7 +89,6 @@ func releasePhaseJob(id string, r Release, p appspec.Process, envPath string) *n
 	task.Config["args"] = []string{"-c", ShellCommand(p.Command)}
 	task.Meta = map[string]string{MetaRelease: release}
 	task.Templates = []*nomadapi.Template{envTemplate(appspec.ReleaseProcess, envPath)}
-	task.LogConfig = &nomadapi.LogConfig{MaxFiles: ptr(2), MaxFileSizeMB: ptr(10)}
 	return job
 }
 

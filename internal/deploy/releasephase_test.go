@@ -35,6 +35,7 @@ func TestReleasePhaseJob(t *testing.T) {
 	if task.Name != "release" || task.Config["slug"] != r.Slug.Path || task.Config["slug_sha256"] != r.Slug.SHA256 {
 		t.Errorf("task %s config %v, want task release of the new slug", task.Name, task.Config)
 	}
+	assertKeepsLogs(t, task, 2, 10)
 	if args := task.Config["args"].([]string); len(args) != 2 || args[1] != "exec rake db:migrate" {
 		t.Errorf("args = %q, want the release command", args)
 	}
@@ -71,6 +72,7 @@ func TestBuildDynoJob(t *testing.T) {
 	if task.Config["slug"] != r.Slug.Path || task.Config["slug_sha256"] != r.Slug.SHA256 || *task.Resources.MemoryMB != 1024 {
 		t.Errorf("task config %v, resources %+v: want the build's slug and 1024 MB", task.Config, task.Resources)
 	}
+	assertKeepsLogs(t, task, 2, 10)
 	alloc := &nomadapi.Allocation{Job: job, JobID: *job.ID, TaskGroup: *tg.Name}
 	if app, process, ok := meter.DynoOf(alloc); ok {
 		t.Errorf("the meter bills a build dyno as %q of %q, want it not billed", process, app)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,9 +70,34 @@ func EnsureNamespace(ctx context.Context, c *nomadapi.Client, name, description 
 	if !apierr.IsStatus(err, http.StatusNotFound) {
 		return fmt.Errorf("failed to read namespace %s: %w", name, err)
 	}
-	if _, err := c.Namespaces().Register(&nomadapi.Namespace{Name: name, Description: description},
-		(&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("failed to create namespace %s: %w", name, err)
+	return registerNamespace(ctx, c, &nomadapi.Namespace{Name: name, Description: description})
+}
+
+// ensureNamespaceAs creates the namespace ns, or makes the one of its name allow the
+// task drivers ns does.
+func ensureNamespaceAs(ctx context.Context, c *nomadapi.Client, ns *nomadapi.Namespace) error {
+	cur, _, err := c.Namespaces().Info(ns.Name, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	switch {
+	case err == nil && sameDrivers(cur.Capabilities, ns.Capabilities):
+		return nil
+	case err != nil && !apierr.IsStatus(err, http.StatusNotFound):
+		return fmt.Errorf("failed to read namespace %s: %w", ns.Name, err)
+	}
+	return registerNamespace(ctx, c, ns)
+}
+
+func registerNamespace(ctx context.Context, c *nomadapi.Client, ns *nomadapi.Namespace) error {
+	if _, err := c.Namespaces().Register(ns, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("failed to write namespace %s: %w", ns.Name, err)
 	}
 	return nil
+}
+
+// sameDrivers says whether two namespaces' capabilities allow and deny the same task
+// drivers.
+func sameDrivers(a, b *nomadapi.NamespaceCapabilities) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.EnabledTaskDrivers, b.EnabledTaskDrivers) && slices.Equal(a.DisabledTaskDrivers, b.DisabledTaskDrivers)
 }
