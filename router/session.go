@@ -34,6 +34,8 @@ const (
 	// MetricsMeta is the meta of RouterService that holds the router's -metrics-listen
 	// address, where dyno-autoscaler reads its queue waits.
 	MetricsMeta = "metrics"
+	// IDMeta is the meta of RouterService that holds the router's -id.
+	IDMeta = "router_id"
 
 	sessionTTL     = 10 * time.Second
 	checkTTL       = 3 * time.Second
@@ -45,13 +47,25 @@ const (
 	stepDownWait   = time.Second
 )
 
-func (c *cluster) serviceID() string { return RouterService + "-" + c.id }
-func (c *cluster) checkID() string   { return RouterService + "-" + c.id + "-alive" }
+func (c *cluster) serviceID() string { return routerServiceID(c.id) }
+
+func routerServiceID(id string) string { return RouterService + "-" + id }
+
+// SelfRegistered says whether an instance of RouterService is one a router registered
+// itself, with its own Consul token: its ID is the one the router makes of its -id. An
+// app's job may register any service through Nomad (whose Consul token writes every
+// service), also one called dyno-router with a metrics address of its choosing; Nomad
+// names every service it registers "_nomad-task-...", never that.
+func SelfRegistered(s *consulapi.AgentService) bool {
+	id := s.Meta[IDMeta]
+	return id != "" && s.ID == routerServiceID(id)
+}
+func (c *cluster) checkID() string { return RouterService + "-" + c.id + "-alive" }
 
 // register puts the router's service and TTL check (passing) in its agent.
 func (c *cluster) register() error {
 	err := c.client.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
-		ID: c.serviceID(), Name: RouterService, Meta: map[string]string{"router_id": c.id, MetricsMeta: c.r.cfg.MetricsListen},
+		ID: c.serviceID(), Name: RouterService, Meta: map[string]string{IDMeta: c.id, MetricsMeta: c.r.cfg.MetricsListen},
 		Check: &consulapi.AgentServiceCheck{CheckID: c.checkID(), Name: "dyno-router " + c.id + " alive",
 			TTL: checkTTL.String(), Status: consulapi.HealthPassing, DeregisterCriticalServiceAfter: "1m"},
 	})

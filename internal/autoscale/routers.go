@@ -20,8 +20,10 @@ func StaticRouters(addrs []string) Routers {
 }
 
 // ConsulRouters finds the routers of a cluster (router -cluster) in Consul: the
-// passing instances of service dyno-router, at the metrics address in their meta. A
-// router that listens for metrics on every address (":9101") is reached at its node's.
+// passing instances of service dyno-router that routers registered themselves (not an
+// app's job through Nomad: router.SelfRegistered), at the metrics address in their
+// meta. A router that listens for metrics on every address (":9101") is reached at its
+// node's.
 func ConsulRouters(c *consulapi.Client) Routers {
 	return func(ctx context.Context) ([]string, error) {
 		entries, _, err := c.Health().Service(router.RouterService, "", true, (&consulapi.QueryOptions{}).WithContext(ctx))
@@ -30,6 +32,9 @@ func ConsulRouters(c *consulapi.Client) Routers {
 		}
 		var addrs []string
 		for _, e := range entries {
+			if !router.SelfRegistered(e.Service) {
+				continue // an app's job could have registered it, with metrics of its own
+			}
 			host, port, err := net.SplitHostPort(e.Service.Meta[router.MetricsMeta])
 			if err != nil || port == "" {
 				continue // the router serves no metrics
