@@ -69,7 +69,7 @@ func execThinGroup(tb testing.TB, dir string) *nomadapi.TaskGroup {
 	task := dynoTask("web", map[string]interface{}{
 		"command": "/bin/sh",
 		"args":    []string{"-c", "cd /local && " + procfileLine(tb, dir, "web")},
-	}, map[string]string{"PORT": "${NOMAD_PORT_web}", "DYNO": "web.1", "RACK_ENV": "production", "HOME": "/local"}, 256, 1)
+	}, map[string]string{"PORT": "${NOMAD_PORT_web}", "DYNO": "web.1", "RACK_ENV": "production", "HOME": "/app"}, 256, 1)
 	task.Driver = "exec"
 	left, right := "[[[", "]]]"
 	must.NoError(tb, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

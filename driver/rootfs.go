@@ -65,7 +65,12 @@ type layout struct {
 
 // buildLayout prepares the sandbox of one dyno: the root skeleton and a generated /etc in
 // taskDir/dyno, and the dyno's private tmp and log directories in private. app is the
-// host directory mounted read-only at /app (the unpacked slug, or the task's local dir).
+// host directory mounted read-only at /app (the unpacked slug, or an empty directory).
+//
+// Nomad's allocation and task directories (alloc/, local/, secrets/) are not in the
+// sandbox: Nomad fetches a job's artifacts into them from the host's network, where the
+// cloud's metadata service and the grid's own services answer, so an app's job could
+// read through its dyno what its dyno may not reach.
 //
 // private lies outside Nomad's allocation directory on purpose: Nomad's file API (nomad
 // alloc fs) follows symlinks out of the allocation directory, so a symlink a dyno plants
@@ -135,9 +140,6 @@ func buildLayout(cfg *drivers.TaskConfig, app, private string, u sandboxUser) (*
 	mount(appDir, app, true)
 	mount(appDir+"/tmp", filepath.Join(private, "tmp"), false)
 	mount(appDir+"/log", filepath.Join(private, "log"), false)
-	mount("/alloc", td.SharedAllocDir, true)
-	mount("/local", td.LocalDir, true)
-	mount("/secrets", td.SecretsDir, true)
 	return l, nil
 }
 

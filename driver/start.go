@@ -129,12 +129,13 @@ func (d *Driver) taskConfig(cfg *drivers.TaskConfig) (TaskConfig, error) {
 }
 
 // appDir is the host directory mounted read-only at /app: the unpacked slug, shared by
-// the release's dynos on this host, or, for a task without a slug, its local directory.
+// the release's dynos on this host, or, for a task without a slug, an empty directory
+// (never its local/, where Nomad puts the job's artifacts: see buildLayout).
 func (d *Driver) appDir(cfg *drivers.TaskConfig, tc TaskConfig) (string, error) {
 	if tc.Slug != "" {
 		return d.slugs.Ensure(d.ctx, tc.Slug, tc.SlugSHA256)
 	}
-	app := cfg.TaskDir().LocalDir
+	app := filepath.Join(cfg.TaskDir().Dir, "dyno", "app")
 	for _, sub := range []string{"tmp", "log"} {
 		if err := os.MkdirAll(filepath.Join(app, sub), 0o755); err != nil {
 			return "", fmt.Errorf("failed to prepare app dir: %w", err)
@@ -285,10 +286,15 @@ func invocation(taskID string) string {
 	return unsafeCgroupChars.ReplaceAllString(taskID, "_")
 }
 
-// dynoEnv is the task's environment plus the defaults a dyno expects.
+// dynoEnv is the task's environment plus the defaults a dyno expects, without Nomad's
+// directories, which are not in the sandbox (see buildLayout).
 func dynoEnv(taskEnv map[string]string) map[string]string {
 	env := make(map[string]string, len(taskEnv)+3)
 	for k, v := range taskEnv {
+		switch k {
+		case "NOMAD_ALLOC_DIR", "NOMAD_TASK_DIR", "NOMAD_SECRETS_DIR":
+			continue
+		}
 		env[k] = v
 	}
 	for k, v := range map[string]string{"PATH": defaultPath, "HOME": appDir, "TMPDIR": appDir + "/tmp"} {

@@ -52,3 +52,16 @@ func processesMentioning(t *testing.T, s string) []string {
 	}
 	return found
 }
+
+// A dyno's environment names none of Nomad's directories, which are not in its sandbox,
+// and gets the defaults it does not set.
+func TestDynoEnv(t *testing.T) {
+	t.Parallel()
+	env := dynoEnv(map[string]string{"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets",
+		"NOMAD_ALLOC_ID": "a1", "HOME": "/home/x", "GREETING": "hi"})
+	for _, k := range []string{"NOMAD_ALLOC_DIR", "NOMAD_TASK_DIR", "NOMAD_SECRETS_DIR"} {
+		_, ok := env[k]
+		must.False(t, ok, must.Sprintf("%s is in a dyno's environment", k))
+	}
+	must.Eq(t, map[string]string{"NOMAD_ALLOC_ID": "a1", "HOME": "/home/x", "GREETING": "hi", "PATH": defaultPath, "TMPDIR": "/app/tmp"}, env)
+}

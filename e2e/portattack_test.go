@@ -16,11 +16,14 @@ import (
 	"github.com/dynogrid/dynogrid/internal/testutil"
 )
 
-// TestStaticHostPortAttack registers, with an app's own deploy token, a job whose dyno
-// asks for a static host port on the host's loopback address, where a listener stands
-// for an agent's API: the driver would map the host's connections to that port into the
-// dyno. It refuses the dyno before it maps anything, and the host's connections still
-// reach the listener.
+// TestStaticHostPortAttack registers, with an app's own deploy token, jobs whose dyno
+// asks for a static host port on which a listener stands for an agent's API: in the
+// driver's network mode (none) the driver's DNAT rule, and in Nomad's bridge mode the
+// CNI portmap plugin (before the driver could refuse the task), would take the host's
+// connections to that port into the job's network. The clients reserve every host port
+// but the dynamic ones, so Nomad places neither job, and the host's connections still
+// reach the listener. A client without that reservation still has the driver refuse a
+// dyno of mode none (driver TestDynoPortsAreDynamicPortsOnly).
 func TestStaticHostPortAttack(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t)
@@ -44,12 +47,13 @@ func TestStaticHostPortAttack(t *testing.T) {
 	}()
 	port := agent.Addr().(*net.TCPAddr).Port
 
-	grab := nomadapi.NewTaskGroup("grab", 1)
-	grab.Networks = []*nomadapi.NetworkResource{{Mode: "none", ReservedPorts: []nomadapi.Port{{Label: "http", Value: port, To: -1}}}}
-	failure := refusedDyno(t, n, app+"-grab", grab, nil)
-	want := fmt.Sprintf("network: port \"http\" is host port %d, outside the dynamic ports 20000-32000 (host_port_range): dynos take dynamic ports only", port)
-	if !strings.Contains(failure, want) {
-		t.Errorf("the dyno failed with %q, want it to say %q", failure, want)
+	for _, mode := range []string{"none", "bridge"} {
+		grab := nomadapi.NewTaskGroup("grab", 1)
+		grab.Networks = []*nomadapi.NetworkResource{{Mode: mode, ReservedPorts: []nomadapi.Port{{Label: "http", Value: port, To: -1}}}}
+		why := unplacedDyno(t, n, app+"-grab-"+mode, grab)
+		if want := fmt.Sprintf("reserved port collision http=%d", port); !strings.Contains(why, want) {
+			t.Errorf("mode %s: the job was not placed because %q, want %q", mode, why, want)
+		}
 	}
 	c, err := net.DialTimeout("tcp", agent.Addr().String(), 3*time.Second)
 	if err != nil {
@@ -60,6 +64,46 @@ func TestStaticHostPortAttack(t *testing.T) {
 	if b, err := io.ReadAll(c); err != nil || string(b) != "agent\n" {
 		t.Errorf("the host's connection to port %d got %q, %v; want the listener's greeting", port, b, err)
 	}
+}
+
+// unplacedDyno registers a job of one task group, whose one dyno runs `sleep 600`, and
+// returns why Nomad placed it nowhere (its evaluation's exhausted dimensions); a dyno
+// that was placed fails the test. The job is removed at the end.
+func unplacedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskGroup) string {
+	t.Helper()
+	job := dynoJob(id, tg, nil)
+	if _, _, err := n.Jobs().Register(job, nil); err != nil {
+		t.Fatalf("the app's deploy token could not register %s: %v", id, err)
+	}
+	t.Cleanup(func() { _, _, _ = n.Jobs().Deregister(id, true, nil) })
+	var why string
+	testutil.WaitFor(t, time.Minute, id+" to be refused a placement", func() error {
+		allocs, _, err := n.Jobs().Allocations(id, true, nil)
+		if err != nil {
+			return err
+		}
+		if len(allocs) > 0 {
+			t.Fatalf("%s was placed (allocation %s, %s)", id, allocs[0].ID, allocs[0].ClientStatus)
+		}
+		evals, _, err := n.Jobs().Evaluations(id, nil)
+		if err != nil {
+			return err
+		}
+		var dims []string
+		for _, e := range evals {
+			for _, m := range e.FailedTGAllocs {
+				for d := range m.DimensionExhausted {
+					dims = append(dims, d)
+				}
+			}
+		}
+		if len(dims) == 0 {
+			return fmt.Errorf("%d evaluations, no failed placement yet", len(evals))
+		}
+		why = strings.Join(dims, "; ")
+		return nil
+	})
+	return why
 }
 
 // TestHostNetworkAttack registers, with an app's own deploy token, a job whose task group
@@ -90,18 +134,7 @@ func tenantNomad(t *testing.T, g *devgrid.Grid, app string) *nomadapi.Client {
 // dyno that ran fails the test.
 func refusedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskGroup, config map[string]any) string {
 	t.Helper()
-	job := nomadapi.NewServiceJob(id, id, "global", 50)
-	job.Datacenters = []string{"*"}
-	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
-	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
-	task := nomadapi.NewTask("dyno", deploy.DriverName)
-	task.Config = config
-	if config == nil {
-		task.Config = map[string]any{"command": "/bin/sh", "args": []string{"-c", "sleep 600"}}
-	}
-	task.Resources = &nomadapi.Resources{CPU: ptr(100), MemoryMB: ptr(64)}
-	tg.AddTask(task)
-	job.AddTaskGroup(tg)
+	job := dynoJob(id, tg, config)
 	if _, _, err := n.Jobs().Register(job, nil); err != nil {
 		t.Fatalf("the app's deploy token could not register %s: %v", id, err)
 	}
@@ -129,4 +162,22 @@ func refusedDyno(t *testing.T, n *nomadapi.Client, id string, tg *nomadapi.TaskG
 		return fmt.Errorf("allocations %d, driver failure %q", len(allocs), failure)
 	})
 	return failure
+}
+
+// dynoJob is a service job of one task group, tg, whose one dyno has config (by default
+// it runs `sleep 600`), restarted and rescheduled never.
+func dynoJob(id string, tg *nomadapi.TaskGroup, config map[string]any) *nomadapi.Job {
+	job := nomadapi.NewServiceJob(id, id, "global", 50)
+	job.Datacenters = []string{"*"}
+	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: ptr(0), Mode: ptr("fail")}
+	tg.ReschedulePolicy = &nomadapi.ReschedulePolicy{Attempts: ptr(0), Unlimited: ptr(false)}
+	task := nomadapi.NewTask("dyno", deploy.DriverName)
+	task.Config = config
+	if config == nil {
+		task.Config = map[string]any{"command": "/bin/sh", "args": []string{"-c", "sleep 600"}}
+	}
+	task.Resources = &nomadapi.Resources{CPU: ptr(100), MemoryMB: ptr(64)}
+	tg.AddTask(task)
+	job.AddTaskGroup(tg)
+	return job
 }

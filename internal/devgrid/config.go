@@ -229,6 +229,12 @@ consul {
 client {
   # Dynos bind to the host's loopback in a dev grid.
   network_interface = "lo"
+  # Jobs take the client's dynamic ports only: no job is given a static host port (an
+  # agent's, any host service's), in any network mode. Nomad's bridge mode would map
+  # one into the job's network before the dyno driver could refuse its task.
+  reserved {
+    reserved_ports = %[17]q
+  }
 %[10]s%[12]s  options {
     # -dev turns raw_exec on; a grid that sandboxes dynos keeps it off.
     "driver.raw_exec.enable" = "0"
@@ -249,7 +255,8 @@ plugin "nomad-driver-dyno" {
 %[8]s
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
 		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
-		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore(), o.hostNetworkLine())
+		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore(), o.hostNetworkLine(),
+		StaticPortsReserved)
 }
 
 // hostNetworkLine lets dynos share the host's network when the grid's options say so.

@@ -32,6 +32,10 @@ const (
 	minDynamicPort, maxDynamicPort = 20000, 32000
 )
 
+// StaticPortsReserved is every host port but Nomad's dynamic ones, as a client's
+// reserved_ports: no job is given a static host port.
+var StaticPortsReserved = fmt.Sprintf("1-%d,%d-65535", minDynamicPort-1, maxDynamicPort+1)
+
 // Network is a grid's dyno bridge.
 type Network struct {
 	// Bridge is the bridge's name.

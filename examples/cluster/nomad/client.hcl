@@ -30,6 +30,13 @@ client {
   host_network "addons" {
     interface = "${ADDON_INTERFACE}"
   }
+  # Jobs take the dynamic ports (20000-32000) only: no job is given a static host port
+  # (the agents', sshd's, any host service's), in any network mode. A job of an app in
+  # Nomad's bridge mode would get one mapped into its network by the CNI portmap plugin
+  # before the dyno driver could refuse its task.
+  reserved {
+    reserved_ports = "1-19999,32001-65535"
+  }
   options {
     "driver.raw_exec.enable" = "0"
     # No cloud metadata probes.
