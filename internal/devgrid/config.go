@@ -235,6 +235,12 @@ client {
   reserved {
     reserved_ports = %[17]q
   }
+  # Templates read Nomad Variables only (through their job's identity). The functions
+  # that read Consul (with the Nomad agent's token: every service, node and address of
+  # the grid) or Vault are off, so that an app's job cannot list them into its dyno.
+  template {
+    function_denylist = %[18]s
+  }
 %[10]s%[12]s  options {
     # -dev turns raw_exec on; a grid that sandboxes dynos keeps it off.
     "driver.raw_exec.enable" = "0"
@@ -256,7 +262,7 @@ plugin "nomad-driver-dyno" {
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
 		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
 		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore(), o.hostNetworkLine(),
-		StaticPortsReserved)
+		StaticPortsReserved, TemplateFunctionDenylist)
 }
 
 // hostNetworkLine lets dynos share the host's network when the grid's options say so.

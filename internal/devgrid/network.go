@@ -32,6 +32,10 @@ const (
 	minDynamicPort, maxDynamicPort = 20000, 32000
 )
 
+// TemplateFunctionDenylist is a client's template function_denylist: Nomad's own
+// (plugin, writeToFile) and every function that reads Consul or Vault.
+const TemplateFunctionDenylist = `["plugin", "writeToFile", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]`
+
 // StaticPortsReserved is every host port but Nomad's dynamic ones, as a client's
 // reserved_ports: no job is given a static host port.
 var StaticPortsReserved = fmt.Sprintf("1-%d,%d-65535", minDynamicPort-1, maxDynamicPort+1)

@@ -17,6 +17,12 @@ client {
   servers           = [${NOMAD_SERVERS}]
   network_interface = "${NETWORK_INTERFACE}"
   cgroup_parent     = "${NOMAD_CGROUP_PARENT}"
+  # Templates read Nomad Variables only (through their job's identity). The functions
+  # that read Consul (with the Nomad agent's token: every service, node and address of
+  # the grid) or Vault are off, so that an app's job cannot list them into its dyno.
+  template {
+    function_denylist = ["plugin", "writeToFile", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]
+  }
   options {
     "driver.raw_exec.enable" = "0"
     "fingerprint.denylist"   = "env_aws,env_gce,env_azure,env_digitalocean"
