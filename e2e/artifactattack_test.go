@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,5 +92,29 @@ func TestArtifactAttack(t *testing.T) {
 	}
 	if exit != 0 {
 		t.Errorf("the dyno exited %d: it read an artifact Nomad fetched from the host's network (3 means found)", exit)
+	}
+	// Nor does the app's deploy token read it through Nomad's file API.
+	allocs, _, err := n.Jobs().Allocations(id, true, nil)
+	if err != nil || len(allocs) == 0 {
+		t.Fatalf("allocations of %s: %d, %v", id, len(allocs), err)
+	}
+	alloc, _, err := n.Allocations().Info(allocs[0].ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"dyno/local/creds", "dyno/secrets/creds"} {
+		// Nomad answers a refusal as the file's content.
+		var got string
+		rc, err := n.AllocFS().Cat(alloc, p, nil)
+		if err == nil {
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			got = string(b)
+		} else {
+			got = err.Error()
+		}
+		if strings.Contains(got, secret) || !strings.Contains(got, "Permission denied") && !strings.Contains(got, "403") {
+			t.Errorf("reading %s through Nomad's file API with the app's deploy token: %q, want it refused", p, got)
+		}
 	}
 }
