@@ -237,7 +237,8 @@ client {
   }
   # Templates read Nomad Variables only (through their job's identity). The functions
   # that read Consul (with the Nomad agent's token: every service, node and address of
-  # the grid) or Vault are off, so that an app's job cannot list them into its dyno.
+  # the grid) or Vault are off, so that an app's job cannot list them into its dyno; so
+  # is file, which reads the job's artifacts, fetched from this host's network.
   template {
     function_denylist = %[18]s
   }

@@ -33,8 +33,10 @@ const (
 )
 
 // TemplateFunctionDenylist is a client's template function_denylist: Nomad's own
-// (plugin, writeToFile) and every function that reads Consul or Vault.
-const TemplateFunctionDenylist = `["plugin", "writeToFile", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]`
+// (plugin, writeToFile), file (which reads the task's directory, where Nomad puts the
+// job's artifacts, fetched from the host's network) and every function that reads
+// Consul or Vault.
+const TemplateFunctionDenylist = `["plugin", "writeToFile", "file", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]`
 
 // StaticPortsReserved is every host port but Nomad's dynamic ones, as a client's
 // reserved_ports: no job is given a static host port.

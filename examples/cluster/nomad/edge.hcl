@@ -19,9 +19,10 @@ client {
   cgroup_parent     = "${NOMAD_CGROUP_PARENT}"
   # Templates read Nomad Variables only (through their job's identity). The functions
   # that read Consul (with the Nomad agent's token: every service, node and address of
-  # the grid) or Vault are off, so that an app's job cannot list them into its dyno.
+  # the grid) or Vault are off, so that an app's job cannot list them into its dyno; so
+  # is file, which reads the job's artifacts, fetched from this host's network.
   template {
-    function_denylist = ["plugin", "writeToFile", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]
+    function_denylist = ["plugin", "writeToFile", "file", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]
   }
   options {
     "driver.raw_exec.enable" = "0"
