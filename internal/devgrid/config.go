@@ -242,7 +242,10 @@ client {
   template {
     function_denylist = %[18]s
   }
-%[10]s%[12]s  options {
+  # No job fetches artifacts here: Nomad would fetch them from this host's network,
+  # with the host's cloud credentials (s3::, gcs::), where a dyno may not reach, and an
+  # app's job could read them into its dyno (a template's source). Every fetch fails.
+%[19]s%[10]s%[12]s  options {
     # -dev turns raw_exec on; a grid that sandboxes dynos keeps it off.
     "driver.raw_exec.enable" = "0"
   }
@@ -263,7 +266,7 @@ plugin "nomad-driver-dyno" {
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
 		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
 		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore(), o.hostNetworkLine(),
-		StaticPortsReserved, TemplateFunctionDenylist)
+		StaticPortsReserved, TemplateFunctionDenylist, ArtifactsOff)
 }
 
 // hostNetworkLine lets dynos share the host's network when the grid's options say so.

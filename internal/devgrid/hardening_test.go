@@ -8,7 +8,8 @@ import (
 )
 
 // The production clients of examples/cluster are hardened as a dev grid's are: the same
-// template functions off, and (where dynos run) the same host ports reserved.
+// template functions off, and where dynos run the same host ports reserved and
+// artifacts off.
 func TestClusterClientsHardenedAsDevGrids(t *testing.T) {
 	t.Parallel()
 	for file, reserved := range map[string]bool{"client.hcl": true, "edge.hcl": false} {
@@ -22,8 +23,12 @@ func TestClusterClientsHardenedAsDevGrids(t *testing.T) {
 		if want := `reserved_ports = "` + StaticPortsReserved + `"`; reserved && !strings.Contains(string(b), want) {
 			t.Errorf("%s does not have %s", file, want)
 		}
+		if reserved && !strings.Contains(string(b), ArtifactsOff) {
+			t.Errorf("%s does not have\n%s", file, ArtifactsOff)
+		}
 	}
-	if !strings.Contains(Options{}.nomadConfig(""), "function_denylist = "+TemplateFunctionDenylist) {
-		t.Error("a dev grid's Nomad configuration does not turn the template functions off")
+	cfg := Options{}.nomadConfig("")
+	if !strings.Contains(cfg, "function_denylist = "+TemplateFunctionDenylist) || !strings.Contains(cfg, ArtifactsOff) {
+		t.Errorf("a dev grid's Nomad configuration does not turn the template functions and artifacts off:\n%s", cfg)
 	}
 }

@@ -44,6 +44,17 @@ client {
   template {
     function_denylist = ["plugin", "writeToFile", "file", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]
   }
+  # No job fetches artifacts here: Nomad would fetch them from this host's network,
+  # with the host's cloud credentials (s3::, gcs::), where a dyno may not reach, and an
+  # app's job could read them into its dyno (a template's source). Every fetch fails.
+  artifact {
+    http_read_timeout = "1ns"
+    http_max_size     = "1B"
+    gcs_timeout       = "1ns"
+    git_timeout       = "1ns"
+    hg_timeout        = "1ns"
+    s3_timeout        = "1ns"
+  }
   options {
     "driver.raw_exec.enable" = "0"
     # No cloud metadata probes.
