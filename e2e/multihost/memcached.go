@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/policies"
 )
@@ -58,7 +60,7 @@ func (g *Grid) makeAddonNetwork() error {
 // on the add-on network.
 func (g *Grid) configureMemcached(ctx context.Context) error {
 	c := g.NomadClient()
-	if err := tenancy.EnsureNamespace(ctx, c, policies.AddonNamespace, "the add-ons' own jobs"); err != nil {
+	if err := tenancy.EnsureNamespace(ctx, c, &nomadapi.Namespace{Name: policies.AddonNamespace, Description: "the add-ons' own jobs"}); err != nil {
 		return err
 	}
 	token, err := tenancy.NomadToken(ctx, c, "multihost memcached add-on", policies.NomadAddonMemcached)

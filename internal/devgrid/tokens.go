@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/dynogrid/dynogrid/internal/tenancy"
 	"github.com/dynogrid/dynogrid/policies"
 )
@@ -107,7 +109,7 @@ func (g *Grid) bootstrapNomad(ctx context.Context, t *Tokens) error {
 	if err != nil {
 		return err
 	}
-	if err := tenancy.EnsureNamespace(ctx, c, policies.AddonNamespace, "the add-ons' own jobs"); err != nil {
+	if err := tenancy.EnsureNamespace(ctx, c, &nomadapi.Namespace{Name: policies.AddonNamespace, Description: "the add-ons' own jobs"}); err != nil {
 		return err
 	}
 	for _, name := range []string{policies.NomadMeter, policies.NomadRouter, policies.NomadAddonMemcached, policies.NomadLogDrain, policies.NomadAutoscaler} {

@@ -28,7 +28,7 @@ func appNamespace(app string) *nomadapi.Namespace {
 // and the policy bound to its job with which its dynos read the app's variables. It is
 // idempotent. c must hold a management token.
 func EnsureApp(ctx context.Context, c *nomadapi.Client, app string) error {
-	if err := ensureNamespaceAs(ctx, c, appNamespace(app)); err != nil {
+	if err := EnsureNamespace(ctx, c, appNamespace(app)); err != nil {
 		return err
 	}
 	name, rules, err := policies.AppDynos(app)

@@ -61,21 +61,9 @@ func nomadPolicy(ctx context.Context, c *nomadapi.Client, p *nomadapi.ACLPolicy)
 	return nil
 }
 
-// EnsureNamespace creates the Nomad namespace name if it does not exist.
-func EnsureNamespace(ctx context.Context, c *nomadapi.Client, name, description string) error {
-	_, _, err := c.Namespaces().Info(name, (&nomadapi.QueryOptions{}).WithContext(ctx))
-	if err == nil {
-		return nil
-	}
-	if !apierr.IsStatus(err, http.StatusNotFound) {
-		return fmt.Errorf("failed to read namespace %s: %w", name, err)
-	}
-	return registerNamespace(ctx, c, &nomadapi.Namespace{Name: name, Description: description})
-}
-
-// ensureNamespaceAs creates the namespace ns, or makes the one of its name allow the
-// task drivers ns does.
-func ensureNamespaceAs(ctx context.Context, c *nomadapi.Client, ns *nomadapi.Namespace) error {
+// EnsureNamespace creates the Nomad namespace ns, or makes the one of its name allow
+// the task drivers ns does.
+func EnsureNamespace(ctx context.Context, c *nomadapi.Client, ns *nomadapi.Namespace) error {
 	cur, _, err := c.Namespaces().Info(ns.Name, (&nomadapi.QueryOptions{}).WithContext(ctx))
 	switch {
 	case err == nil && sameDrivers(cur.Capabilities, ns.Capabilities):
@@ -83,10 +71,6 @@ func ensureNamespaceAs(ctx context.Context, c *nomadapi.Client, ns *nomadapi.Nam
 	case err != nil && !apierr.IsStatus(err, http.StatusNotFound):
 		return fmt.Errorf("failed to read namespace %s: %w", ns.Name, err)
 	}
-	return registerNamespace(ctx, c, ns)
-}
-
-func registerNamespace(ctx context.Context, c *nomadapi.Client, ns *nomadapi.Namespace) error {
 	if _, err := c.Namespaces().Register(ns, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("failed to write namespace %s: %w", ns.Name, err)
 	}
