@@ -198,12 +198,16 @@ func TestAutoscaleFollowsLoadWithinItsCostCap(t *testing.T) {
 		t.Errorf("autoscaler events: %d up, %d down, %d down for a one-off dyno; want each", ups, downs, oneOff)
 	}
 	// dyno ps as docs/apps.md shows it: each process type with its latest scale, then
-	// its dynos.
-	out = c.must("ps")
+	// its dynos. The job's count is 1 before Nomad has stopped the second dyno.
+	documented := regexp.MustCompile(`(?m)^=== web \(1\), scaled from 2 to 1 by the autoscaler \(no requests for [\d.]+s\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)\nweb\.1: running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\S+ ago\) on \S+, release v1$`)
+	testutil.WaitFor(t, time.Minute, "dyno ps to show web's last scale by the autoscaler, then web.1, as documented", func() error {
+		out = c.must("ps")
+		if !documented.MatchString(out) {
+			return fmt.Errorf("dyno ps:\n%s", out)
+		}
+		return nil
+	})
 	t.Logf("dyno ps:\n%s", out)
-	if !regexp.MustCompile(`(?m)^=== web \(1\), scaled from 2 to 1 by the autoscaler \(no requests for [\d.]+s\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)\nweb\.1: running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\S+ ago\) on \S+, release v1$`).MatchString(out) {
-		t.Errorf("dyno ps does not show web's last scale by the autoscaler, then web.1, as documented:\n%s", out)
-	}
 	out = c.must("autoscale")
 	t.Logf("dyno autoscale:\n%s", out)
 	for _, want := range []string{"up from 1 to", "down from", "over the 50ms target"} {
