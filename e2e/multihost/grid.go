@@ -610,8 +610,11 @@ func (g *Grid) teardown() {
 		t.Errorf("multihost: %v", err)
 	}
 	for _, h := range hosts {
-		removeCgroupTree(h.CgroupParent)
-		removeCgroupTree(h.CgroupParent + "-nomad")
+		for _, cg := range []string{h.CgroupParent, h.CgroupParent + "-nomad"} {
+			if err := removeCgroupTree(cg); err != nil {
+				t.Errorf("multihost: %v", err)
+			}
+		}
 		// Deleting the root end of the veth pair removes both ends at once; the kernel
 		// frees a deleted namespace's devices later, when the next grid may want the name.
 		_, _ = ip("link", "del", h.Veth)

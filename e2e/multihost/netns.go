@@ -96,40 +96,65 @@ func unmountBelow(dir string) {
 	}
 }
 
-// removeCgroupTree removes the cgroup parent in every hierarchy, children first, once
-// their processes are gone.
-func removeCgroupTree(parent string) {
+// removeCgroupTree kills the processes of the cgroup parent and of its children (the
+// host's dynos, each in a network namespace of its own, which killNS does not reach),
+// then removes the cgroup in every hierarchy, children first.
+func removeCgroupTree(parent string) error {
 	roots, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parent))
 	roots = append(roots, filepath.Join("/sys/fs/cgroup", parent))
+	var dirs []string
 	for _, root := range roots {
-		var dirs []string
 		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				dirs = append(dirs, p)
 			}
 			return nil
 		})
-		sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+	}
+	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+	for end := time.Now().Add(10 * time.Second); ; {
+		var pids []int
 		for _, d := range dirs {
-			_ = os.Remove(d)
+			pids = append(pids, procsOf(d)...)
+		}
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("processes %v of cgroup %s survive SIGKILL", pids, parent)
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
+	return nil
+}
+
+// procsOf lists the processes of the cgroup directory dir.
+func procsOf(dir string) []int {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, p)
 		}
 	}
+	return pids
 }
 
 // cgroupProcs lists the processes of a cgroup (the pids hierarchy, or cgroups v2).
 func cgroupProcs(rel string) []int {
-	var pids []int
 	for _, base := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
-		b, err := os.ReadFile(filepath.Join(base, rel, "cgroup.procs"))
-		if err != nil {
-			continue
+		if _, err := os.Stat(filepath.Join(base, rel, "cgroup.procs")); err == nil {
+			return procsOf(filepath.Join(base, rel))
 		}
-		for _, f := range strings.Fields(string(b)) {
-			if p, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, p)
-			}
-		}
-		return pids
 	}
 	return nil
 }
