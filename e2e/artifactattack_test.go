@@ -15,7 +15,7 @@ import (
 // could read it into its dyno's environment as a template's source, in KEY=VALUE form.
 // The clients make every artifact fetch fail: the dyno never starts, and the server
 // answers nothing whole. The fetches of git::, hg::, s3:: and gcs:: sources (with the
-// host's cloud credentials) time out alike (internal/devgrid ArtifactsOff); a server
+// host's cloud credentials) time out alike (internal/devgrid artifactsOff); a server
 // here could not answer them. (Besides, Nomad's directories are not in the sandbox,
 // and the app's deploy token may not use Nomad's file API; see docs/security.md.)
 func TestArtifactAttack(t *testing.T) {

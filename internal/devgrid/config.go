@@ -266,7 +266,7 @@ plugin "nomad-driver-dyno" {
 `, filepath.Join(o.DataDir, "nomad"), o.pluginDir(), o.Bind, o.NomadPort, o.NomadPort+1, o.NomadPort+2,
 		o.ConsulAddr(), o.ExtraNomadConfig, o.slugCache(), o.cgroupParentLine(), filepath.Join(o.DataDir, "dynos"),
 		o.Network.nomadClientNetwork(), o.Network.driverFirewall(o.PostgresPort), consulToken, o.SlugStore(), o.hostNetworkLine(),
-		StaticPortsReserved, TemplateFunctionDenylist, ArtifactsOff)
+		staticPortsReserved, templateFunctionDenylist, artifactsOff)
 }
 
 // hostNetworkLine lets dynos share the host's network when the grid's options say so.

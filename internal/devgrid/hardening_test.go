@@ -17,18 +17,18 @@ func TestClusterClientsHardenedAsDevGrids(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "function_denylist = " + TemplateFunctionDenylist; !strings.Contains(string(b), want) {
+		if want := "function_denylist = " + templateFunctionDenylist; !strings.Contains(string(b), want) {
 			t.Errorf("%s does not have %s", file, want)
 		}
-		if want := `reserved_ports = "` + StaticPortsReserved + `"`; reserved && !strings.Contains(string(b), want) {
+		if want := `reserved_ports = "` + staticPortsReserved + `"`; reserved && !strings.Contains(string(b), want) {
 			t.Errorf("%s does not have %s", file, want)
 		}
-		if reserved && !strings.Contains(string(b), ArtifactsOff) {
-			t.Errorf("%s does not have\n%s", file, ArtifactsOff)
+		if reserved && !strings.Contains(string(b), artifactsOff) {
+			t.Errorf("%s does not have\n%s", file, artifactsOff)
 		}
 	}
 	cfg := Options{}.nomadConfig("")
-	if !strings.Contains(cfg, "function_denylist = "+TemplateFunctionDenylist) || !strings.Contains(cfg, ArtifactsOff) {
+	if !strings.Contains(cfg, "function_denylist = "+templateFunctionDenylist) || !strings.Contains(cfg, artifactsOff) {
 		t.Errorf("a dev grid's Nomad configuration does not turn the template functions and artifacts off:\n%s", cfg)
 	}
 }

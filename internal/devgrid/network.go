@@ -32,28 +32,6 @@ const (
 	minDynamicPort, maxDynamicPort = 20000, 32000
 )
 
-// TemplateFunctionDenylist is a client's template function_denylist: Nomad's own
-// (plugin, writeToFile), file (which reads the task's directory, where Nomad puts the
-// job's artifacts, fetched from the host's network) and every function that reads
-// Consul or Vault.
-const TemplateFunctionDenylist = `["plugin", "writeToFile", "file", "datacenters", "key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree", "node", "nodes", "service", "services", "connect", "caRoots", "caLeaf", "secret", "secrets", "pkiCert"]`
-
-// ArtifactsOff is a client's artifact block that makes every artifact fetch fail at
-// once: no job of the grid has one, and Nomad fetches them from the host's network.
-const ArtifactsOff = `  artifact {
-    http_read_timeout = "1ns"
-    http_max_size     = "1B"
-    gcs_timeout       = "1ns"
-    git_timeout       = "1ns"
-    hg_timeout        = "1ns"
-    s3_timeout        = "1ns"
-  }
-`
-
-// StaticPortsReserved is every host port but Nomad's dynamic ones, as a client's
-// reserved_ports: no job is given a static host port.
-var StaticPortsReserved = fmt.Sprintf("1-%d,%d-65535", minDynamicPort-1, maxDynamicPort+1)
-
 // Network is a grid's dyno bridge.
 type Network struct {
 	// Bridge is the bridge's name.
