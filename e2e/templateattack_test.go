@@ -15,7 +15,8 @@ import (
 // (every service of the grid, read with the Nomad agent's Consul token), and a file of
 // the task's directory, where Nomad puts a job's artifacts (here one its other template
 // writes), read with the template function file. The clients turn those functions off:
-// each template fails, and its dyno never runs.
+// each template fails at once, and its dyno never runs. (With file on, that template
+// waits for its file, and the test fails on its deadline.)
 func TestTemplateAttacks(t *testing.T) {
 	t.Parallel()
 	g := harness.Grid(t)
@@ -42,8 +43,11 @@ func TestTemplateAttacks(t *testing.T) {
 			}}
 			registerOwnJob(t, n, job)
 			waitTaskEvent(t, n, id, id+"'s template to fail", func(e *nomadapi.TaskEvent) (bool, error) {
-				if e.Type == nomadapi.TaskTerminated && e.ExitCode == 3 {
+				switch {
+				case e.Type == nomadapi.TaskTerminated && e.ExitCode == 3:
 					return false, fmt.Errorf("the dyno ran with its template's %s in its environment", name)
+				case e.Type == nomadapi.TaskStarted:
+					return false, fmt.Errorf("the dyno started although its template reads %s", name)
 				}
 				for _, m := range []string{e.DisplayMessage, e.Message, e.KillReason, e.SetupError, e.DriverError} {
 					if strings.Contains(m, "function is disabled") {
