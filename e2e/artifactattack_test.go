@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 
 	nomadapi "github.com/hashicorp/nomad/api"
@@ -48,5 +50,27 @@ func TestArtifactAttack(t *testing.T) {
 	})
 	if n := answered.Load(); n > 0 {
 		t.Errorf("the server answered %d artifact fetches whole", n)
+	}
+	// Nor may the app's deploy token read its allocations' files through Nomad's file
+	// API, where an artifact would be.
+	allocs, _, err := n.Jobs().Allocations(id, true, nil)
+	if err != nil || len(allocs) == 0 {
+		t.Fatalf("allocations of %s: %d, %v", id, len(allocs), err)
+	}
+	alloc, _, err := n.Allocations().Info(allocs[0].ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nomad answers a refusal as the file's content, or as an error.
+	var got string
+	if rc, err := n.AllocFS().Cat(alloc, "dyno/local/leak.tpl", nil); err == nil {
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		got = string(b)
+	} else {
+		got = err.Error()
+	}
+	if !strings.Contains(got, "Permission denied") && !strings.Contains(got, "403") {
+		t.Errorf("the app's deploy token reading its allocation's files through Nomad's file API: %q, want it refused", got)
 	}
 }
