@@ -44,6 +44,10 @@ func TestIdealBeatsRandom(t *testing.T) {
 	if got := Ideal(queued, 1); got[1] != 10*time.Millisecond {
 		t.Fatalf("second request waits 9ms then serves 1ms: got %v", got[1])
 	}
+	// A hand-off of 1 ms: the second request waits 10 ms, then serves 2.
+	if got := Ideal(queued.Lengthened(time.Millisecond), 1); got[1] != 12*time.Millisecond || queued[1].Service != time.Millisecond {
+		t.Fatalf("lengthened by 1ms: second request took %v (the trace itself: %v)", got[1], queued[1].Service)
+	}
 }
 
 // The load generator's own queue sends each request to an idle backend only: with one
@@ -70,5 +74,37 @@ func TestClientQueueHoldsOneRequestPerBackend(t *testing.T) {
 	// 20 requests of 1 ms on one backend: the last answer comes after at least 20 ms.
 	if s := Summarise(lat, 0); s.P99 < 15*time.Millisecond {
 		t.Fatalf("requests did not wait for the backend: %v", s)
+	}
+}
+
+// Turnaround averages only the gaps in which the next request was already waiting: a
+// backend idle between spaced requests counts no hand-off. (Not parallel: a request
+// delayed by the length of a spacing would be a hand-off.)
+func TestTurnaroundCountsOnlyHandOffs(t *testing.T) {
+	run := func(tr Trace) *Measured {
+		bs, err := StartBackends(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer StopBackends(bs)
+		m := NewMeasured(len(tr))
+		bs[0].Served = m
+		q := NewClientQueue([]string{bs[0].Addr})
+		if lat, errs, err := Run(context.Background(), Client(), Target{Name: "q", Queue: q}, tr); errs != 0 || len(lat) != len(tr) {
+			t.Fatalf("%d answered, %d failed: %v", len(lat), errs, err)
+		}
+		return m
+	}
+	var spaced, burst Trace
+	for i := 0; i < 10; i++ {
+		spaced = append(spaced, Request{At: time.Duration(i) * 50 * time.Millisecond, Service: time.Millisecond})
+		burst = append(burst, Request{At: time.Duration(i) * 10 * time.Microsecond, Service: 2 * time.Millisecond})
+	}
+	if m := run(spaced); m.HandOffs() != 0 {
+		t.Fatalf("spaced requests: %d hand-offs (mean %s), want none", m.HandOffs(), m.Turnaround())
+	}
+	// The first request finds the backend idle; each of the other nine waits for it.
+	if m := run(burst); m.HandOffs() != 9 || m.Turnaround() <= 0 {
+		t.Fatalf("burst: %d hand-offs (mean %s), want 9", m.HandOffs(), m.Turnaround())
 	}
 }

@@ -18,6 +18,10 @@ const ServiceHeader = "X-Service-Us"
 // IndexHeader carries a request's index in its trace.
 const IndexHeader = "X-Trace-Index"
 
+// DueHeader carries the time a request was scheduled to be sent (Unix nanoseconds), by
+// which a backend tells a request that waited for it from one that came to it idle.
+const DueHeader = "X-Trace-Due"
+
 // Target is where a run sends its requests.
 type Target struct {
 	Name string
@@ -103,9 +107,9 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 				defer q.give(addr)
 				url = "http://" + addr + "/"
 			}
-			resp, err := send(ctx, c, target, url, i, t[i].Service)
+			resp, err := send(ctx, c, target, url, i, t[i].Service, due)
 			for try := 1; err != nil && refused(err) && try < len(target.URLs); try++ {
-				resp, err = send(ctx, c, target, target.URLs[(i+try)%len(target.URLs)], i, t[i].Service)
+				resp, err = send(ctx, c, target, target.URLs[(i+try)%len(target.URLs)], i, t[i].Service, due)
 			}
 			if err != nil {
 				errMu.Lock()
@@ -141,8 +145,8 @@ func Run(ctx context.Context, c *http.Client, target Target, t Trace) ([]time.Du
 	return out, errs, firstErr
 }
 
-// send sends trace request i, of the given service time, to url.
-func send(ctx context.Context, c *http.Client, target Target, url string, i int, service time.Duration) (*http.Response, error) {
+// send sends trace request i, of the given service time and due at due, to url.
+func send(ctx context.Context, c *http.Client, target Target, url string, i int, service time.Duration, due time.Time) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -152,6 +156,7 @@ func send(ctx context.Context, c *http.Client, target Target, url string, i int,
 	}
 	req.Header.Set(ServiceHeader, strconv.FormatInt(service.Microseconds(), 10))
 	req.Header.Set(IndexHeader, strconv.Itoa(i))
+	req.Header.Set(DueHeader, strconv.FormatInt(due.UnixNano(), 10))
 	return c.Do(req)
 }
 

@@ -71,3 +71,14 @@ func (t Trace) Duration() time.Duration {
 	}
 	return t[len(t)-1].At
 }
+
+// Lengthened returns t with every service time longer by d: the trace a single queue
+// serves when each hand-off of a backend to its next request costs d of idle time.
+func (t Trace) Lengthened(d time.Duration) Trace {
+	out := make(Trace, len(t))
+	for i, r := range t {
+		out[i] = r
+		out[i].Service += d
+	}
+	return out
+}
