@@ -78,9 +78,10 @@ func medianDuration(ds []time.Duration) time.Duration {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // BenchmarkRouting replays one seeded Poisson trace per utilisation against dyno-router,
-// HAProxy leastconn with maxconn 1 (a queue in the proxy), HAProxy random(1), and the
-// load generator's own single queue with direct connections (no proxy: the best this
-// machine allows), and computes the ideal M/M/c result from the same trace.
+// HAProxy leastconn with maxconn 1 (a queue in the proxy), HAProxy random(1), the load
+// generator's own single queue with direct connections (no proxy), and the Go epoll peer
+// (a minimal queueing proxy: the shortest hand-off a proxy process gets on this
+// machine), and computes the ideal M/M/c result from the same trace.
 func BenchmarkRouting(b *testing.B) {
 	requireHAProxy(b)
 	bs, err := loadgen.StartBackends(dynos)
@@ -92,9 +93,10 @@ func BenchmarkRouting(b *testing.B) {
 		startRouter(b, bs),
 		startHAProxy(b, bs, "leastconn", true),
 		startHAProxy(b, bs, "random(1)", false),
+		startEpollPeerOn(b, bs, -1),
 	}
 	tgs := []loadgen.Target{target(targets[0]), target(targets[1]), target(targets[2]),
-		{Name: "direct queue", Queue: loadgen.NewClientQueue(addrs(bs))}}
+		{Name: "direct queue", Queue: loadgen.NewClientQueue(addrs(bs))}, target(targets[3])}
 	client := loadgen.Client()
 	for _, tg := range tgs {
 		if err := loadgen.Warm(client, tg, 200); err != nil {
@@ -133,8 +135,11 @@ func BenchmarkRouting(b *testing.B) {
 			}
 			name := func(i int) string { return tgs[i].Name }
 			im := measured[name(0)]
-			r, h, rnd, dq := res[name(0)], res[name(1)], res[name(2)], res[name(3)]
-			taR, taH, taQ := medianDuration(turn[name(0)]), medianDuration(turn[name(1)]), medianDuration(turn[name(3)])
+			r, h, rnd, dq, ep := res[name(0)], res[name(1)], res[name(2)], res[name(3)], res[name(4)]
+			taR, taH, taQ, taP := medianDuration(turn[name(0)]), medianDuration(turn[name(1)]), medianDuration(turn[name(3)]), medianDuration(turn[name(4)])
+			// Under random routing requests queue at the backends: the next one is there
+			// when a response goes out, so this is the backends' own part of a hand-off.
+			taRnd := medianDuration(turn[name(2)])
 			ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
 			// What each proxy's hand-offs alone would make of the ideal: its p99 against
 			// this is the cost of everything else (order, dispatch, forwarding).
@@ -148,6 +153,9 @@ func BenchmarkRouting(b *testing.B) {
 			b.ReportMetric(ms(r.P99), "router-p99-ms")
 			b.ReportMetric(ms(h.P99), "haproxy-p99-ms")
 			b.ReportMetric(ms(rnd.P99), "random-p99-ms")
+			b.ReportMetric(ms(ep.P99), "epollpeer-p99-ms")
+			b.ReportMetric(ratio(r.P99, ep.P99), "router/epollpeer-p99")
+			b.ReportMetric(float64(taP)/1e3, "epollpeer-turnaround-us")
 			b.ReportMetric(ratio(r.P99, ideal.P99), "router/ideal-p99")
 			b.ReportMetric(ratio(r.P99, im.P99), "router/ideal-measured-p99")
 			b.ReportMetric(ratio(r.P99, dq.P99), "router/direct-queue-p99")
@@ -160,10 +168,10 @@ func BenchmarkRouting(b *testing.B) {
 			b.ReportMetric(float64(taH)/1e3, "haproxy-turnaround-us")
 			b.ReportMetric(float64(taQ)/1e3, "direct-queue-turnaround-us")
 			pp := func(s loadgen.Summary) string { return fmt.Sprintf("%.1f / %.1f", ms(s.P50), ms(s.P99)) }
-			table = append(table, fmt.Sprintf("| %.2f | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f / %.0f / %.0f | %.2f / %.2f | %.2f / %.2f |",
-				u, pp(ideal), pp(im), pp(dq), pp(r), pp(h), pp(rnd),
-				ratio(r.P99, ideal.P99), ratio(h.P99, ideal.P99), ratio(r.P99, dq.P99), ratio(r.P99, h.P99), ratio(rnd.P99, r.P99),
-				float64(taQ)/1e3, float64(taR)/1e3, float64(taH)/1e3,
+			table = append(table, fmt.Sprintf("| %.2f | %s | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f / %.0f / %.0f / %.0f / %.0f | %.2f / %.2f | %.2f / %.2f |",
+				u, pp(ideal), pp(im), pp(dq), pp(r), pp(h), pp(rnd), pp(ep),
+				ratio(r.P99, ideal.P99), ratio(h.P99, ideal.P99), ratio(r.P99, dq.P99), ratio(r.P99, h.P99), ratio(r.P99, ep.P99), ratio(rnd.P99, r.P99),
+				float64(taQ)/1e3, float64(taR)/1e3, float64(taH)/1e3, float64(taP)/1e3, float64(taRnd)/1e3,
 				ratio(xR, ideal.P99), ratio(xH, ideal.P99), ratio(r.P99, xR), ratio(h.P99, xH)))
 		})
 	}
@@ -174,8 +182,8 @@ func BenchmarkRouting(b *testing.B) {
 	}
 	fmt.Printf("\n%d dynos, exponential service mean %s, %d requests per run, seed %d, median of %d interleaved rounds (latencies ms, p50 / p99); before the run: %s; after: %s\n",
 		dynos, meanService, requests(), seed, rounds(), machine, testutil.MachineState())
-	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | direct queue, no proxy | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | router/ideal p99 | HAProxy/ideal p99 | router/direct queue p99 | router/HAProxy p99 | random/router p99 | hand-off us: direct queue / router / HAProxy | ideal with the hand-off/ideal p99: router / HAProxy | p99 over ideal with its own hand-off: router / HAProxy |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| util | ideal M/M/c (trace) | ideal M/M/c (measured service) | direct queue, no proxy | dyno-router | HAProxy leastconn maxconn 1 | HAProxy random(1) | Go epoll peer | router/ideal p99 | HAProxy/ideal p99 | router/direct queue p99 | router/HAProxy p99 | router/peer p99 | random/router p99 | hand-off us: direct queue / router / HAProxy / peer / random(1) | ideal with the hand-off/ideal p99: router / HAProxy | p99 over ideal with its own hand-off: router / HAProxy |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(table, "\n"))
 }
 

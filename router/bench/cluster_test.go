@@ -136,9 +136,10 @@ func startCluster(tb testing.TB, bs []*loadgen.Backend, n int) *routerCluster {
 
 func consulAddr(g *devgrid.Grid) string { return g.Options.ConsulAddr() }
 
-// pinned runs argv on one core (taskset keeps the process ID: it execs the command).
+// pinned runs argv on one core (taskset keeps the process ID: it execs the command), on
+// none when i < 0.
 func pinned(i int, argv ...string) []string {
-	if _, err := exec.LookPath("taskset"); err != nil {
+	if _, err := exec.LookPath("taskset"); err != nil || i < 0 {
 		return argv
 	}
 	return append([]string{"taskset", "-c", fmt.Sprint(i % runtime.NumCPU())}, argv...)
@@ -260,7 +261,7 @@ func BenchmarkCluster(b *testing.B) {
 	}
 	fmt.Printf("\nBenchmarkCluster: %d dynos, mean service %s, %d requests per run, seed %d, median of %d interleaved rounds; clients spread evenly over the routers, and all on the router that forwards; each router pinned to one core (%d cores); before the run: %s; after: %s\n",
 		dynos, meanService, requests(), seed, rounds(), runtime.NumCPU(), machine, testutil.MachineState())
-	fmt.Println("| load | service | ideal M/M/c p99 | 1 router p50 / p99 | 2 routers p50 / p99 | 2/1 p99 | 3 routers p50 / p99 | 3/1 p99 | all via the forwarder p50 / p99 | fwd/1 p99 | errors 1 / 2 / 3 / fwd | overlaps 1 / 2 / 3 / fwd | turnaround us 1 / 2 / 3 / fwd |")
+	fmt.Println("| load | service | ideal M/M/c p99 | 1 router p50 / p99 | 2 routers p50 / p99 | 2/1 p99 | 3 routers p50 / p99 | 3/1 p99 | all via the forwarder p50 / p99 | fwd/1 p99 | errors 1 / 2 / 3 / fwd | overlaps 1 / 2 / 3 / fwd | hand-off us 1 / 2 / 3 / fwd |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Println(strings.Join(rows, "\n"))
 

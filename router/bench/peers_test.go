@@ -86,7 +86,7 @@ func buildBin(tb testing.TB, pkg string) string {
 }
 
 // startEpollPeerOn runs the benchmark peer epollpeer (a minimal queueing proxy on an
-// epoll loop of its own) in front of the backends, pinned to core.
+// epoll loop of its own) in front of the backends, pinned to core (none when core < 0).
 func startEpollPeerOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
 	tb.Helper()
 	bin := buildBin(tb, "github.com/dynogrid/dynogrid/router/bench/epollpeer")
@@ -102,10 +102,7 @@ func startRouterBin(tb testing.TB, name, bin string, bs []*loadgen.Backend, core
 	addr := freeAddr(tb)
 	argv := []string{bin, "-listen", addr, "-consul", "", "-log-level", "warn",
 		"-static", "bench=" + strings.Join(addrs(bs), ","), "-max-queue", "100000", "-max-queue-wait", "60s"}
-	argv = append(argv, extra...)
-	if core >= 0 {
-		argv = pinned(core, argv...)
-	}
+	argv = pinned(core, append(argv, extra...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if v := os.Getenv("BENCH_ROUTER_GOMAXPROCS"); v != "" {
 		cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
@@ -167,10 +164,7 @@ backend be
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	argv := []string{bin, "-db", "-f", cfg}
-	if core >= 0 {
-		argv = pinned(core, argv...)
-	}
+	argv := pinned(core, bin, "-db", "-f", cfg)
 	return start(tb, "haproxy "+balance, exec.Command(argv[0], argv[1:]...), addr)
 }
 
