@@ -80,8 +80,9 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // BenchmarkRouting replays one seeded Poisson trace per utilisation against dyno-router,
 // HAProxy leastconn with maxconn 1 (a queue in the proxy), HAProxy random(1), the load
 // generator's own single queue with direct connections (no proxy), and the Go epoll peer
-// (a minimal queueing proxy: the shortest hand-off a proxy process gets on this
-// machine), and computes the ideal M/M/c result from the same trace.
+// (a minimal queueing proxy: how fast a proxy that does nothing else hands a backend its
+// next request on this machine), and computes the ideal M/M/c result from the same
+// trace.
 func BenchmarkRouting(b *testing.B) {
 	requireHAProxy(b)
 	bs, err := loadgen.StartBackends(dynos)

@@ -43,16 +43,17 @@ func (m *Measured) handOff(d time.Duration) {
 
 // handOffMargin is how long before a response went out the next request must have been
 // due for the gap between them to count as a hand-off: long enough for the request to
-// have reached the proxy by then (a client dialling a new connection takes a few hundred
-// microseconds), so that the gap is the proxy's and the backend's alone.
+// have reached the proxy by then whatever held it up in the client (a connection to
+// dial, a late wake-up), so that the gap is the proxy's and the backend's alone.
 const handOffMargin = time.Millisecond
 
 // Turnaround is the mean time backends sat idle between sending a response and starting
 // on their next request, over the hand-offs only: the times the next request was due
 // (see DueHeader) well before the response went out (handOffMargin), so that it waited
-// at the proxy for this backend. It is the dead time a proxy adds to each request when requests wait for
-// backends, which at high load matters more than any other overhead (0.5 ms per 10 ms
-// request turns a 0.9 load into 0.945). Idle time with no request around is not in it.
+// at the proxy for this backend. It is the dead time a proxy adds to each request when
+// requests wait for backends, which at high load matters more than any other overhead
+// (0.5 ms per 10 ms request turns a 0.9 load into 0.945). Idle time with no request
+// around is not in it.
 func (m *Measured) Turnaround() time.Duration {
 	if n := m.gapCnt.Load(); n > 0 {
 		return time.Duration(m.gapSum.Load() / n)

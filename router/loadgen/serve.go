@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"strconv"
+	"strings"
 )
 
 // maxHead bounds a request head a Backend reads; no proxy under test sends one near it.
@@ -39,21 +40,21 @@ func parseHead(b []byte) (head, bool) {
 		v := string(bytes.TrimSpace(value))
 		var err error
 		switch n := string(name); {
-		case equalFold(n, ServiceHeader):
+		case strings.EqualFold(n, ServiceHeader):
 			h.serviceUs, err = strconv.ParseInt(v, 10, 64)
-		case equalFold(n, IndexHeader):
+		case strings.EqualFold(n, IndexHeader):
 			h.index, err = strconv.Atoi(v)
-		case equalFold(n, DueHeader):
+		case strings.EqualFold(n, DueHeader):
 			h.due, err = strconv.ParseInt(v, 10, 64)
-		case equalFold(n, "Content-Length"):
+		case strings.EqualFold(n, "Content-Length"):
 			h.contentLength, err = strconv.ParseInt(v, 10, 64)
 			if h.contentLength < 0 {
 				return h, false
 			}
-		case equalFold(n, "Transfer-Encoding"):
+		case strings.EqualFold(n, "Transfer-Encoding"):
 			return h, false
-		case equalFold(n, "Connection"):
-			h.close = equalFold(v, "close")
+		case strings.EqualFold(n, "Connection"):
+			h.close = strings.EqualFold(v, "close")
 		}
 		if err != nil {
 			return h, false
@@ -61,8 +62,6 @@ func parseHead(b []byte) (head, bool) {
 	}
 	return h, true
 }
-
-func equalFold(a, b string) bool { return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b)) }
 
 // serveConn answers the requests of one connection in turn, keeping it open between
 // them (HTTP/1.1 keep-alive) until the client closes it or asks to.
