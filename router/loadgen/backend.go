@@ -35,10 +35,8 @@ type Measured struct {
 }
 
 func (m *Measured) handOff(d time.Duration) {
-	if d >= 0 {
-		m.gapSum.Add(int64(d))
-		m.gapCnt.Add(1)
-	}
+	m.gapSum.Add(int64(d))
+	m.gapCnt.Add(1)
 }
 
 // handOffMargin is how long before a response went out the next request must have been
