@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -13,9 +14,9 @@ import (
 	"github.com/dynogrid/dynogrid/router/loadgen"
 )
 
-// cpuCore is the core both proxies are pinned to, one after the other: the load
-// generator and the backends (this process) have the machine's other cores to
-// themselves most of the time.
+// cpuCore is the core the proxies are pinned to, one after the other; the load
+// generator and the backends (this process) keep to the machine's other cores
+// (keepOffCore).
 func cpuCore() int { return runtime.NumCPU() - 1 }
 
 // warmCPU is how many requests warm each proxy up before BenchmarkCPU measures it.
@@ -44,7 +45,9 @@ type cpuRegime struct {
 // against the ideal M/M/c single queue of the same trace. The Go epoll peer (epollpeer:
 // a queueing proxy on an epoll loop of its own, doing none of the router's checks) runs
 // alongside too: the least a Go proxy costs per request without goroutines per
-// connection. BENCH_ROUTER_BASELINE names
+// connection. So does HAProxy configured to add the router's headers to each request
+// (startHAProxyAsRouter): HAProxy doing the router's work, as an operator would set it
+// up in the router's place. BENCH_ROUTER_BASELINE names
 // another dyno-router binary (an earlier build) to run alongside, interleaved likewise:
 // its CPU per request is reported next to the router's.
 func BenchmarkCPU(b *testing.B) {
@@ -55,7 +58,11 @@ func BenchmarkCPU(b *testing.B) {
 	}
 	defer loadgen.StopBackends(bs)
 	core := cpuCore()
-	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core), startEpollPeerOn(b, bs, core)}
+	keepOffCore(b, core)
+	// In this order: the indexes below name them.
+	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core), startEpollPeerOn(b, bs, core),
+		startHAProxyAsRouter(b, bs, core)}
+	const routerAt, haproxyAt, peerAt, asRouterAt, baselineAt = 0, 1, 2, 3, 4
 	baseline := os.Getenv("BENCH_ROUTER_BASELINE")
 	if baseline != "" {
 		procs = append(procs, startRouterBin(b, "dyno-router (baseline)", baseline, bs, core))
@@ -107,21 +114,24 @@ func BenchmarkCPU(b *testing.B) {
 				}
 			}
 			us := func(d time.Duration) float64 { return float64(d) / 1e3 }
-			rc, hc := medianDuration(cpu[0]), medianDuration(cpu[1])
-			rp, hp := medianDuration(p99[0]), medianDuration(p99[1])
+			rc, hc := medianDuration(cpu[routerAt]), medianDuration(cpu[haproxyAt])
+			rp, hp := medianDuration(p99[routerAt]), medianDuration(p99[haproxyAt])
 			ideal := "-"
 			if rg.queue {
 				ip := loadgen.Summarise(loadgen.Ideal(rg.trace, dynos), 0).P99
 				ideal = fmt.Sprintf("%.2f / %.2f", float64(rp)/float64(ip), float64(hp)/float64(ip))
 			}
-			ec, ep := medianDuration(cpu[2]), medianDuration(p99[2])
-			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %.0f | %.2f | %.2f | %.2f |",
-				rg.name, us(rc), us(hc), float64(rc)/float64(hc), ms(rp), ms(hp), float64(rp)/float64(hp), ideal,
-				us(ec), float64(ec)/float64(hc), float64(rc)/float64(ec), ms(ep))
+			ec, ep := medianDuration(cpu[peerAt]), medianDuration(p99[peerAt])
+			ac, ap := medianDuration(cpu[asRouterAt]), medianDuration(p99[asRouterAt])
+			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f (%s) | %.2f | %.2f | %.2f | %s | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f (%s) | %.2f | %.2f |",
+				rg.name, us(rc), us(hc), float64(rc)/float64(hc), roundRatios(cpu[routerAt], cpu[haproxyAt]), ms(rp), ms(hp), float64(rp)/float64(hp), ideal,
+				us(ec), float64(ec)/float64(hc), float64(rc)/float64(ec), ms(ep),
+				us(ac), float64(rc)/float64(ac), roundRatios(cpu[routerAt], cpu[asRouterAt]), ms(ap), float64(rp)/float64(ap))
+			b.ReportMetric(float64(rc)/float64(ac), "router/haproxy-as-router-cpu-"+rg.key)
 			b.ReportMetric(float64(ec)/float64(hc), "epollpeer/haproxy-cpu-"+rg.key)
 			b.ReportMetric(float64(rc)/float64(ec), "router/epollpeer-cpu-"+rg.key)
 			if baseline != "" {
-				oc, op := medianDuration(cpu[3]), medianDuration(p99[3])
+				oc, op := medianDuration(cpu[baselineAt]), medianDuration(p99[baselineAt])
 				row += fmt.Sprintf(" %.0f | %.2f | %.2f | %.2f |", us(oc), float64(oc)/float64(hc), float64(rc)/float64(oc), ms(op))
 				b.ReportMetric(float64(rc)/float64(oc), "router/baseline-cpu-"+rg.key)
 			}
@@ -132,13 +142,26 @@ func BenchmarkCPU(b *testing.B) {
 	}
 	fmt.Printf("\nBenchmarkCPU: CPU per request (us) of each proxy, pinned to core %d of %d, from its own accounting (schedstat); median of %d interleaved rounds; before the run: %s; after: %s\n",
 		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
-	head := "| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |" +
-		" Go epoll peer us/req | peer/HAProxy CPU | router/peer CPU | peer p99 ms |"
-	rule := "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	head := "| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU (rounds' range) | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |" +
+		" Go epoll peer us/req | peer/HAProxy CPU | router/peer CPU | peer p99 ms |" +
+		" HAProxy with the router's headers us/req | router/it CPU (rounds' range) | its p99 ms | router/it p99 |"
+	rule := "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	if baseline != "" {
 		head, rule = head+" baseline us/req | baseline/HAProxy CPU | router/baseline CPU | baseline p99 ms |", rule+"---|---|---|---|"
 	}
 	fmt.Println(head)
 	fmt.Println(rule)
 	fmt.Println(strings.Join(rows, "\n"))
+}
+
+// roundRatios is the range of a[i]/b[i] over the rounds, "low-high": how far the ratio
+// of two proxies' medians may be trusted on a machine whose speed drifts between rounds
+// (each round runs both, one after the other).
+func roundRatios(a, b []time.Duration) string {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range min(len(a), len(b)) {
+		r := float64(a[i]) / float64(b[i])
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return fmt.Sprintf("%.2f-%.2f", lo, hi)
 }

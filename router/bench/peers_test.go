@@ -126,12 +126,30 @@ func startHAProxy(tb testing.TB, bs []*loadgen.Backend, balance string, single b
 
 // startHAProxyOn is startHAProxy pinned to one core (none when core < 0).
 func startHAProxyOn(tb testing.TB, bs []*loadgen.Backend, balance string, single bool, core int) *proc {
-	return startHAProxyWith(tb, bs, balance, single, core, "")
+	return startHAProxyWith(tb, "haproxy "+balance, bs, balance, single, core, "", "")
+}
+
+// routerHeaders are HAProxy frontend lines that give each request the headers
+// dyno-router adds (docs/router.md, Headers): X-Request-Id (the client's when it is
+// well formed, else a new UUID), X-Request-Start in Unix microseconds, and
+// X-Forwarded-For, -Proto and -Port.
+const routerHeaders = `    http-request set-header X-Request-Id %[uuid()] unless { req.hdr(X-Request-Id) -m reg ^[A-Za-z0-9+/=-]{20,200}$ }
+    http-request set-header X-Request-Start t=%[date(0,us)]
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Port %[dst_port]
+`
+
+// startHAProxyAsRouter is startHAProxyOn (leastconn, maxconn 1) adding the router's
+// headers to every request, as an operator would configure HAProxy in the router's
+// place: the same work per request as the router's, apart from its checks and metrics.
+func startHAProxyAsRouter(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+	return startHAProxyWith(tb, "haproxy with the router's headers", bs, "leastconn", true, core, "", routerHeaders)
 }
 
 // startHAProxyWith is startHAProxyOn with the frontend's bind line ending in bind (TLS
-// settings, for example).
-func startHAProxyWith(tb testing.TB, bs []*loadgen.Backend, balance string, single bool, core int, bind string) *proc {
+// settings, for example) and the frontend lines frontend after it.
+func startHAProxyWith(tb testing.TB, name string, bs []*loadgen.Backend, balance string, single bool, core int, bind, frontend string) *proc {
 	tb.Helper()
 	bin := haproxyBin
 	requireHAProxy(tb)
@@ -149,10 +167,10 @@ defaults
     http-reuse always
 frontend fe
     bind %s%s
-    default_backend be
+%s    default_backend be
 backend be
     balance %s
-`, addr, bind, balance)
+`, addr, bind, frontend, balance)
 	for i, a := range addrs(bs) {
 		fmt.Fprintf(&b, "    server s%d %s", i+1, a)
 		if single {
@@ -165,7 +183,7 @@ backend be
 		tb.Fatal(err)
 	}
 	argv := pinned(core, bin, "-db", "-f", cfg)
-	return start(tb, "haproxy "+balance, exec.Command(argv[0], argv[1:]...), addr)
+	return start(tb, name, exec.Command(argv[0], argv[1:]...), addr)
 }
 
 // cpuTime is the CPU a process used so far (user+system), to the nanosecond: the sum of

@@ -51,7 +51,7 @@ func BenchmarkTLS(b *testing.B) {
 	tlsAddr := freeAddr(b)
 	router := startRouterWith(b, bs, core, "-tls-listen", tlsAddr, "-tls-cert", certFile, "-tls-key", keyFile)
 	router.addr = tlsAddr
-	haproxy := startHAProxyWith(b, bs, "leastconn", true, core, " ssl crt "+bundle+" alpn h2,http/1.1 ssl-min-ver TLSv1.2")
+	haproxy := startHAProxyWith(b, "haproxy leastconn", bs, "leastconn", true, core, " ssl crt "+bundle+" alpn h2,http/1.1 ssl-min-ver TLSv1.2", "")
 	procs := []*proc{router, haproxy}
 	tlsCfg := &tls.Config{RootCAs: ca.Pool, ServerName: "bench.localhost"}
 	h1 := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg,
