@@ -46,3 +46,41 @@ func setAffinity(tb testing.TB, set *unix.CPUSet) {
 		}
 	}
 }
+
+// TestKeepOffCore checks that keepOffCore takes every thread of this process off the
+// core, and that cleanup puts the mask found back.
+func TestKeepOffCore(t *testing.T) {
+	var was unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &was); err != nil {
+		t.Fatal(err)
+	}
+	core := cpuCore()
+	if was.Count() < 2 || !was.IsSet(core) {
+		t.Skipf("needs two cores, core %d among them", core)
+	}
+	t.Run("while it holds", func(t *testing.T) {
+		keepOffCore(t, core)
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			var set unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &set); err != nil {
+				continue // the thread has exited
+			}
+			if set.IsSet(core) || set.Count() != was.Count()-1 {
+				t.Errorf("thread %d may run on %d cores, core %d among them: %v; want the %d others only",
+					tid, set.Count(), core, set.IsSet(core), was.Count()-1)
+			}
+		}
+	})
+	var after unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after != was {
+		t.Errorf("after cleanup this thread may run on %d cores, want the %d it had", after.Count(), was.Count())
+	}
+}
