@@ -112,7 +112,7 @@ func BenchmarkRouting(b *testing.B) {
 			ideal := loadgen.Summarise(loadgen.Ideal(tr, dynos), 0)
 			runs := map[string][]loadgen.Summary{}
 			mruns := map[string][]loadgen.Summary{}
-			turn := map[string][]time.Duration{}
+			handOff := map[string][]time.Duration{}
 			m := loadgen.NewMeasured(len(tr))
 			for _, bk := range bs {
 				bk.Served = m
@@ -124,7 +124,7 @@ func BenchmarkRouting(b *testing.B) {
 					if errs > 0 {
 						b.Errorf("%s: %d requests failed (first: %v)", tg.Name, errs, err)
 					}
-					turn[tg.Name] = append(turn[tg.Name], m.Turnaround())
+					handOff[tg.Name] = append(handOff[tg.Name], m.HandOff())
 					runs[tg.Name] = append(runs[tg.Name], loadgen.Summarise(lat, errs))
 					mruns[tg.Name] = append(mruns[tg.Name], loadgen.Summarise(loadgen.Ideal(m.Apply(tr), dynos), 0))
 				}
@@ -137,10 +137,10 @@ func BenchmarkRouting(b *testing.B) {
 			name := func(i int) string { return tgs[i].Name }
 			im := measured[name(0)]
 			r, h, rnd, dq, ep := res[name(0)], res[name(1)], res[name(2)], res[name(3)], res[name(4)]
-			taR, taH, taQ, taP := medianDuration(turn[name(0)]), medianDuration(turn[name(1)]), medianDuration(turn[name(3)]), medianDuration(turn[name(4)])
+			taR, taH, taQ, taP := medianDuration(handOff[name(0)]), medianDuration(handOff[name(1)]), medianDuration(handOff[name(3)]), medianDuration(handOff[name(4)])
 			// Under random routing requests queue at the backends: the next one is there
 			// when a response goes out, so this is the backends' own part of a hand-off.
-			taRnd := medianDuration(turn[name(2)])
+			taRnd := medianDuration(handOff[name(2)])
 			ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
 			// What each proxy's hand-offs alone would make of the ideal: its p99 against
 			// this is the cost of everything else (order, dispatch, forwarding).
@@ -156,7 +156,7 @@ func BenchmarkRouting(b *testing.B) {
 			b.ReportMetric(ms(rnd.P99), "random-p99-ms")
 			b.ReportMetric(ms(ep.P99), "epollpeer-p99-ms")
 			b.ReportMetric(ratio(r.P99, ep.P99), "router/epollpeer-p99")
-			b.ReportMetric(float64(taP)/1e3, "epollpeer-turnaround-us")
+			b.ReportMetric(float64(taP)/1e3, "epollpeer-handoff-us")
 			b.ReportMetric(ratio(r.P99, ideal.P99), "router/ideal-p99")
 			b.ReportMetric(ratio(r.P99, im.P99), "router/ideal-measured-p99")
 			b.ReportMetric(ratio(r.P99, dq.P99), "router/direct-queue-p99")
@@ -165,9 +165,9 @@ func BenchmarkRouting(b *testing.B) {
 			b.ReportMetric(ratio(xR, ideal.P99), "ideal-with-router-handoff/ideal-p99")
 			b.ReportMetric(ratio(r.P99, xR), "router/ideal-with-its-handoff-p99")
 			b.ReportMetric(ratio(h.P99, xH), "haproxy/ideal-with-its-handoff-p99")
-			b.ReportMetric(float64(taR)/1e3, "router-turnaround-us")
-			b.ReportMetric(float64(taH)/1e3, "haproxy-turnaround-us")
-			b.ReportMetric(float64(taQ)/1e3, "direct-queue-turnaround-us")
+			b.ReportMetric(float64(taR)/1e3, "router-handoff-us")
+			b.ReportMetric(float64(taH)/1e3, "haproxy-handoff-us")
+			b.ReportMetric(float64(taQ)/1e3, "direct-queue-handoff-us")
 			pp := func(s loadgen.Summary) string { return fmt.Sprintf("%.1f / %.1f", ms(s.P50), ms(s.P99)) }
 			table = append(table, fmt.Sprintf("| %.2f | %s | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f / %.0f / %.0f / %.0f / %.0f | %.2f / %.2f | %.2f / %.2f |",
 				u, pp(ideal), pp(im), pp(dq), pp(r), pp(h), pp(rnd), pp(ep),

@@ -233,7 +233,7 @@ func BenchmarkCluster(b *testing.B) {
 				tr := sh.trace(u)
 				ideal := loadgen.Summarise(loadgen.Ideal(tr, dynos), 0)
 				runs := make([][]loadgen.Summary, len(targets))
-				turn := make([][]time.Duration, len(targets))
+				handOff := make([][]time.Duration, len(targets))
 				errs := make([]int, len(targets))
 				ov := make([]int, len(targets))
 				for round := 0; round < rounds(); round++ {
@@ -244,13 +244,13 @@ func BenchmarkCluster(b *testing.B) {
 						errs[ti] += n
 						ov[ti] += overlaps(bs) - before
 						runs[ti] = append(runs[ti], loadgen.Summarise(lat, n))
-						turn[ti] = append(turn[ti], m.Turnaround())
+						handOff[ti] = append(handOff[ti], m.HandOff())
 					}
 				}
 				one, two, three, fwd := median(runs[0]), median(runs[1]), median(runs[2]), median(runs[3])
 				ratio := func(s loadgen.Summary) float64 { return float64(s.P99) / float64(one.P99) }
 				pp := func(s loadgen.Summary) string { return fmt.Sprintf("%.1f / %.1f", ms(s.P50), ms(s.P99)) }
-				us := func(i int) float64 { return float64(medianDuration(turn[i])) / 1e3 }
+				us := func(i int) float64 { return float64(medianDuration(handOff[i])) / 1e3 }
 				rows = append(rows, fmt.Sprintf("| %.2f | %s | %.1f | %s | %s | %.2f | %s | %.2f | %s | %.2f | %d / %d / %d / %d | %d / %d / %d / %d | %.0f / %.0f / %.0f / %.0f |",
 					u, sh.name, ms(ideal.P99), pp(one), pp(two), ratio(two), pp(three), ratio(three), pp(fwd), ratio(fwd),
 					errs[0], errs[1], errs[2], errs[3], ov[0], ov[1], ov[2], ov[3], us(0), us(1), us(2), us(3)))

@@ -30,13 +30,13 @@ type Backend struct {
 // overshoots, and more on a loaded machine, so an ideal computed from them separates
 // the router's queueing from the environment's slowness.
 type Measured struct {
-	d              []atomic.Int64
-	gapSum, gapCnt atomic.Int64
+	d                        []atomic.Int64
+	handOffSum, handOffCount atomic.Int64
 }
 
 func (m *Measured) handOff(d time.Duration) {
-	m.gapSum.Add(int64(d))
-	m.gapCnt.Add(1)
+	m.handOffSum.Add(int64(d))
+	m.handOffCount.Add(1)
 }
 
 // handOffMargin is how long before a response went out the next request must have been
@@ -45,22 +45,22 @@ func (m *Measured) handOff(d time.Duration) {
 // dial, a late wake-up), so that the gap is the proxy's and the backend's alone.
 const handOffMargin = time.Millisecond
 
-// Turnaround is the mean time backends sat idle between sending a response and starting
+// HandOff is the mean time backends sat idle between sending a response and starting
 // on their next request, over the hand-offs only: the times the next request was due
 // (see DueHeader) well before the response went out (handOffMargin), so that it waited
 // at the proxy for this backend. It is the dead time a proxy adds to each request when
 // requests wait for backends, which at high load matters more than any other overhead
 // (0.5 ms per 10 ms request turns a 0.9 load into 0.945). Idle time with no request
 // around is not in it.
-func (m *Measured) Turnaround() time.Duration {
-	if n := m.gapCnt.Load(); n > 0 {
-		return time.Duration(m.gapSum.Load() / n)
+func (m *Measured) HandOff() time.Duration {
+	if n := m.handOffCount.Load(); n > 0 {
+		return time.Duration(m.handOffSum.Load() / n)
 	}
 	return 0
 }
 
-// HandOffs is how many hand-offs Turnaround averages.
-func (m *Measured) HandOffs() int64 { return m.gapCnt.Load() }
+// HandOffs is how many hand-offs HandOff averages.
+func (m *Measured) HandOffs() int64 { return m.handOffCount.Load() }
 
 // NewMeasured has room for n requests.
 func NewMeasured(n int) *Measured { return &Measured{d: make([]atomic.Int64, n)} }
@@ -84,8 +84,8 @@ func (m *Measured) Reset() {
 	for i := range m.d {
 		m.d[i].Store(0)
 	}
-	m.gapSum.Store(0)
-	m.gapCnt.Store(0)
+	m.handOffSum.Store(0)
+	m.handOffCount.Store(0)
 }
 
 // StartBackends starts n backends on loopback.

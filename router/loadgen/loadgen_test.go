@@ -54,12 +54,8 @@ func TestIdealBeatsRandom(t *testing.T) {
 // backend, a burst of requests reaches it one at a time.
 func TestClientQueueHoldsOneRequestPerBackend(t *testing.T) {
 	t.Parallel()
-	bs, err := StartBackends(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer StopBackends(bs)
-	q := NewClientQueue([]string{bs[0].Addr})
+	b := startBackend(t)
+	q := NewClientQueue([]string{b.Addr})
 	tr := Trace{}
 	for i := 0; i < 20; i++ {
 		tr = append(tr, Request{At: time.Duration(i) * 100 * time.Microsecond, Service: time.Millisecond})
@@ -68,7 +64,7 @@ func TestClientQueueHoldsOneRequestPerBackend(t *testing.T) {
 	if errs != 0 || len(lat) != len(tr) {
 		t.Fatalf("%d answered, %d failed: %v", len(lat), errs, err)
 	}
-	if n := bs[0].Overlaps.Load(); n != 0 {
+	if n := b.Overlaps.Load(); n != 0 {
 		t.Fatalf("the backend saw %d overlapping requests", n)
 	}
 	// 20 requests of 1 ms on one backend: the last answer comes after at least 20 ms.
@@ -77,19 +73,15 @@ func TestClientQueueHoldsOneRequestPerBackend(t *testing.T) {
 	}
 }
 
-// Turnaround averages only the gaps in which the next request was already waiting: a
+// HandOff averages only the gaps in which the next request was already waiting: a
 // backend idle between spaced requests counts no hand-off. (Not parallel: a request
 // delayed by the length of a spacing would be a hand-off.)
-func TestTurnaroundCountsOnlyHandOffs(t *testing.T) {
+func TestHandOffCountsOnlyWaitingRequests(t *testing.T) {
 	run := func(tr Trace) *Measured {
-		bs, err := StartBackends(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer StopBackends(bs)
+		b := startBackend(t)
 		m := NewMeasured(len(tr))
-		bs[0].Served = m
-		q := NewClientQueue([]string{bs[0].Addr})
+		b.Served = m
+		q := NewClientQueue([]string{b.Addr})
 		if lat, errs, err := Run(context.Background(), Client(), Target{Name: "q", Queue: q}, tr); errs != 0 || len(lat) != len(tr) {
 			t.Fatalf("%d answered, %d failed: %v", len(lat), errs, err)
 		}
@@ -101,10 +93,10 @@ func TestTurnaroundCountsOnlyHandOffs(t *testing.T) {
 		burst = append(burst, Request{At: time.Duration(i) * 10 * time.Microsecond, Service: 2 * time.Millisecond})
 	}
 	if m := run(spaced); m.HandOffs() != 0 {
-		t.Fatalf("spaced requests: %d hand-offs (mean %s), want none", m.HandOffs(), m.Turnaround())
+		t.Fatalf("spaced requests: %d hand-offs (mean %s), want none", m.HandOffs(), m.HandOff())
 	}
 	// The first request finds the backend idle; each of the other nine waits for it.
-	if m := run(burst); m.HandOffs() != 9 || m.Turnaround() <= 0 {
-		t.Fatalf("burst: %d hand-offs (mean %s), want 9", m.HandOffs(), m.Turnaround())
+	if m := run(burst); m.HandOffs() != 9 || m.HandOff() <= 0 {
+		t.Fatalf("burst: %d hand-offs (mean %s), want 9", m.HandOffs(), m.HandOff())
 	}
 }

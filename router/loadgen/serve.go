@@ -86,7 +86,7 @@ func (b *Backend) serveConn(c net.Conn) {
 			end = bytes.Index(buf, []byte("\r\n\r\n"))
 		}
 		h, ok := parseHead(buf[:end])
-		if !ok {
+		if !ok || end > maxHead {
 			_ = write(badResponse)
 			return
 		}

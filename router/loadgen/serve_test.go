@@ -16,16 +16,12 @@ import (
 // request's body, closes after Connection: close, and refuses a head it cannot frame.
 func TestBackendSpeaksHTTP11(t *testing.T) {
 	t.Parallel()
-	bs, err := StartBackends(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer StopBackends(bs)
+	b := startBackend(t)
 	m := NewMeasured(4)
-	bs[0].Served = m
+	b.Served = m
 	exchange := func(raw string, want ...int) {
 		t.Helper()
-		c, err := net.Dial("tcp", bs[0].Addr)
+		c, err := net.Dial("tcp", b.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,4 +56,17 @@ func TestBackendSpeaksHTTP11(t *testing.T) {
 	exchange("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400)
 	exchange("GET / HTTP/1.1\r\nHost: a\r\nX-Service-Us: soon\r\n\r\n", 400)
 	exchange("GET / HTTP/1.1\r\n"+strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", 80), 400)
+	// Over the limit, even when the whole head comes in one piece with its end.
+	exchange("GET / HTTP/1.1\r\n"+strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", 70)+"\r\n", 400)
+}
+
+// startBackend starts one Backend, stopped at the test's end.
+func startBackend(t *testing.T) *Backend {
+	t.Helper()
+	bs, err := StartBackends(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { StopBackends(bs) })
+	return bs[0]
 }
