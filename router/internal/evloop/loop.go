@@ -1,0 +1,246 @@
+// Package evloop runs an event loop: one goroutine that waits for the readiness of
+// many sockets at once in an epoll set of its own, and calls each socket's handler,
+// which reads and writes it with raw system calls. Unlike a goroutine per connection
+// parked in Go's poller, a handler is told what its socket holds, so it never makes a
+// read that finds nothing (Go's poller needs one before every wait), and a request's
+// turn from one socket to the next costs a function call instead of a goroutine
+// switch.
+//
+// The loop's goroutine does not hold a thread while it waits: the epoll set's own
+// descriptor is registered in Go's poller, and the goroutine parks there until the set
+// has an event, a timer is due, or another goroutine posts work (Post).
+package evloop
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Events a handler is told of: the epoll bits.
+const (
+	In    = syscall.EPOLLIN
+	Out   = syscall.EPOLLOUT
+	Ended = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
+)
+
+// edge is how every socket is registered: edge-triggered, for reads, writes and the
+// peer's end, so a handler hears of each change once and must read (or write) until
+// EAGAIN before it hears again.
+const edge = syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | syscall.EPOLLET&0xffffffff
+
+// Handler is what owns one descriptor in the loop.
+type Handler interface {
+	// Ready is called on the loop with the events that arrived (In, Out, Ended bits).
+	Ready(events uint32)
+}
+
+// Loop is one event loop. Add, Remove, After and the Timer methods are for the loop's
+// own goroutine (handlers, timer and posted functions); Post and Close for any.
+type Loop struct {
+	ep       int
+	file     *os.File // ep, in Go's poller
+	rc       syscall.RawConn
+	wake     int // an eventfd in the set: Post's signal
+	handlers []Handler
+	events   []syscall.EpollEvent
+	timers   timerHeap
+	deadline time.Time // the file's read deadline in force (zero: none)
+	pollFn   func(fd uintptr) bool
+
+	mu      sync.Mutex
+	posted  []func()
+	running []func()
+	woken   bool // the eventfd was written since the loop last read it
+	closed  bool
+}
+
+// New makes a loop; Run runs it.
+func New() (*Loop, error) {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	// Non-blocking, so that os.NewFile registers it in Go's poller.
+	if err := syscall.SetNonblock(ep, true); err != nil {
+		syscall.Close(ep)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	wake, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errno != 0 {
+		syscall.Close(ep)
+		return nil, os.NewSyscallError("eventfd2", errno)
+	}
+	l := &Loop{ep: ep, wake: int(wake), events: make([]syscall.EpollEvent, 128)}
+	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, l.wake, &syscall.EpollEvent{Events: edge, Fd: int32(l.wake)}); err != nil {
+		syscall.Close(ep)
+		syscall.Close(l.wake)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	l.file = os.NewFile(uintptr(ep), "epoll")
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		l.file.Close()
+		syscall.Close(l.wake)
+		return nil, err
+	}
+	l.rc = rc
+	l.pollFn = l.poll
+	return l, nil
+}
+
+// Add puts fd in the loop with its handler. The loop does not own fd: Remove it before
+// closing it.
+func (l *Loop) Add(fd int, h Handler) error {
+	if fd < 0 {
+		return errors.New("evloop: negative descriptor")
+	}
+	for fd >= len(l.handlers) {
+		l.handlers = append(l.handlers, make([]Handler, len(l.handlers)+64)...)
+	}
+	if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: edge, Fd: int32(fd)}); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	l.handlers[fd] = h
+	return nil
+}
+
+// Remove takes fd out of the loop: its handler hears of nothing more, also of events
+// already collected in the same wait.
+func (l *Loop) Remove(fd int) {
+	if fd < 0 || fd >= len(l.handlers) || l.handlers[fd] == nil {
+		return
+	}
+	l.handlers[fd] = nil
+	_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, fd, nil)
+}
+
+// Post runs f on the loop, soon, from any goroutine. It says false when the loop is
+// closed (f will not run).
+func (l *Loop) Post(f func()) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	l.posted = append(l.posted, f)
+	signal := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if signal {
+		one := uint64(1)
+		_, _, _ = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.wake), uintptr(unsafe.Pointer(&one)), 8)
+	}
+	return true
+}
+
+// Close makes Run return once it has run what was posted before, from any goroutine.
+func (l *Loop) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.woken = true
+	l.mu.Unlock()
+	one := uint64(1)
+	_, _, _ = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.wake), uintptr(unsafe.Pointer(&one)), 8)
+}
+
+// Run runs the loop until Close, then releases its descriptors (not the handlers').
+func (l *Loop) Run() error {
+	defer func() {
+		l.file.Close()
+		syscall.Close(l.wake)
+	}()
+	for {
+		err := l.rc.Read(l.pollFn)
+		if l.isClosed() {
+			l.runPosted()
+			return nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// A timer is due. A deadline that passed fails every wait before it
+			// begins: clear it; the next poll runs the timers and sets the next one.
+			l.deadline = time.Time{}
+			_ = l.file.SetReadDeadline(time.Time{})
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (l *Loop) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// poll is the loop's turn, run each time Go's poller says the epoll set has something
+// (or at once when the wait begins): it collects and dispatches events until none are
+// left, runs what was posted and the timers that are due, and says false to wait again
+// (true when the loop is closed).
+func (l *Loop) poll(uintptr) bool {
+	for {
+		n, errno := epollWait(l.ep, l.events)
+		if errno == syscall.EINTR {
+			continue
+		}
+		for _, ev := range l.events[:max(n, 0)] {
+			fd := int(ev.Fd)
+			if fd == l.wake {
+				l.drainWake()
+				continue
+			}
+			if fd < len(l.handlers) && l.handlers[fd] != nil {
+				l.handlers[fd].Ready(ev.Events)
+			}
+		}
+		l.runPosted()
+		l.runTimers()
+		if n < len(l.events) {
+			break
+		}
+	}
+	if l.isClosed() {
+		return true
+	}
+	l.armDeadline()
+	return false
+}
+
+// epollWait collects the ready events without waiting: the wait itself is Go's.
+func epollWait(ep int, events []syscall.EpollEvent) (int, syscall.Errno) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	return int(r), e
+}
+
+func (l *Loop) drainWake() {
+	var v uint64
+	_, _, _ = syscall.RawSyscall(syscall.SYS_READ, uintptr(l.wake), uintptr(unsafe.Pointer(&v)), 8)
+	l.mu.Lock()
+	l.woken = false
+	l.mu.Unlock()
+}
+
+func (l *Loop) runPosted() {
+	for {
+		l.mu.Lock()
+		if len(l.posted) == 0 {
+			l.mu.Unlock()
+			return
+		}
+		l.posted, l.running = l.running[:0], l.posted
+		l.mu.Unlock()
+		for i, f := range l.running {
+			l.running[i] = nil
+			f()
+		}
+	}
+}
