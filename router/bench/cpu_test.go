@@ -47,7 +47,8 @@ type cpuRegime struct {
 // alongside too: the least a Go proxy costs per request without goroutines per
 // connection. So does HAProxy configured to add the router's headers to each request
 // (startHAProxyAsRouter): HAProxy doing the router's work, as an operator would set it
-// up in the router's place. BENCH_ROUTER_BASELINE names
+// up in the router's place. And so does the peer on package evloop (startEvloopPeerOn),
+// whose loop parks in Go's poller instead of holding its thread in epoll_pwait. BENCH_ROUTER_BASELINE names
 // another dyno-router binary (an earlier build) to run alongside, interleaved likewise:
 // its CPU per request is reported next to the router's.
 func BenchmarkCPU(b *testing.B) {
@@ -61,8 +62,8 @@ func BenchmarkCPU(b *testing.B) {
 	keepOffCore(b, core)
 	// In this order: the indexes below name them.
 	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core), startEpollPeerOn(b, bs, core),
-		startHAProxyAsRouter(b, bs, core)}
-	const routerAt, haproxyAt, peerAt, asRouterAt, baselineAt = 0, 1, 2, 3, 4
+		startHAProxyAsRouter(b, bs, core), startEvloopPeerOn(b, bs, core)}
+	const routerAt, haproxyAt, peerAt, asRouterAt, evloopAt, baselineAt = 0, 1, 2, 3, 4, 5
 	baseline := os.Getenv("BENCH_ROUTER_BASELINE")
 	if baseline != "" {
 		procs = append(procs, startRouterBin(b, "dyno-router (baseline)", baseline, bs, core))
@@ -123,10 +124,13 @@ func BenchmarkCPU(b *testing.B) {
 			}
 			ec, ep := medianDuration(cpu[peerAt]), medianDuration(p99[peerAt])
 			ac, ap := medianDuration(cpu[asRouterAt]), medianDuration(p99[asRouterAt])
-			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f (%s) | %.2f | %.2f | %.2f | %s | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f (%s) | %.2f | %.2f |",
+			lc := medianDuration(cpu[evloopAt])
+			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f (%s) | %.2f | %.2f | %.2f | %s | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f (%s) | %.2f | %.2f | %.0f | %.2f (%s) |",
 				rg.name, us(rc), us(hc), float64(rc)/float64(hc), roundRatios(cpu[routerAt], cpu[haproxyAt]), ms(rp), ms(hp), float64(rp)/float64(hp), ideal,
 				us(ec), float64(ec)/float64(hc), float64(rc)/float64(ec), ms(ep),
-				us(ac), float64(rc)/float64(ac), roundRatios(cpu[routerAt], cpu[asRouterAt]), ms(ap), float64(rp)/float64(ap))
+				us(ac), float64(rc)/float64(ac), roundRatios(cpu[routerAt], cpu[asRouterAt]), ms(ap), float64(rp)/float64(ap),
+				us(lc), float64(lc)/float64(hc), roundRatios(cpu[evloopAt], cpu[haproxyAt]))
+			b.ReportMetric(float64(lc)/float64(hc), "evloop-peer/haproxy-cpu-"+rg.key)
 			b.ReportMetric(float64(rc)/float64(ac), "router/haproxy-as-router-cpu-"+rg.key)
 			b.ReportMetric(float64(ec)/float64(hc), "epollpeer/haproxy-cpu-"+rg.key)
 			b.ReportMetric(float64(rc)/float64(ec), "router/epollpeer-cpu-"+rg.key)
@@ -144,8 +148,9 @@ func BenchmarkCPU(b *testing.B) {
 		core, runtime.NumCPU(), rounds(), machine, testutil.MachineState())
 	head := "| regime | dyno-router us/req | HAProxy us/req | router/HAProxy CPU (rounds' range) | router p99 ms | HAProxy p99 ms | router/HAProxy p99 | p99/ideal router / HAProxy |" +
 		" Go epoll peer us/req | peer/HAProxy CPU | router/peer CPU | peer p99 ms |" +
-		" HAProxy with the router's headers us/req | router/it CPU (rounds' range) | its p99 ms | router/it p99 |"
-	rule := "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		" HAProxy with the router's headers us/req | router/it CPU (rounds' range) | its p99 ms | router/it p99 |" +
+		" Go evloop peer us/req | evloop peer/HAProxy CPU (rounds' range) |"
+	rule := "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	if baseline != "" {
 		head, rule = head+" baseline us/req | baseline/HAProxy CPU | router/baseline CPU | baseline p99 ms |", rule+"---|---|---|---|"
 	}

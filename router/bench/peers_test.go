@@ -86,13 +86,25 @@ func buildBin(tb testing.TB, pkg string) string {
 }
 
 // startEpollPeerOn runs the benchmark peer epollpeer (a minimal queueing proxy on an
-// epoll loop of its own) in front of the backends, pinned to core (none when core < 0).
+// epoll loop of its own, waiting in epoll_pwait on its thread) in front of the
+// backends, pinned to core (none when core < 0).
 func startEpollPeerOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+	return startEpollPeerWith(tb, "Go epoll peer", "raw", bs, core)
+}
+
+// startEvloopPeerOn is startEpollPeerOn with the peer's loop on package evloop, which
+// waits parked in Go's poller and holds no thread meanwhile: the loop a router whose
+// other goroutines need the same core can use.
+func startEvloopPeerOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+	return startEpollPeerWith(tb, "Go evloop peer", "go", bs, core)
+}
+
+func startEpollPeerWith(tb testing.TB, name, wait string, bs []*loadgen.Backend, core int) *proc {
 	tb.Helper()
 	bin := buildBin(tb, "github.com/dynogrid/dynogrid/router/bench/epollpeer")
 	addr := freeAddr(tb)
-	argv := pinned(core, bin, "-listen", addr, "-backends", strings.Join(addrs(bs), ","))
-	return start(tb, "Go epoll peer", exec.Command(argv[0], argv[1:]...), addr)
+	argv := pinned(core, bin, "-wait", wait, "-listen", addr, "-backends", strings.Join(addrs(bs), ","))
+	return start(tb, name, exec.Command(argv[0], argv[1:]...), addr)
 }
 
 // startRouterBin runs the dyno-router binary bin (as name) with a static route to the

@@ -9,6 +9,11 @@
 // without bodies, backends answering with a Content-Length. It adds the five headers the
 // router adds (X-Request-Id, X-Request-Start, X-Forwarded-For, -Proto and -Port), and
 // checks nothing else: no header validation, timeouts, limits, metrics or logs.
+//
+// -wait says how its loop waits for events: raw (the default), in epoll_pwait as a raw
+// system call, holding its thread and its Go processor meanwhile; or go, on package
+// evloop, whose epoll set is parked in Go's poller so that the loop holds no thread
+// while it waits (what a loop sharing its process with other goroutines needs).
 package main
 
 import (
@@ -26,13 +31,24 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/dynogrid/dynogrid/router/internal/evloop"
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "address to serve on")
 	backends := flag.String("backends", "", "comma-separated backend addresses")
+	wait := flag.String("wait", "raw", "how the loop waits: raw (epoll_pwait on a locked thread) or go (package evloop: the epoll set parked in Go's poller)")
 	flag.Parse()
-	err := run(*listen, strings.Split(*backends, ","))
+	var err error
+	switch *wait {
+	case "raw":
+		err = run(*listen, strings.Split(*backends, ","))
+	case "go":
+		err = runOnEvloop(*listen, strings.Split(*backends, ","))
+	default:
+		err = fmt.Errorf("-wait %q: want raw or go", *wait)
+	}
 	fmt.Fprintln(os.Stderr, "epollpeer:", err)
 	os.Exit(1)
 }
@@ -55,6 +71,7 @@ type conn struct {
 
 type proxy struct {
 	ep    int
+	loop  *evloop.Loop // when it runs on package evloop (ep unused)
 	ln    int
 	conns []*conn // by descriptor
 	idle  []*conn // backends with no request
@@ -115,6 +132,52 @@ func run(listen string, backends []string) error {
 	}
 }
 
+// runOnEvloop is run with the loop of package evloop, which parks in Go's poller
+// rather than holding a thread in epoll_pwait.
+func runOnEvloop(listen string, backends []string) error {
+	l, err := evloop.New()
+	if err != nil {
+		return err
+	}
+	p := &proxy{loop: l, buf: make([]byte, 64<<10)}
+	for _, a := range backends {
+		sa, err := sockaddr(a)
+		if err != nil {
+			return err
+		}
+		p.idle = append(p.idle, &conn{fd: -1, addr: sa})
+	}
+	sa, err := sockaddr(listen)
+	if err != nil {
+		return err
+	}
+	if p.ln, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0); err != nil {
+		return err
+	}
+	_ = syscall.SetsockoptInt(p.ln, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.Bind(p.ln, sa); err != nil {
+		return err
+	}
+	if err := syscall.Listen(p.ln, 4096); err != nil {
+		return err
+	}
+	if err := l.Add(p.ln, acceptor{p}); err != nil {
+		return err
+	}
+	return l.Run()
+}
+
+type handler struct {
+	p *proxy
+	c *conn
+}
+
+func (h handler) Ready(ev uint32) { h.p.event(h.c, ev) }
+
+type acceptor struct{ p *proxy }
+
+func (a acceptor) Ready(uint32) { a.p.accept() }
+
 // epollWait waits for events as a raw system call, which the runtime does not see: it
 // does not wake its monitor thread (sysmon) to take this thread's processor away while
 // the loop waits, as syscall.EpollWait does at every wait; those wake-ups cost this
@@ -146,6 +209,10 @@ func (p *proxy) add(c *conn) {
 	}
 	p.conns[c.fd] = c
 	_ = syscall.SetsockoptInt(c.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	if p.loop != nil {
+		_ = p.loop.Add(c.fd, handler{p, c})
+		return
+	}
 	_ = syscall.EpollCtl(p.ep, syscall.EPOLL_CTL_ADD, c.fd, &syscall.EpollEvent{Events: edge, Fd: int32(c.fd)})
 }
 
@@ -155,6 +222,9 @@ func (p *proxy) close(c *conn) {
 	}
 	c.closed = true
 	p.conns[c.fd] = nil
+	if p.loop != nil {
+		p.loop.Remove(c.fd)
+	}
 	_ = syscall.Close(c.fd)
 }
 
