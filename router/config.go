@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/router/certapi"
 )
 
 // Config is everything the router needs. Zero values take the defaults documented on
@@ -191,11 +193,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// The largest settings the router takes for what it holds in memory per request: a
+// request head (Go's net/http allows 1 MiB too), and the body it reads before taking a
+// dyno (each queued request may hold that much).
+const (
+	maxHeaderBytesLimit = 1 << 20
+	maxBodyPrefetch     = 16 << 20
+)
+
 // validate names the first bad setting.
 func (c Config) validate() error {
 	var errs []error
-	if c.Domain == "" || strings.ContainsAny(c.Domain, "/: ") {
-		errs = append(errs, fmt.Errorf("domain %q: want a DNS name such as \"localhost\" or \"apps.example.com\"", c.Domain))
+	if strings.HasPrefix(c.Domain, "*") || certapi.CheckDomain(c.Domain) != nil {
+		errs = append(errs, fmt.Errorf("domain %q: want a DNS name such as \"localhost\" or \"apps.example.com\" (letters, digits, hyphens and dots, at most %d characters)", c.Domain, certapi.MaxDomainBytes))
 	}
 	for name, v := range map[string]time.Duration{
 		"max queue wait": c.MaxQueueWait, "request timeout": c.RequestTimeout,
@@ -211,11 +221,14 @@ func (c Config) validate() error {
 	if c.MaxQueueDepth < 0 {
 		errs = append(errs, fmt.Errorf("max queue depth %d: must not be negative", c.MaxQueueDepth))
 	}
-	if c.MaxHeaderBytes < 1024 {
-		errs = append(errs, fmt.Errorf("max header bytes %d: must be at least 1024", c.MaxHeaderBytes))
+	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > maxHeaderBytesLimit {
+		errs = append(errs, fmt.Errorf("max header bytes %d: must be 1024 to %d", c.MaxHeaderBytes, maxHeaderBytesLimit))
 	}
-	if c.BodyPrefetch < 0 {
-		errs = append(errs, fmt.Errorf("body prefetch %d: must not be negative", c.BodyPrefetch))
+	if c.MaxBodyBytes < -1 {
+		errs = append(errs, fmt.Errorf("max body bytes %d: must be -1 (no limit) or more", c.MaxBodyBytes))
+	}
+	if c.BodyPrefetch < 0 || c.BodyPrefetch > maxBodyPrefetch {
+		errs = append(errs, fmt.Errorf("body prefetch %d: must be 0 to %d", c.BodyPrefetch, maxBodyPrefetch))
 	}
 	if c.LogsMaxReaders < 1 {
 		errs = append(errs, fmt.Errorf("logs max readers %d: must be at least 1", c.LogsMaxReaders))

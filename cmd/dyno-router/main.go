@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -81,6 +83,10 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "dyno-router: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if err := checkNotZero(fs); err != nil {
+		fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
+		return 2
+	}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
 		fmt.Fprintf(os.Stderr, "dyno-router: -log-level %q: want trace, debug, info, warn or error\n", *logLevel)
@@ -102,4 +108,26 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// zeroMeansDefault are the flags whose zero value the router's Config reads as "the
+// default": given as zero (or empty) on the command line, that would silently be the
+// default, not what the operator wrote.
+var zeroMeansDefault = []string{"listen", "domain", "max-queue", "max-queue-wait", "timeout", "connect-timeout",
+	"header-timeout", "idle-timeout", "max-header-bytes", "max-body-bytes", "body-prefetch", "body-timeout",
+	"shutdown-timeout", "logs-max-readers", "logs-write-timeout", "max-streams"}
+
+// checkNotZero refuses a flag of zeroMeansDefault set to zero or empty.
+func checkNotZero(fs *flag.FlagSet) error {
+	var errs []error
+	fs.Visit(func(f *flag.Flag) {
+		if !slices.Contains(zeroMeansDefault, f.Name) {
+			return
+		}
+		switch v := f.Value.String(); v {
+		case "", "0", "0s":
+			errs = append(errs, fmt.Errorf("-%s %q: must not be zero or empty (leave the flag out for its default, %s)", f.Name, v, f.DefValue))
+		}
+	})
+	return errors.Join(errs...)
 }

@@ -224,12 +224,16 @@ func DomainOf(name string) string {
 // maxVariablePath is the longest Variable path Nomad takes.
 const maxVariablePath = 128
 
+// MaxDomainBytes is the longest domain a certificate can be added for: what a
+// Variable's path leaves after CertPrefix.
+const MaxDomainBytes = maxVariablePath - len(CertPrefix)
+
 // CheckDomain refuses a domain a certificate cannot be added for: it must be a DNS name
-// (letters, digits, hyphens, dots; a leading "*." for a wildcard) of 111 characters or
-// fewer (what a Variable's path leaves).
+// (letters, digits, hyphens, dots; a leading "*." for a wildcard) of MaxDomainBytes
+// (111) characters or fewer.
 func CheckDomain(d string) error {
-	if max := maxVariablePath - len(CertPrefix); d == "" || len(d) > max {
-		return fmt.Errorf("domain %q: must be 1 to %d characters", d, max)
+	if d == "" || len(d) > MaxDomainBytes {
+		return fmt.Errorf("domain %q: must be 1 to %d characters", d, MaxDomainBytes)
 	}
 	name := strings.TrimPrefix(d, "*.")
 	for _, label := range strings.Split(name, ".") {
