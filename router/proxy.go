@@ -132,6 +132,8 @@ func (r *Router) serve(w clientResponse, req *http.Request) {
 		wb.Write(body.mem)
 		ahead = &st.ahead
 		ahead.wire, ahead.method, ahead.timeout = wb.Bytes(), req.Method, timeout
+	} else if c, ok := w.(interface{ ClientGone() bool }); ok {
+		park = unwatchedParker{gone: c.ClientGone}
 	}
 
 	front, held := false, hold{}

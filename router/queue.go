@@ -67,7 +67,12 @@ type waiter struct {
 	park       parker
 	// ch, buffered, is made (under the app's mutex, while queued) when the request
 	// waits on it rather than parked.
-	ch    chan struct{}
+	ch chan struct{}
+	// unwatched: the request waits on ch with its client not watched by Park (it sent
+	// more bytes, or its body is yet to stream), so whether the client left is asked
+	// (park.ClientGone) before a dyno takes the request. Set under the app's mutex while
+	// queued.
+	unwatched bool
 	l     lease
 	state atomic.Int32 // waiting, waking (Unpark in progress), handed
 	// wakeup is held from the moment the waiter is taken off the queue to be woken
@@ -84,12 +89,24 @@ const (
 )
 
 // parker parks a queued request's goroutine on its client's connection, which notices
-// the client leaving at no cost of its own (http1.Response).
+// the client leaving at no cost of its own (http1.Response). ClientGone says whether
+// the client left, for a request Park could not watch.
 type parker interface {
 	Park(until time.Time, woken *atomic.Int32) http1.ParkResult
 	Unpark()
 	WatchLeave()
+	ClientGone() bool
 }
+
+// unwatchedParker is the parker of a request whose body streams: its connection holds
+// the body, so it cannot be parked on or watched while queued; only asked whether the
+// client left before a dyno takes the request.
+type unwatchedParker struct{ gone func() bool }
+
+func (unwatchedParker) Park(time.Time, *atomic.Int32) http1.ParkResult { return http1.Unwatched }
+func (unwatchedParker) Unpark()                                       {}
+func (unwatchedParker) WatchLeave()                                   {}
+func (p unwatchedParker) ClientGone() bool                            { return p.gone() }
 
 // wake hands the lease l (none: the queue moved) to the waiter, once: it is off the
 // queue, and the caller is the only one to wake it.
@@ -191,7 +208,7 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 	} else {
 		w = new(waiter)
 	}
-	w.ahead, w.park = ahead, park
+	w.ahead, w.park, w.unwatched = ahead, park, false
 	if park == nil {
 		w.ch = make(chan struct{}, 1)
 	}
@@ -217,9 +234,10 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 			a.mu.Lock()
 			if !w.queued {
 				a.mu.Unlock()
-				return a.handed(w, depth, start, nil)
+				return a.handed(w, depth, start, leftCode(park))
 			}
 			w.ch = make(chan struct{}, 1)
+			w.unwatched = true
 			a.mu.Unlock()
 			// A connection that cannot be parked on is watched by a goroutine.
 			park.WatchLeave()
@@ -230,6 +248,9 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 		defer timer.Stop()
 		select {
 		case <-w.ch:
+			if w.unwatched {
+				return a.handed(w, depth, start, leftCode(park))
+			}
 			return a.handed(w, depth, start, nil)
 		case <-ctx.Done():
 			code = H27
@@ -252,6 +273,15 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 	a.mu.Unlock()
 	// A dyno was handed over at the same moment, or the queue moved.
 	return a.handed(w, depth, start, code)
+}
+
+// leftCode is H27 when the client of a request that waited unwatched has left (a dyno
+// must not take it), nil otherwise.
+func leftCode(park parker) *Code {
+	if park.ClientGone() {
+		return H27
+	}
+	return nil
 }
 
 // handed ends the wait of a request taken off the queue by a hand-off (or by the queue
@@ -287,7 +317,7 @@ func (a *app) handed(w *waiter, depth int, start time.Time, code *Code) (lease, 
 // the app's mutex: the dyno and its connection belong to the waiter now, and nobody
 // else touches them.
 func give(w *waiter, l lease) {
-	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead {
+	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead && !(w.unwatched && w.park.ClientGone()) {
 		if dc := l.d.reuse(ah.timeout); dc != nil {
 			ah.dc, ah.at = dc, time.Now()
 			_, ah.err = dc.Write(ah.wire)
