@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // bodySource is a request body as the router forwards it. A body that fits the prefetch
@@ -111,12 +114,34 @@ type bodyWriter struct {
 	stopped atomic.Bool
 	result  error
 	waited  bool
+	// readingClient is set while the writer waits for the client's next body bytes:
+	// a dyno that has not answered meanwhile waits for the client, not the reverse.
+	readingClient atomic.Bool
+	// renew pushes the client's read deadline idle further away, unless the writer is
+	// stopped: deadlineMu keeps it from undoing stop's deadline in the past.
+	renew      func()
+	deadlineMu sync.Mutex
 }
 
-func (r *Router) startBodyWriter(dc *dynoConn, b *bodySource, length int64) *bodyWriter {
+// startBodyWriter starts streaming the rest of the body to dc. The client must send
+// some of it every idle, or the body fails (408).
+func (r *Router) startBodyWriter(w http.ResponseWriter, dc *dynoConn, b *bodySource, length int64) *bodyWriter {
+	idle := r.cfg.BodyReadTimeout
+	rc := http.NewResponseController(w)
+	var deadline time.Time
 	bw := &bodyWriter{done: make(chan error, 1)}
+	bw.renew = func() {
+		bw.deadlineMu.Lock()
+		defer bw.deadlineMu.Unlock()
+		// Set again only once less than idle is left (a tenth more than needed, at
+		// most 100 ms): a timer update per slack, not per read.
+		if now := time.Now(); !bw.stopped.Load() && deadline.Sub(now) < idle {
+			deadline = now.Add(idle + sysconn.RenewSlack(idle))
+			_ = rc.SetReadDeadline(deadline)
+		}
+	}
 	go func() {
-		err := writeBody(dc, b, length)
+		err := writeBody(dc, b, length, bw)
 		if err != nil {
 			dc.clean = false
 			if bw.stopped.Load() {
@@ -178,8 +203,10 @@ func (bw *bodyWriter) stop(w http.ResponseWriter, dc *dynoConn) error {
 	if bw.waited {
 		return bw.result
 	}
+	bw.deadlineMu.Lock()
 	bw.stopped.Store(true)
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	bw.deadlineMu.Unlock()
 	_ = dc.c.SetWriteDeadline(time.Now())
 	bw.result, bw.waited = <-bw.done, true
 	if bw.result == errWriterStopped {
@@ -188,8 +215,12 @@ func (bw *bodyWriter) stop(w http.ResponseWriter, dc *dynoConn) error {
 	return bw.result
 }
 
+// waitsForClient says whether the writer is waiting for the client's body (rather
+// than for the dyno to take what was sent).
+func (bw *bodyWriter) waitsForClient() bool { return bw.readingClient.Load() }
+
 // writeBody writes prefix and rest, chunked when length < 0, and flushes.
-func writeBody(dc *dynoConn, b *bodySource, length int64) error {
+func writeBody(dc *dynoConn, b *bodySource, length int64, bw *bodyWriter) error {
 	var dst io.Writer = dc.bw
 	var chunked io.WriteCloser
 	if length < 0 {
@@ -206,7 +237,10 @@ func writeBody(dc *dynoConn, b *bodySource, length int64) error {
 	buf := make([]byte, 32<<10)
 	var sent int64
 	for {
+		bw.renew()
+		bw.readingClient.Store(true)
 		n, rerr := src.Read(buf)
+		bw.readingClient.Store(false)
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return err

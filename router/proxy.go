@@ -243,7 +243,7 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc 
 	}
 	var bw *bodyWriter
 	if body.streaming() {
-		bw = r.startBodyWriter(dc, body, ob.length)
+		bw = r.startBodyWriter(w, dc, body, ob.length)
 	}
 
 	resp, err := http1.ReadResponse(dc.br, req.Method)
@@ -284,7 +284,13 @@ func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, l leas
 	var re *http1.ResponseError
 	errors.As(err, &re)
 	if http1.IsTimeout(err) {
-		r.fail(w, rec, H12)
+		if bw != nil && bw.waitsForClient() {
+			// The dyno waits for the rest of the body, which the client is slow to
+			// send: the client's timeout, not the app's.
+			r.fail(w, rec, codeClientTimeout)
+		} else {
+			r.fail(w, rec, H12)
+		}
 		if re == nil || !re.Nothing {
 			// Part of a head arrived: the connection is in an unknown state.
 			if bw != nil {
