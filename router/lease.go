@@ -176,6 +176,45 @@ func (l lease) freeLocked(o outcome) {
 // its mark until it closes the connection, or, when idle is non-zero, until it sends
 // nothing for that long. The router's shutdown closes such connections.
 func (l lease) drain(dc *dynoConn, resp *http.Response, method string, idle time.Duration) {
+	l.drainWith(dc, func() bool {
+		var err error
+		if resp == nil {
+			if resp, err = http1.ReadResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+				return false
+			}
+		}
+		if idle > 0 {
+			_, err = io.Copy(io.Discard, idleReader{resp.Body, dc.c, idle})
+		} else {
+			_, err = io.Copy(io.Discard, resp.Body)
+		}
+		return err == nil && !resp.Close && dc.clean
+	})
+}
+
+// drainUnframed settles the lease busy until drained, for a response the router gave
+// up on where its end can no longer be found (H18 after the dyno went silent mid-body,
+// H12 after part of a head), while the dyno may still be at work on the request. The
+// router closes its side of the connection, so that a dyno server closes the
+// connection once done with the request (it reads the end of the requests to come),
+// and the dyno stays busy until then, or until it has sent nothing for
+// unframedSilence times timeout (a server that never closes). The connection is not
+// reused.
+func (l lease) drainUnframed(dc *dynoConn, timeout time.Duration) {
+	closeWrite(dc.c)
+	l.drainWith(dc, func() bool {
+		_, _ = io.Copy(io.Discard, idleReader{dc.c, dc.c, unframedSilence * timeout})
+		return false
+	})
+}
+
+// unframedSilence bounds drainUnframed's wait, in request timeouts: a dyno hung that
+// long has been restarted by its health check long before (deploy.HungAfter).
+const unframedSilence = 10
+
+// drainWith is drain and drainUnframed: read runs in the background, then the dyno is
+// freed, with its connection kept when read says so.
+func (l lease) drainWith(dc *dynoConn, read func() (keep bool)) {
 	a := l.d.app
 	a.mu.Lock()
 	if !l.claimLocked() {
@@ -202,19 +241,7 @@ func (l lease) drain(dc *dynoConn, resp *http.Response, method string, idle time
 		// connection, and must find it untracked to track it again.
 		defer free()
 		defer r.untrack(dc.c)
-		var err error
-		if resp == nil {
-			if resp, err = http1.ReadResponse(dc.br, method); err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
-				dc.close()
-				return
-			}
-		}
-		if idle > 0 {
-			_, err = io.Copy(io.Discard, idleReader{resp.Body, dc.c, idle})
-		} else {
-			_, err = io.Copy(io.Discard, resp.Body)
-		}
-		if err != nil || resp.Close || !dc.clean {
+		if !read() {
 			dc.close()
 			return
 		}

@@ -265,7 +265,7 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc 
 		}
 	}
 	if err != nil {
-		r.failedResponse(w, req, l, dc, bw, err, rec)
+		r.failedResponse(w, req, l, dc, bw, err, timeout, rec)
 		return false
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -277,10 +277,11 @@ func (r *Router) exchange(w http.ResponseWriter, req *http.Request, l lease, dc 
 }
 
 // failedResponse answers a request whose response head never came: H12 on timeout (the
-// dyno stays busy until it finishes), H13 when the dyno closed the connection, H17 for
-// a malformed head. It settles l.
+// dyno stays busy until it finishes, or, after part of a head, until it closes the
+// connection or goes silent for timeout), H13 when the dyno closed the connection, H17
+// for a malformed head. It settles l.
 func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, l lease, dc *dynoConn,
-	bw *bodyWriter, err error, rec *record) {
+	bw *bodyWriter, err error, timeout time.Duration, rec *record) {
 	var re *http1.ResponseError
 	errors.As(err, &re)
 	if http1.IsTimeout(err) {
@@ -292,12 +293,12 @@ func (r *Router) failedResponse(w http.ResponseWriter, req *http.Request, l leas
 			r.fail(w, rec, H12)
 		}
 		if re == nil || !re.Nothing {
-			// Part of a head arrived: the connection is in an unknown state.
+			// Part of a head arrived: where the response ends cannot be found, and the
+			// dyno may still be at work on the request.
 			if bw != nil {
 				bw.stop(w, dc)
 			}
-			dc.close()
-			l.settle(ended)
+			l.drainUnframed(dc, timeout)
 			return
 		}
 		if bw != nil {
@@ -402,8 +403,13 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, l lease, dc *dy
 		if bw != nil {
 			bw.stop(w, dc)
 		}
-		dc.close()
-		l.settle(ended)
+		if http1.IsTimeout(rerr) {
+			// The dyno went silent mid-response: it may still be at work on it.
+			l.drainUnframed(dc, timeout)
+		} else {
+			dc.close()
+			l.settle(ended)
+		}
 		rec.code = H18
 		r.finish(rec)
 		rec.logged = true
