@@ -158,18 +158,17 @@ func (m *Manager) Attach(ctx context.Context, app, service, name, plan string) (
 // provision asks add-on service for app's resource under name (default: the
 // service's name), recording the attachment as provisioning with a new request ID
 // first, or reusing the request ID of an attachment that is not attached yet. It
-// returns the attachment with the resource's variables, not yet recorded.
+// returns the attachment with the resource's variables, not yet recorded. Nothing is
+// recorded or asked of the add-on before open's checks pass.
 func (m *Manager) provision(ctx context.Context, app, service, name, plan string) (*Attachment, error) {
 	if name == "" {
 		name = service
 	}
-	if !attachNameRe.MatchString(name) {
-		return nil, fmt.Errorf("--as %q is not an add-on name: use lowercase letters, digits and dashes", name)
-	}
-	plan, err := m.resolvePlan(ctx, service, plan)
+	p, plan, err := m.open(ctx, service, name, plan)
 	if err != nil {
 		return nil, err
 	}
+	defer p.Close()
 	a, err := m.Get(ctx, app, name)
 	switch {
 	case err == nil && a.Service != service:
@@ -185,7 +184,9 @@ func (m *Manager) provision(ctx context.Context, app, service, name, plan string
 			return nil, err
 		}
 	}
-	res, err := m.Host.Provision(ctx, service, addon.ProvisionRequest{RequestID: a.RequestID, App: app, Plan: a.Plan, Name: name})
+	// The plugin checks its answer against the description open checked: it has exactly
+	// the variables whose prefixed names passed.
+	res, err := p.Provision(ctx, addon.ProvisionRequest{RequestID: a.RequestID, App: app, Plan: a.Plan, Name: name})
 	if err != nil {
 		return nil, fmt.Errorf("%w (run the same command again to retry: the add-on returns the same resource)", err)
 	}
@@ -193,12 +194,40 @@ func (m *Manager) provision(ctx context.Context, app, service, name, plan string
 	return a, nil
 }
 
-// resolvePlan checks that the add-on has plan, and names its default plan for "".
-func (m *Manager) resolvePlan(ctx context.Context, service, plan string) (string, error) {
-	desc, err := m.Host.Describe(ctx, service)
-	if err != nil {
-		return "", err
+// open starts add-on service for an attachment named name on plan ("" for the add-on's
+// default), and checks the attachment before anything is recorded or provisioned: the
+// name, the plan, and the names the add-on's declared variables take under the
+// attachment's prefix (a prefix can make a reserved name of an allowed one: `--as ld`
+// turns PRELOAD into LD_PRELOAD). It returns the running plugin, which the caller
+// closes, and the plan.
+func (m *Manager) open(ctx context.Context, service, name, plan string) (*addonhost.Plugin, string, error) {
+	if !attachNameRe.MatchString(name) {
+		return nil, "", fmt.Errorf("--as %q is not an add-on name: use lowercase letters, digits and dashes", name)
 	}
+	p, err := m.Host.Open(ctx, service)
+	if err != nil {
+		return nil, "", err
+	}
+	desc := p.Description()
+	plan, err = resolvePlan(desc, plan)
+	if err == nil {
+		prefix := envPrefix(name, service)
+		for _, v := range desc.EnvVars {
+			if verr := addon.ValidateEnvName(prefix + v); verr != nil {
+				err = fmt.Errorf("add-on %s cannot be attached as %q: the prefix %s turns its variable %s into %s, and %v; choose another name (--as NAME, or as = \"NAME\" in the spec)", service, name, prefix, v, prefix+v, verr)
+				break
+			}
+		}
+	}
+	if err != nil {
+		p.Close()
+		return nil, "", err
+	}
+	return p, plan, nil
+}
+
+// resolvePlan checks that the add-on has plan, and names its default plan for "".
+func resolvePlan(desc addon.Description, plan string) (string, error) {
 	var names []string
 	for _, p := range desc.Plans {
 		names = append(names, p.Name)
@@ -215,7 +244,7 @@ func (m *Manager) resolvePlan(ctx context.Context, service, plan string) (string
 		}
 		return "", nil
 	}
-	return "", fmt.Errorf("add-on %s has no plan %q (its plans: %s)", service, plan, strings.Join(names, ", "))
+	return "", fmt.Errorf("add-on %s has no plan %q (its plans: %s)", desc.Name, plan, strings.Join(names, ", "))
 }
 
 // Detach makes a release without the add-on's variables, then deprovisions its
@@ -271,14 +300,20 @@ func (m *Manager) Detach(ctx context.Context, app, name string) error {
 // service: `--as reports` turns DATABASE_URL into REPORTS_DATABASE_URL.
 func prefixed(env map[string]string, name, service string) map[string]string {
 	out := make(map[string]string, len(env))
-	prefix := ""
-	if name != service {
-		prefix = strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
-	}
+	prefix := envPrefix(name, service)
 	for k, v := range env {
 		out[prefix+k] = v
 	}
 	return out
+}
+
+// envPrefix is the prefix of the variables of an attachment named name of add-on
+// service: none under the service's own name, REPORTS_ for `--as reports`.
+func envPrefix(name, service string) string {
+	if name == service {
+		return ""
+	}
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
 }
 
 func newID() string {

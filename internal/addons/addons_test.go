@@ -139,32 +139,52 @@ func TestAttach_UnderAnotherNameOnAPlan(t *testing.T) {
 	}
 }
 
-// TestAttach_Refusals covers what is refused before the add-on is asked for anything.
+// TestAttach_Refusals covers what is refused before the add-on is asked for anything:
+// nothing is provisioned, recorded or released.
 func TestAttach_Refusals(t *testing.T) {
 	t.Parallel()
+	declare := func(names ...string) func(*cacheAddon) {
+		return func(c *cacheAddon) {
+			c.DescribeFunc = func(context.Context) (addon.Description, error) {
+				return addon.Description{Name: "cache", Plans: []addon.Plan{{Name: "small"}}, EnvVars: names}, nil
+			}
+		}
+	}
 	cases := []struct {
 		name                   string
 		app, service, as, plan string
 		seed                   func(*fakeNomad)
 		want                   string
+		change                 func(*cacheAddon)
 	}{
-		{"bad name", "shop", "cache", "Bad_Name", "", nil, `--as "Bad_Name" is not an add-on name`},
-		{"unknown plan", "shop", "cache", "", "huge", nil, `add-on cache has no plan "huge" (its plans: small, large)`},
-		{"no app", "gone", "cache", "", "", nil, "no such app: gone"},
-		{"unknown add-on", "shop", "redis", "", "", nil, `add-on "redis": find: not found`},
+		{"bad name", "shop", "cache", "Bad_Name", "", nil, `--as "Bad_Name" is not an add-on name`, nil},
+		{"a prefix making a reserved prefix", "shop", "cache", "nomad", "", nil,
+			`add-on cache cannot be attached as "nomad": the prefix NOMAD_ turns its variable CACHE_URL into NOMAD_CACHE_URL, and variable name "NOMAD_CACHE_URL" starts with the reserved prefix NOMAD_; choose another name (--as NAME, or as = "NAME" in the spec)`, nil},
+		{"a prefix making LD_PRELOAD", "shop", "cache", "ld", "", nil,
+			`add-on cache cannot be attached as "ld": the prefix LD_ turns its variable PRELOAD into LD_PRELOAD, and variable name "LD_PRELOAD" starts with the reserved prefix LD_`, declare("PRELOAD")},
+		{"a prefix making NOMAD_TOKEN", "shop", "cache", "nomad", "", nil,
+			`the prefix NOMAD_ turns its variable TOKEN into NOMAD_TOKEN, and variable name "NOMAD_TOKEN" starts with the reserved prefix NOMAD_`, declare("TOKEN")},
+		{"a prefix making a name too long", "shop", "cache", "sessions", "", nil,
+			`the prefix SESSIONS_ turns its variable ` + strings.Repeat("A", 128) + ` into SESSIONS_` + strings.Repeat("A", 128) + `, and variable name "SESSIONS_` + strings.Repeat("A", 128) + `" is not of the form [A-Z_][A-Z0-9_]* (at most 128)`, declare(strings.Repeat("A", 128))},
+		{"unknown plan", "shop", "cache", "", "huge", nil, `add-on cache has no plan "huge" (its plans: small, large)`, nil},
+		{"no app", "gone", "cache", "", "", nil, "no such app: gone", nil},
+		{"unknown add-on", "shop", "redis", "", "", nil, `add-on "redis": find: not found`, nil},
 		{"taken name", "shop", "cache", "", "", func(f *fakeNomad) {
 			f.vars[path("shop", "cache")] = nomadapi.VariableItems{"_service": "postgres", "_state": StateAttached}
-		}, `shop already has an add-on named "cache" (a postgres); choose another name with --as`},
+		}, `shop already has an add-on named "cache" (a postgres); choose another name with --as`, nil},
 		{"too many add-ons", "shop", "cache", "", "", func(f *fakeNomad) {
 			for i := range appspec.MaxAddons {
 				f.vars[path("shop", fmt.Sprintf("db%d", i))] = nomadapi.VariableItems{"_service": "postgres", "_state": StateAttached}
 			}
-		}, fmt.Sprintf("shop has %d add-ons, the limit; remove one with `dyno addons:destroy NAME` before attaching another", appspec.MaxAddons)},
+		}, fmt.Sprintf("shop has %d add-ons, the limit; remove one with `dyno addons:destroy NAME` before attaching another", appspec.MaxAddons), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := newCache(goodAnswer)
+			if tc.change != nil {
+				tc.change(c)
+			}
 			m, f := newManager(t, appEnv, c, 0)
 			if tc.seed != nil {
 				tc.seed(f)

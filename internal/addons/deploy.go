@@ -23,7 +23,8 @@ type SpecAttach struct {
 }
 
 // Provision provisions each wanted add-on that is not attached (one left provisioned by
-// an earlier deploy gets the same resource again) and records it provisioned. env is
+// an earlier deploy gets the same resource again) and records it provisioned, once
+// every one of them passed the checks that need no resource (see Manager.open). env is
 // the release's environment without them: a variable it already has with another value
 // is refused. When an add-on fails, the ones provisioned before it stay provisioned,
 // and no release is made; the next deploy attaches them with the same resources.
@@ -36,12 +37,23 @@ func (s *SpecAttach) Provision(ctx context.Context, env map[string]string) (map[
 	for _, a := range have {
 		attached[a.Name] = a.State == StateAttached
 	}
-	vars := map[string]string{}
-	s.names = nil
+	// Check each add-on to provision before the first is: an attachment name, a plan or
+	// a prefixed variable name that cannot work leaves nothing provisioned.
+	var todo []appspec.Addon
 	for _, w := range s.Want {
 		if attached[w.Name] {
 			continue
 		}
+		p, _, err := s.Manager.open(ctx, w.Service, w.Name, w.Plan)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w; no release was made, and no add-on was provisioned", err)
+		}
+		p.Close()
+		todo = append(todo, w)
+	}
+	vars := map[string]string{}
+	s.names = nil
+	for _, w := range todo {
 		if s.Progress != nil {
 			s.Progress(fmt.Sprintf("==> Provisioning add-on %s as %s", w.Service, w.Name))
 		}

@@ -107,9 +107,13 @@ func (s *grpcServer) Deprovision(ctx context.Context, req *addonv1.DeprovisionRe
 	return &addonv1.DeprovisionResponse{}, nil
 }
 
+// recoverToError turns a panic in the author's code into an error for the host. The
+// stack goes to the plugin's log (stderr, which the host logs), not into the error: the
+// user sees the panic's value on one line.
 func recoverToError(call string, err *error) {
 	if r := recover(); r != nil {
-		*err = status.Errorf(codes.Internal, "the add-on panicked in %s: %v\n%s", call, r, debug.Stack())
+		NewLogger().Error("the add-on panicked", "call", call, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "the add-on panicked in %s: %v", call, r)
 	}
 }
 

@@ -48,7 +48,7 @@ func TestServer_ChecksBothWays(t *testing.T) {
 	must.ErrorContains(t, err, "the add-on's answer is invalid: variable FAKE_URL: value contains a line break")
 
 	_, err = c.Provision(ctx, addon.ProvisionRequest{RequestID: "panic", App: "app"})
-	must.ErrorContains(t, err, "the add-on panicked in Provision: oops")
+	must.EqError(t, err, "rpc error: code = Internal desc = the add-on panicked in Provision: oops", must.Sprint("the stack is logged, not sent"))
 
 	_, err = c.Provision(ctx, addon.ProvisionRequest{RequestID: "refuse", App: "app"})
 	must.ErrorContains(t, err, "the backing service is full")

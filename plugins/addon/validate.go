@@ -236,20 +236,57 @@ func validEnvValue(v string) error {
 	return nil
 }
 
-// printableLine allows "" and one line of printable characters.
-func printableLine(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
+// printableLine allows "" and one line of printable characters, at most max bytes:
+// what OneLine leaves as it is.
+func printableLine(s string, max int) bool { return OneLine(s, max) == s }
+
+// OneLine returns s as one printable line of at most max bytes, safe to show on a
+// terminal: line breaks and tabs become spaces, other control characters and bytes
+// that are not UTF-8 become visible escapes (\x1b, \u009b, \xff), and what does not fit
+// is cut, the line then ending with "…". A string that is already such a line (as a
+// Resource.Message must be) is returned as it is. The host passes every error message
+// a plugin sends through it.
+func OneLine(s string, max int) string {
+	cut := "…"
+	if max < len(cut) {
+		cut = ""
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
+	i := 0
+	for i < len(s) && s[i] >= ' ' && s[i] < 0x7f {
+		i++
+	}
+	if i == len(s) && len(s) <= max {
+		return s
+	}
+	b := make([]byte, 0, min(len(s), max))
+	keep := 0 // where b is cut, leaving room for the cut mark
+	for i = 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		piece := s[i : i+size]
+		switch {
+		case r == utf8.RuneError && size == 1:
+			piece = fmt.Sprintf(`\x%02x`, s[i])
+		case r == '\n' || r == '\r' || r == '\t':
+			piece = " "
+		case r < utf8.RuneSelf && unicode.IsControl(r):
+			piece = fmt.Sprintf(`\x%02x`, r)
+		case unicode.IsControl(r):
+			piece = fmt.Sprintf(`\u%04x`, r)
 		}
+		if len(b)+len(piece) > max {
+			return string(append(b[:keep], cut...))
+		}
+		b = append(b, piece...)
+		if len(b)+len(cut) <= max {
+			keep = len(b)
+		}
+		i += size
 	}
-	return true
+	return string(b)
 }
 
-// join joins errors on one line, so that a CLI shows them whole.
+// join joins errors on one line of at most MaxMessage bytes, so that a CLI shows them
+// whole, however many problems (and however long the names quoted) an answer has.
 func join(errs []error) error {
 	if len(errs) == 0 {
 		return nil
@@ -258,5 +295,5 @@ func join(errs []error) error {
 	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return errors.New(OneLine(strings.Join(msgs, "; "), MaxMessage))
 }

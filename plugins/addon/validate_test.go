@@ -1,6 +1,7 @@
 package addon
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -107,4 +108,47 @@ func TestValidateRequests(t *testing.T) {
 	must.ErrorContains(t, ValidateProvisionRequest(ProvisionRequest{RequestID: "../x", App: "a"}), "request ID")
 	must.ErrorContains(t, ValidateProvisionRequest(ProvisionRequest{RequestID: "r", App: "My App"}), "app name")
 	must.ErrorContains(t, ValidateDeprovisionRequest(DeprovisionRequest{RequestID: "r", App: "a"}), "empty resource ID")
+}
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, in string
+		max      int
+		want     string
+	}{
+		{"a printable line as it is", "déjà vu: 3 × 4", 64, "déjà vu: 3 × 4"},
+		{"line breaks and tabs are spaces", "a\r\nb\tc", 64, "a  b c"},
+		{"terminal escapes made visible", "\x1b]52;c;ZXZpbA==\a\x1b[2J\x7f", 64, `\x1b]52;c;ZXZpbA==\x07\x1b[2J\x7f`},
+		{"C1 control", "a\u009b2Jb", 64, `a\u009b2Jb`},
+		{"not UTF-8", "a\xffb", 64, `a\xffb`},
+		{"cut to max bytes with a mark", strings.Repeat("x", 20), 10, "xxxxxxx…"},
+		{"exactly max", strings.Repeat("x", 10), 10, strings.Repeat("x", 10)},
+		{"no rune is split", "ab" + strings.Repeat("é", 10), 9, "abéé…"},
+		{"no escape is split", "abcde\x1bxyz", 10, "abcde…"},
+		{"the end fits whole", "abc\x1b", 7, `abc\x1b`},
+		{"a max below the mark", "abcdef", 2, "ab"},
+	}
+	for _, c := range cases {
+		got := OneLine(c.in, c.max)
+		must.Eq(t, c.want, got, must.Sprint(c.name))
+		must.LessEq(t, c.max, len(got), must.Sprint(c.name))
+		must.True(t, printableLine(got, c.max), must.Sprintf("%s: %q is a printable line", c.name, got))
+	}
+}
+
+// TestValidate_ErrorsAreBounded: however many problems an answer has, and however long
+// the names it quotes, the error is one line of at most MaxMessage bytes.
+func TestValidate_ErrorsAreBounded(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{}
+	for i := range 10000 {
+		env[fmt.Sprintf("bad_%d", i)] = "x"
+	}
+	env[strings.Repeat("\x1b", 1<<20)] = "x"
+	err := ValidateResource(validDescription(), Resource{ID: "r", Env: env})
+	must.Error(t, err)
+	must.LessEq(t, MaxMessage, len(err.Error()))
+	must.True(t, printableLine(err.Error(), MaxMessage), must.Sprintf("%q", err.Error()))
+	must.StrContains(t, err.Error(), `variable name "`)
 }

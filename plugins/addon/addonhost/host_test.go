@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
@@ -128,6 +129,7 @@ func TestHost_Failures(t *testing.T) {
 		{"undeclared", KindInvalidAnswer, "provision", "LD_PRELOAD"},
 		{"newline", KindInvalidAnswer, "provision", "line break"},
 		{"empty", KindInvalidAnswer, "provision", "empty resource ID"},
+		{"loud", KindRejected, "provision", "fake: Error: line"},
 	}
 	modes := make([]string, 0, len(cases))
 	for _, c := range cases {
@@ -152,8 +154,28 @@ func TestHost_Failures(t *testing.T) {
 			must.StrContains(t, err.Error(), `add-on "`+c.mode+`"`)
 			must.StrContains(t, err.Error(), c.message)
 			must.Less(t, 15*time.Second, time.Since(start), must.Sprint("bounded by the deadlines"))
+			for _, r := range err.Error() {
+				must.False(t, unicode.IsControl(r), must.Sprintf("control character %U in %q", r, err.Error()))
+			}
 		})
 	}
+}
+
+// TestHost_PluginMessageIsOneBoundedLine: a plugin's error message reaches the user as
+// a Resource.Message does, one printable line of at most addon.MaxMessage bytes, its
+// terminal escapes made visible, however large and hostile it was.
+func TestHost_PluginMessageIsOneBoundedLine(t *testing.T) {
+	t.Parallel()
+	h, _ := newHost(t, "loud")
+	_, err := h.Provision(context.Background(), "loud", provisionReq("req-1"))
+	var e *Error
+	must.True(t, errors.As(err, &e), must.Sprintf("error is an *Error: %T %v", err, err))
+	must.Eq(t, KindRejected, e.Kind)
+	msg := e.Err.Error()
+	must.Eq(t, addon.MaxMessage, len(msg), must.Sprint("cut at the limit"))
+	must.StrHasPrefix(t, `\x1b]52;c;ZXZpbA==\x07\x1b[2J  fake: Error: linexxx`, msg)
+	must.StrHasSuffix(t, "xxx…", msg)
+	must.Eq(t, `add-on "loud": provision: rejected: `+msg, err.Error())
 }
 
 func TestHost_CallerDeadline(t *testing.T) {

@@ -89,6 +89,17 @@ func TestHost_InProcessFailures(t *testing.T) {
 		must.EqError(t, err, `add-on "cache": provision: rejected: the cache cluster is full`)
 	})
 
+	t.Run("its own error, with terminal escapes", func(t *testing.T) {
+		t.Parallel()
+		h := inProcess(t, &addontest.Mock{DescribeFunc: cacheDescription,
+			ProvisionFunc: func(context.Context, addon.ProvisionRequest) (addon.Resource, error) {
+				return addon.Resource{}, errors.New("full\x1b[2J\r\nfake: Error: \u009bline\xff")
+			}}, 0)
+		_, err := h.Provision(ctx, "cache", req)
+		must.Eq(t, addonhost.KindRejected, addonhost.KindOf(err))
+		must.EqError(t, err, `add-on "cache": provision: rejected: full\x1b[2J  fake: Error: \u009bline\xff`)
+	})
+
 	t.Run("a panic", func(t *testing.T) {
 		t.Parallel()
 		h := inProcess(t, &addontest.Mock{DescribeFunc: cacheDescription,

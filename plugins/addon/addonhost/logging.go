@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/plugins/addon"
 )
 
 // forwardSink passes go-plugin's lines (and the plugin's, which go-plugin re-logs) to
@@ -69,7 +71,8 @@ func (t *tail) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// String returns the last few lines, joined on one line.
+// String returns the last few lines, joined on one line. Each is made one printable
+// line of at most addon.MaxMessage bytes, as a plugin's error message is.
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -81,6 +84,9 @@ func (t *tail) String() string {
 	}
 	if len(lines) > 5 {
 		lines = lines[len(lines)-5:]
+	}
+	for i, l := range lines {
+		lines[i] = addon.OneLine(l, addon.MaxMessage)
 	}
 	return strings.TrimSpace(strings.Join(lines, " | "))
 }

@@ -309,9 +309,12 @@ func (p *Plugin) call(ctx context.Context, op string, timeout time.Duration, fn 
 	return &Error{Addon: p.name, Op: op, Kind: kind, Err: cause}
 }
 
-// classify tells a crash from a timeout from the add-on's own error.
+// classify tells a crash from a timeout from the add-on's own error. The plugin's
+// message is made one printable line of at most addon.MaxMessage bytes, as a
+// Resource.Message must be: it is shown on the user's terminal.
 func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Duration) (Kind, error) {
 	st, _ := status.FromError(err)
+	msg := addon.OneLine(st.Message(), addon.MaxMessage)
 	switch {
 	case parent.Err() != nil:
 		return KindTimeout, fmt.Errorf("the caller gave up after %s: %w", took.Round(time.Millisecond), parent.Err())
@@ -330,17 +333,17 @@ func (p *Plugin) classify(cctx, parent context.Context, err error, took time.Dur
 		}
 		return KindCrashed, errors.New(msg)
 	case st.Code() == codes.ResourceExhausted:
-		return KindInvalidAnswer, fmt.Errorf("the answer is too large: %s", st.Message())
+		return KindInvalidAnswer, fmt.Errorf("the answer is too large: %s", msg)
 	case st.Code() == codes.Internal:
-		return KindInvalidAnswer, errors.New(st.Message())
+		return KindInvalidAnswer, errors.New(msg)
 	case st.Code() == codes.Unimplemented:
-		return KindInvalidAnswer, fmt.Errorf("the plugin does not implement the call: %s", st.Message())
+		return KindInvalidAnswer, fmt.Errorf("the plugin does not implement the call: %s", msg)
 	case st.Code() == codes.InvalidArgument:
-		return KindInvalidRequest, errors.New(st.Message())
+		return KindInvalidRequest, errors.New(msg)
 	case st.Code() == codes.Unknown, st.Code() == codes.FailedPrecondition:
-		return KindRejected, errors.New(st.Message())
+		return KindRejected, errors.New(msg)
 	}
-	return KindRejected, fmt.Errorf("%s: %s", st.Code(), st.Message())
+	return KindRejected, fmt.Errorf("%s: %s", st.Code(), msg)
 }
 
 // exited says whether the plugin process has exited; an in-process add-on never does.
@@ -365,18 +368,21 @@ func (p *Plugin) exitedSoon() bool {
 }
 
 // explainStart turns go-plugin's start errors into what an operator can act on.
+// go-plugin's error quotes what the program printed, so it is made one printable line
+// of at most addon.MaxMessage bytes, as a plugin's error message is.
 func (p *Plugin) explainStart(err error) error {
-	msg := strings.ToLower(err.Error())
+	text := addon.OneLine(err.Error(), addon.MaxMessage)
+	msg := strings.ToLower(text)
 	switch {
 	case strings.Contains(msg, "incompatible api version"):
-		return fmt.Errorf("the plugin speaks another add-on protocol version (this host speaks %d): %w", addon.ProtocolVersion, err)
+		return fmt.Errorf("the plugin speaks another add-on protocol version (this host speaks %d): %s", addon.ProtocolVersion, text)
 	case strings.Contains(msg, "unrecognized remote plugin message"):
-		return fmt.Errorf("the program is not a Dynogrid add-on plugin (it printed something other than a go-plugin handshake): %w", err)
+		return fmt.Errorf("the program is not a Dynogrid add-on plugin (it printed something other than a go-plugin handshake): %s", text)
 	case strings.Contains(msg, "timeout"):
-		return fmt.Errorf("the plugin did not complete its handshake within %s: %w", p.host.opts.StartTimeout, err)
+		return fmt.Errorf("the plugin did not complete its handshake within %s: %s", p.host.opts.StartTimeout, text)
 	}
 	if t := p.stderr.String(); t != "" {
-		return fmt.Errorf("%w; its last output: %s", err, t)
+		return fmt.Errorf("%s; its last output: %s", text, t)
 	}
-	return err
+	return errors.New(text)
 }

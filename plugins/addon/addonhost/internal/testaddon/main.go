@@ -3,11 +3,12 @@
 // name it is run under: dyno-addon-<mode>.
 //
 //	good        valid answers, resources kept in <state_dir>/resources keyed by request ID
-//	garbage     prints nonsense instead of a handshake
+//	garbage     prints nonsense (with a terminal escape) instead of a handshake
 //	wrongproto  completes a handshake for protocol version 99
 //	slowstart   never completes a handshake
 //	hang        Provision never answers
-//	crash       Provision prints to stderr and exits with status 3
+//	crash       Provision prints to stderr (with terminal escapes) and exits with status 3
+//	loud        Provision fails with a 3 MB message full of terminal escapes
 //	killme      Provision writes its PID to <state_dir>/pid and waits to be killed
 //	badname     Provision answers a lowercase variable name
 //	undeclared  Provision answers a variable it did not declare
@@ -32,10 +33,16 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dynogrid/dynogrid/plugins/addon"
 	addonv1 "github.com/dynogrid/dynogrid/plugins/addon/proto/addon/v1"
 )
+
+// loudMessage writes the clipboard (OSC 52), clears the screen and forges a line of its
+// own, then goes on for 3 MB.
+var loudMessage = "\x1b]52;c;ZXZpbA==\a\x1b[2J\r\nfake: Error: line" + strings.Repeat("x", 3<<20)
 
 // stderr is the process's real standard error: plugin.Serve later redirects os.Stderr
 // through gRPC, which a crashing process may not flush.
@@ -47,7 +54,7 @@ func main() {
 	switch mode {
 	case "garbage":
 		if os.Getenv(hs.MagicCookieKey) == hs.MagicCookieValue {
-			fmt.Println("hello, I am not a plugin")
+			fmt.Println("hello, I am not a plugin\x1b[2J")
 		}
 		os.Exit(0)
 	case "slowstart":
@@ -110,8 +117,10 @@ func (s *server) Provision(ctx context.Context, req *addonv1.ProvisionRequest) (
 	case "hang":
 		select {}
 	case "crash":
-		fmt.Fprintln(stderr, "boom: out of cheese")
+		fmt.Fprintln(stderr, "boom: out of cheese\x1b]52;c;ZXZpbA==\a\x1b[2J")
 		os.Exit(3)
+	case "loud":
+		return nil, status.Error(codes.Unknown, loudMessage)
 	case "killme":
 		if err := os.WriteFile(filepath.Join(s.stateDir, "pid"), []byte(fmt.Sprint(os.Getpid())), 0o600); err != nil {
 			return nil, err
