@@ -49,6 +49,11 @@ type Config struct {
 	// AllowedEndpoints are the TCP endpoints (the add-ons) dynos may connect to on the
 	// host and in internal networks: "ADDR[/PREFIX][:PORT[-PORT]]".
 	AllowedEndpoints []string `codec:"allowed_endpoints"`
+	// EndpointConnLimit is how many connections one dyno may hold open at once to each
+	// allowed endpoint that names no max_conns of its own (0: no cap). Add-on servers
+	// are shared: without it one dyno could hold every connection slot of PostgreSQL
+	// or of another app's memcached, before it even logs in.
+	EndpointConnLimit int `codec:"endpoint_conn_limit"`
 	// SlugStoreDir is the grid's slug store on this host's file system, where `dyno
 	// deploy` on a one-machine grid packs slugs: the only directory a task's slug path
 	// may name.
@@ -83,8 +88,11 @@ var defaultConfig = Config{
 	BridgeSubnet:     dynonet.DefaultSubnet,
 	HostPortRange:    "20000-32000",
 	InternalNetworks: netfw.DefaultInternalNetworks,
-	LogMaxFiles:      5,
-	LogMaxFileSizeMB: 10,
+	// The postgres add-on's dev plan lets a role hold 20 connections (docs/addons.md):
+	// a dyno needs no more to one endpoint unless the operator says so.
+	EndpointConnLimit: 20,
+	LogMaxFiles:       5,
+	LogMaxFileSizeMB:  10,
 }
 
 // decodeConfig is defaultConfig with what raw, the agent's msgpack of the plugin's config
@@ -116,6 +124,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"allow_host_network":       withDefault("allow_host_network", "bool", defaultConfig.AllowHostNetwork),
 	"internal_networks":        withDefault("internal_networks", "list(string)", defaultConfig.InternalNetworks),
 	"allowed_endpoints":        hclspec.NewAttr("allowed_endpoints", "list(string)", false),
+	"endpoint_conn_limit":      withDefault("endpoint_conn_limit", "number", defaultConfig.EndpointConnLimit),
 	"slug_store_dir":           withDefault("slug_store_dir", "string", defaultConfig.SlugStoreDir),
 	"slug_store_url":           hclspec.NewAttr("slug_store_url", "string", false),
 	"slug_store_username":      hclspec.NewAttr("slug_store_username", "string", false),
@@ -205,11 +214,17 @@ func (c *Config) firewall() (netfw.Config, error) {
 			fw.InternalNetworks = append(fw.InternalNetworks, p)
 		}
 	}
+	if c.EndpointConnLimit < 0 || c.EndpointConnLimit > netfw.MaxConnsLimit {
+		errs = append(errs, fmt.Errorf("endpoint_conn_limit: %d must be from 0 (no cap) to %d", c.EndpointConnLimit, netfw.MaxConnsLimit))
+	}
 	for _, s := range c.AllowedEndpoints {
 		e, err := netfw.ParseEndpoint(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("allowed_endpoints: %w", err))
 			continue
+		}
+		if e.MaxConns == netfw.UnsetMaxConns {
+			e.MaxConns = c.EndpointConnLimit
 		}
 		fw.Allowed = append(fw.Allowed, e)
 	}

@@ -46,6 +46,11 @@ func TestConfig_Validate(t *testing.T) {
 		{"endpoint without address", func(c *Config) { c.AllowedEndpoints = []string{":5432"} }, "allowed_endpoints: \":5432\" is not ADDR"},
 		{"endpoint port range backwards", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:9-8"} }, "is not a port or a range"},
 		{"endpoint port zero", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:0"} }, "is not a port"},
+		{"endpoint with its own cap", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:5432,max_conns=100"} }, ""},
+		{"endpoint cap not a number", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:5432,max_conns=many"} }, "is not max_conns=N"},
+		{"endpoint cap negative", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:5432,max_conns=-1"} }, "is not max_conns=N"},
+		{"endpoint unknown option", func(c *Config) { c.AllowedEndpoints = []string{"10.0.0.1:5432,limit=5"} }, "is not max_conns=N"},
+		{"negative endpoint conn limit", func(c *Config) { c.EndpointConnLimit = -1 }, "endpoint_conn_limit: -1 must be from 0 (no cap) to 65535"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +64,29 @@ func TestConfig_Validate(t *testing.T) {
 			must.ErrorContains(t, err, tc.wantErr)
 		})
 	}
+}
+
+// TestConfig_EndpointsAreCappedPerDyno: an allowed endpoint without a cap of its own
+// gets endpoint_conn_limit (20 by default), so that one dyno cannot hold every
+// connection slot of a shared add-on server; one with max_conns keeps it, 0 is no cap.
+func TestConfig_EndpointsAreCappedPerDyno(t *testing.T) {
+	t.Parallel()
+	c := decodePluginConfig(t, map[string]any{"allowed_endpoints": []string{
+		"10.209.0.1:5433", "10.209.0.1:20000-32000,max_conns=64", "10.1.0.0/16,max_conns=0"}})
+	must.Eq(t, 20, c.EndpointConnLimit)
+	fw, err := c.firewall()
+	must.NoError(t, err)
+	var got []string
+	for _, e := range fw.Allowed {
+		got = append(got, e.String())
+	}
+	must.Eq(t, []string{"10.209.0.1:5433,max_conns=20", "10.209.0.1:20000-32000,max_conns=64", "10.1.0.0/16,max_conns=0"}, got)
+	must.StrContains(t, fw.Rules(), "-d 10.209.0.1/32 -p tcp -m tcp --dport 5433:5433 -m connlimit --connlimit-above 20 ")
+
+	c = decodePluginConfig(t, map[string]any{"allowed_endpoints": []string{"10.209.0.1:5433"}, "endpoint_conn_limit": 0})
+	fw, err = c.firewall()
+	must.NoError(t, err)
+	must.StrNotContains(t, fw.Rules(), "connlimit")
 }
 
 func TestTaskConfig_Validate(t *testing.T) {

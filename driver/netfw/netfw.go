@@ -30,11 +30,22 @@ import (
 var DefaultInternalNetworks = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}
 
 // Endpoint is a TCP destination dynos may open connections to: an address or network
-// and a port range (0-65535 when the rule names no port).
+// and a port range (0-65535 when the rule names no port), and how many connections one
+// dyno may hold open to it at once.
 type Endpoint struct {
 	Net      netip.Prefix
 	From, To uint16
+	// MaxConns is how many connections one dyno (one source address) may hold open to
+	// the endpoint at once; a new one past it is rejected. 0: no cap. Unset (-1 from
+	// ParseEndpoint): the driver's default.
+	MaxConns int
 }
+
+// UnsetMaxConns is an Endpoint's MaxConns when its rule names none.
+const UnsetMaxConns = -1
+
+// MaxConnsLimit is the highest cap an endpoint may name.
+const MaxConnsLimit = 65535
 
 func (e Endpoint) String() string {
 	s := e.Net.String()
@@ -43,20 +54,34 @@ func (e Endpoint) String() string {
 	}
 	switch {
 	case e.From == 0 && e.To == 65535:
-		return s
 	case e.From == e.To:
-		return fmt.Sprintf("%s:%d", s, e.From)
+		s = fmt.Sprintf("%s:%d", s, e.From)
 	default:
-		return fmt.Sprintf("%s:%d-%d", s, e.From, e.To)
+		s = fmt.Sprintf("%s:%d-%d", s, e.From, e.To)
 	}
+	if e.MaxConns >= 0 {
+		s += fmt.Sprintf(",max_conns=%d", e.MaxConns)
+	}
+	return s
 }
 
 // ParseEndpoint reads "ADDR", "ADDR:PORT", "ADDR:FROM-TO", or the same with a CIDR
-// network ("10.1.0.0/16:5432") in place of the address. IPv4 only: the Nomad bridge
-// gives dynos no IPv6 address.
+// network ("10.1.0.0/16:5432") in place of the address, each optionally followed by
+// ",max_conns=N": the connections one dyno may hold open to it at once (0: no cap;
+// without it, MaxConns is UnsetMaxConns). IPv4 only: the Nomad bridge gives dynos no
+// IPv6 address.
 func ParseEndpoint(s string) (Endpoint, error) {
-	addr, ports, hasPort := strings.Cut(s, ":")
-	var e Endpoint
+	e := Endpoint{MaxConns: UnsetMaxConns}
+	dest, opt, hasOpt := strings.Cut(s, ",")
+	if hasOpt {
+		v, ok := strings.CutPrefix(opt, "max_conns=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 || n > MaxConnsLimit {
+			return e, fmt.Errorf("%q: %q is not max_conns=N with N from 0 (no cap) to %d", s, opt, MaxConnsLimit)
+		}
+		e.MaxConns = n
+	}
+	addr, ports, hasPort := strings.Cut(dest, ":")
 	var err error
 	if strings.Contains(addr, "/") {
 		e.Net, err = netip.ParsePrefix(addr)
@@ -70,7 +95,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		}
 	}
 	if err != nil {
-		return e, fmt.Errorf("%q is not ADDR[/PREFIX][:PORT[-PORT]]: %v", s, err)
+		return e, fmt.Errorf("%q is not ADDR[/PREFIX][:PORT[-PORT]][,max_conns=N]: %v", s, err)
 	}
 	if !e.Net.Addr().Is4() {
 		return e, fmt.Errorf("%q: only IPv4 endpoints are supported", s)
@@ -99,7 +124,10 @@ type Config struct {
 	// InternalNetworks may not be reached from a dyno, except Allowed endpoints.
 	InternalNetworks []netip.Prefix
 	// Allowed endpoints (TCP) are reachable from dynos on the host and in internal
-	// networks: the add-ons.
+	// networks: the add-ons. One dyno may hold at most an endpoint's MaxConns
+	// connections to it at once (counted per rule, so over the whole port range of
+	// the endpoint), so that it cannot take every connection slot of a server other
+	// apps share, before it even logs in.
 	Allowed []Endpoint
 	// Nameservers may be asked (port 53, UDP and TCP) on the host and in internal
 	// networks: the host's resolvers, which dynos share (their /etc/resolv.conf).
@@ -140,11 +168,16 @@ func (c Config) Rules() string {
 			w("-A %s -o %s -j %s", chain, c.Bridge, reject)
 		}
 		for _, e := range c.Allowed {
-			if e.From == 0 && e.To == 65535 {
-				w("-A %s -d %s -p tcp -j RETURN", chain, e.Net)
-			} else {
-				w("-A %s -d %s -p tcp -m tcp --dport %d:%d -j RETURN", chain, e.Net, e.From, e.To)
+			match := fmt.Sprintf("-d %s -p tcp", e.Net)
+			if e.From != 0 || e.To != 65535 {
+				match += fmt.Sprintf(" -m tcp --dport %d:%d", e.From, e.To)
 			}
+			if e.MaxConns > 0 {
+				// Only new connections get here (answers returned above): past the
+				// cap, one source address, that is one dyno, is refused the next.
+				w("-A %s %s -m connlimit --connlimit-above %d --connlimit-mask 32 --connlimit-saddr -j %s", chain, match, e.MaxConns, reject)
+			}
+			w("-A %s %s -j RETURN", chain, match)
 		}
 		for _, ns := range c.Nameservers {
 			for _, proto := range []string{"udp", "tcp"} {

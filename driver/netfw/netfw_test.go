@@ -1,12 +1,20 @@
 package netfw
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/dynogrid/dynogrid/driver/internal/xtables"
 	"github.com/dynogrid/dynogrid/internal/testutil"
@@ -15,11 +23,14 @@ import (
 func TestParseEndpoint(t *testing.T) {
 	t.Parallel()
 	good := map[string]string{
-		"10.0.0.1":             "10.0.0.1",
-		"10.0.0.1:5432":        "10.0.0.1:5432",
-		"10.0.0.1:20000-32000": "10.0.0.1:20000-32000",
-		"10.1.0.0/16:11211":    "10.1.0.0/16:11211",
-		"10.1.0.0/16":          "10.1.0.0/16",
+		"10.0.0.1":                     "10.0.0.1",
+		"10.0.0.1:5432":                "10.0.0.1:5432",
+		"10.0.0.1:20000-32000":         "10.0.0.1:20000-32000",
+		"10.1.0.0/16:11211":            "10.1.0.0/16:11211",
+		"10.1.0.0/16":                  "10.1.0.0/16",
+		"10.0.0.1:5432,max_conns=20":   "10.0.0.1:5432,max_conns=20",
+		"10.1.0.0/16,max_conns=0":      "10.1.0.0/16,max_conns=0",
+		"10.0.0.1:1-2,max_conns=65535": "10.0.0.1:1-2,max_conns=65535",
 	}
 	for in, want := range good {
 		e, err := ParseEndpoint(in)
@@ -28,13 +39,16 @@ func TestParseEndpoint(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"":               "is not ADDR",
-		"db.internal":    "is not ADDR",
-		"10.1.0.1/16":    "host bits set (the network is 10.1.0.0/16)",
-		"10.0.0.1:0":     "is not a port",
-		"10.0.0.1:70000": "is not a port",
-		"10.0.0.1:9-8":   "is not a port or a range",
-		"10.0.0.1:x":     "is not a port",
+		"":                              "is not ADDR",
+		"db.internal":                   "is not ADDR",
+		"10.1.0.1/16":                   "host bits set (the network is 10.1.0.0/16)",
+		"10.0.0.1:0":                    "is not a port",
+		"10.0.0.1:70000":                "is not a port",
+		"10.0.0.1:9-8":                  "is not a port or a range",
+		"10.0.0.1:x":                    "is not a port",
+		"10.0.0.1:5432,max_conns=":      "is not max_conns=N",
+		"10.0.0.1:5432,max_conns=65536": "is not max_conns=N",
+		"10.0.0.1:5432,conns=5":         "is not max_conns=N",
 	}
 	for in, want := range bad {
 		if _, err := ParseEndpoint(in); err == nil || !strings.Contains(err.Error(), want) {
@@ -44,32 +58,40 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 // TestRules checks the order that makes the policy: answers first, then (FORWARD) any
-// dyno, then the allowed endpoints and nameservers, then the host (INPUT) or the
+// dyno, then the allowed endpoints (each first refused to a dyno past its cap) and
+// nameservers, then the host (INPUT) or the
 // internal networks (FORWARD); what is left, the internet, returns to the chains that
 // called.
 func TestRules(t *testing.T) {
 	t.Parallel()
-	db, _ := ParseEndpoint("10.9.0.1:5432")
-	mc, _ := ParseEndpoint("10.9.0.1:20000-32000")
+	db, _ := ParseEndpoint("10.9.0.1:5432,max_conns=20")
+	mc, _ := ParseEndpoint("10.9.0.1:20000-32000,max_conns=64")
+	other, _ := ParseEndpoint("10.8.0.0/16")
 	c := Config{
 		Bridge:           "dg0",
 		InternalNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16")},
-		Allowed:          []Endpoint{db, mc},
+		Allowed:          []Endpoint{db, mc, other},
 		Nameservers:      []netip.Addr{netip.MustParseAddr("10.255.255.53")},
 	}
 	want := `*filter
 :DYNO-IN-dg0 - [0:0]
 :DYNO-FWD-dg0 - [0:0]
 -A DYNO-IN-dg0 -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+-A DYNO-IN-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 5432:5432 -m connlimit --connlimit-above 20 --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with icmp-admin-prohibited
 -A DYNO-IN-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 5432:5432 -j RETURN
+-A DYNO-IN-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 20000:32000 -m connlimit --connlimit-above 64 --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with icmp-admin-prohibited
 -A DYNO-IN-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 20000:32000 -j RETURN
+-A DYNO-IN-dg0 -d 10.8.0.0/16 -p tcp -j RETURN
 -A DYNO-IN-dg0 -d 10.255.255.53/32 -p udp -m udp --dport 53 -j RETURN
 -A DYNO-IN-dg0 -d 10.255.255.53/32 -p tcp -m tcp --dport 53 -j RETURN
 -A DYNO-IN-dg0 -j REJECT --reject-with icmp-admin-prohibited
 -A DYNO-FWD-dg0 -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
 -A DYNO-FWD-dg0 -o dg0 -j REJECT --reject-with icmp-admin-prohibited
+-A DYNO-FWD-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 5432:5432 -m connlimit --connlimit-above 20 --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with icmp-admin-prohibited
 -A DYNO-FWD-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 5432:5432 -j RETURN
+-A DYNO-FWD-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 20000:32000 -m connlimit --connlimit-above 64 --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with icmp-admin-prohibited
 -A DYNO-FWD-dg0 -d 10.9.0.1/32 -p tcp -m tcp --dport 20000:32000 -j RETURN
+-A DYNO-FWD-dg0 -d 10.8.0.0/16 -p tcp -j RETURN
 -A DYNO-FWD-dg0 -d 10.255.255.53/32 -p udp -m udp --dport 53 -j RETURN
 -A DYNO-FWD-dg0 -d 10.255.255.53/32 -p tcp -m tcp --dport 53 -j RETURN
 -A DYNO-FWD-dg0 -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited
@@ -187,4 +209,128 @@ func TestCountRuleLetsOtherBridgesJumpsStandAbove(t *testing.T) {
 			t.Errorf("countRule(%q) = %d, %v; want %d, %v", tc.listing, n, first, tc.n, tc.first)
 		}
 	}
+}
+
+// TestEachDynoIsCappedAtAnEndpoint makes a bridge with two dynos' network namespaces on
+// it, a server on the bridge's gateway allowed with max_conns=3, and opens connections
+// for real: the first dyno gets 3 and its fourth is refused at once, while the second
+// dyno still gets its own; a connection closed frees its slot. Without the cap, one dyno
+// holds every slot of a server other apps share (PostgreSQL's max_connections,
+// memcached's -c) before it logs in.
+func TestEachDynoIsCappedAtAnEndpoint(t *testing.T) {
+	testutil.E2E(t, "makes a bridge, network namespaces and iptables rules, as root",
+		testutil.Root, testutil.Program("iptables"), testutil.Program("ip"))
+	k := os.Getpid()%200 + 20
+	bridge := fmt.Sprintf("dgcl%d", os.Getpid()%100000)
+	gateway := fmt.Sprintf("10.216.%d.1", k)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("link", "add", bridge, "type", "bridge")
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		_ = Remove(bridge)
+	})
+	ip("addr", "add", gateway+"/24", "dev", bridge)
+	ip("link", "set", bridge, "up")
+	dyno := func(name string, host int) string {
+		ns := bridge + name
+		ip("netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		ip("link", "add", ns, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		ip("link", "set", ns, "master", bridge, "up")
+		ip("-n", ns, "addr", "add", fmt.Sprintf("10.216.%d.%d/24", k, host), "dev", "eth0")
+		ip("-n", ns, "link", "set", "eth0", "up")
+		ip("-n", ns, "link", "set", "lo", "up")
+		return "/var/run/netns/" + ns
+	}
+	nsA, nsB := dyno("a", 2), dyno("b", 3)
+
+	// The add-on: it holds every connection open until its client closes it.
+	ln, err := net.Listen("tcp4", gateway+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	addr := ln.Addr().String()
+	e, err := ParseEndpoint(addr + ",max_conns=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(Config{Bridge: bridge, Allowed: []Endpoint{e}, InternalNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	for i := 1; i <= 3; i++ {
+		c, err := dialIn(t, nsA, addr)
+		if err != nil {
+			t.Fatalf("dyno A's connection %d of 3: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	if c, err := dialIn(t, nsA, addr); err == nil {
+		c.Close()
+		t.Fatalf("dyno A opened a 4th connection to %s, past max_conns=3", addr)
+	} else if !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("dyno A's 4th connection failed with %v, want the firewall's rejection (no route to host)", err)
+	}
+	c, err := dialIn(t, nsB, addr)
+	if err != nil {
+		t.Fatalf("dyno B, while A holds its 3: %v", err)
+	}
+	held = append(held, c)
+
+	// A closes one: once the server has closed its end, A may open another.
+	held[0].Close()
+	testutil.WaitFor(t, 10*time.Second, "dyno A to get a slot back after closing a connection", func() bool {
+		c, err := dialIn(t, nsA, addr)
+		if err != nil {
+			return false
+		}
+		held = append(held, c)
+		return true
+	})
+}
+
+// dialIn connects to addr from the network namespace at path.
+func dialIn(t *testing.T, path, addr string) (net.Conn, error) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	c, derr := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
+	}
+	return c, derr
 }

@@ -87,8 +87,26 @@ func (a *Addon) connect(ctx context.Context) (*pgx.Conn, error) {
 			return fail("create the add-on's records table", err)
 		}
 	}
+	if _, err := conn.Exec(ctx, closeSharedDatabases); err != nil {
+		return fail("close the server's databases to app roles", err)
+	}
 	return conn, nil
 }
+
+// closeSharedDatabases revokes CONNECT (and TEMPORARY) from PUBLIC on every database of
+// the server that still grants it: postgres, template1, the admin database, an
+// operator's own. Every app role is a member of PUBLIC, so it could otherwise log in
+// there (with 20 connections of its own) and read every app's database and role names
+// and the databases' comments in the catalogs. The add-on's databases are closed when
+// they are made. Superusers, as the add-on's admin connection is, connect anyway.
+// Idempotent: it runs at each call, so a server set up before it is fixed up too.
+const closeSharedDatabases = `DO $$
+DECLARE d name;
+BEGIN
+	FOR d IN SELECT datname FROM pg_database WHERE has_database_privilege('public', oid, 'CONNECT') OR has_database_privilege('public', oid, 'TEMPORARY') LOOP
+		EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d);
+	END LOOP;
+END $$`
 
 type record struct {
 	requestID, app, name, password, plan string

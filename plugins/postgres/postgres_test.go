@@ -312,3 +312,45 @@ func TestPostgres_Conformance(t *testing.T) {
 		},
 	})
 }
+
+// TestPostgres_AppRolesReachOnlyTheirOwnDatabase: an app's credentials log in to its own
+// database and to no other: not postgres, not template1 (open to PUBLIC after initdb),
+// not a database an operator made on the server; the add-on's admin connection and a
+// superuser still reach them all.
+func TestPostgres_AppRolesReachOnlyTheirOwnDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := adminConn(t, "")
+	_, err := admin.Exec(ctx, `CREATE DATABASE operators_open`)
+	must.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), `DROP DATABASE IF EXISTS operators_open`) })
+	h := newHost(t)
+	r, err := h.Provision(ctx, Name, addon.ProvisionRequest{RequestID: "reach-1", App: "hello"})
+	must.NoError(t, err)
+	defer func() {
+		must.NoError(t, h.Deprovision(ctx, Name, addon.DeprovisionRequest{RequestID: "del", ResourceID: r.ID, App: "hello"}))
+	}()
+	own, err := pgx.Connect(ctx, r.Env["DATABASE_URL"])
+	must.NoError(t, err, must.Sprint("the app's own database"))
+	own.Close(ctx)
+	for _, db := range []string{"postgres", "template1", "operators_open"} {
+		other := strings.Replace(r.Env["DATABASE_URL"], "/"+r.ID+"?", "/"+db+"?", 1)
+		c, err := pgx.Connect(ctx, other)
+		if err == nil {
+			c.Close(ctx)
+		}
+		must.ErrorContains(t, err, "permission denied for database", must.Sprintf("app credentials on %s", db))
+		var publicConnect bool
+		must.NoError(t, admin.QueryRow(ctx, `SELECT has_database_privilege('public', $1, 'CONNECT')`, db).Scan(&publicConnect))
+		must.False(t, publicConnect, must.Sprintf("PUBLIC may connect to %s", db))
+		// The superuser still may; closed at once, since a session on template1 holds
+		// back the other tests' CREATE DATABASE.
+		c, err = pgx.Connect(ctx, server.AdminURL(db))
+		must.NoError(t, err, must.Sprintf("the superuser on %s", db))
+		must.NoError(t, c.Close(ctx))
+	}
+	// A second call (the next provision) finds nothing left to close, and works.
+	r2, err := h.Provision(ctx, Name, addon.ProvisionRequest{RequestID: "reach-1", App: "hello"})
+	must.NoError(t, err)
+	must.Eq(t, r, r2)
+}

@@ -40,6 +40,14 @@ type PostgresOptions struct {
 	Detach bool
 }
 
+// AuthenticationTimeout is how long the server waits for a client to log in
+// (authentication_timeout) before it closes the connection and frees its slot.
+const AuthenticationTimeout = 10 * time.Second
+
+// SuperuserReservedConnections of max_connections (100) only superusers may take: the
+// postgres add-on's admin connection, when apps hold every other slot.
+const SuperuserReservedConnections = 3
+
 // Postgres is a running PostgreSQL server.
 type Postgres struct {
 	Dir      string // its directory (data, log, password file), removed by Stop
@@ -168,7 +176,14 @@ func (p *Postgres) start(ctx context.Context, binDir string, port int, cred *sys
 	cmd := exec.Command(filepath.Join(binDir, "postgres"), "-D", filepath.Join(p.Dir, "data"),
 		"-p", strconv.Itoa(port), "-c", "listen_addresses="+p.listen,
 		"-c", "unix_socket_directories="+p.Dir, "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=100", "-c", "shared_buffers=16MB")
+		"-c", "full_page_writes=off", "-c", "max_connections=100", "-c", "shared_buffers=16MB",
+		// A connection takes a slot of max_connections from its first packet, before
+		// its password: one that never answers the challenge gives it back after
+		// authentication_timeout (PostgreSQL's default: a minute). Clients log in within
+		// milliseconds. The superuser's reserved slots keep the add-on's management
+		// connection working when apps hold every other one (docs/security.md).
+		"-c", "authentication_timeout="+AuthenticationTimeout.String(),
+		"-c", "superuser_reserved_connections="+strconv.Itoa(SuperuserReservedConnections))
 	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: !detach, Setsid: detach}

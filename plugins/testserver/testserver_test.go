@@ -2,6 +2,9 @@ package testserver
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,4 +62,43 @@ func TestPostgres_InAGivenDirDetached(t *testing.T) {
 	must.NoError(t, p.Stop())
 	_, err = os.Stat(dir)
 	must.True(t, os.IsNotExist(err), must.Sprint("Stop removed the directory"))
+}
+
+// TestPostgres_ClosesConnectionsThatNeverLogIn: a client that sends its startup packet
+// and never answers the password challenge holds a slot of max_connections; the server
+// must close it after AuthenticationTimeout (PostgreSQL's default is a minute, during
+// which 100 such connections from one dyno refuse every app "too many clients").
+func TestPostgres_ClosesConnectionsThatNeverLogIn(t *testing.T) {
+	t.Parallel()
+	p := PostgresT(t, PostgresOptions{})
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.AdminURL(""))
+	must.NoError(t, err)
+	defer conn.Close(ctx)
+	for setting, want := range map[string]string{"authentication_timeout": "10s", "superuser_reserved_connections": "3"} {
+		var got string
+		must.NoError(t, conn.QueryRow(ctx, "SHOW "+setting).Scan(&got))
+		must.Eq(t, want, got, must.Sprint(setting))
+	}
+
+	c, err := net.Dial("tcp", net.JoinHostPort(p.Host, itoa(p.Port)))
+	must.NoError(t, err)
+	defer c.Close()
+	params := "user\x00postgres\x00database\x00postgres\x00\x00"
+	startup := binary.BigEndian.AppendUint32(nil, uint32(8+len(params)))
+	startup = binary.BigEndian.AppendUint32(startup, 3<<16) // protocol 3.0
+	_, err = c.Write(append(startup, params...))
+	must.NoError(t, err)
+	sent := time.Now()
+	// The server asks for the password (R, SASL), then waits for an answer that never
+	// comes: the next read ends when it closes the connection.
+	must.NoError(t, c.SetReadDeadline(sent.Add(AuthenticationTimeout+10*time.Second)))
+	kind := make([]byte, 1)
+	_, err = io.ReadFull(c, kind)
+	must.NoError(t, err)
+	must.Eq(t, byte('R'), kind[0], must.Sprint("the server's password challenge"))
+	_, err = io.Copy(io.Discard, c)
+	must.NoError(t, err, must.Sprint("the server closed the connection that never logged in (not the read deadline)"))
+	t.Logf("closed %s after the startup packet", time.Since(sent).Round(time.Millisecond))
+	must.Greater(t, AuthenticationTimeout-time.Second, time.Since(sent))
 }
