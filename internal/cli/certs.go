@@ -201,7 +201,7 @@ func (c *certsAddCommand) Run(args []string) int {
 		return c.fail(err)
 	}
 	v := &nomadapi.Variable{Path: certapi.CertPrefix + certapi.VariableName(d), Items: nomadapi.VariableItems{
-		certapi.CertItem: string(certPEM), certapi.KeyItem: string(keyPEM)}}
+		certapi.CertItem: string(cert.ChainPEM), certapi.KeyItem: string(cert.KeyPEM)}}
 	if _, _, err := n.Variables().Create(v, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return c.fail(fmt.Errorf("failed to store the certificate: %w", err))
 	}

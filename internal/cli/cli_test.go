@@ -17,7 +17,7 @@ func TestParseCounts(t *testing.T) {
 	if err != nil || got["web"] != 3 || got["worker"] != 0 {
 		t.Fatalf("parseCounts = %v, %v", got, err)
 	}
-	for _, bad := range [][]string{{"web"}, {"web=-1"}, {"web=two"}, {"=3"}, {"web=1", "web=2"}} {
+	for _, bad := range [][]string{{"web"}, {"web=-1"}, {"web=two"}, {"=3"}, {"web=1", "web=2"}, {"web=101"}, {"web=+1"}} {
 		if _, err := parseCounts(bad); err == nil {
 			t.Errorf("parseCounts(%q) succeeded, want an error", bad)
 		}
@@ -51,6 +51,9 @@ func TestBadArguments(t *testing.T) {
 	}{
 		{[]string{"ps:scale"}, "which process types?"},
 		{[]string{"ps:scale", "web=lots"}, "web=lots: the count must be a whole number"},
+		{[]string{"ps:scale", "web=1000"}, "web=1000: the count must be a whole number from 0 to 100"},
+		{[]string{"ps:scale", "web=2", "--timeout", "-5s"}, `invalid value "-5s" for flag -timeout: want a positive duration`},
+		{[]string{"ps:scale", "web=2", "--timeout", "0s"}, `invalid value "0s" for flag -timeout: want a positive duration`},
 		{[]string{"config:set"}, "which config vars?"},
 		{[]string{"config:set", "NOVALUE"}, `"NOVALUE" is not a config var`},
 		{[]string{"config:unset", "A=1"}, "takes names only"},

@@ -93,7 +93,15 @@ func (m *meta) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&m.nomadToken, "nomad-token", "", "")
 	fs.StringVar(&m.slugStore, "slug-store", "", "")
 	fs.BoolVar(&m.json, "json", false, "")
-	fs.DurationVar(&m.timeout, "timeout", 5*time.Minute, "")
+	m.timeout = 5 * time.Minute
+	fs.Func("timeout", "", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 10m or 90s")
+		}
+		m.timeout = d
+		return nil
+	})
 	return fs
 }
 
@@ -255,7 +263,7 @@ func parseCounts(args []string) (map[string]int, error) {
 	counts := map[string]int{}
 	for k, v := range kv {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > appspec.MaxCount || strings.HasPrefix(v, "+") {
 			return nil, fmt.Errorf("%s=%s: the count must be a whole number from 0 to %d", k, v, appspec.MaxCount)
 		}
 		counts[k] = n

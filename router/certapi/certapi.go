@@ -64,6 +64,9 @@ const maxChain = 8
 type Cert struct {
 	TLS  tls.Certificate
 	Leaf *x509.Certificate
+	// ChainPEM and KeyPEM are the chain and the key as Parse read them, PEM blocks
+	// alone: what is stored, without any text that came around the blocks.
+	ChainPEM, KeyPEM []byte
 }
 
 // Parse checks a PEM certificate chain and its PEM private key, as of now: each no larger
@@ -137,7 +140,17 @@ func Parse(certPEM, keyPEM []byte, now time.Time) (*Cert, error) {
 	if len(leaf.DNSNames) == 0 {
 		return nil, errors.New("certificate: names no DNS name (subjectAltName); browsers ignore the common name")
 	}
-	return &Cert{TLS: tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, Leaf: leaf}, nil
+	for _, n := range leaf.DNSNames {
+		if strings.IndexFunc(n, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+			return nil, fmt.Errorf("certificate: the DNS name %q has a space, a control character or a character outside ASCII", n)
+		}
+	}
+	var chainPEM []byte
+	for _, der := range chain {
+		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return &Cert{TLS: tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, Leaf: leaf,
+		ChainPEM: chainPEM, KeyPEM: pem.EncodeToMemory(&pem.Block{Type: kb.Type, Bytes: kb.Bytes})}, nil
 }
 
 // maxRSABits bounds an RSA key: the router signs each handshake with it, and a signature

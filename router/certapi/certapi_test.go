@@ -23,6 +23,7 @@ func TestParseRefusesBadCertificates(t *testing.T) {
 	expired, expiredKey := ca.Issue(t, []string{"www.shop.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	smallPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)})
+	nul, nulKey := ca.IssueNow(t, "a\x00.shop.test")
 	var chain []byte
 	for i := 0; i < 9; i++ {
 		chain = append(chain, cert...)
@@ -42,6 +43,7 @@ func TestParseRefusesBadCertificates(t *testing.T) {
 		"long chain":    {chain, key, "more than 8 certificates"},
 		"small RSA":     {cert, smallPEM, "RSA key of 1024 bits"},
 		"no key":        {cert, nil, "key: no PEM block"},
+		"NUL in a name": {nul, nulKey, `the DNS name "a\x00.shop.test" has a space, a control character`},
 		"garbage key":   {cert, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "not a PKCS#8, RSA or EC private key"},
 	} {
 		if _, err := Parse(tc.cert, tc.key, time.Now()); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -54,6 +56,15 @@ func TestParseRefusesBadCertificates(t *testing.T) {
 	}
 	if !c.Covers("www.shop.test") || c.Covers("shop.test") {
 		t.Errorf("covers: %v", c.Names())
+	}
+	// Text around the blocks (openssl's "Bag Attributes", or anything else) is taken,
+	// and left out of what is stored.
+	around, err := Parse(append([]byte("Bag Attributes\n\x1b[2J\n"), cert...), append([]byte("friendlyName: x\n"), key...), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(around.ChainPEM) != string(cert) || !strings.HasPrefix(string(around.KeyPEM), "-----BEGIN ") {
+		t.Errorf("stored PEM kept the text around the blocks: %q, %q", around.ChainPEM[:min(40, len(around.ChainPEM))], around.KeyPEM[:min(40, len(around.KeyPEM))])
 	}
 }
 
