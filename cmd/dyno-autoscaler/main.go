@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,7 +51,12 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "dyno-autoscaler: unexpected argument %q: it takes flags only\n", fs.Arg(0))
 		return 2
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "dyno-autoscaler", Level: hclog.LevelFromString(*logLevel)})
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(os.Stderr, "dyno-autoscaler: -log-level %q: want trace, debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "dyno-autoscaler", Level: level})
 	p, err := meter.ParsePrice(*price)
 	if err != nil {
 		logger.Error("bad -price", "error", err)
@@ -60,6 +66,18 @@ func run(args []string) int {
 	for name, d := range map[string]time.Duration{"interval": *interval, "window": *window} {
 		if d < 100*time.Millisecond || d > time.Hour {
 			logger.Error("bad -"+name+": from 100ms to 1h", "value", d)
+			return 2
+		}
+	}
+	for name, d := range map[string]time.Duration{"up-cooldown": t.UpCooldown, "down-after": t.DownAfter, "down-cooldown": t.DownCooldown} {
+		if d < 0 || d > 24*time.Hour {
+			logger.Error("bad -"+name+": from 0 to 24h", "value", d)
+			return 2
+		}
+	}
+	for _, r := range splitList(*routers) {
+		if _, port, err := net.SplitHostPort(r); err != nil || !validPort(port) {
+			logger.Error("bad -routers: want host:port[,host:port...]", "value", r)
 			return 2
 		}
 	}
@@ -114,4 +132,10 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// validPort says whether p is a TCP port number, 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && p == strconv.Itoa(n)
 }

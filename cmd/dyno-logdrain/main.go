@@ -9,10 +9,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +47,12 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "dyno-logdrain: unexpected argument %q: it takes flags only\n", fs.Arg(0))
 		return 2
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "dyno-logdrain", Level: hclog.LevelFromString(*logLevel)})
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(os.Stderr, "dyno-logdrain: -log-level %q: want trace, debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "dyno-logdrain", Level: level})
 	if *buffer < 64<<10 || *buffer > 1<<30 {
 		logger.Error("bad -buffer-bytes: from 64 KiB to 1 GiB", "value", *buffer)
 		return 2
@@ -72,19 +80,25 @@ func run(args []string) int {
 		Sender: drain.SenderConfig{BufferBytes: *buffer, Dialer: drain.NewDialer(nets),
 			TLS:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 			MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second}}
-	for _, r := range strings.Split(*routers, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			s.Routers = append(s.Routers, r)
-		}
+	if s.Routers, err = parseRouters(*routers); err != nil {
+		logger.Error("bad -routers", "error", err)
+		return 2
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if *metrics != "" {
+		// Bound before the shipper starts: an address that cannot be served is a
+		// failure to start, not a log line.
+		ln, err := net.Listen("tcp", *metrics)
+		if err != nil {
+			logger.Error("bad -metrics-listen", "error", err)
+			return 2
+		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(drain.Collector{Shipper: s})
-		srv := &http.Server{Addr: *metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("metrics endpoint failed", "error", err)
 				cancel()
 			}
@@ -94,6 +108,27 @@ func run(args []string) int {
 	logger.Info("shipping log lines to drains", "routers", s.Routers)
 	s.Run(ctx)
 	return 0
+}
+
+// parseRouters reads -routers: comma-separated http or https URLs of a host and port,
+// with no path, query or credentials.
+func parseRouters(v string) ([]string, error) {
+	var out []string
+	for _, r := range strings.Split(v, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" ||
+			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q: want http://host:port or https://host:port", r)
+		}
+		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("%q: the port must be 1 to 65535", r)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func parseNets(v string) ([]netip.Prefix, error) {

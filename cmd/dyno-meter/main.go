@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -35,6 +37,10 @@ func run(args []string) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "dyno-meter: unexpected argument %q: it takes flags only\n", fs.Arg(0))
+		return 2
+	}
+	if err := checkFlags(*logLevel, *prefix, *checkpoint, *lockTTL); err != nil {
+		fmt.Fprintf(os.Stderr, "dyno-meter: %v\n", err)
 		return 2
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "dyno-meter", Level: hclog.LevelFromString(*logLevel)})
@@ -82,4 +88,27 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// ledgerPrefixRe is a Consul KV prefix: path segments of letters, digits, '-', '_' and
+// '.', none empty or starting with '.' (no "." or "..").
+var ledgerPrefixRe = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$`)
+
+// checkFlags refuses flags the meter cannot run with, naming the flag.
+func checkFlags(logLevel, prefix string, checkpoint, lockTTL time.Duration) error {
+	var errs []error
+	if hclog.LevelFromString(logLevel) == hclog.NoLevel {
+		errs = append(errs, fmt.Errorf("-log-level %q: want trace, debug, info, warn or error", logLevel))
+	}
+	if len(prefix) > 200 || !ledgerPrefixRe.MatchString(prefix) {
+		errs = append(errs, fmt.Errorf("-ledger-prefix %q: want a Consul KV path such as %s (letters, digits, '-', '_', '.' and '/', at most 200 characters)", prefix, meter.DefaultPrefix))
+	}
+	if checkpoint < time.Second || checkpoint > time.Hour {
+		errs = append(errs, fmt.Errorf("-checkpoint-interval %s: must be 1s to 1h", checkpoint))
+	}
+	// Consul's own bounds of a session TTL.
+	if lockTTL < 10*time.Second || lockTTL > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("-lock-ttl %s: must be 10s to 24h (Consul's bounds of a session TTL)", lockTTL))
+	}
+	return errors.Join(errs...)
 }
