@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -198,13 +199,15 @@ func (r *Router) Status() Status {
 	return s
 }
 
-// metricsHandler serves /metrics, /status and Go's /debug/pprof/ profiles.
+// metricsHandler serves /metrics, /status and Go's /debug/pprof/ profiles, these to
+// loopback clients only: the metrics address may be the host's own (the autoscaler
+// reads it from other hosts), and a profile or trace costs the router CPU.
 func (r *Router) metricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/", loopbackOnly(pprof.Index))
+	mux.Handle("/debug/pprof/profile", loopbackOnly(pprof.Profile))
+	mux.Handle("/debug/pprof/trace", loopbackOnly(pprof.Trace))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		st := r.Status()
@@ -215,4 +218,16 @@ func (r *Router) metricsHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(st)
 	})
 	return mux
+}
+
+// loopbackOnly serves h to clients on the loopback, and 403 to others.
+func loopbackOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		host, _, err := net.SplitHostPort(req.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "profiles are served to loopback clients only", http.StatusForbidden)
+			return
+		}
+		h(w, req)
+	})
 }
