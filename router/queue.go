@@ -73,8 +73,8 @@ type waiter struct {
 	// (park.ClientGone) before a dyno takes the request. Set under the app's mutex while
 	// queued.
 	unwatched bool
-	l     lease
-	state atomic.Int32 // waiting, waking (Unpark in progress), handed
+	l         lease
+	state     atomic.Int32 // waiting, waking (Unpark in progress), handed
 	// wakeup is held from the moment the waiter is taken off the queue to be woken
 	// (see takeToWake) until its wake is over: a wait that ends meanwhile blocks on it
 	// rather than spin while the waker writes a request ahead.
@@ -104,9 +104,9 @@ type parker interface {
 type unwatchedParker struct{ gone func() bool }
 
 func (unwatchedParker) Park(time.Time, *atomic.Int32) http1.ParkResult { return http1.Unwatched }
-func (unwatchedParker) Unpark()                                       {}
-func (unwatchedParker) WatchLeave()                                   {}
-func (p unwatchedParker) ClientGone() bool                            { return p.gone() }
+func (unwatchedParker) Unpark()                                        {}
+func (unwatchedParker) WatchLeave()                                    {}
+func (p unwatchedParker) ClientGone() bool                             { return p.gone() }
 
 // wake hands the lease l (none: the queue moved) to the waiter, once: it is off the
 // queue, and the caller is the only one to wake it.
