@@ -141,8 +141,9 @@ func DefaultProcess(name, command string) (Process, error) {
 		return Process{}, fmt.Errorf("%s is not a process type name", short(name))
 	case command == "":
 		return Process{}, fmt.Errorf("it has no command")
-	case len(command) > MaxCommandBytes:
-		return Process{}, commandTooLong(name, len(command))
+	}
+	if err := checkCommand("Process type "+short(name), command); err != nil {
+		return Process{}, err
 	}
 	p := Process{Name: name, Command: command, Count: 1, Max: MaxCount, MemoryMB: DefaultMemoryMB, Size: SizeDedicated}
 	if name == "web" {

@@ -3,6 +3,7 @@ package appspec
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -18,10 +19,17 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("web: thin start\nworker: ruby w.rb\n"))
 	f.Add([]byte(`app "a" { process "web" { command = "x" } config { A = -(-(!true ? 1 : 2)) } domains = ["a.b"] }`))
+	f.Add([]byte("\ufeffweb: a\r\nworker: b\rclock: c\x00\n"))
+	f.Add([]byte("app \"a\" {\n config {\n A = (\n-\n!\ntrue ? 1 : [for x in [] : x][*]\n)\n B = \"%{if true}${-1}%{endif}\"\n }\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		entries, diags := ParseProcfile("Procfile", src)
 		if !diags.HasErrors() && (len(entries) == 0 || len(entries) > MaxProcessTypes) {
 			t.Fatalf("Procfile: %d process types accepted", len(entries))
+		}
+		for _, e := range entries {
+			if badChar(e.Command, false) != "" || strings.Contains(e.Command, "\r") {
+				t.Fatalf("Procfile: command %q accepted", e.Command)
+			}
 		}
 		spec, diags := Parse("dyno.hcl", src)
 		if diags.HasErrors() {
@@ -45,6 +53,9 @@ func FuzzParse(f *testing.F) {
 		for _, p := range spec.Processes {
 			if len(p.Command) > MaxCommandBytes || len(p.HealthCheck) > MaxHealthCheckBytes || p.Count < 0 || p.Count > MaxCount {
 				t.Fatalf("process %q accepted beyond a limit", p.Name)
+			}
+			if badChar(p.Command, false) != "" || p.HealthCheck != "" && badHealthCheckPath(p.HealthCheck) != "" {
+				t.Fatalf("process %q accepted with command %q and health check %q", p.Name, p.Command, p.HealthCheck)
 			}
 			if p.Min < 0 || p.Min > p.Count || p.Count > p.Max || p.Max > MaxCount {
 				t.Fatalf("process %q accepted with count %d outside min %d and max %d (0 to %d)", p.Name, p.Count, p.Min, p.Max, MaxCount)

@@ -17,8 +17,8 @@ import (
 const (
 	// MaxSpecBytes bounds dyno.hcl; a larger file is not read past the limit.
 	MaxSpecBytes = 256 * 1024
-	// MaxNesting bounds how deeply brackets, blocks, strings and chains of unary or
-	// conditional operators nest in dyno.hcl: the parser recurses once per level.
+	// MaxNesting bounds how deeply brackets, blocks, strings, template directives and
+	// operators nest in dyno.hcl (checkNesting): the parser recurses once per level.
 	MaxNesting = 32
 
 	MaxProcfileBytes = 64 * 1024
@@ -53,7 +53,7 @@ const (
 	MaxPlanBytes = 63
 )
 
-// LimitError is a broken limit: Summary names the limit and the value seen, Detail
+// LimitError is a broken limit or rule: Summary names it and the value seen, Detail
 // says what to do.
 type LimitError struct {
 	Summary, Detail string
@@ -156,28 +156,80 @@ func posAt(src []byte, off int) hcl.Pos {
 	return hcl.Pos{Line: line, Column: col, Byte: off}
 }
 
-// checkNesting rejects a spec whose brackets, blocks, strings or operator chains nest
-// deeper than MaxNesting, before the recursive parser sees it. It works on tokens, so
-// brackets inside strings and comments do not count.
+// checkNesting rejects a spec that nests deeper than MaxNesting, before the recursive
+// parser sees it. It works on tokens, so brackets inside strings and comments do not
+// count. A level is a bracket, block, string or interpolation until it closes, a
+// template %{if} or %{for} until its %{endif} or %{endfor}, and an operator (unary,
+// binary, the ? of a conditional, a splat, an index) until its expression ends: the
+// parser recurses once per unary operator, conditional and splat, and the value of a
+// chain of binary operators or indexes is a tree as deep as the chain. An expression
+// ends at a comma, at the close of its bracket, and at a newline only in a block or an
+// object: inside parentheses, brackets, interpolations and for expressions the parser
+// skips newlines, so a chain goes on across lines there.
 func checkNesting(filename string, src []byte) hcl.Diagnostics {
 	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
-	depth, chain := 0, 0
-	for _, t := range tokens {
+	type level struct {
+		newlineEndsExpr bool // a block or an object, where a newline ends an expression
+		directive       bool // a template %{if} or %{for}, open until %{endif} or %{endfor}
+		operators       int  // operators of the level's current expression
+	}
+	stack := []level{{newlineEndsExpr: true}} // the file's body
+	depth := 0                                // levels open, stack[0] excepted, plus their operators
+	push := func(l level) { stack = append(stack, l); depth++ }
+	endExpr := func(l *level) { depth -= l.operators; l.operators = 0 }
+	for i, t := range tokens {
+		top := &stack[len(stack)-1]
 		switch t.Type {
-		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
-			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
-			depth++
-			chain = 0
+		case hclsyntax.TokenOBrace:
+			push(level{newlineEndsExpr: !startsForExpr(tokens[i+1:])})
+		case hclsyntax.TokenOBrack:
+			if i > 0 && endsValue(tokens[i-1]) { // an index or a splat [*], which nests the value it follows
+				top.operators++
+				depth++
+			}
+			push(level{})
+		case hclsyntax.TokenOParen, hclsyntax.TokenOQuote, hclsyntax.TokenOHeredoc,
+			hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			push(level{})
 		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
 			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
-			depth = max(depth-1, 0)
-			chain = 0
-		case hclsyntax.TokenMinus, hclsyntax.TokenBang, hclsyntax.TokenQuestion:
-			chain++
-		case hclsyntax.TokenNewline, hclsyntax.TokenComma:
-			chain = 0
+			if len(stack) > 1 {
+				endExpr(top)
+				stack = stack[:len(stack)-1]
+				depth--
+			}
+		case hclsyntax.TokenMinus, hclsyntax.TokenBang, hclsyntax.TokenQuestion, hclsyntax.TokenPlus,
+			hclsyntax.TokenStar, hclsyntax.TokenSlash, hclsyntax.TokenPercent, hclsyntax.TokenAnd, hclsyntax.TokenOr,
+			hclsyntax.TokenEqualOp, hclsyntax.TokenNotEqual, hclsyntax.TokenLessThan, hclsyntax.TokenLessThanEq,
+			hclsyntax.TokenGreaterThan, hclsyntax.TokenGreaterThanEq:
+			top.operators++
+			depth++
+		case hclsyntax.TokenComma:
+			endExpr(top)
+		case hclsyntax.TokenNewline:
+			if top.newlineEndsExpr {
+				endExpr(top)
+			}
+		case hclsyntax.TokenIdent:
+			if i == 0 || tokens[i-1].Type != hclsyntax.TokenTemplateControl {
+				break
+			}
+			// The directive's level sits under the %{ ... } that opens or closes it.
+			switch string(t.Bytes) {
+			case "if", "for":
+				ctrl := *top
+				stack[len(stack)-1] = level{directive: true}
+				stack = append(stack, ctrl)
+				depth++
+			case "endif", "endfor":
+				if len(stack) > 2 && stack[len(stack)-2].directive {
+					endExpr(&stack[len(stack)-2])
+					stack = append(stack[:len(stack)-2], *top)
+					depth--
+				}
+			}
 		}
-		if depth+chain > MaxNesting {
+		if depth > MaxNesting {
 			return hcl.Diagnostics{{Severity: hcl.DiagError,
 				Summary: fmt.Sprintf("Nesting too deep (more than %d levels)", MaxNesting),
 				Detail:  "Brackets, blocks, strings and operators nest this deep here; an app spec needs only a few levels. Write the value out flat.",
@@ -185,6 +237,31 @@ func checkNesting(filename string, src []byte) hcl.Diagnostics {
 		}
 	}
 	return nil
+}
+
+// endsValue says whether t can end a value, so that a [ after it opens an index rather
+// than a tuple: the keywords of a for expression cannot.
+func endsValue(t hclsyntax.Token) bool {
+	switch t.Type {
+	case hclsyntax.TokenIdent:
+		kw := string(t.Bytes)
+		return kw != "for" && kw != "in" && kw != "if"
+	case hclsyntax.TokenNumberLit, hclsyntax.TokenCParen, hclsyntax.TokenCBrack, hclsyntax.TokenCBrace,
+		hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc:
+		return true
+	}
+	return false
+}
+
+// startsForExpr says whether the tokens after an opening brace begin a for expression,
+// in which, unlike in an object, the parser skips newlines.
+func startsForExpr(tokens hclsyntax.Tokens) bool {
+	for _, t := range tokens {
+		if t.Type != hclsyntax.TokenNewline {
+			return t.Type == hclsyntax.TokenIdent && string(t.Bytes) == "for"
+		}
+	}
+	return false
 }
 
 // short quotes s for a diagnostic, cut to a readable length.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -330,14 +331,18 @@ func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProc
 	if !procNameRe.MatchString(pb.Name) {
 		add(pb.NameRange, "Invalid process type name", "%s is not a process type name; use lowercase letters, digits and underscores, starting with a letter (at most %d).", short(pb.Name), MaxProcessNameLength)
 	}
+	command := ""
+	if pb.Command != nil {
+		command = strings.TrimSpace(*pb.Command)
+	}
+	commandErr := checkCommand("Process type "+short(pb.Name), command)
 	switch {
-	case pb.Command != nil && strings.TrimSpace(*pb.Command) == "":
+	case pb.Command != nil && command == "":
 		add(pb.CommandRange, "Empty command", "Process type %s has an empty command; write the command its dynos run.", short(pb.Name))
-	case pb.Command != nil && len(strings.TrimSpace(*pb.Command)) > MaxCommandBytes:
-		diag := commandTooLong(pb.Name, len(strings.TrimSpace(*pb.Command)))
-		add(pb.CommandRange, diag.Summary, "%s", diag.Detail)
+	case pb.Command != nil && commandErr != nil:
+		add(pb.CommandRange, commandErr.Summary, "%s", commandErr.Detail)
 	case pb.Command != nil:
-		p.Command = strings.TrimSpace(*pb.Command)
+		p.Command = command
 	case procfile[pb.Name].Command != "":
 		p.Command = procfile[pb.Name].Command
 	case haveProcfile:
@@ -357,19 +362,42 @@ func resolveProcess(pb processBlock, procfile map[string]ProcfileEntry, haveProc
 		p.HealthCheck = "/"
 	}
 	if pb.HealthCheck != nil {
+		pathProblem := badHealthCheckPath(*pb.HealthCheck)
 		switch {
 		case pb.Name != "web":
 			add(pb.HealthCheckRange, "Health check on a non-web process", "Only web dynos serve HTTP, so only process \"web\" takes health_check; remove it from %s.", short(pb.Name))
 		case len(*pb.HealthCheck) > MaxHealthCheckBytes:
 			add(pb.HealthCheckRange, fmt.Sprintf("Health check path too long (%d bytes; the limit is %d)", len(*pb.HealthCheck), MaxHealthCheckBytes),
 				"Consul requests this path every few seconds; give a short path such as \"/health\".")
-		case !strings.HasPrefix(*pb.HealthCheck, "/") || strings.ContainsAny(*pb.HealthCheck, " \t\r\n#"):
-			add(pb.HealthCheckRange, "Invalid health check path", "%s is not a URL path; write one that starts with a slash, such as \"/health\".", short(*pb.HealthCheck))
+		case pathProblem != "":
+			add(pb.HealthCheckRange, "Invalid health check path", "%s", pathProblem)
 		default:
 			p.HealthCheck = *pb.HealthCheck
 		}
 	}
 	return p
+}
+
+// badHealthCheckPath says why path cannot be the path Consul requests of a web dyno, or
+// is "". Nomad refuses a path that url.Parse refuses, but only when the deploy
+// registers the job, after it provisioned add-ons and ran the release phase.
+func badHealthCheckPath(path string) string {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Sprintf("%s is not a URL path; write one that starts with a slash, such as \"/health\".", short(path))
+	}
+	if bad := badChar(path, false); bad != "" {
+		return fmt.Sprintf("%s holds %s; write a path of printable UTF-8 characters, such as \"/health\".", short(path), bad)
+	}
+	if strings.HasPrefix(path, "//") {
+		return fmt.Sprintf("%s starts with two slashes, which would make what follows a host name rather than a path on the dyno; write one slash.", short(path))
+	}
+	if i := strings.IndexAny(path, " \t#"); i >= 0 {
+		return fmt.Sprintf("%s holds %q, which a URL path cannot; percent-encode it (%%20 for a space, %%09 for a tab, %%23 for #).", short(path), path[i:i+1])
+	}
+	if _, err := url.Parse(path); err != nil {
+		return fmt.Sprintf("%s is not a URL path (%v); write %% only to start an escape such as %%20.", short(path), errors.Unwrap(err))
+	}
+	return ""
 }
 
 func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]string {
@@ -417,9 +445,9 @@ func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]stri
 			*diags = append(*diags, e.diag(attr.Expr.Range()))
 			continue
 		}
-		if strings.ContainsRune(s.AsString(), 0) {
+		if bad := badChar(s.AsString(), true); bad != "" {
 			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var value",
-				Detail: fmt.Sprintf("%s holds a NUL byte, which no environment variable can carry.", k), Subject: attr.Expr.Range().Ptr()})
+				Detail: fmt.Sprintf("%s holds %s, which no environment variable can carry.", k, bad), Subject: attr.Expr.Range().Ptr()})
 			continue
 		}
 		n := len(k) + len(s.AsString())

@@ -112,19 +112,23 @@ func resolveSchedules(blocks []scheduleBlock, add func(hcl.Range, string, string
 			}
 			s.Cron = strings.Join(strings.Fields(*b.Cron), " ")
 		}
+		command := ""
+		if b.Command != nil {
+			command = strings.TrimSpace(*b.Command)
+		}
+		commandErr := checkCommand("Schedule "+short(b.Name), command)
 		switch {
 		case b.Command == nil:
 			add(b.DefRange, "Missing command", "Schedule %s has no command; add `command = \"...\"`, the command its one-off dyno runs.", short(b.Name))
 			ok = false
-		case strings.TrimSpace(*b.Command) == "":
+		case command == "":
 			add(b.CommandRange, "Empty command", "Schedule %s has an empty command; write the command its one-off dyno runs.", short(b.Name))
 			ok = false
-		case len(strings.TrimSpace(*b.Command)) > MaxCommandBytes:
-			add(b.CommandRange, fmt.Sprintf("Command too long (%d bytes; the limit is %d)", len(strings.TrimSpace(*b.Command)), MaxCommandBytes),
-				"%s", "Put a long script in the app's code and run that.")
+		case commandErr != nil:
+			add(b.CommandRange, commandErr.Summary, "%s", commandErr.Detail)
 			ok = false
 		default:
-			s.Command = strings.TrimSpace(*b.Command)
+			s.Command = command
 		}
 		if b.Memory != nil {
 			if *b.Memory < MinMemoryMB || *b.Memory > MaxMemoryMB {
