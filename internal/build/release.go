@@ -53,10 +53,10 @@ func (r Release) Apply(spec *appspec.Spec, dir string, stack *appspec.Stack) err
 		}
 		p, err := appspec.DefaultProcess(name, r.DefaultProcessTypes[name])
 		if err != nil {
-			return fmt.Errorf("bin/release: default process type %s: %w", name, err)
+			return fmt.Errorf("bin/release: default process type %q: %w", name, err)
 		}
 		if err := spec.AddProcess(p); err != nil {
-			return fmt.Errorf("bin/release: default process type %s: %w", name, err)
+			return fmt.Errorf("bin/release: default process type %q: %w", name, err)
 		}
 	}
 	if len(spec.Processes) == 0 {
