@@ -1,12 +1,16 @@
 package router
 
 import (
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // HTTP/2 to clients (over TLS, ALPN h2), with net/http's HTTP/2 server. Each stream is a
@@ -41,7 +45,25 @@ func (r *Router) newH2Server() *http.Server {
 	}
 }
 
+// serveH2Stream is where every HTTP/2 request enters the request path. Go's server lets
+// spaces through in :method, :path and :authority, which the router writes to the dyno
+// as its request line and Host header: a request whose method, target or authority
+// the router's HTTP/1.1 parser would refuse in a request from a client is refused here
+// the same way, before any dyno is taken, so that no dyno reads a request head other
+// than the one the router meant.
 func (r *Router) serveH2Stream(w http.ResponseWriter, req *http.Request) {
+	if status, reason := http1.CheckRequest(req.Method, req.RequestURI, req.Host); status != 0 {
+		r.log.Warn("refused an HTTP/2 request that cannot be forwarded as HTTP/1.1", "client", req.RemoteAddr,
+			"status", status, "reason", reason, "method", truncate(req.Method, 256),
+			"target", truncate(req.RequestURI, 256), "authority", truncate(req.Host, 256))
+		text := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + reason + "\n"
+		h := w.Header()
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Content-Length", strconv.Itoa(len(text)))
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, text)
+		return
+	}
 	r.serve(h2Response{w}, req)
 }
 

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"errors"
@@ -283,5 +284,111 @@ func TestH2StreamsQueueInOrder(t *testing.T) {
 		if want := fmt.Sprintf("/%02d HTTP/1.1", i); got != want {
 			t.Errorf("dyno request %d: %q, want %q (FIFO)", i, got, want)
 		}
+	}
+}
+
+// headDyno is a dyno that records the request line and Host header of each request it
+// gets, as bytes on the wire (Go's server would refuse a malformed request line before a
+// test could see it), and answers 200.
+func headDyno(t *testing.T) (addr string, heads func() []string) {
+	var mu sync.Mutex
+	var got []string
+	addr, _ = rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			head := strings.TrimSuffix(line, "\r\n")
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == "\r\n" {
+					break
+				}
+				if strings.HasPrefix(l, "Host:") {
+					head += " | " + strings.TrimSuffix(l, "\r\n")
+				}
+			}
+			mu.Lock()
+			got = append(got, head)
+			mu.Unlock()
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	})
+	return addr, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
+}
+
+// TestH2PseudoHeadersChecked: Go's HTTP/2 server lets spaces through in :method, :path
+// and :authority, which the router writes to the dyno as its request line and Host
+// header. A stream whose method is not a token, whose path is not an origin-form target
+// the HTTP/1.1 parser would take (or '*' for OPTIONS), or whose authority is not a
+// host[:port] is answered 400 and logged with why, and no dyno gets any of it; the
+// connection goes on serving well-formed streams.
+func TestH2PseudoHeadersChecked(t *testing.T) {
+	tr := startTLSRouter(t, nil)
+	addr, heads := headDyno(t)
+	tr.SetApp("shop", []Instance{rawInstance(addr, "web.1")})
+	h := dialRawH2(t, tr)
+	for i, tc := range []struct {
+		fields [][2]string
+		reason string
+	}{
+		{[][2]string{{":method", "GET"}, {":path", "/echo?a b"}, {":authority", "shop.localhost"}}, "malformed request target"},
+		{[][2]string{{":method", "GET /smuggle?"}, {":path", "/echo"}, {":authority", "shop.localhost"}}, "malformed method"},
+		{[][2]string{{":method", "GET"}, {":path", "/echo"}, {":authority", "shop.localhost:1 junk"}}, "malformed authority"},
+		{[][2]string{{":method", "GET"}, {":path", "/echo"}, {":authority", "shop.localhost:80,evil.example"}}, "malformed authority"},
+		{[][2]string{{":method", "GET"}, {":path", "/echo"}, {":authority", "shop.localhost:evil.example"}}, "malformed authority"},
+		{[][2]string{{":method", "GET"}, {":path", "/echo"}, {"host", "shop.localhost junk"}}, "malformed authority"},
+		{[][2]string{{":method", "GET"}, {":path", "*"}, {":authority", "shop.localhost"}}, "asterisk-form"},
+		{[][2]string{{":method", "GET"}, {":path", "https://shop.localhost/echo"}, {":authority", "shop.localhost"}}, "not in origin form"},
+	} {
+		id := uint32(1 + 2*i)
+		h.wb.Reset()
+		_ = h.he.WriteField(hpack.HeaderField{Name: ":scheme", Value: "https"})
+		for _, f := range tc.fields {
+			_ = h.he.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.wb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := h.readUntil(func(f http2.Frame) bool {
+			return f.Header().StreamID == id && (f.Header().Type == http2.FrameHeaders || f.Header().Type == http2.FrameRSTStream)
+		})
+		if err != nil {
+			t.Fatalf("%v: no answer: %v", tc.fields, err)
+		}
+		mh, ok := f.(*http2.MetaHeadersFrame)
+		if !ok {
+			t.Errorf("%v: answered %v, want 400", tc.fields, f)
+			continue
+		}
+		if s := mh.PseudoValue("status"); s != "400" {
+			t.Errorf("%v: status %s, want 400", tc.fields, s)
+		}
+		if !tr.logHas("refused an HTTP/2 request", tc.reason) {
+			t.Errorf("%v: no log line saying %q", tc.fields, tc.reason)
+		}
+	}
+	if got := heads(); len(got) != 0 {
+		t.Fatalf("the dyno got %q", got)
+	}
+	// The same connection still serves a well-formed stream.
+	h.get(99, "shop.localhost", "/ok?a=b")
+	f, err := h.readUntil(func(f http2.Frame) bool {
+		return f.Header().StreamID == 99 && f.Header().Type == http2.FrameHeaders
+	})
+	if err != nil {
+		t.Fatalf("well-formed stream: %v", err)
+	}
+	if s := f.(*http2.MetaHeadersFrame).PseudoValue("status"); s != "200" {
+		t.Errorf("well-formed stream: status %s, want 200", s)
+	}
+	if got := heads(); len(got) != 1 || got[0] != "GET /ok?a=b HTTP/1.1 | Host: shop.localhost" {
+		t.Errorf("the dyno got %q, want the one well-formed request", got)
 	}
 }

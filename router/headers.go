@@ -12,7 +12,8 @@ import (
 )
 
 // Headers the router sets itself; the client's values are replaced (X-Forwarded-For is
-// appended to instead, and X-Request-Id kept when sane).
+// appended to instead, and X-Request-Id kept when sane). None of them, nor a name that
+// reads as one once '_' is taken for '-' (underscoreAlias), reaches a dyno from a client.
 var ownHeaders = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
@@ -21,6 +22,13 @@ var ownHeaders = map[string]bool{
 	"X-Forwarded-Proto": true, "X-Forwarded-Port": true,
 	// Between cluster routers only (forward.go).
 	HopHeader: true, PeerKeyHeader: true, NotOwnerHeader: true,
+	// Other ways of saying how the client reached the router, which the router does not
+	// set: a client's own would stand in for X-Forwarded-Proto and -For in an app
+	// (Rack 3 puts Forwarded before X-Forwarded-Proto, Rack reads X-Forwarded-Ssl: on
+	// as https). No router sets them either, so a peer's forwarded request loses them
+	// too.
+	"Forwarded": true, "X-Forwarded-Ssl": true, "X-Forwarded-Scheme": true,
+	"X-Forwarded-Host": true, "X-Real-Ip": true, "Front-End-Https": true, "X-Url-Scheme": true,
 }
 
 // saneRequestID says whether a client's X-Request-Id may be kept: 20 to 200 characters

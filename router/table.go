@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/dynogrid/dynogrid/router/internal/http1"
 )
 
 // table maps a request's Host to its app. It is immutable once published: the router
@@ -201,8 +203,14 @@ func (r *Router) claimsLocked() (claims map[string][]string, present map[string]
 	return claims, present
 }
 
-// canonicalHost lower-cases a Host header and drops its port and a trailing dot.
+// canonicalHost lower-cases a Host header and drops its port and a trailing dot. A Host
+// that is not a host[:port] (http1.ValidHost: "a:80,b", "a:b") names no app: "". The
+// parser refuses such a Host already (HTTP/1.1, and HTTP/2 in serveH2Stream); this keeps
+// any other way in from routing by the part before the colon.
 func canonicalHost(h string) string {
+	if !http1.ValidHost(h) {
+		return ""
+	}
 	if strings.IndexByte(h, ':') >= 0 { // most Hosts have no port: no error to build
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host

@@ -2,10 +2,10 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 )
 
@@ -300,7 +300,7 @@ func newBodyReader(br *bufio.Reader, length int64, maxTrailer int) *bodyReader {
 	b := &bodyReader{br: br, src: br, remain: length, maxTrailer: maxTrailer}
 	if length < 0 {
 		b.chunked = true
-		b.src = httputil.NewChunkedReader(br)
+		b.src = &chunkedReader{br: br}
 	}
 	return b
 }
@@ -347,6 +347,234 @@ func (b *bodyReader) Close() error { return nil }
 // stuck says the connection cannot be read past what is left of this body: the body
 // failed, or its client still waits for 100 Continue and may or may not send it.
 func (b *bodyReader) stuck() bool { return !b.done && (b.err != nil || b.onFirstRead != nil) }
+
+// chunkedReader decodes a chunked body (RFC 9112 7.1) up to its last chunk, as
+// httputil.NewChunkedReader does, but reads chunk extensions strictly: a chunk line is 1
+// to 16 hex digits then chunk extensions, *( BWS ";" BWS token [ BWS "=" BWS ( token /
+// quoted-string ) ] ), through CRLF. A control character or a bare CR, a space inside a
+// name or an unquoted value, a missing name or value fail the body. As Go's reader does,
+// it takes spaces and tabs at the end of a line, refuses a space before the first ';'
+// (Go reads it as part of the size), lines of 4096 bytes or more and, to bound what a
+// sender can make it read for little data, more than 16 bytes of chunk lines per chunk
+// beyond twice its data. Every body it reads whole, Go's reader reads the same; the
+// trailer section is the caller's (readTrailer).
+type chunkedReader struct {
+	br       *bufio.Reader
+	n        uint64 // unread bytes of the current chunk
+	err      error
+	checkEnd bool  // the CRLF after a chunk's data is next
+	excess   int64 // chunk line bytes beyond what the data allows
+	crlf     [2]byte
+}
+
+var (
+	errChunkLine        = errors.New("malformed chunk line")
+	errChunkLineTooLong = errors.New("chunk line too long")
+	errChunkEnd         = errors.New("malformed chunked encoding")
+	errChunkOverhead    = errors.New("chunked encoding contains too much non-data")
+)
+
+// maxChunkLine bounds a chunk line, its CRLF not counted, as Go's reader does.
+const maxChunkLine = 4096
+
+func (cr *chunkedReader) Read(p []byte) (n int, err error) {
+	for cr.err == nil {
+		if cr.checkEnd {
+			if n > 0 && cr.br.Buffered() < 2 {
+				break // some data: return it rather than wait for more
+			}
+			if _, cr.err = io.ReadFull(cr.br, cr.crlf[:]); cr.err != nil {
+				if cr.err == io.EOF {
+					cr.err = io.ErrUnexpectedEOF
+				}
+				break
+			}
+			if cr.crlf != [2]byte{'\r', '\n'} {
+				cr.err = errChunkEnd
+				break
+			}
+			cr.checkEnd = false
+		}
+		if cr.n == 0 {
+			if n > 0 && !cr.lineBuffered() {
+				break // some data: do not wait for the next chunk line
+			}
+			cr.beginChunk()
+			continue
+		}
+		if len(p) == 0 {
+			break
+		}
+		q := p
+		if uint64(len(q)) > cr.n {
+			q = q[:cr.n]
+		}
+		var m int
+		m, cr.err = cr.br.Read(q)
+		n += m
+		p = p[m:]
+		cr.n -= uint64(m)
+		if cr.n == 0 && cr.err == nil {
+			cr.checkEnd = true
+		} else if cr.err == io.EOF {
+			cr.err = io.ErrUnexpectedEOF
+		}
+	}
+	return n, cr.err
+}
+
+// lineBuffered says whether a whole chunk line is buffered already.
+func (cr *chunkedReader) lineBuffered() bool {
+	if n := cr.br.Buffered(); n > 0 {
+		b, _ := cr.br.Peek(n)
+		return bytes.IndexByte(b, '\n') >= 0
+	}
+	return false
+}
+
+// beginChunk reads a chunk line: the size of the next chunk, io.EOF for the last.
+func (cr *chunkedReader) beginChunk() {
+	line, err := cr.br.ReadSlice('\n')
+	switch {
+	case err == io.EOF:
+		cr.err = io.ErrUnexpectedEOF
+		return
+	case err == bufio.ErrBufferFull:
+		cr.err = errChunkLineTooLong
+		return
+	case err != nil:
+		cr.err = err
+		return
+	}
+	// The line ends in CRLF, with no other CR (nor, since it ends at the first LF, LF).
+	if i := bytes.IndexByte(line, '\r'); i < 0 || i != len(line)-2 {
+		cr.err = errChunkLine
+		return
+	}
+	line = line[:len(line)-2]
+	if len(line) >= maxChunkLine {
+		cr.err = errChunkLineTooLong
+		return
+	}
+	cr.excess += int64(len(line)) + 2
+	size, ok := parseChunkLine(line)
+	if !ok {
+		cr.err = errChunkLine
+		return
+	}
+	cr.n = size
+	cr.excess = max(cr.excess-16-2*int64(size), 0)
+	switch {
+	case cr.excess > 16<<10:
+		cr.err = errChunkOverhead
+	case size == 0:
+		cr.err = io.EOF
+	}
+}
+
+// parseChunkLine reads a chunk line without its CRLF: the chunk's size, and whether the
+// line is well formed (see chunkedReader).
+func parseChunkLine(line []byte) (size uint64, ok bool) {
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
+	}
+	i := 0
+	for ; i < len(line); i++ {
+		c := line[i]
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return size, i > 0 && validChunkExt(line[i:])
+		}
+		if i == 16 {
+			return 0, false
+		}
+		size = size<<4 | uint64(d)
+	}
+	return size, i > 0
+}
+
+// validChunkExt says whether s, what follows the size on a chunk line (its trailing
+// spaces dropped), is chunk extensions (RFC 9112 7.1.1): *( BWS ";" BWS ext-name
+// [ BWS "=" BWS ext-val ] ), names tokens and values tokens or quoted strings. The first
+// ';' follows the size at once.
+func validChunkExt(s []byte) bool {
+	for first := true; len(s) > 0; first = false {
+		if !first {
+			s = skipBWS(s)
+		}
+		if len(s) == 0 || s[0] != ';' {
+			return false
+		}
+		s = skipBWS(s[1:])
+		n := tokenLen(s)
+		if n == 0 {
+			return false
+		}
+		s = s[n:]
+		if t := skipBWS(s); len(t) > 0 && t[0] == '=' {
+			s = skipBWS(t[1:])
+			if len(s) > 0 && s[0] == '"' {
+				n = quotedStringLen(s)
+			} else {
+				n = tokenLen(s)
+			}
+			if n == 0 {
+				return false
+			}
+			s = s[n:]
+		}
+	}
+	return true
+}
+
+// skipBWS drops the spaces and tabs at the start of s.
+func skipBWS(s []byte) []byte {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return s
+}
+
+// tokenLen is the length of the token at the start of s.
+func tokenLen(s []byte) int {
+	n := 0
+	for n < len(s) && tokenChars[s[n]] {
+		n++
+	}
+	return n
+}
+
+// quotedStringLen is the length of the quoted-string (RFC 9110 5.6.4) at the start of s,
+// or 0: between double quotes, spaces, tabs, visible characters and obs-text, any of
+// them after a backslash (quoted-pair).
+func quotedStringLen(s []byte) int {
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			i++
+			if i == len(s) || !qdChar(s[i]) && s[i] != '"' && s[i] != '\\' {
+				return 0
+			}
+		case !qdChar(c):
+			return 0
+		}
+	}
+	return 0
+}
+
+// qdChar says whether c may stand unescaped in a quoted string (qdtext).
+func qdChar(c byte) bool {
+	return c == '\t' || c == ' ' || c == 0x21 || 0x23 <= c && c <= 0x5b || 0x5d <= c && c != 0x7f
+}
 
 // errBadTrailer is a chunked body's trailer section that is malformed or too long.
 var errBadTrailer = errors.New("malformed chunked trailer")

@@ -35,7 +35,7 @@ func parseRequest(head string, base *http.Request) (*http.Request, *requestError
 	line, rest := nextLine(head)
 	method, after, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(after, " ")
-	if !ok1 || !ok2 || !isToken(method) || !validTarget(target) {
+	if !ok1 || !ok2 {
 		return nil, badRequest("malformed request line")
 	}
 	major, minor, ok := http.ParseHTTPVersion(proto)
@@ -45,8 +45,8 @@ func parseRequest(head string, base *http.Request) (*http.Request, *requestError
 	if major != 1 {
 		return nil, &requestError{status: http.StatusHTTPVersionNotSupported, reason: "unsupported HTTP version"}
 	}
-	if method == http.MethodConnect {
-		return nil, &requestError{status: http.StatusMethodNotAllowed, reason: "CONNECT is not routed"}
+	if err := checkRequestLine(method, target); err != nil {
+		return nil, err
 	}
 	u, uerr := url.ParseRequestURI(target)
 	if uerr != nil {
@@ -68,12 +68,12 @@ func parseRequest(head string, base *http.Request) (*http.Request, *requestError
 	switch {
 	case len(hosts) > 1:
 		return nil, badRequest("more than one Host header")
-	case len(hosts) == 1 && !validHost(hosts[0]):
+	case len(hosts) == 1 && !ValidHost(hosts[0]):
 		return nil, badRequest("malformed Host header")
 	case len(hosts) == 0 && req.ProtoAtLeast(1, 1):
 		return nil, badRequest("missing Host header")
 	}
-	if u.Host != "" && !validHost(u.Host) {
+	if u.Host != "" && !ValidHost(u.Host) {
 		return nil, badRequest("malformed authority in the request target")
 	}
 	req.Host = u.Host
@@ -117,6 +117,47 @@ func wantsClose(req *http.Request) bool {
 	return !hasToken(conn, "keep-alive")
 }
 
+// checkRequestLine checks the method and target of a request line as the router will
+// write them to a dyno: the method an RFC 9110 token, the target without spaces or
+// control characters, '*' for OPTIONS only, no CONNECT. Client requests over HTTP/1.1
+// (parseRequest) and over HTTP/2 (CheckRequest) alike go through it, so that whatever
+// reaches a dyno in a request line is what the router's own parser would take.
+func checkRequestLine(method, target string) *requestError {
+	switch {
+	case !isToken(method):
+		return badRequest("malformed method")
+	case !validTarget(target):
+		return badRequest("malformed request target")
+	case method == http.MethodConnect:
+		return &requestError{status: http.StatusMethodNotAllowed, reason: "CONNECT is not routed"}
+	case target == "*" && method != http.MethodOptions:
+		return badRequest("asterisk-form request target for a method other than OPTIONS")
+	}
+	return nil
+}
+
+// CheckRequest checks a request that did not come through the HTTP/1.1 parser (an
+// HTTP/2 stream, whose :method, :path and :authority Go's server passes with spaces in
+// them) against the rules that parser applies to a request line and a Host header, before
+// the router writes its method, target and host in a request head to a dyno. The target
+// must be in origin form (or '*' for OPTIONS) and the host a non-empty host[:port]. It
+// returns the status to answer and why, or 0.
+func CheckRequest(method, target, host string) (status int, reason string) {
+	if err := checkRequestLine(method, target); err != nil {
+		return err.status, err.reason
+	}
+	if target[0] != '/' && target != "*" {
+		return http.StatusBadRequest, "request target not in origin form"
+	}
+	if host == "" {
+		return http.StatusBadRequest, "missing authority"
+	}
+	if !ValidHost(host) {
+		return http.StatusBadRequest, "malformed authority"
+	}
+	return 0, ""
+}
+
 // validTarget allows a request target without spaces or control characters.
 func validTarget(s string) bool {
 	if s == "" {
@@ -130,14 +171,55 @@ func validTarget(s string) bool {
 	return true
 }
 
-// validHost allows the characters of a URI host and port (RFC 3986 3.2.2).
-func validHost(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !hostChars[s[i]] {
+// ValidHost says whether s is a Host header (or an HTTP/2 :authority) the router takes:
+// a URI host (RFC 3986 3.2.2: a registered name or IPv4 address, or an IP literal in
+// brackets), then optionally ':' and a port of 1 to 5 digits, 0 to 65535. Empty is
+// allowed (HTTP/1.1 allows an empty Host when the target has no authority). The parser
+// checks Host headers and absolute-form authorities with it, CheckRequest HTTP/2
+// authorities, canonicalHost any Host it routes by.
+func ValidHost(s string) bool {
+	host, chars := s, &regNameChars
+	if len(s) > 0 && s[0] == '[' {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		host, s, chars = s[1:end], s[end+1:], &ipLiteralChars
+		if host == "" || s != "" && s[0] != ':' {
+			return false
+		}
+	} else if i := strings.IndexByte(s, ':'); i >= 0 {
+		host, s = s[:i], s[i:]
+	} else {
+		s = ""
+	}
+	for i := 0; i < len(host); i++ {
+		if !chars[host[i]] {
 			return false
 		}
 	}
-	return true
+	return s == "" || validPort(s[1:])
 }
 
-var hostChars = alnumAnd("-._~!$&'()*+,;=:[]%")
+// validPort allows the port of a Host: 1 to 5 digits, at most 65535.
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
+}
+
+// The characters of a registered name or IPv4 address (unreserved, sub-delims and
+// percent-encoding), and of an IP literal's inside (those and ':', RFC 3986 3.2.2).
+var (
+	regNameChars   = alnumAnd("-._~!$&'()*+,;=%")
+	ipLiteralChars = alnumAnd("-._~!$&'()*+,;=%:")
+)

@@ -126,6 +126,8 @@ func sameRequest(ours, gos *parsedRequest) string {
 var validRequests = []string{
 	"GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n",
 	"GET /p/a%20th?q=1&r=%2F#frag HTTP/1.1\r\nHost: a.localhost:8080\r\nAccept: */*\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: [::1]:65535\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: 127.0.0.1:0\r\n\r\n",
 	"HEAD /x HTTP/1.1\r\nHost: a.localhost\r\nConnection: close\r\n\r\n",
 	"OPTIONS * HTTP/1.1\r\nHost: a.localhost\r\n\r\n",
 	"GET http://b.localhost/abs?x=y HTTP/1.1\r\nHost: ignored.localhost\r\n\r\n",
@@ -252,6 +254,19 @@ func TestParserRefusals(t *testing.T) {
 		{"bad Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
 		{"Host with slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
 		{"Host with at", "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400},
+		{"Host port then a list", "GET / HTTP/1.1\r\nHost: a.localhost:80,evil.example\r\n\r\n", 400},
+		{"Host port a name", "GET / HTTP/1.1\r\nHost: a.localhost:evil.example\r\n\r\n", 400},
+		{"Host port empty", "GET / HTTP/1.1\r\nHost: a.localhost:\r\n\r\n", 400},
+		{"Host port 6 digits", "GET / HTTP/1.1\r\nHost: a.localhost:000080\r\n\r\n", 400},
+		{"Host port over 65535", "GET / HTTP/1.1\r\nHost: a.localhost:65536\r\n\r\n", 400},
+		{"Host port signed", "GET / HTTP/1.1\r\nHost: a.localhost:+80\r\n\r\n", 400},
+		{"Host two ports", "GET / HTTP/1.1\r\nHost: a.localhost:80:81\r\n\r\n", 400},
+		{"Host IP literal then junk", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400},
+		{"Host IP literal bad port", "GET / HTTP/1.1\r\nHost: [::1]:x\r\n\r\n", 400},
+		{"Host IP literal unclosed", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400},
+		{"Host bracket in name", "GET / HTTP/1.1\r\nHost: a]b\r\n\r\n", 400},
+		{"absolute form authority port a name", "GET http://a.localhost:b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		{"CL and TE", post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
 		{"TE and CL", post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400},
 		{"TE and CL zero", post + "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n", 400},
@@ -345,6 +360,8 @@ func FuzzParseRequest(f *testing.F) {
 		"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b\r\nx\r\n0\r\nT: 1\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 01\r\nContent-Length: 1\r\n\r\nx",
+		"POST / HTTP/1.1\r\nHost: a:1\r\nTransfer-Encoding: chunked\r\n\r\n1; a = \"q\\\" ;\" ;b\t=\tc\r\nx\r\n0;z=\"\"\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -457,6 +474,65 @@ func TestAbsoluteFormAuthorityChecked(t *testing.T) {
 	} {
 		if req, err := parseRequest(raw, nil); err == nil {
 			t.Errorf("%q accepted with host %q", raw, req.Host)
+		}
+	}
+}
+
+// TestCheckRequestKeepsToTheParsersRules: an HTTP/2 request's method, :path and
+// :authority (Go's server lets spaces through in all three) are checked by CheckRequest
+// before the router writes them in a request head to a dyno. It refuses what the
+// HTTP/1.1 parser would refuse in a request line and Host header, and more: targets not
+// in origin form, and no authority.
+func TestCheckRequestKeepsToTheParsersRules(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		method, target, host string
+		status               int
+	}{
+		{"GET", "/echo?a=b", "myapp.localhost", 0},
+		{"POST", "/p/a%20th?q=1#f", "myapp.localhost:8443", 0},
+		{"OPTIONS", "*", "myapp.localhost", 0},
+		{"M-SEARCH", "//double", "[::1]:1", 0},
+		{"GET", "/echo?a b", "myapp.localhost", 400},
+		{"GET", "/echo?a\tb", "myapp.localhost", 400},
+		{"GET", "/echo\x7f", "myapp.localhost", 400},
+		{"GET", "/echo\x00", "myapp.localhost", 400},
+		{"GET", "/echo\r\nX-Injected: 1", "myapp.localhost", 400},
+		{"GET /smuggle?", "/echo", "myapp.localhost", 400},
+		{"GET\t", "/echo", "myapp.localhost", 400},
+		{"G(T", "/echo", "myapp.localhost", 400},
+		{"", "/echo", "myapp.localhost", 400},
+		{"GET", "*", "myapp.localhost", 400},
+		{"GET", "echo", "myapp.localhost", 400},
+		{"GET", "http://evil.example/echo", "myapp.localhost", 400},
+		{"CONNECT", "myapp.localhost:443", "myapp.localhost:443", 405},
+		{"GET", "/echo", "myapp.localhost:1 junk", 400},
+		{"GET", "/echo", "myapp.localhost:80,evil.example", 400},
+		{"GET", "/echo", "myapp.localhost:evil.example", 400},
+		{"GET", "/echo", "myapp.localhost:123456", 400},
+		{"GET", "/echo", "myapp.localhost\r\nX-Injected: 1", 400},
+		{"GET", "/echo", "", 400},
+	} {
+		status, reason := CheckRequest(tc.method, tc.target, tc.host)
+		if status != tc.status {
+			t.Errorf("%q %q host %q: status %d (%s), want %d", tc.method, tc.target, tc.host, status, reason, tc.status)
+		}
+		if status != 0 && reason == "" {
+			t.Errorf("%q %q host %q: refused without a reason", tc.method, tc.target, tc.host)
+		}
+		// Whatever the parser takes in a request line and a Host header, CheckRequest
+		// takes too, and the other way round, but for its own refusals.
+		if tc.target == "echo" || strings.HasPrefix(tc.target, "http:") || tc.host == "" ||
+			strings.ContainsAny(tc.method+tc.target+tc.host, "\r\n") {
+			continue
+		}
+		_, perr := parseRequest(tc.method+" "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n", nil)
+		pstatus := 0
+		if perr != nil {
+			pstatus = perr.status
+		}
+		if pstatus != status {
+			t.Errorf("%q %q host %q: CheckRequest says %d, the parser %d", tc.method, tc.target, tc.host, status, pstatus)
 		}
 	}
 }
