@@ -195,22 +195,24 @@ func (l lease) drain(dc *dynoConn, resp *http.Response, method string, idle time
 // drainUnframed settles the lease busy until drained, for a response the router gave
 // up on where its end can no longer be found (H18 after the dyno went silent mid-body,
 // H12 after part of a head), while the dyno may still be at work on the request. The
-// router closes its side of the connection, so that a dyno server closes the
-// connection once done with the request (it reads the end of the requests to come),
-// and the dyno stays busy until then, or until it has sent nothing for
-// unframedSilence times timeout (a server that never closes). The connection is not
-// reused.
+// router closes its side of the connection and waits for the dyno's next move: its own
+// close (a server closes once done with the request, when it reads the end of the
+// requests to come), or more of its response (it is at work again: the router closes
+// the connection, so that its next write fails and it gives the request up), or
+// unframedWait request timeouts. Then the dyno is free; the connection is not reused.
 func (l lease) drainUnframed(dc *dynoConn, timeout time.Duration) {
-	closeWrite(dc.c)
 	l.drainWith(dc, func() bool {
-		_, _ = io.Copy(io.Discard, idleReader{dc.c, dc.c, unframedSilence * timeout})
+		closeWrite(dc.c)
+		_ = dc.c.SetReadDeadline(time.Now().Add(unframedWait * timeout))
+		var b [1]byte
+		_, _ = dc.c.Read(b[:])
 		return false
 	})
 }
 
-// unframedSilence bounds drainUnframed's wait, in request timeouts: a dyno hung that
-// long has been restarted by its health check long before (deploy.HungAfter).
-const unframedSilence = 10
+// unframedWait bounds drainUnframed's wait, in request timeouts: a dyno hung that long
+// has been restarted by its health check long before (deploy.HungAfter).
+const unframedWait = 10
 
 // drainWith is drain and drainUnframed: read runs in the background, then the dyno is
 // freed, with its connection kept when read says so.

@@ -39,7 +39,9 @@ func TestDynoSilentMidResponseGetsNoSecondRequest(t *testing.T) {
 					if req.URL.Path == "/stall" {
 						io.WriteString(c, tc.first)
 						<-release
+						inflight.Add(-1) // done with the request: what is left is its last bytes
 						io.WriteString(c, tc.rest)
+						continue
 					} else {
 						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 					}
@@ -80,5 +82,54 @@ func TestDynoSilentMidResponseGetsNoSecondRequest(t *testing.T) {
 				t.Fatalf("the dyno held two requests at once %d times", n)
 			}
 		})
+	}
+}
+
+// TestDynoStreamingAgainAfterSilenceIsCutOff: a dyno that went silent mid-response for
+// the request timeout (H18) and then streams again, as an event stream does, is not
+// held busy while it streams: the router closes the connection at its first new byte,
+// its writes fail, and the next request is served.
+func TestDynoStreamingAgainAfterSilenceIsCutOff(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	stopped := make(chan struct{})
+	addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path != "/events" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+			<-release
+			// Streams until a write fails, never reading the request side.
+			for i := 0; i < 1000; i++ {
+				if _, err := io.WriteString(c, "5\r\nevent\r\n"); err != nil {
+					close(stopped)
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // the stream's own pace
+			}
+			t.Error("the event stream's writes never failed")
+			return
+		}
+	})
+	tr := startRouter(t, func(c *Config) { c.RequestTimeout = 300 * time.Millisecond; c.MaxQueueWait = 10 * time.Second })
+	tr.SetApp("ev", []Instance{rawInstance(addr, "web.1")})
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "GET /events HTTP/1.1\r\nHost: ev.localhost\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Fatal("the silent stream was not cut off")
+		}
+	}
+	waitFor(t, "the H18 logged", func() bool { return tr.logHas("code=H18") })
+	close(release)
+	<-stopped
+	if resp, _ := tr.do(t, "GET", "ev.localhost", "/next", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("next request: %d", resp.StatusCode)
 	}
 }
