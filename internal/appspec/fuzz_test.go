@@ -27,7 +27,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Procfile: %d process types accepted", len(entries))
 		}
 		for _, e := range entries {
-			if badChar(e.Command, false) != "" || strings.Contains(e.Command, "\r") {
+			if badChar(e.Command, lineControls) != "" || strings.Contains(e.Command, "\r") {
 				t.Fatalf("Procfile: command %q accepted", e.Command)
 			}
 		}
@@ -54,7 +54,7 @@ func FuzzParse(f *testing.F) {
 			if len(p.Command) > MaxCommandBytes || len(p.HealthCheck) > MaxHealthCheckBytes || p.Count < 0 || p.Count > MaxCount {
 				t.Fatalf("process %q accepted beyond a limit", p.Name)
 			}
-			if badChar(p.Command, false) != "" || p.HealthCheck != "" && badHealthCheckPath(p.HealthCheck) != "" {
+			if badChar(p.Command, lineControls) != "" || p.HealthCheck != "" && badHealthCheckPath(p.HealthCheck) != "" {
 				t.Fatalf("process %q accepted with command %q and health check %q", p.Name, p.Command, p.HealthCheck)
 			}
 			if p.Min < 0 || p.Min > p.Count || p.Count > p.Max || p.Max > MaxCount {

@@ -385,7 +385,7 @@ func badHealthCheckPath(path string) string {
 	if !strings.HasPrefix(path, "/") {
 		return fmt.Sprintf("%s is not a URL path; write one that starts with a slash, such as \"/health\".", short(path))
 	}
-	if bad := badChar(path, false); bad != "" {
+	if bad := badChar(path, noControls); bad != "" {
 		return fmt.Sprintf("%s holds %s; write a path of printable UTF-8 characters, such as \"/health\".", short(path), bad)
 	}
 	if strings.HasPrefix(path, "//") {
@@ -445,7 +445,7 @@ func resolveConfig(blocks []configBlock, diags *hcl.Diagnostics) map[string]stri
 			*diags = append(*diags, e.diag(attr.Expr.Range()))
 			continue
 		}
-		if bad := badChar(s.AsString(), true); bad != "" {
+		if bad := badChar(s.AsString(), anyControls); bad != "" {
 			*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid config var value",
 				Detail: fmt.Sprintf("%s holds %s, which no environment variable can carry.", k, bad), Subject: attr.Expr.Range().Ptr()})
 			continue

@@ -24,9 +24,9 @@ func checkCommand(owner, command string) *LimitError {
 		return &LimitError{fmt.Sprintf("Command too long (%d bytes; the limit is %d)", len(command), MaxCommandBytes),
 			fmt.Sprintf("%s has a command of %d bytes; put it in a script in the app's code and run the script.", owner, len(command))}
 	}
-	if bad := badChar(command, false); bad != "" {
+	if bad := badChar(command, lineControls); bad != "" {
 		return &LimitError{"Invalid command",
-			fmt.Sprintf("%s has a command that holds %s: %s. A command is UTF-8 text with no control character but tab; put anything else in a script in the app's code.", owner, bad, short(command))}
+			fmt.Sprintf("%s has a command that holds %s: %s. A command is UTF-8 text with no control character but tab and line breaks; put anything else in a script in the app's code.", owner, bad, short(command))}
 	}
 	return nil
 }

@@ -31,26 +31,30 @@ func hclQuote(s string) string {
 func TestBadChar(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		s             string
-		allowControls bool
-		want          string
+		s     string
+		allow controls
+		want  string
 	}{
-		{"thin start -p $PORT", false, ""},
-		{"echo \"é ü 日本\"\tdone", false, ""},
-		{"thin\x00start", false, "a NUL byte"},
-		{"thin\x00start", true, "a NUL byte"},
-		{"echo \x1b]0;owned\x07", false, "the control character U+001B"},
-		{"a\x7fb", false, "the control character U+007F"},
-		{"a\u009bb", false, "the control character U+009B"},
-		{"a\u0085b", false, "the control character U+0085"},
-		{"a\vb", false, "the control character U+000B"},
-		{"a\xffb", false, "the byte 0xFF, which is not UTF-8"},
-		{"a\xffb\x1b\n", true, ""},
-		{"\uFFFD is a character", false, ""},
+		{"thin start -p $PORT", noControls, ""},
+		{"echo \"é ü 日本\"\tdone", noControls, ""},
+		{"thin\x00start", noControls, "a NUL byte"},
+		{"thin\x00start", anyControls, "a NUL byte"},
+		{"echo \x1b]0;owned\x07", noControls, "the control character U+001B"},
+		{"a\x7fb", noControls, "the control character U+007F"},
+		{"a\u009bb", noControls, "the control character U+009B"},
+		{"a\u0085b", noControls, "the control character U+0085"},
+		{"a\vb", noControls, "the control character U+000B"},
+		{"a\xffb", noControls, "the byte 0xFF, which is not UTF-8"},
+		{"a\xffb\x1b\n", anyControls, ""},
+		{"\uFFFD is a character", noControls, ""},
+		{"bin/migrate\nexec bin/web", noControls, "the control character U+000A"},
+		{"bin/migrate\nexec bin/web\r\n", lineControls, ""},
+		{"a\rb", lineControls, "the control character U+000D"},
+		{"a\x1bb\n", lineControls, "the control character U+001B"},
 	}
 	for _, c := range cases {
-		if got := badChar(c.s, c.allowControls); got != c.want {
-			t.Errorf("badChar(%q, %v) = %q, want %q", c.s, c.allowControls, got, c.want)
+		if got := badChar(c.s, c.allow); got != c.want {
+			t.Errorf("badChar(%q, %v) = %q, want %q", c.s, c.allow, got, c.want)
 		}
 	}
 }
@@ -75,7 +79,7 @@ func TestCommandsRefuseControlCharacters(t *testing.T) {
 			t.Errorf("Procfile %q: got %d diagnostics:\n%s\nwant one that starts with %q", c.src, len(diags), got, c.want)
 		}
 		for _, e := range entries {
-			if badChar(e.Command, false) != "" {
+			if badChar(e.Command, lineControls) != "" {
 				t.Errorf("Procfile %q: entry %q kept its command %q", c.src, e.Name, e.Command)
 			}
 		}
@@ -98,6 +102,12 @@ func TestCommandsRefuseControlCharacters(t *testing.T) {
 		if s != nil || len(diags) != 1 || !strings.HasPrefix(got, c.want) {
 			t.Errorf("got spec %v and %d diagnostics:\n%s\nwant one that starts with %q", s, len(diags), got, c.want)
 		}
+	}
+
+	// A command over several lines (a heredoc), which sh -c runs line by line, loads.
+	multi := spec("  process \"worker\" {\n    command = <<-EOT\n      bin/migrate\n      exec bin/worker\n    EOT\n  }\n  schedule \"nightly\" {\n    cron    = \"@daily\"\n    command = \"rake a\\nrake b\"\n  }\n")
+	if s, diags := Parse("dyno.hcl", []byte(multi)); diags.HasErrors() || s.Process("worker").Command != "bin/migrate\nexec bin/worker" {
+		t.Errorf("a command over several lines: %s, want it kept", FormatDiagnostics(diags))
 	}
 
 	_, err := DefaultProcess("web", "npm\x00start")
