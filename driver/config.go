@@ -22,7 +22,9 @@ import (
 type Config struct {
 	// SlugDir is the per-host cache of unpacked slugs, one directory per sha256.
 	SlugDir string `codec:"slug_dir"`
-	// DynoDir holds each dyno's private ./tmp and ./log, outside Nomad's alloc dir.
+	// DynoDir held each dyno's private ./tmp and ./log before they became tmpfs of the
+	// dyno's own: only the dynos an earlier version of the driver started, still running
+	// after an upgrade, have theirs there (removed by DestroyTask).
 	DynoDir string `codec:"dyno_dir"`
 	// User every dyno runs as.
 	User string `codec:"user"`

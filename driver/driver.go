@@ -207,7 +207,9 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	if err := destroyCgroup(h.state.CgroupPath, cleanupTimeout); err != nil {
 		return fmt.Errorf("failed to destroy the dyno: %w", err)
 	}
-	// RemoveAll does not follow the symlinks a dyno may have planted.
+	// Only a dyno of an earlier driver has a PrivateDir: a dyno's ./tmp and ./log are
+	// tmpfs now, gone with its mount namespace. RemoveAll does not follow the symlinks a
+	// dyno may have planted.
 	if h.state.PrivateDir != "" {
 		if err := os.RemoveAll(h.state.PrivateDir); err != nil {
 			return fmt.Errorf("failed to remove the dyno's tmp and log: %w", err)

@@ -44,17 +44,18 @@ func TestE2E_EscapeSuite(t *testing.T) {
 	}, map[string]string{"TOKEN": token}, 64, 0))
 	register(t, c, "neighbour", "service", neighbour)
 	na := waitAlloc(t, c, "neighbour", "web", 2*time.Minute, taskRunning("web"))
-	// The neighbour's ./tmp is in the plugin's dyno_dir: the default, or one the grid set.
+	// The neighbour's ./tmp is a tmpfs of its own mount namespace, with no host directory:
+	// the host reaches it through the neighbour's first process, in /proc.
 	var otherTmp string
 	testutil.WaitFor(t, 10*time.Second, "the neighbour's ./tmp/secret.txt", func() bool {
-		for _, pattern := range []string{"/var/lib/dynogrid/dynos", filepath.Join(g.Options.DataDir, "*"), filepath.Join(g.Options.DataDir, "*", "*")} {
-			m, _ := filepath.Glob(filepath.Join(pattern, na.ID+".web", "tmp", "secret.txt"))
-			if len(m) == 1 {
-				otherTmp = filepath.Dir(m[0])
-			}
-		}
-		return otherTmp != ""
+		otherTmp = dynoTmpOnHost(na.ID)
+		_, err := os.Stat(filepath.Join(otherTmp, "secret.txt"))
+		return otherTmp != "" && err == nil
 	})
+	for _, p := range []string{"/var/lib/dynogrid/dynos", filepath.Join(g.Options.DataDir, "*"), filepath.Join(g.Options.DataDir, "*", "*")} {
+		m, _ := filepath.Glob(filepath.Join(p, na.ID+".web"))
+		must.SliceEmpty(t, m, must.Sprint("the neighbour's ./tmp has a host directory"))
+	}
 
 	attack := nomadapi.NewTaskGroup("attack", 1)
 	attack.AddTask(dynoTask("attack", map[string]interface{}{
@@ -114,7 +115,7 @@ func TestE2E_EscapeSuite(t *testing.T) {
 
 // escapeChecks are the attempts driver/testdata/escape makes.
 var escapeChecks = []string{
-	"write_outside_tmp_log", "write_tmp_log", "other_dyno_tmp", "chroot", "dotdot", "proc_root",
+	"write_outside_tmp_log", "write_tmp_log", "fill_tmp_log", "other_dyno_tmp", "chroot", "dotdot", "proc_root",
 	"inherited_fds", "mount", "unshare", "setuid_binary", "raise_capabilities", "kill_outside",
 	"fork_bomb", "memory_hog", "one_core", "plant_symlinks", "seccomp", "ordinary_calls",
 }
@@ -130,4 +131,27 @@ func checkEscapeLines(t *testing.T, out string) {
 	for _, name := range escapeChecks {
 		must.StrContains(t, out, "ok "+name+":")
 	}
+}
+
+// dynoTmpOnHost is the host's path to the ./tmp of allocation allocID's dyno:
+// /proc/<pid>/root/app/tmp of the dyno's first process (PID 1 of its PID namespace, which
+// lives as long as the dyno), or "" while there is none.
+func dynoTmpOnHost(allocID string) string {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		env, err := os.ReadFile(filepath.Join(p, "environ"))
+		if err != nil || !strings.Contains("\x00"+string(env), "\x00NOMAD_ALLOC_ID="+allocID+"\x00") {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join(p, "status"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(l); len(f) > 2 && f[0] == "NSpid:" && f[len(f)-1] == "1" {
+				return filepath.Join(p, "root/app/tmp")
+			}
+		}
+	}
+	return ""
 }

@@ -49,7 +49,9 @@ func TestDriver_EscapeSuite(t *testing.T) {
 	task.Env["HOST_MARKER"] = marker
 	oh, ok := dv.tasks.Get(other.ID)
 	must.True(t, ok)
-	otherTmp := filepath.Join(oh.state.PrivateDir, "tmp")
+	// The neighbour's ./tmp has no host directory: the host reaches its tmpfs only
+	// through the neighbour's processes, in /proc.
+	otherTmp := filepath.Join("/proc", itoa(oh.state.Pid), "root/app/tmp")
 	task.Env["OTHER_TMP"] = otherTmp
 	task.Env["OTHER_SECRET"] = "secret.txt"
 	task.Env["OTHER_TOKEN"] = token
@@ -74,7 +76,7 @@ func TestDriver_EscapeSuite(t *testing.T) {
 
 // escapeChecks are the attempts driver/testdata/escape makes.
 var escapeChecks = []string{
-	"write_outside_tmp_log", "write_tmp_log", "other_dyno_tmp", "chroot", "dotdot", "proc_root",
+	"write_outside_tmp_log", "write_tmp_log", "fill_tmp_log", "other_dyno_tmp", "chroot", "dotdot", "proc_root",
 	"inherited_fds", "mount", "unshare", "setuid_binary", "raise_capabilities", "kill_outside",
 	"fork_bomb", "memory_hog", "one_core", "plant_symlinks", "seccomp", "ordinary_calls",
 }

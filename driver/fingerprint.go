@@ -71,9 +71,6 @@ func (d *Driver) fingerprint() *drivers.Fingerprint {
 	if err := os.MkdirAll(d.config.SlugDir, 0o755); err != nil {
 		return unhealthy(drivers.HealthStateUnhealthy, "dyno driver cannot use slug_dir: %v", err)
 	}
-	if err := os.MkdirAll(d.config.DynoDir, 0o700); err != nil {
-		return unhealthy(drivers.HealthStateUnhealthy, "dyno driver cannot use dyno_dir: %v", err)
-	}
 	if d.firewallErr != nil {
 		return unhealthy(drivers.HealthStateUnhealthy, "dyno driver cannot filter dynos' network: %v", d.firewallErr)
 	}

@@ -23,7 +23,9 @@ type taskState struct {
 	StartedAt      time.Time
 	CgroupPath     string
 	Cpuset         string
-	// PrivateDir holds the dyno's ./tmp and ./log.
+	// PrivateDir held the ./tmp and ./log of a dyno started by an earlier version of the
+	// driver, on the host (<dyno_dir>/<alloc id>.<task>); DestroyTask removes it. A dyno
+	// started now has none: its ./tmp and ./log are tmpfs of its own mount namespace.
 	PrivateDir string
 	// NetworkAttached: the driver put the allocation's network namespace on the bridge
 	// (dynonet), and takes it off when the dyno is destroyed.

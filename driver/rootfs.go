@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -54,6 +53,21 @@ func lookupUser(name string) (sandboxUser, error) {
 	return sandboxUser{Name: u.Username, UID: uid, GID: gid}, nil
 }
 
+// scratchDirs are the dyno's writable folders, ./tmp and ./log: a tmpfs each, made by the
+// sandbox in the dyno's own mount namespace (sandbox.Scratch), so that nothing a dyno
+// writes lands on the host's disk. The slug (or the empty app directory) has both as
+// empty directories, their mount points.
+var scratchDirs = []string{appDir + "/tmp", appDir + "/log"}
+
+// scratchBytes bounds each of the dyno's writable folders: half the dyno's memory limit,
+// so that ./tmp and ./log together hold at most the dyno's memory. Their files are
+// charged to the dyno's memory cgroup: a write past a folder's bound fails with ENOSPC,
+// and a dyno whose processes and files together pass its memory limit is killed by the
+// OOM killer, as a dyno over its memory is.
+func scratchBytes(memoryLimitMB int64) int64 {
+	return memoryLimitMB << 20 / 2
+}
+
 // layout is the file system of one dyno: an empty, read-only root skeleton in the task
 // directory and the bind mounts that fill it.
 type layout struct {
@@ -61,40 +75,39 @@ type layout struct {
 	Root string
 	// Mounts, in mount order. Sandbox paths are TaskPath, host paths HostPath.
 	Mounts []*drivers.MountConfig
+	// Scratch are the sandbox paths of the dyno's writable folders, which have no host
+	// path (see scratchDirs).
+	Scratch []string
 }
 
 // buildLayout prepares the sandbox of one dyno: the root skeleton and a generated /etc in
-// taskDir/dyno, and the dyno's private tmp and log directories in private. app is the
-// host directory mounted read-only at /app (the unpacked slug, or an empty directory).
+// taskDir/dyno. app is the host directory mounted read-only at /app (the unpacked slug,
+// or an empty directory); the dyno's private ./tmp and ./log are tmpfs the sandbox mounts
+// over it (scratchDirs), not host directories.
 //
 // Nomad's allocation and task directories (alloc/, local/, secrets/) are not in the
 // sandbox: Nomad fetches a job's artifacts into them from the host's network, where the
 // cloud's metadata service and the grid's own services answer, so an app's job could
 // read through its dyno what its dyno may not reach.
 //
-// private lies outside Nomad's allocation directory on purpose: Nomad's file API (nomad
+// Nothing a dyno writes is in Nomad's allocation directory: Nomad's file API (nomad
 // alloc fs) follows symlinks out of the allocation directory, so a symlink a dyno plants
 // in its ./log must not be reachable through it.
-func buildLayout(cfg *drivers.TaskConfig, app, private string, u sandboxUser) (*layout, error) {
+func buildLayout(cfg *drivers.TaskConfig, app string, u sandboxUser) (*layout, error) {
 	td := cfg.TaskDir()
 	base := filepath.Join(td.Dir, "dyno")
-	l := &layout{Root: filepath.Join(base, "root")}
+	l := &layout{Root: filepath.Join(base, "root"), Scratch: scratchDirs}
 	for _, d := range []string{l.Root, filepath.Join(base, "etc")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("failed to create sandbox: %w", err)
 		}
 	}
-	if err := os.MkdirAll(private, 0o700); err != nil {
-		return nil, fmt.Errorf("failed to create sandbox: %w", err)
-	}
-	// tmp and log belong to the dyno's user and nobody else.
-	for _, d := range []string{"tmp", "log"} {
-		p := filepath.Join(private, d)
-		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("failed to create sandbox %s: %w", d, err)
-		}
-		if err := os.Lchown(p, u.UID, u.GID); err != nil {
-			return nil, fmt.Errorf("failed to give sandbox %s to %s: %w", d, u.Name, err)
+	// The folders' mount points must be directories of /app, which is read-only in the
+	// sandbox: the sandbox could not make them there.
+	for _, d := range scratchDirs {
+		p := filepath.Join(app, strings.TrimPrefix(d, appDir))
+		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("failed to create sandbox: the app directory has no directory %s", strings.TrimPrefix(d, appDir+"/"))
 		}
 	}
 	mount := func(sandbox, host string, ro bool) {
@@ -138,8 +151,6 @@ func buildLayout(cfg *drivers.TaskConfig, app, private string, u sandboxUser) (*
 	l.Mounts = append(l.Mounts, etcMounts...)
 
 	mount(appDir, app, true)
-	mount(appDir+"/tmp", filepath.Join(private, "tmp"), false)
-	mount(appDir+"/log", filepath.Join(private, "log"), false)
 	return l, nil
 }
 
@@ -232,7 +243,8 @@ func writeFileAtomic(path, content string) error {
 }
 
 // hostPath maps a path inside the sandbox to the host path the layout mounts there, or
-// "" when nothing is mounted there.
+// "" when nothing is mounted there or what is there has no host path (the dyno's
+// writable folders).
 func (l *layout) hostPath(p string) string {
 	p = filepath.Clean(p)
 	// Top-level symlinks of the skeleton (/bin -> usr/bin).
@@ -246,6 +258,11 @@ func (l *layout) hostPath(p string) string {
 				target = "/" + target
 			}
 			p = filepath.Join(target, rest)
+		}
+	}
+	for _, d := range l.Scratch {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return ""
 		}
 	}
 	best := -1

@@ -17,16 +17,20 @@ func TestLayout_HostPathAndCommand(t *testing.T) {
 	must.NoError(t, os.WriteFile(filepath.Join(app, "bin", "web"), []byte("#!/bin/sh\n"), 0o755))
 	must.NoError(t, os.WriteFile(filepath.Join(app, "README"), nil, 0o644))
 	must.NoError(t, os.Symlink("usr/bin", filepath.Join(root, "bin")))
+	must.NoError(t, os.Symlink("app/tmp", filepath.Join(root, "tmp")))
 	l := &layout{Root: root, Mounts: []*drivers.MountConfig{
 		{TaskPath: "/usr", HostPath: "/usr"},
 		{TaskPath: "/app", HostPath: app},
-		{TaskPath: "/app/tmp", HostPath: "/private/tmp"},
-	}}
+	}, Scratch: scratchDirs}
 	paths := []struct{ in, want string }{
 		{"/usr/bin/env", "/usr/bin/env"},
 		{"/bin/sh", "/usr/bin/sh"},
 		{"/app/bin/web", filepath.Join(app, "bin/web")},
-		{"/app/tmp/x", "/private/tmp/x"},
+		// The dyno's tmpfs have no host path.
+		{"/app/tmp/x", ""},
+		{"/app/log", ""},
+		{"/tmp/x", ""},
+		{"/app/tmpfoo", filepath.Join(app, "tmpfoo")},
 		{"/app/../etc/passwd", ""},
 		{"/opt/x", ""},
 	}

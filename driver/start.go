@@ -18,8 +18,8 @@ import (
 	"github.com/dynogrid/dynogrid/driver/sandbox"
 )
 
-// StartTask starts a dyno: it checks the task, prepares the dyno's files (slug, private
-// ./tmp and ./log, sandbox layout), starts the dyno's sandbox process and launches the
+// StartTask starts a dyno: it checks the task, prepares the dyno's files (slug, sandbox
+// layout), starts the dyno's sandbox process and launches the
 // dyno's command in it. When it fails half-way it undoes what it did, last step first.
 func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
 	if _, ok := d.tasks.Get(cfg.ID); ok {
@@ -45,9 +45,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			undo[i]()
 		}
 	}()
-	private := d.privateDir(cfg)
-	undo = append(undo, func() { _ = os.RemoveAll(private) })
-	lay, err := buildLayout(cfg, app, private, u)
+	lay, err := buildLayout(cfg, app, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,7 +74,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, err
 	}
 	defer booked() // the dyno is in the task store by then, or did not start
-	opts, err := d.sandboxOptions(cfg, tc, cpus)
+	opts, err := d.sandboxOptions(cfg, tc, cpus, lay, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +92,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, fmt.Errorf("failed to launch the dyno: %w", err)
 	}
 	launched := time.Since(began)
-	handle, err := d.track(cfg, logger, exec, pluginClient, ps.Pid, opts, private, attached)
+	handle, err := d.track(cfg, logger, exec, pluginClient, ps.Pid, opts, attached)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,11 +142,6 @@ func (d *Driver) appDir(cfg *drivers.TaskConfig, tc TaskConfig) (string, error) 
 	return app, nil
 }
 
-// privateDir is the host directory of the dyno's own ./tmp and ./log.
-func (d *Driver) privateDir(cfg *drivers.TaskConfig) string {
-	return filepath.Join(d.config.DynoDir, cfg.AllocID+"."+unsafeCgroupChars.ReplaceAllString(cfg.Name, "_"))
-}
-
 // networkReady checks that a dyno in a network namespace, which is on the bridge, gets
 // its firewall: installed, and first in INPUT and FORWARD; and that a dyno in the host's
 // network is allowed.
@@ -171,7 +164,7 @@ var errHostNetwork = errors.New(`network: the dyno's task group shares the host'
 // sandboxOptions are the bounds and places of the dyno's sandbox. It clears what an
 // earlier run of the same task (a restart) left: its cgroup, libcontainer's state, and
 // an earlier driver's log collector.
-func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus string) (sandbox.Options, error) {
+func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus string, lay *layout, u sandboxUser) (sandbox.Options, error) {
 	pids := d.config.PidsLimit
 	if tc.PidsLimit > 0 {
 		pids = tc.PidsLimit
@@ -200,6 +193,12 @@ func (d *Driver) sandboxOptions(cfg *drivers.TaskConfig, tc TaskConfig, cpus str
 		PidsLimit:   pids,
 		Cwd:         appDir,
 		Logs:        d.logs(cfg, tc),
+		Scratch: sandbox.Scratch{
+			Dirs:      lay.Scratch,
+			UID:       u.UID,
+			GID:       u.GID,
+			SizeBytes: scratchBytes(sandbox.MemoryLimitMB(cfg.Resources.NomadResources)),
+		},
 	}, nil
 }
 
@@ -247,7 +246,7 @@ func execCommand(cfg *drivers.TaskConfig, tc TaskConfig, command string, env map
 // track stores the running dyno's state in its task handle for Nomad, and starts
 // watching the dyno for its exit.
 func (d *Driver) track(cfg *drivers.TaskConfig, logger hclog.Logger, exec executor.Executor, pluginClient *plugin.Client,
-	pid int, opts sandbox.Options, private string, networkAttached bool) (*drivers.TaskHandle, error) {
+	pid int, opts sandbox.Options, networkAttached bool) (*drivers.TaskHandle, error) {
 	st := taskState{
 		ReattachConfig:  pstructs.ReattachConfigFromGoPlugin(pluginClient.ReattachConfig()),
 		TaskConfig:      cfg,
@@ -255,7 +254,6 @@ func (d *Driver) track(cfg *drivers.TaskConfig, logger hclog.Logger, exec execut
 		StartedAt:       time.Now().Round(time.Millisecond),
 		CgroupPath:      opts.CgroupPath,
 		Cpuset:          opts.Cpuset,
-		PrivateDir:      private,
 		NetworkAttached: networkAttached,
 		OwnLogs:         true,
 	}

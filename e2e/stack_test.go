@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -156,9 +157,19 @@ echo "-----> Going ahead"
 	})
 	eligible(old[0].ID, false)
 	eligible(newHost, true)
-	tmp := filepath.Join(g.Options.DataDir, "dynos", build.ID+".run", "tmp")
-	if err := os.WriteFile(filepath.Join(tmp, filepath.Base(goAhead)), nil, 0o644); err != nil {
+	// The build dyno's ./tmp is a tmpfs of its own (no host directory): the go-ahead goes
+	// in through an exec session of the build dyno, which shares its ./tmp.
+	buildAlloc, _, err := appN.Allocations().Info(build.ID, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var execOut, execErr strings.Builder
+	execCtx, cancelExec := context.WithTimeout(context.Background(), time.Minute)
+	code, err = appN.Allocations().Exec(execCtx, buildAlloc, "run", false, []string{"/bin/sh", "-c", "touch " + goAhead},
+		strings.NewReader(""), &execOut, &execErr, nil, nil)
+	cancelExec()
+	if err != nil || code != 0 {
+		t.Fatalf("touch %s in the build dyno: exit %d, %v\n%s%s", goAhead, code, err, execOut.String(), execErr.String())
 	}
 	ahead := time.Now()
 	var r result

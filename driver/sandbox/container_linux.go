@@ -17,7 +17,8 @@ import (
 // containerConfig is the libcontainer configuration of one dyno. The root file system
 // (cmd.TaskDir) is an empty skeleton the driver prepared; everything in it comes from the
 // bind mounts the driver lists in cmd.Mounts, each read-only unless the driver said
-// otherwise. The root itself is read-only.
+// otherwise, and from the tmpfs of the dyno's writable folders (opts.Scratch). The root
+// itself is read-only.
 func containerConfig(cmd *executor.ExecCommand, opts Options) (*lconfigs.Config, error) {
 	if cmd.TaskDir == "" {
 		return nil, errors.New("sandbox root: the driver gave no root directory")
@@ -83,6 +84,19 @@ func containerConfig(cmd *executor.ExecCommand, opts Options) (*lconfigs.Config,
 			PropagationFlags: []int{unix.MS_PRIVATE | unix.MS_REC},
 		})
 	}
+	// The dyno's writable folders: a tmpfs each, over the read-only /app, so that their
+	// files are in the dyno's memory (charged to its cgroup) and never on the host's
+	// disk. Executables stay allowed there, as in any app directory.
+	for _, dir := range opts.Scratch.Dirs {
+		cfg.Mounts = append(cfg.Mounts, &lconfigs.Mount{
+			Source:           "tmpfs",
+			Destination:      dir,
+			Device:           "tmpfs",
+			Flags:            unix.MS_NOSUID | unix.MS_NODEV,
+			Data:             opts.Scratch.MountData(),
+			PropagationFlags: []int{unix.MS_PRIVATE | unix.MS_REC},
+		})
+	}
 
 	res, err := cgroupResources(cmd, opts)
 	if err != nil {
@@ -107,9 +121,9 @@ func cgroupResources(cmd *executor.ExecCommand, opts Options) (*lconfigs.Resourc
 		return nil, errors.New("sandbox resources: the driver gave no task resources")
 	}
 	nr := cmd.Resources.NomadResources
-	hard, soft := nr.Memory.MemoryMaxMB, nr.Memory.MemoryMB
-	if hard <= 0 {
-		hard, soft = nr.Memory.MemoryMB, 0
+	hard, soft := MemoryLimitMB(nr), nr.Memory.MemoryMB
+	if nr.Memory.MemoryMaxMB <= 0 {
+		soft = 0
 	}
 	if hard <= 0 {
 		return nil, fmt.Errorf("sandbox resources: memory %d MB is not a limit", hard)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/hashicorp/nomad/nomad/structs"
 )
 
 // Subcommand is the first argument that turns the driver binary into a sandbox process.
@@ -41,6 +43,61 @@ type Options struct {
 	// Logs says where the sandbox keeps the dyno's stdout and stderr; nil when the task
 	// disabled its logs (Nomad then gives /dev/null as the dyno's stdout and stderr).
 	Logs *Logs `json:"logs,omitempty"`
+	// Scratch are the dyno's writable folders.
+	Scratch Scratch `json:"scratch"`
+}
+
+// Scratch are the dyno's writable folders (/app/tmp, /app/log): each a tmpfs of its own,
+// mounted in the dyno's mount namespace only (no host directory behind it), nosuid and
+// nodev, mode 0700, owned by the dyno's user, of at most SizeBytes. A tmpfs's pages are
+// charged to the memory cgroup of the process that writes them, so the folders' files
+// count against the dyno's memory limit; they go with the dyno's mount namespace, when
+// its last process ends.
+type Scratch struct {
+	// Dirs are the mount points inside the sandbox, in mount order.
+	Dirs []string `json:"dirs"`
+	// UID and GID own each folder.
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+	// SizeBytes bounds each folder (tmpfs size=); a write past it fails with ENOSPC.
+	SizeBytes int64 `json:"size_bytes"`
+}
+
+func (s Scratch) validate() error {
+	var errs []error
+	if len(s.Dirs) == 0 {
+		errs = append(errs, errors.New("sandbox option scratch.dirs: must name the dyno's writable folders"))
+	}
+	for _, d := range s.Dirs {
+		if !filepath.IsAbs(d) || filepath.Clean(d) != d || d == "/" || strings.ContainsAny(d, ",\x00") {
+			errs = append(errs, fmt.Errorf("sandbox option scratch.dirs: %q must be a clean absolute path below /", d))
+		}
+	}
+	if s.UID <= 0 || s.GID < 0 {
+		errs = append(errs, fmt.Errorf("sandbox option scratch.uid/gid: %d/%d must be the dyno's user, not root", s.UID, s.GID))
+	}
+	// tmpfs takes size=0 as no bound at all.
+	if s.SizeBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("sandbox option scratch.size_bytes: %d must be at least 1 MiB", s.SizeBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// MountData is the tmpfs mount data of each folder.
+func (s Scratch) MountData() string {
+	return fmt.Sprintf("mode=0700,uid=%d,gid=%d,size=%d", s.UID, s.GID, s.SizeBytes)
+}
+
+// MemoryLimitMB is the dyno's hard memory limit in MiB: the task's memory_max, else its
+// memory. It is what bounds the dyno's cgroup (no swap).
+func MemoryLimitMB(nr *structs.AllocatedTaskResources) int64 {
+	if nr == nil {
+		return 0
+	}
+	if nr.Memory.MemoryMaxMB > 0 {
+		return nr.Memory.MemoryMaxMB
+	}
+	return nr.Memory.MemoryMB
 }
 
 // Logs are the dyno's log files, which the sandbox writes as Nomad's log collector
@@ -94,6 +151,7 @@ func (o Options) Validate() error {
 	if o.Logs != nil {
 		errs = append(errs, o.Logs.validate())
 	}
+	errs = append(errs, o.Scratch.validate())
 	return errors.Join(errs...)
 }
 

@@ -4,8 +4,8 @@
 // statically into a slug and reads its log.
 //
 // Inputs (environment): HOST_MARKER, a file on the host the dyno must not read;
-// OTHER_TMP, OTHER_SECRET and OTHER_TOKEN, the host path of another dyno's ./tmp, a file
-// in it and what the file holds;
+// OTHER_TMP, OTHER_SECRET and OTHER_TOKEN, the host's path to another dyno's ./tmp (its
+// tmpfs, seen through /proc/<pid>/root), a file in it and what the file holds;
 // VICTIM_PID, a host process of the dyno's user; MEM_LIMIT_MB and PIDS_LIMIT, the dyno's
 // bounds.
 package main
@@ -46,6 +46,7 @@ func main() {
 	checks := []check{
 		{"write_outside_tmp_log", writeOutside},
 		{"write_tmp_log", writeTmpLog},
+		{"fill_tmp_log", fillTmpLog},
 		{"other_dyno_tmp", otherDynoTmp},
 		{"chroot", chroot},
 		{"dotdot", dotdot},
@@ -109,6 +110,57 @@ func writeTmpLog() (string, error) {
 		}
 	}
 	return "./tmp, ./log and /tmp are writable", nil
+}
+
+// fillTmpLog writes into ./tmp and ./log until they are full: each must stop at its
+// bound, half the dyno's memory (MEM_LIMIT_MB), with ENOSPC, on a tmpfs of the dyno's
+// own (not a directory of the host's disk), and ./tmp must be writable again once the
+// file is removed.
+func fillTmpLog() (string, error) {
+	limit, _ := strconv.ParseInt(os.Getenv("MEM_LIMIT_MB"), 10, 64)
+	if limit <= 0 {
+		return "", errors.New("MEM_LIMIT_MB not set")
+	}
+	bound := limit << 20 / 2
+	var what []string
+	for _, dir := range []string{"/app/tmp", "/app/log"} {
+		var fs unix.Statfs_t
+		if err := unix.Statfs(dir, &fs); err != nil {
+			return "", fmt.Errorf("statfs %s: %w", dir, err)
+		}
+		if fs.Type != unix.TMPFS_MAGIC {
+			return "", fmt.Errorf("%s is a file system of type %#x, not the dyno's tmpfs", dir, fs.Type)
+		}
+		p := filepath.Join(dir, "fill")
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("cannot write %s: %w", p, err)
+		}
+		buf := make([]byte, 1<<20)
+		var n int64
+		for n <= 4*bound {
+			w, err := f.Write(buf)
+			n += int64(w)
+			if err != nil {
+				break
+			}
+		}
+		_, werr := f.Write(buf)
+		f.Close()
+		os.Remove(p)
+		if n > bound {
+			return "", fmt.Errorf("wrote %d bytes into %s, past its bound of %d", n, dir, bound)
+		}
+		if !errors.Is(werr, syscall.ENOSPC) {
+			return "", fmt.Errorf("a write past %d bytes into %s failed with %v, not ENOSPC", n, dir, werr)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			return "", fmt.Errorf("%s not writable once emptied: %w", dir, err)
+		}
+		os.Remove(p)
+		what = append(what, fmt.Sprintf("%s full at %d bytes", dir, n))
+	}
+	return strings.Join(what, ", ") + " (ENOSPC)", nil
 }
 
 func otherDynoTmp() (string, error) {
