@@ -40,22 +40,22 @@ func TestAddonsInARealDyno(t *testing.T) {
 	withAddons := func(args ...string) []string { return append(append([]string{}, addonFlags...), args...) }
 	dir := copyApp(t)
 
-	// An add-on that cannot be provisioned: no release is made, and the add-on
-	// provisioned before it stays provisioned for the next deploy.
+	// An add-on that does not exist: the deploy checks every add-on of the spec before
+	// it provisions the first, so no release is made and nothing is provisioned.
 	spec, err := os.ReadFile(filepath.Join(dir, "dyno.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeSpec(t, dir, strings.Replace(string(spec), `addon "memcached" {}`, `addon "nosuch" {}`, 1))
 	code, stdout, stderr := c.run("deploy", withAddons(dir)...)
-	if code == 0 || !strings.Contains(stderr, "nosuch") || !strings.Contains(stderr, "no release was made (postgres stay provisioned") {
-		t.Errorf("a deploy with an add-on that does not exist: exit %d\nstdout:\n%s\nstderr:\n%s\nwant a failure naming it, no release, postgres kept", code, stdout, stderr)
+	if code == 0 || !strings.Contains(stderr, `add-on "nosuch"`) || !strings.Contains(stderr, "no release was made, and no add-on was provisioned") {
+		t.Errorf("a deploy with an add-on that does not exist: exit %d\nstdout:\n%s\nstderr:\n%s\nwant a failure naming it, no release, nothing provisioned", code, stdout, stderr)
 	}
 	if _, _, err := appNomad(t, g, "hello").Jobs().Info("hello", nil); err == nil {
 		t.Error("a deploy whose add-on failed registered the app's job")
 	}
-	if out := c.must("addons", withAddons()...); !strings.Contains(out, "provisioned") {
-		t.Errorf("after the failed deploy the add-ons are:\n%s\nwant postgres provisioned", out)
+	if out := c.must("addons", withAddons()...); !strings.Contains(out, "hello has no add-ons") {
+		t.Errorf("after the failed deploy the add-ons are:\n%s\nwant none", out)
 	}
 	writeSpec(t, dir, string(spec))
 
