@@ -79,35 +79,45 @@ type proxy struct {
 	buf   []byte
 }
 
-// run serves until a system call of the loop fails, and returns that failure.
-func run(listen string, backends []string) error {
-	runtime.LockOSThread()
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	p := &proxy{ep: ep, buf: make([]byte, 64<<10)}
+// newProxy makes the proxy's listening socket and its idle backends.
+func newProxy(listen string, backends []string) (*proxy, error) {
+	p := &proxy{buf: make([]byte, 64<<10)}
 	for _, a := range backends {
 		sa, err := sockaddr(a)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p.idle = append(p.idle, &conn{fd: -1, addr: sa})
 	}
 	sa, err := sockaddr(listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if p.ln, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0); err != nil {
-		return err
+		return nil, err
 	}
 	_ = syscall.SetsockoptInt(p.ln, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
 	if err := syscall.Bind(p.ln, sa); err != nil {
-		return err
+		return nil, err
 	}
 	if err := syscall.Listen(p.ln, 4096); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// run serves until a system call of the loop fails, and returns that failure.
+func run(listen string, backends []string) error {
+	runtime.LockOSThread()
+	p, err := newProxy(listen, backends)
+	if err != nil {
 		return err
 	}
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	p.ep = ep
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, p.ln, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.ln)}); err != nil {
 		return err
 	}
@@ -135,32 +145,15 @@ func run(listen string, backends []string) error {
 // runOnEvloop is run with the loop of package evloop, which parks in Go's poller
 // rather than holding a thread in epoll_pwait.
 func runOnEvloop(listen string, backends []string) error {
+	p, err := newProxy(listen, backends)
+	if err != nil {
+		return err
+	}
 	l, err := evloop.New()
 	if err != nil {
 		return err
 	}
-	p := &proxy{loop: l, buf: make([]byte, 64<<10)}
-	for _, a := range backends {
-		sa, err := sockaddr(a)
-		if err != nil {
-			return err
-		}
-		p.idle = append(p.idle, &conn{fd: -1, addr: sa})
-	}
-	sa, err := sockaddr(listen)
-	if err != nil {
-		return err
-	}
-	if p.ln, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0); err != nil {
-		return err
-	}
-	_ = syscall.SetsockoptInt(p.ln, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-	if err := syscall.Bind(p.ln, sa); err != nil {
-		return err
-	}
-	if err := syscall.Listen(p.ln, 4096); err != nil {
-		return err
-	}
+	p.loop = l
 	if err := l.Add(p.ln, acceptor{p}); err != nil {
 		return err
 	}
