@@ -11,10 +11,17 @@ import (
 	"time"
 )
 
-// TestProxiesOneRequestPerBackend sends concurrent requests through the peer to two
-// backends: every one is answered, carries the router's headers, and no backend ever
+// TestProxiesOneRequestPerBackend sends concurrent requests through the peer, with
+// each way its loop waits (on its thread, and parked in Go's poller through package
+// evloop): every one is answered, carries the router's headers, and no backend ever
 // holds two at once.
 func TestProxiesOneRequestPerBackend(t *testing.T) {
+	for name, serve := range map[string]func(string, []string) error{"raw wait": run, "evloop": runOnEvloop} {
+		t.Run(name, func(t *testing.T) { proxiesOneRequestPerBackend(t, serve) })
+	}
+}
+
+func proxiesOneRequestPerBackend(t *testing.T, serve func(listen string, backends []string) error) {
 	var inflight, overlaps, served atomic.Int32
 	var missing atomic.Value
 	backend := func() *httptest.Server {
@@ -43,7 +50,7 @@ func TestProxiesOneRequestPerBackend(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	go run(addr, []string{b.Listener.Addr().String()})
+	go serve(addr, []string{b.Listener.Addr().String()})
 	client := &http.Client{Timeout: 10 * time.Second}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
