@@ -230,7 +230,7 @@ func (n *Network) attach(allocID string, h *netlink.Handle, ns netns.NsHandle, h
 	// Dynos get no IPv6 (the firewall rejects it from the bridge anyway): no link-local
 	// address, no duplicate address detection or multicast reports for the kernel to do
 	// for each new dyno.
-	if err := inNamespace(ns, func() error { return disableIPv6("default") }); err != nil {
+	if err := InNamespace(ns, func() error { return disableIPv6("default") }); err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to turn IPv6 off in the dyno's network namespace: %w", err)
 	}
 	veth := &netlink.Veth{
@@ -319,9 +319,9 @@ func disableIPv6(ifName string) error {
 	return err
 }
 
-// inNamespace runs f on a thread of its own in the network namespace ns. A thread that
+// InNamespace runs f on a thread of its own in the network namespace ns. A thread that
 // could not come back to the process's namespace is never used again.
-func inNamespace(ns netns.NsHandle, f func() error) error {
+func InNamespace(ns netns.NsHandle, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -182,27 +181,18 @@ func namespaceWithServer(t *testing.T, name string) (string, *server) {
 // listenIn listens on every address of the namespace at path.
 func listenIn(t *testing.T, path string) net.Listener {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	target, err := netns.GetFromPath(path)
-	if err != nil {
+	defer ns.Close()
+	var ln net.Listener
+	if err := InNamespace(ns, func() error {
+		var lerr error
+		ln, lerr = net.Listen("tcp4", "0.0.0.0:0")
+		return lerr
+	}); err != nil {
 		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		t.Fatal(err)
-	}
-	ln, lerr := net.Listen("tcp4", "0.0.0.0:0")
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	if lerr != nil {
-		t.Fatal(lerr)
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln

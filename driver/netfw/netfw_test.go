@@ -8,13 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/dynogrid/dynogrid/driver/dynonet"
 
 	"github.com/dynogrid/dynogrid/driver/internal/xtables"
 	"github.com/dynogrid/dynogrid/internal/testutil"
@@ -313,24 +314,16 @@ func TestEachDynoIsCappedAtAnEndpoint(t *testing.T) {
 // dialIn connects to addr from the network namespace at path.
 func dialIn(t *testing.T, path, addr string) (net.Conn, error) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		t.Fatal(err)
-	}
-	c, derr := net.DialTimeout("tcp4", addr, 5*time.Second)
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	return c, derr
+	defer ns.Close()
+	var c net.Conn
+	err = dynonet.InNamespace(ns, func() error {
+		var derr error
+		c, derr = net.DialTimeout("tcp4", addr, 5*time.Second)
+		return derr
+	})
+	return c, err
 }
