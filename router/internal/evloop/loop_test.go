@@ -11,13 +11,21 @@ import (
 // start runs a loop for the test and stops it at cleanup.
 func start(t *testing.T) *Loop {
 	t.Helper()
+	l, stop := run(t)
+	t.Cleanup(stop)
+	return l
+}
+
+// run runs a loop; stop closes it and checks that Run returns, without error.
+func run(t *testing.T) (l *Loop, stop func()) {
+	t.Helper()
 	l, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- l.Run() }()
-	t.Cleanup(func() {
+	return l, func() {
 		l.Close()
 		select {
 		case err := <-done:
@@ -27,8 +35,7 @@ func start(t *testing.T) *Loop {
 		case <-time.After(10 * time.Second):
 			t.Error("Run did not return after Close")
 		}
-	})
-	return l
+	}
 }
 
 // on runs f on the loop and waits for it.
@@ -231,23 +238,10 @@ func TestTimersRunWhenDueInOrderUnlessStopped(t *testing.T) {
 }
 
 func TestClosedLoopRefusesWork(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- l.Run() }()
+	l, stop := run(t)
 	ran := make(chan struct{})
 	l.Post(func() { close(ran) })
-	l.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after Close")
-	}
+	stop()
 	select {
 	case <-ran:
 	default:
