@@ -67,14 +67,9 @@ type waiter struct {
 	park       parker
 	// ch, buffered, is made (under the app's mutex, while queued) when the request
 	// waits on it rather than parked.
-	ch chan struct{}
-	// unwatched: the request waits on ch with its client not watched by Park (it sent
-	// more bytes, or its body is yet to stream), so whether the client left is asked
-	// (park.ClientGone) before a dyno takes the request. Set under the app's mutex while
-	// queued.
-	unwatched bool
-	l         lease
-	state     atomic.Int32 // waiting, waking (Unpark in progress), handed
+	ch    chan struct{}
+	l     lease
+	state atomic.Int32 // waiting, waking (Unpark in progress), handed
 	// wakeup is held from the moment the waiter is taken off the queue to be woken
 	// (see takeToWake) until its wake is over: a wait that ends meanwhile blocks on it
 	// rather than spin while the waker writes a request ahead.
@@ -107,6 +102,12 @@ func (unwatchedParker) Park(time.Time, *atomic.Int32) http1.ParkResult { return 
 func (unwatchedParker) Unpark()                                        {}
 func (unwatchedParker) WatchLeave()                                    {}
 func (p unwatchedParker) ClientGone() bool                             { return p.gone() }
+
+// unwatched says whether the request waits on ch with its client not watched by Park
+// (it sent more bytes, or its body is yet to stream): whether the client left is then
+// asked (park.ClientGone) before a dyno takes the request. Read under the app's mutex,
+// or after the waiter left the queue.
+func (w *waiter) unwatched() bool { return w.park != nil && w.ch != nil }
 
 // wake hands the lease l (none: the queue moved) to the waiter, once: it is off the
 // queue, and the caller is the only one to wake it.
@@ -208,7 +209,7 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 	} else {
 		w = new(waiter)
 	}
-	w.ahead, w.park, w.unwatched = ahead, park, false
+	w.ahead, w.park = ahead, park
 	if park == nil {
 		w.ch = make(chan struct{}, 1)
 	}
@@ -237,7 +238,6 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 				return a.handed(w, depth, start, leftCode(park))
 			}
 			w.ch = make(chan struct{}, 1)
-			w.unwatched = true
 			a.mu.Unlock()
 			// A connection that cannot be parked on is watched by a goroutine.
 			park.WatchLeave()
@@ -248,7 +248,7 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 		defer timer.Stop()
 		select {
 		case <-w.ch:
-			if w.unwatched {
+			if w.unwatched() {
 				return a.handed(w, depth, start, leftCode(park))
 			}
 			return a.handed(w, depth, start, nil)
@@ -317,7 +317,7 @@ func (a *app) handed(w *waiter, depth int, start time.Time, code *Code) (lease, 
 // the app's mutex: the dyno and its connection belong to the waiter now, and nobody
 // else touches them.
 func give(w *waiter, l lease) {
-	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead && !(w.unwatched && w.park.ClientGone()) {
+	if ah := w.ahead; ah != nil && len(ah.wire) <= maxSendAhead && !(w.unwatched() && w.park.ClientGone()) {
 		if dc := l.d.reuse(ah.timeout); dc != nil {
 			ah.dc, ah.at = dc, time.Now()
 			_, ah.err = dc.Write(ah.wire)
