@@ -34,7 +34,7 @@ func ReadResponse(br *bufio.Reader, method string) (*http.Response, error) {
 		if err != nil {
 			return nil, &ResponseError{Err: err}
 		}
-		resp, err := parseResponse(string(head))
+		resp, err := ParseResponseHead(head)
 		if err != nil {
 			return nil, &ResponseError{Err: err}
 		}
@@ -83,20 +83,18 @@ func parseResponse(head string) (*http.Response, error) {
 	return resp, nil
 }
 
-// attachBody gives a final response the reader of its body.
+// attachBody gives a final response the reader of its body. A 101 has none: the
+// connection carries another protocol after it.
 func attachBody(resp *http.Response, br *bufio.Reader, method string) {
-	switch code := resp.StatusCode; {
-	case code == http.StatusSwitchingProtocols:
-		// The connection carries another protocol now.
-	case method == http.MethodHead, code == http.StatusNoContent, code == http.StatusNotModified:
-	case resp.TransferEncoding != nil:
+	switch ResponseFraming(resp, method) {
+	case ChunkedBody:
 		b := newBodyReader(br, -1, maxTrailer)
 		resp.Trailer = make(http.Header)
 		b.trailer = resp.Trailer
 		resp.Body = b
-	case resp.ContentLength > 0:
+	case LengthBody:
 		resp.Body = newBodyReader(br, resp.ContentLength, 0)
-	case resp.ContentLength < 0:
+	case UntilClose:
 		b := newBodyReader(br, 0, 0)
 		b.untilClose = true
 		resp.Body = b

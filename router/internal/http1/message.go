@@ -34,8 +34,7 @@ func readHead(br *bufio.Reader, max int, buf []byte) ([]byte, error) {
 			}
 			return nil, err
 		}
-		line := buf[lineStart:]
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+		if blankLine(buf[lineStart:]) {
 			if lineStart == 0 {
 				buf = buf[:0] // a blank line before the start line
 				continue
@@ -362,8 +361,8 @@ type chunkedReader struct {
 	br       *bufio.Reader
 	n        uint64 // unread bytes of the current chunk
 	err      error
-	checkEnd bool  // the CRLF after a chunk's data is next
-	excess   int64 // chunk line bytes beyond what the data allows
+	checkEnd bool // the CRLF after a chunk's data is next
+	lines    chunkLines
 	crlf     [2]byte
 }
 
@@ -446,30 +445,39 @@ func (cr *chunkedReader) beginChunk() {
 		cr.err = err
 		return
 	}
+	cr.n, cr.err = cr.lines.next(line)
+}
+
+// chunkLines reads the chunk lines of a body in turn (chunkedReader's rules), and keeps
+// the count that bounds their bytes.
+type chunkLines struct {
+	excess int64 // chunk line bytes beyond what the data allows
+}
+
+// next reads a chunk line, as read through its first LF: the size of its chunk, io.EOF
+// for the last chunk's, or what is wrong with it.
+func (c *chunkLines) next(line []byte) (uint64, error) {
 	// The line ends in CRLF, with no other CR (nor, since it ends at the first LF, LF).
 	if i := bytes.IndexByte(line, '\r'); i < 0 || i != len(line)-2 {
-		cr.err = errChunkLine
-		return
+		return 0, errChunkLine
 	}
 	line = line[:len(line)-2]
 	if len(line) >= maxChunkLine {
-		cr.err = errChunkLineTooLong
-		return
+		return 0, errChunkLineTooLong
 	}
-	cr.excess += int64(len(line)) + 2
+	c.excess += int64(len(line)) + 2
 	size, ok := parseChunkLine(line)
 	if !ok {
-		cr.err = errChunkLine
-		return
+		return 0, errChunkLine
 	}
-	cr.n = size
-	cr.excess = max(cr.excess-16-2*int64(size), 0)
+	c.excess = max(c.excess-16-2*int64(size), 0)
 	switch {
-	case cr.excess > 16<<10:
-		cr.err = errChunkOverhead
+	case c.excess > 16<<10:
+		return size, errChunkOverhead
 	case size == 0:
-		cr.err = io.EOF
+		return 0, io.EOF
 	}
+	return size, nil
 }
 
 // parseChunkLine reads a chunk line without its CRLF: the chunk's size, and whether the
@@ -591,26 +599,47 @@ func readTrailer(br *bufio.Reader, max int, into http.Header) error {
 			}
 			return errBadTrailer
 		}
-		if len(lines)+len(line) > max || len(line) < 2 || line[len(line)-2] != '\r' {
-			// Trailer lines end in CRLF: readers differ on a bare LF there.
-			return errBadTrailer
+		end, err := trailerLine(len(lines), line, max)
+		if err != nil {
+			return err
 		}
-		if len(line) == 2 {
+		if end {
 			break
 		}
 		lines = append(lines, line...)
 	}
-	if len(lines) == 0 {
-		return nil
-	}
-	h, err := parseHeader(string(lines))
+	h, err := parseTrailer(lines)
 	if err != nil {
-		return errBadTrailer
+		return err
 	}
-	for k, vs := range h {
-		if into != nil {
+	if into != nil {
+		for k, vs := range h {
 			into[k] = vs
 		}
 	}
 	return nil
+}
+
+// trailerLine checks a line of a trailer section, as read through its first LF, after
+// have bytes of lines before it, against a section of at most max bytes. end says it is
+// the blank line that ends the section (counted against max, not kept).
+func trailerLine(have int, line []byte, max int) (end bool, err error) {
+	if have+len(line) > max || len(line) < 2 || line[len(line)-2] != '\r' {
+		// Trailer lines end in CRLF: readers differ on a bare LF there.
+		return false, errBadTrailer
+	}
+	return len(line) == 2, nil
+}
+
+// parseTrailer parses the lines of a trailer section (its blank line left out): nil
+// when there are none.
+func parseTrailer(lines []byte) (http.Header, error) {
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	h, err := parseHeader(string(lines))
+	if err != nil {
+		return nil, errBadTrailer
+	}
+	return h, nil
 }

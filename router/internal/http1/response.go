@@ -129,68 +129,23 @@ func (w *Response) WriteHeader(code int) {
 		if code == http.StatusContinue || !w.req.ProtoAtLeast(1, 1) {
 			return
 		}
-		writeStatusLine(bw, code)
-		writeHeaderLines(bw, w.header, nil)
-		bw.WriteString("\r\n")
+		b := appendStatusLine(bw.AvailableBuffer(), code)
+		b = appendHeaderLines(b, w.header)
+		bw.Write(append(b, "\r\n"...))
 		w.cc.armWrite(w.writeTimeout)
 		w.cc.fail(bw.Flush())
 		return
 	}
 	w.wroteHead = true
-	h := w.header
-	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
-	w.length = -1
-	if cl := h["Content-Length"]; len(cl) == 1 {
-		if n, ok := parseLength(cl[0]); ok {
-			w.length = n
-		}
-	}
-	if w.length < 0 || code == http.StatusNoContent {
-		delete(h, "Content-Length")
-	}
-	if hasToken(h["Connection"], "close") || w.req.Close || w.cc.draining() || w.leavesBodyUnread() {
-		w.closeConn = true
-	}
-	if w.length < 0 && !w.noBody {
-		if w.req.ProtoAtLeast(1, 1) {
-			w.chunked = true
-		} else {
-			w.closeConn = true
-		}
-	}
-	if w.chunked {
-		for _, v := range h["Trailer"] {
-			for _, k := range strings.Split(v, ",") {
-				if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-					w.trailers = append(w.trailers, k)
-				}
-			}
-		}
-	}
-
-	writeStatusLine(bw, code)
-	writeHeaderLines(bw, h, func(k string) bool {
-		switch k {
-		case "Connection", "Transfer-Encoding", "Keep-Alive":
-			return false
-		case "Trailer":
-			return w.chunked
-		}
-		return !strings.HasPrefix(k, http.TrailerPrefix)
+	// Appended in the writer's free space, the head needs no buffer of its own.
+	b, f := AppendResponseHead(bw.AvailableBuffer(), code, w.header, HeadOptions{
+		Method: w.req.Method,
+		HTTP11: w.req.ProtoAtLeast(1, 1),
+		Close:  w.req.Close || w.cc.draining() || w.leavesBodyUnread(),
 	})
-	if _, ok := h["Date"]; !ok {
-		bw.WriteString(dateLine(time.Now()))
-	}
-	if w.chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-	}
-	switch {
-	case w.closeConn:
-		bw.WriteString("Connection: close\r\n")
-	case !w.req.ProtoAtLeast(1, 1):
-		bw.WriteString("Connection: keep-alive\r\n")
-	}
-	bw.WriteString("\r\n")
+	bw.Write(b)
+	w.noBody, w.chunked, w.length, w.trailers = f.NoBody, f.Chunked, f.Length, f.Trailers
+	w.closeConn = w.closeConn || f.Close
 }
 
 // date is the Date header line of one second, made once for all the responses of that
@@ -220,45 +175,6 @@ func dateLine(now time.Time) string {
 func (w *Response) leavesBodyUnread() bool {
 	b := w.body
 	return b != nil && !b.done && (b.stuck() || !b.chunked && b.remain > maxDiscard)
-}
-
-func writeStatusLine(bw *bufio.Writer, code int) {
-	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(code))
-	bw.WriteByte(' ')
-	text := http.StatusText(code)
-	if text == "" {
-		text = "status code " + strconv.Itoa(code)
-	}
-	bw.WriteString(text)
-	bw.WriteString("\r\n")
-}
-
-// writeHeaderLines writes the headers keep allows (all when nil).
-func writeHeaderLines(bw *bufio.Writer, h http.Header, keep func(string) bool) {
-	for k, vs := range h {
-		if keep == nil || keep(k) {
-			writeField(bw, k, vs)
-		}
-	}
-}
-
-// writeField writes one header field. A name that is not a token is dropped, and line
-// breaks in values become spaces, so that no value can start a header or a response of
-// its own.
-func writeField(bw *bufio.Writer, k string, vs []string) {
-	if !isToken(k) {
-		return
-	}
-	for _, v := range vs {
-		bw.WriteString(k)
-		bw.WriteString(": ")
-		if strings.ContainsAny(v, "\r\n") {
-			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-		}
-		bw.WriteString(v)
-		bw.WriteString("\r\n")
-	}
 }
 
 // Write sends body bytes, chunked or within the declared length.
@@ -343,18 +259,20 @@ func (w *Response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *Response) finish() {
 	bw := w.cc.bw
 	if w.chunked {
-		bw.WriteString("0\r\n")
+		// The last chunk, with the trailer fields the header declared, then those set
+		// under http.TrailerPrefix (as net/http takes them).
+		b := append(bw.AvailableBuffer(), "0\r\n"...)
 		for _, k := range w.trailers {
-			writeField(bw, k, w.header[k])
+			b = AppendField(b, k, w.header[k])
 		}
 		for k, vs := range w.header {
 			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
 				if name = http.CanonicalHeaderKey(name); !slices.Contains(w.trailers, name) {
-					writeField(bw, name, vs)
+					b = AppendField(b, name, vs)
 				}
 			}
 		}
-		bw.WriteString("\r\n")
+		bw.Write(append(b, "\r\n"...))
 	}
 	if !w.noBody && w.length >= 0 && w.written < w.length {
 		w.closeConn = true

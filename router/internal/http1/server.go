@@ -2,17 +2,15 @@ package http1
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,8 +48,9 @@ type Server struct {
 	cfg      Config
 	h        Handler
 	log      hclog.Logger
-	ln       net.Listener
+	ln       net.Listener // nil for a server that only gets connections from ServeConn
 	shutting atomic.Bool
+	serving  atomic.Bool // Serve has begun: Shutdown waits for its accept loop to return
 
 	mu    sync.Mutex
 	conns map[*clientConn]struct{}
@@ -74,18 +73,26 @@ const newConnGrace = 5 * time.Second
 // the router answered without forwarding) to keep the connection alive.
 const maxDiscard = 256 << 10
 
+// readerSize is the size of a connection's read buffer.
+const readerSize = 4096
+
 var (
-	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readerSize) }}
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 )
 
-// NewServer returns a server for ln that hands each request to h.
+// NewServer returns a server for ln that hands each request to h. ln is nil for a
+// server that only serves connections accepted elsewhere (ServeConn).
 func NewServer(ln net.Listener, h Handler, cfg Config) *Server {
 	return &Server{cfg: cfg, h: h, log: cfg.Logger, ln: ln, conns: make(map[*clientConn]struct{}), done: make(chan struct{})}
 }
 
 // Serve accepts connections until the listener closes. After Shutdown it returns nil.
 func (f *Server) Serve() error {
+	if f.ln == nil {
+		return errNoListener
+	}
+	f.serving.Store(true)
 	defer close(f.done)
 	var backoff time.Duration
 	for {
@@ -103,17 +110,7 @@ func (f *Server) Serve() error {
 			return err
 		}
 		backoff = 0
-		c = sysconn.Wrap(c)
-		br, bw := readers.Get().(*bufio.Reader), writers.Get().(*bufio.Writer)
-		br.Reset(c)
-		bw.Reset(c)
-		cc := &clientConn{f: f, c: c, br: br, bw: bw, remote: c.RemoteAddr().String(), born: time.Now()}
-		if tc, ok := c.(*tls.Conn); ok {
-			st := tc.ConnectionState()
-			cc.tls = &st
-		}
-		cc.ctx, cc.cancel = context.WithCancel(context.Background())
-		cc.base = (&http.Request{RemoteAddr: cc.remote, TLS: cc.tls}).WithContext(cc.ctx)
+		cc := f.newConn(c)
 		// A connection accepted as shutdown begins is served like the others (it may
 		// hold a request already): shutdown counts it once the loop has returned.
 		f.mu.Lock()
@@ -123,14 +120,102 @@ func (f *Server) Serve() error {
 	}
 }
 
+var errNoListener = errors.New("http1: the server has no listener")
+
+// ServeConn serves c, a connection accepted elsewhere (an event loop hands over those
+// it does not serve itself), for the rest of its life, as if Serve had accepted it then.
+// buffered is what was read of c already (the start of a request, maybe more): it is
+// copied, and read before c. c belongs to the server from then on. It returns at once;
+// a ServeConn after Shutdown began closes c.
+//
+// The first request's header timeout counts from the handover. A connection handed over
+// with bytes is active, as serve makes one that a byte reached: Shutdown lets it finish
+// its request (a head still in parts, until the header timeout), as it would have had
+// the connection come from Serve. One with none is new, and Shutdown gives it
+// newConnGrace from the handover to send a request.
+func (f *Server) ServeConn(c net.Conn, buffered []byte) {
+	if f.shutting.Load() {
+		c.Close()
+		return
+	}
+	cc := f.newConn(c)
+	if len(buffered) > 0 {
+		// The bytes go into the read buffer itself, not a reader ahead of it: parking
+		// and watchLeave look at the read buffer alone for what is left to read. More
+		// than it holds gets a buffer that size, for the connection's life.
+		if len(buffered) > cc.br.Size() {
+			readers.Put(cc.br)
+			cc.br = bufio.NewReaderSize(nil, len(buffered))
+		}
+		cc.br.Reset(&prefixed{p: buffered, c: cc.c})
+		_, _ = cc.br.Peek(len(buffered)) // one read of buffered, whole: c is not read
+		cc.state.Store(connActive)
+	}
+	// serve sets the first head's deadline only before it reads an empty buffer.
+	_, _ = sysconn.ExtendReadDeadline(cc.c, cc.born.Add(f.cfg.HeaderReadTimeout), sysconn.RenewSlack(f.cfg.HeaderReadTimeout))
+	// Shutdown counts the connections under f.mu once shutting is set: one registered
+	// here is counted, one that comes later sees shutting.
+	f.mu.Lock()
+	if f.shutting.Load() {
+		f.mu.Unlock()
+		cc.cancel()
+		c.Close()
+		return
+	}
+	f.conns[cc] = struct{}{}
+	f.mu.Unlock()
+	go cc.serve()
+}
+
+// newConn sets a connection up for serving: c's reader and writer, and the base of its
+// requests.
+func (f *Server) newConn(c net.Conn) *clientConn {
+	c = sysconn.Wrap(c) // a Conn already, or not TCP: c itself
+	br, bw := readers.Get().(*bufio.Reader), writers.Get().(*bufio.Writer)
+	br.Reset(c)
+	bw.Reset(c)
+	cc := &clientConn{f: f, c: c, br: br, bw: bw, remote: c.RemoteAddr().String(), born: time.Now()}
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		cc.tls = &st
+	}
+	cc.ctx, cc.cancel = context.WithCancel(context.Background())
+	cc.base = (&http.Request{RemoteAddr: cc.remote, TLS: cc.tls}).WithContext(cc.ctx)
+	return cc
+}
+
+// prefixed reads p, then c: the reader of a connection handed over with bytes read of
+// it already (ServeConn).
+type prefixed struct {
+	p []byte
+	c net.Conn
+}
+
+func (r *prefixed) Read(b []byte) (int, error) {
+	if r.p == nil {
+		return r.c.Read(b)
+	}
+	n := copy(b, r.p)
+	if r.p = r.p[n:]; len(r.p) == 0 {
+		r.p = nil // the caller's buffer is not kept
+	}
+	return n, nil
+}
+
 // Shutdown stops accepting and lets every connection finish the request it is in; those
 // that wait for a request are closed. When ctx ends first, the rest are closed.
 func (f *Server) Shutdown(ctx context.Context) error {
 	f.shutting.Store(true)
-	f.ln.Close()
-	select {
-	case <-f.done:
-	case <-ctx.Done():
+	if f.ln != nil {
+		f.ln.Close()
+	}
+	// An accept loop that has not begun accepts nothing now that ln is closed: only
+	// one that has is waited for.
+	if f.serving.Load() {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -244,11 +329,12 @@ func (cc *clientConn) serve() {
 	}
 }
 
-// headBuffered says whether a whole request head is in the read buffer already.
+// headBuffered says whether a whole request head is in the read buffer already (or
+// one too large, which readHead refuses at once).
 func (cc *clientConn) headBuffered() bool {
 	b, _ := cc.br.Peek(cc.br.Buffered())
-	b = bytes.TrimLeft(b, "\r\n") // blank lines before a head are not its end
-	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
+	_, _, err := FindHead(b, cc.f.cfg.MaxHeaderBytes+4096)
+	return err != ErrIncomplete
 }
 
 // readRequest reads the next request head and attaches its body. expect says the
@@ -264,16 +350,9 @@ func (cc *clientConn) readRequest() (req *http.Request, body *bodyReader, expect
 	} else {
 		cc.head = nil
 	}
-	req, rerr := parseRequest(string(head), cc.base)
-	if rerr != nil {
-		return nil, nil, false, rerr
-	}
-	// An HTTP/1.0 client cannot expect anything (RFC 9110 10.1.1).
-	if ex := req.Header["Expect"]; len(ex) > 0 && req.ProtoAtLeast(1, 1) {
-		if len(ex) > 1 || !strings.EqualFold(ex[0], "100-continue") {
-			return nil, nil, false, &requestError{status: http.StatusExpectationFailed, reason: "unsupported Expect"}
-		}
-		expect = true
+	req, expect, err = ParseRequestHead(head, cc.base)
+	if err != nil {
+		return nil, nil, false, err
 	}
 	if req.ContentLength != 0 {
 		body = newBodyReader(cc.br, req.ContentLength, cfg.MaxHeaderBytes)
@@ -312,22 +391,17 @@ func (cc *clientConn) handle(w *Response, req *http.Request) (ok bool) {
 // refuse answers a request the router will not route, and the connection closes.
 // Read errors and timeouts close it without an answer.
 func (cc *clientConn) refuse(err error) {
-	var re *requestError
-	if !errors.As(err, &re) {
+	status, reason, ambiguous, ok := RefusalInfo(err)
+	if !ok {
 		return
 	}
-	if re.ambiguous {
+	if ambiguous {
 		cc.f.log.Warn("rejected a request with both Content-Length and Transfer-Encoding", "client", cc.remote)
 	} else {
-		cc.f.log.Debug("refused a malformed request", "client", cc.remote, "status", re.status, "reason", re.reason)
+		cc.f.log.Debug("refused a malformed request", "client", cc.remote, "status", status, "reason", reason)
 	}
-	text := strconv.Itoa(re.status) + " " + http.StatusText(re.status) + ": " + re.reason + "\n"
-	bw := cc.bw
-	writeStatusLine(bw, re.status)
-	bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ")
-	bw.WriteString(strconv.Itoa(len(text)))
-	bw.WriteString("\r\n\r\n")
-	bw.WriteString(text)
+	b, _ := AppendRefusal(cc.bw.AvailableBuffer(), err)
+	cc.bw.Write(b)
 }
 
 // discardBody reads past what the router did not read of a request body, so that the
@@ -376,18 +450,10 @@ func (cc *clientConn) watchLeave() {
 // clients send CRLF after a body; readHead skips them too). It says whether nothing else
 // is buffered.
 func skipBlankLines(br *bufio.Reader) bool {
-	for br.Buffered() > 0 {
-		b, _ := br.Peek(min(2, br.Buffered()))
-		switch {
-		case b[0] == '\n':
-			_, _ = br.Discard(1)
-		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
-			_, _ = br.Discard(2)
-		default:
-			return false
-		}
-	}
-	return true
+	b, _ := br.Peek(br.Buffered())
+	start, _, _ := FindHead(b, math.MaxInt)
+	_, _ = br.Discard(start)
+	return start == len(b)
 }
 
 func (cc *clientConn) unwatch() {
@@ -455,6 +521,8 @@ func (cc *clientConn) end() {
 	cc.c.Close()
 	cc.br.Reset(nil)
 	cc.bw.Reset(nil)
-	readers.Put(cc.br)
+	if cc.br.Size() == readerSize { // not one made larger for a handover's bytes
+		readers.Put(cc.br)
+	}
 	writers.Put(cc.bw)
 }
