@@ -55,7 +55,10 @@ type Loop struct {
 	posted  []func()
 	running []func()
 	woken   bool // the eventfd was written since the loop last read it
-	closed  bool
+	// awake: the loop is in its turn and runs what is posted before it waits again, so
+	// a Post needs no signal (most posts come from the loop's own handlers).
+	awake  bool
+	closed bool
 }
 
 // New makes a loop; Run runs it.
@@ -127,8 +130,10 @@ func (l *Loop) Post(f func()) bool {
 		return false
 	}
 	l.posted = append(l.posted, f)
-	signal := !l.woken
-	l.woken = true
+	signal := !l.woken && !l.awake
+	if signal {
+		l.woken = true
+	}
 	l.mu.Unlock()
 	if signal {
 		one := uint64(1)
@@ -187,6 +192,9 @@ func (l *Loop) isClosed() bool {
 // left, runs what was posted and the timers that are due, and says false to wait again
 // (true when the loop is closed).
 func (l *Loop) poll(uintptr) bool {
+	l.mu.Lock()
+	l.awake = true
+	l.mu.Unlock()
 	for {
 		n, errno := epollWait(l.ep, l.events)
 		if errno == syscall.EINTR {
@@ -204,7 +212,7 @@ func (l *Loop) poll(uintptr) bool {
 		}
 		l.runPosted()
 		l.runTimers()
-		if n < len(l.events) {
+		if n < len(l.events) && l.sleep() {
 			break
 		}
 	}
@@ -219,6 +227,18 @@ func (l *Loop) poll(uintptr) bool {
 func epollWait(ep int, events []syscall.EpollEvent) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	return int(r), e
+}
+
+// sleep ends the loop's turn unless something was posted since it last looked: from
+// then on a Post signals.
+func (l *Loop) sleep() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.posted) > 0 {
+		return false
+	}
+	l.awake = false
+	return true
 }
 
 func (l *Loop) drainWake() {
