@@ -14,6 +14,7 @@ package evloop
 import (
 	"errors"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +51,9 @@ type Loop struct {
 	timers   timerHeap
 	deadline time.Time // the file's read deadline in force (zero: none)
 	pollFn   func(fd uintptr) bool
+	// holds: the loop waits in epoll_pwait on its own thread (NewHolding), not parked in
+	// Go's poller.
+	holds bool
 
 	mu      sync.Mutex
 	posted  []func()
@@ -62,13 +66,16 @@ type Loop struct {
 }
 
 // New makes a loop; Run runs it.
-func New() (*Loop, error) {
+func New() (*Loop, error) { return newLoop(false) }
+
+func newLoop(holds bool) (*Loop, error) {
 	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	// Non-blocking, so that os.NewFile registers it in Go's poller.
-	if err := syscall.SetNonblock(ep, true); err != nil {
+	// Non-blocking, so that os.NewFile registers it in Go's poller; a holding loop's
+	// is not there, so that its events do not wake the runtime's poller too.
+	if err := syscall.SetNonblock(ep, !holds); err != nil {
 		syscall.Close(ep)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
@@ -77,7 +84,7 @@ func New() (*Loop, error) {
 		syscall.Close(ep)
 		return nil, os.NewSyscallError("eventfd2", errno)
 	}
-	l := &Loop{ep: ep, wake: int(wake), events: make([]syscall.EpollEvent, 128)}
+	l := &Loop{ep: ep, wake: int(wake), events: make([]syscall.EpollEvent, 128), holds: holds}
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, l.wake, &syscall.EpollEvent{Events: edge, Fd: int32(l.wake)}); err != nil {
 		syscall.Close(ep)
 		syscall.Close(l.wake)
@@ -94,6 +101,20 @@ func New() (*Loop, error) {
 	l.pollFn = l.poll
 	return l, nil
 }
+
+// NewHolding makes a loop that waits in epoll_pwait itself, as a raw system call that
+// the runtime does not see: its goroutine keeps its thread and its processor (P) while
+// it waits, and each wake-up costs one system call instead of the three or so of a
+// park in Go's poller (the runtime's wait, its non-blocking poll when it goes idle, and
+// the loop's collection). The process needs another processor for its other
+// goroutines: Run adds one to GOMAXPROCS while it runs (a collection, and anything else
+// that needs the loop's processor, interrupts the wait with a signal; the wait is also
+// bounded by maxHoldingWait).
+func NewHolding() (*Loop, error) { return newLoop(true) }
+
+// maxHoldingWait bounds a holding loop's wait, so that a runtime that asks for its
+// processor without a signal (GODEBUG=asyncpreemptoff=1) waits no longer than this.
+const maxHoldingWait = 50 * time.Millisecond
 
 // Add puts fd in the loop with its handler. The loop does not own fd: Remove it before
 // closing it.
@@ -162,6 +183,9 @@ func (l *Loop) Run() error {
 		l.file.Close()
 		syscall.Close(l.wake)
 	}()
+	if l.holds {
+		return l.runHolding()
+	}
 	for {
 		err := l.rc.Read(l.pollFn)
 		if l.isClosed() {
@@ -179,6 +203,61 @@ func (l *Loop) Run() error {
 			return err
 		}
 	}
+}
+
+// runHolding is Run for a loop that waits in epoll_pwait itself. It adds a processor
+// to the runtime's (GOMAXPROCS) while it runs, so that the process's other goroutines
+// keep as many as they had.
+func (l *Loop) runHolding() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	addProcs(1)
+	defer addProcs(-1)
+	for {
+		wait := maxHoldingWait
+		if len(l.timers) > 0 {
+			wait = min(wait, time.Until(l.timers[0].at))
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			l.runPosted()
+			return nil
+		}
+		if len(l.posted) > 0 {
+			wait = 0
+		}
+		l.awake = wait == 0 // from here on a Post signals, unless the loop will not wait
+		l.mu.Unlock()
+		n, errno := epollWaitFor(l.ep, l.events, wait)
+		l.mu.Lock()
+		l.awake = true
+		l.mu.Unlock()
+		if errno != 0 && errno != syscall.EINTR {
+			return os.NewSyscallError("epoll_pwait", errno)
+		}
+		l.dispatch(l.events[:max(n, 0)])
+		l.runPosted()
+		l.runTimers()
+	}
+}
+
+var procsMu sync.Mutex
+
+func addProcs(n int) {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)+n))
+}
+
+// epollWaitFor waits up to d (rounded up to a millisecond) for events.
+func epollWaitFor(ep int, events []syscall.EpollEvent, d time.Duration) (int, syscall.Errno) {
+	ms := 0
+	if d > 0 {
+		ms = int((d + time.Millisecond - 1) / time.Millisecond)
+	}
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
+	return int(r), e
 }
 
 func (l *Loop) isClosed() bool {
@@ -200,16 +279,7 @@ func (l *Loop) poll(uintptr) bool {
 		if errno == syscall.EINTR {
 			continue
 		}
-		for _, ev := range l.events[:max(n, 0)] {
-			fd := int(ev.Fd)
-			if fd == l.wake {
-				l.drainWake()
-				continue
-			}
-			if fd < len(l.handlers) && l.handlers[fd] != nil {
-				l.handlers[fd].Ready(ev.Events)
-			}
-		}
+		l.dispatch(l.events[:max(n, 0)])
 		l.runPosted()
 		l.runTimers()
 		if n < len(l.events) && l.sleep() {
@@ -221,6 +291,20 @@ func (l *Loop) poll(uintptr) bool {
 	}
 	l.armDeadline()
 	return false
+}
+
+// dispatch calls the handlers of the events.
+func (l *Loop) dispatch(events []syscall.EpollEvent) {
+	for _, ev := range events {
+		fd := int(ev.Fd)
+		if fd == l.wake {
+			l.drainWake()
+			continue
+		}
+		if fd < len(l.handlers) && l.handlers[fd] != nil {
+			l.handlers[fd].Ready(ev.Events)
+		}
+	}
 }
 
 // epollWait collects the ready events without waiting: the wait itself is Go's.

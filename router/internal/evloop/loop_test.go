@@ -9,17 +9,17 @@ import (
 )
 
 // start runs a loop for the test and stops it at cleanup.
-func start(t *testing.T) *Loop {
+func start(t *testing.T, mk maker) *Loop {
 	t.Helper()
-	l, stop := run(t)
+	l, stop := run(t, mk)
 	t.Cleanup(stop)
 	return l
 }
 
 // run runs a loop; stop closes it and checks that Run returns, without error.
-func run(t *testing.T) (l *Loop, stop func()) {
+func run(t *testing.T, mk maker) (l *Loop, stop func()) {
 	t.Helper()
-	l, err := New()
+	l, err := mk()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +38,16 @@ func run(t *testing.T) (l *Loop, stop func()) {
 	}
 }
 
+// maker makes a loop: New or NewHolding.
+type maker func() (*Loop, error)
+
+// bothWaits runs a test on a loop parked in Go's poller and on one that holds its
+// thread.
+func bothWaits(t *testing.T, test func(*testing.T, maker)) {
+	t.Run("parked", func(t *testing.T) { test(t, New) })
+	t.Run("holding", func(t *testing.T) { test(t, NewHolding) })
+}
+
 // on runs f on the loop and waits for it.
 func on(t *testing.T, l *Loop, f func()) {
 	t.Helper()
@@ -53,7 +63,11 @@ func on(t *testing.T, l *Loop, f func()) {
 }
 
 func TestPostedFunctionsRunInOrderOnTheLoop(t *testing.T) {
-	l := start(t)
+	bothWaits(t, testPostedFunctionsRunInOrderOnTheLoop)
+}
+
+func testPostedFunctionsRunInOrderOnTheLoop(t *testing.T, mk maker) {
+	l := start(t, mk)
 	const posters, each = 8, 500
 	var mu sync.Mutex
 	seen := make([][]int, posters)
@@ -127,7 +141,11 @@ func socketPair(t *testing.T) (a, b int) {
 }
 
 func TestHandlerHearsOfInputAndTheEndWithoutEmptyReads(t *testing.T) {
-	l := start(t)
+	bothWaits(t, testHandlerHearsOfInputAndTheEndWithoutEmptyReads)
+}
+
+func testHandlerHearsOfInputAndTheEndWithoutEmptyReads(t *testing.T, mk maker) {
+	l := start(t, mk)
 	a, b := socketPair(t)
 	r := &reader{fd: a, got: make(chan []byte, 16)}
 	on(t, l, func() {
@@ -167,8 +185,10 @@ func TestHandlerHearsOfInputAndTheEndWithoutEmptyReads(t *testing.T) {
 	})
 }
 
-func TestRemovedDescriptorHearsNothing(t *testing.T) {
-	l := start(t)
+func TestRemovedDescriptorHearsNothing(t *testing.T) { bothWaits(t, testRemovedDescriptorHearsNothing) }
+
+func testRemovedDescriptorHearsNothing(t *testing.T, mk maker) {
+	l := start(t, mk)
 	a, b := socketPair(t)
 	r := &reader{fd: a, got: make(chan []byte, 16)}
 	on(t, l, func() {
@@ -190,7 +210,11 @@ func TestRemovedDescriptorHearsNothing(t *testing.T) {
 }
 
 func TestTimersRunWhenDueInOrderUnlessStopped(t *testing.T) {
-	l := start(t)
+	bothWaits(t, testTimersRunWhenDueInOrderUnlessStopped)
+}
+
+func testTimersRunWhenDueInOrderUnlessStopped(t *testing.T, mk maker) {
+	l := start(t, mk)
 	type run struct {
 		name string
 		at   time.Time
@@ -237,8 +261,10 @@ func TestTimersRunWhenDueInOrderUnlessStopped(t *testing.T) {
 	})
 }
 
-func TestClosedLoopRefusesWork(t *testing.T) {
-	l, stop := run(t)
+func TestClosedLoopRefusesWork(t *testing.T) { bothWaits(t, testClosedLoopRefusesWork) }
+
+func testClosedLoopRefusesWork(t *testing.T, mk maker) {
+	l, stop := run(t, mk)
 	ran := make(chan struct{})
 	l.Post(func() { close(ran) })
 	stop()
