@@ -40,7 +40,7 @@ func fakeCluster(tr *testRouter, app string, members []string, addrs map[string]
 		holders: map[string]string{}, mine: map[string]bool{}, leaving: map[string]bool{},
 		routable: map[string]int{}, appOf: map[string]string{}, owners: map[string]string{},
 		membersSeen: make(chan struct{}), ready: make(chan struct{}), tableIn: make(chan struct{})}
-	tr.cluster = c
+	tr.setCluster(c)
 	tr.SetApp(app, nil)
 	c.reconcile(context.Background())
 	return c
@@ -379,8 +379,8 @@ func TestAttackForwardedHeadersOnlyFromPeers(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	owner := startRouter(t, nil)
-	owner.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"},
-		keys: map[string]string{"peer": peerKey}}
+	owner.setCluster(&cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"},
+		keys: map[string]string{"peer": peerKey}})
 	owner.SetApp("xff", []Instance{b.instance("web.1")})
 	send := func(key string) http.Header {
 		t.Helper()

@@ -79,7 +79,10 @@ type Config struct {
 
 	// Router instance identity and address for multi-router ownership (see docs).
 	// Ownership is on when Cluster is true.
-	Cluster   bool
+	Cluster bool
+	// EventLoop serves plain HTTP/1.1 clients on one event loop instead of a goroutine
+	// per connection (see loop.go); not in cluster mode.
+	EventLoop bool
 	RouterID  string
 	Advertise string
 
@@ -250,6 +253,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxStreams < 1 || c.MaxStreams > 1000 {
 		errs = append(errs, fmt.Errorf("max streams %d: must be 1 to 1000", c.MaxStreams))
+	}
+	if c.Cluster && c.EventLoop {
+		errs = append(errs, errors.New("the event loop (-event-loop) does not serve in cluster mode (-cluster)"))
 	}
 	if c.Cluster && c.ConsulAddr == "" {
 		errs = append(errs, errors.New("cluster mode needs a Consul address"))

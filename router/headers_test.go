@@ -60,8 +60,8 @@ func TestClientForwardingHeadersDropped(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	tr := startTLSRouter(t, nil)
-	tr.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"},
-		keys: map[string]string{"peer": peerKey}}
+	tr.setCluster(&cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": "127.0.0.1:1"},
+		keys: map[string]string{"peer": peerKey}})
 	tr.SetApp("fwd", []Instance{b.instance("web.1")})
 
 	var head strings.Builder

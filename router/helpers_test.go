@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,8 +43,18 @@ func (s *syncBuffer) String() string {
 // testRouter is a running router on a free loopback port.
 type testRouter struct {
 	*Router
+	t    *testing.T
 	url  string
 	logs *syncBuffer
+}
+
+// setCluster makes tr a member of the cluster c, as a test sets it up after tr started.
+// A router on the event loop cannot be one (Config.EventLoop): the test is skipped.
+func (tr *testRouter) setCluster(c *cluster) {
+	if tr.cfg.EventLoop {
+		tr.t.Skip("cluster mode: not served by the event loop")
+	}
+	tr.cluster = c
 }
 
 func startRouter(t *testing.T, mod func(*Config)) *testRouter {
@@ -67,6 +78,9 @@ func startRouterHooked(t *testing.T, mod func(*Config), hooks testHooks) *testRo
 	}
 	if mod != nil {
 		mod(&cfg)
+	}
+	if os.Getenv("DYNO_ROUTER_EVENT_LOOP") == "1" && !cfg.Cluster {
+		cfg.EventLoop = true // the whole suite, against the event loop
 	}
 	r, err := New(cfg)
 	if err != nil {
@@ -102,7 +116,7 @@ func startRouterHooked(t *testing.T, mod func(*Config), hooks testHooks) *testRo
 			t.Logf("router logs:\n%s", logs.String())
 		}
 	})
-	return &testRouter{Router: r, url: "http://" + r.Addr(), logs: logs}
+	return &testRouter{Router: r, t: t, url: "http://" + r.Addr(), logs: logs}
 }
 
 // backend is a dyno on loopback that fails the test if it ever holds two requests.
@@ -123,8 +137,8 @@ type backend struct {
 const peerKey = "the-peer-key"
 
 func forwardApp(tr *testRouter, app, addr string) {
-	tr.cluster = &cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": addr},
-		keys: map[string]string{"peer": peerKey}, insts: map[string][]Instance{app: {{ID: "x"}}}}
+	tr.setCluster(&cluster{id: "me", members: []string{"peer"}, addrs: map[string]string{"peer": addr},
+		keys: map[string]string{"peer": peerKey}, insts: map[string][]Instance{app: {{ID: "x"}}}})
 	tr.SetApp(app, nil)
 }
 
@@ -292,6 +306,7 @@ func listen(t *testing.T) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() }) // also for a test that ends early (skipped)
 	return l
 }
 

@@ -65,6 +65,8 @@ type waiter struct {
 	queued     bool
 	ahead      *sendAhead
 	park       parker
+	// loop, when set, is a request of the event loop: woken by a call, on no channel.
+	loop interface{ wake() }
 	// ch, buffered, is made (under the app's mutex, while queued) when the request
 	// waits on it rather than parked.
 	ch    chan struct{}
@@ -114,6 +116,11 @@ func (w *waiter) unwatched() bool { return w.park != nil && w.ch != nil }
 func (w *waiter) wake(l lease) {
 	defer w.wakeup.Unlock()
 	w.l = l
+	if w.loop != nil {
+		w.state.Store(handed)
+		w.loop.wake()
+		return
+	}
 	if w.ch != nil {
 		w.state.Store(handed)
 		w.ch <- struct{}{}
@@ -181,23 +188,9 @@ func newApp(r *Router, name string) *app {
 // park.WatchLeave.
 func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Duration, ahead *sendAhead, park parker) (l lease, depth int, qe *queueError) {
 	a.mu.Lock()
-	if a.idleTail != nil {
-		l = a.popIdle()
+	if l, depth, qe, wait := a.admitLocked(front, h); !wait {
 		a.mu.Unlock()
-		return l, 0, nil
-	}
-	if a.up == 0 && !h.on {
-		a.mu.Unlock()
-		return lease{}, 0, &queueError{code: H10}
-	}
-	if h.on && a.moves != h.moves {
-		a.mu.Unlock()
-		return lease{}, 0, &queueError{code: H10, moved: true}
-	}
-	if !front && a.nwait >= a.r.cfg.MaxQueueDepth {
-		depth = a.nwait
-		a.mu.Unlock()
-		return lease{}, depth, &queueError{code: H11}
+		return l, depth, qe
 	}
 	var w *waiter
 	if ahead != nil {
@@ -273,6 +266,40 @@ func (a *app) acquire(ctx context.Context, front bool, h hold, maxWait time.Dura
 	a.mu.Unlock()
 	// A dyno was handed over at the same moment, or the queue moved.
 	return a.handed(w, depth, start, code)
+}
+
+// admitLocked takes an idle dyno for a request, or refuses it (no dyno up: H10; the
+// queue moved: H10, moved; the queue is full: H11), or says it is to wait. Caller holds
+// the app's mutex.
+func (a *app) admitLocked(front bool, h hold) (l lease, depth int, qe *queueError, wait bool) {
+	switch {
+	case a.idleTail != nil:
+		return a.popIdle(), 0, nil, false
+	case a.up == 0 && !h.on:
+		return lease{}, 0, &queueError{code: H10}, false
+	case h.on && a.moves != h.moves:
+		return lease{}, 0, &queueError{code: H10, moved: true}, false
+	case !front && a.nwait >= a.r.cfg.MaxQueueDepth:
+		return lease{}, a.nwait, &queueError{code: H11}, false
+	}
+	return lease{}, 0, nil, true
+}
+
+// acquireLoop is acquire for a request of the event loop, which never blocks: it
+// returns the lease of an idle dyno, or refuses the request, or queues w (queued): the
+// lease comes later through w.loop.wake, unless the wait ends first (the caller
+// unlinks w).
+func (a *app) acquireLoop(w *waiter, front bool) (l lease, depth int, qe *queueError, queued bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l, depth, qe, wait := a.admitLocked(front, hold{}); !wait {
+		return l, depth, qe, false
+	}
+	w.prev, w.next, w.queued, w.l = nil, nil, false, lease{}
+	w.state.Store(waiting)
+	depth = a.nwait
+	a.enqueue(w, front)
+	return lease{}, depth, nil, true
 }
 
 // leftCode is H27 when the client of a request that waited unwatched has left (a dyno

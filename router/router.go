@@ -179,6 +179,14 @@ func (r *Router) Run(ctx context.Context) error {
 		Logger:            r.log,
 	}
 	fr := http1.NewServer(ln, r, h1cfg)
+	var ls *loopServer
+	if r.cfg.EventLoop && !r.cfg.Cluster {
+		var err error
+		if ls, err = newLoopServer(r, ln, h1cfg); err != nil {
+			ln.Close()
+			return fmt.Errorf("failed to start the event loop: %w", err)
+		}
+	}
 	var tfr *http1.Server // HTTPS: HTTP/1.1 connections; HTTP/2 ones go to serveH2
 	var tln *tlsListener
 	var h2ln *h2Listener
@@ -302,7 +310,11 @@ func (r *Router) Run(ctx context.Context) error {
 				}
 			}()
 		}
-		if err := fr.Serve(); err != nil {
+		serve := fr.Serve
+		if ls != nil {
+			serve = ls.Serve
+		}
+		if err := serve(); err != nil {
 			errc <- fmt.Errorf("failed to serve clients: %w", err)
 		}
 	}()
@@ -343,7 +355,11 @@ func (r *Router) Run(ctx context.Context) error {
 		http1.DrainAcceptQueue(tln.Listener, time.Second)
 		go func() { _ = tfr.Shutdown(sctx) }()
 	}
-	if err := fr.Shutdown(sctx); err != nil {
+	shutdown := fr.Shutdown
+	if ls != nil {
+		shutdown = ls.Shutdown
+	}
+	if err := shutdown(sctx); err != nil {
 		r.log.Warn("requests still running at the end of the shutdown timeout; closing them", "error", err)
 	}
 	if tfr != nil {

@@ -50,6 +50,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.ConsulAddr, "consul", "127.0.0.1:8500", "Consul HTTP address (empty: no Consul)")
 	fs.StringVar(&cfg.ConsulToken, "consul-token", os.Getenv("CONSUL_HTTP_TOKEN"), "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
 	fs.BoolVar(&cfg.Cluster, "cluster", false, "share dynos with other routers through Consul (see docs/router.md)")
+	fs.BoolVar(&cfg.EventLoop, "event-loop", false, "serve plain HTTP/1.1 on one event loop instead of a goroutine per connection; not with -cluster (see docs/router.md)")
 	fs.StringVar(&cfg.RouterID, "id", "", "this router's ID in cluster mode (default: hostname and listen address)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "address other routers forward to in cluster mode (default: the listen address)")
 	fs.IntVar(&cfg.MaxQueueDepth, "max-queue", d.MaxQueueDepth, "H11 when this many requests wait for one app")

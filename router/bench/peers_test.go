@@ -75,6 +75,14 @@ func startRouterWith(tb testing.TB, bs []*loadgen.Backend, core int, extra ...st
 	return startRouterBin(tb, "dyno-router", bin, bs, core, extra...)
 }
 
+// startLoopRouterOn is startRouterOn with the router serving on its event loop
+// (-event-loop).
+func startLoopRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+	tb.Helper()
+	bin := buildBin(tb, "github.com/dynogrid/dynogrid/cmd/dyno-router")
+	return startRouterBin(tb, "dyno-router -event-loop", bin, bs, core, "-event-loop")
+}
+
 // buildBin builds the command pkg and returns its path.
 func buildBin(tb testing.TB, pkg string) string {
 	tb.Helper()

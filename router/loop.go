@@ -1,0 +1,196 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/dynogrid/router/internal/evloop"
+	"github.com/dynogrid/dynogrid/router/internal/http1"
+)
+
+// loopServer serves plain HTTP/1.1 clients on one event loop (Config.EventLoop): the
+// loop reads requests, queues them, writes them to dynos and relays the responses with
+// raw system calls, with no goroutine per connection or request. A connection with a
+// request the loop does not serve itself (see servable) is handed, with what the loop
+// read of it, to the goroutine server (fallback) for the rest of its life.
+//
+// Everything but Serve and Shutdown runs on the loop's goroutine: the maps and every
+// loopClient and loopDyno belong to it.
+type loopServer struct {
+	r   *Router
+	ev  *evloop.Loop
+	ln  net.Listener
+	fb  *http1.Server
+	cfg http1.Config
+
+	clients map[*loopClient]struct{}
+	dynos   map[*loopDyno]struct{} // every dyno connection open, idle or not
+	idle    map[*dyno]*loopDyno    // a kept-alive connection per dyno
+	// shutting: responses close their connections, and the server is drained once
+	// no client is left (drained closed).
+	shutting bool
+	drained  chan struct{}
+	ran      chan struct{} // closed when the loop has returned
+}
+
+func newLoopServer(r *Router, ln net.Listener, cfg http1.Config) (*loopServer, error) {
+	// The loop holds its thread and a processor of the runtime of its own while it
+	// waits (evloop.NewHolding).
+	ev, err := evloop.NewHolding()
+	if err != nil {
+		return nil, err
+	}
+	return &loopServer{r: r, ev: ev, ln: ln, fb: http1.NewServer(nil, r, cfg), cfg: cfg,
+		clients: make(map[*loopClient]struct{}), dynos: make(map[*loopDyno]struct{}),
+		idle: make(map[*dyno]*loopDyno), drained: make(chan struct{}), ran: make(chan struct{})}, nil
+}
+
+// Serve runs the loop and accepts connections for it until the listener closes. After
+// Shutdown it returns nil.
+func (s *loopServer) Serve() error {
+	go func() {
+		defer close(s.ran)
+		if err := s.ev.Run(); err != nil {
+			s.r.log.Error("the event loop failed", "error", err)
+		}
+	}()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.r.log.Warn("failed to accept a connection; retrying", "error", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		fd, err := takeFD(c)
+		if err != nil {
+			s.r.log.Warn("failed to take an accepted connection into the event loop", "error", err)
+			continue
+		}
+		remote := c.RemoteAddr().String()
+		if !s.ev.Post(func() { s.adopt(fd, remote) }) {
+			unix.Close(fd)
+		}
+	}
+}
+
+// takeFD returns a descriptor of its own for c's socket (nonblocking, as Go's is) and
+// closes c, so that only the loop waits on the socket.
+func takeFD(c net.Conn) (int, error) {
+	defer c.Close()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) })
+	if cerr != nil {
+		return -1, cerr
+	}
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return fd, nil
+}
+
+// Shutdown stops accepting, lets each connection finish the request it is in (closing
+// those that wait for one) and then stops the loop. When ctx ends first, the rest are
+// closed.
+func (s *loopServer) Shutdown(ctx context.Context) error {
+	s.ln.Close()
+	fbDone := make(chan error, 1)
+	go func() { fbDone <- s.fb.Shutdown(ctx) }()
+	s.ev.Post(s.beginShutdown)
+	var err error
+	select {
+	case <-s.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.ev.Post(s.closeAll)
+	s.ev.Close()
+	<-s.ran
+	if ferr := <-fbDone; err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// beginShutdown closes the connections that wait for a request; the others close after
+// their response.
+func (s *loopServer) beginShutdown() {
+	s.shutting = true
+	for c := range s.clients {
+		c.shutdown()
+	}
+	s.checkDrained()
+}
+
+func (s *loopServer) checkDrained() {
+	if s.shutting && len(s.clients) == 0 {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}
+
+// closeAll closes every connection the loop holds, at the end of the shutdown.
+func (s *loopServer) closeAll() {
+	for c := range s.clients {
+		c.close()
+	}
+	for dc := range s.dynos {
+		dc.close()
+	}
+}
+
+// takeIdle returns the kept-alive connection of d when it is still open and quiet, or
+// nil.
+func (s *loopServer) takeIdle(d *dyno) *loopDyno {
+	dc := s.idle[d]
+	if dc == nil {
+		return nil
+	}
+	delete(s.idle, d)
+	if dc.dead || len(dc.in) > 0 {
+		dc.close()
+		return nil
+	}
+	return dc
+}
+
+// keep stores dc as d's kept-alive connection (closing the one it replaces).
+func (s *loopServer) keep(d *dyno, dc *loopDyno) {
+	if s.shutting {
+		dc.close()
+		return
+	}
+	if old := s.idle[d]; old != nil && old != dc {
+		old.close()
+	}
+	s.idle[d] = dc
+}
