@@ -58,6 +58,10 @@ func (in Instance) addr() string { return net.JoinHostPort(in.Address, strconv.I
 
 func (in Instance) key() string { return in.ID + "|" + in.addr() + "|" + in.Dyno }
 
+// dynoBuffer is the size of a dyno connection's buffers, which also bounds each line of
+// a chunked response (its chunk lines and trailer lines).
+const dynoBuffer = 16 << 10
+
 // dynoConn is one HTTP/1.1 connection to a dyno, reused across requests.
 type dynoConn struct {
 	c        net.Conn
@@ -124,8 +128,8 @@ func (d *dyno) take(ctx context.Context, dial func(ctx context.Context, network,
 	if sc, ok := c.(syscall.Conn); ok {
 		dc.raw, _ = sc.SyscallConn()
 	}
-	dc.br = bufio.NewReaderSize(c, 16<<10)
-	dc.bw = bufio.NewWriterSize(dc, 16<<10)
+	dc.br = bufio.NewReaderSize(c, dynoBuffer)
+	dc.bw = bufio.NewWriterSize(dc, dynoBuffer)
 	return dc, connect, nil
 }
 

@@ -60,6 +60,7 @@ func (s *loopServer) Serve() error {
 			s.r.log.Error("the event loop failed", "error", err)
 		}
 	}()
+	s.ev.Post(func() { s.ev.After(sweepEvery, s.sweep) })
 	var backoff time.Duration
 	for {
 		c, err := s.ln.Accept()
@@ -148,13 +149,21 @@ func (s *loopServer) beginShutdown() {
 	s.checkDrained()
 }
 
+// checkDrained closes drained once the shutdown has begun and no client is left, nor a
+// dyno connection that holds a lease (a response the router gave up on, still coming).
 func (s *loopServer) checkDrained() {
-	if s.shutting && len(s.clients) == 0 {
-		select {
-		case <-s.drained:
-		default:
-			close(s.drained)
+	if !s.shutting || len(s.clients) > 0 {
+		return
+	}
+	for dc := range s.dynos {
+		if dc.l.d != nil {
+			return
 		}
+	}
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
 	}
 }
 
@@ -181,6 +190,22 @@ func (s *loopServer) takeIdle(d *dyno) *loopDyno {
 		return nil
 	}
 	return dc
+}
+
+// sweepEvery is how often the loop closes its kept-alive connections to dynos that left
+// the routing table.
+const sweepEvery = 10 * time.Second
+
+func (s *loopServer) sweep() {
+	for d, dc := range s.idle {
+		d.app.mu.Lock()
+		removed := d.removed
+		d.app.mu.Unlock()
+		if removed {
+			dc.close()
+		}
+	}
+	s.ev.After(sweepEvery, s.sweep)
 }
 
 // keep stores dc as d's kept-alive connection (closing the one it replaces).

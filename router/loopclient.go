@@ -235,8 +235,10 @@ func (c *loopClient) fill() bool {
 		c.hup = true
 		return false
 	}
-	if len(c.in)+n < cap(c.in) {
-		c.readable = false // a short read: the socket holds nothing more for now
+	if len(c.in)+n < cap(c.in) && !c.hup {
+		// A short read: the socket holds nothing more for now (after the client's
+		// close, the next read finds the end).
+		c.readable = false
 	}
 	c.in = c.in[:len(c.in)+n]
 	return true
@@ -373,8 +375,11 @@ func (c *loopClient) refuse(err error) {
 // failed): the connection goes on with the next request, or closes.
 func (c *loopClient) requestEnded(closeConn bool) {
 	c.rq = nil
-	if closeConn || c.hup || c.s.shutting {
+	if closeConn || c.s.shutting {
 		c.closing = true
+	}
+	if c.ioff == len(c.in) && cap(c.in) > 4096 {
+		c.in, c.ioff = nil, 0 // a large buffer is not kept for an idle connection
 	}
 	c.s.ev.Post(c.resume) // not in this call: a burst of pipelined answers is no deeper a stack
 }

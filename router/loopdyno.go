@@ -60,9 +60,6 @@ const (
 	phaseUnframed // the router gave up on a response it cannot frame: see lease.drainUnframed
 )
 
-// maxLoopResponseHead bounds a dyno's response head, as http1.ReadResponse does.
-const maxLoopResponseHead = 1 << 20
-
 // dial connects to the dyno of rq's lease in a goroutine (dials are rare: connections
 // are kept), and hands the connection to rq on the loop.
 func (s *loopServer) dial(rq *loopRequest) {
@@ -78,8 +75,12 @@ func (s *loopServer) dial(rq *loopRequest) {
 			fd, err = takeFD(c)
 		}
 		connect := time.Since(start)
-		if !s.ev.Post(func() { s.dialed(rq, d, fd, connect, err) }) && fd >= 0 {
-			unix.Close(fd)
+		if !s.ev.Post(func() { s.dialed(rq, d, fd, connect, err) }) {
+			// The loop has stopped (the router shut down): the request is over.
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			rq.l.settle(ended)
 		}
 	}()
 }
@@ -244,11 +245,11 @@ func (dc *loopDyno) fill() bool {
 	if cap(dc.in) == 0 {
 		dc.in = make([]byte, 0, 32<<10)
 	} else if len(dc.in) == cap(dc.in) {
-		if dc.phase != phaseHead || cap(dc.in) >= maxLoopResponseHead+1 {
+		if dc.phase != phaseHead || cap(dc.in) >= http1.MaxResponseHead+1 {
 			dc.readable = false // consumed before more is read (the head's limit fails it)
 			return true
 		}
-		grown := make([]byte, len(dc.in), min(2*cap(dc.in), maxLoopResponseHead+1))
+		grown := make([]byte, len(dc.in), min(2*cap(dc.in), http1.MaxResponseHead+1))
 		copy(grown, dc.in)
 		dc.in = grown
 	}
@@ -261,8 +262,8 @@ func (dc *loopDyno) fill() bool {
 		dc.readable = false
 		return false
 	}
-	if len(dc.in)+n < cap(dc.in) {
-		dc.readable = false
+	if len(dc.in)+n < cap(dc.in) && !dc.hup {
+		dc.readable = false // a short read (after the dyno's close, the next read finds the end)
 	}
 	dc.in = dc.in[:len(dc.in)+n]
 	dc.got = true
@@ -273,7 +274,7 @@ func (dc *loopDyno) fill() bool {
 // readHead parses the response head once it is in. It says whether it did (false:
 // more is needed, or the connection failed).
 func (dc *loopDyno) readHead() bool {
-	start, end, err := http1.FindHead(dc.in[dc.ioff:], maxLoopResponseHead)
+	start, end, err := http1.FindHead(dc.in[dc.ioff:], http1.MaxResponseHead)
 	if err == http1.ErrIncomplete {
 		return false
 	}
@@ -288,7 +289,10 @@ func (dc *loopDyno) readHead() bool {
 	}
 	dc.ioff += end
 	if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-		return true // an interim response: the final one follows
+		// An interim response: the final one follows, and none of it came yet
+		// unless it is buffered.
+		dc.got = dc.ioff < len(dc.in)
+		return true
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		dc.fail(H17) // no upgrade was asked of it
@@ -298,7 +302,7 @@ func (dc *loopDyno) readHead() bool {
 	dc.kind = http1.ResponseFraming(resp, dc.method)
 	dc.remain = resp.ContentLength
 	if dc.kind == http1.ChunkedBody {
-		dc.chunks.Reset(maxTrailerBytes, 16<<10) // lines bounded as the goroutine path's reader bounds them
+		dc.chunks.Reset(http1.MaxTrailer, dynoBuffer)
 	}
 	dc.phase = phaseBody
 	dc.lastRead = time.Now()
@@ -307,9 +311,6 @@ func (dc *loopDyno) readHead() bool {
 	}
 	return true
 }
-
-// maxTrailerBytes bounds a chunked response's trailer section, as http1.ReadResponse.
-const maxTrailerBytes = 64 << 10
 
 // relay passes the response body on to the owner (or throws it away). It says whether
 // the response is over; false when more is needed, or the connection failed.
@@ -389,6 +390,7 @@ func (dc *loopDyno) done() {
 	}
 	if owner == nil {
 		l.settle(ended) // a drained response
+		dc.s.checkDrained()
 		return
 	}
 	l.settle(succeeded)
@@ -398,8 +400,7 @@ func (dc *loopDyno) done() {
 // fail ends a request whose response never began, or failed before its head was
 // whole (H12 is timedOut's): the connection closes and the request is answered code.
 func (dc *loopDyno) fail(code *Code) {
-	owner := dc.owner
-	dc.owner = nil
+	owner := dc.takeOwner()
 	dc.close()
 	if owner != nil {
 		owner.failed(code)
@@ -408,8 +409,7 @@ func (dc *loopDyno) fail(code *Code) {
 
 // cut ends a response that broke off mid-body (H18): the client's connection closes.
 func (dc *loopDyno) cut() {
-	owner := dc.owner
-	dc.owner = nil
+	owner := dc.takeOwner()
 	dc.close()
 	if owner != nil {
 		owner.aborted()
@@ -441,6 +441,13 @@ func (dc *loopDyno) unframed() {
 	dc.step()
 }
 
+// takeOwner returns the request the response goes to, which it no longer goes to.
+func (dc *loopDyno) takeOwner() *loopRequest {
+	o := dc.owner
+	dc.owner = nil
+	return o
+}
+
 func (dc *loopDyno) timedOut() {
 	if dc.closed {
 		return
@@ -450,12 +457,11 @@ func (dc *loopDyno) timedOut() {
 		if dc.forever {
 			return
 		}
-		owner := dc.owner
+		owner := dc.takeOwner()
 		if owner == nil {
 			dc.close()
 			return
 		}
-		dc.owner = nil
 		owner.failed(H12)
 		switch {
 		case len(dc.wire) > 0:
@@ -472,12 +478,11 @@ func (dc *loopDyno) timedOut() {
 			dc.timer.Reset(left)
 			return
 		}
-		owner := dc.owner
+		owner := dc.takeOwner()
 		if owner == nil {
 			dc.close()
 			return
 		}
-		dc.owner = nil
 		owner.aborted()
 		dc.unframed() // the dyno went silent mid-response: it may still be at work
 	default:
@@ -502,4 +507,5 @@ func (dc *loopDyno) close() {
 		dc.l = lease{}
 		l.settle(ended)
 	}
+	dc.s.checkDrained()
 }

@@ -124,6 +124,13 @@ func (rq *loopRequest) wake() { rq.s.ev.Post(rq.handed) }
 // handed takes the dyno the queue handed over, on the loop.
 func (rq *loopRequest) handed() {
 	l := rq.w.handedOver()
+	if rq.over {
+		// Ended meanwhile (the router's shutdown closed its client).
+		if l.d != nil {
+			l.settle(ended)
+		}
+		return
+	}
 	rq.timer.Stop()
 	rq.st.rec.wait += time.Since(rq.queuedAt)
 	code := rq.leaving

@@ -15,11 +15,11 @@ type ResponseError struct {
 func (e *ResponseError) Error() string { return "failed to read response: " + e.Err.Error() }
 func (e *ResponseError) Unwrap() error { return e.Err }
 
-// maxResponseHead bounds a dyno's response head.
-const maxResponseHead = 1 << 20
+// MaxResponseHead bounds a dyno's response head.
+const MaxResponseHead = 1 << 20
 
-// maxTrailer bounds a chunked body's trailer section.
-const maxTrailer = 64 << 10
+// MaxTrailer bounds a dyno's chunked body's trailer section.
+const MaxTrailer = 64 << 10
 
 // ReadResponse reads the dyno's response head, skipping interim 1xx responses other than
 // 101, and attaches its body. It peeks first so that a timeout with nothing received
@@ -30,7 +30,7 @@ func ReadResponse(br *bufio.Reader, method string) (*http.Response, error) {
 		if _, err := br.Peek(1); err != nil {
 			return nil, &ResponseError{Err: err, Nothing: true}
 		}
-		head, err := readHead(br, maxResponseHead, scratch[:0])
+		head, err := readHead(br, MaxResponseHead, scratch[:0])
 		if err != nil {
 			return nil, &ResponseError{Err: err}
 		}
@@ -88,7 +88,7 @@ func parseResponse(head string) (*http.Response, error) {
 func attachBody(resp *http.Response, br *bufio.Reader, method string) {
 	switch ResponseFraming(resp, method) {
 	case ChunkedBody:
-		b := newBodyReader(br, -1, maxTrailer)
+		b := newBodyReader(br, -1, MaxTrailer)
 		resp.Trailer = make(http.Header)
 		b.trailer = resp.Trailer
 		resp.Body = b
