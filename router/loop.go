@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -36,7 +37,10 @@ type loopServer struct {
 	// no client is left (drained closed).
 	shutting bool
 	drained  chan struct{}
-	ran      chan struct{} // closed when the loop has returned
+	// lfd is the loop's descriptor of the listener's socket (-1 once closed).
+	lfd           int
+	acceptBackoff time.Duration
+	ran           chan struct{} // closed when the loop has returned
 }
 
 func newLoopServer(r *Router, ln net.Listener, cfg http1.Config) (*loopServer, error) {
@@ -48,56 +52,91 @@ func newLoopServer(r *Router, ln net.Listener, cfg http1.Config) (*loopServer, e
 	}
 	return &loopServer{r: r, ev: ev, ln: ln, fb: http1.NewServer(nil, r, cfg), cfg: cfg,
 		clients: make(map[*loopClient]struct{}), dynos: make(map[*loopDyno]struct{}),
-		idle: make(map[*dyno]*loopDyno), drained: make(chan struct{}), ran: make(chan struct{})}, nil
+		idle: make(map[*dyno]*loopDyno), drained: make(chan struct{}), ran: make(chan struct{}), lfd: -1}, nil
 }
 
-// Serve runs the loop and accepts connections for it until the listener closes. After
-// Shutdown it returns nil.
+// Serve accepts connections and serves them on the loop, until Shutdown. The loop
+// accepts on its own descriptor of the listener's socket (the listener is closed), so
+// that a new connection costs no wake-up of another thread.
 func (s *loopServer) Serve() error {
-	go func() {
-		defer close(s.ran)
-		if err := s.ev.Run(); err != nil {
-			s.r.log.Error("the event loop failed", "error", err)
-		}
-	}()
-	s.ev.Post(func() { s.ev.After(sweepEvery, s.sweep) })
-	var backoff time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.r.log.Warn("failed to accept a connection; retrying", "error", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		fd, err := takeFD(c)
-		if err != nil {
-			s.r.log.Warn("failed to take an accepted connection into the event loop", "error", err)
-			continue
-		}
-		remote := c.RemoteAddr().String()
-		if !s.ev.Post(func() { s.adopt(fd, remote) }) {
-			unix.Close(fd)
-		}
+	defer close(s.ran)
+	ln, ok := s.ln.(*net.TCPListener)
+	if !ok {
+		s.ev.Close()
+		_ = s.ev.Run()
+		return errors.New("the event loop serves a TCP listener only")
 	}
+	fd, err := takeFD(ln)
+	if err != nil {
+		s.ev.Close()
+		_ = s.ev.Run()
+		return fmt.Errorf("failed to take the listener into the event loop: %w", err)
+	}
+	s.lfd = fd
+	if err := s.ev.Add(fd, loopListener{s}); err != nil {
+		unix.Close(fd)
+		s.ev.Close()
+		_ = s.ev.Run()
+		return err
+	}
+	s.ev.After(sweepEvery, s.sweep)
+	return s.ev.Run()
+}
+
+// loopListener accepts the connections of the listener's socket.
+type loopListener struct{ s *loopServer }
+
+func (l loopListener) Ready(uint32) { l.s.accept() }
+
+// accept takes every connection waiting, until the socket has none.
+func (s *loopServer) accept() {
+	for s.lfd >= 0 {
+		fd, sa, err := unix.Accept4(s.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case unix.EAGAIN:
+			s.acceptBackoff = 0
+			return
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default:
+			// Out of descriptors (EMFILE, ENFILE) or memory: try again in a while; the
+			// connections wait in the listen backlog meanwhile.
+			s.acceptBackoff = min(max(2*s.acceptBackoff, 5*time.Millisecond), time.Second)
+			s.r.log.Warn("failed to accept a connection; retrying", "error", err, "in", s.acceptBackoff)
+			s.ev.After(s.acceptBackoff, s.accept)
+			return
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		s.adopt(fd, sockaddrString(sa))
+	}
+}
+
+// sockaddrString is a peer's address as net.Conn's RemoteAddr says it.
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return (&net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}).String()
+	case *unix.SockaddrInet6:
+		zone := ""
+		if a.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+		}
+		return (&net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port, Zone: zone}).String()
+	}
+	return ""
 }
 
 // takeFD returns a descriptor of its own for c's socket (nonblocking, as Go's is) and
 // closes c, so that only the loop waits on the socket.
-func takeFD(c net.Conn) (int, error) {
+func takeFD(c interface {
+	syscall.Conn
+	Close() error
+}) (int, error) {
 	defer c.Close()
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return -1, errors.New("not a socket")
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
@@ -120,9 +159,16 @@ func takeFD(c net.Conn) (int, error) {
 // those that wait for one) and then stops the loop. When ctx ends first, the rest are
 // closed.
 func (s *loopServer) Shutdown(ctx context.Context) error {
-	s.ln.Close()
 	fbDone := make(chan error, 1)
 	go func() { fbDone <- s.fb.Shutdown(ctx) }()
+	// The loop accepts until the kernel holds no connection it has not taken: closing
+	// the socket would reset those.
+	lfd := make(chan int, 1)
+	if s.ev.Post(func() { lfd <- s.lfd }) {
+		if fd := <-lfd; fd >= 0 {
+			http1.DrainAcceptQueueFD(fd, time.Second)
+		}
+	}
 	s.ev.Post(s.beginShutdown)
 	var err error
 	select {
@@ -143,6 +189,11 @@ func (s *loopServer) Shutdown(ctx context.Context) error {
 // their response.
 func (s *loopServer) beginShutdown() {
 	s.shutting = true
+	if s.lfd >= 0 {
+		s.ev.Remove(s.lfd)
+		unix.Close(s.lfd)
+		s.lfd = -1
+	}
 	for c := range s.clients {
 		c.shutdown()
 	}

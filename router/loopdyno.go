@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"syscall"
@@ -71,8 +72,11 @@ func (s *loopServer) dial(rq *loopRequest) {
 		if err == nil {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetNoDelay(true)
+				fd, err = takeFD(tc)
+			} else {
+				c.Close()
+				err = errors.New("not a TCP connection")
 			}
-			fd, err = takeFD(c)
 		}
 		connect := time.Since(start)
 		if !s.ev.Post(func() { s.dialed(rq, d, fd, connect, err) }) {

@@ -180,7 +180,9 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	fr := http1.NewServer(ln, r, h1cfg)
 	var ls *loopServer
-	if r.cfg.EventLoop && !r.cfg.Cluster {
+	if _, tcp := ln.(*net.TCPListener); r.cfg.EventLoop && !tcp {
+		r.log.Warn("the event loop serves a TCP listener only; serving with a goroutine per connection")
+	} else if r.cfg.EventLoop && !r.cfg.Cluster {
 		var err error
 		if ls, err = newLoopServer(r, ln, h1cfg); err != nil {
 			ln.Close()

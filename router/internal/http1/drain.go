@@ -22,14 +22,14 @@ func DrainAcceptQueue(ln net.Listener, within time.Duration) {
 	if err != nil {
 		return
 	}
+	_ = rc.Control(func(fd uintptr) { DrainAcceptQueueFD(int(fd), within) })
+}
+
+// DrainAcceptQueueFD is DrainAcceptQueue for the listening socket fd.
+func DrainAcceptQueueFD(fd int, within time.Duration) {
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		queued := uint32(0)
-		_ = rc.Control(func(fd uintptr) {
-			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-				queued = info.Unacked
-			}
-		})
-		if queued == 0 {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil || info.Unacked == 0 {
 			return
 		}
 	}
