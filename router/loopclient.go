@@ -308,7 +308,7 @@ func (c *loopClient) armWrite() {
 	if c.rq != nil {
 		d = c.rq.timeout
 	}
-	if c.waiting == waitWrite && c.writeBy.Sub(time.Now()) >= d/2 {
+	if c.waiting == waitWrite && time.Until(c.writeBy) >= d/2 {
 		return
 	}
 	c.writeBy = time.Now().Add(d)
