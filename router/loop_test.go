@@ -3,11 +3,13 @@ package router
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The router's whole suite also runs on the event loop (DYNO_ROUTER_EVENT_LOOP=1); these
@@ -194,5 +196,27 @@ func TestLoopRefusedInClusterMode(t *testing.T) {
 	_, err := New(Config{Listen: "127.0.0.1:0", EventLoop: true, Cluster: true, ConsulAddr: "127.0.0.1:1"})
 	if err == nil || !strings.Contains(err.Error(), "-event-loop") {
 		t.Errorf("New: %v, want the event loop refused in cluster mode", err)
+	}
+}
+
+// A small body the loop waits for before it takes a dyno: one that does not arrive in
+// -body-timeout is answered 408, one whose client leaves is H27, and neither reaches
+// the dyno.
+func TestLoopSmallBodyTooSlowOrCutShort(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, nil)
+	tr := startLoopRouter(t, func(c *Config) { c.BodyReadTimeout = 200 * time.Millisecond })
+	tr.SetApp("sb", []Instance{b.instance("web.1")})
+	c, br := clientConnTo(t, tr.Addr())
+	io.WriteString(c, "POST /slow HTTP/1.1\r\nHost: sb.localhost\r\nContent-Length: 10\r\n\r\nabc")
+	if resp, _ := readResp(t, br, "POST"); resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Errorf("slow body: %d (close %v), want 408 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	c2, _ := clientConnTo(t, tr.Addr())
+	io.WriteString(c2, "POST /cut HTTP/1.1\r\nHost: sb.localhost\r\nContent-Length: 10\r\n\r\nabc")
+	c2.(*net.TCPConn).CloseWrite()
+	waitFor(t, "H27 logged", func() bool { return tr.logHas("code=H27", `path="/cut"`) })
+	if n := b.served.Load(); n != 0 {
+		t.Errorf("the dyno served %d requests of bodies that never came whole", n)
 	}
 }

@@ -137,7 +137,7 @@ func (c *loopClient) nextRequest() {
 				return
 			}
 			if !c.fill() {
-				c.close() // the client left mid-body (H27: no answer)
+				c.failPending(H27) // the client left mid-body
 				return
 			}
 			continue
@@ -151,6 +151,17 @@ func (c *loopClient) nextRequest() {
 		c.rq.route()
 		return
 	}
+}
+
+// failPending answers the request whose body is on its way with code (the connection
+// closes after it), and logs it.
+func (c *loopClient) failPending(code *Code) {
+	p := c.pend
+	c.pend = pendingRequest{}
+	c.ioff = len(c.in)
+	c.stopWaiting()
+	c.rq = newLoopRequest(c, p.req, p.app, nil)
+	c.rq.fail(code)
 }
 
 // pendingRequest is a request whose head is read, while its body is on its way.
@@ -341,13 +352,7 @@ func (c *loopClient) timedOut() {
 	case waitWrite:
 		c.fail()
 	case waitBody:
-		// As a body prefetch that timed out: 408, and the connection closes.
-		p := c.pend
-		c.pend = pendingRequest{}
-		c.ioff = len(c.in)
-		c.stopWaiting()
-		c.rq = newLoopRequest(c, p.req, p.app, nil)
-		c.rq.fail(codeClientTimeout)
+		c.failPending(codeClientTimeout) // as a body prefetch that timed out
 	case waitNone:
 	default:
 		c.close()

@@ -24,7 +24,10 @@ type loopRequest struct {
 	start   time.Time
 	attempt int
 
-	w        waiter // in the app's queue
+	w waiter // in the app's queue
+	// queued: the request waits in the queue, as the loop knows it (w.queued is the
+	// queue's, under the app's mutex).
+	queued   bool
 	queuedAt time.Time
 	timer    *evloop.Timer // the queue wait
 	// leaving is why the wait ended (H11, H27) while a dyno was on its way to the
@@ -102,6 +105,7 @@ func (rq *loopRequest) route() {
 	case qe != nil:
 		rq.fail(qe.code)
 	case queued:
+		rq.queued = true
 		rq.queuedAt = time.Now()
 		if rq.timer == nil {
 			rq.timer = rq.s.ev.After(maxWait, rq.waitRanOut)
@@ -124,6 +128,7 @@ func (rq *loopRequest) wake() { rq.s.ev.Post(rq.handed) }
 // handed takes the dyno the queue handed over, on the loop.
 func (rq *loopRequest) handed() {
 	l := rq.w.handedOver()
+	rq.queued = false
 	if rq.over {
 		// Ended meanwhile (the router's shutdown closed its client).
 		if l.d != nil {
@@ -164,9 +169,6 @@ func (rq *loopRequest) waitEnded(code *Code) {
 }
 
 func (rq *loopRequest) leaveQueue(code *Code) {
-	if rq.over {
-		return
-	}
 	a := rq.a
 	a.mu.Lock()
 	if !rq.w.queued {
@@ -179,7 +181,10 @@ func (rq *loopRequest) leaveQueue(code *Code) {
 		code = H10
 	}
 	a.mu.Unlock()
-	rq.leaving = nil
+	rq.queued, rq.leaving = false, nil
+	if rq.over {
+		return // ended meanwhile (the router's shutdown closed its client)
+	}
 	rq.timer.Stop()
 	rq.st.rec.wait += time.Since(rq.queuedAt)
 	rq.fail(code)
@@ -189,7 +194,7 @@ func (rq *loopRequest) leaveQueue(code *Code) {
 // queued request whose client left ends (H27); output it can take again lets the
 // response go on.
 func (rq *loopRequest) clientMoved() {
-	if rq.w.queued && rq.c.hup && rq.leaving == nil {
+	if rq.queued && rq.c.hup && rq.leaving == nil {
 		rq.waitEnded(H27)
 		return
 	}
@@ -341,7 +346,7 @@ func (rq *loopRequest) clientBroke() {
 	if rq.over {
 		return
 	}
-	if rq.w.queued && rq.leaving == nil {
+	if rq.queued && rq.leaving == nil {
 		rq.waitEnded(H27)
 		return
 	}
