@@ -184,8 +184,8 @@ func (dc *loopDyno) advance() {
 					return // the client's pace: its connection's Out event goes on
 				}
 			}
-			if dc.relay() {
-				continue
+			if dc.relay(); dc.phase != phaseBody {
+				return // the response is over
 			}
 		default:
 			return
@@ -316,14 +316,14 @@ func (dc *loopDyno) readHead() bool {
 	return true
 }
 
-// relay passes the response body on to the owner (or throws it away). It says whether
-// the response is over; false when more is needed, or the connection failed.
-func (dc *loopDyno) relay() bool {
+// relay passes what is read of the response body on to the owner (or throws it away),
+// and ends the response when that is all of it.
+func (dc *loopDyno) relay() {
 	p := dc.in[dc.ioff:]
 	switch dc.kind {
 	case http1.NoBody:
 		dc.done()
-		return false
+		return
 	case http1.LengthBody:
 		n := min(int64(len(p)), dc.remain)
 		dc.pass(p[:n])
@@ -331,28 +331,26 @@ func (dc *loopDyno) relay() bool {
 		if dc.remain -= n; dc.remain == 0 {
 			dc.done()
 		}
-		return false
 	case http1.ChunkedBody:
 		for {
 			consumed, data, err := dc.chunks.Decode(dc.in[dc.ioff:])
 			if err != nil {
 				dc.cut()
-				return false
+				return
 			}
 			dc.ioff += consumed
 			dc.pass(data)
 			if dc.chunks.Done() {
 				dc.done()
-				return false
+				return
 			}
 			if consumed == 0 && data == nil {
-				return false
+				return
 			}
 		}
 	default: // until the connection closes
 		dc.pass(p)
 		dc.ioff += len(p)
-		return false
 	}
 }
 
