@@ -22,15 +22,29 @@ func DrainAcceptQueue(ln net.Listener, within time.Duration) {
 	if err != nil {
 		return
 	}
-	_ = rc.Control(func(fd uintptr) { DrainAcceptQueueFD(int(fd), within) })
+	waitAcceptQueue(within, func() bool {
+		empty := true
+		_ = rc.Control(func(fd uintptr) { empty = acceptQueueEmpty(int(fd)) })
+		return empty
+	})
 }
 
 // DrainAcceptQueueFD is DrainAcceptQueue for the listening socket fd.
 func DrainAcceptQueueFD(fd int, within time.Duration) {
+	waitAcceptQueue(within, func() bool { return acceptQueueEmpty(fd) })
+}
+
+func waitAcceptQueue(within time.Duration, empty func() bool) {
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil || info.Unacked == 0 {
+		if empty() {
 			return
 		}
 	}
+}
+
+// acceptQueueEmpty says whether the kernel holds no connection for the listening socket
+// fd that was not accepted yet (or cannot tell).
+func acceptQueueEmpty(fd int) bool {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err != nil || info.Unacked == 0
 }
