@@ -253,7 +253,8 @@ func takeResponseHeader(w http.ResponseWriter, src http.Header) {
 func hopByHop(k string, conn map[string]bool) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		NotOwnerHeader: // a dyno cannot make a forwarding router serve its request again
+		NotOwnerHeader, // a dyno cannot make a forwarding router serve its request again
+		StaleHeader:    // the router's to set, never a dyno's
 		return true
 	}
 	return conn[k]

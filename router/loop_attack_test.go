@@ -151,3 +151,55 @@ func TestShutdownWaitsForALateResponseAfterH12(t *testing.T) {
 		})
 	}
 }
+
+// Both servers log an H18 with the time the dyno had the request, say why a 101 nobody
+// asked for is H17, and never let a dyno set the router's stale header.
+func TestBothServersLogAndHeadTheSame(t *testing.T) {
+	for _, loop := range []bool{false, true} {
+		t.Run(fmt.Sprint("loop=", loop), func(t *testing.T) {
+			t.Parallel()
+			addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					switch req.URL.Path {
+					case "/silent":
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+						time.Sleep(2 * time.Second) // silent mid-body
+						return
+					case "/101":
+						io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+						return
+					default:
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Dyno-Router-Stale: false\r\nContent-Length: 2\r\n\r\nok")
+					}
+				}
+			})
+			tr := startRouter(t, func(c *Config) { c.EventLoop = loop; c.RequestTimeout = 300 * time.Millisecond })
+			tr.SetApp("same", []Instance{rawInstance(addr, "web.1")})
+			if resp, _ := tr.do(t, "GET", "same.localhost", "/plain", nil, nil); resp.Header.Get(StaleHeader) != "" {
+				t.Errorf("the dyno's %s reached the client: %q", StaleHeader, resp.Header.Get(StaleHeader))
+			}
+			tr.setStale(true, nil)
+			if resp, _ := tr.do(t, "GET", "same.localhost", "/plain", nil, nil); resp.Header.Get(StaleHeader) != "true" {
+				t.Errorf("stale table: %s %q, want true", StaleHeader, resp.Header.Get(StaleHeader))
+			}
+			tr.setStale(false, nil)
+			tr.do(t, "GET", "same.localhost", "/101", nil, nil)
+			waitFor(t, "the 101 logged", func() bool {
+				return tr.logHas("code=H17", `desc="Dyno switched protocols unasked"`, `path="/101"`)
+			})
+			c, br := clientConnTo(t, tr.Addr())
+			io.WriteString(c, "GET /silent HTTP/1.1\r\nHost: same.localhost\r\n\r\n")
+			if resp, err := http.ReadResponse(br, &http.Request{Method: "GET"}); err == nil {
+				io.ReadAll(resp.Body)
+			}
+			waitFor(t, "the H18 logged", func() bool { return tr.logHas("code=H18", `path="/silent"`) })
+			if tr.logHas("code=H18", `path="/silent"`, "service=0ms") {
+				t.Errorf("H18 logged with service=0ms; the dyno had the request for the timeout")
+			}
+		})
+	}
+}

@@ -168,9 +168,14 @@ func (dc *loopDyno) advance() {
 		return
 	}
 	if len(dc.wire) > 0 {
-		if !dc.writable || !dc.writeWire() {
+		if dc.writable {
+			dc.writeWire()
+		}
+		if dc.closed || len(dc.wire) > 0 && !dc.readable {
 			return
 		}
+		// The rest of the request waits for room, and the dyno may answer before it
+		// read it all (the connection is not reused then).
 	}
 	for !dc.closed {
 		switch dc.phase {
@@ -299,7 +304,10 @@ func (dc *loopDyno) readHead() bool {
 		return true
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		dc.fail(H17) // no upgrade was asked of it
+		if dc.owner != nil {
+			dc.owner.st.rec.desc = "Dyno switched protocols unasked" // as upgrade does
+		}
+		dc.fail(H17)
 		return false
 	}
 	dc.resp = resp
@@ -386,6 +394,9 @@ func (dc *loopDyno) done() {
 	dc.timer.Stop()
 	if reuse {
 		dc.in, dc.ioff = dc.in[:0], 0
+		if cap(dc.in) > 32<<10 {
+			dc.in = nil // a buffer grown for a large head is not kept for the next
+		}
 		dc.s.keep(dc.d, dc)
 	} else {
 		dc.close()

@@ -382,6 +382,7 @@ func (rq *loopRequest) fail(code *Code) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	rq.head(code.Status, h)
 	rq.body([]byte(body))
+	rec.bytes = int64(len(body)) // the page's length, also for HEAD, as the goroutine server logs it
 	rq.end(closeConn || rq.frame.Close)
 }
 

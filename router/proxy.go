@@ -411,9 +411,8 @@ func (r *Router) relay(w http.ResponseWriter, req *http.Request, l lease, dc *dy
 			l.settle(ended)
 		}
 		rec.code = H18
-		r.finish(rec)
-		rec.logged = true
-		// Abort the client's response so it sees the truncation.
+		// Abort the client's response so it sees the truncation (the request's line
+		// is logged on the way out, once exchange has noted the service time).
 		panic(http.ErrAbortHandler)
 	}
 	for k, vs := range resp.Trailer {
