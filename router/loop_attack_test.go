@@ -14,21 +14,28 @@ import (
 // Attacks on the event loop's reading of its sockets and its shutdown, each run against
 // the goroutine server too: both must behave alike.
 
+// answerAndClose is a dyno that answers each connection's request with reply and closes
+// its side at once, so that the reply and the close reach the router together.
+func answerAndClose(t *testing.T, reply string) string {
+	addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // the request's own packets are gone by then
+		io.WriteString(c, reply)
+		c.(*net.TCPConn).CloseWrite()
+		time.Sleep(100 * time.Millisecond) // no reset: the router reads to the end first
+	})
+	return addr
+}
+
 // A dyno that writes a response framed by its close and closes at once (data and FIN
 // in one event): the response ends at once, not after the request timeout with an H18.
 func TestResponseFramedByTheDynosCloseEndsAtOnce(t *testing.T) {
 	for _, loop := range []bool{false, true} {
 		t.Run(fmt.Sprint("loop=", loop), func(t *testing.T) {
 			t.Parallel()
-			addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe whole body")
-				c.(*net.TCPConn).CloseWrite()
-				time.Sleep(100 * time.Millisecond)
-			})
+			addr := answerAndClose(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe whole body")
 			tr := startRouter(t, func(c *Config) { c.EventLoop = loop; c.RequestTimeout = 2 * time.Second })
 			tr.SetApp("uc", []Instance{rawInstance(addr, "web.1")})
 			for i := 0; i < 5; i++ {
@@ -86,15 +93,7 @@ func TestDynoClosingMidHeadIsH13AtOnce(t *testing.T) {
 	for _, loop := range []bool{false, true} {
 		t.Run(fmt.Sprint("loop=", loop), func(t *testing.T) {
 			t.Parallel()
-			addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Le")
-				c.(*net.TCPConn).CloseWrite()
-				time.Sleep(100 * time.Millisecond)
-			})
+			addr := answerAndClose(t, "HTTP/1.1 200 OK\r\nContent-Le")
 			tr := startRouter(t, func(c *Config) { c.EventLoop = loop; c.RequestTimeout = 2 * time.Second })
 			tr.SetApp("pc", []Instance{rawInstance(addr, "web.1")})
 			for i := 0; i < 5; i++ {
