@@ -11,6 +11,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/router/internal/evloop"
 	"github.com/dynogrid/dynogrid/router/internal/http1"
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // loopClient is one client connection served by the event loop: requests are read from
@@ -56,13 +57,6 @@ const (
 // maxPendingOut bounds what the loop buffers for a slow client before it stops reading
 // the dyno's response.
 const maxPendingOut = 256 << 10
-
-// lingerTime bounds the wait for a closing client to take the last response (as the
-// goroutine server's).
-const loopLingerTime = 500 * time.Millisecond
-
-// newConnGrace is how long a shutdown waits for a new connection's first request.
-const loopNewConnGrace = 5 * time.Second
 
 func (s *loopServer) adopt(fd int, remote string) {
 	if s.shutting {
@@ -236,7 +230,7 @@ func (c *loopClient) fill() bool {
 			c.in = grown
 		}
 	}
-	n, err := rawRead(c.fd, c.in[len(c.in):cap(c.in)])
+	n, err := sysconn.RawRead(c.fd, c.in[len(c.in):cap(c.in)])
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		c.readable = false
@@ -282,7 +276,7 @@ func (c *loopClient) flushPending() {
 // connection broken (and the request in progress hears of it).
 func (c *loopClient) flush() {
 	for c.ooff < len(c.out) {
-		n, err := rawSend(c.fd, c.out[c.ooff:])
+		n, err := sysconn.RawSend(c.fd, c.out[c.ooff:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -395,7 +389,7 @@ func (c *loopClient) shutdown() {
 	switch {
 	case c.rq != nil || c.closing || c.ooff < len(c.out):
 	case c.nreq == 0 && len(c.in) == c.ioff:
-		c.wait(waitGrace, loopNewConnGrace)
+		c.wait(waitGrace, http1.NewConnGrace)
 	case len(c.in) == c.ioff:
 		c.close()
 	}
@@ -409,14 +403,14 @@ func (c *loopClient) startLinger() {
 		return
 	}
 	c.linger = true
-	c.wait(waitLinger, loopLingerTime)
+	c.wait(waitLinger, http1.LingerTime)
 	c.discard()
 }
 
 func (c *loopClient) discard() {
 	var buf [4096]byte
 	for c.readable {
-		n, err := rawRead(c.fd, buf[:])
+		n, err := sysconn.RawRead(c.fd, buf[:])
 		if err == syscall.EAGAIN {
 			c.readable = false
 			return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynogrid/dynogrid/router/internal/evloop"
 	"github.com/dynogrid/dynogrid/router/internal/http1"
+	"github.com/dynogrid/dynogrid/router/internal/sysconn"
 )
 
 // loopDyno is one connection of the event loop to a dyno, kept alive across requests.
@@ -37,7 +38,6 @@ type loopDyno struct {
 	timeout time.Duration
 	wire    []byte // what is left to write of the request
 	written int
-	sent    time.Time
 
 	phase   dynoPhase
 	resp    *http.Response
@@ -132,8 +132,7 @@ func (dc *loopDyno) begin(rq *loopRequest, l lease, method string, timeout time.
 	dc.owner, dc.l, dc.method, dc.timeout = rq, l, method, timeout
 	dc.wire, dc.written = wire, 0
 	dc.phase, dc.resp, dc.got, dc.forever = phaseHead, nil, false, false
-	dc.sent = time.Now()
-	rq.sentAt(dc.sent)
+	rq.sent = time.Now()
 	dc.timer.Reset(timeout)
 	dc.step()
 }
@@ -212,7 +211,7 @@ func (dc *loopDyno) advance() {
 // cannot take more now, or failed.
 func (dc *loopDyno) writeWire() bool {
 	for len(dc.wire) > 0 {
-		n, err := rawSend(dc.fd, dc.wire)
+		n, err := sysconn.RawSend(dc.fd, dc.wire)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -262,7 +261,7 @@ func (dc *loopDyno) fill() bool {
 		copy(grown, dc.in)
 		dc.in = grown
 	}
-	n, err := rawRead(dc.fd, dc.in[len(dc.in):cap(dc.in)])
+	n, err := sysconn.RawRead(dc.fd, dc.in[len(dc.in):cap(dc.in)])
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		dc.readable = false

@@ -34,12 +34,11 @@ type loopRequest struct {
 	// request: the hand-off decides.
 	leaving *Code
 
-	l        lease
-	dc       *loopDyno
-	sent     time.Time     // when the request went to its dyno
-	frame    http1.Framing // the response to the client, once its head is out
-	headSent bool
-	over     bool
+	l     lease
+	dc    *loopDyno
+	sent  time.Time     // when the request went to its dyno
+	frame http1.Framing // the response to the client, once its head is out
+	over  bool
 }
 
 func newLoopRequest(c *loopClient, req *http.Request, a *app, body []byte) *loopRequest {
@@ -252,8 +251,6 @@ func (rq *loopRequest) send(dc *loopDyno) {
 	dc.begin(rq, rq.l, rq.req.Method, rq.timeout, rq.wire.Bytes())
 }
 
-func (rq *loopRequest) sentAt(t time.Time) { rq.sent = t }
-
 // refused: the dyno reset the connection before it got any byte of the request.
 func (rq *loopRequest) refused(err error) {
 	rq.s.r.log.Warn("dyno reset a connection before the request; trying another", "app", rq.a.name, "dyno", rq.l.d.name, "error", err)
@@ -280,7 +277,6 @@ func (rq *loopRequest) head(code int, h http.Header) {
 	c := rq.c
 	c.out, rq.frame = http1.AppendResponseHead(c.out, code, h, http1.HeadOptions{Method: rq.req.Method, HTTP11: true,
 		Close: rq.req.Close || rq.s.shutting})
-	rq.headSent = true
 }
 
 // body sends the client a piece of the response body.

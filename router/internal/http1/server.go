@@ -66,8 +66,8 @@ const (
 	connClosed
 )
 
-// newConnGrace is how long a shutdown waits for a new connection's first request.
-const newConnGrace = 5 * time.Second
+// NewConnGrace is how long a shutdown waits for a new connection's first request.
+const NewConnGrace = 5 * time.Second
 
 // maxDiscard is how much of a request body the router reads past and throws away (a body
 // the router answered without forwarding) to keep the connection alive.
@@ -132,7 +132,7 @@ var errNoListener = errors.New("http1: the server has no listener")
 // with bytes is active, as serve makes one that a byte reached: Shutdown lets it finish
 // its request (a head still in parts, until the header timeout), as it would have had
 // the connection come from Serve. One with none is new, and Shutdown gives it
-// newConnGrace from the handover to send a request.
+// NewConnGrace from the handover to send a request.
 func (f *Server) ServeConn(c net.Conn, buffered []byte) {
 	if f.shutting.Load() {
 		c.Close()
@@ -242,7 +242,7 @@ func (f *Server) closeIdle() int {
 	defer f.mu.Unlock()
 	for cc := range f.conns {
 		st := cc.state.Load()
-		if (st == connIdle || st == connNew && time.Since(cc.born) > newConnGrace) && cc.state.CompareAndSwap(st, connClosed) {
+		if (st == connIdle || st == connNew && time.Since(cc.born) > NewConnGrace) && cc.state.CompareAndSwap(st, connClosed) {
 			cc.c.Close()
 		}
 	}
@@ -495,10 +495,10 @@ func IsTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// lingerTime bounds how long a closing connection waits for the client to read the
+// LingerTime bounds how long a closing connection waits for the client to read the
 // last response before the socket closes (closing with unread input would reset the
 // connection and could destroy that response in flight).
-const lingerTime = 500 * time.Millisecond
+const LingerTime = 500 * time.Millisecond
 
 func (cc *clientConn) end() {
 	cc.unwatch()
@@ -511,11 +511,11 @@ func (cc *clientConn) end() {
 		return // the upgrade owns the connection and its buffers now
 	}
 	if !cc.broken && cc.bw.Buffered() > 0 {
-		_ = cc.c.SetWriteDeadline(time.Now().Add(lingerTime))
+		_ = cc.c.SetWriteDeadline(time.Now().Add(LingerTime))
 		_ = cc.bw.Flush()
 	}
 	if tc, ok := cc.c.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
-		_ = cc.c.SetReadDeadline(time.Now().Add(lingerTime))
+		_ = cc.c.SetReadDeadline(time.Now().Add(LingerTime))
 		_, _ = io.CopyN(io.Discard, cc.c, maxDiscard)
 	}
 	cc.c.Close()

@@ -92,7 +92,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 func (c *Conn) read(fd uintptr) bool {
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		r, e := RawRead(int(fd), c.rbuf)
 		switch e {
 		case 0:
 			c.rn = int(r)
@@ -138,7 +138,7 @@ func (c *Conn) write(fd uintptr) bool {
 		if len(b) > maxWrite {
 			b = b[:maxWrite]
 		}
-		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+		r, e := RawSend(int(fd), b)
 		switch e {
 		case 0:
 			c.wn += int(r)
@@ -349,7 +349,7 @@ func (c *Conn) sendWait(fd uintptr) bool {
 		if len(b) > maxWrite {
 			b = b[:maxWrite]
 		}
-		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+		r, e := RawSend(int(fd), b)
 		switch e {
 		case 0:
 			c.wn += int(r)
@@ -363,4 +363,25 @@ func (c *Conn) sendWait(fd uintptr) bool {
 	}
 	c.sent = true
 	return false // wait for the answer
+}
+
+// RawRead reads from the nonblocking socket fd into p, as a raw system call: a call that
+// tells the runtime it may block (syscall.Read) wakes the runtime's monitor, which may
+// take the caller's processor away and hand it back through another thread.
+func RawRead(fd int, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(r), e
+}
+
+// RawSend writes p to the nonblocking socket fd, as a raw system call; a peer that
+// closed makes it fail with EPIPE, no signal.
+func RawSend(fd int, p []byte) (int, syscall.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_NOSIGNAL, 0, 0)
+	return int(r), e
 }
