@@ -43,14 +43,16 @@ type loopServer struct {
 	ran           chan struct{} // closed when the loop has returned
 }
 
-func newLoopServer(r *Router, ln net.Listener, cfg http1.Config) (*loopServer, error) {
+// newLoopServer serves ln on an event loop, with fb (ln's goroutine server, whose Serve
+// is never called) for the connections the loop hands over.
+func newLoopServer(r *Router, ln net.Listener, fb *http1.Server, cfg http1.Config) (*loopServer, error) {
 	// The loop holds its thread and a processor of the runtime of its own while it
 	// waits (evloop.NewHolding).
 	ev, err := evloop.NewHolding()
 	if err != nil {
 		return nil, err
 	}
-	return &loopServer{r: r, ev: ev, ln: ln, fb: http1.NewServer(nil, r, cfg), cfg: cfg,
+	return &loopServer{r: r, ev: ev, ln: ln, fb: fb, cfg: cfg,
 		clients: make(map[*loopClient]struct{}), dynos: make(map[*loopDyno]struct{}),
 		idle: make(map[*dyno]*loopDyno), drained: make(chan struct{}), ran: make(chan struct{}), lfd: -1}, nil
 }

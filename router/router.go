@@ -182,9 +182,9 @@ func (r *Router) Run(ctx context.Context) error {
 	var ls *loopServer
 	if _, tcp := ln.(*net.TCPListener); r.cfg.EventLoop && !tcp {
 		r.log.Warn("the event loop serves a TCP listener only; serving with a goroutine per connection")
-	} else if r.cfg.EventLoop && !r.cfg.Cluster {
+	} else if r.cfg.EventLoop {
 		var err error
-		if ls, err = newLoopServer(r, ln, h1cfg); err != nil {
+		if ls, err = newLoopServer(r, ln, fr, h1cfg); err != nil {
 			ln.Close()
 			return fmt.Errorf("failed to start the event loop: %w", err)
 		}
