@@ -81,7 +81,7 @@ type Config struct {
 	// Ownership is on when Cluster is true.
 	Cluster bool
 	// EventLoop serves plain HTTP/1.1 clients on one event loop instead of a goroutine
-	// per connection (see loop.go); not in cluster mode.
+	// per connection (see loop.go); not in cluster mode. On in DefaultConfig.
 	EventLoop bool
 	RouterID  string
 	Advertise string
@@ -115,6 +115,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            "127.0.0.1:8080",
 		Domain:            "localhost",
+		EventLoop:         true,
 		MaxQueueDepth:     1000,
 		MaxQueueWait:      30 * time.Second,
 		RequestTimeout:    30 * time.Second,

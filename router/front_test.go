@@ -340,7 +340,7 @@ func TestShutdownClosesIdleAtOnce(t *testing.T) {
 	}
 	b, b2 := newBackend(t, h), newBackend(t, h)
 	ln := listen(t)
-	r, err := New(Config{Listener: ln, ShutdownTimeout: 20 * time.Second, Logger: testLogger(t)})
+	r, err := New(Config{Listener: ln, EventLoop: eventLoopByDefault(), ShutdownTimeout: 20 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -749,7 +749,7 @@ func TestConnAcceptedAsShutdownStartsIsServed(t *testing.T) {
 	inner := listen(t)
 	ln := &slowAccept{Listener: inner, accepted: make(chan struct{}, 1)}
 	b := newBackend(t, nil)
-	r, err := New(Config{Listener: ln, Logger: testLogger(t), ShutdownTimeout: 5 * time.Second})
+	r, err := New(Config{Listener: ln, EventLoop: eventLoopByDefault(), Logger: testLogger(t), ShutdownTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

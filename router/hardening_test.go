@@ -226,7 +226,7 @@ func TestGracefulShutdownDrainsInFlightAndQueued(t *testing.T) {
 	t.Parallel()
 	b, order, release := blockingBackend(t)
 	ln := listen(t)
-	r, err := New(Config{Listener: ln, ShutdownTimeout: 10 * time.Second, Logger: testLogger(t)})
+	r, err := New(Config{Listener: ln, EventLoop: eventLoopByDefault(), ShutdownTimeout: 10 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,12 @@ func (tr *testRouter) setCluster(c *cluster) {
 	tr.cluster = c
 }
 
+// eventLoopByDefault: the suite serves on the event loop, as dyno-router does by default,
+// and on the goroutine server with DYNO_ROUTER_EVENT_LOOP=0.
+func eventLoopByDefault() bool {
+	return os.Getenv("DYNO_ROUTER_EVENT_LOOP") != "0"
+}
+
 func startRouter(t *testing.T, mod func(*Config)) *testRouter {
 	t.Helper()
 	return startRouterHooked(t, mod, testHooks{})
@@ -75,12 +81,13 @@ func startRouterHooked(t *testing.T, mod func(*Config), hooks testHooks) *testRo
 		Listener:        ln,
 		Logger:          hclog.New(&hclog.LoggerOptions{Name: "router", Output: logs, Level: hclog.Debug}),
 		ShutdownTimeout: 5 * time.Second,
+		EventLoop:       eventLoopByDefault(),
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	if os.Getenv("DYNO_ROUTER_EVENT_LOOP") == "1" && !cfg.Cluster {
-		cfg.EventLoop = true // the whole suite, against the event loop
+	if cfg.Cluster {
+		cfg.EventLoop = false // as dyno-router -cluster does
 	}
 	r, err := New(cfg)
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// The router's whole suite also runs on the event loop (DYNO_ROUTER_EVENT_LOOP=1); these
-// tests are about what only the loop does.
+// The router's whole suite runs on the event loop, and again on the goroutine server
+// (DYNO_ROUTER_EVENT_LOOP=0); these tests are about what only the loop does.
 
 func startLoopRouter(t *testing.T, mod func(*Config)) *testRouter {
 	t.Helper()

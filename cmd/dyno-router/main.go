@@ -28,8 +28,44 @@ func main() {
 }
 
 func run(args []string) int {
+	cfg, logLevel, logJSON, err := parseFlags(args)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errFlagSyntax) {
+			fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
+		}
+		return 2
+	}
+	level := hclog.LevelFromString(logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(os.Stderr, "dyno-router: -log-level %q: want trace, debug, info, warn or error\n", logLevel)
+		return 2
+	}
+	out := &logOutput{out: os.Stderr}
+	defer out.Flush()
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: level, JSONFormat: logJSON, Output: out.direct()})
+	cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Name: "dyno-router.access", Level: level, JSONFormat: logJSON, Output: out.batched()})
+	r, err := router.New(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := r.Run(ctx); err != nil {
+		cfg.Logger.Error("router stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// errFlagSyntax is a command line the flag package refused; it has said why.
+var errFlagSyntax = errors.New("bad command line")
+
+// parseFlags reads the command line into the router's configuration, its log level and
+// whether it logs JSON.
+func parseFlags(args []string) (cfg router.Config, logLevel string, logJSON bool, err error) {
 	d := router.DefaultConfig()
-	cfg := d
+	cfg = d
 	fs := flag.NewFlagSet("dyno-router", flag.ContinueOnError)
 	fs.StringVar(&cfg.Listen, "listen", d.Listen, "address for client traffic")
 	fs.StringVar(&cfg.TLSListen, "tls-listen", "", "address for HTTPS client traffic, HTTP/1.1 and HTTP/2 (empty: off)")
@@ -50,7 +86,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.ConsulAddr, "consul", "127.0.0.1:8500", "Consul HTTP address (empty: no Consul)")
 	fs.StringVar(&cfg.ConsulToken, "consul-token", os.Getenv("CONSUL_HTTP_TOKEN"), "Consul ACL token (default $CONSUL_HTTP_TOKEN)")
 	fs.BoolVar(&cfg.Cluster, "cluster", false, "share dynos with other routers through Consul (see docs/router.md)")
-	fs.BoolVar(&cfg.EventLoop, "event-loop", false, "serve plain HTTP/1.1 on one event loop instead of a goroutine per connection; not with -cluster (see docs/router.md)")
+	fs.BoolVar(&cfg.EventLoop, "event-loop", d.EventLoop, "serve plain HTTP/1.1 on one event loop instead of a goroutine per connection; off by default with -cluster, which it does not serve (see docs/router.md)")
 	fs.StringVar(&cfg.RouterID, "id", "", "this router's ID in cluster mode (default: hostname and listen address)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "address other routers forward to in cluster mode (default: the listen address)")
 	fs.IntVar(&cfg.MaxQueueDepth, "max-queue", d.MaxQueueDepth, "H11 when this many requests wait for one app")
@@ -75,40 +111,24 @@ func run(args []string) int {
 		cfg.Static[app] = append(cfg.Static[app], insts...)
 		return nil
 	})
-	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
-	logJSON := fs.Bool("log-json", false, "log in JSON")
+	fs.StringVar(&logLevel, "log-level", "info", "log level (trace, debug, info, warn, error)")
+	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, "", false, err
+		}
+		return cfg, "", false, errFlagSyntax
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "dyno-router: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return cfg, "", false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.Cluster && !given(fs, "event-loop") {
+		cfg.EventLoop = false // cluster mode runs on the goroutine server
 	}
 	if err := checkNotZero(fs); err != nil {
-		fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
-		return 2
+		return cfg, "", false, err
 	}
-	level := hclog.LevelFromString(*logLevel)
-	if level == hclog.NoLevel {
-		fmt.Fprintf(os.Stderr, "dyno-router: -log-level %q: want trace, debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	out := &logOutput{out: os.Stderr}
-	defer out.Flush()
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "dyno-router", Level: level, JSONFormat: *logJSON, Output: out.direct()})
-	cfg.AccessLog = hclog.New(&hclog.LoggerOptions{Name: "dyno-router.access", Level: level, JSONFormat: *logJSON, Output: out.batched()})
-	r, err := router.New(cfg)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "dyno-router: %v\n", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := r.Run(ctx); err != nil {
-		cfg.Logger.Error("router stopped", "error", err)
-		return 1
-	}
-	return 0
+	return cfg, logLevel, logJSON, nil
 }
 
 // zeroMeansDefault are the flags whose zero value the router's Config reads as "the
@@ -131,4 +151,11 @@ func checkNotZero(fs *flag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// given reports whether the command line set the flag name.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

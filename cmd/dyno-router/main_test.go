@@ -34,3 +34,30 @@ func TestZeroFlagsAreRefused(t *testing.T) {
 		t.Errorf("checkNotZero: %v; an empty -tls-listen means off and is allowed", err)
 	}
 }
+
+// TestEventLoopIsTheDefaultButNotInClusterMode: the event loop serves unless the router
+// runs in cluster mode, which it does not serve; asking for both is left to the
+// router's configuration to refuse.
+func TestEventLoopIsTheDefaultButNotInClusterMode(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"-event-loop=false"}, false},
+		{[]string{"-cluster"}, false},
+		{[]string{"-cluster", "-event-loop=false"}, false},
+		{[]string{"-cluster", "-event-loop"}, true},
+	} {
+		cfg, _, _, err := parseFlags(tc.args)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if cfg.EventLoop != tc.want {
+			t.Errorf("%v: event loop %v, want %v", tc.args, cfg.EventLoop, tc.want)
+		}
+	}
+	if code := run([]string{"-cluster", "-event-loop", "-consul", "127.0.0.1:1"}); code != 2 {
+		t.Errorf("-cluster -event-loop: exit %d, want 2 (refused)", code)
+	}
+}

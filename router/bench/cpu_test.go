@@ -49,7 +49,7 @@ type cpuRegime struct {
 // (startHAProxyAsRouter): HAProxy doing the router's work, as an operator would set it
 // up in the router's place. And so does the peer on package evloop (startEvloopPeerOn),
 // whose loop parks in Go's poller instead of holding its thread in epoll_pwait, and the
-// router itself with -event-loop (startLoopRouterOn). BENCH_ROUTER_BASELINE names
+// router on its goroutine server (-event-loop=false, startGoroutineRouterOn). BENCH_ROUTER_BASELINE names
 // another dyno-router binary (an earlier build) to run alongside, interleaved likewise:
 // its CPU per request is reported next to the router's.
 func BenchmarkCPU(b *testing.B) {
@@ -63,8 +63,8 @@ func BenchmarkCPU(b *testing.B) {
 	keepOffCore(b, core)
 	// In this order: the indexes below name them.
 	procs := []*proc{startRouterOn(b, bs, core), startHAProxyOn(b, bs, "leastconn", true, core), startEpollPeerOn(b, bs, core),
-		startHAProxyAsRouter(b, bs, core), startEvloopPeerOn(b, bs, core), startLoopRouterOn(b, bs, core)}
-	const routerAt, haproxyAt, peerAt, asRouterAt, evloopAt, loopAt, baselineAt = 0, 1, 2, 3, 4, 5, 6
+		startHAProxyAsRouter(b, bs, core), startEvloopPeerOn(b, bs, core), startGoroutineRouterOn(b, bs, core)}
+	const routerAt, haproxyAt, peerAt, asRouterAt, evloopAt, goroutinesAt, baselineAt = 0, 1, 2, 3, 4, 5, 6
 	baseline := os.Getenv("BENCH_ROUTER_BASELINE")
 	if baseline != "" {
 		procs = append(procs, startRouterBin(b, "dyno-router (baseline)", baseline, bs, core))
@@ -126,20 +126,20 @@ func BenchmarkCPU(b *testing.B) {
 			ec, ep := medianDuration(cpu[peerAt]), medianDuration(p99[peerAt])
 			ac, ap := medianDuration(cpu[asRouterAt]), medianDuration(p99[asRouterAt])
 			lc := medianDuration(cpu[evloopAt])
-			oc, op := medianDuration(cpu[loopAt]), medianDuration(p99[loopAt])
-			loopIdeal := "-"
+			oc, op := medianDuration(cpu[goroutinesAt]), medianDuration(p99[goroutinesAt])
+			goroutinesIdeal := "-"
 			if rg.queue {
-				loopIdeal = fmt.Sprintf("%.2f", float64(op)/float64(loadgen.Summarise(loadgen.Ideal(rg.trace, dynos), 0).P99))
+				goroutinesIdeal = fmt.Sprintf("%.2f", float64(op)/float64(loadgen.Summarise(loadgen.Ideal(rg.trace, dynos), 0).P99))
 			}
 			row := fmt.Sprintf("| %s | %.0f | %.0f | %.2f (%s) | %.2f | %.2f | %.2f | %s | %.0f | %.2f | %.2f | %.2f | %.0f | %.2f (%s) | %.2f | %.2f | %.0f | %.2f (%s) |",
 				rg.name, us(rc), us(hc), float64(rc)/float64(hc), roundRatios(cpu[routerAt], cpu[haproxyAt]), ms(rp), ms(hp), float64(rp)/float64(hp), ideal,
 				us(ec), float64(ec)/float64(hc), float64(rc)/float64(ec), ms(ep),
 				us(ac), float64(rc)/float64(ac), roundRatios(cpu[routerAt], cpu[asRouterAt]), ms(ap), float64(rp)/float64(ap),
 				us(lc), float64(lc)/float64(hc), roundRatios(cpu[evloopAt], cpu[haproxyAt]))
-			row += fmt.Sprintf(" %.0f | %.2f (%s) | %.2f | %.2f | %s |", us(oc), float64(oc)/float64(hc), roundRatios(cpu[loopAt], cpu[haproxyAt]),
-				ms(op), float64(op)/float64(hp), loopIdeal)
-			b.ReportMetric(float64(oc)/float64(hc), "router-event-loop/haproxy-cpu-"+rg.key)
-			b.ReportMetric(float64(op)/float64(hp), "router-event-loop/haproxy-p99-"+rg.key)
+			row += fmt.Sprintf(" %.0f | %.2f (%s) | %.2f | %.2f | %s |", us(oc), float64(oc)/float64(hc), roundRatios(cpu[goroutinesAt], cpu[haproxyAt]),
+				ms(op), float64(op)/float64(hp), goroutinesIdeal)
+			b.ReportMetric(float64(oc)/float64(hc), "router-goroutines/haproxy-cpu-"+rg.key)
+			b.ReportMetric(float64(op)/float64(hp), "router-goroutines/haproxy-p99-"+rg.key)
 			b.ReportMetric(float64(lc)/float64(hc), "evloop-peer/haproxy-cpu-"+rg.key)
 			b.ReportMetric(float64(rc)/float64(ac), "router/haproxy-as-router-cpu-"+rg.key)
 			b.ReportMetric(float64(ec)/float64(hc), "epollpeer/haproxy-cpu-"+rg.key)
@@ -160,7 +160,7 @@ func BenchmarkCPU(b *testing.B) {
 		" Go epoll peer us/req | peer/HAProxy CPU | router/peer CPU | peer p99 ms |" +
 		" HAProxy with the router's headers us/req | router/it CPU (rounds' range) | its p99 ms | router/it p99 |" +
 		" Go evloop peer us/req | evloop peer/HAProxy CPU (rounds' range) |" +
-		" router -event-loop us/req | it/HAProxy CPU (rounds' range) | its p99 ms | it/HAProxy p99 | its p99/ideal |"
+		" router -event-loop=false us/req | it/HAProxy CPU (rounds' range) | its p99 ms | it/HAProxy p99 | its p99/ideal |"
 	rule := "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	if baseline != "" {
 		head, rule = head+" baseline us/req | baseline/HAProxy CPU | router/baseline CPU | baseline p99 ms |", rule+"---|---|---|---|"

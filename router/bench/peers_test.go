@@ -75,12 +75,12 @@ func startRouterWith(tb testing.TB, bs []*loadgen.Backend, core int, extra ...st
 	return startRouterBin(tb, "dyno-router", bin, bs, core, extra...)
 }
 
-// startLoopRouterOn is startRouterOn with the router serving on its event loop
-// (-event-loop).
-func startLoopRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
+// startGoroutineRouterOn is startRouterOn with the router serving a goroutine per
+// connection instead of on its event loop (-event-loop=false).
+func startGoroutineRouterOn(tb testing.TB, bs []*loadgen.Backend, core int) *proc {
 	tb.Helper()
 	bin := buildBin(tb, "github.com/dynogrid/dynogrid/cmd/dyno-router")
-	return startRouterBin(tb, "dyno-router -event-loop", bin, bs, core, "-event-loop")
+	return startRouterBin(tb, "dyno-router -event-loop=false", bin, bs, core, "-event-loop=false")
 }
 
 // buildBin builds the command pkg and returns its path.
