@@ -263,10 +263,6 @@ func (s *loopServer) sweep() {
 
 // keep stores dc as d's kept-alive connection (closing the one it replaces).
 func (s *loopServer) keep(d *dyno, dc *loopDyno) {
-	if s.shutting {
-		dc.close()
-		return
-	}
 	if old := s.idle[d]; old != nil && old != dc {
 		old.close()
 	}

@@ -37,6 +37,7 @@ type loopClient struct {
 	nreq    int            // requests begun on the connection
 	closing bool           // close once out is written
 	linger  bool           // closing: write side shut, reading the client's last bytes
+	born    time.Time      // accepted then
 	timer   *evloop.Timer
 	waiting clientWait // what the timer is for
 	writeBy time.Time  // the client must take pending output by then
@@ -63,7 +64,7 @@ func (s *loopServer) adopt(fd int, remote string) {
 		unix.Close(fd)
 		return
 	}
-	c := &loopClient{s: s, fd: fd, writable: true, base: &http.Request{RemoteAddr: remote}}
+	c := &loopClient{s: s, fd: fd, writable: true, base: &http.Request{RemoteAddr: remote}, born: time.Now()}
 	c.resume = c.run
 	c.timer = s.ev.After(s.cfg.HeaderReadTimeout, c.timedOut)
 	c.waiting = waitHead
@@ -140,7 +141,7 @@ func (c *loopClient) nextRequest() {
 		body := c.in[c.ioff : c.ioff+int(p.req.ContentLength)]
 		c.ioff += len(body)
 		c.stopWaiting()
-		c.rq = newLoopRequest(c, p.req, p.app, body)
+		c.rq = newLoopRequest(c, p, body)
 		*p = pendingRequest{}
 		c.rq.route()
 		return
@@ -154,7 +155,7 @@ func (c *loopClient) failPending(code *Code) {
 	c.pend = pendingRequest{}
 	c.ioff = len(c.in)
 	c.stopWaiting()
-	c.rq = newLoopRequest(c, p.req, p.app, nil)
+	c.rq = newLoopRequest(c, &p, nil)
 	c.rq.fail(code)
 }
 
@@ -163,6 +164,7 @@ type pendingRequest struct {
 	req     *http.Request
 	app     *app
 	headLen int
+	start   time.Time // when its head was in: the request's start, as for the goroutine server
 }
 
 // readHead reads and parses the next request head. It says false when there is none
@@ -202,7 +204,7 @@ func (c *loopClient) readHead() bool {
 			return false
 		}
 		c.nreq++
-		c.pend = pendingRequest{req: req, app: a, headLen: end}
+		c.pend = pendingRequest{req: req, app: a, headLen: end, start: time.Now()}
 		return true
 	}
 }
@@ -323,12 +325,21 @@ func (c *loopClient) armWrite() {
 // fail ends a connection whose write failed or timed out.
 func (c *loopClient) fail() {
 	c.broken = true
-	c.out, c.ooff = c.out[:0], 0
+	c.dropOutput()
 	if c.rq != nil {
 		c.rq.clientBroke()
 		return
 	}
 	c.close()
+}
+
+// dropOutput throws away what was not written to the client; the request in progress
+// counts only the bytes that went out.
+func (c *loopClient) dropOutput() {
+	if rq := c.rq; rq != nil {
+		rq.st.rec.bytes = max(0, rq.st.rec.bytes-int64(len(c.out)-c.ooff))
+	}
+	c.out, c.ooff = c.out[:0], 0
 }
 
 func (c *loopClient) wait(w clientWait, d time.Duration) {
@@ -384,12 +395,12 @@ func (c *loopClient) requestEnded(closeConn bool) {
 }
 
 // shutdown closes the connection when it waits for a request; one that has not sent its
-// first request yet gets a grace period.
+// first request yet has what is left of a grace period from its accept.
 func (c *loopClient) shutdown() {
 	switch {
 	case c.rq != nil || c.closing || c.ooff < len(c.out):
-	case c.nreq == 0 && len(c.in) == c.ioff:
-		c.wait(waitGrace, http1.NewConnGrace)
+	case c.nreq == 0 && len(c.in) == c.ioff && time.Since(c.born) < http1.NewConnGrace:
+		c.wait(waitGrace, http1.NewConnGrace-time.Since(c.born))
 	case len(c.in) == c.ioff:
 		c.close()
 	}
@@ -450,6 +461,7 @@ func (c *loopClient) close() {
 		return
 	}
 	if c.rq != nil {
+		c.dropOutput()
 		c.rq.clientBroke()
 	}
 	c.forget()

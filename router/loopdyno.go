@@ -183,8 +183,8 @@ func (dc *loopDyno) advance() {
 				continue
 			}
 		case phaseBody:
-			if o := dc.owner; o != nil && len(o.c.out)-o.c.ooff > maxPendingOut {
-				if o.c.flushPending(); len(o.c.out)-o.c.ooff > maxPendingOut || dc.closed {
+			if dc.heldBack() {
+				if dc.owner.c.flushPending(); dc.heldBack() || dc.closed {
 					return // the client's pace: its connection's Out event goes on
 				}
 			}
@@ -205,6 +205,13 @@ func (dc *loopDyno) advance() {
 			return
 		}
 	}
+}
+
+// heldBack says whether the client has more of the response to take than the loop
+// buffers for it: the loop reads no more of the dyno until it has taken some.
+func (dc *loopDyno) heldBack() bool {
+	o := dc.owner
+	return o != nil && len(o.c.out)-o.c.ooff > maxPendingOut
 }
 
 // writeWire writes what is left of the request. It says false when the connection
@@ -486,6 +493,11 @@ func (dc *loopDyno) timedOut() {
 			dc.forever = true
 		}
 	case phaseBody:
+		if dc.heldBack() {
+			// Not the dyno's silence: the loop does not read it while the client
+			// catches up, and the client must take its output in time (waitWrite).
+			dc.lastRead = time.Now()
+		}
 		if left := dc.timeout - time.Since(dc.lastRead); left > 0 {
 			dc.timer.Reset(left)
 			return

@@ -41,8 +41,9 @@ type loopRequest struct {
 	over  bool
 }
 
-func newLoopRequest(c *loopClient, req *http.Request, a *app, body []byte) *loopRequest {
-	rq := &loopRequest{c: c, s: c.s, req: req, a: a, start: time.Now()}
+func newLoopRequest(c *loopClient, p *pendingRequest, body []byte) *loopRequest {
+	req, a := p.req, p.app
+	rq := &loopRequest{c: c, s: c.s, req: req, a: a, start: p.start}
 	rq.w.loop = rq
 	r := c.s.r
 	rec := &rq.st.rec
@@ -197,7 +198,7 @@ func (rq *loopRequest) clientMoved() {
 		rq.waitEnded(H27)
 		return
 	}
-	if rq.dc != nil && rq.c.ooff == len(rq.c.out) {
+	if rq.dc != nil && !rq.dc.heldBack() {
 		rq.dc.step()
 	}
 }
@@ -220,11 +221,6 @@ func (rq *loopRequest) dispatch(l lease) {
 func (rq *loopRequest) dialed(dc *loopDyno, connect time.Duration, err error) {
 	rq.st.rec.connect += connect
 	if err != nil {
-		if rq.c.hup {
-			rq.l.settle(ended)
-			rq.fail(H27)
-			return
-		}
 		d := rq.l.d
 		rq.s.r.log.Warn("dyno refused a connection; trying another", "app", rq.a.name, "dyno", d.name, "addr", d.addr, "error", err)
 		rq.retry()
@@ -237,7 +233,7 @@ func (rq *loopRequest) dialed(dc *loopDyno, connect time.Duration, err error) {
 // the queue, unless it has been tried enough (H10).
 func (rq *loopRequest) retry() {
 	l := rq.l
-	rq.l, rq.dc = lease{}, nil
+	rq.l, rq.dc, rq.sent = lease{}, nil, time.Time{}
 	l.settle(down)
 	if rq.attempt >= rq.s.r.cfg.MaxAttempts {
 		rq.fail(H10)
@@ -315,7 +311,7 @@ func (rq *loopRequest) responseEnded(trailer http.Header) {
 		c.flushPending()
 		if c.broken || c.reset() {
 			// The client closed its connection during the response, and the
-			// response did not reach it.
+			// response did not reach it (its reset came back for what was sent).
 			rq.st.rec.code = H27
 		}
 	}
@@ -350,8 +346,11 @@ func (rq *loopRequest) clientBroke() {
 		rq.dc = nil
 		dc.detach()
 	}
-	if rq.st.rec.code == nil {
-		rq.st.rec.code = H27
+	if rec := &rq.st.rec; rec.code == nil {
+		rec.code = H27
+		if rec.status == 0 {
+			rec.status = H27.Status // no head went out
+		}
 	}
 	rq.end(true)
 }
