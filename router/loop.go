@@ -40,6 +40,8 @@ type loopServer struct {
 	// lfd is the loop's descriptor of the listener's socket (-1 once closed).
 	lfd           int
 	acceptBackoff time.Duration
+	acceptRetry   *evloop.Timer // set while accept waits to try again after a failure
+	chunkRun      []byte        // a dyno's chunked data on its way to the client (loopDyno.relay)
 	ran           chan struct{} // closed when the loop has returned
 }
 
@@ -90,9 +92,20 @@ type loopListener struct{ s *loopServer }
 
 func (l loopListener) Ready(uint32) { l.s.accept() }
 
-// accept takes every connection waiting, until the socket has none.
+// acceptsPerTurn bounds the connections the loop accepts in one turn: a flood of them
+// takes turns with the connections it serves.
+const acceptsPerTurn = 64
+
+// accept takes the connections waiting, until the socket has none.
 func (s *loopServer) accept() {
-	for s.lfd >= 0 {
+	if s.acceptRetry != nil {
+		return // out of descriptors: the retry's timer tries again
+	}
+	for n := 0; s.lfd >= 0; n++ {
+		if n == acceptsPerTurn {
+			s.ev.Post(s.accept) // edge-triggered: no event comes for these
+			return
+		}
 		fd, sa, err := unix.Accept4(s.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch err {
 		case nil:
@@ -106,7 +119,10 @@ func (s *loopServer) accept() {
 			// connections wait in the listen backlog meanwhile.
 			s.acceptBackoff = min(max(2*s.acceptBackoff, 5*time.Millisecond), time.Second)
 			s.r.log.Warn("failed to accept a connection; retrying", "error", err, "in", s.acceptBackoff)
-			s.ev.After(s.acceptBackoff, s.accept)
+			s.acceptRetry = s.ev.After(s.acceptBackoff, func() {
+				s.acceptRetry = nil
+				s.accept()
+			})
 			return
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)

@@ -24,7 +24,8 @@ type loopClient struct {
 
 	in   []byte // in[ioff:] is read and not yet consumed
 	ioff int
-	out  []byte // out[ooff:] is to be written
+	scan http1.HeadScan // of in[ioff:], for the next head
+	out  []byte         // out[ooff:] is to be written
 	ooff int
 
 	readable, writable bool // edge-triggered readiness not used up yet
@@ -56,8 +57,8 @@ const (
 )
 
 // maxPendingOut bounds what the loop buffers for a slow client before it stops reading
-// the dyno's response.
-const maxPendingOut = 256 << 10
+// the dyno's response (beyond what the client's socket buffers).
+const maxPendingOut = 64 << 10
 
 func (s *loopServer) adopt(fd int, remote string) {
 	if s.shutting {
@@ -172,7 +173,7 @@ type pendingRequest struct {
 func (c *loopClient) readHead() bool {
 	s := c.s
 	for {
-		start, end, err := http1.FindHead(c.in[c.ioff:], s.cfg.MaxHeaderBytes+4096)
+		start, end, err := c.scan.Find(c.in[c.ioff:], s.cfg.MaxHeaderBytes+4096)
 		if err == http1.ErrIncomplete {
 			switch {
 			case len(c.in) > c.ioff && c.waiting != waitHead && c.waiting != waitGrace:
@@ -296,12 +297,17 @@ func (c *loopClient) flush() {
 			break
 		}
 	}
+	if c.ooff > 0 && c.ooff >= len(c.out)-c.ooff {
+		// What was written goes once it is at least what is left, so that a response
+		// relayed while the client lags never keeps more than twice what is pending.
+		c.out, c.ooff = c.out[:copy(c.out, c.out[c.ooff:])], 0
+	}
 	if c.ooff == len(c.out) {
 		c.out, c.ooff = c.out[:0], 0
 		if c.waiting == waitWrite {
 			c.stopWaiting()
 		}
-		if cap(c.out) > 64<<10 {
+		if cap(c.out) > 64<<10 && c.rq == nil {
 			c.out = nil // a large buffer is not kept for an idle connection
 		}
 		return
@@ -391,6 +397,9 @@ func (c *loopClient) requestEnded(closeConn bool) {
 	if c.ioff == len(c.in) && cap(c.in) > 4096 {
 		c.in, c.ioff = nil, 0 // a large buffer is not kept for an idle connection
 	}
+	if c.ooff == len(c.out) && cap(c.out) > 64<<10 {
+		c.out, c.ooff = nil, 0
+	}
 	c.s.ev.Post(c.resume) // not in this call: a burst of pipelined answers is no deeper a stack
 }
 
@@ -420,7 +429,11 @@ func (c *loopClient) startLinger() {
 
 func (c *loopClient) discard() {
 	var buf [4096]byte
-	for c.readable {
+	for reads := 0; c.readable; reads++ {
+		if reads == readsPerTurn {
+			c.s.ev.Post(c.resume) // a client that keeps sending takes turns too
+			return
+		}
 		n, err := sysconn.RawRead(c.fd, buf[:])
 		if err == syscall.EAGAIN {
 			c.readable = false

@@ -22,11 +22,13 @@ import (
 // (draining, as lease.drain does), so that the dyno gets its next request only once it
 // is done with this one.
 type loopDyno struct {
-	s    *loopServer
-	fd   int
-	d    *dyno
-	in   []byte // in[ioff:] is read and not yet consumed
-	ioff int
+	s      *loopServer
+	fd     int
+	d      *dyno
+	resume func() // dc.step, made once
+	in     []byte // in[ioff:] is read and not yet consumed
+	ioff   int
+	scan   http1.HeadScan // of in[ioff:], for the response head
 
 	readable, writable, hup bool
 	dead                    bool // idle, and the dyno closed it or sent something unasked
@@ -93,6 +95,7 @@ func (s *loopServer) dialed(rq *loopRequest, d *dyno, fd int, connect time.Durat
 	var dc *loopDyno
 	if err == nil {
 		dc = &loopDyno{s: s, fd: fd, d: d, writable: true}
+		dc.resume = dc.step
 		dc.timer = s.ev.After(time.Hour, dc.timedOut)
 		dc.timer.Stop()
 		if err = s.ev.Add(fd, dc); err != nil {
@@ -176,7 +179,13 @@ func (dc *loopDyno) advance() {
 		// The rest of the request waits for room, and the dyno may answer before it
 		// read it all (the connection is not reused then).
 	}
-	for !dc.closed {
+	for reads := 0; !dc.closed; reads++ {
+		if reads == readsPerTurn {
+			// A fast or endless response takes turns with the other sockets: the
+			// rest is read on a later turn (edge-triggered: no event comes for it).
+			dc.s.ev.Post(dc.resume)
+			return
+		}
 		switch dc.phase {
 		case phaseHead:
 			if dc.readHead() {
@@ -206,6 +215,10 @@ func (dc *loopDyno) advance() {
 		}
 	}
 }
+
+// readsPerTurn bounds the reads of a connection in one turn of the loop (of up to 32 KiB
+// each from a dyno, the size of its buffer; 4 KiB from a lingering client).
+const readsPerTurn = 2
 
 // heldBack says whether the client has more of the response to take than the loop
 // buffers for it: the loop reads no more of the dyno until it has taken some.
@@ -289,7 +302,7 @@ func (dc *loopDyno) fill() bool {
 // readHead parses the response head once it is in. It says whether it did (false:
 // more is needed, or the connection failed).
 func (dc *loopDyno) readHead() bool {
-	start, end, err := http1.FindHead(dc.in[dc.ioff:], http1.MaxResponseHead)
+	start, end, err := dc.scan.Find(dc.in[dc.ioff:], http1.MaxResponseHead)
 	if err == http1.ErrIncomplete {
 		return false
 	}
@@ -346,19 +359,28 @@ func (dc *loopDyno) relay() {
 			dc.done()
 		}
 	case http1.ChunkedBody:
+		// The data of every chunk in the buffer goes on as one piece (one chunk to
+		// the client), as the goroutine server's copy does: many tiny chunks cost
+		// the client's framing once.
+		run := dc.s.chunkRun[:0]
+		defer func() { dc.s.chunkRun = run[:0] }()
 		for {
 			consumed, data, err := dc.chunks.Decode(dc.in[dc.ioff:])
-			if err != nil {
-				dc.cut()
-				return
+			if err == nil && dc.owner != nil {
+				run = append(run, data...)
 			}
 			dc.ioff += consumed
-			dc.pass(data)
-			if dc.chunks.Done() {
+			switch {
+			case err != nil:
+				dc.pass(run)
+				dc.cut()
+				return
+			case dc.chunks.Done():
+				dc.pass(run)
 				dc.done()
 				return
-			}
-			if consumed == 0 && data == nil {
+			case consumed == 0 && data == nil:
+				dc.pass(run)
 				return
 			}
 		}

@@ -333,18 +333,15 @@ func (l *Loop) drainWake() {
 	l.mu.Unlock()
 }
 
+// runPosted runs what was posted before it began. What those functions post runs in
+// the next turn, after the events that came meanwhile: work that keeps posting more
+// (a client's pipelined requests, a long response) takes turns with the other sockets.
 func (l *Loop) runPosted() {
-	for {
-		l.mu.Lock()
-		if len(l.posted) == 0 {
-			l.mu.Unlock()
-			return
-		}
-		l.posted, l.running = l.running[:0], l.posted
-		l.mu.Unlock()
-		for i, f := range l.running {
-			l.running[i] = nil
-			f()
-		}
+	l.mu.Lock()
+	l.posted, l.running = l.running[:0], l.posted
+	l.mu.Unlock()
+	for i, f := range l.running {
+		l.running[i] = nil
+		f()
 	}
 }

@@ -24,29 +24,56 @@ var ErrIncomplete = errors.New("http1: incomplete message head")
 // make it a head readHead would take. ErrIncomplete says buf holds no whole head yet;
 // start is then the blank lines that may be dropped already.
 func FindHead(buf []byte, max int) (start, end int, err error) {
-	line := 0 // where the line being looked at begins
+	var s HeadScan
+	return s.Find(buf, max)
+}
+
+// HeadScan is FindHead over a buffer that grows as bytes arrive: each Find looks only
+// at the lines the last one had not seen whole, so that a head arriving in many small
+// reads costs one pass over it, not one per read. The buffer's first byte must stay
+// the head's first byte between calls (append to it, move it whole); Reset once the
+// head it held is consumed.
+type HeadScan struct {
+	start int // the blank lines before the start line
+	line  int // where the first line not seen whole begins
+}
+
+// Find is FindHead on buf, resuming where the last call stopped.
+func (s *HeadScan) Find(buf []byte, max int) (start, end int, err error) {
+	if s.line > len(buf) {
+		s.Reset() // not the buffer it scanned: begin again
+	}
 	for {
-		i := bytes.IndexByte(buf[line:], '\n')
+		i := bytes.IndexByte(buf[s.line:], '\n')
 		if i < 0 {
 			break
 		}
-		next := line + i + 1
-		if next-start > max {
+		next := s.line + i + 1
+		if next-s.start > max {
+			start = s.start
+			s.Reset()
 			return start, 0, errHeadTooLarge
 		}
-		if blankLine(buf[line:next]) {
-			if line > start {
+		if blankLine(buf[s.line:next]) {
+			if s.line > s.start {
+				start = s.start
+				s.Reset()
 				return start, next, nil
 			}
-			start = next // a blank line before the start line
+			s.start = next // a blank line before the start line
 		}
-		line = next
+		s.line = next
 	}
-	if len(buf)-start > max {
+	if len(buf)-s.start > max {
+		start = s.start
+		s.Reset()
 		return start, 0, errHeadTooLarge
 	}
-	return start, 0, ErrIncomplete
+	return s.start, 0, ErrIncomplete
 }
+
+// Reset makes the next Find begin at the buffer's start.
+func (s *HeadScan) Reset() { *s = HeadScan{} }
 
 // blankLine says whether line, read through its LF, is empty: "\n" or "\r\n". One ends
 // a head; before the start line, one is skipped (RFC 9112 2.2).

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -108,15 +109,52 @@ func TestFindHeadAgreesWithReadHead(t *testing.T) {
 
 func FuzzFindHead(f *testing.F) {
 	for _, s := range validRequests {
-		f.Add([]byte(s), uint16(4096))
+		f.Add([]byte(s), uint16(4096), uint8(1))
 	}
-	f.Add([]byte("\r\n\n\r\nGET / HTTP/1.1\nHost: a\r\n\n"), uint16(20))
-	f.Add([]byte("\r\n\r\r\n\r\n"), uint16(1))
-	f.Fuzz(func(t *testing.T, data []byte, max uint16) {
+	f.Add([]byte("\r\n\n\r\nGET / HTTP/1.1\nHost: a\r\n\n"), uint16(20), uint8(3))
+	f.Add([]byte("\r\n\r\r\n\r\n"), uint16(1), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, max uint16, step uint8) {
 		if d := sameAsReadHead(data, int(max)); d != "" {
 			t.Fatal(d)
 		}
+		if d := scanSameAsFindHead(data, int(max), int(step)); d != "" {
+			t.Fatal(d)
+		}
 	})
+}
+
+// scanSameAsFindHead feeds data to a HeadScan step bytes at a time, as reads bring it,
+// and says where the scan's answer on a prefix differs from FindHead's, if anywhere.
+func scanSameAsFindHead(data []byte, bound, step int) string {
+	var s HeadScan
+	step = max(step, 1)
+	for n := 0; ; n = min(n+step, len(data)) {
+		start, end, err := s.Find(data[:n], bound)
+		wstart, wend, werr := FindHead(data[:n], bound)
+		if start != wstart || end != wend || err != werr {
+			return fmt.Sprintf("%q: scan %d %d %v, FindHead %d %d %v", data[:n], start, end, err, wstart, wend, werr)
+		}
+		if err != ErrIncomplete || n == len(data) {
+			return ""
+		}
+	}
+}
+
+// TestHeadScanFindsWhatFindHeadFinds: a head arriving in reads of any size is found
+// where FindHead finds it in the whole.
+func TestHeadScanFindsWhatFindHeadFinds(t *testing.T) {
+	t.Parallel()
+	streams := append([]string{}, validRequests...)
+	streams = append(streams, "\n\r\n\r\r\n\n", "\r\nGET / HTTP/1.1\r\n\r\r\n\r\n", "GET / HTTP/1.1\r\n"+strings.Repeat("A: b\r\n", 500)+"\r\n")
+	for _, s := range streams {
+		for _, max := range []int{1, 40, 64 << 10} {
+			for step := 1; step <= 9; step++ {
+				if d := scanSameAsFindHead([]byte(s), max, step); d != "" {
+					t.Fatalf("bound %d, reads of %d: %s", max, step, d)
+				}
+			}
+		}
+	}
 }
 
 func BenchmarkFindHead(b *testing.B) {
