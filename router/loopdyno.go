@@ -179,13 +179,8 @@ func (dc *loopDyno) advance() {
 		// The rest of the request waits for room, and the dyno may answer before it
 		// read it all (the connection is not reused then).
 	}
-	for reads := 0; !dc.closed; reads++ {
-		if reads == readsPerTurn {
-			// A fast or endless response takes turns with the other sockets: the
-			// rest is read on a later turn (edge-triggered: no event comes for it).
-			dc.s.ev.Post(dc.resume)
-			return
-		}
+	reads := 0
+	for !dc.closed {
 		switch dc.phase {
 		case phaseHead:
 			if dc.readHead() {
@@ -209,6 +204,13 @@ func (dc *loopDyno) advance() {
 		if !dc.readable {
 			return
 		}
+		if reads == readsPerTurn {
+			// A fast or endless response takes turns with the other sockets: the
+			// rest is read on a later turn (edge-triggered: no event comes for it).
+			dc.s.ev.Post(dc.resume)
+			return
+		}
+		reads++
 		if !dc.fill() {
 			dc.eof()
 			return
