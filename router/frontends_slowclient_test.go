@@ -68,15 +68,7 @@ func TestBothFrontEndsServeASteadySlowReaderWhole(t *testing.T) {
 		line string
 	}
 	g, l := onBothFrontEnds(t, func(t *testing.T, loop bool) seen {
-		b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", strconv.Itoa(size))
-			chunk := []byte(strings.Repeat("z", 64<<10))
-			for n := 0; n < size; n += len(chunk) {
-				if _, err := w.Write(chunk); err != nil {
-					return
-				}
-			}
-		})
+		b := sizedBackend(t, size)
 		// On loopback the kernel grows a slow client's send buffer to megabytes; on a
 		// real network it holds about the bandwidth-delay product: the router's is kept at
 		// 64 KiB, and the client has a small receive buffer, as on a slow link.
@@ -124,15 +116,7 @@ func TestBothFrontEndsLogTheBytesSentToAClientThatStopsReading(t *testing.T) {
 		bytes int
 	}
 	g, l := onBothFrontEnds(t, func(t *testing.T, loop bool) seen {
-		b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", strconv.Itoa(size))
-			chunk := []byte(strings.Repeat("z", 64<<10))
-			for n := 0; n < size; n += len(chunk) {
-				if _, err := w.Write(chunk); err != nil {
-					return
-				}
-			}
-		})
+		b := sizedBackend(t, size)
 		tr := startFrontEnd(t, loop, func(c *Config) { c.RequestTimeout = 300 * time.Millisecond })
 		tr.SetApp("nr", []Instance{b.instance("web.1")})
 		c := dialReceiveBuffer(t, tr.Addr(), 64<<10, 0)

@@ -183,6 +183,20 @@ func describe(r *http.Request) string {
 	return r.Method + " " + r.URL.Path + " from " + r.RemoteAddr + " (" + r.UserAgent() + ")"
 }
 
+// sizedBackend is a dyno that answers every request with size bytes of "z", with a
+// Content-Length, written 64 KiB at a time until the client leaves.
+func sizedBackend(t *testing.T, size int) *backend {
+	return newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := []byte(strings.Repeat("z", 64<<10))
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := w.Write(chunk[:min(len(chunk), size-n)]); err != nil {
+				return
+			}
+		}
+	})
+}
+
 func newBackend(t *testing.T, h http.HandlerFunc) *backend {
 	t.Helper()
 	b := &backend{t: t, handler: h}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -158,15 +157,7 @@ func TestLoopSteadySlowReaderGetsTheWholeResponse(t *testing.T) {
 		rate    = 64 << 10 // bytes a second the client takes
 		timeout = 250 * time.Millisecond
 	)
-	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(size))
-		chunk := []byte(strings.Repeat("z", 64<<10))
-		for n := 0; n < size; n += len(chunk) {
-			if _, err := w.Write(chunk); err != nil {
-				return
-			}
-		}
-	})
+	b := sizedBackend(t, size)
 	// Small socket buffers and segments, as on a slow link: the client takes a few KiB
 	// at a time, well within half the request timeout, while the loop, which holds what
 	// waits for the client, stops reading the dyno for longer than the timeout each time
