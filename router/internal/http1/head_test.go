@@ -309,3 +309,31 @@ func TestResponseFraming(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadScanLooksAtEachLineOnce: after a Find that finds no end, the next one begins
+// at the line not yet seen whole, so a head arriving a line per read is scanned once.
+// (The test changes a line already seen into a blank one, which only a scan from the
+// start would notice.)
+func TestHeadScanLooksAtEachLineOnce(t *testing.T) {
+	t.Parallel()
+	var s HeadScan
+	buf := []byte("GET / HTTP/1.1\r\nA: b\r\nC: d")
+	if _, _, err := s.Find(buf, 1<<20); err != ErrIncomplete {
+		t.Fatalf("%v, want ErrIncomplete", err)
+	}
+	copy(buf[len("GET / HTTP/1.1\r\n"):], "\r\nb") // "A: b\r\n" is now "\r\n" and "b\r\n"
+	buf = append(buf, "\r\n"...)
+	if _, end, err := FindHead(buf, 1<<20); err != nil || end != len("GET / HTTP/1.1\r\n\r\n") {
+		t.Fatalf("FindHead from the start: %d %v, want the blank line to end the head", end, err)
+	}
+	if _, _, err := s.Find(buf, 1<<20); err != ErrIncomplete {
+		t.Fatalf("the scan went back over lines it had seen: %v", err)
+	}
+	buf = append(buf, "\r\n"...)
+	if start, end, err := s.Find(buf, 1<<20); err != nil || start != 0 || end != len(buf) {
+		t.Fatalf("the whole head: %d %d %v, want 0 %d", start, end, err, len(buf))
+	}
+	if s != (HeadScan{}) {
+		t.Errorf("after a head is found the next scan begins at the start: %+v", s)
+	}
+}
