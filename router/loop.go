@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -26,7 +25,7 @@ import (
 type loopServer struct {
 	r   *Router
 	ev  *evloop.Loop
-	ln  net.Listener
+	ln  *net.TCPListener
 	fb  *http1.Server
 	cfg http1.Config
 
@@ -47,7 +46,7 @@ type loopServer struct {
 
 // newLoopServer serves ln on an event loop, with fb (ln's goroutine server, whose Serve
 // is never called) for the connections the loop hands over.
-func newLoopServer(r *Router, ln net.Listener, fb *http1.Server, cfg http1.Config) (*loopServer, error) {
+func newLoopServer(r *Router, ln *net.TCPListener, fb *http1.Server, cfg http1.Config) (*loopServer, error) {
 	// The loop holds its thread and a processor of the runtime of its own while it
 	// waits (evloop.NewHolding).
 	ev, err := evloop.NewHolding()
@@ -64,13 +63,7 @@ func newLoopServer(r *Router, ln net.Listener, fb *http1.Server, cfg http1.Confi
 // that a new connection costs no wake-up of another thread.
 func (s *loopServer) Serve() error {
 	defer close(s.ran)
-	ln, ok := s.ln.(*net.TCPListener)
-	if !ok {
-		s.ev.Close()
-		_ = s.ev.Run()
-		return errors.New("the event loop serves a TCP listener only")
-	}
-	fd, err := takeFD(ln)
+	fd, err := takeFD(s.ln)
 	if err != nil {
 		s.ev.Close()
 		_ = s.ev.Run()

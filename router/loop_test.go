@@ -220,3 +220,18 @@ func TestLoopSmallBodyTooSlowOrCutShort(t *testing.T) {
 		t.Errorf("the dyno served %d requests of bodies that never came whole", n)
 	}
 }
+
+// A listener that is not TCP is served by the goroutine server, with a warning: the loop
+// takes a TCP socket of its own.
+func TestLoopLeavesAListenerThatIsNotTCPToTheGoroutineServer(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	tr := startLoopRouter(t, func(c *Config) { c.Listener = struct{ net.Listener }{c.Listener} })
+	tr.SetApp("wrapped", []Instance{b.instance("web.1")})
+	if resp, body := tr.do(t, "GET", "wrapped.localhost", "/", nil, nil); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
+	}
+	if !tr.logHas("the event loop serves a TCP listener only") {
+		t.Error("no warning that the event loop does not serve this listener")
+	}
+}

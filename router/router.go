@@ -180,11 +180,11 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	fr := http1.NewServer(ln, r, h1cfg)
 	var ls *loopServer
-	if _, tcp := ln.(*net.TCPListener); r.cfg.EventLoop && !tcp {
+	if tln, tcp := ln.(*net.TCPListener); r.cfg.EventLoop && !tcp {
 		r.log.Warn("the event loop serves a TCP listener only; serving with a goroutine per connection")
 	} else if r.cfg.EventLoop {
 		var err error
-		if ls, err = newLoopServer(r, ln, fr, h1cfg); err != nil {
+		if ls, err = newLoopServer(r, tln, fr, h1cfg); err != nil {
 			ln.Close()
 			return fmt.Errorf("failed to start the event loop: %w", err)
 		}
