@@ -143,18 +143,7 @@ func TestBothFrontEndsLetAQueuedClientLeaveAlike(t *testing.T) {
 		b, order, release := blockingBackend(t)
 		tr := startFrontEnd(t, loop, nil)
 		tr.SetApp("ql", []Instance{b.instance("web.1")})
-		var releaseOnce sync.Once
-		var wg sync.WaitGroup
-		defer func() { // also when the test ends early
-			releaseOnce.Do(func() { close(release) })
-			wg.Wait()
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			exchange(t, tr.Addr(), "GET /hold HTTP/1.1\r\nHost: ql.localhost\r\n\r\n", "GET")
-		}()
-		waitFor(t, "/hold at the dyno", func() bool { return len(order) == 1 })
+		releaseHold := holdAtTheDyno(t, tr, order, release, "ql.localhost", "/hold")
 		for _, how := range []string{"close", "halfclose"} {
 			c, br := clientConnTo(t, tr.Addr())
 			io.WriteString(c, "GET /"+how+" HTTP/1.1\r\nHost: ql.localhost\r\n\r\n")
@@ -167,8 +156,7 @@ func TestBothFrontEndsLetAQueuedClientLeaveAlike(t *testing.T) {
 			}
 			waitFor(t, "/"+how+" gone from the queue", func() bool { return tr.waiting("ql") == 0 })
 		}
-		releaseOnce.Do(func() { close(release) })
-		wg.Wait()
+		releaseHold()
 		waitFor(t, "every request logged", func() bool { return len(accessLines(tr)) == 3 })
 		waitAppIdle(t, tr, "ql")
 		if n := b.served.Load(); n != 1 {

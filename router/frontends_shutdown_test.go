@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,18 +72,7 @@ func TestBothFrontEndsDrainTheQueueOnKeptDynoConnections(t *testing.T) {
 			t.Fatalf("a request of the other app: %d, close=%v", resp.StatusCode, resp.Close)
 		}
 		// The dyno holds the first request on the connection it then keeps; four wait.
-		var releaseOnce sync.Once
-		var wg sync.WaitGroup
-		defer func() { // also when the test ends early
-			releaseOnce.Do(func() { close(release) })
-			wg.Wait()
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			exchange(t, tr.Addr(), "GET /first HTTP/1.1\r\nHost: dk.localhost\r\n\r\n", "GET")
-		}()
-		waitFor(t, "/first at the dyno", func() bool { return len(order) == 1 })
+		releaseFirst := holdAtTheDyno(t, tr, order, release, "dk.localhost", "/first")
 		var readers []*bufio.Reader
 		for range 4 {
 			c, br := clientConnTo(t, tr.Addr())
@@ -96,7 +84,7 @@ func TestBothFrontEndsDrainTheQueueOnKeptDynoConnections(t *testing.T) {
 		stopped := make(chan error, 1)
 		go func() { stopped <- stop() }()
 		expectClosed(t, idle, idleBr, 5*time.Second, "an idle connection at shutdown")
-		releaseOnce.Do(func() { close(release) })
+		releaseFirst()
 		for i, br := range readers {
 			if answer := readAnswer(br, "GET"); !strings.HasPrefix(answer, "200 OK close=true ") {
 				t.Errorf("queued request %d: %s", i, answer)

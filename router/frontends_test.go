@@ -307,27 +307,36 @@ func waitAppIdle(t *testing.T, tr *testRouter, app string) {
 	})
 }
 
+// holdAtTheDyno sends tr a GET of path for host, for the dyno of blockingBackend (order,
+// release) to hold, and returns once it is there, with the release: it lets the dyno
+// answer and waits for the answer (called at the latest when the test ends).
+func holdAtTheDyno(t *testing.T, tr *testRouter, order chan string, release chan struct{}, host, path string) (releaseIt func()) {
+	t.Helper()
+	var once sync.Once
+	var wg sync.WaitGroup
+	releaseIt = func() {
+		once.Do(func() { close(release) })
+		wg.Wait()
+	}
+	t.Cleanup(releaseIt)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		exchange(t, tr.Addr(), "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n", "GET")
+	}()
+	waitFor(t, path+" at the dyno", func() bool { return len(order) == 1 })
+	return releaseIt
+}
+
 // hangingAddr is a loopback address whose connects hang until the dialer's timeout: a
 // listening socket with a backlog of 0 that never accepts, its accept queue filled. The
 // test is skipped where connects do not hang so.
 func hangingAddr(t *testing.T) string {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd, addr := boundSocket(t)
 	if err := unix.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
 	for range 8 { // until a connect hangs: the queue is full
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {

@@ -335,6 +335,13 @@ func listen(t *testing.T) net.Listener {
 // port refuses them: a socket bound there, never listening, holds the port for the test,
 // so that no other test's listener can take it.
 func refusingAddr(t *testing.T) string {
+	_, addr := boundSocket(t)
+	return addr
+}
+
+// boundSocket is a TCP socket bound to a free loopback port for the test, and its
+// address.
+func boundSocket(t *testing.T) (fd int, addr string) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -348,7 +355,7 @@ func refusingAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	return fd, fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
