@@ -1,6 +1,8 @@
 package router
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -233,5 +235,28 @@ func TestLoopLeavesAListenerThatIsNotTCPToTheGoroutineServer(t *testing.T) {
 	}
 	if !tr.logHas("the event loop serves a TCP listener only") {
 		t.Error("no warning that the event loop does not serve this listener")
+	}
+}
+
+// When -shutdown-timeout ends with requests left, the loop ends them as H27: the one at
+// its dyno (whose connection it closes) and the one still queued (docs/router.md, "Where
+// the two differ").
+func TestLoopEndsWhatIsLeftAtTheShutdownTimeoutAsH27(t *testing.T) {
+	t.Parallel()
+	b, order, release := blockingBackend(t)
+	defer close(release)
+	tr, stop := runFrontEnd(t, true, func(c *Config) { c.ShutdownTimeout = 300 * time.Millisecond })
+	tr.SetApp("left", []Instance{b.instance("web.1")})
+	go exchange(t, tr.Addr(), "GET /held HTTP/1.1\r\nHost: left.localhost\r\n\r\n", "GET")
+	waitFor(t, "/held at the dyno", func() bool { return len(order) == 1 })
+	go exchange(t, tr.Addr(), "GET /queued HTTP/1.1\r\nHost: left.localhost\r\n\r\n", "GET")
+	waitFor(t, "/queued waiting", func() bool { return tr.waiting("left") == 1 })
+	if err := stop(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("router Run: %v", err)
+	}
+	for _, p := range []string{"/held", "/queued"} {
+		if !tr.logHas(`path="`+p+`"`, "code=H27", "status=499") {
+			t.Errorf("%s: no H27 with status 499 logged:\n%s", p, tr.logs.String())
+		}
 	}
 }

@@ -406,10 +406,11 @@ func (c *loopClient) requestEnded(closeConn bool) {
 // shutdown closes the connection when it waits for a request; one that has not sent its
 // first request yet has what is left of a grace period from its accept.
 func (c *loopClient) shutdown() {
+	grace := http1.NewConnGrace - time.Since(c.born)
 	switch {
 	case c.rq != nil || c.closing || c.ooff < len(c.out):
-	case c.nreq == 0 && len(c.in) == c.ioff && time.Since(c.born) < http1.NewConnGrace:
-		c.wait(waitGrace, http1.NewConnGrace-time.Since(c.born))
+	case c.nreq == 0 && len(c.in) == c.ioff && grace > 0:
+		c.wait(waitGrace, grace)
 	case len(c.in) == c.ioff:
 		c.close()
 	}
